@@ -1,0 +1,7 @@
+// The typed messages between web, orchestrator and agent. One schema library (zod) for all of them.
+export * from "./agent.js";
+export * from "./browser.js";
+export * from "./frames.js";
+export * from "./replay.js";
+export * from "./flow.js";
+export * from "./api.js";
