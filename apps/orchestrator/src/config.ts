@@ -1,0 +1,56 @@
+// Everything the orchestrator reads from its environment, in one place, with the defaults that make
+// `npm start` work on one machine with nothing else installed.
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const REPO_ROOT = path.resolve(here, "../../..");
+
+function intFromEnv(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n < 0) throw new Error(`${name}=${raw} is not a non-negative number`);
+  return n;
+}
+
+export interface OrchestratorConfig {
+  port: number;
+  host: string;
+  labsDir: string;
+  webDir: string;
+  /** Serve the Next.js app too (off in API-only tests). */
+  serveWeb: boolean;
+  databaseUrl: string | undefined;
+  /** Sandboxes kept ready so "Start lab" hands one over at once. */
+  warmPoolSize: number;
+  /** A sandbox with no viewer and no activity for this long is reaped. */
+  idleTimeoutMs: number;
+  /** No sandbox lives longer than this. */
+  maxLifetimeMs: number;
+  reapIntervalMs: number;
+  sessionTtlMs: number;
+  sandboxLimits: { memoryBytes: number; cpus: number; pids: number };
+}
+
+export function loadConfig(overrides: Partial<OrchestratorConfig> = {}): OrchestratorConfig {
+  return {
+    port: intFromEnv("PORT", 3000),
+    host: process.env.HOST ?? "0.0.0.0",
+    labsDir: process.env.BERTH_LABS_DIR ?? path.join(REPO_ROOT, "labs"),
+    webDir: path.join(REPO_ROOT, "apps/web"),
+    serveWeb: process.env.BERTH_SERVE_WEB !== "0",
+    databaseUrl: process.env.DATABASE_URL || undefined,
+    warmPoolSize: intFromEnv("BERTH_WARM_POOL", 1),
+    idleTimeoutMs: intFromEnv("BERTH_IDLE_MINUTES", 30) * 60_000,
+    maxLifetimeMs: intFromEnv("BERTH_MAX_LIFETIME_MINUTES", 240) * 60_000,
+    reapIntervalMs: intFromEnv("BERTH_REAP_SECONDS", 60) * 1000,
+    sessionTtlMs: intFromEnv("BERTH_SESSION_DAYS", 14) * 24 * 3600_000,
+    sandboxLimits: {
+      memoryBytes: intFromEnv("BERTH_SANDBOX_MEMORY_MB", 512) * 1024 * 1024,
+      cpus: intFromEnv("BERTH_SANDBOX_CPUS", 1),
+      pids: intFromEnv("BERTH_SANDBOX_PIDS", 256),
+    },
+    ...overrides,
+  };
+}

@@ -1,0 +1,106 @@
+// The browser's live channel: socket.io over websocket only, authenticated by the session cookie at
+// the handshake, from this site's own pages only. It relays terminal bytes both ways; it never
+// decodes them.
+import {
+  TermAck,
+  TermAttach,
+  TermInput,
+  TermResize,
+  type ClientToServerEvents,
+  type ServerToClientEvents,
+} from "@berth/protocol";
+import type { Server as HttpServer } from "node:http";
+import type { Logger } from "pino";
+import { Server, type Socket } from "socket.io";
+import type { SessionStore, SessionUser } from "./auth/sessions.js";
+import type { LabCatalog } from "./labs/catalog.js";
+import type { SandboxManager } from "./sandboxes/sandbox-manager.js";
+import type { TerminalSession, TerminalViewer } from "./terminals/terminal-session.js";
+
+type BerthSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, { user: SessionUser }>;
+
+export function createGateway(
+  http: HttpServer,
+  deps: { sessions: SessionStore; sandboxes: SandboxManager; catalog: LabCatalog; log: Logger },
+): Server {
+  const { sessions, sandboxes, catalog, log } = deps;
+  const io = new Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, { user: SessionUser }>(http, {
+    transports: ["websocket"],
+    maxHttpBufferSize: 256 * 1024,
+    // Cross-site websocket hijacking guard: the Origin must be this host.
+    allowRequest: (req, callback) => {
+      const origin = req.headers.origin;
+      if (!origin) return callback(null, true); // not a browser (tests, tools): the cookie still decides
+      try {
+        callback(null, new URL(origin).host === req.headers.host);
+      } catch {
+        callback(null, false);
+      }
+    },
+  });
+
+  io.use(async (socket, next) => {
+    const user = await sessions.fromRequest(socket.request).catch(() => null);
+    if (!user) return next(new Error("unauthorized: sign in first"));
+    socket.data.user = user;
+    next();
+  });
+
+  io.on("connection", (socket: BerthSocket) => {
+    const attached = new Map<string, TerminalSession>();
+    const viewer: TerminalViewer = {
+      id: socket.id,
+      send: (msg) => socket.emit("term:data", msg),
+      exited: (msg) => socket.emit("term:exit", msg),
+    };
+
+    socket.on("term:attach", async (raw, reply) => {
+      const ack = typeof reply === "function" ? reply : () => {};
+      const parsed = TermAttach.safeParse(raw);
+      if (!parsed.success) return ack({ ok: false, error: `bad term:attach: ${parsed.error.issues[0]?.message}` });
+      const { labId, term, cols, rows } = parsed.data;
+      if (!catalog.get(labId)) return ack({ ok: false, error: `no lab called "${labId}"` });
+      const report = (phase: Parameters<ServerToClientEvents["sandbox:status"]>[0]["phase"], message: string) =>
+        socket.emit("sandbox:status", { labId, phase, message });
+      try {
+        const sb = await sandboxes.acquire(socket.data.user.id, labId, report);
+        const session = await sandboxes.terminal(sb, term, cols, rows);
+        attached.get(term)?.detach(socket.id);
+        attached.set(term, session);
+        await session.resize(cols, rows).catch(() => undefined);
+        session.attach(viewer);
+        report("ready", `Connected to ${sb.hostname}`);
+        ack({ ok: true });
+      } catch (err) {
+        log.error({ err: String(err), labId }, "term:attach failed");
+        report("error", err instanceof Error ? err.message : String(err));
+        ack({ ok: false, error: err instanceof Error ? err.message : String(err) });
+      }
+    });
+
+    socket.on("term:input", (raw) => {
+      const parsed = TermInput.safeParse(raw);
+      if (!parsed.success) return;
+      const bytes = typeof parsed.data.data === "string" ? Buffer.from(parsed.data.data, "utf8") : parsed.data.data;
+      attached.get(parsed.data.term)?.input(bytes);
+    });
+
+    socket.on("term:resize", (raw) => {
+      const parsed = TermResize.safeParse(raw);
+      if (!parsed.success) return;
+      attached.get(parsed.data.term)?.resize(parsed.data.cols, parsed.data.rows).catch(() => undefined);
+    });
+
+    socket.on("term:ack", (raw) => {
+      const parsed = TermAck.safeParse(raw);
+      if (parsed.success) attached.get(parsed.data.term)?.ack(socket.id, parsed.data.bytes);
+    });
+
+    socket.on("disconnect", () => {
+      for (const session of attached.values()) session.detach(socket.id);
+      attached.clear();
+    });
+  });
+
+  return io;
+}

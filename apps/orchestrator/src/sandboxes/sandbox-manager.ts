@@ -1,0 +1,241 @@
+// Which learner has which sandbox. One sandbox per learner and lab: handed over from the warm pool
+// (or created), recorded in the database, connected to through its agent, found again after an
+// orchestrator restart, and reaped when idle or too old.
+import {
+  AgentClient,
+  type SandboxDriver,
+  type SandboxInfo,
+} from "@berth/sandbox";
+import type { SandboxPhase } from "@berth/protocol";
+import type { Logger } from "pino";
+import type { Db } from "../db/index.js";
+import type { OrchestratorConfig } from "../config.js";
+import { TerminalSession } from "../terminals/terminal-session.js";
+import { WarmPool, newSandboxSpec } from "./warm-pool.js";
+
+export interface LearnerSandbox {
+  id: string;
+  userId: string;
+  labId: string;
+  hostname: string;
+  createdAt: Date;
+  expiresAt: Date;
+  agent: AgentClient;
+  terminals: Map<string, TerminalSession>;
+  /** Lab setup ran (or was not needed): checks may run. */
+  ready: boolean;
+}
+
+export type PhaseReporter = (phase: SandboxPhase, message: string) => void;
+
+export interface ExecResult {
+  exitCode: number | null;
+  stdout: Buffer;
+  stderr: Buffer;
+  timedOut: boolean;
+  truncated: boolean;
+  durationMs: number;
+}
+
+export class SandboxManager {
+  private readonly live = new Map<string, LearnerSandbox>(); // by sandbox id
+  private readonly pending = new Map<string, Promise<LearnerSandbox>>(); // by user:lab
+  readonly pool: WarmPool;
+  private reaper: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly driver: SandboxDriver,
+    private readonly db: Db,
+    private readonly config: OrchestratorConfig,
+    private readonly log: Logger,
+    /** Runs a lab's hidden setup script in a new sandbox. */
+    private readonly setupFor: (labId: string) => string | undefined,
+  ) {
+    this.pool = new WarmPool(driver, config.warmPoolSize, config.sandboxLimits, log);
+  }
+
+  /**
+   * After a (re)start: sandboxes the database says are running and the driver still has are kept
+   * (learners get their shells back); database rows without a sandbox are closed; sandboxes
+   * without a row (an old warm pool) are destroyed.
+   */
+  async recover(): Promise<void> {
+    const running = await this.driver.list();
+    const byId = new Map(running.map((s) => [s.id, s]));
+    const rows = await this.db.sandbox.findMany({ where: { state: { in: ["starting", "running"] } } });
+    const kept = new Set<string>();
+    for (const row of rows) {
+      const info = byId.get(row.id);
+      if (info && info.state === "running" && row.state === "running") {
+        kept.add(row.id);
+        continue;
+      }
+      await this.db.sandbox.update({ where: { id: row.id }, data: { state: "ended", endedAt: new Date(), endReason: "lost" } });
+      if (info) await this.driver.destroy(row.id).catch(() => undefined);
+    }
+    for (const info of running) {
+      if (!kept.has(info.id)) await this.driver.destroy(info.id).catch(() => undefined);
+    }
+    this.log.info({ kept: kept.size, destroyed: running.length - kept.size }, "sandboxes recovered");
+  }
+
+  start(): void {
+    void this.pool.fill();
+    this.reaper = setInterval(() => void this.reap().catch((err) => this.log.error({ err: String(err) }, "reap failed")), this.config.reapIntervalMs);
+    this.reaper.unref();
+  }
+
+  /** The learner's sandbox for this lab, made ready if need be. Concurrent calls share one attempt. */
+  acquire(userId: string, labId: string, report: PhaseReporter = () => {}): Promise<LearnerSandbox> {
+    const key = `${userId}:${labId}`;
+    const existing = this.pending.get(key);
+    if (existing) return existing;
+    const work = this.acquireNow(userId, labId, report).finally(() => this.pending.delete(key));
+    this.pending.set(key, work);
+    return work;
+  }
+
+  private async acquireNow(userId: string, labId: string, report: PhaseReporter): Promise<LearnerSandbox> {
+    for (const sb of this.live.values()) {
+      if (sb.userId === userId && sb.labId === labId) return sb;
+    }
+    // One from before a restart?
+    const row = await this.db.sandbox.findFirst({ where: { userId, labId, state: "running" }, orderBy: { createdAt: "desc" } });
+    if (row) {
+      report("booting", "Reconnecting to your sandbox");
+      try {
+        return await this.connect({ id: row.id, userId, labId, hostname: row.hostname, createdAt: row.createdAt, expiresAt: row.expiresAt, ready: true });
+      } catch (err) {
+        this.log.warn({ sandbox: row.id, err: String(err) }, "could not reconnect; starting a new sandbox");
+        await this.end(row.id, "lost");
+      }
+    }
+
+    report("allocating", "Finding a sandbox for you");
+    let info: SandboxInfo | undefined = this.pool.take();
+    if (!info) {
+      report("booting", "Starting a new sandbox (no warm one was free)");
+      info = await this.driver.create(newSandboxSpec(this.config.sandboxLimits));
+    }
+    const now = new Date();
+    const expiresAt = new Date(now.getTime() + this.config.maxLifetimeMs);
+    await this.db.sandbox.create({
+      data: { id: info.id, userId, labId, driver: this.driver.name, hostname: info.hostname, state: "starting", createdAt: now, lastActiveAt: now, expiresAt },
+    });
+    const sb = await this.connect({ id: info.id, userId, labId, hostname: info.hostname, createdAt: now, expiresAt, ready: false });
+    const setup = this.setupFor(labId);
+    if (setup) {
+      report("booting", "Preparing the lab");
+      const res = await this.exec(sb, setup, 60_000);
+      if (res.exitCode !== 0) {
+        this.log.error({ labId, stderr: res.stderr.toString("utf8").slice(0, 2000) }, "lab setup failed");
+        await this.end(sb.id, "setup-failed");
+        throw new Error(`The lab's setup script failed (exit ${res.exitCode}). Tell your instructor.`);
+      }
+    }
+    sb.ready = true;
+    await this.db.sandbox.update({ where: { id: sb.id }, data: { state: "running" } });
+    return sb;
+  }
+
+  private async connect(base: Omit<LearnerSandbox, "agent" | "terminals">): Promise<LearnerSandbox> {
+    const agent = await AgentClient.connect(await this.driver.connect(base.id), { timeoutMs: 10_000 });
+    const sb: LearnerSandbox = { ...base, agent, terminals: new Map() };
+    agent.onOutput((handle, bytes) => {
+      for (const t of sb.terminals.values()) if (t.handle === handle) t.output(bytes);
+    });
+    agent.onEvent((ev) => {
+      if (ev.event !== "pty.exit") return;
+      for (const [key, t] of sb.terminals) {
+        if (t.handle !== ev.handle) continue;
+        t.exit(ev.exitCode);
+        sb.terminals.delete(key);
+      }
+    });
+    agent.onClose(() => {
+      // The agent went away (sandbox destroyed, or killed by the learner): forget the connection;
+      // the next acquire reconnects or starts afresh.
+      if (this.live.get(sb.id) === sb) this.live.delete(sb.id);
+    });
+    this.live.set(sb.id, sb);
+    return sb;
+  }
+
+  /** The terminal `key` of a sandbox: the same shell every time while it lives. */
+  async terminal(sb: LearnerSandbox, key: string, cols: number, rows: number): Promise<TerminalSession> {
+    const known = sb.terminals.get(key);
+    if (known && !known.exited) return known;
+    const started = await sb.agent.request({ op: "pty.start", key, cols, rows });
+    const term = new TerminalSession(key, started.handle, sb.agent);
+    sb.terminals.set(key, term);
+    if (started.reattached) {
+      // The shell outlived us (orchestrator restart): ask the agent for its copy of the screen.
+      await sb.agent.request({ op: "pty.attach", handle: started.handle });
+    }
+    return term;
+  }
+
+  async exec(sb: LearnerSandbox, script: string, timeoutMs: number, maxOutputBytes = 16 * 1024): Promise<ExecResult> {
+    // The script goes in on stdin, so it never shows in the sandbox's process list as an argument.
+    const r = await sb.agent.request({
+      op: "exec",
+      cmd: ["bash", "-s"],
+      stdin: Buffer.from(script, "utf8").toString("base64"),
+      cwd: "/root",
+      env: { HOME: "/root", PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", LANG: "C.UTF-8" },
+      timeoutMs,
+      maxOutputBytes,
+    });
+    return {
+      exitCode: r.exitCode,
+      stdout: Buffer.from(r.stdout, "base64"),
+      stderr: Buffer.from(r.stderr, "base64"),
+      timedOut: r.timedOut,
+      truncated: r.truncated,
+      durationMs: r.durationMs,
+    };
+  }
+
+  find(userId: string, labId: string): LearnerSandbox | undefined {
+    for (const sb of this.live.values()) if (sb.userId === userId && sb.labId === labId) return sb;
+    return undefined;
+  }
+
+  async touch(sb: LearnerSandbox): Promise<void> {
+    await this.db.sandbox.update({ where: { id: sb.id }, data: { lastActiveAt: new Date() } }).catch(() => undefined);
+  }
+
+  /** Destroy sandboxes that nobody watches and nobody used for a while, and those past their lifetime. */
+  async reap(now = Date.now()): Promise<void> {
+    for (const sb of [...this.live.values()]) {
+      const terms = [...sb.terminals.values()];
+      const watched = terms.some((t) => t.viewerCount > 0);
+      const last = Math.max(sb.createdAt.getTime(), ...terms.map((t) => t.lastActivity));
+      if (now >= sb.expiresAt.getTime()) await this.end(sb.id, "expired");
+      else if (!watched && now - last > this.config.idleTimeoutMs) await this.end(sb.id, "idle");
+    }
+  }
+
+  async end(id: string, reason: string): Promise<void> {
+    const sb = this.live.get(id);
+    this.live.delete(id);
+    if (sb) {
+      for (const t of sb.terminals.values()) t.exit(-1);
+      sb.agent.close();
+    }
+    await this.driver.destroy(id).catch((err) => this.log.error({ sandbox: id, err: String(err) }, "destroy failed"));
+    await this.db.sandbox.updateMany({ where: { id, state: { not: "ended" } }, data: { state: "ended", endedAt: new Date(), endReason: reason } });
+    this.log.info({ sandbox: id, reason }, "sandbox ended");
+  }
+
+  /**
+   * Let go of everything this process owns, but leave learners' sandboxes running: they survive a
+   * restart of the orchestrator. Warm-pool sandboxes are destroyed.
+   */
+  async dispose(): Promise<void> {
+    if (this.reaper) clearInterval(this.reaper);
+    for (const sb of this.live.values()) sb.agent.close();
+    this.live.clear();
+    await this.pool.dispose();
+  }
+}

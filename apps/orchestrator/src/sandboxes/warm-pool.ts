@@ -1,0 +1,69 @@
+// The warm pool: sandboxes created ahead of demand, so "Start lab" hands one over instead of
+// booting one. Pool sandboxes belong to nobody and are not in the database; after a restart they
+// are orphans and the manager destroys them (the pool refills).
+import { randomBytes } from "node:crypto";
+import type { SandboxDriver, SandboxInfo, SandboxLimits } from "@berth/sandbox";
+import type { Logger } from "pino";
+
+export function newSandboxSpec(limits: SandboxLimits) {
+  const id = `sb-${randomBytes(6).toString("hex")}`;
+  return { id, hostname: `berth-${id.slice(3, 9)}`, limits };
+}
+
+export class WarmPool {
+  private ready: SandboxInfo[] = [];
+  private filling = 0;
+  private disposed = false;
+
+  constructor(
+    private readonly driver: SandboxDriver,
+    private readonly size: number,
+    private readonly limits: SandboxLimits,
+    private readonly log: Logger,
+  ) {}
+
+  /** Take a ready sandbox, if there is one, and start making its replacement. */
+  take(): SandboxInfo | undefined {
+    const sb = this.ready.shift();
+    this.fill();
+    return sb;
+  }
+
+  get readyCount(): number {
+    return this.ready.length;
+  }
+
+  /** Start creating sandboxes until the pool is full; returns when those under way are done. */
+  fill(): Promise<void> {
+    const work: Promise<void>[] = [];
+    while (!this.disposed && this.ready.length + this.filling < this.size) {
+      this.filling++;
+      const spec = newSandboxSpec(this.limits);
+      work.push(
+        this.driver
+          .create(spec)
+          .then(async (info) => {
+            if (this.disposed) await this.driver.destroy(info.id);
+            else this.ready.push(info);
+          })
+          .catch((err) => this.log.error({ err: String(err) }, "warm pool: could not create a sandbox"))
+          .finally(() => {
+            this.filling--;
+          }),
+      );
+    }
+    return Promise.all(work).then(() => undefined);
+  }
+
+  has(id: string): boolean {
+    return this.ready.some((s) => s.id === id);
+  }
+
+  /** Destroy the sandboxes nobody took. */
+  async dispose(): Promise<void> {
+    this.disposed = true;
+    const left = this.ready;
+    this.ready = [];
+    await Promise.all(left.map((s) => this.driver.destroy(s.id).catch(() => undefined)));
+  }
+}

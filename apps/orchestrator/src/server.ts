@@ -1,0 +1,97 @@
+// Assembles the orchestrator: database, lab catalog, sandbox driver and pool, grading, the REST API,
+// the socket.io gateway and (optionally) the Next.js web app, all behind one HTTP server.
+import { createServer, type Server as HttpServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { pino, type Logger } from "pino";
+import type { SandboxDriver } from "@berth/sandbox";
+import { createNamespacesDriver } from "@berth/sandbox";
+import { getSetup } from "@berth/labkit";
+import { loadConfig, type OrchestratorConfig } from "./config.js";
+import { closeDatabase, openDatabase, type Db } from "./db/index.js";
+import { SessionStore } from "./auth/sessions.js";
+import { LabCatalog } from "./labs/catalog.js";
+import { SandboxManager } from "./sandboxes/sandbox-manager.js";
+import { CheckRunner } from "./grading/check-runner.js";
+import { createApi } from "./http/api.js";
+import { sendJson } from "./http/router.js";
+import { createGateway } from "./gateway.js";
+
+export interface Orchestrator {
+  http: HttpServer;
+  url: string;
+  db: Db;
+  sandboxes: SandboxManager;
+  close(): Promise<void>;
+}
+
+export async function startOrchestrator(
+  overrides: Partial<OrchestratorConfig> = {},
+  opts: { driver?: SandboxDriver; log?: Logger } = {},
+): Promise<Orchestrator> {
+  const config = loadConfig(overrides);
+  const log = opts.log ?? pino({ level: process.env.LOG_LEVEL ?? "info" });
+  const db = await openDatabase(config.databaseUrl);
+  const driver = opts.driver ?? createNamespacesDriver();
+  await driver.prepare((line) => log.info(line));
+
+  const catalog = new LabCatalog(db, log);
+  await catalog.load(config.labsDir);
+  const sessions = new SessionStore(db, config.sessionTtlMs);
+  const sandboxes = new SandboxManager(driver, db, config, log, (labId) => {
+    const entry = catalog.get(labId);
+    return entry ? getSetup(entry.lab) : undefined;
+  });
+  await sandboxes.recover();
+  const checks = new CheckRunner(db, catalog, sandboxes);
+  const api = createApi({ db, sessions, catalog, sandboxes, checks, sessionTtlMs: config.sessionTtlMs, log });
+
+  let web: ((req: import("node:http").IncomingMessage, res: import("node:http").ServerResponse) => Promise<void>) | undefined;
+  let closeWeb: (() => Promise<void>) | undefined;
+  if (config.serveWeb) {
+    const { default: next } = await import("next");
+    const app = next({ dev: false, dir: config.webDir, quiet: true });
+    await app.prepare();
+    const handler = app.getRequestHandler();
+    web = (req, res) => handler(req, res);
+    closeWeb = () => app.close();
+  }
+
+  const http = createServer((req, res) => {
+    const path = (req.url ?? "/").split("?")[0]!;
+    if (path === "/healthz") return sendJson(res, 200, { ok: true, warmPool: sandboxes.pool.readyCount });
+    if (path === "/api" || path.startsWith("/api/")) return void api.handle(req, res);
+    if (web) return void web(req, res).catch((err) => {
+      log.error({ err: String(err) }, "web handler failed");
+      if (!res.headersSent) sendJson(res, 500, { error: "page failed to render" });
+    });
+    sendJson(res, 404, { error: "not found" });
+  });
+  // Long checks and slow networks: do not let Node cut requests at its default 300 s.
+  http.requestTimeout = 0;
+  const io = createGateway(http, { sessions, sandboxes, catalog, log });
+
+  await new Promise<void>((resolve, reject) => {
+    http.once("error", reject);
+    http.listen(config.port, config.host, () => resolve());
+  });
+  const port = (http.address() as AddressInfo).port;
+  const url = `http://localhost:${port}`;
+  sandboxes.start();
+  log.info({ url, driver: driver.name, warmPool: config.warmPoolSize }, "Berth is ready");
+
+  let closed: Promise<void> | undefined;
+  return {
+    http,
+    url,
+    db,
+    sandboxes,
+    close: () =>
+      (closed ??= (async () => {
+        io.close();
+        await new Promise<void>((r) => http.close(() => r()));
+        await sandboxes.dispose();
+        await closeWeb?.();
+        await closeDatabase(db);
+      })()),
+  };
+}
