@@ -17,6 +17,11 @@ function intFromEnv(name: string, fallback: number): number {
 export interface OrchestratorConfig {
   port: number;
   host: string;
+  /**
+   * Names this orchestrator's sandboxes (their ids start with it), so that several installations
+   * or test runs on one machine never adopt or reap each other's sandboxes.
+   */
+  instance: string;
   labsDir: string;
   webDir: string;
   /** Serve the Next.js app too (off in API-only tests). */
@@ -37,6 +42,7 @@ export function loadConfig(overrides: Partial<OrchestratorConfig> = {}): Orchest
   return {
     port: intFromEnv("PORT", 3000),
     host: process.env.HOST ?? "0.0.0.0",
+    instance: process.env.BERTH_INSTANCE ?? "main",
     labsDir: process.env.BERTH_LABS_DIR ?? path.join(REPO_ROOT, "labs"),
     webDir: path.join(REPO_ROOT, "apps/web"),
     serveWeb: process.env.BERTH_SERVE_WEB !== "0",

@@ -51,7 +51,7 @@ export class SandboxManager {
     /** Runs a lab's hidden setup script in a new sandbox. */
     private readonly setupFor: (labId: string) => string | undefined,
   ) {
-    this.pool = new WarmPool(driver, config.warmPoolSize, config.sandboxLimits, log);
+    this.pool = new WarmPool(driver, config.instance, config.warmPoolSize, config.sandboxLimits, log);
   }
 
   /**
@@ -60,9 +60,10 @@ export class SandboxManager {
    * without a row (an old warm pool) are destroyed.
    */
   async recover(): Promise<void> {
-    const running = await this.driver.list();
+    const mine = `${this.config.instance}-`;
+    const running = (await this.driver.list()).filter((s) => s.id.startsWith(mine));
     const byId = new Map(running.map((s) => [s.id, s]));
-    const rows = await this.db.sandbox.findMany({ where: { state: { in: ["starting", "running"] } } });
+    const rows = await this.db.sandbox.findMany({ where: { state: { in: ["starting", "running"] }, id: { startsWith: mine } } });
     const kept = new Set<string>();
     for (const row of rows) {
       const info = byId.get(row.id);
@@ -115,7 +116,7 @@ export class SandboxManager {
     let info: SandboxInfo | undefined = this.pool.take();
     if (!info) {
       report("booting", "Starting a new sandbox (no warm one was free)");
-      info = await this.driver.create(newSandboxSpec(this.config.sandboxLimits));
+      info = await this.driver.create(newSandboxSpec(this.config.instance, this.config.sandboxLimits));
     }
     const now = new Date();
     const expiresAt = new Date(now.getTime() + this.config.maxLifetimeMs);

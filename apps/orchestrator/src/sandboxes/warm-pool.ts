@@ -5,9 +5,9 @@ import { randomBytes } from "node:crypto";
 import type { SandboxDriver, SandboxInfo, SandboxLimits } from "@berth/sandbox";
 import type { Logger } from "pino";
 
-export function newSandboxSpec(limits: SandboxLimits) {
-  const id = `sb-${randomBytes(6).toString("hex")}`;
-  return { id, hostname: `berth-${id.slice(3, 9)}`, limits };
+export function newSandboxSpec(instance: string, limits: SandboxLimits) {
+  const tag = randomBytes(6).toString("hex");
+  return { id: `${instance}-${tag}`, hostname: `berth-${tag.slice(0, 6)}`, limits };
 }
 
 export class WarmPool {
@@ -17,6 +17,7 @@ export class WarmPool {
 
   constructor(
     private readonly driver: SandboxDriver,
+    private readonly instance: string,
     private readonly size: number,
     private readonly limits: SandboxLimits,
     private readonly log: Logger,
@@ -38,7 +39,7 @@ export class WarmPool {
     const work: Promise<void>[] = [];
     while (!this.disposed && this.ready.length + this.filling < this.size) {
       this.filling++;
-      const spec = newSandboxSpec(this.limits);
+      const spec = newSandboxSpec(this.instance, this.limits);
       work.push(
         this.driver
           .create(spec)

@@ -1,0 +1,66 @@
+// `npm test`: the whole suite. Sets up what is missing (as `npm start` does), then runs, in order:
+// the typecheck, the unit and integration tests (vitest, real sandboxes and engines), `labkit lint`
+// and `labkit test` over labs/, and the browser suite (Playwright in Debian's Chromium).
+// Every stage runs even if an earlier one failed, so one run shows everything that is wrong.
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { ROOT, RUNTIME_PACKAGES, TEST_PACKAGES, requireRoot, say, setup } from "./setup.mjs";
+
+requireRoot("run real sandboxes in the tests");
+const started = Date.now();
+try {
+  setup({ packages: [...RUNTIME_PACKAGES, ...TEST_PACKAGES] });
+} catch (err) {
+  console.error(`\nSetup failed: ${err.message}`);
+  process.exit(1);
+}
+
+const bin = (name) => path.join(ROOT, "node_modules/.bin", name);
+const reports = mkdtempSync(path.join(os.tmpdir(), "berth-test-"));
+const stages = [];
+let passed = 0;
+let failed = 0;
+
+function stage(name, cmd, args, count) {
+  say(name);
+  const t0 = Date.now();
+  const res = spawnSync(cmd, args, { cwd: ROOT, stdio: "inherit", env: { ...process.env, FORCE_COLOR: "0" } });
+  const ok = res.status === 0;
+  let counted = { passed: ok ? 1 : 0, failed: ok ? 0 : 1 };
+  try {
+    if (count) counted = count(ok);
+  } catch {
+    // No report written (the runner crashed): the stage's exit code stands for it.
+  }
+  passed += counted.passed;
+  failed += counted.failed;
+  stages.push({ name, ok, seconds: Math.round((Date.now() - t0) / 1000) });
+}
+
+stage("Typecheck", bin("tsc"), ["-p", "tsconfig.json", "--noEmit"]);
+
+const vitestJson = path.join(reports, "vitest.json");
+stage("Unit and integration tests (vitest)", bin("vitest"), ["run", "--reporter=default", "--reporter=json", `--outputFile.json=${vitestJson}`], (ok) => {
+  const r = JSON.parse(readFileSync(vitestJson, "utf8"));
+  const f = r.numFailedTests + (ok ? 0 : r.numFailedTests === 0 ? 1 : 0);
+  return { passed: r.numPassedTests, failed: f };
+});
+
+stage("Lint the labs (labkit lint labs)", bin("tsx"), ["packages/labkit/src/cli.ts", "lint", "labs"]);
+stage("Prove every check (labkit test labs)", bin("tsx"), ["packages/labkit/src/cli.ts", "test", "labs"]);
+
+const pwJson = path.join(reports, "playwright.json");
+process.env.PLAYWRIGHT_JSON_OUTPUT_NAME = pwJson;
+stage("Browser tests (Playwright, Chromium)", bin("playwright"), ["test", "-c", "test/e2e/playwright.config.ts"], (ok) => {
+  const r = JSON.parse(readFileSync(pwJson, "utf8"));
+  const f = r.stats.unexpected ?? 0;
+  return { passed: r.stats.expected ?? 0, failed: f + (!ok && f === 0 ? 1 : 0) };
+});
+
+console.log("\nSummary");
+for (const s of stages) console.log(`  ${s.ok ? "ok  " : "FAIL"}  ${s.name} (${s.seconds} s)`);
+console.log(`  total ${Math.round((Date.now() - started) / 1000)} s`);
+console.log(`tests: ${passed} passed, ${failed} failed`);
+process.exit(stages.every((s) => s.ok) ? 0 : 1);

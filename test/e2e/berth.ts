@@ -1,0 +1,76 @@
+// Starts a real Berth (orchestrator + web app) as a child process for the browser tests, on a port
+// and a database of its own, and stops it. Restarting it keeps the database and the sandboxes.
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.listen(0, "127.0.0.1", () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+    srv.on("error", reject);
+  });
+}
+
+export interface Berth {
+  url: string;
+  dataDir: string;
+  log: string[];
+  stop(): Promise<void>;
+  restart(): Promise<void>;
+}
+
+export async function startBerth(env: Record<string, string> = {}): Promise<Berth> {
+  const port = await freePort();
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), "berth-e2e-"));
+  const url = `http://localhost:${port}`;
+  const log: string[] = [];
+  let child: ChildProcess | undefined;
+
+  const launch = async () => {
+    child = spawn(path.join(ROOT, "node_modules/.bin/tsx"), ["apps/orchestrator/src/main.ts"], {
+      cwd: ROOT,
+      env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", BERTH_DATA_DIR: dataDir, BERTH_INSTANCE: `e2e${port}`, LOG_LEVEL: "warn", ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    const keep = (b: Buffer) => {
+      log.push(b.toString("utf8"));
+      if (log.length > 500) log.shift();
+    };
+    child.stdout!.on("data", keep);
+    child.stderr!.on("data", keep);
+    const deadline = Date.now() + 120_000;
+    while (Date.now() < deadline) {
+      if (child.exitCode !== null) throw new Error(`Berth exited early (${child.exitCode}):\n${log.join("")}`);
+      try {
+        const res = await fetch(`${url}/healthz`);
+        if (res.ok) return;
+      } catch {
+        // not listening yet
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    throw new Error(`Berth did not answer within 120 s:\n${log.join("")}`);
+  };
+
+  const stop = async () => {
+    const c = child;
+    if (!c || c.exitCode !== null) return;
+    await new Promise<void>((resolve) => {
+      c.once("exit", () => resolve());
+      c.kill("SIGTERM");
+      setTimeout(() => c.kill("SIGKILL"), 15_000).unref();
+    });
+  };
+
+  await launch();
+  return { url, dataDir, log, stop, restart: async () => { await stop(); await launch(); } };
+}
