@@ -1,0 +1,153 @@
+// The orchestrator's REST API and socket gateway against a real database and real sandboxes:
+// accounts, bad input, and the promise that check scripts and solutions never leave the server.
+import { mkdtempSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { io as connectSocket } from "socket.io-client";
+import { loadLabs } from "@berth/labkit";
+import { startOrchestrator, type Orchestrator } from "../src/server.js";
+import { REPO_ROOT } from "../src/config.js";
+
+let berth: Orchestrator;
+
+beforeAll(async () => {
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), "berth-api-"));
+  process.env.BERTH_DATA_DIR = dataDir;
+  berth = await startOrchestrator({ port: 0, host: "127.0.0.1", serveWeb: false, warmPoolSize: 0, instance: `api${process.pid}` });
+});
+afterAll(async () => {
+  await berth?.close();
+});
+
+async function api(method: string, url: string, body?: unknown, cookie?: string, contentType = "application/json") {
+  const res = await fetch(berth.url + url, {
+    method,
+    headers: { ...(body !== undefined ? { "content-type": contentType } : {}), ...(cookie ? { cookie } : {}) },
+    body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
+  });
+  const text = await res.text();
+  return { status: res.status, json: text ? JSON.parse(text) : undefined, cookie: res.headers.get("set-cookie")?.split(";")[0], text };
+}
+
+describe("accounts", () => {
+  it("makes the first account an admin and later ones learners, with httpOnly session cookies", async () => {
+    const first = await api("POST", "/api/auth/signup", { email: "Ada@Example.org", password: "correct horse" });
+    expect(first.status).toBe(201);
+    expect(first.json.user).toMatchObject({ email: "ada@example.org", role: "admin" });
+    const second = await api("POST", "/api/auth/signup", { email: "bob@example.org", password: "battery staple" });
+    expect(second.json.user.role).toBe("learner");
+
+    const me = await api("GET", "/api/me", undefined, second.cookie);
+    expect(me.json.user.email).toBe("bob@example.org");
+    expect((await api("GET", "/api/me")).status).toBe(401);
+  });
+
+  it("refuses a taken email, a wrong password and an unknown account alike", async () => {
+    expect((await api("POST", "/api/auth/signup", { email: "ada@example.org", password: "whatever1" })).status).toBe(409);
+    expect((await api("POST", "/api/auth/signin", { email: "ada@example.org", password: "wrong pass" })).status).toBe(401);
+    expect((await api("POST", "/api/auth/signin", { email: "nobody@example.org", password: "wrong pass" })).status).toBe(401);
+    const ok = await api("POST", "/api/auth/signin", { email: "ada@example.org", password: "correct horse" });
+    expect(ok.status).toBe(200);
+    expect(ok.cookie).toMatch(/^berth_session=/);
+  });
+
+  it("signs out: the session no longer works", async () => {
+    const s = await api("POST", "/api/auth/signin", { email: "ada@example.org", password: "correct horse" });
+    expect((await api("POST", "/api/auth/signout", undefined, s.cookie)).status).toBe(204);
+    expect((await api("GET", "/api/me", undefined, s.cookie)).status).toBe(401);
+  });
+});
+
+describe("bad input gets a 4xx with a message", () => {
+  it.each([
+    ["malformed JSON", "{not json", "application/json", 400, /not valid JSON/],
+    ["a bad email", { email: "nope", password: "longenough" }, "application/json", 400, /email/],
+    ["a short password", { email: "c@example.org", password: "short" }, "application/json", 400, /8 characters/],
+    ["a form post (not JSON)", "email=a", "application/x-www-form-urlencoded", 415, /JSON/],
+    ["an oversized body", { email: "d@example.org", password: "x".repeat(100_000) }, "application/json", 413, /too large/],
+  ])("%s", async (_name, body, type, status, message) => {
+    const res = await api("POST", "/api/auth/signup", body, undefined, type as string);
+    expect(res.status).toBe(status);
+    expect(res.json.error).toMatch(message as RegExp);
+  });
+
+  it("unknown endpoints, labs and checks are 404s; wrong methods 405", async () => {
+    const s = await api("POST", "/api/auth/signin", { email: "bob@example.org", password: "battery staple" });
+    expect((await api("GET", "/api/nope")).status).toBe(404);
+    expect((await api("GET", "/api/labs/no-such-lab", undefined, s.cookie)).status).toBe(404);
+    expect((await api("DELETE", "/api/labs")).status).toBe(405);
+    const labs = (await api("GET", "/api/labs")).json.labs;
+    expect((await api("POST", `/api/labs/${labs[0].id}/checks/no-such-check`, undefined, s.cookie)).status).toBe(404);
+  });
+
+  it("a check before the sandbox runs is a 409 that says what to do", async () => {
+    const s = await api("POST", "/api/auth/signin", { email: "bob@example.org", password: "battery staple" });
+    const lab = (await api("GET", "/api/labs")).json.labs[0];
+    const view = (await api("GET", `/api/labs/${lab.id}`, undefined, s.cookie)).json.lab;
+    const checkId = view.steps.flatMap((st: { checks: { id: string }[] }) => st.checks)[0].id;
+    const res = await api("POST", `/api/labs/${lab.id}/checks/${checkId}`, undefined, s.cookie);
+    expect(res.status).toBe(409);
+    expect(res.json.error).toMatch(/open the lab/);
+  });
+});
+
+describe("the socket gateway", () => {
+  it("refuses a socket without a session", async () => {
+    const socket = connectSocket(berth.url, { transports: ["websocket"], reconnection: false });
+    const err = await new Promise<Error>((resolve) => socket.on("connect_error", resolve));
+    expect(err.message).toMatch(/unauthorized/);
+    socket.close();
+  });
+
+  it("refuses a socket from another site's page even with a valid cookie", async () => {
+    const s = await api("POST", "/api/auth/signin", { email: "bob@example.org", password: "battery staple" });
+    const socket = connectSocket(berth.url, {
+      transports: ["websocket"],
+      reconnection: false,
+      extraHeaders: { cookie: s.cookie!, origin: "https://evil.example" },
+    });
+    const err = await new Promise<Error>((resolve) => socket.on("connect_error", resolve));
+    expect(err).toBeTruthy();
+    socket.close();
+  });
+});
+
+describe("secrets stay on the server", () => {
+  it("no API response carries a check script, a solution or a setup script", async () => {
+    const s = await api("POST", "/api/auth/signin", { email: "bob@example.org", password: "battery staple" });
+    const { labs } = await loadLabs(path.join(REPO_ROOT, "labs"));
+    const secrets: string[] = [];
+    for (const lab of labs) {
+      for (const text of secretTexts(lab)) {
+        // Long, distinctive lines only: short ones ("fi", "done") appear in any prose.
+        for (const line of text.split("\n").map((l) => l.trim())) if (line.length >= 24) secrets.push(line);
+      }
+    }
+    expect(secrets.length).toBeGreaterThan(5);
+
+    const bodies: string[] = [(await api("GET", "/api/labs")).text];
+    for (const lab of labs) {
+      const view = await api("GET", `/api/labs/${lab.id}`, undefined, s.cookie);
+      bodies.push(view.text);
+      for (const step of view.json.lab.steps) {
+        for (const c of step.checks) bodies.push((await api("GET", `/api/labs/${lab.id}/checks/${c.id}/hint`, undefined, s.cookie)).text);
+      }
+    }
+    const all = bodies.join("\n");
+    for (const secret of secrets) expect(all.includes(JSON.stringify(secret).slice(1, -1)), secret).toBe(false);
+  });
+});
+
+/** Every script of a lab that must never reach a browser. */
+function secretTexts(lab: Awaited<ReturnType<typeof loadLabs>>["labs"][number]): string[] {
+  const out: string[] = [];
+  const visit = (v: unknown, key = ""): void => {
+    if (typeof v === "string") {
+      if (/script|solution|setup/i.test(key)) out.push(v);
+    } else if (Array.isArray(v)) v.forEach((x) => visit(x, key));
+    else if (v && typeof v === "object") for (const [k, x] of Object.entries(v)) visit(x, k);
+  };
+  visit(lab);
+  return out;
+}
