@@ -22,6 +22,8 @@ export async function freePort(): Promise<number> {
 
 export interface Berth {
   url: string;
+  /** The orchestrator's process id (tsx runs it in a child of this one: see orchestratorPid). */
+  pid(): number;
   dataDir: string;
   log: string[];
   stop(): Promise<void>;
@@ -72,5 +74,5 @@ export async function startBerth(env: Record<string, string> = {}): Promise<Bert
   };
 
   await launch();
-  return { url, dataDir, log, stop, restart: async () => { await stop(); await launch(); } };
+  return { url, dataDir, log, pid: () => child!.pid!, stop, restart: async () => { await stop(); await launch(); } };
 }

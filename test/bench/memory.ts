@@ -1,0 +1,66 @@
+// Memory: one idle sandbox (its agent and shell, as the sandbox's cgroup and /proc count them) and
+// the orchestrator process with 10 idle sandboxes attached.
+//
+//   tsx test/bench/memory.ts [sandboxes=10]
+import { io } from "socket.io-client";
+import { startBerth } from "../e2e/berth.js";
+import { treeRssKiB } from "./lib.js";
+
+const COUNT = Number(process.argv[2] ?? 10);
+const LAB = process.env.BENCH_LAB ?? "namespaces-by-hand";
+
+async function signup(url: string, i: number): Promise<string> {
+  const res = await fetch(`${url}/api/auth/signup`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ email: `mem${Date.now()}-${i}@example.org`, password: "bench-password" }),
+  });
+  return res.headers.get("set-cookie")!.split(";")[0]!;
+}
+
+const berth = await startBerth({ BERTH_WARM_POOL: "0" });
+const sockets: ReturnType<typeof io>[] = [];
+try {
+  const before = await treeRssKiB(berth.pid());
+  const hostnames: string[] = [];
+  for (let i = 0; i < COUNT; i++) {
+    const cookie = await signup(berth.url, i);
+    const socket = io(berth.url, { transports: ["websocket"], extraHeaders: { cookie } });
+    sockets.push(socket);
+    await new Promise<void>((resolve, reject) => {
+      socket.on("sandbox:status", (m: { phase: string; message: string }) => {
+        if (m.phase === "ready") {
+          hostnames.push(m.message);
+          resolve();
+        }
+        if (m.phase === "error") reject(new Error(m.message));
+      });
+      socket.emit("term:attach", { labId: LAB, term: "main", cols: 120, rows: 30 }, () => {});
+    });
+  }
+  await new Promise((r) => setTimeout(r, 3000)); // let shells settle
+
+  // The orchestrator is tsx's child; the sandboxes are not its descendants (they are detached).
+  const orchestratorKiB = await treeRssKiB(berth.pid());
+  const { readdirSync, readFileSync } = await import("node:fs");
+  const agentPids = readdirSync("/proc").filter((p) => /^\d+$/.test(p)).filter((p) => {
+    try {
+      return readFileSync(`/proc/${p}/cmdline`, "utf8").includes("/opt/berth/");
+    } catch {
+      return false;
+    }
+  });
+  const perSandbox: number[] = [];
+  for (const p of agentPids) perSandbox.push(await treeRssKiB(Number(p)));
+  perSandbox.sort((a, b) => a - b);
+  const median = perSandbox[Math.floor(perSandbox.length / 2)] ?? NaN;
+
+  console.log(`\nMemory (RSS)`);
+  console.log(`one idle sandbox (agent + bash), median of ${perSandbox.length}: ${(median / 1024).toFixed(1)} MiB`);
+  console.log(`orchestrator process tree, before any sandbox:      ${(before / 1024).toFixed(1)} MiB`);
+  console.log(`orchestrator process tree, with ${COUNT} idle sandboxes: ${(orchestratorKiB / 1024).toFixed(1)} MiB`);
+  console.log(`all ${COUNT} sandboxes together:                      ${(perSandbox.reduce((a, b) => a + b, 0) / 1024).toFixed(1)} MiB`);
+} finally {
+  for (const s of sockets) s.close();
+  await berth.stop();
+}
