@@ -1,0 +1,46 @@
+import { describe, expect, it } from "vitest";
+import { AgentRequest, FrameKind, ReplayBuffer, TERMINAL_RESET, decodeFrame, encodeFrame } from "../src/index.js";
+
+describe("frames", () => {
+  it("round-trips bytes that are not valid UTF-8 on their own", () => {
+    const euro = Buffer.from("€", "utf8"); // three bytes: split it
+    const frame = encodeFrame(FrameKind.PtyOutput, 0xdeadbeef, euro.subarray(0, 2));
+    const back = decodeFrame(frame);
+    expect(back.kind).toBe(FrameKind.PtyOutput);
+    expect(back.handle).toBe(0xdeadbeef);
+    expect([...back.payload]).toEqual([...euro.subarray(0, 2)]);
+  });
+
+  it("rejects short and unknown frames", () => {
+    expect(() => decodeFrame(Buffer.from([1, 0]))).toThrow(/too short/);
+    expect(() => decodeFrame(Buffer.from([9, 0, 0, 0, 1]))).toThrow(/unknown frame kind/);
+  });
+});
+
+describe("ReplayBuffer", () => {
+  it("keeps only the newest bytes up to its capacity and replays after a reset", () => {
+    const r = new ReplayBuffer(8);
+    r.push(Buffer.from("abcdef"));
+    r.push(Buffer.from("ghijk"));
+    expect(r.byteLength).toBe(8);
+    expect(r.contents().toString()).toBe("defghijk");
+    expect(r.replay().subarray(0, TERMINAL_RESET.length).equals(TERMINAL_RESET)).toBe(true);
+  });
+
+  it("copies what it keeps (the caller may reuse its buffer)", () => {
+    const r = new ReplayBuffer(16);
+    const chunk = Buffer.from("xyz");
+    r.push(chunk);
+    chunk.fill(0);
+    expect(r.contents().toString()).toBe("xyz");
+  });
+});
+
+describe("agent requests", () => {
+  it("validates ops and fills defaults", () => {
+    const exec = AgentRequest.parse({ op: "exec", cmd: ["true"] });
+    expect(exec).toMatchObject({ timeoutMs: 30_000, maxOutputBytes: 65_536 });
+    expect(AgentRequest.safeParse({ op: "pty.start", key: "main", cols: 0, rows: 10 }).success).toBe(false);
+    expect(AgentRequest.safeParse({ op: "rm -rf" }).success).toBe(false);
+  });
+});
