@@ -1,0 +1,5 @@
+import { Catalog } from "@/components/Catalog";
+
+export default function Page() {
+  return <Catalog />;
+}

@@ -1,0 +1,109 @@
+"use client";
+// One form for signing up and signing in. The server validates (400 {error, field}); the form shows
+// that message under the named field, or above the form when no field is named (401, 409).
+// `noValidate`: the API is the single source of truth for what is valid, so its messages are the
+// ones a learner sees (the input types still give the right keyboards and autofill).
+import Link from "next/link";
+import { useRouter, useSearchParams } from "next/navigation";
+import { useId, useState, type FormEvent } from "react";
+import { api, safeNext } from "@/lib/api";
+import { useSession } from "@/lib/session";
+
+type Mode = "signup" | "signin";
+type Field = "email" | "password" | "name";
+
+export function AuthForm({ mode }: { mode: Mode }) {
+  const router = useRouter();
+  const params = useSearchParams();
+  const next = safeNext(params.get("next"));
+  const { setUser } = useSession();
+  const id = useId();
+  const [busy, setBusy] = useState(false);
+  const [formError, setFormError] = useState<string | null>(null);
+  const [fieldErrors, setFieldErrors] = useState<Partial<Record<Field, string>>>({});
+
+  async function onSubmit(ev: FormEvent<HTMLFormElement>) {
+    ev.preventDefault();
+    const data = new FormData(ev.currentTarget);
+    const email = String(data.get("email") ?? "");
+    const password = String(data.get("password") ?? "");
+    const name = String(data.get("name") ?? "").trim();
+    setBusy(true);
+    setFormError(null);
+    setFieldErrors({});
+    const res =
+      mode === "signup"
+        ? await api.signUp({ email, password, ...(name ? { name } : {}) })
+        : await api.signIn({ email, password });
+    if (res.ok) {
+      setUser(res.data.user);
+      router.replace(next);
+      return; // stay "busy" while navigating away
+    }
+    setBusy(false);
+    const field = res.error.field;
+    if (field === "email" || field === "password" || field === "name") setFieldErrors({ [field]: res.error.error });
+    else setFormError(res.error.error);
+  }
+
+  const fieldProps = (field: Field) => ({
+    id: `${id}-${field}`,
+    name: field,
+    "aria-invalid": fieldErrors[field] ? true : undefined,
+    "aria-describedby": fieldErrors[field] ? `${id}-${field}-error` : undefined,
+  });
+  const fieldError = (field: Field) =>
+    fieldErrors[field] ? (
+      <p className="field-error" id={`${id}-${field}-error`} data-testid={`field-error-${field}`}>
+        {fieldErrors[field]}
+      </p>
+    ) : null;
+
+  const other = mode === "signup" ? "/signin" : "/signup";
+  const otherHref = next === "/" ? other : `${other}?next=${encodeURIComponent(next)}`;
+
+  return (
+    <main className="auth-page">
+      <form className="auth-card" data-testid={`${mode}-form`} onSubmit={onSubmit} noValidate aria-busy={busy}>
+        <h1>{mode === "signup" ? "Create your account" : "Sign in"}</h1>
+        {formError ? (
+          <p className="form-error" role="alert" data-testid="form-error">
+            {formError}
+          </p>
+        ) : null}
+        {mode === "signup" ? (
+          <div className="field">
+            <label htmlFor={`${id}-name`}>
+              Name <span className="optional">(optional)</span>
+            </label>
+            <input {...fieldProps("name")} type="text" autoComplete="name" maxLength={100} />
+            {fieldError("name")}
+          </div>
+        ) : null}
+        <div className="field">
+          <label htmlFor={`${id}-email`}>Email</label>
+          <input {...fieldProps("email")} type="email" autoComplete="email" required autoFocus />
+          {fieldError("email")}
+        </div>
+        <div className="field">
+          <label htmlFor={`${id}-password`}>Password</label>
+          <input
+            {...fieldProps("password")}
+            type="password"
+            autoComplete={mode === "signup" ? "new-password" : "current-password"}
+            required
+          />
+          {mode === "signup" && !fieldErrors.password ? <p className="field-help">At least 8 characters.</p> : null}
+          {fieldError("password")}
+        </div>
+        <button type="submit" className="btn btn-primary btn-wide" disabled={busy}>
+          {busy ? "Please wait…" : mode === "signup" ? "Sign up" : "Sign in"}
+        </button>
+        <p className="auth-switch">
+          {mode === "signup" ? "Already have an account? " : "New here? "}
+          <Link href={otherHref}>{mode === "signup" ? "Sign in" : "Create an account"}</Link>
+        </p>
+      </form>
+    </main>
+  );
+}

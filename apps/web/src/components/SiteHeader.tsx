@@ -1,0 +1,52 @@
+"use client";
+import Link from "next/link";
+import { usePathname, useRouter } from "next/navigation";
+import { signInUrl } from "@/lib/api";
+import { useSession } from "@/lib/session";
+
+export function SiteHeader() {
+  const { user, signOut } = useSession();
+  const router = useRouter();
+  const pathname = usePathname();
+  const onAuthPage = pathname === "/signin" || pathname === "/signup";
+
+  return (
+    <header className="site-header">
+      <Link href="/" className="brand">
+        <span aria-hidden="true" className="brand-mark">⚓</span> Berth
+      </Link>
+      <nav aria-label="Account" className="account" data-testid="account">
+        {user === undefined ? null : user ? (
+          <>
+            <span className="who" data-testid="current-user">
+              {user.name ?? user.email}
+              <span className={`role role-${user.role}`} data-testid="current-role">
+                {user.role}
+              </span>
+            </span>
+            <button
+              type="button"
+              className="btn btn-quiet"
+              data-testid="signout-button"
+              onClick={async () => {
+                await signOut();
+                router.push("/signin");
+              }}
+            >
+              Sign out
+            </button>
+          </>
+        ) : onAuthPage ? null : (
+          <>
+            <Link className="btn btn-quiet" href={signInUrl(pathname ?? "/")}>
+              Sign in
+            </Link>
+            <Link className="btn" href={`/signup?next=${encodeURIComponent(pathname ?? "/")}`}>
+              Sign up
+            </Link>
+          </>
+        )}
+      </nav>
+    </header>
+  );
+}

@@ -1,0 +1,227 @@
+"use client";
+// The right pane of the player: an xterm.js terminal wired to the learner's sandbox, and a status
+// line with the sandbox phase. xterm, its addons and socket.io-client are loaded with import() so
+// they stay out of the catalog's and the forms' bundles and are never evaluated on the server.
+import type { Terminal } from "@xterm/xterm";
+import "@xterm/xterm/css/xterm.css";
+import { useEffect, useRef, useState } from "react";
+import { TerminalLink, type LinkState } from "@/lib/terminal-link";
+
+/** What the rest of the player may do with the terminal (the Run buttons). */
+export interface TerminalHandle {
+  /** Types `text` into the shell; false when the terminal is not attached. */
+  input(text: string): boolean;
+  focus(): void;
+}
+
+const TERM_KEY = "main";
+
+const THEME = {
+  background: "#0f1419",
+  foreground: "#d7dde4",
+  cursor: "#e6b450",
+  cursorAccent: "#0f1419",
+  selectionBackground: "#33415588",
+  black: "#1c2430",
+  red: "#f07178",
+  green: "#aad94c",
+  yellow: "#e6b450",
+  blue: "#59c2ff",
+  magenta: "#d2a6ff",
+  cyan: "#95e6cb",
+  white: "#c7ccd1",
+  brightBlack: "#5c6773",
+  brightRed: "#ff8f8f",
+  brightGreen: "#c2f07a",
+  brightYellow: "#ffd173",
+  brightBlue: "#73d0ff",
+  brightMagenta: "#dfbfff",
+  brightCyan: "#b8f5e0",
+  brightWhite: "#f3f4f5",
+};
+
+export function TerminalPane({
+  labId,
+  onHandle,
+  onAttachedChange,
+}: {
+  labId: string;
+  onHandle: (handle: TerminalHandle | null) => void;
+  onAttachedChange: (attached: boolean) => void;
+}) {
+  const hostRef = useRef<HTMLDivElement>(null);
+  const termRef = useRef<Terminal | null>(null);
+  const linkRef = useRef<TerminalLink | null>(null);
+  const [state, setState] = useState<LinkState>({
+    phase: "connecting",
+    message: "Loading the terminal…",
+    attached: false,
+    exit: null,
+    error: null,
+  });
+  const [screenReader, setScreenReader] = useState(false);
+  const [renderer, setRenderer] = useState<"webgl" | "dom">("dom");
+
+  // The parent's callbacks may change identity on every render; the effect below must not re-run.
+  const callbacks = useRef({ onHandle, onAttachedChange });
+  callbacks.current = { onHandle, onAttachedChange };
+
+  useEffect(() => {
+    const host = hostRef.current;
+    if (!host) return;
+    let cancelled = false;
+    const cleanups: Array<() => void> = [];
+
+    void (async () => {
+      const [{ Terminal }, { FitAddon }, { WebLinksAddon }, { io }] = await Promise.all([
+        import("@xterm/xterm"),
+        import("@xterm/addon-fit"),
+        import("@xterm/addon-web-links"),
+        import("socket.io-client"),
+      ]);
+      if (cancelled) return;
+
+      const term = new Terminal({
+        theme: THEME,
+        fontFamily: 'ui-monospace, "SFMono-Regular", "Cascadia Mono", "DejaVu Sans Mono", Menlo, Consolas, monospace',
+        fontSize: 14,
+        lineHeight: 1.15,
+        cursorBlink: true,
+        scrollback: 5000,
+        convertEol: false,
+      });
+      const fit = new FitAddon();
+      term.loadAddon(fit);
+      term.loadAddon(new WebLinksAddon());
+      term.open(host);
+      termRef.current = term;
+      cleanups.push(() => {
+        termRef.current = null;
+        term.dispose();
+      });
+
+      // WebGL is faster but optional: no GPU, a blocklisted driver or a lost context all fall back
+      // to xterm's DOM renderer without telling the learner.
+      try {
+        const { WebglAddon } = await import("@xterm/addon-webgl");
+        if (cancelled) return;
+        const webgl = new WebglAddon();
+        webgl.onContextLoss(() => {
+          webgl.dispose();
+          setRenderer("dom");
+        });
+        term.loadAddon(webgl);
+        setRenderer("webgl");
+      } catch {
+        setRenderer("dom");
+      }
+      if (cancelled) return;
+
+      const safeFit = () => {
+        try {
+          fit.fit();
+        } catch {
+          // fit() throws if the renderer is not measured yet (element hidden); the next resize retries.
+        }
+      };
+      safeFit();
+
+      // Tests read the buffer through this hook, whichever renderer draws it (docs/web.md).
+      const berth = (window.__berth ??= { terminals: {} });
+      berth.terminals[TERM_KEY] = term;
+      cleanups.push(() => {
+        if (berth.terminals[TERM_KEY] === term) delete berth.terminals[TERM_KEY];
+      });
+
+      let frame = 0;
+      const observer = new ResizeObserver(() => {
+        cancelAnimationFrame(frame);
+        frame = requestAnimationFrame(safeFit);
+      });
+      observer.observe(host);
+      cleanups.push(() => {
+        cancelAnimationFrame(frame);
+        observer.disconnect();
+      });
+
+      const socket = io({ transports: ["websocket"], autoConnect: false });
+      const link = new TerminalLink({
+        labId,
+        termKey: TERM_KEY,
+        terminal: term,
+        socket,
+        onState: (next) => {
+          setState(next);
+          callbacks.current.onAttachedChange(next.attached);
+        },
+      });
+      linkRef.current = link;
+      cleanups.push(() => {
+        linkRef.current = null;
+        link.dispose();
+        socket.disconnect();
+      });
+
+      callbacks.current.onHandle({
+        input: (text) => link.input(text),
+        focus: () => term.focus(),
+      });
+      cleanups.push(() => callbacks.current.onHandle(null));
+
+      link.start();
+    })();
+
+    return () => {
+      cancelled = true;
+      for (const fn of cleanups.reverse()) fn();
+    };
+  }, [labId]);
+
+  useEffect(() => {
+    if (termRef.current) termRef.current.options.screenReaderMode = screenReader;
+  }, [screenReader, renderer]);
+
+  const busy = state.phase !== "ready" && state.phase !== "error" && state.phase !== "ended";
+
+  return (
+    <section className="terminal-pane" aria-label="Terminal">
+      <div className="terminal-host" ref={hostRef} data-testid="terminal" data-renderer={renderer} />
+      {state.exit ? (
+        <div className="terminal-overlay" role="alert">
+          <p>
+            Shell exited <span className="muted">(code {state.exit.exitCode})</span>
+          </p>
+          <button type="button" className="btn btn-primary" data-testid="reattach-button" onClick={() => linkRef.current?.reattach()}>
+            Start a new shell
+          </button>
+        </div>
+      ) : state.error ? (
+        <div className="terminal-overlay" role="alert">
+          <p>{state.error}</p>
+          <button type="button" className="btn btn-primary" data-testid="reattach-button" onClick={() => linkRef.current?.reattach()}>
+            Try again
+          </button>
+        </div>
+      ) : null}
+      <div className="terminal-status">
+        <span className="sr-only">Sandbox phase: </span>
+        <span className={`phase-badge phase-${state.phase}`} data-testid="sandbox-phase" data-attached={state.attached ? "true" : "false"}>
+          {state.phase}
+        </span>
+        <span className="phase-message" role="status" aria-live="polite">
+          {busy ? <span className="spinner spinner-small" aria-hidden="true" /> : null}
+          {state.message}
+        </span>
+        <button
+          type="button"
+          className="btn btn-quiet btn-small"
+          aria-pressed={screenReader}
+          data-testid="screen-reader-toggle"
+          onClick={() => setScreenReader((v) => !v)}
+        >
+          Screen reader mode
+        </button>
+      </div>
+    </section>
+  );
+}

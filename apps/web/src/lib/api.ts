@@ -1,0 +1,76 @@
+// The REST client for /api/* (same origin as the pages, so the httpOnly session cookie rides along).
+// Every call resolves to a tagged result instead of throwing on 4xx, because most callers branch on
+// the status (401 → sign in, 409 → sandbox not ready, 400 → field error).
+import type {
+  ApiError,
+  CheckResultView,
+  LabSummary,
+  LabView,
+  ProgressView,
+  UserView,
+} from "@berth/protocol";
+
+export type ApiResult<T> =
+  | { ok: true; status: number; data: T }
+  | { ok: false; status: number; error: ApiError };
+
+async function call<T>(method: string, path: string, body?: unknown): Promise<ApiResult<T>> {
+  let res: Response;
+  try {
+    res = await fetch(path, {
+      method,
+      credentials: "same-origin",
+      cache: "no-store",
+      headers: body === undefined ? { accept: "application/json" } : { "content-type": "application/json", accept: "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch {
+    // status 0 = the request never got an answer (server down, network gone).
+    return { ok: false, status: 0, error: { error: "Cannot reach the Berth server. Check your connection and try again." } };
+  }
+  const text = await res.text();
+  let json: unknown = undefined;
+  if (text) {
+    try {
+      json = JSON.parse(text);
+    } catch {
+      json = undefined;
+    }
+  }
+  if (res.ok) return { ok: true, status: res.status, data: json as T };
+  const err = json as Partial<ApiError> | undefined;
+  return {
+    ok: false,
+    status: res.status,
+    error: {
+      error: typeof err?.error === "string" ? err.error : `The server answered ${res.status} ${res.statusText}`.trim(),
+      field: typeof err?.field === "string" ? err.field : undefined,
+    },
+  };
+}
+
+const seg = encodeURIComponent;
+
+export const api = {
+  signUp: (body: { email: string; password: string; name?: string }) =>
+    call<{ user: UserView }>("POST", "/api/auth/signup", body),
+  signIn: (body: { email: string; password: string }) => call<{ user: UserView }>("POST", "/api/auth/signin", body),
+  signOut: () => call<void>("POST", "/api/auth/signout"),
+  me: () => call<{ user: UserView }>("GET", "/api/me"),
+  labs: () => call<{ labs: LabSummary[] }>("GET", "/api/labs"),
+  lab: (labId: string) => call<{ lab: LabView; progress: ProgressView }>("GET", `/api/labs/${seg(labId)}`),
+  runCheck: (labId: string, checkId: string) =>
+    call<{ result: CheckResultView; progress: ProgressView }>("POST", `/api/labs/${seg(labId)}/checks/${seg(checkId)}`),
+  hint: (labId: string, checkId: string) =>
+    call<{ html: string }>("GET", `/api/labs/${seg(labId)}/checks/${seg(checkId)}/hint`),
+};
+
+/** The page to return to after signing in: only same-site paths, never `//evil.example`. */
+export function safeNext(next: string | null | undefined): string {
+  if (!next || !next.startsWith("/") || next.startsWith("//") || next.startsWith("/\\")) return "/";
+  return next;
+}
+
+export function signInUrl(returnTo: string): string {
+  return `/signin?next=${encodeURIComponent(returnTo)}`;
+}

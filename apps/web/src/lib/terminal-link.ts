@@ -1,0 +1,233 @@
+// TerminalLink joins one xterm.js Terminal to one terminal of a learner's sandbox over socket.io.
+// Lifecycle: construct → start() (connects; every (re)connect attaches) → reattach() after the shell
+// exits or an attach fails → dispose(). It owns the socket's listeners and the terminal's listeners
+// it adds; the Terminal and the socket themselves belong to the caller.
+//
+// Invariants that matter:
+// - output bytes are written to xterm as Uint8Array, never decoded here (a UTF-8 character can be
+//   split across two frames; xterm's parser keeps the partial sequence);
+// - flow control: bytes are counted when xterm has actually parsed them (the write callback) and
+//   acknowledged every FLOW_ACK_EVERY bytes and whenever the write queue drains, so the server can
+//   pause the pty when we fall behind;
+// - keystrokes are only sent while attached: socket.io would otherwise buffer them while offline
+//   and deliver them before the re-attach, to a terminal the server does not know yet.
+import type { ClientToServerEvents, SandboxPhase, ServerToClientEvents } from "@berth/protocol";
+import type { Terminal } from "@xterm/xterm";
+import type { Socket } from "socket.io-client";
+
+/**
+ * Mirrors FLOW_ACK_EVERY in packages/protocol/src/flow.ts. Copied, not imported, because the web
+ * app takes only types from @berth/protocol (its index pulls zod and the agent schemas into the
+ * bundle). Keep the two equal.
+ */
+export const FLOW_ACK_EVERY = 8 * 1024;
+
+export type BerthSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
+
+/**
+ * What the status line shows: the sandbox phase from the server, plus two values the browser adds
+ * on its own: "connecting" (socket not yet attached) and "reconnecting" (connection lost).
+ */
+export type DisplayPhase = SandboxPhase | "connecting" | "reconnecting";
+
+export interface LinkState {
+  phase: DisplayPhase;
+  /** Human text for the status line (the server's message, or ours). */
+  message: string;
+  /** True once the server accepted the attach (or sent output for it): input and Run work. */
+  attached: boolean;
+  /** Set when the shell exited; cleared by reattach(). */
+  exit: { exitCode: number } | null;
+  /** Set when the attach was refused or the connection cannot be made (sign-in expired ...). */
+  error: string | null;
+}
+
+export interface TerminalLinkOptions {
+  labId: string;
+  /** The terminal's key within the lab session ("main"). */
+  termKey: string;
+  terminal: Terminal;
+  socket: BerthSocket;
+  onState: (state: LinkState) => void;
+}
+
+export class TerminalLink {
+  private state: LinkState = { phase: "connecting", message: "Connecting…", attached: false, exit: null, error: null };
+  /** Bumped on every attach: write callbacks and acks from an older attach are ignored. */
+  private generation = 0;
+  private unackedBytes = 0;
+  private writesInFlight = 0;
+  private readonly disposers: Array<() => void> = [];
+  private disposed = false;
+
+  constructor(private readonly opts: TerminalLinkOptions) {
+    const { socket, terminal } = opts;
+    const onConnect = () => {
+      this.update({ phase: "connecting", message: "Connected, attaching to your sandbox…", attached: false, error: null });
+      this.attach();
+    };
+    const onDisconnect = (reason: string) => {
+      this.generation++;
+      this.update({ phase: "reconnecting", message: "Connection lost, reconnecting…", attached: false });
+      // A server-side disconnect is not retried by socket.io on its own; try once more, and let
+      // connect_error tell us if the server really does not want us (e.g. the session ended).
+      if (reason === "io server disconnect") setTimeout(() => !this.disposed && socket.connect(), 1000);
+    };
+    const onConnectError = (err: Error) => {
+      if (socket.active) {
+        this.update({ phase: "reconnecting", message: `Cannot reach the server (${err.message}), retrying…`, attached: false });
+      } else {
+        // Refused by the server's middleware (no or expired session): socket.io gives up here.
+        this.update({ phase: "error", message: err.message, attached: false, error: `The server refused the connection: ${err.message}. Sign in again, then reload.` });
+      }
+    };
+    socket.on("connect", onConnect);
+    socket.on("disconnect", onDisconnect);
+    socket.on("connect_error", onConnectError);
+    this.disposers.push(() => {
+      socket.off("connect", onConnect);
+      socket.off("disconnect", onDisconnect);
+      socket.off("connect_error", onConnectError);
+    });
+
+    const onStatus: ServerToClientEvents["sandbox:status"] = (msg) => {
+      if (msg.labId !== opts.labId) return;
+      this.update({ phase: msg.phase, message: msg.message });
+    };
+    const onData: ServerToClientEvents["term:data"] = (msg) => {
+      if (msg.term !== opts.termKey) return;
+      if (msg.reset) this.resetInOrder();
+      const bytes = msg.data instanceof Uint8Array ? msg.data : new Uint8Array(msg.data);
+      if (!this.state.attached || this.state.phase === "connecting" || this.state.phase === "reconnecting") {
+        // Output means the shell is live, whatever status messages we may have missed.
+        this.update({ attached: true, phase: "ready", message: this.state.phase === "ready" ? this.state.message : "Sandbox ready" });
+      }
+      this.write(bytes);
+    };
+    const onExit: ServerToClientEvents["term:exit"] = (msg) => {
+      if (msg.term !== opts.termKey) return;
+      this.update({ attached: false, exit: { exitCode: msg.exitCode } });
+    };
+    socket.on("sandbox:status", onStatus);
+    socket.on("term:data", onData);
+    socket.on("term:exit", onExit);
+    this.disposers.push(() => {
+      socket.off("sandbox:status", onStatus);
+      socket.off("term:data", onData);
+      socket.off("term:exit", onExit);
+    });
+
+    const input = terminal.onData((data) => this.input(data));
+    const binary = terminal.onBinary((data) => {
+      // onBinary hands over a "binary string": one char per byte (e.g. some mouse reports).
+      const bytes = new Uint8Array(data.length);
+      for (let i = 0; i < data.length; i++) bytes[i] = data.charCodeAt(i) & 0xff;
+      this.input(bytes);
+    });
+    const resize = terminal.onResize(({ cols, rows }) => {
+      if (this.state.attached) socket.emit("term:resize", { term: opts.termKey, cols, rows });
+    });
+    this.disposers.push(() => {
+      input.dispose();
+      binary.dispose();
+      resize.dispose();
+    });
+
+    // The browser knows about a lost network long before a ping times out: drop the socket so
+    // socket.io starts reconnecting, and reconnect right away (skipping the back-off) once online.
+    if (typeof window !== "undefined") {
+      const offline = () => socket.io.engine?.close();
+      const online = () => {
+        if (socket.connected || this.disposed) return;
+        socket.disconnect();
+        socket.connect();
+      };
+      window.addEventListener("offline", offline);
+      window.addEventListener("online", online);
+      this.disposers.push(() => {
+        window.removeEventListener("offline", offline);
+        window.removeEventListener("online", online);
+      });
+    }
+  }
+
+  get current(): LinkState {
+    return this.state;
+  }
+
+  start(): void {
+    if (this.opts.socket.connected) this.attach();
+    else this.opts.socket.connect();
+  }
+
+  /** Attach again: after the shell exited (the server starts a new one) or an attach failed. */
+  reattach(): void {
+    this.update({ exit: null, error: null });
+    if (this.opts.socket.connected) this.attach();
+    else this.opts.socket.connect();
+  }
+
+  /** Send keystrokes (or a whole command, as the Run button does). False when not attached. */
+  input(data: string | Uint8Array<ArrayBuffer>): boolean {
+    if (!this.state.attached || this.disposed) return false;
+    this.opts.socket.emit("term:input", { term: this.opts.termKey, data });
+    return true;
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.generation++;
+    for (const d of this.disposers.splice(0)) d();
+  }
+
+  private attach(): void {
+    const gen = ++this.generation;
+    this.unackedBytes = 0;
+    this.writesInFlight = 0;
+    const { socket, terminal, labId, termKey } = this.opts;
+    const { cols, rows } = terminal;
+    socket.emit("term:attach", { labId, term: termKey, cols, rows }, (res) => {
+      if (gen !== this.generation || this.disposed) return;
+      if (res.ok) {
+        this.update({ attached: true, exit: null, error: null });
+        // Resizes are not sent while detached: catch up if the size changed during the attach.
+        if (terminal.cols !== cols || terminal.rows !== rows) {
+          socket.emit("term:resize", { term: termKey, cols: terminal.cols, rows: terminal.rows });
+        }
+      } else {
+        this.update({ attached: false, phase: "error", message: res.error, error: res.error });
+      }
+    });
+  }
+
+  /**
+   * Terminal.reset() acts at once, but output written before it may still sit in xterm's write
+   * queue and would land on the fresh screen. Resetting from a write callback keeps the order.
+   */
+  private resetInOrder(): void {
+    const terminal = this.opts.terminal;
+    terminal.write(new Uint8Array(0), () => terminal.reset());
+  }
+
+  private write(bytes: Uint8Array): void {
+    const gen = this.generation;
+    const length = bytes.byteLength;
+    this.writesInFlight++;
+    this.opts.terminal.write(bytes, () => {
+      if (gen !== this.generation || this.disposed) return;
+      this.writesInFlight--;
+      this.unackedBytes += length;
+      if (this.unackedBytes >= FLOW_ACK_EVERY || (this.writesInFlight === 0 && this.unackedBytes > 0)) {
+        this.opts.socket.emit("term:ack", { term: this.opts.termKey, bytes: this.unackedBytes });
+        this.unackedBytes = 0;
+      }
+    });
+  }
+
+  private update(patch: Partial<LinkState>): void {
+    if (this.disposed) return;
+    this.state = { ...this.state, ...patch };
+    this.opts.onState(this.state);
+  }
+}
