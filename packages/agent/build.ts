@@ -1,0 +1,37 @@
+// Bundles the agent into one file for the sandbox: dist/agent.mjs. node-pty stays external (a native
+// addon built for the host's node, copied beside the bundle as node_modules/node-pty). ws's optional
+// native helpers (bufferutil, utf-8-validate) are left out: ws falls back to JavaScript.
+//
+// CLI: `tsx packages/agent/build.ts` prints the bundle's path.
+import { build } from "esbuild";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const AGENT_DIR = dirname(fileURLToPath(import.meta.url));
+export const AGENT_BUNDLE = join(AGENT_DIR, "dist", "agent.mjs");
+/** The node-pty package the bundle loads; the sandbox driver copies the runtime parts of it. */
+export const NODE_PTY_DIR = dirname(fileURLToPath(import.meta.resolve("node-pty/package.json")));
+
+export async function buildAgentBundle(): Promise<string> {
+  await build({
+    entryPoints: [join(AGENT_DIR, "src", "main.ts")],
+    outfile: AGENT_BUNDLE,
+    bundle: true,
+    platform: "node",
+    target: "node20",
+    format: "esm",
+    external: ["node-pty", "bufferutil", "utf-8-validate"],
+    // ws is CommonJS and calls require(); give the ESM bundle a real one.
+    banner: { js: 'import { createRequire as __berthCreateRequire } from "node:module"; const require = __berthCreateRequire(import.meta.url);' },
+    legalComments: "none",
+    logLevel: "warning",
+  });
+  return AGENT_BUNDLE;
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  buildAgentBundle().then((p) => console.log(p), (err: Error) => {
+    console.error(err.message);
+    process.exit(1);
+  });
+}

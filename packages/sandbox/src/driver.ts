@@ -1,0 +1,59 @@
+// The sandbox driver interface: what the orchestrator and `labkit test` use to get a learner an
+// isolated Linux box with an agent inside. Lifecycle: prepare() once (base rootfs, agent bundle),
+// then create() → connect() → (stats() ...) → stop()/destroy(). Sandboxes run detached from the
+// process that created them: a new driver instance finds them again with list().
+
+export interface SandboxLimits {
+  memoryBytes: number;
+  cpus: number;
+  pids: number;
+}
+
+export const DEFAULT_LIMITS: SandboxLimits = { memoryBytes: 512 * 1024 * 1024, cpus: 1, pids: 256 };
+
+export interface SandboxSpec {
+  id: string;
+  hostname: string;
+  limits?: Partial<SandboxLimits>;
+}
+
+/** Where the sandbox's agent listens (a UNIX socket on the host) and the token it wants. */
+export interface AgentEndpoint {
+  socketPath: string;
+  token: string;
+}
+
+export interface SandboxInfo {
+  id: string;
+  hostname: string;
+  state: "running" | "stopped" | "missing";
+  pid?: number;
+  createdAt: Date;
+}
+
+export interface SandboxStats {
+  memoryBytes: number;
+  pids: number;
+  cpuUsageNs: number;
+}
+
+export interface SandboxDriver {
+  readonly name: string;
+  /** Ensure what create() needs exists (base rootfs, agent bundle). Slow the first time only. */
+  prepare(onProgress?: (line: string) => void): Promise<void>;
+  /** Create and start; resolves once the agent answers health. */
+  create(spec: SandboxSpec): Promise<SandboxInfo>;
+  stop(id: string): Promise<void>;
+  /** Kill, unmount, remove all state. Idempotent. */
+  destroy(id: string): Promise<void>;
+  connect(id: string): Promise<AgentEndpoint>;
+  stats(id: string): Promise<SandboxStats>;
+  list(): Promise<SandboxInfo[]>;
+}
+
+export interface Disposable {
+  dispose(): void;
+}
+
+/** Sandbox ids become directory and cgroup names: keep them boring. */
+export const SANDBOX_ID_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;

@@ -1,0 +1,3 @@
+// @berth/sandbox: the sandbox driver interface, the namespaces driver, and the agent client.
+export * from "./driver.js";
+export { AgentClient, AgentRequestError } from "./agent-client.js";
