@@ -9,5 +9,4 @@ export { getCheck, getSetup, solutionsFor, labContentHash, prepareScript } from 
 export type { CheckSpec, SolutionSpec } from "./scripts.js";
 export { testLab, runCheck } from "./test-lab.js";
 export type { LabRunner, LabTestReport, CheckReport, CheckRun, ScriptRun, SolutionReport } from "./test-lab.js";
-export { createHostNamespacesRunner } from "./runners/host-namespaces.js";
-export type { DisposableRunner } from "./runners/host-namespaces.js";
+// Sandboxes to run testLab in: import "@berth/labkit/runners".

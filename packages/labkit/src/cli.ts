@@ -1,0 +1,121 @@
+// labkit: the command line for lab authors and content CI.
+//   labkit lint <dir>                         every error as file:line: message (fix: ...); exit 1 on any
+//   labkit render <dir>                       the browser's view of every lab, as JSON
+//   labkit test <dir> [--lab id] [--runner sandbox|host]
+//                                             prove each check fails before and passes after its
+//                                             solution, one fresh sandbox per lab; exit 1 on failure
+import path from "node:path";
+import type { LabError } from "./lab.js";
+import { loadLabs } from "./load.js";
+import { renderLab } from "./render.js";
+import { testLab, type LabTestReport } from "./test-lab.js";
+import { createHostNamespacesRunner, createSandboxRunner, namespacesDriver, type DisposableRunner } from "./runners/index.js";
+
+const USAGE = `usage:
+  labkit lint <dir>
+  labkit render <dir>
+  labkit test <dir> [--lab <id>] [--runner sandbox|host]
+
+<dir> holds one folder per lab, each with a lab.md (e.g. labs/).`;
+
+function formatError(e: LabError): string {
+  return `${e.file}:${e.line}${e.column ? `:${e.column}` : ""}: ${e.message} (fix: ${e.fix})`;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  const flags = new Map<string, string>();
+  const positional: string[] = [];
+  for (let i = 0; i < rest.length; i++) {
+    const a = rest[i]!;
+    if (a.startsWith("--")) {
+      const [k, v] = a.slice(2).split("=", 2);
+      flags.set(k!, v ?? rest[++i] ?? "");
+    } else positional.push(a);
+  }
+  const dir = positional[0];
+  if (!cmd || !dir || cmd === "help" || cmd === "--help") {
+    console.error(USAGE);
+    return cmd === "help" || cmd === "--help" ? 0 : 2;
+  }
+  const { labs, errors } = await loadLabs(path.resolve(dir));
+  const rel = (e: LabError) => ({ ...e, file: path.relative(process.cwd(), e.file) || e.file });
+
+  switch (cmd) {
+    case "lint": {
+      for (const e of errors) console.log(formatError(rel(e)));
+      const files = labs.length + new Set(errors.map((e) => e.file)).size;
+      console.error(errors.length ? `${errors.length} error(s) in ${files} lab(s)` : `${labs.length} lab(s), no errors`);
+      return errors.length ? 1 : 0;
+    }
+    case "render": {
+      for (const e of errors) console.error(formatError(rel(e)));
+      console.log(JSON.stringify(labs.map(renderLab), null, 2));
+      return errors.length ? 1 : 0;
+    }
+    case "test": {
+      for (const e of errors) console.error(formatError(rel(e)));
+      if (errors.length) {
+        console.error("fix the lint errors first");
+        return 1;
+      }
+      const only = flags.get("lab");
+      const selected = only ? labs.filter((l) => l.id === only) : labs;
+      if (only && selected.length === 0) {
+        console.error(`no lab "${only}" in ${dir}; labs: ${labs.map((l) => l.id).join(", ")}`);
+        return 2;
+      }
+      const runnerKind = flags.get("runner") ?? "sandbox";
+      const driver = runnerKind === "sandbox" ? await namespacesDriver() : undefined;
+      if (runnerKind === "sandbox" && !driver) {
+        console.error("@berth/sandbox has no namespaces driver yet: run with --runner host (an unshare sandbox on this machine)");
+        return 2;
+      }
+      if (runnerKind !== "sandbox" && runnerKind !== "host") {
+        console.error(`unknown runner "${runnerKind}": use sandbox or host`);
+        return 2;
+      }
+      if (driver) await driver.prepare((line) => console.error(`sandbox: ${line}`));
+      let ok = true;
+      for (const lab of selected) {
+        let runner: DisposableRunner | undefined;
+        try {
+          runner = driver ? await createSandboxRunner(driver, lab.id) : await createHostNamespacesRunner();
+          const report = await testLab(lab, runner);
+          printReport(report);
+          ok &&= report.ok;
+        } catch (e) {
+          console.log(`${lab.id}: could not run: ${(e as Error).message}`);
+          ok = false;
+        } finally {
+          await runner?.dispose();
+        }
+      }
+      return ok ? 0 : 1;
+    }
+    default:
+      console.error(`unknown command "${cmd}"\n${USAGE}`);
+      return 2;
+  }
+}
+
+function printReport(r: LabTestReport): void {
+  const rows = [["step", "check", "before", "after", "result"]];
+  for (const c of r.checks) {
+    const show = (run?: { passed: boolean; timedOut: boolean }) => (!run ? "-" : run.timedOut ? "timeout" : run.passed ? "pass" : "fail");
+    rows.push([c.stepId, c.checkId, show(c.before), show(c.after), c.ok ? "ok" : "FAILED"]);
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
+  console.log(`\n${r.labId}: ${r.ok ? "ok" : "FAILED"} (${(r.durationMs / 1000).toFixed(1)} s)`);
+  if (r.setup) console.log(`  setup: exit ${r.setup.exitCode}${r.setup.timedOut ? " (timed out)" : ""}`);
+  for (const row of rows) console.log("  " + row.map((cell, i) => cell.padEnd(widths[i]!)).join("  "));
+  for (const c of r.checks) for (const p of c.problems) console.log(`  ${c.checkId}: ${p}`);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    console.error(`labkit: ${(e as Error).stack ?? e}`);
+    process.exit(2);
+  },
+);
