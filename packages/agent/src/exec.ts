@@ -2,6 +2,7 @@
 // output, and on timeout kill the whole process group so a check's children die with it.
 import { spawn } from "node:child_process";
 import type { ExecReply } from "@berth/protocol";
+import { raiseOomScore } from "./oom.js";
 
 export interface ExecOptions {
   cmd: string[];
@@ -24,6 +25,7 @@ export function runExec(opts: ExecOptions): { done: Promise<ExecReply>; kill(): 
     detached: true,
     stdio: ["pipe", "pipe", "pipe"],
   });
+  raiseOomScore(child.pid);
   const killGroup = () => {
     if (child.pid === undefined) return;
     try {

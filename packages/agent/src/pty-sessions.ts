@@ -3,6 +3,7 @@
 // same shell back. Output stays bytes (node-pty with encoding: null) from the pty to the websocket.
 import * as pty from "node-pty";
 import { ReplayBuffer, type PtyInfo } from "@berth/protocol";
+import { raiseOomScore } from "./oom.js";
 
 /** Coalesce pty output for this long, or until this many bytes are pending, before sending a frame. */
 export const BATCH_MS = 5;
@@ -53,6 +54,7 @@ export class PtySession {
       // null: onData hands us Buffers, never decoded strings (the typings still say string).
       encoding: null,
     });
+    raiseOomScore(this.proc.pid);
     this.proc.onData((data) => this.onData(data as unknown as Buffer));
     // node-pty emits exit only after the pty's socket closed, i.e. after the last data event.
     this.proc.onExit(({ exitCode, signal }) => {

@@ -1,0 +1,33 @@
+// What a sandbox sees at /opt/berth (read-only): the agent bundle and the runtime part of node-pty,
+// nothing else from the repository (labs/ with solutions must never be visible inside). The
+// directory is named by a hash of its contents, so running sandboxes keep theirs when it changes.
+import { createHash } from "node:crypto";
+import { existsSync } from "node:fs";
+import { cp, mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { buildAgentBundle, NODE_PTY_DIR } from "@berth/agent/build";
+
+export async function ensureAgentDir(stateDir: string): Promise<string> {
+  const bundle = await readFile(await buildAgentBundle());
+  const ptyNative = await readFile(join(NODE_PTY_DIR, "build", "Release", "pty.node"));
+  const key = createHash("sha256").update(bundle).update(ptyNative).digest("hex").slice(0, 16);
+  const dir = join(stateDir, "agent", key);
+  if (existsSync(join(dir, "agent.mjs"))) return dir;
+
+  const tmp = `${dir}.tmp-${process.pid}`;
+  await rm(tmp, { recursive: true, force: true });
+  const pty = join(tmp, "node_modules", "node-pty");
+  await mkdir(join(pty, "build", "Release"), { recursive: true });
+  await cp(join(NODE_PTY_DIR, "lib"), join(pty, "lib"), { recursive: true });
+  await cp(join(NODE_PTY_DIR, "package.json"), join(pty, "package.json"));
+  await writeFile(join(pty, "build", "Release", "pty.node"), ptyNative);
+  // Last: agent.mjs present means the directory is complete.
+  await writeFile(join(tmp, "agent.mjs"), bundle);
+  try {
+    await rename(tmp, dir);
+  } catch (err) {
+    await rm(tmp, { recursive: true, force: true });
+    if (!existsSync(join(dir, "agent.mjs"))) throw err;
+  }
+  return dir;
+}

@@ -1,0 +1,218 @@
+// One sandbox's cgroups. Two levels, so that a learner who is root inside cannot lift the limits:
+//
+//   berth/<id>        limits live here (memory, swap off, cpu, pids, devices); owned by host root,
+//                     invisible from inside (the sandbox's cgroup namespace starts one level down)
+//   berth/<id>/box    the sandbox's own subtree: runc puts the sandbox in it, it is the root of the
+//                     sandbox's cgroup namespace, and it is chowned to the sandbox's root user so a
+//                     learner (or the engine) can make child cgroups and move processes into them.
+//
+// cgroup v1 (this host: one hierarchy per controller under /sys/fs/cgroup/<controller>) and
+// cgroup v2 (one unified tree, controllers enabled top-down with cgroup.subtree_control) differ in
+// file names and in how delegation works; both paths are here.
+import { existsSync, readFileSync } from "node:fs";
+import { chown, mkdir, readdir, readFile, rmdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { SandboxLimits, SandboxStats } from "../driver.js";
+
+export const CGROUP_ROOT = "/sys/fs/cgroup";
+/** All sandboxes live under this cgroup, in every hierarchy. */
+export const CGROUP_PARENT = "berth";
+const CPU_PERIOD_US = 100_000;
+
+export type CgroupVersion = 1 | 2;
+
+/** v2 only when /sys/fs/cgroup itself is the unified tree; a hybrid host (v2 tree at .../unified, no controllers in it) is v1. */
+export function detectCgroupVersion(): CgroupVersion {
+  return existsSync(join(CGROUP_ROOT, "cgroup.controllers")) ? 2 : 1;
+}
+
+/** Mount points of the v1 hierarchies (one per controller or named hierarchy), plus the hybrid unified tree. */
+function v1Hierarchies(): string[] {
+  const out: string[] = [];
+  for (const line of readFileSync("/proc/self/mounts", "utf8").split("\n")) {
+    const [, mountPoint, type] = line.split(" ");
+    if (!mountPoint?.startsWith(CGROUP_ROOT + "/")) continue;
+    if (type === "cgroup" || type === "cgroup2") out.push(mountPoint);
+  }
+  return out;
+}
+
+/**
+ * The device nodes a sandbox may open. Everything else (block devices above all) is refused by the
+ * kernel even if a learner manages to make a node for it. v1: written to devices.allow of the
+ * parent, which caps every cgroup below it; v2: runc attaches the same list as an eBPF program.
+ */
+export const ALLOWED_DEVICES: { type: "c" | "b"; major: number | "*"; minor: number | "*"; access: string }[] = [
+  // mknod of any node (runc asks for it; making a node needs CAP_MKNOD on the host, which the
+  // sandbox never has, and opening one needs r or w below).
+  { type: "c", major: "*", minor: "*", access: "m" },
+  { type: "b", major: "*", minor: "*", access: "m" },
+  { type: "c", major: 1, minor: 3, access: "rwm" }, // null
+  { type: "c", major: 1, minor: 5, access: "rwm" }, // zero
+  { type: "c", major: 1, minor: 7, access: "rwm" }, // full
+  { type: "c", major: 1, minor: 8, access: "rwm" }, // random
+  { type: "c", major: 1, minor: 9, access: "rwm" }, // urandom
+  { type: "c", major: 5, minor: 0, access: "rwm" }, // tty
+  { type: "c", major: 5, minor: 1, access: "rwm" }, // console
+  { type: "c", major: 5, minor: 2, access: "rwm" }, // ptmx
+  { type: "c", major: 136, minor: "*", access: "rwm" }, // pts
+  { type: "c", major: 10, minor: 200, access: "rwm" }, // net/tun
+];
+
+export class SandboxCgroup {
+  readonly version: CgroupVersion;
+  /** Relative to each hierarchy's root. */
+  readonly parentPath: string;
+  readonly boxPath: string;
+
+  constructor(readonly id: string, version?: CgroupVersion) {
+    this.version = version ?? detectCgroupVersion();
+    this.parentPath = join(CGROUP_PARENT, id);
+    this.boxPath = join(this.parentPath, "box");
+  }
+
+  /** What runc gets as linux.cgroupsPath. */
+  get runcPath(): string {
+    return "/" + this.boxPath;
+  }
+
+  /** Creates both levels, writes the limits on the parent, and hands the box to the sandbox's root (hostUid). */
+  async create(limits: SandboxLimits, hostUid: number, hostGid: number): Promise<void> {
+    if (this.version === 2) await this.createV2(limits, hostUid, hostGid);
+    else await this.createV1(limits, hostUid, hostGid);
+  }
+
+  private async createV1(limits: SandboxLimits, uid: number, gid: number): Promise<void> {
+    for (const h of v1Hierarchies()) {
+      if (h === join(CGROUP_ROOT, "unified")) continue; // hybrid: runc places the sandbox there itself
+      const controller = h.slice(CGROUP_ROOT.length + 1);
+      await mkdirCgroup(h, this.parentPath, controller === "cpuset");
+      const parent = join(h, this.parentPath);
+      switch (controller) {
+        case "memory": {
+          const bytes = String(limits.memoryBytes);
+          await writeFile(join(parent, "memory.limit_in_bytes"), bytes);
+          // memory+swap equal to memory: no swap. (The file exists only with swap accounting on.)
+          if (existsSync(join(parent, "memory.memsw.limit_in_bytes"))) await writeFile(join(parent, "memory.memsw.limit_in_bytes"), bytes);
+          await writeFile(join(parent, "memory.swappiness"), "0").catch(() => {});
+          break;
+        }
+        case "pids":
+          await writeFile(join(parent, "pids.max"), String(limits.pids));
+          break;
+        case "cpu":
+          await writeFile(join(parent, "cpu.cfs_period_us"), String(CPU_PERIOD_US));
+          await writeFile(join(parent, "cpu.cfs_quota_us"), String(Math.round(limits.cpus * CPU_PERIOD_US)));
+          break;
+        case "devices":
+          await writeFile(join(parent, "devices.deny"), "a");
+          for (const d of ALLOWED_DEVICES) await writeFile(join(parent, "devices.allow"), `${d.type} ${d.major}:${d.minor} ${d.access}`);
+          break;
+      }
+      await mkdirCgroup(h, this.boxPath, controller === "cpuset");
+      await chownTree(join(h, this.boxPath), uid, gid);
+    }
+  }
+
+  private async createV2(limits: SandboxLimits, uid: number, gid: number): Promise<void> {
+    const enable = "+memory +pids +cpu";
+    await mkdir(join(CGROUP_ROOT, CGROUP_PARENT), { recursive: true });
+    await writeFile(join(CGROUP_ROOT, "cgroup.subtree_control"), enable);
+    await writeFile(join(CGROUP_ROOT, CGROUP_PARENT, "cgroup.subtree_control"), enable);
+    const parent = join(CGROUP_ROOT, this.parentPath);
+    await mkdir(parent, { recursive: true });
+    await writeFile(join(parent, "memory.max"), String(limits.memoryBytes));
+    await writeFile(join(parent, "memory.swap.max"), "0").catch(() => {});
+    await writeFile(join(parent, "pids.max"), String(limits.pids));
+    await writeFile(join(parent, "cpu.max"), `${Math.round(limits.cpus * CPU_PERIOD_US)} ${CPU_PERIOD_US}`);
+    await writeFile(join(parent, "cgroup.subtree_control"), enable);
+    const box = join(CGROUP_ROOT, this.boxPath);
+    await mkdir(box, { recursive: true });
+    // Delegation as the kernel documents it: the directory and these three files. The box's own
+    // interface files (memory.max ...) stay root-owned, and the parent caps them anyway.
+    // (v2's "no internal processes" rule: to enable controllers for children, a learner first moves
+    // the box's processes into a leaf, e.g. mkdir /sys/fs/cgroup/init; this is what docker-in-docker does.)
+    await chown(box, uid, gid);
+    for (const f of ["cgroup.procs", "cgroup.subtree_control", "cgroup.threads"]) await chown(join(box, f), uid, gid);
+  }
+
+  async stats(): Promise<SandboxStats> {
+    if (this.version === 2) {
+      const dir = join(CGROUP_ROOT, this.parentPath);
+      const cpuStat = await readFile(join(dir, "cpu.stat"), "utf8");
+      const usec = Number(/^usage_usec (\d+)/m.exec(cpuStat)?.[1] ?? 0);
+      return {
+        memoryBytes: await readNumber(join(dir, "memory.current")),
+        pids: await readNumber(join(dir, "pids.current")),
+        cpuUsageNs: usec * 1000,
+      };
+    }
+    return {
+      memoryBytes: await readNumber(join(CGROUP_ROOT, "memory", this.parentPath, "memory.usage_in_bytes")),
+      pids: await readNumber(join(CGROUP_ROOT, "pids", this.parentPath, "pids.current")),
+      cpuUsageNs: await readNumber(join(CGROUP_ROOT, "cpuacct", this.parentPath, "cpuacct.usage")),
+    };
+  }
+
+  /** Memory-cgroup OOM kills so far (v1: memory.oom_control, v2: memory.events). */
+  async oomKills(): Promise<number> {
+    const file = this.version === 2 ? join(CGROUP_ROOT, this.parentPath, "memory.events") : join(CGROUP_ROOT, "memory", this.parentPath, "memory.oom_control");
+    const text = await readFile(file, "utf8");
+    return Number(/^oom_kill (\d+)/m.exec(text)?.[1] ?? 0);
+  }
+
+  /** Every hierarchy directory of this sandbox that still exists (a clean destroy leaves none). */
+  existingDirs(): string[] {
+    const roots = this.version === 2 ? [CGROUP_ROOT] : v1Hierarchies();
+    return roots.map((r) => join(r, this.parentPath)).filter((d) => existsSync(d));
+  }
+
+  /** Removes the whole subtree, deepest first (learners may have made children). Needs the processes gone. */
+  async remove(): Promise<void> {
+    for (const dir of this.existingDirs()) await rmdirTree(dir);
+  }
+}
+
+async function readNumber(path: string): Promise<number> {
+  return Number((await readFile(path, "utf8")).trim());
+}
+
+/** mkdir -p for a cgroup path; in the v1 cpuset hierarchy a new cgroup starts with no cpus and mems and must inherit them. */
+async function mkdirCgroup(hierarchy: string, rel: string, isCpuset: boolean): Promise<void> {
+  let dir = hierarchy;
+  for (const part of rel.split("/")) {
+    const parent = dir;
+    dir = join(dir, part);
+    if (!existsSync(dir)) await mkdir(dir);
+    if (isCpuset) {
+      for (const f of ["cpuset.cpus", "cpuset.mems"]) {
+        if ((await readFile(join(dir, f), "utf8")).trim() === "") await writeFile(join(dir, f), (await readFile(join(parent, f), "utf8")).trim());
+      }
+    }
+  }
+}
+
+async function chownTree(dir: string, uid: number, gid: number): Promise<void> {
+  await chown(dir, uid, gid);
+  for (const f of await readdir(dir, { withFileTypes: true })) {
+    if (f.isFile()) await chown(join(dir, f.name), uid, gid).catch(() => {});
+  }
+}
+
+async function rmdirTree(dir: string): Promise<void> {
+  for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
+    if (e.isDirectory()) await rmdirTree(join(dir, e.name));
+  }
+  // A cgroup can be busy for a moment after its last process died.
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await rmdir(dir);
+      return;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === "ENOENT") return;
+      if (code !== "EBUSY" || attempt >= 50) throw new Error(`could not remove cgroup ${dir}: ${(err as Error).message}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}

@@ -1,0 +1,300 @@
+// The namespaces driver: one sandbox = one runc container made of a user namespace (root inside is
+// an unprivileged host uid), pid, mount, uts, ipc, net (loopback only) and cgroup namespaces, an
+// overlay root filesystem over the shared read-only base, and a two-level cgroup with the limits
+// above the sandbox's own subtree. Why runc and not crun, and the security model: docs/sandboxes.md.
+//
+// On disk, per sandbox (stateDir/sandboxes/<id>/):
+//   meta.json   what list() reports after an orchestrator restart
+//   token       the agent's token (host only, 0600)
+//   upper/ work/ rootfs/   the overlay (rootfs/ is the mount point runc gets as root.path)
+//   run/        bind-mounted at /run/berth: the agent's socket (and, briefly, the token file)
+//   data/       bind-mounted at /var/lib/berth: a real filesystem for nested overlays
+//   bundle/     runc's bundle (config.json); agent.log: the agent's stdout/stderr
+import { randomBytes } from "node:crypto";
+import { spawn } from "node:child_process";
+import { existsSync, openSync, closeSync, readFileSync } from "node:fs";
+import { chown, mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { ensureBaseRootfs, defaultStateDir, hostsFile, SANDBOX_ID_BASE, SANDBOX_ID_COUNT } from "../../../../infra/rootfs/build.js";
+import { AgentClient } from "../agent-client.js";
+import {
+  DEFAULT_LIMITS,
+  SANDBOX_ID_PATTERN,
+  type AgentEndpoint,
+  type SandboxDriver,
+  type SandboxInfo,
+  type SandboxLimits,
+  type SandboxSpec,
+  type SandboxStats,
+} from "../driver.js";
+import { ensureAgentDir } from "./agent-dir.js";
+import { SandboxCgroup, type CgroupVersion } from "./cgroups.js";
+import { sandboxOciConfig } from "./oci-spec.js";
+import { Runc } from "./runc.js";
+
+export interface NamespacesDriverOptions {
+  stateDir?: string;
+  /** How long create() waits for the agent to answer health. */
+  agentTimeoutMs?: number;
+}
+
+interface SandboxMeta {
+  id: string;
+  hostname: string;
+  createdAt: string;
+  limits: SandboxLimits;
+  cgroupVersion: CgroupVersion;
+  agentDir: string;
+}
+
+/** sun_path is 108 bytes including the terminating NUL. */
+const MAX_SOCKET_PATH = 107;
+
+export class NamespacesDriver implements SandboxDriver {
+  readonly name = "namespaces";
+  readonly stateDir: string;
+  private readonly runc: Runc;
+  private readonly agentTimeoutMs: number;
+  private prepared: Promise<{ rootfs: string; agentDir: string }> | undefined;
+
+  constructor(opts: NamespacesDriverOptions = {}) {
+    this.stateDir = opts.stateDir ?? defaultStateDir();
+    this.runc = new Runc(join(this.stateDir, "runc"));
+    this.agentTimeoutMs = opts.agentTimeoutMs ?? 20_000;
+  }
+
+  prepare(onProgress?: (line: string) => void): Promise<void> {
+    if (!this.prepared) {
+      this.prepared = (async () => {
+        if (process.getuid?.() !== 0) throw new Error("the namespaces driver needs root (it mounts overlays and makes cgroups)");
+        const rootfs = await ensureBaseRootfs({ stateDir: this.stateDir, onProgress });
+        onProgress?.("sandbox: building the agent bundle");
+        const agentDir = await ensureAgentDir(this.stateDir);
+        await mkdir(join(this.stateDir, "sandboxes"), { recursive: true });
+        return { rootfs, agentDir };
+      })();
+      this.prepared.catch(() => (this.prepared = undefined));
+    }
+    return this.prepared.then(() => {});
+  }
+
+  private dir(id: string): string {
+    if (!SANDBOX_ID_PATTERN.test(id)) throw new Error(`invalid sandbox id ${JSON.stringify(id)}: use letters, digits, '.', '_', '-' (at most 63)`);
+    return join(this.stateDir, "sandboxes", id);
+  }
+
+  async create(spec: SandboxSpec): Promise<SandboxInfo> {
+    const dir = this.dir(spec.id);
+    if (!/^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/.test(spec.hostname)) {
+      throw new Error(`invalid hostname ${JSON.stringify(spec.hostname)}: use letters, digits and '-' (one label, at most 63)`);
+    }
+    const socketPath = join(dir, "run", "agent.sock");
+    if (socketPath.length > MAX_SOCKET_PATH) throw new Error(`agent socket path too long for a UNIX socket (${socketPath.length} > ${MAX_SOCKET_PATH}): use a shorter state dir or id`);
+    if (existsSync(dir)) throw new Error(`sandbox ${spec.id} already exists; destroy it first`);
+    await this.prepare();
+    const { rootfs: baseRootfs, agentDir } = await this.prepared!;
+    const limits: SandboxLimits = { ...DEFAULT_LIMITS, ...spec.limits };
+    const cgroup = new SandboxCgroup(spec.id);
+    const uid = SANDBOX_ID_BASE;
+    const gid = SANDBOX_ID_BASE;
+    const meta: SandboxMeta = { id: spec.id, hostname: spec.hostname, createdAt: new Date().toISOString(), limits, cgroupVersion: cgroup.version, agentDir };
+
+    try {
+      // 0711: the sandbox (an unprivileged uid on the host) must traverse it to reach rootfs/, run/, data/.
+      await mkdir(dir, { recursive: true, mode: 0o711 });
+      await writeFile(join(dir, "meta.json"), JSON.stringify(meta, null, 2) + "\n");
+      for (const sub of ["upper", "work", "rootfs", "run", "data", "bundle"]) await mkdir(join(dir, sub));
+      // Owned by the sandbox's root: the overlay's top directory, the socket dir, the data dir.
+      for (const sub of ["upper", "run", "data"]) await chown(join(dir, sub), uid, gid);
+
+      // 1. The root filesystem: overlay of the shared read-only base and this sandbox's upper layer.
+      await sh("mount", ["-t", "overlay", "overlay", "-o", `lowerdir=${baseRootfs},upperdir=${join(dir, "upper")},workdir=${join(dir, "work")}`, join(dir, "rootfs")]);
+      await writeOwned(join(dir, "rootfs", "etc", "hostname"), `${spec.hostname}\n`, uid, gid);
+      await writeOwned(join(dir, "rootfs", "etc", "hosts"), hostsFile(spec.hostname), uid, gid);
+
+      // 2. The agent's token: kept on the host, and handed over once in a file the agent deletes.
+      const token = randomBytes(32).toString("hex");
+      await writeFile(join(dir, "token"), token, { mode: 0o600 });
+      await writeOwned(join(dir, "run", "token"), token, uid, gid, 0o600);
+
+      // 3. The cgroup: limits on berth/<id>, the sandbox in berth/<id>/box.
+      await cgroup.create(limits, uid, gid);
+
+      // 4. runc: create (namespaces, mounts, cgroup), then start (exec the agent). The container's
+      // stdout/stderr go to agent.log; runc runs in its own session so the sandbox outlives us.
+      const config = sandboxOciConfig({
+        hostname: spec.hostname,
+        rootfs: join(dir, "rootfs"),
+        cgroupsPath: cgroup.runcPath,
+        agentDir,
+        runDir: join(dir, "run"),
+        dataDir: join(dir, "data"),
+        idBase: uid,
+        idCount: SANDBOX_ID_COUNT,
+      });
+      await writeFile(join(dir, "bundle", "config.json"), JSON.stringify(config, null, 2) + "\n");
+      const log = openSync(join(dir, "agent.log"), "a");
+      try {
+        await this.runc.run(["create", "--bundle", join(dir, "bundle"), spec.id], { stdio: ["ignore", log, log], detached: true });
+      } finally {
+        closeSync(log);
+      }
+      await this.runc.run(["start", spec.id]);
+
+      // 5. Wait for the agent.
+      await this.waitForAgent(spec.id, { socketPath, token });
+      return await this.info(meta);
+    } catch (err) {
+      const logTail = readTail(join(dir, "agent.log"));
+      await this.destroy(spec.id).catch(() => {});
+      throw new Error(`could not create sandbox ${spec.id}: ${(err as Error).message}${logTail ? `\nagent log:\n${logTail}` : ""}`);
+    }
+  }
+
+  private async waitForAgent(id: string, ep: AgentEndpoint): Promise<void> {
+    const deadline = Date.now() + this.agentTimeoutMs;
+    let last: Error | undefined;
+    while (Date.now() < deadline) {
+      if (existsSync(ep.socketPath)) {
+        try {
+          const client = await AgentClient.connect(ep, { timeoutMs: 2000 });
+          try {
+            await client.request({ op: "health" });
+            return;
+          } finally {
+            client.close();
+          }
+        } catch (err) {
+          last = err as Error;
+        }
+      }
+      const state = await this.runc.state(id);
+      if (!state || state.status === "stopped") throw new Error("the sandbox stopped before its agent answered");
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    throw new Error(`the agent did not answer health within ${this.agentTimeoutMs} ms${last ? ` (${last.message})` : ""}`);
+  }
+
+  async stop(id: string): Promise<void> {
+    const state = await this.runc.state(id);
+    if (!state || state.status === "stopped") return;
+    await this.runc.run(["kill", id, "TERM"]).catch(() => {});
+    for (let i = 0; i < 60; i++) {
+      const s = await this.runc.state(id);
+      if (!s || s.status === "stopped") return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await this.runc.run(["kill", "--all", id, "KILL"]).catch(() => {});
+  }
+
+  async destroy(id: string): Promise<void> {
+    const dir = this.dir(id);
+    const meta = await this.readMeta(id);
+    if (await this.runc.state(id)) {
+      // --force kills every process in the sandbox's cgroup, then removes runc's state.
+      await this.runc.run(["delete", "--force", id]);
+    }
+    const cgroup = new SandboxCgroup(id, meta?.cgroupVersion);
+    await cgroup.remove();
+    await unmountAll(dir);
+    await rm(dir, { recursive: true, force: true });
+  }
+
+  async connect(id: string): Promise<AgentEndpoint> {
+    const dir = this.dir(id);
+    const tokenFile = join(dir, "token");
+    if (!existsSync(tokenFile)) throw new Error(`no sandbox ${id} under ${this.stateDir}`);
+    return { socketPath: join(dir, "run", "agent.sock"), token: (await readFile(tokenFile, "utf8")).trim() };
+  }
+
+  async stats(id: string): Promise<SandboxStats> {
+    const meta = await this.readMeta(id);
+    if (!meta) throw new Error(`no sandbox ${id} under ${this.stateDir}`);
+    return new SandboxCgroup(id, meta.cgroupVersion).stats();
+  }
+
+  /** Memory-cgroup OOM kills in this sandbox so far (for tests and the orchestrator's "why did it die"). */
+  async oomKills(id: string): Promise<number> {
+    const meta = await this.readMeta(id);
+    if (!meta) throw new Error(`no sandbox ${id} under ${this.stateDir}`);
+    return new SandboxCgroup(id, meta.cgroupVersion).oomKills();
+  }
+
+  async list(): Promise<SandboxInfo[]> {
+    const root = join(this.stateDir, "sandboxes");
+    if (!existsSync(root)) return [];
+    const out: SandboxInfo[] = [];
+    for (const id of (await readdir(root)).sort()) {
+      const meta = await this.readMeta(id).catch(() => undefined);
+      if (meta) out.push(await this.info(meta));
+    }
+    return out;
+  }
+
+  /** Where a sandbox's files are on the host (for tests and debugging). */
+  sandboxDir(id: string): string {
+    return this.dir(id);
+  }
+
+  private async info(meta: SandboxMeta): Promise<SandboxInfo> {
+    const state = await this.runc.state(meta.id);
+    const base = { id: meta.id, hostname: meta.hostname, createdAt: new Date(meta.createdAt) };
+    if (!state) return { ...base, state: "missing" };
+    if (state.status === "running" || state.status === "created" || state.status === "paused") return { ...base, state: "running", pid: state.pid };
+    return { ...base, state: "stopped" };
+  }
+
+  private async readMeta(id: string): Promise<SandboxMeta | undefined> {
+    const file = join(this.dir(id), "meta.json");
+    if (!existsSync(file)) return undefined;
+    return JSON.parse(await readFile(file, "utf8")) as SandboxMeta;
+  }
+}
+
+export function createNamespacesDriver(opts?: NamespacesDriverOptions): NamespacesDriver {
+  return new NamespacesDriver(opts);
+}
+
+async function writeOwned(path: string, text: string, uid: number, gid: number, mode = 0o644): Promise<void> {
+  await writeFile(path, text, { mode });
+  await chown(path, uid, gid);
+}
+
+function sh(cmd: string, args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ["ignore", "ignore", "pipe"] });
+    let err = "";
+    child.stderr.on("data", (b: Buffer) => (err += b.toString()));
+    child.on("error", reject);
+    child.on("close", (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} ${args.join(" ")}: exit ${code}: ${err.trim()}`))));
+  });
+}
+
+/** Mount points under dir, deepest first, as the host's mount table shows them. */
+function mountsUnder(dir: string): string[] {
+  const prefix = dir.endsWith("/") ? dir : dir + "/";
+  return readFileSync("/proc/self/mounts", "utf8")
+    .split("\n")
+    .map((l) => l.split(" ")[1]?.replace(/\\040/g, " ") ?? "")
+    .filter((m) => m === dir || m.startsWith(prefix))
+    .sort((a, b) => b.length - a.length);
+}
+
+async function unmountAll(dir: string): Promise<void> {
+  for (const m of mountsUnder(dir)) {
+    try {
+      await sh("umount", [m]);
+    } catch {
+      // Still busy for a moment after the last process died: detach it now, the kernel frees it later.
+      await sh("umount", ["-l", m]);
+    }
+  }
+}
+
+function readTail(path: string, lines = 15): string {
+  try {
+    return readFileSync(path, "utf8").trimEnd().split("\n").slice(-lines).join("\n");
+  } catch {
+    return "";
+  }
+}

@@ -1,0 +1,112 @@
+// The OCI runtime config (config.json) that runc gets for one sandbox. Read it as the list of what
+// a sandbox is: its namespaces, its user mapping, its mounts, its capabilities and its cgroup.
+import { ALLOWED_DEVICES } from "./cgroups.js";
+
+export interface SandboxOciOptions {
+  hostname: string;
+  /** The merged overlay (base rootfs + this sandbox's upper layer). */
+  rootfs: string;
+  /** linux.cgroupsPath: the sandbox's box cgroup (limits sit one level above it). */
+  cgroupsPath: string;
+  /** Host directory with the agent bundle and node-pty, mounted read-only at /opt/berth. */
+  agentDir: string;
+  /** Host directory for the agent socket and the one-shot token file, at /run/berth. */
+  runDir: string;
+  /** Host directory on a real filesystem for nested overlays (the engine's state), at /var/lib/berth. */
+  dataDir: string;
+  /** Host uid/gid that root in the sandbox is; the sandbox maps [0, idCount) onto [idBase, idBase+idCount). */
+  idBase: number;
+  idCount: number;
+  nodeBinary?: string;
+}
+
+export const SANDBOX_AGENT_SOCKET = "/run/berth/agent.sock";
+export const SANDBOX_TOKEN_FILE = "/run/berth/token";
+
+/**
+ * Capabilities root keeps inside the sandbox. They are capabilities of the sandbox's user
+ * namespace, so they reach only what that namespace owns; the ones left out would act on the host
+ * (modules, raw I/O, clock, reboot, kernel log, device nodes, audit, MAC policy) or are not needed.
+ */
+export const SANDBOX_CAPABILITIES = [
+  "CAP_CHOWN",
+  "CAP_DAC_OVERRIDE",
+  "CAP_DAC_READ_SEARCH",
+  "CAP_FOWNER",
+  "CAP_FSETID",
+  "CAP_KILL",
+  "CAP_SETGID",
+  "CAP_SETUID",
+  "CAP_SETPCAP",
+  "CAP_SETFCAP", // mapping uid 0 in a nested user namespace (unshare --map-root-user) needs it
+  "CAP_NET_BIND_SERVICE",
+  "CAP_NET_BROADCAST",
+  "CAP_NET_ADMIN",
+  "CAP_NET_RAW",
+  "CAP_IPC_LOCK",
+  "CAP_IPC_OWNER",
+  "CAP_SYS_CHROOT",
+  "CAP_SYS_PTRACE",
+  "CAP_SYS_ADMIN", // mount, unshare, pivot_root: what the course is about
+  "CAP_SYS_NICE",
+  "CAP_LEASE",
+  "CAP_AUDIT_WRITE",
+];
+
+export function sandboxOciConfig(o: SandboxOciOptions): object {
+  const nodeBinary = o.nodeBinary ?? "/usr/bin/node";
+  const caps = SANDBOX_CAPABILITIES;
+  return {
+    ociVersion: "1.0.2",
+    process: {
+      terminal: false,
+      user: { uid: 0, gid: 0 },
+      // tini is PID 1: it reaps orphans (node cannot) and passes SIGTERM on to the agent.
+      args: ["/usr/bin/tini", "--", "/usr/bin/node", "/opt/berth/agent.mjs"],
+      env: [
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "HOME=/root",
+        "LANG=C.UTF-8",
+        `BERTH_AGENT_SOCKET=${SANDBOX_AGENT_SOCKET}`,
+        // The token travels in a file the agent deletes, never in the environment (which stays
+        // readable in /proc/1/environ).
+        `BERTH_AGENT_TOKEN_FILE=${SANDBOX_TOKEN_FILE}`,
+      ],
+      cwd: "/root",
+      capabilities: { bounding: caps, effective: caps, permitted: caps, inheritable: [], ambient: [] },
+      noNewPrivileges: false,
+      // No oomScoreAdj: lowering it needs CAP_SYS_RESOURCE on the host. Instead the agent raises
+      // its children (shells, checks) so a learner's memory hog dies before the agent.
+    },
+    root: { path: o.rootfs, readonly: false },
+    hostname: o.hostname,
+    mounts: [
+      { destination: "/proc", type: "proc", source: "proc", options: ["nosuid", "noexec", "nodev"] },
+      { destination: "/dev", type: "tmpfs", source: "tmpfs", options: ["nosuid", "strictatime", "mode=755", "size=65536k"] },
+      { destination: "/dev/pts", type: "devpts", source: "devpts", options: ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"] },
+      { destination: "/dev/shm", type: "tmpfs", source: "shm", options: ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"] },
+      { destination: "/dev/mqueue", type: "mqueue", source: "mqueue", options: ["nosuid", "noexec", "nodev"] },
+      { destination: "/sys", type: "sysfs", source: "sysfs", options: ["nosuid", "noexec", "nodev", "ro"] },
+      // With the cgroup namespace, each hierarchy shows the box as its root: writable, limits above.
+      { destination: "/sys/fs/cgroup", type: "cgroup", source: "cgroup", options: ["nosuid", "noexec", "nodev", "relatime", "rw"] },
+      { destination: "/usr/bin/node", type: "bind", source: nodeBinary, options: ["rbind", "ro", "nosuid", "nodev"] },
+      { destination: "/opt/berth", type: "bind", source: o.agentDir, options: ["rbind", "ro", "nosuid", "nodev"] },
+      { destination: "/run/berth", type: "bind", source: o.runDir, options: ["rbind", "rw", "nosuid", "nodev", "noexec"] },
+      { destination: "/var/lib/berth", type: "bind", source: o.dataDir, options: ["rbind", "rw", "nodev"] },
+    ],
+    linux: {
+      uidMappings: [{ containerID: 0, hostID: o.idBase, size: o.idCount }],
+      gidMappings: [{ containerID: 0, hostID: o.idBase, size: o.idCount }],
+      // No "path": each is new. The network namespace has only lo: no route out (egress blocked).
+      namespaces: ["pid", "network", "ipc", "uts", "mount", "cgroup", "user"].map((type) => ({ type })),
+      cgroupsPath: o.cgroupsPath,
+      resources: {
+        devices: [{ allow: false, access: "rwm" }, ...ALLOWED_DEVICES.map((d) => ({ allow: true, type: d.type, major: d.major === "*" ? -1 : d.major, minor: d.minor === "*" ? -1 : d.minor, access: d.access }))],
+      },
+      // (No masked /proc paths: in a user namespace the kernel already refuses /proc/kcore, sysrq,
+      // kernel sysctls to sandbox root, and masks would break `unshare --user --mount-proc` inside.)
+      maskedPaths: [],
+      readonlyPaths: [],
+    },
+  };
+}
