@@ -4,13 +4,14 @@
 //
 // CLI: `tsx packages/agent/build.ts` prints the bundle's path.
 import { build } from "esbuild";
+import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 export const AGENT_DIR = dirname(fileURLToPath(import.meta.url));
 export const AGENT_BUNDLE = join(AGENT_DIR, "dist", "agent.mjs");
 /** The node-pty package the bundle loads; the sandbox driver copies the runtime parts of it. */
-export const NODE_PTY_DIR = dirname(fileURLToPath(import.meta.resolve("node-pty/package.json")));
+export const NODE_PTY_DIR = dirname(createRequire(import.meta.url).resolve("node-pty/package.json"));
 
 export async function buildAgentBundle(): Promise<string> {
   await build({

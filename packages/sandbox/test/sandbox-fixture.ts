@@ -1,0 +1,73 @@
+// Shared by the sandbox tests: a driver on the real state dir (the base rootfs is built once and
+// cached there), unique ids, and small ways to run commands and watch a terminal.
+import { readFileSync } from "node:fs";
+import { AgentClient, createNamespacesDriver, type NamespacesDriver } from "../src/index.js";
+
+export function testDriver(): NamespacesDriver {
+  return createNamespacesDriver();
+}
+
+/** Short (the agent socket path must fit in 107 bytes) and unique per run. */
+export function testId(name: string): string {
+  return `t-${name}-${process.pid.toString(36)}${Date.now().toString(36).slice(-4)}`;
+}
+
+export interface ExecText {
+  exitCode: number | null;
+  signal: string | null;
+  stdout: string;
+  stderr: string;
+  timedOut: boolean;
+  durationMs: number;
+}
+
+/** Runs a shell command line in the sandbox and decodes the output (tests only: the product keeps bytes). */
+export async function sh(client: AgentClient, script: string, opts: { timeoutMs?: number; maxOutputBytes?: number } = {}): Promise<ExecText> {
+  const r = await client.request({ op: "exec", cmd: ["/bin/bash", "-c", script], ...opts });
+  return {
+    exitCode: r.exitCode,
+    signal: r.signal,
+    stdout: Buffer.from(r.stdout, "base64").toString("utf8"),
+    stderr: Buffer.from(r.stderr, "base64").toString("utf8"),
+    timedOut: r.timedOut,
+    durationMs: r.durationMs,
+  };
+}
+
+export function terminal(client: AgentClient, handle: number) {
+  const parts: Buffer[] = [];
+  const sub = client.onOutput((h, bytes) => {
+    if (h === handle) parts.push(bytes);
+  });
+  return {
+    text: () => Buffer.concat(parts).toString("utf8"),
+    async waitFor(pattern: string | RegExp, timeoutMs = 5000): Promise<string> {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const text = Buffer.concat(parts).toString("utf8");
+        if (typeof pattern === "string" ? text.includes(pattern) : pattern.test(text)) return text;
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${String(pattern)}; terminal shows ${JSON.stringify(text.slice(-400))}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    },
+    dispose: () => sub.dispose(),
+  };
+}
+
+/** Resident memory of every process in the sandbox, from the host's /proc. */
+export function sandboxRss(hostPids: number[]): number {
+  let total = 0;
+  for (const pid of hostPids) {
+    try {
+      const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+      if (m) total += Number(m[1]) * 1024;
+    } catch {
+      // Exited meanwhile.
+    }
+  }
+  return total;
+}
+
+export function hostMounts(): string {
+  return readFileSync("/proc/self/mounts", "utf8");
+}
