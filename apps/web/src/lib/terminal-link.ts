@@ -98,15 +98,15 @@ export class TerminalLink {
       if (msg.term !== opts.termKey) return;
       if (msg.reset) this.resetInOrder();
       const bytes = msg.data instanceof Uint8Array ? msg.data : new Uint8Array(msg.data);
-      if (!this.state.attached || this.state.phase === "connecting" || this.state.phase === "reconnecting") {
+      if (!this.state.attached || this.state.phase !== "ready") {
         // Output means the shell is live, whatever status messages we may have missed.
-        this.update({ attached: true, phase: "ready", message: this.state.phase === "ready" ? this.state.message : "Sandbox ready" });
+        this.update({ attached: true, phase: "ready", message: "Terminal attached" });
       }
       this.write(bytes);
     };
     const onExit: ServerToClientEvents["term:exit"] = (msg) => {
       if (msg.term !== opts.termKey) return;
-      this.update({ attached: false, exit: { exitCode: msg.exitCode } });
+      this.update({ attached: false, exit: { exitCode: msg.exitCode }, message: `Shell exited with code ${msg.exitCode}` });
     };
     socket.on("sandbox:status", onStatus);
     socket.on("term:data", onData);
@@ -162,7 +162,7 @@ export class TerminalLink {
 
   /** Attach again: after the shell exited (the server starts a new one) or an attach failed. */
   reattach(): void {
-    this.update({ exit: null, error: null });
+    this.update({ exit: null, error: null, message: "Starting a new shell…" });
     if (this.opts.socket.connected) this.attach();
     else this.opts.socket.connect();
   }
@@ -190,7 +190,7 @@ export class TerminalLink {
     socket.emit("term:attach", { labId, term: termKey, cols, rows }, (res) => {
       if (gen !== this.generation || this.disposed) return;
       if (res.ok) {
-        this.update({ attached: true, exit: null, error: null });
+        this.update({ attached: true, exit: null, error: null, ...(this.state.phase === "ready" ? { message: "Terminal attached" } : {}) });
         // Resizes are not sent while detached: catch up if the size changed during the attach.
         if (terminal.cols !== cols || terminal.rows !== rows) {
           socket.emit("term:resize", { term: termKey, cols: terminal.cols, rows: terminal.rows });
