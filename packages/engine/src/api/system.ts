@@ -1,0 +1,113 @@
+/**
+ * _ping, version, info, events, system df: what the CLI asks before (or instead of) real work.
+ */
+import os from "node:os";
+import fs from "node:fs";
+import type { ContainerService } from "../containers/service";
+import type { ImageStore } from "../images/store";
+import { API_VERSION, MIN_API_VERSION, send, sendJson, startStream, type Router } from "./http";
+
+export const ENGINE_VERSION = "0.1.0-berth";
+
+export function systemRoutes(router: Router, svc: ContainerService, images: ImageStore, root: string): void {
+  // The CLI's first call (HEAD, then GET): it reads the negotiation headers, not the body.
+  const ping = (ctx: Parameters<Parameters<Router["on"]>[2]>[0]) =>
+    send(ctx, 200, "OK", "text/plain; charset=utf-8", { "Builder-Version": "1", Swarm: "inactive", "Cache-Control": "no-cache, no-store, must-revalidate", Pragma: "no-cache" });
+  router.on("GET", "/_ping", ping);
+
+  router.on("GET", "/version", (ctx) => {
+    const details = { ApiVersion: API_VERSION, Arch: goArch(), BuildTime: "", Experimental: "false", GitCommit: "", GoVersion: `node ${process.version}`, KernelVersion: os.release(), MinAPIVersion: MIN_API_VERSION, Os: "linux" };
+    sendJson(ctx, 200, {
+      Platform: { Name: "Berth Engine" },
+      Components: [{ Name: "Engine", Version: ENGINE_VERSION, Details: details }],
+      Version: ENGINE_VERSION,
+      ApiVersion: API_VERSION,
+      MinAPIVersion: MIN_API_VERSION,
+      GitCommit: "",
+      GoVersion: details.GoVersion,
+      Os: "linux",
+      Arch: details.Arch,
+      KernelVersion: details.KernelVersion,
+      Experimental: false,
+      BuildTime: "",
+    });
+  });
+
+  router.on("GET", "/info", (ctx) => {
+    const all = svc.list();
+    const running = all.filter((c) => c.running).length;
+    sendJson(ctx, 200, {
+      ID: "",
+      Containers: all.length,
+      ContainersRunning: running,
+      ContainersPaused: 0,
+      ContainersStopped: all.length - running,
+      Images: images.list().length,
+      Driver: "overlay2",
+      DriverStatus: [["Backing Filesystem", "extfs"]],
+      Plugins: { Volume: ["local"], Network: ["null"], Authorization: null, Log: ["json-file"] },
+      MemoryLimit: true,
+      SwapLimit: true,
+      CpuCfsPeriod: true,
+      CpuCfsQuota: true,
+      CPUShares: true,
+      CPUSet: true,
+      PidsLimit: true,
+      IPv4Forwarding: true,
+      Debug: false,
+      NFd: 0,
+      NGoroutines: 0,
+      SystemTime: new Date().toISOString(),
+      LoggingDriver: "json-file",
+      CgroupDriver: "cgroupfs",
+      CgroupVersion: String(svc.cgroupVersion),
+      NEventsListener: 0,
+      KernelVersion: os.release(),
+      OperatingSystem: operatingSystem(),
+      OSVersion: "",
+      OSType: "linux",
+      Architecture: os.machine(),
+      IndexServerAddress: "https://index.docker.io/v1/",
+      RegistryConfig: { IndexConfigs: {}, InsecureRegistryCIDRs: [], Mirrors: [] },
+      NCPU: os.cpus().length,
+      MemTotal: os.totalmem(),
+      DockerRootDir: root,
+      Name: os.hostname(),
+      Labels: [],
+      ExperimentalBuild: false,
+      ServerVersion: ENGINE_VERSION,
+      Runtimes: { "berth-shim": { path: "berth-shim" } },
+      DefaultRuntime: "berth-shim",
+      Swarm: { NodeID: "", NodeAddr: "", LocalNodeState: "inactive", ControlAvailable: false, Error: "", RemoteManagers: null },
+      LiveRestoreEnabled: false,
+      Isolation: "",
+      InitBinary: "",
+      SecurityOptions: ["name=cgroupns"],
+      Warnings: [],
+    });
+  });
+
+  // Listed for old clients (API < 1.30 needs it for run) and `docker events`.
+  router.on("GET", "/events", (ctx) => {
+    const res = startStream(ctx, "application/json");
+    const on = (e: unknown) => res.write(`${JSON.stringify(e)}\n`);
+    svc.events.on("event", on);
+    res.on("close", () => svc.events.off("event", on));
+  });
+
+  router.on("GET", "/system/df", (ctx) => {
+    sendJson(ctx, 200, { LayersSize: 0, Images: [], Containers: [], Volumes: [], BuildCache: [] });
+  });
+}
+
+function goArch(): string {
+  return ({ x64: "amd64", arm64: "arm64" } as Record<string, string>)[process.arch] ?? process.arch;
+}
+
+function operatingSystem(): string {
+  try {
+    return /PRETTY_NAME="([^"]+)"/.exec(fs.readFileSync("/etc/os-release", "utf8"))?.[1] ?? "Linux";
+  } catch {
+    return "Linux";
+  }
+}

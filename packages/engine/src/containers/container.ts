@@ -1,0 +1,148 @@
+/**
+ * A container as the engine keeps it: Docker's own field names (Config, HostConfig, State), so that
+ * inspect is a plain copy, plus the recipe — what the engine did to make it, step by step.
+ * Persisted as <root>/containers/<id>/config.json on every state change.
+ */
+import type { CgroupWrite } from "../cgroups/cgroups";
+
+export interface ContainerConfig {
+  Hostname: string;
+  Domainname: string;
+  User: string;
+  AttachStdin: boolean;
+  AttachStdout: boolean;
+  AttachStderr: boolean;
+  ExposedPorts?: Record<string, object>;
+  Tty: boolean;
+  OpenStdin: boolean;
+  StdinOnce: boolean;
+  Env: string[];
+  Cmd: string[] | null;
+  Image: string;
+  Volumes: Record<string, object> | null;
+  WorkingDir: string;
+  Entrypoint: string[] | null;
+  OnBuild: string[] | null;
+  Labels: Record<string, string>;
+  StopSignal?: string;
+  StopTimeout?: number;
+}
+
+export interface HostConfig {
+  Binds: string[] | null;
+  NetworkMode: string;
+  PortBindings: Record<string, { HostIp: string; HostPort: string }[]>;
+  RestartPolicy: { Name: string; MaximumRetryCount: number };
+  AutoRemove: boolean;
+  CapAdd: string[] | null;
+  CapDrop: string[] | null;
+  Privileged: boolean;
+  ReadonlyRootfs: boolean;
+  SecurityOpt: string[] | null;
+  Memory: number;
+  MemorySwap: number;
+  NanoCpus: number;
+  CpuShares: number;
+  CpuPeriod: number;
+  CpuQuota: number;
+  CpusetCpus: string;
+  CpusetMems: string;
+  PidsLimit: number | null;
+  LogConfig: { Type: string; Config: Record<string, string> };
+  ConsoleSize: [number, number];
+  [key: string]: unknown;
+}
+
+export interface ContainerState {
+  Status: "created" | "running" | "paused" | "restarting" | "removing" | "exited" | "dead";
+  Running: boolean;
+  Paused: boolean;
+  Restarting: boolean;
+  OOMKilled: boolean;
+  Dead: boolean;
+  Pid: number;
+  ExitCode: number;
+  Error: string;
+  StartedAt: string;
+  FinishedAt: string;
+}
+
+/** What the engine did to make the container, for the X-ray panel and the lessons. */
+export interface Recipe {
+  hostPid: number;
+  shim: string[]; // the command line that started it
+  namespaces: { type: string; inode: number; path: string }[];
+  rootfs: { lower: string[]; upper: string; work: string; merged: string; command: string };
+  mounts: { destination: string; type: string; source: string; options: string }[];
+  cgroup: { version: 1 | 2; paths: string[]; writes: CgroupWrite[] };
+  capabilities: string[];
+  user: { uid: number; gid: number; groups: number[] };
+  hostname: string;
+  steps: string[];
+}
+
+export interface ContainerRecord {
+  Id: string;
+  Created: string;
+  Path: string;
+  Args: string[];
+  State: ContainerState;
+  Image: string; // sha256:...
+  ResolvConfPath: string;
+  HostnamePath: string;
+  HostsPath: string;
+  LogPath: string;
+  Name: string; // "/name"
+  RestartCount: number;
+  Driver: string;
+  Platform: string;
+  MountLabel: string;
+  ProcessLabel: string;
+  AppArmorProfile: string;
+  ExecIDs: string[] | null;
+  HostConfig: HostConfig;
+  Config: ContainerConfig;
+  recipe?: Recipe;
+}
+
+export const ZERO_TIME = "0001-01-01T00:00:00Z";
+
+export function newState(): ContainerState {
+  return { Status: "created", Running: false, Paused: false, Restarting: false, OOMKilled: false, Dead: false, Pid: 0, ExitCode: 0, Error: "", StartedAt: ZERO_TIME, FinishedAt: ZERO_TIME };
+}
+
+/** Go's units.HumanDuration, which `docker ps` uses for "Up 3 seconds" and "Exited (0) 2 minutes ago". */
+export function humanDuration(ms: number): string {
+  const s = Math.floor(ms / 1000);
+  if (s < 1) return "Less than a second";
+  if (s === 1) return "1 second";
+  if (s < 60) return `${s} seconds`;
+  const m = Math.floor(s / 60);
+  if (m === 1) return "About a minute";
+  if (m < 60) return `${m} minutes`;
+  const h = Math.floor(ms / 3600000 + 0.5);
+  if (h === 1) return "About an hour";
+  if (h < 48) return `${h} hours`;
+  if (h < 24 * 7 * 2) return `${Math.floor(h / 24)} days`;
+  if (h < 24 * 30 * 2) return `${Math.floor(h / 24 / 7)} weeks`;
+  if (h < 24 * 365 * 2) return `${Math.floor(h / 24 / 30)} months`;
+  return `${Math.floor(ms / 3600000 / 24 / 365)} years`;
+}
+
+export function statusText(s: ContainerState, now = Date.now()): string {
+  if (s.Running) return `Up ${humanDuration(now - Date.parse(s.StartedAt))}`;
+  if (s.Status === "created") return "Created";
+  if (s.Status === "removing") return "Removal In Progress";
+  if (s.Status === "dead") return "Dead";
+  return `Exited (${s.ExitCode}) ${humanDuration(now - Date.parse(s.FinishedAt))} ago`;
+}
+
+const ADJECTIVES = ["brave", "calm", "eager", "fancy", "gentle", "happy", "jolly", "kind", "lucid", "merry", "nifty", "proud", "quiet", "sharp", "tender", "vivid", "wise", "zesty", "bold", "crisp"];
+const NAMES = ["lovelace", "hopper", "turing", "ritchie", "thompson", "torvalds", "hamilton", "liskov", "knuth", "dijkstra", "allen", "goldberg", "kernighan", "pike", "stallman", "wozniak", "johnson", "bell", "noether", "curie"];
+
+export function randomName(taken: (n: string) => boolean): string {
+  for (let i = 0; ; i++) {
+    const n = `${ADJECTIVES[Math.floor(Math.random() * ADJECTIVES.length)]}_${NAMES[Math.floor(Math.random() * NAMES.length)]}${i > 10 ? i : ""}`;
+    if (!taken(n)) return n;
+  }
+}

@@ -1,0 +1,66 @@
+/**
+ * The engine put together: image store, container service, API routes, the UNIX socket.
+ *
+ *   const engine = await startEngine({ root: "/var/lib/berth", socket: "/var/run/docker.sock" });
+ *   ... DOCKER_HOST=unix:///var/run/docker.sock docker run busybox echo hi ...
+ *   await engine.close();
+ */
+import fs from "node:fs";
+import path from "node:path";
+import type http from "node:http";
+import { archiveRoutes } from "./api/archive";
+import { containerRoutes } from "./api/containers";
+import { createApiServer, Router } from "./api/http";
+import { imageRoutes } from "./api/images";
+import { systemRoutes } from "./api/system";
+import { ContainerService } from "./containers/service";
+import { ensureBusyboxImage } from "./images/busybox";
+import { ImageStore } from "./images/store";
+
+export interface EngineOptions {
+  root: string; // state directory: images, containers, the compiled shim
+  socket: string; // UNIX socket path to serve the Docker API on
+  log?: (msg: string) => void;
+}
+
+export interface Engine {
+  server: http.Server;
+  containers: ContainerService;
+  images: ImageStore;
+  socket: string;
+  close(): Promise<void>;
+}
+
+export async function startEngine(opts: EngineOptions): Promise<Engine> {
+  if (process.getuid?.() !== 0) throw new Error("the engine makes namespaces, mounts and cgroups: run it as root");
+  const root = path.resolve(opts.root);
+  fs.mkdirSync(root, { recursive: true });
+  const images = new ImageStore(root);
+  ensureBusyboxImage(images);
+  const containers = new ContainerService(root, images);
+  const router = new Router();
+  systemRoutes(router, containers, images, root);
+  containerRoutes(router, containers, images);
+  archiveRoutes(router, containers);
+  imageRoutes(router, containers, images);
+  const server = createApiServer(router, opts.log);
+  fs.mkdirSync(path.dirname(opts.socket), { recursive: true });
+  fs.rmSync(opts.socket, { force: true });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(opts.socket, () => resolve());
+  });
+  fs.chmodSync(opts.socket, 0o660);
+  return {
+    server,
+    containers,
+    images,
+    socket: opts.socket,
+    async close() {
+      await containers.shutdown();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      fs.rmSync(opts.socket, { force: true });
+    },
+  };
+}

@@ -1,0 +1,189 @@
+/**
+ * The image store: content-addressed layers and image configs, and the names that point at them.
+ *
+ * Lifecycle: a layer is made as a directory, `addLayer` names it by the sha256 of its tar (the
+ * "diff id") and moves it under layers/; `addImage` writes the config, whose own sha256 is the image
+ * id; `tag` points a name (busybox:latest) at an id. Containers read layers through the snapshotter
+ * (../snapshots/overlay.ts), never write them.
+ *
+ *   <root>/image/layers/sha256/<hex>/     one unpacked layer, read-only by convention
+ *   <root>/image/configs/sha256/<hex>.json the image config (Docker/OCI image config JSON)
+ *   <root>/image/repositories.json        {"busybox:latest": "sha256:<hex>"}
+ */
+import { createHash } from "node:crypto";
+import { execFileSync } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+
+export interface ImageConfig {
+  architecture: string;
+  os: string;
+  created: string;
+  author?: string;
+  comment?: string;
+  container?: string;
+  config: ContainerDefaults;
+  rootfs: { type: "layers"; diff_ids: string[] };
+  history: { created: string; created_by?: string; comment?: string; empty_layer?: boolean }[];
+}
+
+/** The part of an image config that becomes a new container's defaults. */
+export interface ContainerDefaults {
+  Env?: string[];
+  Cmd?: string[] | null;
+  Entrypoint?: string[] | null;
+  WorkingDir?: string;
+  User?: string;
+  Labels?: Record<string, string> | null;
+  ExposedPorts?: Record<string, object> | null;
+  Volumes?: Record<string, object> | null;
+  StopSignal?: string;
+}
+
+export interface Image {
+  id: string; // sha256:<hex>
+  config: ImageConfig;
+  tags: string[];
+  size: number;
+}
+
+/** "busybox" -> "busybox:latest"; "docker.io/library/busybox:1" -> "busybox:1". */
+export function normalizeReference(ref: string): string {
+  let r = ref.replace(/^docker\.io\//, "").replace(/^library\//, "");
+  const lastSlash = r.lastIndexOf("/");
+  if (!r.slice(lastSlash + 1).includes(":") && !r.includes("@")) r += ":latest";
+  return r;
+}
+
+export function sha256Hex(data: Buffer | string): string {
+  return createHash("sha256").update(data).digest("hex");
+}
+
+/** A deterministic tar of a directory, the form a layer has on the wire and in `docker save`. */
+export function tarDirectory(dir: string, out: string): void {
+  execFileSync("tar", ["--sort=name", "--mtime=@0", "--owner=0", "--group=0", "--numeric-owner", "--xattrs", "-C", dir, "-cf", out, "."]);
+}
+
+export function fileSha256(file: string): string {
+  const hash = createHash("sha256");
+  const fd = fs.openSync(file, "r");
+  const buf = Buffer.alloc(1 << 20);
+  try {
+    for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0; ) hash.update(buf.subarray(0, n));
+  } finally {
+    fs.closeSync(fd);
+  }
+  return hash.digest("hex");
+}
+
+export function directorySize(dir: string): number {
+  try {
+    return Number(execFileSync("du", ["-sb", "--apparent-size", dir], { encoding: "utf8" }).split("\t")[0]) || 0;
+  } catch {
+    return 0;
+  }
+}
+
+export class ImageStore {
+  readonly layersDir: string;
+  readonly configsDir: string;
+  private readonly reposFile: string;
+  private repos: Record<string, string>;
+  private sizes = new Map<string, number>();
+
+  constructor(readonly root: string) {
+    this.layersDir = path.join(root, "image", "layers", "sha256");
+    this.configsDir = path.join(root, "image", "configs", "sha256");
+    this.reposFile = path.join(root, "image", "repositories.json");
+    fs.mkdirSync(this.layersDir, { recursive: true });
+    fs.mkdirSync(this.configsDir, { recursive: true });
+    this.repos = fs.existsSync(this.reposFile) ? JSON.parse(fs.readFileSync(this.reposFile, "utf8")) : {};
+  }
+
+  layerPath(diffId: string): string {
+    return path.join(this.layersDir, diffId.replace(/^sha256:/, ""));
+  }
+
+  /** Move an unpacked directory into the store under the digest of its tar; returns the diff id. */
+  addLayer(dir: string): string {
+    const tar = `${dir}.tar`;
+    tarDirectory(dir, tar);
+    const hex = fileSha256(tar);
+    fs.rmSync(tar);
+    const dest = this.layerPath(hex);
+    if (fs.existsSync(dest)) fs.rmSync(dir, { recursive: true, force: true });
+    else fs.renameSync(dir, dest);
+    return `sha256:${hex}`;
+  }
+
+  addImage(config: ImageConfig): string {
+    const json = JSON.stringify(config);
+    const hex = sha256Hex(json);
+    fs.writeFileSync(path.join(this.configsDir, `${hex}.json`), json);
+    return `sha256:${hex}`;
+  }
+
+  tag(id: string, reference: string): void {
+    this.repos[normalizeReference(reference)] = id;
+    this.saveRepos();
+  }
+
+  untag(reference: string): boolean {
+    const ref = normalizeReference(reference);
+    if (!(ref in this.repos)) return false;
+    delete this.repos[ref];
+    this.saveRepos();
+    return true;
+  }
+
+  private saveRepos(): void {
+    fs.writeFileSync(`${this.reposFile}.tmp`, JSON.stringify(this.repos, null, 1));
+    fs.renameSync(`${this.reposFile}.tmp`, this.reposFile);
+  }
+
+  /** Find an image by name, full id, or an unambiguous id prefix (with or without "sha256:"). */
+  resolve(ref: string): Image | undefined {
+    const byName = this.repos[normalizeReference(ref)];
+    if (byName) return this.get(byName);
+    const hex = ref.replace(/^sha256:/, "");
+    if (!/^[0-9a-f]{1,64}$/.test(hex)) return undefined;
+    const matches = fs.readdirSync(this.configsDir).filter((f) => f.startsWith(hex));
+    return matches.length === 1 ? this.get(`sha256:${matches[0]!.replace(/\.json$/, "")}`) : undefined;
+  }
+
+  get(id: string): Image | undefined {
+    const file = path.join(this.configsDir, `${id.replace(/^sha256:/, "")}.json`);
+    if (!fs.existsSync(file)) return undefined;
+    const config = JSON.parse(fs.readFileSync(file, "utf8")) as ImageConfig;
+    const tags = Object.entries(this.repos).filter(([, v]) => v === id).map(([k]) => k).sort();
+    return { id, config, tags, size: this.imageSize(config) };
+  }
+
+  list(): Image[] {
+    return fs
+      .readdirSync(this.configsDir)
+      .filter((f) => f.endsWith(".json"))
+      .map((f) => this.get(`sha256:${f.replace(/\.json$/, "")}`)!)
+      .sort((a, b) => b.config.created.localeCompare(a.config.created));
+  }
+
+  remove(id: string): void {
+    for (const [k, v] of Object.entries(this.repos)) if (v === id) delete this.repos[k];
+    this.saveRepos();
+    fs.rmSync(path.join(this.configsDir, `${id.replace(/^sha256:/, "")}.json`), { force: true });
+  }
+
+  /** Lower dirs for overlayfs: the topmost layer first, as the mount option wants them. */
+  lowerDirs(image: Image): string[] {
+    return image.config.rootfs.diff_ids.map((d) => this.layerPath(d)).reverse();
+  }
+
+  private imageSize(config: ImageConfig): number {
+    let total = 0;
+    for (const d of config.rootfs.diff_ids) {
+      if (!this.sizes.has(d)) this.sizes.set(d, directorySize(this.layerPath(d)));
+      total += this.sizes.get(d)!;
+    }
+    return total;
+  }
+}

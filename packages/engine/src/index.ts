@@ -1,0 +1,7 @@
+export { startEngine, type Engine, type EngineOptions } from "./engine";
+export { ContainerService, Container, EngineError } from "./containers/service";
+export type { ContainerRecord, Recipe } from "./containers/container";
+export { ImageStore, normalizeReference } from "./images/store";
+export { ensureBusyboxImage, makeBusyboxRootfs, makeBusyboxTarball } from "./images/busybox";
+export { Cgroup, detectCgroupVersion, type Limits } from "./cgroups/cgroups";
+export { API_VERSION, MIN_API_VERSION } from "./api/http";

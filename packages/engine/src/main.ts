@@ -1,0 +1,24 @@
+/**
+ * npm run engine -- --root <state dir> --socket <socket path>
+ * Serves the Docker Engine API; then: DOCKER_HOST=unix://<socket path> docker run busybox echo hi
+ */
+import { parseArgs } from "node:util";
+import { startEngine } from "./engine";
+
+const { values } = parseArgs({
+  options: {
+    root: { type: "string", default: "/var/lib/berth" },
+    socket: { type: "string", default: "/var/run/berth.sock" },
+  },
+});
+
+const engine = await startEngine({ root: values.root!, socket: values.socket!, log: (m) => console.error(m) });
+console.error(`berth engine: serving the Docker API on unix://${engine.socket} (state in ${values.root})`);
+let closing = false;
+for (const sig of ["SIGINT", "SIGTERM"] as const) {
+  process.on(sig, () => {
+    if (closing) return;
+    closing = true;
+    void engine.close().then(() => process.exit(0));
+  });
+}

@@ -1,0 +1,494 @@
+/*
+ * berth-shim: the few system calls Node cannot make.
+ *
+ * Node has no unshare(2), setns(2), pivot_root(2) or mount(2). This program makes exactly those
+ * calls and nothing else of interest: the engine (TypeScript) decides what a container is, this
+ * file only carries it out. It is compiled by the engine at first start (see shim.ts) with the
+ * machine's C compiler; no binary is ever committed.
+ *
+ *   berth-shim run  [options] -- cmd args...   start a container: new pid, mount, uts, ipc, net
+ *                                               namespaces, pivot_root into --rootfs, exec cmd
+ *   berth-shim exec --target PID [options] -- cmd args...
+ *                                               join the namespaces of PID and exec cmd there
+ *
+ * The conversation with the engine, on two extra pipes:
+ *   fd 3 (engine -> shim): "go\n" once the engine has put the child in its cgroups,
+ *                          "resize ROWS COLS\n" for a tty.
+ *   fd 4 (shim -> engine): "pid N\n" as soon as the child exists (namespaces made, nothing run yet),
+ *                          "started\n" or "error MESSAGE\n" after execve, "exit N\n" at the end.
+ * Without a tty the child's stdin/stdout/stderr are the shim's own fds 0, 1, 2 (pipes from the
+ * engine), so stdout and stderr stay apart. With a tty the child opens a console inside its own
+ * /dev/pts, hands the master back over a socket (SCM_RIGHTS) and the shim relays bytes.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <net/if.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+#include <linux/capability.h>
+
+#define CTL_FD 3
+#define STATUS_FD 4
+#define MAX_LIST 256
+
+struct options {
+  int exec_mode;
+  pid_t target;            /* exec: the container's init, seen from the host */
+  const char *rootfs;      /* run: the overlay's merged dir, mounted by the engine */
+  const char *hostname;
+  const char *cwd;
+  uid_t uid;
+  gid_t gid;
+  gid_t groups[64];
+  int ngroups;
+  char *env[MAX_LIST + 1];
+  int nenv;
+  const char *binds[MAX_LIST]; /* "source:destination[:ro]" */
+  int nbinds;
+  unsigned long long caps; /* bit n set = keep capability n */
+  int tty, readonly, no_new_privs;
+  unsigned short rows, cols;
+  char **argv;
+};
+
+static int error_pipe = -1; /* child -> shim, close-on-exec: silence means execve worked */
+
+/* Report a setup failure in runc's words and stop the child. */
+static void fail(const char *fmt, ...) {
+  char msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  if (error_pipe >= 0) {
+    ssize_t ignored = write(error_pipe, msg, strlen(msg));
+    (void)ignored;
+  } else {
+    fprintf(stderr, "berth-shim: %s\n", msg);
+  }
+  _exit(127);
+}
+
+static void status(const char *fmt, ...) {
+  char line[1200];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(line, sizeof line, fmt, ap);
+  va_end(ap);
+  if (n > (int)sizeof line - 1) n = sizeof line - 1;
+  ssize_t ignored = write(STATUS_FD, line, n);
+  (void)ignored;
+}
+
+static void parse(int argc, char **argv, struct options *o) {
+  memset(o, 0, sizeof *o);
+  o->cwd = "/";
+  o->caps = ~0ULL;
+  if (argc < 2) fail("usage: berth-shim run|exec [options] -- cmd...");
+  o->exec_mode = strcmp(argv[1], "exec") == 0;
+  for (int i = 2; i < argc; i++) {
+    const char *a = argv[i];
+    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (strcmp(a, "--") == 0) { o->argv = &argv[i + 1]; return; }
+    if (strcmp(a, "--tty") == 0) { o->tty = 1; continue; }
+    if (strcmp(a, "--read-only") == 0) { o->readonly = 1; continue; }
+    if (strcmp(a, "--no-new-privileges") == 0) { o->no_new_privs = 1; continue; }
+    if (!v) fail("option %s needs a value", a);
+    i++;
+    if (strcmp(a, "--target") == 0) o->target = atoi(v);
+    else if (strcmp(a, "--rootfs") == 0) o->rootfs = v;
+    else if (strcmp(a, "--hostname") == 0) o->hostname = v;
+    else if (strcmp(a, "--cwd") == 0) o->cwd = v;
+    else if (strcmp(a, "--uid") == 0) o->uid = strtoul(v, NULL, 10);
+    else if (strcmp(a, "--gid") == 0) o->gid = strtoul(v, NULL, 10);
+    else if (strcmp(a, "--group") == 0 && o->ngroups < 64) o->groups[o->ngroups++] = strtoul(v, NULL, 10);
+    else if (strcmp(a, "--env") == 0 && o->nenv < MAX_LIST) o->env[o->nenv++] = (char *)v;
+    else if (strcmp(a, "--bind") == 0 && o->nbinds < MAX_LIST) o->binds[o->nbinds++] = v;
+    else if (strcmp(a, "--caps") == 0) o->caps = strtoull(v, NULL, 16);
+    else if (strcmp(a, "--size") == 0) sscanf(v, "%hu,%hu", &o->rows, &o->cols);
+    else fail("unknown option %s", a);
+  }
+  fail("no command given (missing --)");
+}
+
+/* ---------- steps inside the new namespaces ---------- */
+
+static void mount_or_fail(const char *src, const char *dst, const char *type, unsigned long flags, const char *data) {
+  if (mount(src, dst, type, flags, data) < 0) fail("mount %s on %s (%s): %s", src ? src : "none", dst, type ? type : "bind", strerror(errno));
+}
+
+static void mkdir_p(const char *path, mode_t mode) {
+  char buf[4096];
+  snprintf(buf, sizeof buf, "%s", path);
+  for (char *p = buf + 1; *p; p++) {
+    if (*p == '/') { *p = 0; mkdir(buf, mode); *p = '/'; }
+  }
+  mkdir(buf, mode);
+}
+
+/* /dev is a fresh tmpfs holding only the harmless devices every container gets. */
+static void make_dev(const char *rootfs) {
+  char dev[4096], p[4200];
+  snprintf(dev, sizeof dev, "%s/dev", rootfs);
+  mkdir(dev, 0755);
+  mount_or_fail("tmpfs", dev, "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k");
+  static const struct { const char *name; unsigned maj, min; } nodes[] = {
+      {"null", 1, 3}, {"zero", 1, 5}, {"full", 1, 7}, {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0}};
+  for (unsigned i = 0; i < sizeof nodes / sizeof nodes[0]; i++) {
+    snprintf(p, sizeof p, "%s/%s", dev, nodes[i].name);
+    if (mknod(p, S_IFCHR | 0666, makedev(nodes[i].maj, nodes[i].min)) < 0) fail("mknod %s: %s", p, strerror(errno));
+    chmod(p, 0666); /* mknod honours the umask */
+  }
+  static const char *links[][2] = {{"/proc/self/fd", "fd"}, {"/proc/self/fd/0", "stdin"},
+                                   {"/proc/self/fd/1", "stdout"}, {"/proc/self/fd/2", "stderr"},
+                                   {"pts/ptmx", "ptmx"}};
+  for (unsigned i = 0; i < sizeof links / sizeof links[0]; i++) {
+    snprintf(p, sizeof p, "%s/%s", dev, links[i][1]);
+    if (symlink(links[i][0], p) < 0) fail("symlink %s: %s", p, strerror(errno));
+  }
+  /* A devpts of its own: the container's ttys are numbered from 0 and invisible to the host's. */
+  snprintf(p, sizeof p, "%s/pts", dev);
+  mkdir(p, 0755);
+  mount_or_fail("devpts", p, "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5");
+  snprintf(p, sizeof p, "%s/shm", dev);
+  mkdir(p, 01777);
+  mount_or_fail("shm", p, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k");
+  snprintf(p, sizeof p, "%s/mqueue", dev);
+  mkdir(p, 0755);
+  mount("mqueue", p, "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+}
+
+/* --bind source:destination[:ro], e.g. /etc/hostname, /etc/hosts, /etc/resolv.conf, volumes. */
+static void bind_mounts(const struct options *o) {
+  for (int i = 0; i < o->nbinds; i++) {
+    char spec[4096], dst[8192];
+    snprintf(spec, sizeof spec, "%s", o->binds[i]);
+    char *src = spec, *target = strchr(spec, ':');
+    if (!target) fail("bad bind %s", o->binds[i]);
+    *target++ = 0;
+    char *mode = strchr(target, ':');
+    if (mode) *mode++ = 0;
+    snprintf(dst, sizeof dst, "%s%s", o->rootfs, target);
+    struct stat st;
+    if (stat(src, &st) < 0) fail("bind source %s: %s", src, strerror(errno));
+    if (S_ISDIR(st.st_mode)) mkdir_p(dst, 0755);
+    else if (access(dst, F_OK) < 0) { int fd = open(dst, O_CREAT | O_WRONLY, 0644); if (fd >= 0) close(fd); }
+    mount_or_fail(src, dst, NULL, MS_BIND | MS_REC, NULL);
+    if (mode && strcmp(mode, "ro") == 0) mount_or_fail(NULL, dst, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC, NULL);
+  }
+}
+
+static void loopback_up(void) {
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  strcpy(ifr.ifr_name, "lo");
+  if (s < 0 || ioctl(s, SIOCGIFFLAGS, &ifr) < 0) fail("loopback: %s", strerror(errno));
+  ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+  if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0) fail("loopback up: %s", strerror(errno));
+  close(s);
+}
+
+/* The new root: mounts first, then pivot_root(".", ".") and detach the old root stacked under it. */
+static void enter_rootfs(const struct options *o) {
+  char p[4200];
+  /* Nothing we mount from here on may leak back to the host. */
+  mount_or_fail(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
+  mount_or_fail(o->rootfs, o->rootfs, NULL, MS_BIND | MS_REC, NULL);
+  snprintf(p, sizeof p, "%s/proc", o->rootfs);
+  mkdir(p, 0555);
+  mount_or_fail("proc", p, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+  snprintf(p, sizeof p, "%s/sys", o->rootfs);
+  mkdir(p, 0555);
+  mount_or_fail("sysfs", p, "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+  make_dev(o->rootfs);
+  bind_mounts(o);
+  if (o->readonly) mount_or_fail(NULL, o->rootfs, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL);
+  if (chdir(o->rootfs) < 0) fail("chdir %s: %s", o->rootfs, strerror(errno));
+  if (syscall(SYS_pivot_root, ".", ".") < 0) fail("pivot_root: %s", strerror(errno));
+  if (umount2(".", MNT_DETACH) < 0) fail("umount old root: %s", strerror(errno));
+  if (chdir("/") < 0) fail("chdir /: %s", strerror(errno));
+}
+
+/* A console inside the container's own /dev/pts; the master goes back to the shim. */
+static void make_console(int console_sock, unsigned short rows, unsigned short cols) {
+  int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (master < 0 || grantpt(master) < 0 || unlockpt(master) < 0) fail("open console: %s", strerror(errno));
+  if (rows && cols) { struct winsize ws = {rows, cols, 0, 0}; ioctl(master, TIOCSWINSZ, &ws); }
+  char *name = ptsname(master);
+  int slave = open(name, O_RDWR | O_NOCTTY);
+  if (slave < 0) fail("open %s: %s", name, strerror(errno));
+  char byte = 'm';
+  struct iovec iov = {&byte, 1};
+  char control[CMSG_SPACE(sizeof(int))];
+  memset(control, 0, sizeof control);
+  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof control};
+  struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(c), &master, sizeof(int));
+  if (sendmsg(console_sock, &msg, 0) < 0) fail("send console: %s", strerror(errno));
+  close(master);
+  close(console_sock);
+  setsid();
+  if (ioctl(slave, TIOCSCTTY, 0) < 0) fail("TIOCSCTTY: %s", strerror(errno));
+  dup2(slave, 0); dup2(slave, 1); dup2(slave, 2);
+  if (slave > 2) close(slave);
+}
+
+/* Keep only the capabilities in the mask; root gets exactly these after execve. */
+static void drop_capabilities(unsigned long long keep) {
+  for (int cap = 0; cap <= CAP_LAST_CAP; cap++) {
+    if (keep & (1ULL << cap)) continue;
+    if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL) fail("drop capability %d: %s", cap, strerror(errno));
+  }
+  struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct data[2];
+  if (syscall(SYS_capget, &hdr, data) == 0) {
+    for (int i = 0; i < 2; i++) {
+      unsigned mask = (unsigned)(keep >> (32 * i));
+      data[i].effective &= mask; data[i].permitted &= mask; data[i].inheritable &= mask;
+    }
+    syscall(SYS_capset, &hdr, data);
+  }
+}
+
+static const char *env_get(const struct options *o, const char *key) {
+  size_t n = strlen(key);
+  for (int i = 0; i < o->nenv; i++)
+    if (strncmp(o->env[i], key, n) == 0 && o->env[i][n] == '=') return o->env[i] + n + 1;
+  return NULL;
+}
+
+/* execvp would search the shim's PATH; a container searches its own. */
+static void exec_command(struct options *o) {
+  const char *cmd = o->argv[0];
+  if (!cmd || !*cmd) fail("exec: \"\": executable file not found in $PATH");
+  o->env[o->nenv] = NULL;
+  if (strchr(cmd, '/')) {
+    execve(cmd, o->argv, o->env);
+    if (errno == ENOENT) fail("exec: \"%s\": stat %s: no such file or directory", cmd, cmd);
+    if (errno == EACCES) {
+      struct stat st;
+      if (stat(cmd, &st) == 0 && S_ISDIR(st.st_mode)) fail("exec: \"%s\": is a directory", cmd);
+      fail("exec: \"%s\": permission denied", cmd);
+    }
+    fail("exec %s: %s", cmd, strerror(errno));
+  }
+  const char *path = env_get(o, "PATH");
+  if (!path) path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  char dirs[4096], full[8192];
+  snprintf(dirs, sizeof dirs, "%s", path);
+  int denied = 0;
+  for (char *save = NULL, *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+    snprintf(full, sizeof full, "%s/%s", d, cmd);
+    struct stat st;
+    if (stat(full, &st) < 0 || S_ISDIR(st.st_mode)) continue;
+    execve(full, o->argv, o->env);
+    if (errno == EACCES) denied = 1;
+  }
+  if (denied) fail("exec: \"%s\": permission denied", cmd);
+  fail("exec: \"%s\": executable file not found in $PATH", cmd);
+}
+
+/* Everything that happens inside, in the order of the lesson. */
+static void child(struct options *o, int go_fd, int console_sock) {
+  char byte;
+  /* Wait until the engine has written our pid into cgroup.procs. */
+  if (read(go_fd, &byte, 1) != 1) _exit(1);
+  close(go_fd);
+  if (!o->exec_mode) {
+    if (o->hostname && sethostname(o->hostname, strlen(o->hostname)) < 0) fail("sethostname: %s", strerror(errno));
+    enter_rootfs(o);
+    loopback_up();
+  }
+  if (o->tty) make_console(console_sock, o->rows, o->cols);
+  mkdir_p(o->cwd, 0755); /* Docker creates a missing working directory */
+  if (chdir(o->cwd) < 0) fail("chdir to cwd (\"%s\") set in config.json failed: %s", o->cwd, strerror(errno));
+  drop_capabilities(o->caps);
+  if (setgroups(o->ngroups, o->groups) < 0) fail("setgroups: %s", strerror(errno));
+  if (setgid(o->gid) < 0) fail("setgid %u: %s", o->gid, strerror(errno));
+  if (setuid(o->uid) < 0) fail("setuid %u: %s", o->uid, strerror(errno));
+  if (o->no_new_privs) prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+  signal(SIGPIPE, SIG_DFL);
+  exec_command(o);
+}
+
+/* In exec mode: join every namespace of the running container (mnt last, as nsenter does). */
+static void join_namespaces(pid_t target) {
+  static const char *names[] = {"ipc", "uts", "net", "pid", "mnt"};
+  int fds[5];
+  char p[64];
+  for (int i = 0; i < 5; i++) {
+    snprintf(p, sizeof p, "/proc/%d/ns/%s", target, names[i]);
+    if ((fds[i] = open(p, O_RDONLY | O_CLOEXEC)) < 0) fail("open %s: %s", p, strerror(errno));
+  }
+  for (int i = 0; i < 5; i++)
+    if (setns(fds[i], 0) < 0) fail("setns %s: %s", names[i], strerror(errno));
+  for (int i = 0; i < 5; i++) close(fds[i]);
+}
+
+/* ---------- the shim itself: start the child, relay a tty, report the exit ---------- */
+
+static int sigchld_pipe[2];
+static void on_sigchld(int sig) { (void)sig; ssize_t ignored = write(sigchld_pipe[1], "c", 1); (void)ignored; }
+
+static int receive_console(int sock) {
+  char byte;
+  struct iovec iov = {&byte, 1};
+  char control[CMSG_SPACE(sizeof(int))];
+  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof control};
+  if (recvmsg(sock, &msg, 0) <= 0) return -1;
+  struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+  if (!c || c->cmsg_type != SCM_RIGHTS) return -1;
+  int fd;
+  memcpy(&fd, CMSG_DATA(c), sizeof fd);
+  return fd;
+}
+
+static int write_all(int fd, const char *buf, ssize_t n) {
+  while (n > 0) {
+    ssize_t w = write(fd, buf, n);
+    if (w < 0) { if (errno == EINTR) continue; return -1; }
+    buf += w; n -= w;
+  }
+  return 0;
+}
+
+static void handle_control_line(char *line, int master) {
+  unsigned short rows, cols;
+  if (sscanf(line, "resize %hu %hu", &rows, &cols) == 2 && master >= 0) {
+    struct winsize ws = {rows, cols, 0, 0};
+    ioctl(master, TIOCSWINSZ, &ws);
+  }
+}
+
+/* Relay stdin -> console and console -> stdout until the child is gone and the console drained. */
+static int relay(pid_t pid, int master) {
+  char buf[32768], ctl[256];
+  size_t ctl_len = 0;
+  int stdin_open = master >= 0, ctl_open = 1, status = 0, exited = 0;
+  for (;;) {
+    struct pollfd fds[4] = {{sigchld_pipe[0], POLLIN, 0}, {CTL_FD, ctl_open ? POLLIN : 0, 0},
+                            {master >= 0 ? 0 : -1, stdin_open ? POLLIN : 0, 0}, {master, POLLIN, 0}};
+    if (!stdin_open) fds[2].fd = -1;
+    if (!ctl_open) fds[1].fd = -1;
+    int r = poll(fds, 4, exited ? 50 : -1);
+    if (r < 0 && errno == EINTR) continue;
+    if (fds[0].revents & POLLIN) {
+      ssize_t ignored = read(sigchld_pipe[0], buf, sizeof buf); (void)ignored;
+      if (!exited && waitpid(pid, &status, WNOHANG) == pid) exited = 1;
+    }
+    if (fds[1].revents & (POLLIN | POLLHUP)) {
+      ssize_t n = read(CTL_FD, ctl + ctl_len, sizeof ctl - 1 - ctl_len);
+      if (n <= 0) ctl_open = 0;
+      else {
+        ctl_len += n; ctl[ctl_len] = 0;
+        char *nl;
+        while ((nl = strchr(ctl, '\n'))) {
+          *nl = 0;
+          handle_control_line(ctl, master);
+          memmove(ctl, nl + 1, ctl_len - (nl + 1 - ctl) + 1);
+          ctl_len -= nl + 1 - ctl;
+        }
+        if (ctl_len >= sizeof ctl - 1) ctl_len = 0;
+      }
+    }
+    if (stdin_open && (fds[2].revents & (POLLIN | POLLHUP))) {
+      ssize_t n = read(0, buf, sizeof buf);
+      if (n <= 0) stdin_open = 0; /* a tty has no end-of-file to pass on: Docker keeps it open */
+      else write_all(master, buf, n);
+    }
+    if (master >= 0 && (fds[3].revents & (POLLIN | POLLHUP | POLLERR))) {
+      ssize_t n = read(master, buf, sizeof buf);
+      if (n > 0) { if (write_all(1, buf, n) < 0) {} }
+      else if (exited) break; /* EIO: no slave left and nothing buffered */
+    } else if (exited && r == 0) break;
+    if (master < 0 && exited) break;
+  }
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return WEXITSTATUS(status);
+}
+
+int main(int argc, char **argv) {
+  struct options o;
+  parse(argc, argv, &o);
+  signal(SIGPIPE, SIG_IGN);
+  int go[2], err[2], ready[2], console[2] = {-1, -1};
+  if (pipe2(go, O_CLOEXEC) < 0 || pipe2(ready, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0 || pipe2(sigchld_pipe, O_CLOEXEC | O_NONBLOCK) < 0) fail("pipe: %s", strerror(errno));
+  if (o.tty && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, console) < 0) fail("socketpair: %s", strerror(errno));
+  signal(SIGCHLD, on_sigchld);
+
+  if (o.exec_mode) {
+    join_namespaces(o.target);
+  } else {
+    /* The next child we fork is PID 1 of a new pid namespace; the child unshares the rest. */
+    if (unshare(CLONE_NEWPID) < 0) fail("unshare pid: %s", strerror(errno));
+  }
+  pid_t pid = fork();
+  if (pid < 0) fail("fork: %s", strerror(errno));
+  if (pid == 0) {
+    close(go[1]); close(err[0]); close(ready[0]);
+    if (console[0] >= 0) close(console[0]);
+    error_pipe = err[1];
+    if (!o.exec_mode && unshare(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET) < 0) fail("unshare: %s", strerror(errno));
+    /* Tell the shim the namespaces exist; it tells the engine, which records their inode numbers. */
+    if (write(ready[1], "r", 1) != 1) _exit(1);
+    close(ready[1]); close(STATUS_FD); close(CTL_FD);
+    child(&o, go[0], console[1]);
+  }
+  close(go[0]); close(err[1]); close(ready[1]);
+  if (console[1] >= 0) close(console[1]);
+
+  char line[64];
+  ssize_t n = read(ready[0], line, 1);
+  close(ready[0]);
+  if (n != 1) { waitpid(pid, NULL, 0); status("error could not create namespaces\n"); return 125; }
+  status("pid %d\n", pid);
+
+  n = read(CTL_FD, line, sizeof line - 1);
+  if (n <= 0 || strncmp(line, "go", 2) != 0) { kill(pid, SIGKILL); waitpid(pid, NULL, 0); return 125; }
+  if (write(go[1], "g", 1) != 1) {}
+  close(go[1]);
+
+  int master = -1;
+  if (o.tty) { master = receive_console(console[0]); close(console[0]); }
+  char msg[1024];
+  n = read(err[0], msg, sizeof msg - 1);
+  close(err[0]);
+  if (n > 0) {
+    msg[n] = 0;
+    waitpid(pid, NULL, 0);
+    status("error %s\n", msg);
+    return 127;
+  }
+  status("started\n");
+  int code;
+  if (o.tty) code = relay(pid, master);
+  else {
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
+    code = WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
+  }
+  status("exit %d\n", code);
+  return code;
+}

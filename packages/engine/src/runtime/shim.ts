@@ -1,0 +1,181 @@
+/**
+ * The runtime: compile berth-shim (shim.c, beside this file) once, then spawn it per container or
+ * exec. The engine speaks to it on two extra pipes (see the comment at the top of shim.c):
+ *   fd 3: engine -> shim   "go", "resize R C"
+ *   fd 4: shim -> engine   "pid N", "started" | "error MESSAGE", "exit N"
+ */
+import { spawn, execFileSync, type ChildProcess } from "node:child_process";
+import { createHash } from "node:crypto";
+import { EventEmitter } from "node:events";
+import fs from "node:fs";
+import path from "node:path";
+import type { Readable, Writable } from "node:stream";
+
+const SOURCE = path.join(path.dirname(new URL(import.meta.url).pathname), "shim.c");
+
+/** Build the shim into `binDir` if the source changed since the last build; returns its path. */
+export function buildShim(binDir: string): string {
+  const source = fs.readFileSync(SOURCE);
+  const tag = createHash("sha256").update(source).digest("hex").slice(0, 12);
+  const bin = path.join(binDir, `berth-shim-${tag}`);
+  if (fs.existsSync(bin)) return bin;
+  fs.mkdirSync(binDir, { recursive: true });
+  const cc = process.env.CC || "cc";
+  try {
+    execFileSync(cc, ["-O2", "-Wall", "-o", `${bin}.tmp`, SOURCE], { stdio: ["ignore", "ignore", "pipe"] });
+  } catch (e) {
+    throw new Error(`could not compile ${SOURCE} with ${cc} (install gcc, or set CC): ${(e as { stderr?: Buffer }).stderr?.toString() ?? e}`);
+  }
+  fs.renameSync(`${bin}.tmp`, bin);
+  return bin;
+}
+
+export interface ShimSpec {
+  mode: "run" | "exec";
+  target?: number; // exec: host pid of the container's init
+  rootfs?: string; // run
+  hostname?: string;
+  cwd: string;
+  uid: number;
+  gid: number;
+  groups: number[];
+  env: string[];
+  binds: string[]; // "src:dst[:ro]"
+  caps: bigint;
+  tty: boolean;
+  readOnly?: boolean;
+  noNewPrivileges?: boolean;
+  size?: { rows: number; cols: number };
+  argv: string[];
+  stdin: boolean;
+}
+
+export function shimArgs(s: ShimSpec): string[] {
+  const a: string[] = [s.mode];
+  if (s.target) a.push("--target", String(s.target));
+  if (s.rootfs) a.push("--rootfs", s.rootfs);
+  if (s.hostname) a.push("--hostname", s.hostname);
+  a.push("--cwd", s.cwd || "/", "--uid", String(s.uid), "--gid", String(s.gid));
+  for (const g of s.groups) a.push("--group", String(g));
+  for (const e of s.env) a.push("--env", e);
+  for (const b of s.binds) a.push("--bind", b);
+  a.push("--caps", s.caps.toString(16));
+  if (s.tty) a.push("--tty");
+  if (s.readOnly) a.push("--read-only");
+  if (s.noNewPrivileges) a.push("--no-new-privileges");
+  if (s.size && s.size.rows && s.size.cols) a.push("--size", `${s.size.rows},${s.size.cols}`);
+  a.push("--", ...s.argv);
+  return a;
+}
+
+/**
+ * One running shim. Events: "pid" (host pid; the engine must answer with go()), "started",
+ * "failed" (message), "exit" (code) — always emitted last, once.
+ */
+export class ShimProcess extends EventEmitter {
+  readonly child: ChildProcess;
+  pid = 0;
+  private exitCode: number | undefined;
+
+  constructor(bin: string, spec: ShimSpec) {
+    super();
+    this.child = spawn(bin, shimArgs(spec), { stdio: [spec.stdin ? "pipe" : "ignore", "pipe", "pipe", "pipe", "pipe"] });
+    const status = this.child.stdio[4] as Readable;
+    let buf = "";
+    status.setEncoding("utf8");
+    status.on("data", (chunk: string) => {
+      buf += chunk;
+      for (let nl; (nl = buf.indexOf("\n")) >= 0; ) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        this.onStatus(line);
+      }
+    });
+    this.child.on("close", (code, signal) => {
+      this.emit("exit", this.exitCode ?? (code ?? (signal ? 128 + (signalNumbers[signal] ?? 0) : 255)));
+    });
+    this.child.on("error", (e) => this.emit("failed", `berth-shim: ${e.message}`));
+  }
+
+  private onStatus(line: string): void {
+    const [word, ...rest] = line.split(" ");
+    const value = rest.join(" ");
+    if (word === "pid") {
+      this.pid = Number(value);
+      this.emit("pid", this.pid);
+    } else if (word === "started") this.emit("started");
+    else if (word === "error") this.emit("failed", value);
+    else if (word === "exit") this.exitCode = Number(value);
+  }
+
+  get stdin(): Writable | null {
+    return this.child.stdin;
+  }
+  get stdout(): Readable {
+    return this.child.stdout!;
+  }
+  get stderr(): Readable {
+    return this.child.stderr!;
+  }
+
+  private control(line: string): void {
+    const ctl = this.child.stdio[3] as Writable;
+    if (ctl.writable) ctl.write(`${line}\n`);
+  }
+
+  go(): void {
+    this.control("go");
+  }
+
+  resize(rows: number, cols: number): void {
+    this.control(`resize ${rows} ${cols}`);
+  }
+}
+
+export const signalNumbers: Record<string, number> = {
+  SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGILL: 4, SIGTRAP: 5, SIGABRT: 6, SIGBUS: 7, SIGFPE: 8, SIGKILL: 9,
+  SIGUSR1: 10, SIGSEGV: 11, SIGUSR2: 12, SIGPIPE: 13, SIGALRM: 14, SIGTERM: 15, SIGSTKFLT: 16, SIGCHLD: 17,
+  SIGCONT: 18, SIGSTOP: 19, SIGTSTP: 20, SIGTTIN: 21, SIGTTOU: 22, SIGURG: 23, SIGXCPU: 24, SIGXFSZ: 25,
+  SIGVTALRM: 26, SIGPROF: 27, SIGWINCH: 28, SIGIO: 29, SIGPWR: 30, SIGSYS: 31,
+};
+
+/** "TERM", "SIGTERM", "15" -> 15; undefined if unknown. */
+export function parseSignal(s: string | undefined, fallback: number): number | undefined {
+  if (!s) return fallback;
+  if (/^\d+$/.test(s)) return Number(s) > 0 && Number(s) < 65 ? Number(s) : undefined;
+  const name = s.toUpperCase().startsWith("SIG") ? s.toUpperCase() : `SIG${s.toUpperCase()}`;
+  return signalNumbers[name];
+}
+
+/** Docker's default capability set, by number (linux/capability.h). */
+export const CAPABILITIES: Record<string, number> = {
+  CHOWN: 0, DAC_OVERRIDE: 1, DAC_READ_SEARCH: 2, FOWNER: 3, FSETID: 4, KILL: 5, SETGID: 6, SETUID: 7, SETPCAP: 8,
+  LINUX_IMMUTABLE: 9, NET_BIND_SERVICE: 10, NET_BROADCAST: 11, NET_ADMIN: 12, NET_RAW: 13, IPC_LOCK: 14,
+  IPC_OWNER: 15, SYS_MODULE: 16, SYS_RAWIO: 17, SYS_CHROOT: 18, SYS_PTRACE: 19, SYS_PACCT: 20, SYS_ADMIN: 21,
+  SYS_BOOT: 22, SYS_NICE: 23, SYS_RESOURCE: 24, SYS_TIME: 25, SYS_TTY_CONFIG: 26, MKNOD: 27, LEASE: 28,
+  AUDIT_WRITE: 29, AUDIT_CONTROL: 30, SETFCAP: 31, MAC_OVERRIDE: 32, MAC_ADMIN: 33, SYSLOG: 34, WAKE_ALARM: 35,
+  BLOCK_SUSPEND: 36, AUDIT_READ: 37, PERFMON: 38, BPF: 39, CHECKPOINT_RESTORE: 40,
+};
+export const DEFAULT_CAPABILITIES = ["CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "MKNOD", "NET_RAW", "SETGID", "SETUID", "SETFCAP", "SETPCAP", "NET_BIND_SERVICE", "SYS_CHROOT", "KILL", "AUDIT_WRITE"];
+
+/** The capability names a container keeps: the defaults, plus --cap-add, minus --cap-drop ("ALL" allowed). */
+export function capabilitySet(add: string[] = [], drop: string[] = [], privileged = false): string[] {
+  const norm = (c: string) => c.toUpperCase().replace(/^CAP_/, "");
+  if (privileged) return Object.keys(CAPABILITIES);
+  let set = new Set(DEFAULT_CAPABILITIES);
+  const a = add.map(norm), d = drop.map(norm);
+  if (a.includes("ALL")) set = new Set(Object.keys(CAPABILITIES));
+  for (const c of a) if (c !== "ALL") {
+    if (!(c in CAPABILITIES)) throw new Error(`invalid capability: CAP_${c}`);
+    set.add(c);
+  }
+  if (d.includes("ALL")) set = new Set(a.filter((c) => c !== "ALL"));
+  for (const c of d) set.delete(c);
+  return [...set].sort();
+}
+
+export function capabilityMask(names: string[]): bigint {
+  let m = 0n;
+  for (const n of names) m |= 1n << BigInt(CAPABILITIES[n]!);
+  return m;
+}

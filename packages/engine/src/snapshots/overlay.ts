@@ -1,0 +1,100 @@
+/**
+ * The overlayfs snapshotter: a container's root filesystem is the image layers (read-only "lower"
+ * dirs) under a writable "upper" dir of its own; "work" is overlayfs's scratch space. Everything a
+ * container changes lands in upper/, which is why `docker diff` and `docker commit` only read it.
+ *
+ *   mount -t overlay overlay -o lowerdir=L2:L1,upperdir=U,workdir=W merged
+ */
+import { execFileSync } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+
+export interface Snapshot {
+  lower: string[]; // topmost first
+  upper: string;
+  work: string;
+  merged: string;
+}
+
+export function prepareSnapshot(dir: string, lower: string[]): Snapshot {
+  const s = { lower, upper: path.join(dir, "upper"), work: path.join(dir, "work"), merged: path.join(dir, "merged") };
+  for (const d of [s.upper, s.work, s.merged]) fs.mkdirSync(d, { recursive: true });
+  return s;
+}
+
+export function overlayOptions(s: Snapshot): string {
+  return `lowerdir=${s.lower.join(":")},upperdir=${s.upper},workdir=${s.work}`;
+}
+
+export function isMounted(dir: string): boolean {
+  const target = path.resolve(dir);
+  return fs.readFileSync("/proc/self/mounts", "utf8").split("\n").some((l) => l.split(" ")[1] === target);
+}
+
+export function mountSnapshot(s: Snapshot): void {
+  if (isMounted(s.merged)) return;
+  execFileSync("mount", ["-t", "overlay", "overlay", "-o", overlayOptions(s), s.merged]);
+}
+
+export function unmountSnapshot(s: Snapshot): void {
+  if (!isMounted(s.merged)) return;
+  try {
+    execFileSync("umount", [s.merged]);
+  } catch {
+    execFileSync("umount", ["-l", s.merged]); // still busy (a cp in flight): detach it lazily
+  }
+}
+
+export type ChangeKind = 0 | 1 | 2; // Docker's numbers: 0 = changed, 1 = added, 2 = deleted
+
+/**
+ * `docker diff`: walk the upper dir. A character device 0/0 is an overlayfs whiteout (deleted);
+ * anything else that also exists in a lower dir was changed, otherwise added. Parents of a change
+ * that exist below count as changed, the way Docker reports them.
+ */
+export function changes(s: Snapshot): { Path: string; Kind: ChangeKind }[] {
+  const out: { Path: string; Kind: ChangeKind }[] = [];
+  const inLower = (rel: string) => s.lower.some((l) => fs.existsSync(path.join(l, rel)) || isSymlink(path.join(l, rel)));
+  const walk = (rel: string) => {
+    const abs = path.join(s.upper, rel);
+    for (const name of fs.readdirSync(abs).sort()) {
+      const r = path.join(rel, name);
+      const st = fs.lstatSync(path.join(s.upper, r));
+      if (st.isCharacterDevice() && st.rdev === 0) {
+        out.push({ Path: r, Kind: 2 });
+        continue;
+      }
+      const existed = inLower(r);
+      if (st.isDirectory()) {
+        const opaque = readOpaque(path.join(s.upper, r));
+        out.push({ Path: r, Kind: existed ? 0 : 1 });
+        if (opaque && existed) {
+          // An opaque dir hides everything below it: whatever the lower layers had there is deleted.
+          for (const l of s.lower) {
+            const ld = path.join(l, r);
+            if (fs.existsSync(ld)) for (const n of fs.readdirSync(ld)) if (!fs.existsSync(path.join(s.upper, r, n))) out.push({ Path: path.join(r, n), Kind: 2 });
+          }
+        }
+        walk(r);
+      } else out.push({ Path: r, Kind: existed ? 0 : 1 });
+    }
+  };
+  walk("/");
+  return out.sort((a, b) => a.Path.localeCompare(b.Path));
+}
+
+function isSymlink(p: string): boolean {
+  try {
+    return fs.lstatSync(p).isSymbolicLink();
+  } catch {
+    return false;
+  }
+}
+
+function readOpaque(dir: string): boolean {
+  try {
+    return execFileSync("getfattr", ["--only-values", "-n", "trusted.overlay.opaque", dir], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim() === "y";
+  } catch {
+    return false;
+  }
+}
