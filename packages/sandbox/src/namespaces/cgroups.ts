@@ -154,11 +154,20 @@ export class SandboxCgroup {
     };
   }
 
-  /** Memory-cgroup OOM kills so far (v1: memory.oom_control, v2: memory.events). */
+  /**
+   * Memory-cgroup OOM kills so far. v2's memory.events at the parent counts the whole subtree; v1
+   * counts a kill only in the victim's own cgroup, so the subtree is summed.
+   */
   async oomKills(): Promise<number> {
-    const file = this.version === 2 ? join(CGROUP_ROOT, this.parentPath, "memory.events") : join(CGROUP_ROOT, "memory", this.parentPath, "memory.oom_control");
-    const text = await readFile(file, "utf8");
-    return Number(/^oom_kill (\d+)/m.exec(text)?.[1] ?? 0);
+    const count = (text: string) => Number(/^oom_kill (\d+)/m.exec(text)?.[1] ?? 0);
+    if (this.version === 2) return count(await readFile(join(CGROUP_ROOT, this.parentPath, "memory.events"), "utf8"));
+    let total = 0;
+    const walk = async (dir: string): Promise<void> => {
+      total += count(await readFile(join(dir, "memory.oom_control"), "utf8").catch(() => ""));
+      for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) if (e.isDirectory()) await walk(join(dir, e.name));
+    };
+    await walk(join(CGROUP_ROOT, "memory", this.parentPath));
+    return total;
   }
 
   /** Every hierarchy directory of this sandbox that still exists (a clean destroy leaves none). */

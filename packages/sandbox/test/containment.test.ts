@@ -1,0 +1,103 @@
+// Limits hold: a fork bomb stops at pids.max and a memory hog is OOM-killed inside its own sandbox,
+// while a neighbour keeps answering within a second and the host stays responsive.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { spawnSync } from "node:child_process";
+import { AgentClient } from "../src/index.js";
+import { sh, testDriver, testId } from "./sandbox-fixture.js";
+
+const driver = testDriver();
+const idA = testId("hog");
+const idB = testId("nbr");
+const PIDS = 96;
+let a: AgentClient;
+let b: AgentClient;
+
+beforeAll(async () => {
+  await driver.prepare();
+  await Promise.all([
+    driver.create({ id: idA, hostname: "hog", limits: { memoryBytes: 192 * 1024 * 1024, pids: PIDS } }),
+    driver.create({ id: idB, hostname: "neighbour" }),
+  ]);
+  a = await AgentClient.connect(await driver.connect(idA));
+  b = await AgentClient.connect(await driver.connect(idB));
+});
+
+afterAll(async () => {
+  a?.close();
+  b?.close();
+  await Promise.all([driver.destroy(idA), driver.destroy(idB)]);
+});
+
+/** While `work` runs: the neighbour's exec round trip and a host process spawn, sampled every 200 ms. */
+async function watchNeighbour<T>(work: Promise<T>, sample?: () => Promise<void>): Promise<{ result: T; worstNeighbourMs: number; worstHostMs: number; samples: number }> {
+  let done = false;
+  let worstNeighbourMs = 0;
+  let worstHostMs = 0;
+  let samples = 0;
+  const watcher = (async () => {
+    while (!done) {
+      const t0 = Date.now();
+      const r = await sh(b, "echo alive");
+      expect(r.stdout).toBe("alive\n");
+      worstNeighbourMs = Math.max(worstNeighbourMs, Date.now() - t0);
+      const t1 = Date.now();
+      expect(spawnSync("/bin/true").status).toBe(0);
+      worstHostMs = Math.max(worstHostMs, Date.now() - t1);
+      await sample?.();
+      samples++;
+      await new Promise((r2) => setTimeout(r2, 200));
+    }
+  })();
+  try {
+    const result = await work;
+    return { result, worstNeighbourMs, worstHostMs, samples };
+  } finally {
+    done = true;
+    await watcher;
+  }
+}
+
+describe("containment", () => {
+  it("stops a fork bomb at pids.max while the neighbour and the host stay responsive", async () => {
+    let maxPids = 0;
+    // `sleep` keeps the exec waiting, so the timeout (which kills the process group) ends the bomb.
+    const bomb = sh(a, "sleep 100 & bomb() { bomb | bomb & }; bomb; wait", { timeoutMs: 3000 });
+    const { result, worstNeighbourMs, worstHostMs, samples } = await watchNeighbour(bomb, async () => {
+      maxPids = Math.max(maxPids, (await driver.stats(idA)).pids);
+    });
+    console.log(`fork bomb: peak ${maxPids} pids (max ${PIDS}); neighbour exec worst ${worstNeighbourMs} ms; host spawn worst ${worstHostMs} ms; ${samples} samples`);
+    expect(result.timedOut).toBe(true);
+    expect(samples).toBeGreaterThanOrEqual(5);
+    expect(maxPids).toBeGreaterThan(PIDS / 2); // it really did bomb
+    expect(maxPids).toBeLessThanOrEqual(PIDS);
+    expect(worstNeighbourMs).toBeLessThan(1000);
+    expect(worstHostMs).toBeLessThan(1000);
+
+    // The timeout killed the bomb's whole process group: the sandbox recovers and answers again.
+    let pids = Infinity;
+    for (let i = 0; i < 50 && pids > 20; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      pids = (await driver.stats(idA)).pids;
+    }
+    expect(pids).toBeLessThanOrEqual(20);
+    expect((await sh(a, "echo recovered")).stdout).toBe("recovered\n");
+  });
+
+  it("OOM-kills a memory hog at the memory limit, not the agent, while the neighbour keeps answering", async () => {
+    const before = await driver.oomKills(idA);
+    // tail looks for the last newline of an endless stream of zero bytes: it keeps everything.
+    const hog = sh(a, "tail /dev/zero", { timeoutMs: 30_000 });
+    let peak = 0;
+    const { result, worstNeighbourMs } = await watchNeighbour(hog, async () => {
+      peak = Math.max(peak, (await driver.stats(idA)).memoryBytes);
+    });
+    console.log(`memory hog: killed by ${result.signal ?? result.exitCode} after ${result.durationMs} ms; peak ${(peak / 1048576).toFixed(0)} MiB; neighbour exec worst ${worstNeighbourMs} ms`);
+    expect(result.timedOut).toBe(false);
+    expect(result.exitCode === 137 || result.exitCode === null).toBe(true); // bash reports its child's SIGKILL as 137
+    expect(await driver.oomKills(idA)).toBeGreaterThan(before);
+    expect(peak).toBeLessThanOrEqual(192 * 1024 * 1024);
+    expect(worstNeighbourMs).toBeLessThan(1000);
+    const health = await a.request({ op: "health" });
+    expect(health.hostname).toBe("hog");
+  });
+});

@@ -1,0 +1,93 @@
+// Two sandboxes side by side: they cannot see each other, the host, or anything of the host that
+// was not handed in on purpose.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AgentClient } from "../src/index.js";
+import { sh, testDriver, testId } from "./sandbox-fixture.js";
+
+const driver = testDriver();
+const idA = testId("isoa");
+const idB = testId("isob");
+let a: AgentClient;
+let b: AgentClient;
+
+beforeAll(async () => {
+  await driver.prepare();
+  await Promise.all([driver.create({ id: idA, hostname: "box-a" }), driver.create({ id: idB, hostname: "box-b" })]);
+  a = await AgentClient.connect(await driver.connect(idA));
+  b = await AgentClient.connect(await driver.connect(idB));
+});
+
+afterAll(async () => {
+  a?.close();
+  b?.close();
+  await Promise.all([driver.destroy(idA), driver.destroy(idB)]);
+});
+
+describe("isolation between sandboxes", () => {
+  it("each has its own hostname", async () => {
+    expect((await sh(a, "hostname")).stdout).toBe("box-a\n");
+    expect((await sh(b, "hostname")).stdout).toBe("box-b\n");
+  });
+
+  it("a file written in one is absent in the other (and from the shared base)", async () => {
+    expect((await sh(a, "echo secret > /root/only-in-a && echo x > /etc/only-in-a && cat /root/only-in-a")).stdout).toBe("secret\n");
+    const r = await sh(b, "ls /root/only-in-a /etc/only-in-a 2>&1; echo rc=$?");
+    expect(r.stdout).toMatch(/No such file[\s\S]*No such file[\s\S]*rc=2/);
+  });
+
+  it("processes of one are invisible from the other, and the host's from both", async () => {
+    await sh(a, "exec -a berth-marker-in-a sleep 1000 & disown; true");
+    const psA = (await sh(a, "ps -eo args")).stdout;
+    expect(psA).toContain("berth-marker-in-a");
+    for (const c of [a, b]) {
+      const ps = (await sh(c, "ps -eo pid,args --no-headers")).stdout;
+      if (c === b) expect(ps).not.toContain("berth-marker-in-a");
+      // Only the sandbox's own: tini as PID 1, the agent, this command. No vitest, no host init.
+      expect(ps).toMatch(/^\s*1 \/usr\/bin\/tini -- \/usr\/bin\/node \/opt\/berth\/agent\.mjs/);
+      expect(ps).not.toMatch(/vitest|process_api|runc|dockerd|containerd/);
+    }
+  });
+
+  it("sees no host docker socket, no repository, and only the agent bundle in /opt/berth (read-only)", async () => {
+    const r = await sh(
+      a,
+      [
+        "ls /var/run/docker.sock /run/docker.sock 2>&1 | grep -c 'No such file'",
+        "ls /work /labs 2>&1 | grep -c 'No such file'",
+        "ls /opt/berth | tr '\\n' ' '; echo",
+        "ls /opt/berth/node_modules | tr '\\n' ' '; echo",
+        "touch /opt/berth/x 2>&1 | grep -c 'Read-only'",
+        "touch /usr/bin/node 2>/dev/null; echo node-write=$?",
+        "grep -c ' /usr/bin/node ro,' /proc/self/mountinfo",
+      ].join("; "),
+    );
+    expect(r.stdout).toBe("2\n2\nagent.mjs node_modules \nnode-pty \n1\nnode-write=1\n1\n");
+  });
+
+  it("cannot read the agent's token: the file is gone and the environment never had it", async () => {
+    const r = await sh(a, "ls -A /run/berth; grep -c BERTH_AGENT_TOKEN= /proc/1/environ /proc/$(pgrep -f agent.mjs | head -1)/environ");
+    expect(r.stdout.split("\n")[0]).toBe("agent.sock");
+    expect(r.stdout).not.toMatch(/environ:[1-9]/);
+    const token = (await driver.connect(idA)).token;
+    const grep = await sh(a, `grep -rl ${token} /run /root /tmp /etc /var 2>/dev/null | wc -l`);
+    expect(grep.stdout).toBe("0\n");
+  });
+
+  it("root inside is not root on the host: kernel knobs, raw memory and host devices are refused", async () => {
+    const r = await sh(
+      a,
+      [
+        "echo '|/tmp/x' > /proc/sys/kernel/core_pattern 2>/dev/null; echo core_pattern=$?",
+        "echo b > /proc/sysrq-trigger 2>/dev/null; echo sysrq=$?",
+        "head -c1 /proc/kcore >/dev/null 2>&1; echo kcore=$?",
+        "mount -t sysfs sysfs /mnt 2>/dev/null; echo sysfs=$?",
+        "mknod /tmp/disk b 8 0 2>/dev/null; echo mknod=$?",
+        "ls /dev | tr '\\n' ' '; echo",
+        "cat /proc/self/uid_map",
+      ].join("; "),
+    );
+    expect(r.stdout).toMatch(/core_pattern=1\nsysrq=1\nkcore=1\nsysfs=(1|32)\nmknod=1\n/);
+    expect(r.stdout).not.toMatch(/\b(sd|vd|nvme|loop)/);
+    expect(r.stdout).toMatch(/^\s*0\s+100000\s+65536$/m);
+  });
+});
