@@ -100,6 +100,7 @@ export function parseLab(source: string, file: string): { lab?: Lab; errors: Lab
         }
         current.hidden.push({ kind: kind as HiddenKind, attrs, body: bodyLines.join("\n"), line: lineNo });
       } else {
+        for (const p of info.problems) err(lineNo, p.message, "a code block takes a language and optionally the word run, e.g. ```bash run", indent + fence.length + p.offset + 1);
         checkVisibleInfo(kind, info.attributes, lineNo, indent + fence.length, err);
         current.lines.push(...lines.slice(i, closed ? j + 1 : j));
         if (!closed) current.lines.push(fence);
@@ -139,7 +140,7 @@ export function parseLab(source: string, file: string): { lab?: Lab; errors: Lab
     const s = script(h, LIMITS.scriptTimeoutMs, err);
     if (s) setup = s;
   }
-  if (sections.length === 0) {
+  if (sections.length === 0 && bodyStart < lines.length) {
     err(lines.length, "the lab has no steps", "add at least one step: a `## Title` heading with instructions (and checks) under it");
   }
 
@@ -176,11 +177,10 @@ export function parseLab(source: string, file: string): { lab?: Lab; errors: Lab
         continue;
       }
       if (h.kind === "check") {
-        const c = readCheck(h, step.id, err);
-        if (!c) continue;
+        const { valid, ...c } = readCheck(h, step.id, err);
         if (checkIds.has(c.id)) {
           err(h.line, `check id "${c.id}" is already used on line ${checkIds.get(c.id)}`, "check ids must be unique in the lab: rename one", h.attrs.get("id")?.column);
-        } else checkIds.set(c.id, h.line);
+        } else if (valid || ID_PATTERN.test(c.id)) checkIds.set(c.id, h.line);
         checks.set(c.id, c);
         step.checks.push(c);
         lastCheck = c;
@@ -202,8 +202,8 @@ export function parseLab(source: string, file: string): { lab?: Lab; errors: Lab
       // solution
       const t = target(h);
       if (t === null) continue;
-      const s = script(h, LIMITS.scriptTimeoutMs, err);
-      if (!s) continue;
+      // A broken solution still counts as present, so the step is not also reported unsolved.
+      const s = script(h, LIMITS.scriptTimeoutMs, err) ?? { source: "", line: h.line + 1, timeoutMs: 0 };
       if (t) {
         if (t.solution) err(h.line, `check "${t.id}" already has a solution (line ${t.solution.line - 1})`, "merge the two solutions into one block");
         else t.solution = s;
@@ -259,27 +259,33 @@ function checkVisibleInfo(lang: string, words: Attribute[], line: number, offset
       err(line, `"${w.key}${w.value !== undefined ? "=" + w.value : ""}" is not understood on a code block`, "a code block takes a language and optionally the word run, e.g. ```bash run", offset + w.offset + 1);
     }
   }
-  if (lang === "run") {
+  if (!/^[A-Za-z0-9_+-]*$/.test(lang)) {
+    err(line, `"${lang}" is not a language name`, "name the language with letters, digits, +, - or _, e.g. ```bash", offset + 1);
+  } else if (lang === "run") {
     err(line, "`run` must follow a language", "write ```bash run", offset + 1);
   } else if (runnable && !RUNNABLE_LANGS.includes(lang)) {
     err(line, `a runnable block must be shell code, not "${lang || "(no language)"}"`, `the Run button types the block into a terminal: write \`\`\`bash run (or ${RUNNABLE_LANGS.join(", ")})`);
   }
 }
 
-function readCheck(h: HiddenBlock, stepId: string, err: Err): LabCheck | undefined {
-  let ok = true;
-  const id = h.attrs.get("id")?.value;
+/**
+ * A check block → LabCheck. A check with mistakes is still returned (with `valid` false) so that
+ * its hint and solution find it and one mistake does not cascade into several errors.
+ */
+function readCheck(h: HiddenBlock, stepId: string, err: Err): LabCheck & { valid: boolean } {
+  let valid = true;
+  let id = h.attrs.get("id")?.value ?? "";
   if (!id) {
     err(h.line, "a check has no id", "add id=<name> to the check's fence, e.g. ```check id=hostname-set");
-    ok = false;
+    valid = false;
   } else if (!ID_PATTERN.test(id)) {
     err(h.line, `check id "${id}" is not valid`, "use lowercase letters, digits and single dashes", h.attrs.get("id")!.column);
-    ok = false;
+    valid = false;
   }
-  const title = h.attrs.get("title")?.value?.trim();
+  const title = h.attrs.get("title")?.value?.trim() ?? "";
   if (!title) {
     err(h.line, `check ${id ? `"${id}" ` : ""}has no title`, 'add title="..." saying what the check proves, e.g. title="The hostname is berth-lab"');
-    ok = false;
+    valid = false;
   }
   let points: number = LIMITS.defaultPoints;
   const p = h.attrs.get("points");
@@ -287,13 +293,23 @@ function readCheck(h: HiddenBlock, stepId: string, err: Err): LabCheck | undefin
     if (/^\d+$/.test(p.value!) && Number(p.value) <= LIMITS.maxPoints) points = Number(p.value);
     else {
       err(h.line, `points="${p.value}" is not a whole number from 0 to ${LIMITS.maxPoints}`, "write e.g. points=2", p.column);
-      ok = false;
+      valid = false;
     }
   }
   const message = h.attrs.get("message")?.value?.trim() || LIMITS.defaultMessage;
   const s = script(h, LIMITS.checkTimeoutMs, err);
-  if (!s || !ok) return undefined;
-  return { id: id!, stepId, title: title!, points, message, script: s, line: h.line };
+  if (!s) valid = false;
+  if (!id) id = `(check on line ${h.line})`;
+  return {
+    id,
+    stepId,
+    title,
+    points,
+    message,
+    script: s ?? { source: "", line: h.line + 1, timeoutMs: LIMITS.checkTimeoutMs },
+    line: h.line,
+    valid,
+  };
 }
 
 /** The script of a setup, check or solution block, its shebang and timeout checked. */

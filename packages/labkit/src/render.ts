@@ -23,7 +23,7 @@ md.renderer.rules.fence = (tokens, idx) => {
 md.renderer.rules.code_block = (tokens, idx) => codeBlock(tokens[idx]!.content, "", false);
 
 function codeBlock(content: string, lang: string, runnable: boolean): string {
-  const safeLang = /^[A-Za-z0-9_+-]*$/.test(lang) ? lang : "";
+  const safeLang = /^[A-Za-z0-9_+-]+$/.test(lang) ? lang : "text";
   return `<pre class="berth-code" data-runnable="${runnable}" data-lang="${safeLang}"><code>${md.utils.escapeHtml(content)}</code></pre>\n`;
 }
 
