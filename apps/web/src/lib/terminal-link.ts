@@ -98,7 +98,7 @@ export class TerminalLink {
       if (msg.term !== opts.termKey) return;
       if (msg.reset) this.resetInOrder();
       const bytes = msg.data instanceof Uint8Array ? msg.data : new Uint8Array(msg.data);
-      if (!this.state.attached || this.state.phase !== "ready") {
+      if (this.state.exit === null && (!this.state.attached || this.state.phase !== "ready")) {
         // Output means the shell is live, whatever status messages we may have missed.
         this.update({ attached: true, phase: "ready", message: "Terminal attached" });
       }
@@ -187,10 +187,15 @@ export class TerminalLink {
     this.writesInFlight = 0;
     const { socket, terminal, labId, termKey } = this.opts;
     const { cols, rows } = terminal;
+    // A new attach starts a new shell if the old one exited; if it is still gone, the server says so again.
+    if (this.state.exit) this.update({ exit: null });
     socket.emit("term:attach", { labId, term: termKey, cols, rows }, (res) => {
       if (gen !== this.generation || this.disposed) return;
       if (res.ok) {
-        this.update({ attached: true, exit: null, error: null, ...(this.state.phase === "ready" ? { message: "Terminal attached" } : {}) });
+        // The replay may already have reported that this shell is gone (term:exit arrives before
+        // the answer): then the overlay stays and input stays off.
+        const alive = this.state.exit === null;
+        this.update({ attached: alive, error: null, ...(alive && this.state.phase === "ready" ? { message: "Terminal attached" } : {}) });
         // Resizes are not sent while detached: catch up if the size changed during the attach.
         if (terminal.cols !== cols || terminal.rows !== rows) {
           socket.emit("term:resize", { term: termKey, cols: terminal.cols, rows: terminal.rows });
