@@ -20,7 +20,7 @@ export function runExec(opts: ExecOptions): { done: Promise<ExecReply>; kill(): 
   const started = Date.now();
   const child = spawn(opts.cmd[0]!, opts.cmd.slice(1), {
     cwd: opts.cwd,
-    env: opts.env,
+    env: opts.env as NodeJS.ProcessEnv,
     // Its own process group: a timeout kills -pgid, i.e. the command and everything it started.
     detached: true,
     stdio: ["pipe", "pipe", "pipe"],

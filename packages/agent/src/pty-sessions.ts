@@ -103,7 +103,8 @@ export class PtySession {
     this.pendingBytes = 0;
     if (!this.exited) {
       try {
-        this.proc.destroy();
+        // UnixTerminal has destroy() (kill + close the pty's fd); the 1.1.0 typings omit it.
+        (this.proc as pty.IPty & { destroy(): void }).destroy();
       } catch {
         // Already gone.
       }
