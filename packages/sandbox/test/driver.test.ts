@@ -1,7 +1,7 @@
 // The namespaces driver's lifecycle on real runc, overlayfs and cgroups: create, health, hostname,
 // stats, the cgroup a learner can use, and a destroy that leaves nothing behind.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { AgentClient } from "../src/index.js";
 import { SandboxCgroup } from "../src/namespaces/cgroups.js";
@@ -121,6 +121,17 @@ describe("namespaces driver", () => {
     expect((await driver.list()).some((s) => s.id === tmp)).toBe(false);
     await driver.destroy(tmp);
     await expect(driver.connect(tmp)).rejects.toThrow(/no sandbox/);
+  });
+
+  it("destroy still cleans up when runc has lost its state (as after a reboot or a wiped runc root)", async () => {
+    const tmp = testId("lost");
+    const info = await driver.create({ id: tmp, hostname: "lost" });
+    rmSync(join(driver.stateDir, "runc", tmp), { recursive: true, force: true });
+    expect((await driver.list()).find((s) => s.id === tmp)?.state).toBe("missing");
+    await driver.destroy(tmp);
+    expect(isRunning(info.pid!)).toBe(false);
+    expect(new SandboxCgroup(tmp).existingDirs()).toEqual([]);
+    expect(hostMounts()).not.toContain(driver.sandboxDir(tmp));
   });
 
   it("refuses bad ids and hostnames with a message that says what to use", async () => {

@@ -176,10 +176,33 @@ export class SandboxCgroup {
     return roots.map((r) => join(r, this.parentPath)).filter((d) => existsSync(d));
   }
 
-  /** Removes the whole subtree, deepest first (learners may have made children). Needs the processes gone. */
+  /**
+   * Removes the whole subtree, deepest first (learners may have made children). runc normally has
+   * killed everything already; if its state was lost (host reboot, a deleted runc root), whatever
+   * is still listed in the subtree is killed here first.
+   */
   async remove(): Promise<void> {
+    for (let round = 0; round < 20; round++) {
+      const pids = new Set<number>();
+      for (const dir of this.existingDirs()) await collectProcs(dir, pids);
+      if (pids.size === 0) break;
+      for (const pid of pids) {
+        try {
+          process.kill(pid, "SIGKILL");
+        } catch {
+          // Already gone.
+        }
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
     for (const dir of this.existingDirs()) await rmdirTree(dir);
   }
+}
+
+async function collectProcs(dir: string, into: Set<number>): Promise<void> {
+  const text = await readFile(join(dir, "cgroup.procs"), "utf8").catch(() => "");
+  for (const line of text.split("\n")) if (line.trim()) into.add(Number(line));
+  for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) if (e.isDirectory()) await collectProcs(join(dir, e.name), into);
 }
 
 async function readNumber(path: string): Promise<number> {
