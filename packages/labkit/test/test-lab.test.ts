@@ -99,3 +99,60 @@ describe("testLab catches labs that prove nothing", () => {
     }
   });
 });
+
+describe("the labs' checks turn down near misses, with a message that says what is off", async () => {
+  const { labs } = await loadLabs(LABS_DIR);
+  const check = (labId: string, checkId: string) => labs.find((l) => l.id === labId)!.steps.flatMap((s) => s.checks).find((c) => c.id === checkId)!;
+
+  it("namespaces-by-hand", async () => {
+    const runner = await createHostNamespacesRunner();
+    const attempt = async (script: string, checkId: string) => {
+      const r = await runner.exec(script, { timeoutMs: 10_000 });
+      expect(r.stderr).toBe("");
+      return runCheck(check("namespaces-by-hand", checkId), runner);
+    };
+    try {
+      let res = await attempt("setsid -f unshare --uts sh -c 'hostname wrong-name && exec sleep infinity' </dev/null >/dev/null 2>&1; sleep 0.3", "uts-hostname");
+      expect(res).toMatchObject({ passed: false, message: expect.stringMatching(/its hostname is not berth-lab/) });
+      // a PID namespace without --mount-proc: its /proc still shows the sandbox's processes
+      res = await attempt("setsid -f unshare --pid --fork sleep infinity </dev/null >/dev/null 2>&1; sleep 0.3", "pid-one");
+      expect(res).toMatchObject({ passed: false, message: expect.stringMatching(/add --mount-proc/) });
+      // a child started by the namespace's own PID 1 did not join from outside
+      res = await attempt("setsid -f unshare --pid --fork --mount-proc sh -c 'sleep infinity & wait' </dev/null >/dev/null 2>&1; sleep 0.3", "nsenter-join");
+      expect(res).toMatchObject({ passed: false, message: expect.stringMatching(/No process has joined/) });
+      res = await attempt("ip netns add berth-net; ip link add veth-host type veth peer name veth-lab; ip link set veth-lab netns berth-net", "netns-veth");
+      expect(res).toMatchObject({ passed: false, message: expect.stringMatching(/veth-host has no address 10\.200\.0\.1\/24/) });
+    } finally {
+      await runner.dispose();
+    }
+  });
+
+  it("cgroups-by-hand", async () => {
+    const runner = await createHostNamespacesRunner();
+    const v2 = (await runner.exec("test -f /sys/fs/cgroup/cgroup.controllers", { timeoutMs: 5000 })).exitCode === 0;
+    const mem = v2 ? "/sys/fs/cgroup/berth-demo" : "/sys/fs/cgroup/memory/berth-demo";
+    const pids = v2 ? "/sys/fs/cgroup/berth-bomb" : "/sys/fs/cgroup/pids/berth-bomb";
+    const attempt = async (script: string, checkId: string) => {
+      const r = await runner.exec(script, { timeoutMs: 10_000 });
+      expect(r.exitCode, r.stderr).toBe(0);
+      return runCheck(check("cgroups-by-hand", checkId), runner);
+    };
+    try {
+      let res = await attempt(`echo ${v2 ? 1 : 2} > /root/cgroup-version`, "cgroup-version");
+      expect(res).toMatchObject({ passed: false, message: expect.stringMatching(/says '[12]'. Look again/) });
+      const setLimit = v2 ? `echo +memory +pids > /sys/fs/cgroup/cgroup.subtree_control; mkdir ${mem}; echo 64M > ${mem}/memory.max` : `mkdir ${mem}; echo 64M > ${mem}/memory.limit_in_bytes`;
+      res = await attempt(setLimit, "memory-limit");
+      expect(res).toMatchObject({ passed: false, message: expect.stringMatching(/is 67108864, not 33554432/) });
+      res = await attempt(`setsid -f sh -c 'echo $$ > ${mem}/cgroup.procs; exec sleep infinity' </dev/null >/dev/null 2>&1; sleep 0.3`, "shell-inside");
+      expect(res).toMatchObject({ passed: false, message: expect.stringMatching(/holds \d+\(sleep\), but no shell/) });
+      // a bomb that is contained but still running
+      res = await attempt(
+        `mkdir ${pids}; echo 20 > ${pids}/pids.max; setsid -f bash -c "echo \\$\\$ > ${pids}/cgroup.procs; bomb() { bomb | bomb & }; bomb" </dev/null >/dev/null 2>&1; sleep 1`,
+        "fork-bomb",
+      );
+      expect(res).toMatchObject({ passed: false, message: expect.stringMatching(/contained \(\d+ processes, \d+ forks refused\) but still burning/) });
+    } finally {
+      await runner.dispose();
+    }
+  });
+});
