@@ -55,12 +55,12 @@ function goFileMode(st: fs.Stats): number {
   return mode >>> 0;
 }
 
-function pathStat(hostPath: string, containerPath: string): { header: string; st: fs.Stats } {
+function pathStat(hostPath: string, containerPath: string, container: string): { header: string; st: fs.Stats } {
   let st: fs.Stats;
   try {
     st = fs.lstatSync(hostPath);
   } catch {
-    throw new EngineError(404, `Could not find the file ${containerPath} in container`);
+    throw new EngineError(404, `Could not find the file ${containerPath} in container ${container}`);
   }
   const json = { name: path.basename(containerPath) || "/", size: st.size, mode: goFileMode(st), mtime: st.mtime.toISOString(), linkTarget: st.isSymbolicLink() ? fs.readlinkSync(hostPath) : "" };
   return { header: Buffer.from(JSON.stringify(json)).toString("base64"), st };
@@ -80,13 +80,13 @@ export function archiveRoutes(router: Router, svc: ContainerService): void {
 
   router.on("HEAD", "/containers/:id/archive", (ctx) => {
     const { p, hostPath } = locate(ctx);
-    const { header } = pathStat(hostPath, p);
+    const { header } = pathStat(hostPath, p, ctx.params[0]!);
     send(ctx, 200, undefined, "application/x-tar", { "X-Docker-Container-Path-Stat": header });
   });
 
   router.on("GET", "/containers/:id/archive", (ctx) => {
     const { p, hostPath, root } = locate(ctx);
-    const { header } = pathStat(hostPath, p);
+    const { header } = pathStat(hostPath, p, ctx.params[0]!);
     if (ctx.method === "HEAD") return send(ctx, 200, undefined, "application/x-tar", { "X-Docker-Container-Path-Stat": header });
     ctx.res!.setHeader("X-Docker-Container-Path-Stat", header);
     const res = startStream(ctx, "application/x-tar");

@@ -89,7 +89,13 @@ export function containerRoutes(router: Router, svc: ContainerService, images: I
   router.on("GET", "/containers/:id/logs", (ctx) => logs(ctx, find(ctx)));
 
   router.on("POST", "/containers/:id/kill", (ctx) => {
-    svc.kill(find(ctx), ctx.query.get("signal") || undefined);
+    let c: Container;
+    try {
+      c = find(ctx);
+    } catch (e) {
+      throw new EngineError(404, `Cannot kill container: ${ctx.params[0]}: ${(e as Error).message}`);
+    }
+    svc.kill(c, ctx.query.get("signal") || undefined);
     send(ctx, 204);
   });
 
@@ -188,7 +194,11 @@ export function containerRoutes(router: Router, svc: ContainerService, images: I
       sock.on("end", () => stdin.end()); // the client is done sending: end-of-file for the process
     }
     // The CLI reads /exec/{id}/json after the stream ends: the exit code must be there by then.
-    shim.once("exit", () => sock.end());
+    if (e.startError) {
+      write("stdout", Buffer.from(e.startError));
+      sock.end();
+    } else if (!e.Running) sock.end();
+    else shim.once("exit", () => sock.end());
     sock.on("close", () => {
       if (e.Running && !tty) {
         /* the client went away; the process carries on, as in Docker */

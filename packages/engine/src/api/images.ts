@@ -95,9 +95,9 @@ export function imageRoutes(router: Router, svc: ContainerService, images: Image
     if (users.length && !boolParam(ctx, "force")) {
       throw new EngineError(409, `conflict: unable to remove repository reference "${ref}" (must force) - container ${users[0]!.id.slice(0, 12)} is using its referenced image ${i.id.slice(7, 19)}`);
     }
-    const out = [...i.tags.map((t) => ({ Untagged: t })), { Deleted: i.id }];
-    images.remove(i.id);
-    sendJson(ctx, 200, out);
+    const untagged = i.tags.map((t) => ({ Untagged: t }));
+    const layers = images.remove(i.id);
+    sendJson(ctx, 200, [...untagged, { Deleted: i.id }, ...layers.map((d) => ({ Deleted: d }))]);
   });
 
   // docker commit: the upper dir becomes a layer on top of the container's image.

@@ -95,6 +95,7 @@ export interface ExecInstance {
   ExitCode: number | null;
   Pid: number;
   shim?: ShimProcess;
+  startError?: string; // execve failed: Docker prints this on the exec's stream
 }
 
 export class ContainerService {
@@ -199,7 +200,7 @@ export class ContainerService {
       HostConfig: hostConfig,
       Config: config,
     };
-    const snapshot = prepareSnapshot(dir, this.images.lowerDirs(image));
+    const snapshot = prepareSnapshot(dir, [makeInitLayer(dir), ...this.images.lowerDirs(image)]);
     record.recipe = emptyRecipe(snapshot, config.Hostname);
     const c = new Container(record, dir);
     c.save();
@@ -256,7 +257,7 @@ export class ContainerService {
     const user = resolveUser(snapshot.merged, cfg.User);
     const caps = capabilitySet(r.HostConfig.CapAdd ?? [], r.HostConfig.CapDrop ?? [], r.HostConfig.Privileged);
     recipe.capabilities = caps.map((x) => `CAP_${x}`);
-    recipe.user = user;
+    recipe.user = { uid: user.uid, gid: user.gid, groups: user.groups };
 
     // 5. berth-shim: unshare(CLONE_NEWPID), fork, unshare(NEWNS|NEWUTS|NEWIPC|NEWNET) ...
     const spec: ShimSpec = {
@@ -265,7 +266,7 @@ export class ContainerService {
       hostname: cfg.Hostname,
       cwd: cfg.WorkingDir || "/",
       ...user,
-      env: cfg.Env,
+      env: daemonEnvironment(cfg.Env, cfg.Hostname, cfg.Tty, user.home),
       binds,
       caps: capabilityMask(caps),
       tty: cfg.Tty,
@@ -323,10 +324,11 @@ export class ContainerService {
       shim.once("failed", (message: string) => {
         if (settled) return;
         settled = true;
-        const code = /not found|no such file/.test(message) ? 127 : /permission denied|is a directory/.test(message) ? 126 : 128;
+        const code = /not found|no such file/.test(message) ? 127 : /permission denied/.test(message) ? 126 : 128;
         r.State.Error = message;
         r.State.ExitCode = code;
-        reject(new EngineError(400, `failed to create task for container: failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: ${message}: unknown`));
+        // Worded as dockerd 20.10 + runc word it: the CLI turns "not found" into 127, "permission denied" into 126.
+        reject(new EngineError(400, `failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: ${message}: unknown`));
       });
       shim.once("exit", (code: number) => {
         if (!settled) {
@@ -377,7 +379,7 @@ export class ContainerService {
   }
 
   kill(c: Container, signal?: string): void {
-    if (!c.running) throw new EngineError(409, `cannot kill container: ${c.id}: container ${c.id} is not running`);
+    if (!c.running) throw new EngineError(409, `Cannot kill container: ${c.name}: Container ${c.id} is not running`);
     const sig = parseSignal(signal, 9);
     if (sig === undefined) throw new EngineError(400, `Invalid signal: ${signal}`);
     process.kill(c.record.State.Pid, sig);
@@ -534,7 +536,7 @@ export class ContainerService {
       target: c.record.State.Pid,
       cwd: e.config.WorkingDir || cfg.WorkingDir || "/",
       ...user,
-      env: mergeEnv(cfg.Env, e.config.Env),
+      env: mergeEnv(daemonEnvironment(cfg.Env, cfg.Hostname, e.config.Tty, user.home), e.config.Env),
       binds: [],
       caps: capabilityMask(caps),
       tty: e.config.Tty,
@@ -560,12 +562,12 @@ export class ContainerService {
         resolve(shim);
       });
       shim.once("failed", (message: string) => {
-        e.ExitCode = /not found|no such file/.test(message) ? 127 : /permission denied|is a directory/.test(message) ? 126 : 126;
+        e.ExitCode = /not found|no such file/.test(message) ? 127 : 126;
+        // Docker reports this on the stream and through the exit code, not as an HTTP error.
+        e.startError = `OCI runtime exec failed: exec failed: unable to start container process: ${message}: unknown\r\n`;
         if (!settled) {
           settled = true;
-          // Docker reports this on the stream and through the exit code, not as an HTTP error.
           resolve(shim);
-          shim.stdout.emit("data", Buffer.from(`OCI runtime exec failed: exec failed: unable to start container process: ${message}: unknown\r\n`));
         }
       });
       shim.once("exit", (code: number) => {
@@ -608,10 +610,31 @@ export class ContainerService {
 
 // ---------- small pieces ----------
 
+/**
+ * Docker's "init layer": a thin read-only layer between the image and the container's upper dir,
+ * holding the mount points the engine binds over (/etc/hostname, /etc/hosts, /etc/resolv.conf) and
+ * /.dockerenv. Being below upper/, none of it shows in `docker diff` or ends up in `docker commit`.
+ */
+function makeInitLayer(containerDir: string): string {
+  const init = path.join(containerDir, "init");
+  for (const d of ["etc", "dev", "proc", "sys"]) fs.mkdirSync(path.join(init, d), { recursive: true });
+  for (const f of ["etc/hostname", "etc/hosts", "etc/resolv.conf", ".dockerenv"]) fs.writeFileSync(path.join(init, f), "");
+  return init;
+}
+
 function asStrings(v: unknown): string[] {
   if (Array.isArray(v)) return v.map(String);
   if (typeof v === "string") return [v];
   return [];
+}
+
+/** What Docker adds to every process's environment: PATH, HOSTNAME, TERM with a tty, HOME. */
+function daemonEnvironment(env: string[], hostname: string, tty: boolean, home: string): string[] {
+  const base = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", `HOSTNAME=${hostname}`];
+  if (tty) base.push("TERM=xterm");
+  const merged = mergeEnv(base, env);
+  if (!merged.some((e) => e.startsWith("HOME="))) merged.push(`HOME=${home}`);
+  return merged;
 }
 
 function mergeEnv(base: string[], extra: string[]): string[] {
@@ -754,19 +777,21 @@ function readNamespaces(pid: number): Recipe["namespaces"] {
 }
 
 /** `-u name`, `-u uid`, `-u uid:gid`, `-u name:group`, looked up in the container's own files. */
-export function resolveUser(rootfs: string, spec: string): { uid: number; gid: number; groups: number[] } {
-  if (!spec) return { uid: 0, gid: 0, groups: [] };
+export function resolveUser(rootfs: string, spec: string): { uid: number; gid: number; groups: number[]; home: string } {
+  if (!spec) spec = "0";
   const [u, g] = spec.split(":");
   const passwd = readColonFile(path.join(rootfs, "etc/passwd"));
   const groupFile = readColonFile(path.join(rootfs, "etc/group"));
   let uid: number, gid: number | undefined;
   let userName: string | undefined;
+  let home = "/";
   if (/^\d+$/.test(u!)) {
     uid = Number(u);
     const entry = passwd.find((p) => Number(p[2]) === uid);
     if (entry) {
       gid = Number(entry[3]);
       userName = entry[0];
+      home = entry[5] || "/";
     }
   } else {
     const entry = passwd.find((p) => p[0] === u);
@@ -774,6 +799,7 @@ export function resolveUser(rootfs: string, spec: string): { uid: number; gid: n
     uid = Number(entry[2]);
     gid = Number(entry[3]);
     userName = entry[0];
+    home = entry[5] || "/";
   }
   if (g !== undefined) {
     if (/^\d+$/.test(g)) gid = Number(g);
@@ -783,8 +809,10 @@ export function resolveUser(rootfs: string, spec: string): { uid: number; gid: n
       gid = Number(entry[2]);
     }
   }
-  const groups = userName ? groupFile.filter((x) => (x[3] ?? "").split(",").includes(userName!)).map((x) => Number(x[2])) : [];
-  return { uid, gid: gid ?? 0, groups };
+  // Like runc: the primary group is also a supplementary one, plus every group naming the user.
+  const member = userName ? groupFile.filter((x) => (x[3] ?? "").split(",").includes(userName!)).map((x) => Number(x[2])) : [];
+  const groups = [...new Set([gid ?? 0, ...member])];
+  return { uid, gid: gid ?? 0, groups, home: uid === 0 && home === "/" ? "/root" : home };
 }
 
 function readColonFile(file: string): string[][] {

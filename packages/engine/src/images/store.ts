@@ -167,10 +167,17 @@ export class ImageStore {
       .sort((a, b) => b.config.created.localeCompare(a.config.created));
   }
 
-  remove(id: string): void {
+  /** Delete an image and every layer no other image uses; returns the deleted layers' diff ids. */
+  remove(id: string): string[] {
+    const image = this.get(id);
     for (const [k, v] of Object.entries(this.repos)) if (v === id) delete this.repos[k];
     this.saveRepos();
     fs.rmSync(path.join(this.configsDir, `${id.replace(/^sha256:/, "")}.json`), { force: true });
+    if (!image) return [];
+    const stillUsed = new Set(this.list().flatMap((i) => i.config.rootfs.diff_ids));
+    const gone = image.config.rootfs.diff_ids.filter((d) => !stillUsed.has(d));
+    for (const d of gone) fs.rmSync(this.layerPath(d), { recursive: true, force: true });
+    return gone.reverse();
   }
 
   /** Lower dirs for overlayfs: the topmost layer first, as the mount option wants them. */

@@ -287,11 +287,7 @@ static void exec_command(struct options *o) {
   if (strchr(cmd, '/')) {
     execve(cmd, o->argv, o->env);
     if (errno == ENOENT) fail("exec: \"%s\": stat %s: no such file or directory", cmd, cmd);
-    if (errno == EACCES) {
-      struct stat st;
-      if (stat(cmd, &st) == 0 && S_ISDIR(st.st_mode)) fail("exec: \"%s\": is a directory", cmd);
-      fail("exec: \"%s\": permission denied", cmd);
-    }
+    if (errno == EACCES) fail("exec: \"%s\": permission denied", cmd);
     fail("exec %s: %s", cmd, strerror(errno));
   }
   const char *path = env_get(o, "PATH");
