@@ -10,7 +10,8 @@ import type { PrismaClient } from "./generated/sqlite/client.js";
 import { locateDatabase, redact, type DatabaseLocation } from "./location.js";
 import { migrationStatus } from "./migrations.js";
 
-export type Db = PrismaClient;
+/** The client the orchestrator uses: Prisma's, with e-mail addresses kept lower-case (see below). */
+export type Db = ReturnType<typeof withLowerCaseEmails>;
 export type {
   CheckAttempt,
   Cohort,
@@ -54,7 +55,7 @@ export async function openDatabase(url?: string, options: OpenOptions = {}): Pro
     const db = new PostgresClient({ adapter: new PrismaPg({ connectionString: location.url }) });
     await db.$connect();
     // Same models, same API: see the note at the top of this file.
-    return db as unknown as Db;
+    return withLowerCaseEmails(db as unknown as PrismaClient);
   }
   const [{ PrismaClient: SqliteClient }, { PrismaBetterSQLite3 }] = await Promise.all([
     import("./generated/sqlite/client.js"),
@@ -65,11 +66,45 @@ export async function openDatabase(url?: string, options: OpenOptions = {}): Pro
   // SQLite leaves foreign keys off unless asked: without this, onDelete: Cascade does nothing.
   await db.$executeRawUnsafe("PRAGMA foreign_keys = ON");
   await db.$queryRawUnsafe("PRAGMA journal_mode = WAL");
-  return db;
+  return withLowerCaseEmails(db);
 }
 
 export async function closeDatabase(db: Db): Promise<void> {
   await db.$disconnect();
+}
+
+/**
+ * User.email is stored lower-case so that the unique index means "one account per address":
+ * every top-level User query has `email` lower-cased in its where, data, create and update
+ * arguments. (Nested writes through another model are not rewritten: create users directly.)
+ */
+function withLowerCaseEmails(client: PrismaClient) {
+  return client.$extends({
+    name: "lower-case-emails",
+    query: {
+      user: {
+        $allOperations({ args, query }) {
+          const a = args as Record<string, unknown>;
+          for (const key of ["where", "data", "create", "update"]) {
+            const value = a[key];
+            if (Array.isArray(value)) value.forEach(lowerCaseEmail);
+            else lowerCaseEmail(value);
+          }
+          return query(args);
+        },
+      },
+    },
+  });
+}
+
+function lowerCaseEmail(target: unknown): void {
+  if (typeof target !== "object" || target === null) return;
+  const t = target as { email?: unknown };
+  if (typeof t.email === "string") t.email = t.email.toLowerCase();
+  else if (typeof t.email === "object" && t.email !== null) {
+    const filter = t.email as Record<string, unknown>;
+    for (const op of ["equals", "set"]) if (typeof filter[op] === "string") filter[op] = (filter[op] as string).toLowerCase();
+  }
 }
 
 /** Prisma's error code for a unique constraint violation (e.g. an e-mail address already taken). */

@@ -45,7 +45,8 @@ export function runPrisma(args: string[], db: PrismaTarget): Promise<PrismaRun> 
   // neighbours at run time.
   const cliEntry = path.join(path.dirname(createRequire(import.meta.url).resolve("prisma/package.json")), "build", "index.js");
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cliEntry, ...args, "--config", prismaConfig], {
+    const preload = db.provider === "postgresql" ? ["--require", path.join(import.meta.dirname, "unref-long-timers.cjs")] : [];
+    const child = spawn(process.execPath, [...preload, cliEntry, ...args, "--config", prismaConfig], {
       cwd: repoRoot,
       env,
       stdio: ["ignore", "pipe", "pipe"],
