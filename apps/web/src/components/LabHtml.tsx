@@ -17,6 +17,7 @@ interface CodeBlock {
   toolbar: HTMLElement;
   code: string;
   runnable: boolean;
+  lang: string;
 }
 
 export const LabHtml = memo(function LabHtml({ html, className }: { html: string; className?: string }) {
@@ -32,17 +33,18 @@ export const LabHtml = memo(function LabHtml({ html, className }: { html: string
       const codeEl = pre.querySelector("code");
       const code = (codeEl ?? pre).textContent ?? "";
       const runnable = pre.dataset.runnable === "true" || codeEl?.dataset.runnable === "true";
-      // Wrap the block so the toolbar can sit in its corner without becoming part of its text.
+      // Wrap the block with a toolbar strip above it: outside the <pre>, so never part of its text,
+      // and never covering a long line.
       const wrapper = document.createElement("div");
       wrapper.className = "code-block";
       const toolbar = document.createElement("div");
       toolbar.className = "code-actions";
       pre.replaceWith(wrapper);
-      wrapper.append(pre, toolbar);
+      wrapper.append(toolbar, pre);
       undo.push(() => {
         wrapper.replaceWith(pre);
       });
-      found.push({ toolbar, code, runnable });
+      found.push({ toolbar, code, runnable, lang: pre.dataset.lang ?? "" });
     }
     setBlocks(found);
     return () => {
@@ -54,12 +56,12 @@ export const LabHtml = memo(function LabHtml({ html, className }: { html: string
   return (
     <>
       <div ref={rootRef} className={`lab-html ${className ?? ""}`} dangerouslySetInnerHTML={{ __html: html }} />
-      {blocks.map((b, i) => createPortal(<CodeActions code={b.code} runnable={b.runnable} />, b.toolbar, `code-${i}`))}
+      {blocks.map((b, i) => createPortal(<CodeActions code={b.code} runnable={b.runnable} lang={b.lang} />, b.toolbar, `code-${i}`))}
     </>
   );
 });
 
-function CodeActions({ code, runnable }: { code: string; runnable: boolean }) {
+function CodeActions({ code, runnable, lang }: { code: string; runnable: boolean; lang: string }) {
   const target = useContext(RunContext);
   const [copied, setCopied] = useState<"idle" | "copied" | "failed">("idle");
   const [ran, setRan] = useState(false);
@@ -77,6 +79,7 @@ function CodeActions({ code, runnable }: { code: string; runnable: boolean }) {
 
   return (
     <>
+      <span className="code-lang">{lang}</span>
       {runnable ? (
         <button
           type="button"
