@@ -12,7 +12,6 @@ import path from "node:path";
 import { PrismaBetterSQLite3 } from "@prisma/adapter-better-sqlite3";
 import { PrismaPg } from "@prisma/adapter-pg";
 import { parseIntoClientConfig } from "pg-connection-string";
-import type { PoolConfig } from "pg";
 import { defineConfig } from "prisma/config";
 
 const here = import.meta.dirname;
@@ -76,7 +75,7 @@ function runScriptsAsScripts<A extends Adapter>(adapter: A): A {
  */
 function postgresAdapter(): PrismaPg {
   // Split into fields (host, port, user, password, database, ssl), with no connectionString.
-  const config = { ...parseIntoClientConfig(url), allowExitOnIdle: true } as PoolConfig;
+  const config = { ...parseIntoClientConfig(url), allowExitOnIdle: true } as ConstructorParameters<typeof PrismaPg>[0];
   // allowExitOnIdle: an idle pool must never keep the CLI process alive.
   const factory = new PrismaPg(config);
   const connect = factory.connect.bind(factory);
