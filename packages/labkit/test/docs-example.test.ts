@@ -1,0 +1,23 @@
+// The complete example in docs/lab-format.md must stay a working lab.
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { expect, it } from "vitest";
+import { parseLab, testLab } from "../src/index.js";
+import { createHostNamespacesRunner } from "../src/runners/index.js";
+
+it("the example in docs/lab-format.md lints clean and passes labkit test", async () => {
+  const doc = readFileSync(path.resolve(import.meta.dirname, "../../../docs/lab-format.md"), "utf8");
+  const m = /## A complete example\n\n````markdown\n([\s\S]*?)\n````\n/.exec(doc);
+  expect(m, "docs/lab-format.md has no ````markdown example").not.toBeNull();
+  const { lab, errors } = parseLab(m![1]! + "\n", "labs/hello-hostname/lab.md");
+  expect(errors).toEqual([]);
+  expect(lab!.steps.map((s) => s.id)).toEqual(["rename", "recap"]);
+  const runner = await createHostNamespacesRunner();
+  try {
+    const report = await testLab(lab!, runner);
+    expect(report.checks.flatMap((c) => c.problems)).toEqual([]);
+    expect(report.ok).toBe(true);
+  } finally {
+    await runner.dispose();
+  }
+});
