@@ -4,6 +4,7 @@
 //
 // CLI: `tsx packages/agent/build.ts` prints the bundle's path.
 import { build } from "esbuild";
+import { mkdir, rename, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -13,10 +14,15 @@ export const AGENT_BUNDLE = join(AGENT_DIR, "dist", "agent.mjs");
 /** The node-pty package the bundle loads; the sandbox driver copies the runtime parts of it. */
 export const NODE_PTY_DIR = dirname(createRequire(import.meta.url).resolve("node-pty/package.json"));
 
+/**
+ * Builds dist/agent.mjs and returns its path. Written to a temporary file and renamed, so that an
+ * orchestrator and a `labkit test` building at the same time never read half a bundle.
+ */
 export async function buildAgentBundle(): Promise<string> {
-  await build({
+  const result = await build({
     entryPoints: [join(AGENT_DIR, "src", "main.ts")],
     outfile: AGENT_BUNDLE,
+    write: false,
     bundle: true,
     platform: "node",
     target: "node20",
@@ -27,6 +33,12 @@ export async function buildAgentBundle(): Promise<string> {
     legalComments: "none",
     logLevel: "warning",
   });
+  const out = result.outputFiles.find((f) => f.path === AGENT_BUNDLE);
+  if (!out) throw new Error(`esbuild produced no ${AGENT_BUNDLE}`);
+  await mkdir(dirname(AGENT_BUNDLE), { recursive: true });
+  const tmp = `${AGENT_BUNDLE}.${process.pid}.tmp`;
+  await writeFile(tmp, out.contents);
+  await rename(tmp, AGENT_BUNDLE);
   return AGENT_BUNDLE;
 }
 
