@@ -97,6 +97,11 @@ describe("namespaces driver", () => {
     expect(r.stdout).toBe("inner\n3\n0\n3\n");
   });
 
+  it("reaps orphans (tini is PID 1): no zombies pile up", async () => {
+    const r = await sh(client, "for i in 1 2 3 4 5; do (sleep 0.1 &); done; sleep 0.5; ps -eo stat= | grep -c '^Z'; cat /proc/1/comm");
+    expect(r.stdout).toBe("0\ntini\n");
+  });
+
   it("has no way out: loopback only, no route", async () => {
     const r = await sh(client, "ip -o link | awk -F': ' '{print $2}'; ip route | wc -l; curl -sS -m 2 http://1.1.1.1/ >/dev/null 2>&1; echo curl=$?");
     expect(r.stdout).toBe("lo\n0\ncurl=7\n");
@@ -121,6 +126,18 @@ describe("namespaces driver", () => {
     expect((await driver.list()).some((s) => s.id === tmp)).toBe(false);
     await driver.destroy(tmp);
     await expect(driver.connect(tmp)).rejects.toThrow(/no sandbox/);
+  });
+
+  it("stop() ends the sandbox but keeps it listed until destroy()", async () => {
+    const tmp = testId("stop");
+    await driver.create({ id: tmp, hostname: "stopper" });
+    await driver.stop(tmp);
+    expect((await driver.list()).find((s) => s.id === tmp)?.state).toBe("stopped");
+    await expect(AgentClient.connect(await driver.connect(tmp), { timeoutMs: 1000 })).rejects.toThrow(/could not connect/);
+    await driver.stop(tmp); // again: nothing to do
+    await driver.destroy(tmp);
+    expect(existsSync(driver.sandboxDir(tmp))).toBe(false);
+    expect(new SandboxCgroup(tmp).existingDirs()).toEqual([]);
   });
 
   it("destroy still cleans up when runc has lost its state (as after a reboot or a wiped runc root)", async () => {
