@@ -102,7 +102,7 @@ describe("containment", () => {
     console.log(`memory hog: ${result.stdout.trim()} hogs in 2 s, ${kills} OOM kills; peak ${(peak / 1048576).toFixed(0)} MiB; neighbour exec worst ${worstNeighbourMs} ms over ${samples} samples`);
     expect(result.exitCode).toBe(0); // the shell that started them survived: the hogs were the victims
     expect(kills).toBeGreaterThanOrEqual(2);
-    expect(samples).toBeGreaterThanOrEqual(5);
+    expect(samples).toBeGreaterThanOrEqual(3);
     expect(peak).toBeLessThanOrEqual(192 * 1024 * 1024);
     expect(worstNeighbourMs).toBeLessThan(1000);
     const health = await a.request({ op: "health" });

@@ -3,7 +3,7 @@
 // directory is named by a hash of its contents, so running sandboxes keep theirs when it changes.
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { cp, mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { cp, mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { buildAgentBundle, NODE_PTY_DIR } from "@berth/agent/build";
 
@@ -30,4 +30,20 @@ export async function ensureAgentDir(stateDir: string): Promise<string> {
     if (!existsSync(join(dir, "agent.mjs"))) throw err;
   }
   return dir;
+}
+
+/**
+ * Removes agent directories that no sandbox uses any more. `inUse` holds the current one and those
+ * named in sandboxes' meta.json; an hour's grace covers another process that is creating a sandbox
+ * with a directory of its own right now.
+ */
+export async function removeUnusedAgentDirs(stateDir: string, inUse: Set<string>): Promise<void> {
+  const root = join(stateDir, "agent");
+  const hourAgo = Date.now() - 60 * 60 * 1000;
+  for (const name of await readdir(root).catch(() => [] as string[])) {
+    const dir = join(root, name);
+    if (inUse.has(dir)) continue;
+    const st = await stat(dir).catch(() => undefined);
+    if (st && st.mtimeMs < hourAgo) await rm(dir, { recursive: true, force: true });
+  }
 }

@@ -27,7 +27,7 @@ import {
   type SandboxSpec,
   type SandboxStats,
 } from "../driver.js";
-import { ensureAgentDir } from "./agent-dir.js";
+import { ensureAgentDir, removeUnusedAgentDirs } from "./agent-dir.js";
 import { SandboxCgroup, type CgroupVersion } from "./cgroups.js";
 import { sandboxOciConfig } from "./oci-spec.js";
 import { Runc } from "./runc.js";
@@ -71,6 +71,12 @@ export class NamespacesDriver implements SandboxDriver {
         onProgress?.("sandbox: building the agent bundle");
         const agentDir = await ensureAgentDir(this.stateDir);
         await mkdir(join(this.stateDir, "sandboxes"), { recursive: true });
+        const inUse = new Set([agentDir]);
+        for (const id of await readdir(join(this.stateDir, "sandboxes"))) {
+          const meta = await this.readMeta(id).catch(() => undefined);
+          if (meta) inUse.add(meta.agentDir);
+        }
+        await removeUnusedAgentDirs(this.stateDir, inUse);
         return { rootfs, agentDir };
       })();
       this.prepared.catch(() => (this.prepared = undefined));
