@@ -7,7 +7,7 @@ import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { diffMigrationsToSchema, generateClients, isEmptyScript } from "../src/db/codegen.js";
+import { diffMigrationsToSchema, generateClients, isEmptyScript, newMigration } from "../src/db/codegen.js";
 import {
   closeDatabase,
   isUniqueViolation,
@@ -219,8 +219,27 @@ describe("PostgreSQL (a real server, started by this test)", () => {
 
   conformance("postgresql", () => location);
 
-  it("has migrations that match prisma/schema.prisma", async () => {
+  it("has migrations that match prisma/schema.prisma, so new-migration has nothing to write", async () => {
     const sql = await diffMigrationsToSchema("postgresql", server.url);
     expect(isEmptyScript(sql), `prisma/schema.prisma differs from prisma/postgres/migrations; run new-migration:\n${sql}`).toBe(true);
+    // The whole command, on this server (it would otherwise start one of its own).
+    const saved = process.env.DATABASE_URL;
+    process.env.DATABASE_URL = server.url;
+    const lines: string[] = [];
+    try {
+      expect(await newMigration("nothing new", (l) => lines.push(l))).toBeNull();
+    } finally {
+      if (saved === undefined) delete process.env.DATABASE_URL;
+      else process.env.DATABASE_URL = saved;
+    }
+    expect(lines.at(-1)).toBe("no schema changes: nothing to write");
+    // The shadow databases made for the diffs are gone.
+    const db = await openDatabase(server.url);
+    try {
+      const rows = await db.$queryRawUnsafe<{ datname: string }[]>("SELECT datname::text FROM pg_database WHERE datname LIKE 'prisma_migrate_shadow%'");
+      expect(rows).toEqual([]);
+    } finally {
+      await closeDatabase(db);
+    }
   });
 });
