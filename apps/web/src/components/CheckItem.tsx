@@ -2,7 +2,7 @@
 // One check of a step: the Check button (runs the check in the sandbox, may take up to its timeout),
 // the verdict of the latest attempt, and the hint on demand.
 import type { CheckResultView, CheckView, ProgressView } from "@berth/protocol";
-import { useState } from "react";
+import { useEffect, useState } from "react";
 import { api } from "@/lib/api";
 
 type Hint = { state: "closed" } | { state: "loading" } | { state: "open"; html: string } | { state: "error"; message: string };
@@ -23,6 +23,15 @@ export function CheckItem({
   const [running, setRunning] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const [hint, setHint] = useState<Hint>({ state: "closed" });
+  // Seconds since the Check click: a check may legitimately take up to its timeout (~30 s).
+  const [elapsed, setElapsed] = useState(0);
+  useEffect(() => {
+    if (!running) return;
+    const started = Date.now();
+    setElapsed(0);
+    const timer = setInterval(() => setElapsed(Math.floor((Date.now() - started) / 1000)), 1000);
+    return () => clearInterval(timer);
+  }, [running]);
 
   async function runCheck() {
     setRunning(true);
@@ -96,7 +105,7 @@ export function CheckItem({
           // The previous verdict is hidden while a new attempt runs, so nothing (person or test)
           // mistakes it for the answer to this click.
           <p className="check-running muted" role="status">
-            Running the check in your sandbox…
+            Running the check in your sandbox…{elapsed > 0 ? ` ${elapsed} s` : ""}
           </p>
         ) : result ? (
           <div

@@ -4,8 +4,10 @@
 // they stay out of the catalog's and the forms' bundles and are never evaluated on the server.
 import type { Terminal } from "@xterm/xterm";
 import "@xterm/xterm/css/xterm.css";
+import Link from "next/link";
 import { useEffect, useRef, useState } from "react";
-import { TerminalLink, type LinkState } from "@/lib/terminal-link";
+import { signInUrl } from "@/lib/api";
+import { TerminalLink, type DisplayPhase, type LinkState } from "@/lib/terminal-link";
 
 /** What the rest of the player may do with the terminal (the Run buttons). */
 export interface TerminalHandle {
@@ -15,6 +17,15 @@ export interface TerminalHandle {
 }
 
 const TERM_KEY = "main";
+
+/** The start-up phases in order, for the progress shown while the sandbox comes up. */
+const START_STEPS: Array<{ phase: DisplayPhase; label: string }> = [
+  { phase: "connecting", label: "Connect" },
+  { phase: "queued", label: "Queue" },
+  { phase: "allocating", label: "Allocate a sandbox" },
+  { phase: "booting", label: "Boot" },
+  { phase: "ready", label: "Ready" },
+];
 
 const THEME = {
   background: "#0f1419",
@@ -58,8 +69,11 @@ export function TerminalPane({
     attached: false,
     exit: null,
     error: null,
+    signInRequired: false,
   });
   const [screenReader, setScreenReader] = useState(false);
+  // The start-up progress is for the first start only; later reconnects keep the old screen visible.
+  const [everAttached, setEverAttached] = useState(false);
   const [renderer, setRenderer] = useState<"webgl" | "dom">("dom");
 
   // The parent's callbacks may change identity on every render; the effect below must not re-run.
@@ -152,6 +166,7 @@ export function TerminalPane({
         socket,
         onState: (next) => {
           setState(next);
+          if (next.attached) setEverAttached(true);
           callbacks.current.onAttachedChange(next.attached);
         },
       });
@@ -198,9 +213,31 @@ export function TerminalPane({
       ) : state.error ? (
         <div className="terminal-overlay" role="alert">
           <p>{state.error}</p>
-          <button type="button" className="btn btn-primary" data-testid="reattach-button" onClick={() => linkRef.current?.reattach()}>
-            Try again
-          </button>
+          <div className="overlay-buttons">
+            <button type="button" className="btn btn-primary" data-testid="reattach-button" onClick={() => linkRef.current?.reattach()}>
+              Try again
+            </button>
+            {state.signInRequired ? (
+              <Link className="btn" href={signInUrl(`/labs/${encodeURIComponent(labId)}`)}>
+                Sign in again
+              </Link>
+            ) : null}
+          </div>
+        </div>
+      ) : !everAttached && START_STEPS.some((s) => s.phase === state.phase) ? (
+        // Honest start-up progress: which phase the server reported, and its own words.
+        <div className="terminal-starting" aria-hidden="true">
+          <ol>
+            {START_STEPS.map((step, i) => {
+              const current = START_STEPS.findIndex((s) => s.phase === state.phase);
+              return (
+                <li key={step.phase} className={i < current ? "done" : i === current ? "current" : ""}>
+                  {i < current ? "✓" : i === current ? <span className="spinner spinner-small" /> : "·"} {step.label}
+                </li>
+              );
+            })}
+          </ol>
+          <p>{state.message}</p>
         </div>
       ) : null}
       <div className="terminal-status">

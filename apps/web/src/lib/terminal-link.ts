@@ -40,6 +40,8 @@ export interface LinkState {
   exit: { exitCode: number } | null;
   /** Set when the attach was refused or the connection cannot be made (sign-in expired ...). */
   error: string | null;
+  /** The server refused the socket itself (no valid session): signing in again is the fix. */
+  signInRequired: boolean;
 }
 
 export interface TerminalLinkOptions {
@@ -52,7 +54,7 @@ export interface TerminalLinkOptions {
 }
 
 export class TerminalLink {
-  private state: LinkState = { phase: "connecting", message: "Connecting…", attached: false, exit: null, error: null };
+  private state: LinkState = { phase: "connecting", message: "Connecting…", attached: false, exit: null, error: null, signInRequired: false };
   /** Bumped on every attach: write callbacks and acks from an older attach are ignored. */
   private generation = 0;
   private unackedBytes = 0;
@@ -63,7 +65,7 @@ export class TerminalLink {
   constructor(private readonly opts: TerminalLinkOptions) {
     const { socket, terminal } = opts;
     const onConnect = () => {
-      this.update({ phase: "connecting", message: "Connected, attaching to your sandbox…", attached: false, error: null });
+      this.update({ phase: "connecting", message: "Connected, attaching to your sandbox…", attached: false, error: null, signInRequired: false });
       this.attach();
     };
     const onDisconnect = (reason: string) => {
@@ -78,7 +80,7 @@ export class TerminalLink {
         this.update({ phase: "reconnecting", message: `Cannot reach the server (${err.message}), retrying…`, attached: false });
       } else {
         // Refused by the server's middleware (no or expired session): socket.io gives up here.
-        this.update({ phase: "error", message: err.message, attached: false, error: `The server refused the connection: ${err.message}. Sign in again, then reload.` });
+        this.update({ phase: "error", message: err.message, attached: false, error: `The server refused the connection: ${err.message}.`, signInRequired: true });
       }
     };
     socket.on("connect", onConnect);
