@@ -39,7 +39,10 @@ async function main(argv: string[]): Promise<number> {
     return cmd === "help" || cmd === "--help" ? 0 : 2;
   }
   const { labs, errors } = await loadLabs(path.resolve(dir));
-  const rel = (e: LabError) => ({ ...e, file: path.relative(process.cwd(), e.file) || e.file });
+  const rel = (e: LabError) => {
+    const r = path.relative(process.cwd(), e.file);
+    return { ...e, file: r && !r.startsWith("..") ? r : e.file };
+  };
 
   switch (cmd) {
     case "lint": {

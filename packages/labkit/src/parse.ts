@@ -168,7 +168,7 @@ export function parseLab(source: string, file: string): { lab?: Lab; errors: Lab
       const c = checks.get(ref.value!);
       if (c) return c;
       const where = checkIds.has(ref.value!) ? ` (it belongs to another step, line ${checkIds.get(ref.value!)}; hints and solutions stay in their check's step)` : "";
-      err(h.line, `${h.kind} points at check "${ref.value}", which this step does not have${where}`, `use the id of a check in this step: ${[...checks.keys()].join(", ") || "(this step has no checks yet: the check must come first)"}`, ref.column);
+      err(h.line, `${h.kind} points at check "${ref.value}", which this step does not have${where}`, `use the id of a check in this step: ${[...checks.keys()].join(", ") || "(none yet: a hint or solution comes after its check, in the same step)"}`, ref.column);
       return null;
     };
     for (const h of sec.hidden) {
@@ -224,6 +224,8 @@ export function parseLab(source: string, file: string): { lab?: Lab; errors: Lab
     steps.push(step);
   }
 
+  // Reported in file order, the way an author fixes them.
+  errors.sort((a, b) => a.line - b.line || (a.column ?? 0) - (b.column ?? 0));
   if (errors.length > 0 || !fm.id || !fm.title || !fm.summary || !fm.duration || !fm.difficulty) {
     return { errors };
   }

@@ -188,9 +188,9 @@ describe("parseLab on malformed labs (one error each, at the right line)", () =>
     src = swap("```solution check=second-check", "```solution check=file-made");
     const { errors } = parseLab(src, FILE);
     // pointing at a check of another step is named as such; the step is then also unsolved
-    expect(errors.map((e) => e.line)).toEqual([lineOf(src, "check=file-made timeout"), lineOf(src, "## Second step")]);
-    expect(errors[0]!.message).toMatch(/belongs to another step/);
-    expect(errors[1]!.message).toMatch(/checks without a solution: second-check/);
+    expect(errors.map((e) => e.line)).toEqual([lineOf(src, "## Second step"), lineOf(src, "check=file-made timeout")]);
+    expect(errors[0]!.message).toMatch(/checks without a solution: second-check/);
+    expect(errors[1]!.message).toMatch(/belongs to another step/);
   });
 
   it("a hint before any check", () => {

@@ -1,0 +1,67 @@
+// The labkit command as authors and CI run it: bin/labkit.mjs through tsx, real files.
+import { spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import type { LabView } from "@berth/protocol";
+import { FILE, GOOD, lineOf } from "./fixtures.js";
+
+const BIN = path.resolve(import.meta.dirname, "../bin/labkit.mjs");
+const LABS = path.resolve(import.meta.dirname, "../../../labs");
+const labkit = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: "utf8", timeout: 60_000 });
+
+function labsDir(source: string): string {
+  const dir = mkdtempSync(path.join(tmpdir(), "labkit-cli-"));
+  mkdirSync(path.join(dir, "demo-lab"));
+  writeFileSync(path.join(dir, path.basename(path.dirname(FILE)), "lab.md"), source);
+  return dir;
+}
+
+describe("labkit CLI", () => {
+  it("lint: clean labs exit 0", () => {
+    const r = labkit("lint", LABS);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toMatch(/2 lab\(s\), no errors/);
+    expect(r.status).toBe(0);
+  });
+
+  it("lint: each error as file:line[:col]: message (fix: ...), exit 1", () => {
+    const bad = GOOD.replace("difficulty: beginner", "difficulty: easy").replace("points=2", "points=many");
+    const dir = labsDir(bad);
+    const r = labkit("lint", dir);
+    const file = path.join(dir, "demo-lab", "lab.md");
+    const pointsLine = lineOf(bad, "points=many");
+    const col = bad.split("\n")[pointsLine - 1]!.indexOf("points=many") + 1;
+    expect(r.stdout.trim().split("\n")).toEqual([
+      `${file}:${lineOf(bad, "difficulty:")}: difficulty "easy" is not one of beginner, intermediate, advanced (fix: write one of beginner, intermediate, advanced)`,
+      `${file}:${pointsLine}:${col}: points="many" is not a whole number from 0 to 1000 (fix: write e.g. points=2)`,
+    ]);
+    expect(r.status).toBe(1);
+  });
+
+  it("render: the browser's view as JSON, without scripts", () => {
+    const r = labkit("render", LABS);
+    expect(r.status).toBe(0);
+    const views = JSON.parse(r.stdout) as LabView[];
+    expect(views.map((v) => v.id).sort()).toEqual(["cgroups-by-hand", "namespaces-by-hand"]);
+    expect(views.every((v) => v.steps.length >= 3 && v.steps.every((s) => s.html.length > 0))).toBe(true);
+    // lines that only check, solution and setup scripts contain
+    for (const hidden of ["NSpid", "tail /dev/zero", "readlink /proc/1/ns/uts", "$1 == "]) expect(r.stdout).not.toContain(hidden);
+  });
+
+  it("test: a table per lab, exit 0 when proved and 1 when not", () => {
+    const ok = labkit("test", LABS, "--runner", "host", "--lab", "cgroups-by-hand");
+    expect(ok.stdout).toMatch(/cgroups-by-hand: ok/);
+    expect(ok.stdout).toMatch(/oom\s+oom-kill\s+fail\s+pass\s+ok/);
+    expect(ok.status).toBe(0);
+
+    const dir = labsDir(GOOD.replace("test -f /root/made # CHECK-SECRET-1", "true"));
+    const bad = labkit("test", dir, "--runner", "host");
+    expect(bad.stdout).toMatch(/demo-lab: FAILED/);
+    expect(bad.stdout).toMatch(/file-made: passes before its solution ran/);
+    expect(bad.status).toBe(1);
+
+    expect(labkit("test", LABS, "--lab", "nope", "--runner", "host").status).toBe(2);
+  });
+});
