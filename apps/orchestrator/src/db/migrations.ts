@@ -61,10 +61,21 @@ export async function appliedMigrations(db: DatabaseLocation): Promise<Map<strin
     );
     return new Map(rows.map((r) => [String(r[0]), String(r[1])]));
   } catch (err) {
-    throw new Error(`Could not read the migration history of ${redact(db.url)}: ${(err as Error).message}`, { cause: err });
+    throw new Error(`Could not read the migration history of ${redact(db.url)}: ${describeAdapterError(err)}`, { cause: err });
   } finally {
     await adapter.dispose();
   }
+}
+
+/** Driver adapter errors carry their details in `cause` ({ kind, host, port, ... }). */
+function describeAdapterError(err: unknown): string {
+  const e = err as { message?: string; cause?: Record<string, unknown> };
+  if (e?.cause && typeof e.cause === "object" && "kind" in e.cause) {
+    const { kind, ...details } = e.cause;
+    const extra = Object.entries(details).map(([k, v]) => `${k}=${typeof v === "object" ? JSON.stringify(v) : String(v)}`);
+    return [String(kind), ...extra].join(" ");
+  }
+  return e?.message ?? String(err);
 }
 
 export interface MigrationStatus {
