@@ -8,7 +8,7 @@
 //   split across two frames; xterm's parser keeps the partial sequence);
 // - flow control: bytes are counted when xterm has actually parsed them (the write callback) and
 //   acknowledged every FLOW_ACK_EVERY bytes and whenever the write queue drains, so the server can
-//   pause the pty when we fall behind;
+//   pause the pty when we fall behind (a hidden tab acknowledges on receipt, see write());
 // - keystrokes are only sent while attached: socket.io would otherwise buffer them while offline
 //   and deliver them before the re-attach, to a terminal the server does not know yet.
 import type { ClientToServerEvents, SandboxPhase, ServerToClientEvents } from "@berth/protocol";
@@ -220,16 +220,26 @@ export class TerminalLink {
   private write(bytes: Uint8Array): void {
     const gen = this.generation;
     const length = bytes.byteLength;
+    // A hidden tab is throttled by the browser (timers may fire once a minute), so xterm parses
+    // slowly there; it must not hold back the pty for the learner's visible tab. It acknowledges
+    // on receipt instead (xterm itself caps what it buffers).
+    const hidden = typeof document !== "undefined" && document.visibilityState === "hidden";
+    if (hidden) this.acknowledge(length, true);
     this.writesInFlight++;
     this.opts.terminal.write(bytes, () => {
       if (gen !== this.generation || this.disposed) return;
       this.writesInFlight--;
-      this.unackedBytes += length;
-      if (this.unackedBytes >= FLOW_ACK_EVERY || (this.writesInFlight === 0 && this.unackedBytes > 0)) {
-        this.opts.socket.emit("term:ack", { term: this.opts.termKey, bytes: this.unackedBytes });
-        this.unackedBytes = 0;
-      }
+      if (!hidden) this.acknowledge(length, false);
     });
+  }
+
+  /** Count written bytes; send `term:ack` every FLOW_ACK_EVERY and whenever xterm's queue drains. */
+  private acknowledge(bytes: number, now: boolean): void {
+    this.unackedBytes += bytes;
+    if (this.unackedBytes > 0 && (now || this.unackedBytes >= FLOW_ACK_EVERY || this.writesInFlight === 0)) {
+      this.opts.socket.emit("term:ack", { term: this.opts.termKey, bytes: this.unackedBytes });
+      this.unackedBytes = 0;
+    }
   }
 
   private update(patch: Partial<LinkState>): void {
