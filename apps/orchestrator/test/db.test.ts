@@ -176,6 +176,17 @@ describe("SQLite (embedded default)", () => {
 
   conformance("sqlite", () => location);
 
+  it("openDatabase({ migrate: true }) makes a fresh database ready in one call", async () => {
+    const url = `file:${path.join(dir, "fresh", "one-call.db")}`;
+    const db = await openDatabase(url, { migrate: true });
+    try {
+      expect(await db.user.count()).toBe(0);
+      expect((await migrationStatus(locateDatabase(url))).pending).toEqual([]);
+    } finally {
+      await closeDatabase(db);
+    }
+  });
+
   it("has migrations that match prisma/schema.prisma (no change is missing a migration)", async () => {
     const sql = await diffMigrationsToSchema("sqlite");
     expect(isEmptyScript(sql), `prisma/schema.prisma differs from prisma/migrations; run new-migration:\n${sql}`).toBe(true);

@@ -8,7 +8,7 @@
 // is used through it. The query API common to both is what the orchestrator may rely on.
 import type { PrismaClient } from "./generated/sqlite/client.js";
 import { locateDatabase, redact, type DatabaseLocation } from "./location.js";
-import { migrationStatus } from "./migrations.js";
+import { migrateDatabase, migrationStatus } from "./migrations.js";
 
 /** The client the orchestrator uses: Prisma's, with e-mail addresses kept lower-case (see below). */
 export type Db = ReturnType<typeof withLowerCaseEmails>;
@@ -33,6 +33,12 @@ export const SQLITE_BUSY_TIMEOUT_MS = 5_000;
 
 export interface OpenOptions {
   /**
+   * Apply pending migrations first (default false): for tests and tools that make a fresh
+   * database. Production runs `tsx scripts/db.ts migrate` before starting instead. Needs the
+   * `prisma` devDependency when something is pending.
+   */
+  migrate?: boolean;
+  /**
    * Refuse a database with pending migrations (default true): queries on a half-migrated schema
    * fail later with less helpful errors.
    */
@@ -41,12 +47,14 @@ export interface OpenOptions {
 
 /**
  * Opens the database at `url` (default: DATABASE_URL, else file:<BERTH_DATA_DIR or .berth>/berth.db).
+ * Throws when migrations are pending, unless `migrate: true` applies them.
  * postgres:// and postgresql:// URLs use @prisma/adapter-pg; file: URLs use better-sqlite3 in WAL
  * mode, with foreign keys enforced and a busy timeout.
  */
 export async function openDatabase(url?: string, options: OpenOptions = {}): Promise<Db> {
   const location = locateDatabase(url);
-  if (options.requireMigrated ?? true) await assertMigrated(location);
+  if (options.migrate) await migrateDatabase(location);
+  else if (options.requireMigrated ?? true) await assertMigrated(location);
   if (location.provider === "postgresql") {
     const [{ PrismaClient: PostgresClient }, { PrismaPg }] = await Promise.all([
       import("./generated/postgres/client.js"),
