@@ -9,13 +9,13 @@
 // CLI: `tsx infra/rootfs/build.ts` builds it (state dir: $BERTH_STATE_DIR or /var/lib/berth).
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { mkdir, readdir, rename, rm, writeFile, chmod, lstat, lchown } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 /** Bump when this script changes what ends up in the rootfs: it changes the cache key. */
-export const ROOTFS_BUILD_VERSION = 2;
+export const ROOTFS_BUILD_VERSION = 3;
 /**
  * Sandboxes run in a user namespace whose root is this host uid (and gid); container uid N is host
  * uid SANDBOX_ID_BASE + N. The base is stored already shifted so that it looks root-owned inside
@@ -40,6 +40,8 @@ export const ROOTFS_PACKAGES = [
   "file",
   "curl",
   "ca-certificates",
+  // The engine's bridge network and port publishing (NAT) inside the sandbox's network namespace.
+  "iptables",
   // The sandbox's PID 1: reaps orphans (node cannot waitpid(-1)) and forwards signals to the agent.
   "tini",
 ] as const;
@@ -208,6 +210,25 @@ async function shiftOwnership(root: string, base: number): Promise<void> {
 
 export function hostsFile(hostname: string): string {
   return `127.0.0.1\tlocalhost\n127.0.1.1\t${hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n`;
+}
+
+/**
+ * Removes base rootfs directories other than the current one that no overlay still uses as its
+ * lowerdir (a running or stopped sandbox keeps its overlay mounted). Call after ensureBaseRootfs.
+ */
+export async function removeUnusedRootfs(stateDir = defaultStateDir()): Promise<string[]> {
+  const current = rootfsPath(stateDir);
+  const parent = join(stateDir, "rootfs");
+  const mounts = readFileSync("/proc/self/mounts", "utf8");
+  const removed: string[] = [];
+  for (const name of await readdir(parent).catch(() => [] as string[])) {
+    const dir = join(parent, name);
+    if (dir === current || name.startsWith(".tmp-")) continue;
+    if (mounts.includes(`lowerdir=${dir},`) || mounts.includes(`lowerdir=${dir}:`)) continue;
+    await rm(dir, { recursive: true, force: true });
+    removed.push(dir);
+  }
+  return removed;
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {

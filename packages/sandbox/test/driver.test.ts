@@ -107,6 +107,15 @@ describe("namespaces driver", () => {
     expect(r.stdout).toBe("lo\n0\ncurl=7\n");
   });
 
+  it("has its own network stack to build on: bridge, veth, forwarding and iptables NAT", async () => {
+    const r = await sh(
+      client,
+      "ip link add br0 type bridge && ip link add v0 type veth peer name v1 && ip link set v0 master br0 && echo 1 > /proc/sys/net/ipv4/ip_forward && iptables -t nat -A POSTROUTING -s 10.88.0.0/16 -j MASQUERADE && iptables -t nat -S POSTROUTING | tail -1; ip link del br0; ip link del v0",
+    );
+    expect(r.stderr).toBe("");
+    expect(r.stdout).toBe("-A POSTROUTING -s 10.88.0.0/16 -j MASQUERADE\n");
+  });
+
   it("destroy removes the processes, mounts, cgroups and state, and is idempotent", async () => {
     const tmp = testId("gone");
     const info = await driver.create({ id: tmp, hostname: "gone" });

@@ -53,6 +53,7 @@ describe("isolation between sandboxes", () => {
       a,
       [
         "ls /var/run/docker.sock /run/docker.sock 2>&1 | grep -c 'No such file'",
+        "grep -c docker /proc/self/mountinfo",
         "ls /work /labs 2>&1 | grep -c 'No such file'",
         "ls /opt/berth | tr '\\n' ' '; echo",
         "ls /opt/berth/node_modules | tr '\\n' ' '; echo",
@@ -61,7 +62,7 @@ describe("isolation between sandboxes", () => {
         "grep -c ' /usr/bin/node ro,' /proc/self/mountinfo",
       ].join("; "),
     );
-    expect(r.stdout).toBe("2\n2\nagent.mjs node_modules \nnode-pty \n1\nnode-write=1\n1\n");
+    expect(r.stdout).toBe("2\n0\n2\nagent.mjs node_modules \nnode-pty \n1\nnode-write=1\n1\n");
   });
 
   it("cannot read the agent's token: the file is gone and the environment never had it", async () => {

@@ -15,7 +15,7 @@ import { spawn } from "node:child_process";
 import { existsSync, openSync, closeSync, readFileSync } from "node:fs";
 import { chown, mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { ensureBaseRootfs, defaultStateDir, hostsFile, SANDBOX_ID_BASE, SANDBOX_ID_COUNT } from "../../../../infra/rootfs/build.js";
+import { ensureBaseRootfs, removeUnusedRootfs, defaultStateDir, hostsFile, SANDBOX_ID_BASE, SANDBOX_ID_COUNT } from "../../../../infra/rootfs/build.js";
 import { AgentClient } from "../agent-client.js";
 import {
   DEFAULT_LIMITS,
@@ -77,6 +77,7 @@ export class NamespacesDriver implements SandboxDriver {
           if (meta) inUse.add(meta.agentDir);
         }
         await removeUnusedAgentDirs(this.stateDir, inUse);
+        for (const dir of await removeUnusedRootfs(this.stateDir)) onProgress?.(`sandbox: removed unused base rootfs ${dir}`);
         return { rootfs, agentDir };
       })();
       this.prepared.catch(() => (this.prepared = undefined));
