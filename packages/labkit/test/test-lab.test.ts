@@ -140,7 +140,8 @@ describe("the labs' checks turn down near misses, with a message that says what 
     try {
       let res = await attempt(`echo ${v2 ? 1 : 2} > /root/cgroup-version`, "cgroup-version");
       expect(res).toMatchObject({ passed: false, message: expect.stringMatching(/says '[12]'. Look again/) });
-      const setLimit = v2 ? `echo +memory +pids > /sys/fs/cgroup/cgroup.subtree_control; mkdir ${mem}; echo 64M > ${mem}/memory.max` : `mkdir ${mem}; echo 64M > ${mem}/memory.limit_in_bytes`;
+      const setLimit = v2
+        ? `mkdir /sys/fs/cgroup/init; for p in $(cat /sys/fs/cgroup/cgroup.procs); do echo $p > /sys/fs/cgroup/init/cgroup.procs; done; echo "+memory +pids" > /sys/fs/cgroup/cgroup.subtree_control; mkdir ${mem}; echo 64M > ${mem}/memory.max` : `mkdir ${mem}; echo 64M > ${mem}/memory.limit_in_bytes`;
       res = await attempt(setLimit, "memory-limit");
       expect(res).toMatchObject({ passed: false, message: expect.stringMatching(/is 67108864, not 33554432/) });
       res = await attempt(`setsid -f sh -c 'echo $$ > ${mem}/cgroup.procs; exec sleep infinity' </dev/null >/dev/null 2>&1; sleep 0.3`, "shell-inside");

@@ -58,6 +58,8 @@ export async function createHostNamespacesRunner(): Promise<DisposableRunner> {
   /** cgroup.procs files a process writes its pid into to join the sandbox. */
   const joinFiles: string[] = [];
   if (v2) {
+    // memory and pids must reach the sandbox's cgroup for a lab to hand them further down
+    await writeFile(path.join(CGROUP_ROOT, "cgroup.subtree_control"), "+memory +pids").catch(() => {});
     const dir = path.join(CGROUP_ROOT, name);
     await mkdir(dir);
     created.push(dir);
@@ -83,11 +85,9 @@ export async function createHostNamespacesRunner(): Promise<DisposableRunner> {
   // Inside the new namespaces: private mounts, then the cgroup tree seen from the cgroup namespace.
   const mountCgroups = v2
     ? [
+        // Like a Berth sandbox on v2: the box's own processes sit in the namespace's root cgroup,
+        // so a lab meets v2's "no internal processes" rule exactly as a learner would.
         `mount -t cgroup2 cgroup2 ${CGROUP_ROOT}`,
-        // cgroup v2 lets only leaves hold processes: the sandbox's own processes go to /sandbox so
-        // the learner can enable controllers for the cgroups they make at the top.
-        `mkdir ${CGROUP_ROOT}/sandbox && echo $$ > ${CGROUP_ROOT}/sandbox/cgroup.procs`,
-        `for c in $(cat ${CGROUP_ROOT}/cgroup.controllers); do echo +$c > ${CGROUP_ROOT}/cgroup.subtree_control || true; done`,
       ]
     : [
         `mount -t tmpfs -o mode=755 cgroup ${CGROUP_ROOT}`,
@@ -132,7 +132,11 @@ export async function createHostNamespacesRunner(): Promise<DisposableRunner> {
     throw e;
   }
   const initPid = await childOf(init.pid!);
-  const execJoin = v2 ? `echo $$ > ${path.join(CGROUP_ROOT, name, "sandbox", "cgroup.procs")}` : join;
+  // On v2 a lab may move the box's processes into a leaf (to enable controllers at the top):
+  // a script then joins whatever cgroup PID 1 is in now, as the children of a sandbox's agent do.
+  const execJoin = v2
+    ? `echo $$ > "${CGROUP_ROOT}$(sed -n 's/^0:://p' /proc/${initPid}/cgroup)/cgroup.procs"`
+    : join;
 
   let disposed = false;
   return {
