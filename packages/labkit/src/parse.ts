@@ -141,7 +141,8 @@ export function parseLab(source: string, file: string): { lab?: Lab; errors: Lab
     if (s) setup = s;
   }
   if (sections.length === 0 && bodyStart < lines.length) {
-    err(lines.length, "the lab has no steps", "add at least one step: a `## Title` heading with instructions (and checks) under it");
+    const lastLine = Math.max(1, lines.length - (lines[lines.length - 1] === "" ? 1 : 0));
+    err(lastLine, "the lab has no steps", "add at least one step: a `## Title` heading with instructions (and checks) under it");
   }
 
   // --- steps ---------------------------------------------------------------------------------

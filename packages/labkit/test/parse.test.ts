@@ -257,3 +257,26 @@ describe("parseLab on malformed labs (one error each, at the right line)", () =>
     expect(errors.map((e) => e.line)).toEqual([lineOf(src, "difficulty:"), lineOf(src, "points=-1"), lineOf(src, "## Reading only")]);
   });
 });
+
+describe("parseLab never throws", () => {
+  it("on every truncation of a lab, and every error points into the file", () => {
+    const lines = GOOD.split("\n");
+    for (let n = 0; n <= lines.length; n++) {
+      const src = lines.slice(0, n).join("\n");
+      const { lab, errors } = parseLab(src, FILE);
+      expect(lab !== undefined || errors.length > 0).toBe(true);
+      for (const e of errors) {
+        expect(e.line).toBeGreaterThanOrEqual(1);
+        expect(e.line).toBeLessThanOrEqual(Math.max(1, n));
+      }
+    }
+  });
+
+  it("on odd input: empty, binary-ish, only fences, deep nesting", () => {
+    for (const src of ["", "\u0000\u0001", "```", "---\n---", "---\nid: [\n---\n## x", "````\n```check\n````\n", "## {#}\n", "---\n- a\n- b\n---\n## S\ntext"]) {
+      const { errors } = parseLab(src, FILE);
+      expect(errors.length).toBeGreaterThan(0);
+      for (const e of errors) expect(e.line).toBeGreaterThanOrEqual(1);
+    }
+  });
+});
