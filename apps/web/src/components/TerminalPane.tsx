@@ -72,6 +72,8 @@ export function TerminalPane({
     signInRequired: false,
   });
   const [screenReader, setScreenReader] = useState(false);
+  const screenReaderRef = useRef(screenReader);
+  screenReaderRef.current = screenReader;
   // The start-up progress is for the first start only; later reconnects keep the old screen visible.
   const [everAttached, setEverAttached] = useState(false);
   const [renderer, setRenderer] = useState<"webgl" | "dom">("dom");
@@ -103,6 +105,7 @@ export function TerminalPane({
         cursorBlink: true,
         scrollback: 5000,
         convertEol: false,
+        screenReaderMode: screenReaderRef.current,
       });
       const fit = new FitAddon();
       term.loadAddon(fit);
@@ -192,9 +195,15 @@ export function TerminalPane({
     };
   }, [labId]);
 
+  // A screen-reader user should not have to turn the mode on in every lab: remember the choice.
   useEffect(() => {
+    if (localStorage.getItem("berth.screenReader") === "1") setScreenReader(true);
+  }, []);
+  useEffect(() => {
+    localStorage.setItem("berth.screenReader", screenReader ? "1" : "0");
+    // A terminal created later picks the choice up from screenReaderRef.
     if (termRef.current) termRef.current.options.screenReaderMode = screenReader;
-  }, [screenReader, renderer]);
+  }, [screenReader]);
 
   const busy = state.phase !== "ready" && state.phase !== "error" && state.phase !== "ended";
 
