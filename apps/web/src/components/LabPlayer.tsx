@@ -9,7 +9,7 @@ import { api, signInUrl } from "@/lib/api";
 import { CheckItem } from "./CheckItem";
 import { LabHtml, RunContext, type RunTarget } from "./LabHtml";
 import { SplitPane } from "./SplitPane";
-import { TerminalPane, type TerminalHandle } from "./TerminalPane";
+import { loadTerminalModules, TerminalPane, type TerminalHandle } from "./TerminalPane";
 
 type Load =
   | { kind: "loading" }
@@ -25,6 +25,8 @@ export function LabPlayer({ labId }: { labId: string }) {
 
   useEffect(() => {
     let live = true;
+    // In parallel with the lab's JSON: the terminal's code (a failed download surfaces in the pane).
+    loadTerminalModules().catch(() => undefined);
     void api.lab(labId).then((res) => {
       if (!live) return;
       if (res.ok) setLoad({ kind: "ready", lab: res.data.lab, progress: res.data.progress });

@@ -51,6 +51,27 @@ const THEME = {
   brightWhite: "#f3f4f5",
 };
 
+let modules: ReturnType<typeof importTerminalModules> | undefined;
+function importTerminalModules() {
+  return Promise.all([
+    import("@xterm/xterm"),
+    import("@xterm/addon-fit"),
+    import("@xterm/addon-web-links"),
+    import("socket.io-client"),
+  ]);
+}
+/**
+ * Starts (once) the download of xterm and socket.io. The player calls it while it still fetches the
+ * lab, so the terminal's code is not a second round trip after the lab's JSON.
+ */
+export function loadTerminalModules(): ReturnType<typeof importTerminalModules> {
+  modules ??= importTerminalModules().catch((err: unknown) => {
+    modules = undefined; // let the next attempt download again
+    throw err;
+  });
+  return modules;
+}
+
 export function TerminalPane({
   labId,
   onHandle,
@@ -89,13 +110,18 @@ export function TerminalPane({
     const cleanups: Array<() => void> = [];
 
     void (async () => {
-      const [{ Terminal }, { FitAddon }, { WebLinksAddon }, { io }] = await Promise.all([
-        import("@xterm/xterm"),
-        import("@xterm/addon-fit"),
-        import("@xterm/addon-web-links"),
-        import("socket.io-client"),
-      ]);
+      let loaded: Awaited<ReturnType<typeof loadTerminalModules>>;
+      try {
+        loaded = await loadTerminalModules();
+      } catch (err) {
+        if (!cancelled) {
+          const error = `Could not load the terminal (${err instanceof Error ? err.message : String(err)}).`;
+          setState((s) => ({ ...s, phase: "error", message: error, error }));
+        }
+        return;
+      }
       if (cancelled) return;
+      const [{ Terminal }, { FitAddon }, { WebLinksAddon }, { io }] = loaded;
 
       const term = new Terminal({
         theme: THEME,
@@ -223,7 +249,13 @@ export function TerminalPane({
         <div className="terminal-overlay" role="alert">
           <p>{state.error}</p>
           <div className="overlay-buttons">
-            <button type="button" className="btn btn-primary" data-testid="reattach-button" onClick={() => linkRef.current?.reattach()}>
+            <button
+              type="button"
+              className="btn btn-primary"
+              data-testid="reattach-button"
+              // Without a link the terminal's code never loaded: only a reload can retry that.
+              onClick={() => (linkRef.current ? linkRef.current.reattach() : window.location.reload())}
+            >
               Try again
             </button>
             {state.signInRequired ? (
