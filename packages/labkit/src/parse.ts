@@ -108,6 +108,12 @@ export function parseLab(source: string, file: string): { lab?: Lab; errors: Lab
       i = closed ? j : lines.length;
       continue;
     }
+    // A hidden block behind a quote or list marker would be a code block to markdown and nothing
+    // to labkit: the renderer drops it, and the author must hear why their check never shows.
+    const nested = /^\s*(?:>\s*|[-*+]\s+|\d+[.)]\s+)+(`{3,}|~{3,})\s*(setup|check|hint|solution)\b/.exec(line);
+    if (nested) {
+      err(lineNo, `a ${nested[2]} block must start at the beginning of a line`, "take it out of the quote or list: hidden blocks cannot be nested", line.indexOf(nested[1]!) + 1);
+    }
     const heading = /^ {0,3}##(?:[ \t]+(.*?))?[ \t]*$/.exec(line);
     if (heading) {
       // A closing run of #s is decoration in markdown ("## Title ##").

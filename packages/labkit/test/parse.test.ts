@@ -233,6 +233,10 @@ describe("parseLab on malformed labs (one error each, at the right line)", () =>
     expect(errors[0]).toMatchObject({ line: lineOf(src, "id=early"), message: expect.stringMatching(/comes before the first step/) });
     src = swap("Some text.", "Some text.\n\n```setup\ntrue\n```");
     expectOneError(src, lineOf(src, "Some text.") + 2, /setup block must come before the first step/);
+    src = swap("Create the file:", "Create the file:\n\n> ```check id=quoted title=Quoted\n> true\n> ```");
+    expectOneError(src, lineOf(src, "id=quoted"), /check block must start at the beginning of a line/);
+    src = swap("Create the file:", "Create the file:\n\n- ```solution\n  true\n  ```");
+    expectOneError(src, lineOf(src, "- ```solution"), /solution block must start at the beginning of a line/);
     src = swap("Create the file:", "Create the file:\n\n- item\n\n  ```check id=indented title=Indented\n  true\n  ```");
     ({ errors } = parseLab(src, FILE));
     expect(errors[0]).toMatchObject({ line: lineOf(src, "id=indented"), message: expect.stringMatching(/must start at the beginning of a line/) });
