@@ -1,6 +1,7 @@
 // The agent's terminals. A PtySession owns one node-pty process, its replay buffer and its output
 // batcher; PtySessions finds them by handle or by key ("main") so a reconnecting orchestrator gets the
 // same shell back. Output stays bytes (node-pty with encoding: null) from the pty to the websocket.
+import { closeSync, constants as fsConstants, openSync } from "node:fs";
 import * as pty from "node-pty";
 import { ReplayBuffer, type PtyInfo } from "@berth/protocol";
 import { raiseOomScore } from "./oom.js";
@@ -34,6 +35,8 @@ export class PtySession {
   private pendingBytes = 0;
   private timer: NodeJS.Timeout | undefined;
   private readonly proc: pty.IPty;
+  /** Our own fd on the pty's slave side; see the constructor. */
+  private slaveFd: number | undefined;
   private cols: number;
   private rows: number;
 
@@ -55,9 +58,23 @@ export class PtySession {
       encoding: null,
     });
     raiseOomScore(this.proc.pid);
+    // Without this, the tail of the output of a process that writes a burst and exits is sometimes
+    // lost: its exit closes the last slave fd, and the master's next read can fail with EIO before
+    // the kernel has handed over the bytes still queued. With our own slave fd open there is no EIO;
+    // node-pty then sees the exit, keeps reading for 200 ms (its DESTROY_SOCKET_TIMEOUT_MS), closes,
+    // and only then emits exit: every byte arrives first.
+    const ptsName = (this.proc as pty.IPty & { ptsName?: string }).ptsName;
+    if (ptsName) {
+      try {
+        this.slaveFd = openSync(ptsName, fsConstants.O_RDWR | fsConstants.O_NOCTTY);
+      } catch {
+        // Fall back to node-pty's own behaviour.
+      }
+    }
     this.proc.onData((data) => this.onData(data as unknown as Buffer));
     // node-pty emits exit only after the pty's socket closed, i.e. after the last data event.
     this.proc.onExit(({ exitCode, signal }) => {
+      this.closeSlave();
       this.flush();
       this.exited = true;
       this.exitCode = exitCode;
@@ -95,8 +112,19 @@ export class PtySession {
     if (!this.exited) this.proc.kill(name);
   }
 
+  private closeSlave(): void {
+    if (this.slaveFd === undefined) return;
+    try {
+      closeSync(this.slaveFd);
+    } catch {
+      // Already closed.
+    }
+    this.slaveFd = undefined;
+  }
+
   /** destroy(), not kill(): it also closes our side of the pty so no fd or socket is left behind. */
   dispose(): void {
+    this.closeSlave();
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     this.pending = [];

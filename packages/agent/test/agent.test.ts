@@ -159,6 +159,33 @@ describe("agent", () => {
     expect(isRunning(long.pid)).toBe(false);
   });
 
+  it("coalesces a burst of output into few frames, every byte intact", async () => {
+    const c = await client();
+    let frames = 0;
+    let xs = 0;
+    const pty = await c.request({ op: "pty.start", key: "burst", cols: 80, rows: 24, cmd: ["/bin/sh", "-c", "sleep 0.2; head -c 300000 /dev/zero | tr '\\0' x; echo; echo END"] });
+    const out = collect(c, pty.handle);
+    c.onOutput((h, bytes) => {
+      if (h !== pty.handle) return;
+      frames++;
+      for (const b of bytes) if (b === 0x78) xs++;
+    });
+    await out.until("END");
+    expect(xs).toBe(300000);
+    // Unbatched, node-pty's reads (4 KiB or less) would be 70+ frames.
+    expect(frames).toBeLessThan(40);
+  });
+
+  it("passes signals, env and cwd to the pty's process", async () => {
+    const c = await client();
+    const pty = await c.request({ op: "pty.start", key: "sig", cols: 80, rows: 24, cwd: "/tmp", env: { GREETING: "hi-there" }, cmd: ["/bin/sh", "-c", "echo $GREETING in $(pwd); trap 'echo got-usr1; exit 0' USR1; while :; do sleep 0.05; done"] });
+    const out = collect(c, pty.handle);
+    await out.until("hi-there in /tmp");
+    await c.request({ op: "pty.signal", handle: pty.handle, signal: "SIGUSR1" });
+    await out.until("got-usr1");
+    await expect(c.request({ op: "pty.signal", handle: pty.handle, signal: "SIGNOPE" })).rejects.toThrow(/unknown signal/);
+  });
+
   it("pauses and resumes a pty (flow control)", async () => {
     const c = await client();
     const pty = await c.request({ op: "pty.start", key: "flow", cols: 80, rows: 24, cmd: ["/bin/bash", "--norc", "-i"] });
