@@ -36,7 +36,8 @@ export function readFrontMatter(
   if (doc.errors.length > 0) {
     for (const e of doc.errors) {
       const pos = e.linePos?.[0] ?? at(e.pos[0]);
-      const first = e.message.split("\n")[0]!;
+      // the parser's own "at line N, column M" counts from the front matter, not the file
+      const first = e.message.split("\n")[0]!.replace(/ at line \d+, column \d+:?$/, "");
       err(firstLine + pos.line - 1, `front matter is not valid YAML: ${first}`, "fix the YAML syntax (key: value, one per line; quote values that contain ': ' or start with a special character)", pos.col);
     }
     return {};

@@ -102,6 +102,17 @@ describe("parseLab on malformed labs (one error each, at the right line)", () =>
     expect(errors[0]!.message).toMatch(/not valid YAML/);
     // the YAML parser notices the unclosed list on the line itself or the next one
     expect([lineOf(src, "summary:"), lineOf(src, "summary:") + 1]).toContain(errors[0]!.line);
+    expect(errors[0]!.message).not.toMatch(/at line/);
+
+    const nested = swap("title: Demo lab", "title: Demo: lab");
+    const e = parseLab(nested, FILE).errors[0]!;
+    expect([e.line, e.column]).toEqual([lineOf(nested, "title:"), "title: ".length + 1]); // where the nested mapping starts
+    expect(e.message).toMatch(/Nested mappings are not allowed/);
+
+    const twice = swap("tags: [demo, test]", "tags: [demo, test]\ntags: [again]");
+    expect(parseLab(twice, FILE).errors.map((x) => [x.line, x.message])).toEqual([
+      [lineOf(twice, "tags: [again]"), "front matter is not valid YAML: Map keys must be unique"],
+    ]);
   });
 
   it("a missing field", () => {
