@@ -18,8 +18,10 @@ export function SiteHeader() {
       <nav aria-label="Account" className="account" data-testid="account">
         {user === undefined ? null : user ? (
           <>
-            <span className="who" data-testid="current-user">
-              {user.name ?? user.email}
+            <span className="who">
+              <span data-testid="current-user" title={user.email}>
+                {user.name ?? user.email}
+              </span>
               <span className={`role role-${user.role}`} data-testid="current-role">
                 {user.role}
               </span>
