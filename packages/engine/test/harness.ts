@@ -59,7 +59,7 @@ export async function startDockerd(): Promise<Daemon> {
   }
   const tar = path.join(root, "busybox.tar");
   makeBusyboxTarball(tar);
-  execFileSync(CLI_28, ["import", "--change", 'CMD ["sh"]', tar, "busybox:latest"], { env: { ...process.env, DOCKER_HOST: host }, stdio: "ignore" });
+  execFileSync(CLI_28, ["import", "--change", 'CMD ["sh"]', "--change", "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", tar, "busybox:latest"], { env: { ...process.env, DOCKER_HOST: host }, stdio: "ignore" });
   return {
     name: "dockerd",
     host,
@@ -146,6 +146,9 @@ export function request(socket: string, method: string, p: string, body?: string
 /** Ids, generated names and times differ between any two engines: replace them before comparing. */
 export function normalize(s: string): string {
   return s
+    // dockerd 20.10's wording and the current one (which Berth uses) for removing a running container
+    .replace(/You cannot remove a running container [0-9a-f]+\. Stop the container before attempting removal or force remove/g, "<rm-running>")
+    .replace(/cannot remove container "[^"]+": container is running: stop the container before removing or force remove/g, "<rm-running>")
     .replace(/\b[0-9a-f]{64}\b/g, "<id>")
     .replace(/sha256:<id>/g, "<id>")
     .replace(/\b[0-9a-f]{12}\b/g, "<id>")

@@ -244,10 +244,7 @@ export function containerRoutes(router: Router, svc: ContainerService, images: I
       sock.end();
       return;
     }
-    if (!c.running && c.record.State.Status !== "created") {
-      sock.end();
-      return;
-    }
+    // A stopped container keeps the stream open for its next start (docker start -a attaches first).
     const listener = (stream: StreamName, b: Buffer) => want[stream] && write(stream, b);
     c.listeners_.add(listener);
     const done = () => {

@@ -562,7 +562,7 @@ export class ContainerService {
         resolve(shim);
       });
       shim.once("failed", (message: string) => {
-        e.ExitCode = /not found|no such file/.test(message) ? 127 : 126;
+        e.ExitCode = 126; // dockerd answers 126 for any exec that could not start
         // Docker reports this on the stream and through the exit code, not as an HTTP error.
         e.startError = `OCI runtime exec failed: exec failed: unable to start container process: ${message}: unknown\r\n`;
         if (!settled) {

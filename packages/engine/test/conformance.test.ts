@@ -1,0 +1,252 @@
+/**
+ * The real docker CLI is the judge: each scenario is a shell script of docker commands, run once
+ * against Berth's engine and once against a real dockerd (Debian's docker.io, busybox imported from
+ * the same busybox-static). Outputs are compared after ids, names and times are masked.
+ * Scenarios follow the workshop chapters (CURRICULUM.md): 1, 2, 3, 10, 11 and 14.
+ */
+import { execFile } from "node:child_process";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CLI_20, CLI_28, normalize, startBerth, startDockerd, type Daemon } from "./harness";
+
+let berth: Daemon;
+let dockerd: Daemon;
+
+beforeAll(async () => {
+  [berth, dockerd] = await Promise.all([startBerth(), startDockerd()]);
+});
+
+afterAll(async () => {
+  await Promise.all([berth?.stop(), dockerd?.stop()]);
+});
+
+function sh(d: Daemon, script: string, cli = CLI_28): Promise<{ out: string; code: number }> {
+  const prelude = `docker() { "${cli}" "$@"; }\nset -o pipefail 2>/dev/null\n`;
+  return new Promise((resolve) => {
+    execFile("bash", ["-c", prelude + script], { env: { ...process.env, DOCKER_HOST: d.host, DOCKER_CLI_HINTS: "false" }, timeout: 60_000, encoding: "utf8" }, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as { code?: unknown }).code === "number" ? (err as { code: number }).code : 255) : 0;
+      resolve({ out: normalize(`${stdout}${stderr ? `\n--stderr--\n${stderr}` : ""}`), code });
+    });
+  });
+}
+
+/** Run the same script on both engines (in turn, the machine is small) and compare. */
+async function same(script: string, cli = CLI_28): Promise<string> {
+  const ours = await sh(berth, script, cli);
+  const theirs = await sh(dockerd, script, cli);
+  expect(ours.out, `berth vs dockerd for:\n${script}`).toBe(theirs.out);
+  expect(ours.code).toBe(theirs.code);
+  return ours.out;
+}
+
+// Every line of a script echoes its exit code, so a difference in any step shows.
+const steps = (...lines: string[]) => lines.map((l) => `${l}; echo "[$?]"`).join("\n");
+
+describe("chapter 1: first containers", () => {
+  it("runs a command, keeps stdout and stderr apart, returns its exit code", async () => {
+    const out = await same(steps("docker run --rm busybox echo hello world", "docker run --rm busybox sh -c 'echo out; echo err >&2; exit 3' 2>/dev/null", "docker run --rm busybox sh -c 'echo out; echo err >&2' >/dev/null"));
+    expect(out).toContain("hello world");
+  });
+
+  it("feeds stdin with -i and sees a change only in its own container", async () => {
+    await same(steps(
+      "echo piped | docker run --rm -i busybox cat",
+      "docker run --name c1-figlet busybox sh -c 'echo \"#!/bin/sh\" > /usr/bin/figlet; chmod +x /usr/bin/figlet'",
+      "docker diff c1-figlet",
+      "docker run --rm busybox ls /usr/bin/figlet",
+      "docker rm c1-figlet",
+    ));
+  });
+
+  it("maps start failures to 126 and 127 and keeps the message", async () => {
+    await same(steps("docker run --rm busybox no-such-command", "docker run --rm busybox /etc/passwd", "docker run --rm busybox /no/such/file"));
+  });
+
+  it("honours -e, -w, -u, --entrypoint, --hostname and PID 1", async () => {
+    await same(steps(
+      "docker run --rm -e GREETING=hi busybox sh -c 'echo $GREETING $HOME'",
+      "docker run --rm -w /work/dir busybox pwd",
+      "docker run --rm -u nobody busybox id",
+      "docker run --rm -u 1000:1000 busybox id",
+      "docker run --rm --entrypoint echo busybox from entrypoint",
+      "docker run --rm --hostname box busybox hostname",
+      "docker run --rm busybox sh -c 'echo $$'",
+      "docker run --rm busybox cat /proc/1/cmdline | tr '\\0' ' '",
+    ));
+  });
+});
+
+describe("chapter 2: background containers", () => {
+  it("ps, ps -q, ps -l, logs --tail, stop (TERM, timeout, KILL) versus kill", async () => {
+    await same(steps(
+      "docker run -d --name c2-a busybox sh -c 'trap \"exit 0\" TERM; i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done' >/dev/null",
+      "docker run -d --name c2-b busybox sleep 300 >/dev/null",
+      "docker run -d --name c2-c busybox sleep 300 >/dev/null",
+      "sleep 1.1",
+      "docker ps --format '{{.Names}} {{.Command}} {{.Status}}'",
+      "docker ps -q | wc -l",
+      "docker ps -l --format '{{.Names}}'",
+      "docker logs --tail 2 c2-a | wc -l",
+      "docker logs c2-a | sed -n 1,3p",
+      "docker stop c2-a",
+      "docker stop -t 1 c2-b",
+      "docker kill c2-c",
+      "docker ps -a --format '{{.Names}} {{.Status}}' --filter name=c2-",
+      "docker inspect -f '{{.State.ExitCode}} {{.State.Status}} {{.State.OOMKilled}}' c2-a c2-b c2-c",
+      "docker rm c2-a c2-b c2-c",
+    ));
+  });
+
+  it("kill -s, errors for stopped and unknown containers", async () => {
+    await same(steps(
+      "docker run -d --name c2-k busybox sh -c 'trap \"exit 5\" USR1; while true; do sleep 0.1; done' >/dev/null",
+      "sleep 0.5", // let the shell install its trap first: PID 1 ignores signals it has no handler for
+      "docker kill -s USR1 c2-k",
+      "timeout 10 docker wait c2-k",
+      "docker kill c2-k",
+      "docker stop c2-k",
+      "docker kill c2-nope",
+      "docker logs c2-nope",
+      "docker rm c2-k",
+    ));
+  });
+
+  it("logs -f follows until the container ends; logs -t stamps each line", async () => {
+    await same(steps(
+      "docker run -d --name c2-f busybox sh -c 'for i in 1 2 3; do echo line $i; sleep 0.2; done' >/dev/null",
+      "docker logs -f c2-f",
+      "docker logs -t c2-f | sed -E 's/^[0-9-]+T[0-9:.]+Z /<ts> /'",
+      "docker rm c2-f",
+    ));
+  });
+});
+
+describe("chapter 3: restart and attach", () => {
+  it("start -a, restart, wait, attach to a running container", async () => {
+    await same(steps(
+      "docker create --name c3-s busybox echo started again >/dev/null",
+      "docker start -a c3-s",
+      "docker start -a c3-s",
+      "docker logs c3-s",
+      "docker run -d --name c3-r busybox sleep 300 >/dev/null",
+      "docker restart -t 0 c3-r",
+      "docker inspect -f '{{.State.Status}} {{.RestartCount}}' c3-r",
+      "(sleep 1; docker kill c3-r >/dev/null) & docker attach c3-r",
+      "docker wait c3-r",
+      "docker rm c3-s c3-r",
+    ));
+  });
+});
+
+describe("chapter 10: naming, inspecting, labels", () => {
+  it("--name, conflicts, rename, inspect --format, --label and ps --filter", async () => {
+    await same(steps(
+      "docker run -d --name c10-clock --label owner=alice --label team=blue busybox sleep 300 >/dev/null",
+      "docker run -d --name c10-clock busybox true",
+      "docker rename c10-clock ticktock",
+      "docker rename ticktock ticktock",
+      "docker rename c10-nope x",
+      "docker inspect --format '{{.Name}} {{.Config.Labels.owner}} {{.State.Running}} {{.Config.Image}} {{.Path}} {{.Args}}' ticktock",
+      "docker inspect --format '{{json .Config.Labels}}' ticktock",
+      "docker inspect --format '{{.HostConfig.NetworkMode}} {{.RestartCount}} {{.Driver}} {{len .Id}}' ticktock",
+      "docker ps --filter label=owner=alice --format '{{.Names}} {{.Labels}}'",
+      "docker ps --filter label=owner=bob --format '{{.Names}}'",
+      "docker ps -a --filter status=running --filter name=tick --format '{{.Names}}'",
+      "docker port ticktock",
+      "docker rm ticktock",
+      "docker rm -f ticktock",
+      "docker inspect ticktock",
+    ));
+  });
+});
+
+describe("chapter 11: getting inside", () => {
+  it("exec with -e, -w, -u, exit codes; top; exec -d", async () => {
+    await same(steps(
+      "docker run -d --name c11-x busybox sleep 300 >/dev/null",
+      "docker exec c11-x sh -c 'echo inside; exit 4'",
+      "docker exec -e FOO=bar -w /tmp -u nobody c11-x sh -c 'echo $FOO; pwd; id'",
+      "echo stdin | docker exec -i c11-x cat",
+      "docker exec c11-x nothere",
+      "docker exec -d c11-x sleep 100",
+      "docker top c11-x | awk '{print $NF}'",
+      "docker exec c11-x ps -o comm | sort",
+      "docker rm -f c11-x",
+      "docker exec c11-x true",
+    ));
+  });
+
+  it("diff, cp both ways (and a missing path), commit --change of a crashed container, export", async () => {
+    const dir = `/tmp/berth-conf-cp-${process.pid}`;
+    await same(steps(
+      `rm -rf ${dir}; mkdir -p ${dir}/in ${dir}/out`,
+      "docker run --name c11-crash busybox sh -c 'echo \"out of cheese\" > /tmp/crash.log; mkdir -p /data/sub; echo z > /data/sub/f; rm /etc/shadow; exit 2'",
+      "docker diff c11-crash | sort -k2",
+      `docker cp c11-crash:/tmp/crash.log ${dir}/out/ && cat ${dir}/out/crash.log`,
+      `docker cp c11-crash:/data ${dir}/out/data && find ${dir}/out/data | sort`,
+      `docker cp c11-crash:/nope ${dir}/out/`,
+      `echo upload > ${dir}/in/up.txt && docker cp ${dir}/in/up.txt c11-crash:/tmp/`,
+      `docker cp c11-crash:/tmp/up.txt ${dir}/out/ && cat ${dir}/out/up.txt`,
+      "docker commit -c 'CMD [\"cat\", \"/tmp/crash.log\"]' -c 'ENV DEBUG=1' c11-crash c11-debug:v1 >/dev/null",
+      "docker run --rm c11-debug:v1",
+      "docker run --rm c11-debug:v1 sh -c 'echo $DEBUG; cat /tmp/up.txt'",
+      "docker inspect -f '{{.Config.Cmd}} {{.Config.Env}}' c11-debug:v1",
+      "docker export c11-crash | tar -t | sed 's|^\\./||' | grep -E '^(tmp/crash.log|data/sub/f|bin/busybox|etc/shadow)$' | sort",
+      "docker rm c11-crash",
+      "docker rmi c11-debug:v1 | grep -c Deleted",
+      `rm -rf ${dir}`,
+    ));
+  });
+});
+
+describe("chapter 14: limiting resources", () => {
+  it("records --memory, --memory-swap, --cpus, --cpu-shares, --cpuset-cpus, --pids-limit", async () => {
+    await same(steps(
+      "docker run -d --name c14-l --memory 64m --memory-swap 128m --cpus 0.5 --cpu-shares 512 --cpuset-cpus 0 --pids-limit 50 busybox sleep 300 >/dev/null",
+      "docker inspect -f '{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}} {{.HostConfig.NanoCpus}} {{.HostConfig.CpuShares}} {{.HostConfig.CpusetCpus}} {{.HostConfig.PidsLimit}}' c14-l",
+      "docker run --rm --cpus 0 busybox true",
+      "docker run --rm --cpus 99 busybox true",
+      "docker run --rm --memory 1m busybox true",
+      "docker rm -f c14-l",
+    ));
+  });
+
+  it("an out-of-memory process is killed (137) and State.OOMKilled says so", async () => {
+    await same(steps(
+      "docker run --name c14-oom --memory 32m --memory-swap 32m busybox sh -c 'x=a; while true; do x=$x$x; done'",
+      "docker inspect -f '{{.State.OOMKilled}} {{.State.ExitCode}}' c14-oom",
+      "docker rm c14-oom",
+    ));
+  });
+});
+
+describe("housekeeping and the rest", () => {
+  it("rm of a running container, container prune, --rm, wait", async () => {
+    await same(steps(
+      "docker run -d --name h-run busybox sleep 300 >/dev/null",
+      "docker rm h-run",
+      "docker run --name h-done1 busybox true",
+      "docker run --name h-done2 --label keep=no busybox false",
+      "docker container prune -f --filter label=keep=no | grep -c '^[0-9a-f]'",
+      "docker ps -a --filter name=h- --format '{{.Names}}' | sort",
+      "docker rm -f h-run h-done1",
+      "docker run --rm --name h-gone busybox true",
+      "docker ps -a --filter name=h-gone --format '{{.Names}}'",
+    ));
+  });
+
+  it("the docker 20.10 client drives the same sequences", async () => {
+    await same(
+      steps(
+        "docker run --rm busybox echo hello from 20.10",
+        "docker run -d --name old-a busybox sleep 300 >/dev/null",
+        "docker exec old-a sh -c 'exit 3'",
+        "docker ps --format '{{.Names}}' --filter name=old-",
+        "docker stop -t 0 old-a",
+        "docker inspect -f '{{.State.ExitCode}}' old-a",
+        "docker rm old-a",
+        "docker rm old-a",
+      ),
+      CLI_20,
+    );
+  });
+});
