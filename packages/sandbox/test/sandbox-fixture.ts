@@ -2,6 +2,7 @@
 // cached there), unique ids, and small ways to run commands and watch a terminal.
 import { readFileSync } from "node:fs";
 import { AgentClient, createNamespacesDriver, type NamespacesDriver } from "../src/index.js";
+import { execText } from "../src/testsuite/driver-conformance.js";
 
 export function testDriver(): NamespacesDriver {
   return createNamespacesDriver();
@@ -12,27 +13,8 @@ export function testId(name: string): string {
   return `t-${name}-${process.pid.toString(36)}${Date.now().toString(36).slice(-4)}`;
 }
 
-export interface ExecText {
-  exitCode: number | null;
-  signal: string | null;
-  stdout: string;
-  stderr: string;
-  timedOut: boolean;
-  durationMs: number;
-}
-
 /** Runs a shell command line in the sandbox and decodes the output (tests only: the product keeps bytes). */
-export async function sh(client: AgentClient, script: string, opts: { timeoutMs?: number; maxOutputBytes?: number } = {}): Promise<ExecText> {
-  const r = await client.request({ op: "exec", cmd: ["/bin/bash", "-c", script], ...opts });
-  return {
-    exitCode: r.exitCode,
-    signal: r.signal,
-    stdout: Buffer.from(r.stdout, "base64").toString("utf8"),
-    stderr: Buffer.from(r.stderr, "base64").toString("utf8"),
-    timedOut: r.timedOut,
-    durationMs: r.durationMs,
-  };
-}
+export const sh = execText;
 
 export function terminal(client: AgentClient, handle: number) {
   const parts: Buffer[] = [];
