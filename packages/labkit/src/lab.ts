@@ -25,6 +25,8 @@ export interface LabScript {
   /** 1-based line of the script's first line in lab.md. */
   line: number;
   timeoutMs: number;
+  /** From the script's #! line: bash unless it asks for sh. */
+  shell: "bash" | "sh";
 }
 
 export interface LabCheck {

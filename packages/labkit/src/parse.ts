@@ -210,7 +210,7 @@ export function parseLab(source: string, file: string): { lab?: Lab; errors: Lab
       const t = target(h);
       if (t === null) continue;
       // A broken solution still counts as present, so the step is not also reported unsolved.
-      const s = script(h, LIMITS.scriptTimeoutMs, err) ?? { source: "", line: h.line + 1, timeoutMs: 0 };
+      const s = script(h, LIMITS.scriptTimeoutMs, err) ?? { source: "", line: h.line + 1, timeoutMs: 0, shell: "bash" as const };
       if (t) {
         if (t.solution) err(h.line, `check "${t.id}" already has a solution (line ${t.solution.line - 1})`, "merge the two solutions into one block");
         else t.solution = s;
@@ -315,7 +315,7 @@ function readCheck(h: HiddenBlock, stepId: string, err: Err): LabCheck & { valid
     title,
     points,
     message,
-    script: s ?? { source: "", line: h.line + 1, timeoutMs: LIMITS.checkTimeoutMs },
+    script: s ?? { source: "", line: h.line + 1, timeoutMs: LIMITS.checkTimeoutMs, shell: "bash" },
     line: h.line,
     valid,
   };
@@ -340,24 +340,24 @@ function script(h: HiddenBlock, defaultTimeout: number, err: Err): LabScript | u
     err(h.line, `the ${h.kind} block has no script`, `write the bash script inside the block${h.kind === "check" ? ": exit 0 passes, what it prints is shown to the learner" : ""}`);
     return undefined;
   }
+  // The #! line picks the shell (bash unless it says sh); flags on it would be silently lost.
+  let shell: LabScript["shell"] = "bash";
   const first = h.body.split("\n")[0]!;
   if (first.startsWith("#!")) {
-    const interp = first.slice(2).trim();
-    const parts = interp.split(/\s+/);
-    const isBash = (parts[0] === "/bin/bash" || parts[0] === "/usr/bin/bash") && parts.length === 1;
-    const isEnvBash = parts[0] === "/usr/bin/env" && parts[1] === "bash" && parts.length === 2;
-    if (!isBash && !isEnvBash) {
-      const flags = /bash$/.test(parts[0]!) || parts[1] === "bash";
-      err(
-        h.line + 1,
-        flags ? `the shebang "${first}" passes flags, which are ignored` : `the ${h.kind} script asks for "${interp}", but lab scripts always run with bash`,
-        flags ? "drop the flags and write them as a line such as `set -euo pipefail`" : "remove the #! line or write #!/bin/bash, and write the script in bash",
-      );
+    const parts = first.slice(2).trim().split(/\s+/);
+    const name = parts[0] === "/usr/bin/env" ? parts[1] : parts[0]?.replace(/^\/(usr\/)?bin\//, "");
+    const args = parts.slice(parts[0] === "/usr/bin/env" ? 2 : 1);
+    const known = name === "bash" || name === "sh";
+    if (!known || !/^\/(usr\/)?bin\/(env|bash|sh)$/.test(parts[0]!)) {
+      err(h.line + 1, `the ${h.kind} script asks for "${first.slice(2).trim()}", but lab scripts run with bash or sh`, "remove the #! line (bash is the default), or write #!/bin/bash or #!/bin/sh");
       ok = false;
-    }
+    } else if (args.length > 0) {
+      err(h.line + 1, `the #! line "${first}" passes flags, which are ignored`, "drop the flags and write them as a line such as `set -eu`");
+      ok = false;
+    } else shell = name;
   }
   if (!ok) return undefined;
-  return { source: h.body, line: h.line + 1, timeoutMs };
+  return { source: h.body, line: h.line + 1, timeoutMs, shell };
 }
 
 export function slugify(title: string): string {

@@ -30,17 +30,17 @@ export interface SolutionSpec {
 /**
  * Wraps an author's script so that feeding it to `bash -s` is safe: bash reads a script from stdin
  * as it goes, so a command in the script that reads stdin (nsenter, ip netns exec, read ...) would
- * swallow the rest of it. The script is passed whole to a child bash instead, with stdin at
- * /dev/null, working in /root.
+ * swallow the rest of it. The script is passed whole to a child shell instead (bash, or sh when
+ * its #! line asks for it), with stdin at /dev/null, working in /root.
  */
-export function prepareScript(source: string): string {
+export function prepareScript(source: string, shell: "bash" | "sh" = "bash"): string {
   const tag = `BERTH_LAB_SCRIPT_${randomBytes(8).toString("hex")}`;
   return [
     `IFS= read -r -d '' __berth_script <<'${tag}' || true`,
     source,
     tag,
     'cd /root 2>/dev/null || cd /',
-    'exec bash -c "$__berth_script" lab-script </dev/null',
+    `exec ${shell} -c "$__berth_script" lab-script </dev/null`,
     "",
   ].join("\n");
 }
@@ -61,7 +61,7 @@ export function getCheck(lab: Lab, checkId: string): CheckSpec | undefined {
     id: c.id,
     stepId: c.stepId,
     title: c.title,
-    script: prepareScript(c.script.source),
+    script: prepareScript(c.script.source, c.script.shell),
     points: c.points,
     timeoutMs: c.script.timeoutMs,
     message: c.message,
@@ -71,7 +71,7 @@ export function getCheck(lab: Lab, checkId: string): CheckSpec | undefined {
 
 /** The lab's hidden setup script, ready for `bash -s`; undefined when it has none. */
 export function getSetup(lab: Lab): string | undefined {
-  return lab.setup ? prepareScript(lab.setup.source) : undefined;
+  return lab.setup ? prepareScript(lab.setup.source, lab.setup.shell) : undefined;
 }
 
 /**
@@ -84,7 +84,7 @@ export function solutionsFor(lab: Lab, id: string): SolutionSpec[] {
   const spec = (s: LabScript, stepId: string, checkId?: string): SolutionSpec => ({
     stepId,
     ...(checkId ? { checkId } : {}),
-    script: prepareScript(s.source),
+    script: prepareScript(s.source, s.shell),
     timeoutMs: s.timeoutMs,
   });
   const check = findCheck(lab, id);

@@ -56,7 +56,7 @@ const MESSAGE_LIMIT = 4000;
 
 async function runScript(runner: LabRunner, s: LabScript): Promise<ScriptRun> {
   const t0 = performance.now();
-  const r = await runner.exec(prepareScript(s.source), { timeoutMs: s.timeoutMs });
+  const r = await runner.exec(prepareScript(s.source, s.shell), { timeoutMs: s.timeoutMs });
   return { ...r, durationMs: Math.round(performance.now() - t0) };
 }
 

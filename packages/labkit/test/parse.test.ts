@@ -229,13 +229,20 @@ describe("parseLab on malformed labs (one error each, at the right line)", () =>
     expectOneError(src, lineOf(src, "## Reading only"), /step "reading-only" is empty/);
   });
 
-  it("a shebang other than bash, and bash with flags", () => {
+  it("a shebang other than bash or sh, and flags on it", () => {
     let src = swap("test -f /root/made # CHECK-SECRET-1", "#!/usr/bin/python3\nimport os");
-    expectOneError(src, lineOf(src, "#!/usr/bin/python3"), /asks for "\/usr\/bin\/python3", but lab scripts always run with bash/);
+    expectOneError(src, lineOf(src, "#!/usr/bin/python3"), /asks for "\/usr\/bin\/python3", but lab scripts run with bash or sh/);
     src = swap("test -f /root/made # CHECK-SECRET-1", "#!/bin/bash -e\ntest -f /root/made");
     expectOneError(src, lineOf(src, "#!/bin/bash -e"), /passes flags/);
-    src = swap("test -f /root/made # CHECK-SECRET-1", "#!/usr/bin/env bash\ntest -f /root/made");
-    expect(parseLab(src, FILE).errors).toEqual([]);
+    src = swap("test -f /root/made # CHECK-SECRET-1", "#!/usr/bin/zsh\ntest -f /root/made");
+    expectOneError(src, lineOf(src, "#!/usr/bin/zsh"), /but lab scripts run with bash or sh/);
+    for (const [line, shell] of [["#!/usr/bin/env bash", "bash"], ["#!/bin/bash", "bash"], ["#!/bin/sh", "sh"], ["#!/usr/bin/env sh", "sh"]]) {
+      src = swap("test -f /root/made # CHECK-SECRET-1", `${line}\ntest -f /root/made`);
+      const res = parseLab(src, FILE);
+      expect(res.errors).toEqual([]);
+      expect(res.lab!.steps[0]!.checks[0]!.script.shell).toBe(shell);
+    }
+    expect(parseLab(GOOD, FILE).lab!.steps[0]!.checks[0]!.script.shell).toBe("bash");
   });
 
   it("hidden blocks in the wrong place", () => {

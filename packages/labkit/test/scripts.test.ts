@@ -47,6 +47,15 @@ describe("prepareScript", () => {
     expect(bash(prepareScript(raw))).toEqual({ out: "after\n", code: 0 });
   });
 
+  it("runs sh scripts with sh", () => {
+    // $BASH_VERSION is set by bash only (Debian's sh is dash)
+    const which = 'if [ -n "$BASH_VERSION" ]; then echo bash; else echo sh; fi';
+    expect(bash(prepareScript(which, "sh")).out).toBe("sh\n");
+    expect(bash(prepareScript(which)).out).toBe("bash\n");
+    const sh = parseLab(GOOD.replace("touch /root/made # SOLUTION-SECRET-1", "#!/bin/sh\ntouch /root/made"), FILE).lab!;
+    expect(solutionsFor(sh, "make-file")[0]!.script).toMatch(/exec sh -c/);
+  });
+
   it("passes exit codes, quotes and odd lines through untouched", () => {
     const script = `echo "a)b" '$HOME' \`echo x\`\ncat <<'EOF'\nheredoc ) ( line\nEOF\nexit 7`;
     expect(bash(prepareScript(script))).toEqual({ out: "a)b $HOME x\nheredoc ) ( line\n", code: 7 });
