@@ -78,7 +78,7 @@ async function main(argv: string[]): Promise<number> {
         console.error(`unknown runner "${runnerKind}": use sandbox or host`);
         return 2;
       }
-      if (driver) await driver.prepare((line) => console.error(`sandbox: ${line}`));
+      if (driver) await driver.prepare((line) => console.error(line));
       let ok = true;
       for (const lab of selected) {
         let runner: DisposableRunner | undefined;
