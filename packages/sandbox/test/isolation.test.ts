@@ -74,6 +74,14 @@ describe("isolation between sandboxes", () => {
     expect(grep.stdout).toBe("0\n");
   });
 
+  it("cannot use the kernel keyring (shared per host uid) or other denied syscalls", async () => {
+    // keyctl(KEYCTL_GET_KEYRING_ID, KEY_SPEC_USER_KEYRING) = 250 and bpf = 321 on x86_64.
+    const r = await sh(a, `perl -e 'my $r = syscall(250, 0, -4, 0); print "$r ", $!+0, "\n"; $r = syscall(321, 0, 0, 0); print "$r ", $!+0, "\n"'`);
+    expect(r.stdout).toBe("-1 1\n-1 1\n");
+    // Not everything is refused: unshare, mount and friends are the course.
+    expect((await sh(a, "unshare --mount --uts hostname")).stdout).toBe("box-a\n");
+  });
+
   it("root inside is not root on the host: kernel knobs, raw memory and host devices are refused", async () => {
     const r = await sh(
       a,

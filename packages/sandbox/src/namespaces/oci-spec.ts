@@ -53,6 +53,39 @@ export const SANDBOX_CAPABILITIES = [
   "CAP_AUDIT_WRITE",
 ];
 
+/**
+ * Syscalls refused with EPERM. Everything else is allowed: the course needs mount, unshare, setns,
+ * pivot_root and friends. The kernel keyring is per host uid, and all sandboxes share one uid range,
+ * so keyctl would be a channel between sandboxes; the rest act on the host (modules, kexec, clock,
+ * swap, reboot, kernel log, raw ports) or are favourite exploit tools (bpf, userfaultfd, perf events).
+ */
+export const SANDBOX_DENIED_SYSCALLS = [
+  "add_key",
+  "keyctl",
+  "request_key",
+  "bpf",
+  "perf_event_open",
+  "userfaultfd",
+  "kexec_load",
+  "kexec_file_load",
+  "init_module",
+  "finit_module",
+  "delete_module",
+  "open_by_handle_at",
+  "iopl",
+  "ioperm",
+  "swapon",
+  "swapoff",
+  "reboot",
+  "syslog",
+  "acct",
+  "settimeofday",
+  "clock_settime",
+  "clock_adjtime",
+  "adjtimex",
+  "lookup_dcookie",
+];
+
 export function sandboxOciConfig(o: SandboxOciOptions): object {
   const nodeBinary = o.nodeBinary ?? "/usr/bin/node";
   const caps = SANDBOX_CAPABILITIES;
@@ -107,6 +140,11 @@ export function sandboxOciConfig(o: SandboxOciOptions): object {
       // kernel sysctls to sandbox root, and masks would break `unshare --user --mount-proc` inside.)
       maskedPaths: [],
       readonlyPaths: [],
+      seccomp: {
+        defaultAction: "SCMP_ACT_ALLOW",
+        architectures: ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32", "SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"],
+        syscalls: [{ names: SANDBOX_DENIED_SYSCALLS, action: "SCMP_ACT_ERRNO", errnoRet: 1 }],
+      },
     },
   };
 }
