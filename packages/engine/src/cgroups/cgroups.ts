@@ -40,7 +40,7 @@ export class Cgroup {
     readonly version: CgroupVersion,
     readonly id: string,
     readonly base = "/sys/fs/cgroup",
-    readonly parent = "berth",
+    readonly parent = "berth-engine",
   ) {
     this.dirs = version === 2 ? [path.join(base, parent, id)] : V1_CONTROLLERS.filter((c) => fs.existsSync(path.join(base, c))).map((c) => path.join(base, c, parent, id));
   }

@@ -108,7 +108,7 @@ export class ContainerService {
   constructor(
     readonly root: string,
     readonly images: ImageStore,
-    readonly cgroupParent = process.env.BERTH_CGROUP_PARENT || "berth",
+    readonly cgroupParent = process.env.BERTH_CGROUP_PARENT || "berth-engine",
   ) {
     this.dir = path.join(root, "containers");
     fs.mkdirSync(this.dir, { recursive: true });

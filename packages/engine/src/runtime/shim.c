@@ -255,21 +255,24 @@ static void make_console(int console_sock, unsigned short rows, unsigned short c
   if (slave > 2) close(slave);
 }
 
-/* Keep only the capabilities in the mask; root gets exactly these after execve. */
-static void drop_capabilities(unsigned long long keep) {
+/* The bounding set caps what any later execve can gain: drop what the container may not have. */
+static void drop_bounding_set(unsigned long long keep) {
   for (int cap = 0; cap <= CAP_LAST_CAP; cap++) {
     if (keep & (1ULL << cap)) continue;
     if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL) fail("drop capability %d: %s", cap, strerror(errno));
   }
+}
+
+/* After setuid: trim what this process holds to the mask too (root keeps exactly these). */
+static void limit_capabilities(unsigned long long keep) {
   struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
   struct __user_cap_data_struct data[2];
-  if (syscall(SYS_capget, &hdr, data) == 0) {
-    for (int i = 0; i < 2; i++) {
-      unsigned mask = (unsigned)(keep >> (32 * i));
-      data[i].effective &= mask; data[i].permitted &= mask; data[i].inheritable &= mask;
-    }
-    syscall(SYS_capset, &hdr, data);
+  if (syscall(SYS_capget, &hdr, data) < 0) fail("capget: %s", strerror(errno));
+  for (int i = 0; i < 2; i++) {
+    unsigned mask = (unsigned)(keep >> (32 * i));
+    data[i].effective &= mask; data[i].permitted &= mask; data[i].inheritable &= mask;
   }
+  if (syscall(SYS_capset, &hdr, data) < 0) fail("capset: %s", strerror(errno));
 }
 
 static const char *env_get(const struct options *o, const char *key) {
@@ -320,10 +323,11 @@ static void child(struct options *o, int go_fd, int console_sock) {
   if (o->tty) make_console(console_sock, o->rows, o->cols);
   mkdir_p(o->cwd, 0755); /* Docker creates a missing working directory */
   if (chdir(o->cwd) < 0) fail("chdir to cwd (\"%s\") set in config.json failed: %s", o->cwd, strerror(errno));
-  drop_capabilities(o->caps);
+  drop_bounding_set(o->caps);
   if (setgroups(o->ngroups, o->groups) < 0) fail("setgroups: %s", strerror(errno));
   if (setgid(o->gid) < 0) fail("setgid %u: %s", o->gid, strerror(errno));
   if (setuid(o->uid) < 0) fail("setuid %u: %s", o->uid, strerror(errno));
+  limit_capabilities(o->caps);
   if (o->no_new_privs) prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
   signal(SIGPIPE, SIG_DFL);
   exec_command(o);
