@@ -44,6 +44,9 @@ export const DEFAULT_ENV: Record<string, string> = {
   LANG: "C.UTF-8",
 };
 
+/** A connection this far behind on output is dropped (it can reconnect and get the replay). */
+const MAX_BUFFERED_BYTES = 16 * 1024 * 1024;
+
 interface Connection {
   ws: WebSocket;
   attached: Set<number>;
@@ -182,7 +185,16 @@ export class AgentServer {
   private broadcastOutput(handle: number, bytes: Buffer): void {
     const frame = encodeFrame(FrameKind.PtyOutput, handle, bytes);
     for (const c of this.connections) {
-      if (c.attached.has(handle) && c.ws.readyState === WebSocket.OPEN) c.ws.send(frame);
+      if (!c.attached.has(handle) || c.ws.readyState !== WebSocket.OPEN) continue;
+      // A connection that stopped reading would otherwise buffer a busy terminal's output without
+      // end. Flow control (pty.flow) is the reader's job; this is the backstop.
+      if (c.ws.bufferedAmount > MAX_BUFFERED_BYTES) {
+        this.log(`agent: closing a connection that fell ${c.ws.bufferedAmount} bytes behind`);
+        c.ws.terminate();
+        this.connections.delete(c);
+        continue;
+      }
+      c.ws.send(frame);
     }
   }
 

@@ -164,5 +164,8 @@ describe("namespaces driver", () => {
     await expect(driver.create({ id: "../etc", hostname: "x" })).rejects.toThrow(/invalid sandbox id/);
     await expect(driver.create({ id: testId("bad"), hostname: "no spaces" })).rejects.toThrow(/invalid hostname/);
     await expect(driver.create({ id, hostname: "again" })).rejects.toThrow(/already exists/);
+    await expect(driver.create({ id: testId("lim"), hostname: "x", limits: { memoryBytes: 1000 } })).rejects.toThrow(/invalid limits/);
+    // The failed create of an existing id left the existing sandbox alone.
+    expect((await client.request({ op: "health" })).hostname).toBe("lab-alpha");
   });
 });

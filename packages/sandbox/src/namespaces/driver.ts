@@ -97,18 +97,26 @@ export class NamespacesDriver implements SandboxDriver {
     }
     const socketPath = join(dir, "run", "agent.sock");
     if (socketPath.length > MAX_SOCKET_PATH) throw new Error(`agent socket path too long for a UNIX socket (${socketPath.length} > ${MAX_SOCKET_PATH}): use a shorter state dir or id`);
-    if (existsSync(dir)) throw new Error(`sandbox ${spec.id} already exists; destroy it first`);
+    const limits: SandboxLimits = { ...DEFAULT_LIMITS, ...spec.limits };
+    if (!(limits.memoryBytes >= 32 * 1024 * 1024) || !(limits.cpus > 0) || !(Number.isInteger(limits.pids) && limits.pids >= 16)) {
+      throw new Error(`invalid limits ${JSON.stringify(limits)}: memoryBytes ≥ 32 MiB, cpus > 0, pids an integer ≥ 16`);
+    }
     await this.prepare();
     const { rootfs: baseRootfs, agentDir } = await this.prepared!;
-    const limits: SandboxLimits = { ...DEFAULT_LIMITS, ...spec.limits };
+    // mkdir (not -p) is the claim on the id: of two creates with the same id, one fails here.
+    try {
+      // 0711: the sandbox (an unprivileged uid on the host) must traverse it to reach rootfs/, run/, data/.
+      await mkdir(dir, { mode: 0o711 });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "EEXIST") throw new Error(`sandbox ${spec.id} already exists; destroy it first`);
+      throw err;
+    }
     const cgroup = new SandboxCgroup(spec.id);
     const uid = SANDBOX_ID_BASE;
     const gid = SANDBOX_ID_BASE;
     const meta: SandboxMeta = { id: spec.id, hostname: spec.hostname, createdAt: new Date().toISOString(), limits, cgroupVersion: cgroup.version, agentDir };
 
     try {
-      // 0711: the sandbox (an unprivileged uid on the host) must traverse it to reach rootfs/, run/, data/.
-      await mkdir(dir, { recursive: true, mode: 0o711 });
       await writeFile(join(dir, "meta.json"), JSON.stringify(meta, null, 2) + "\n");
       for (const sub of ["upper", "work", "rootfs", "run", "data", "bundle"]) await mkdir(join(dir, sub));
       // Owned by the sandbox's root: the overlay's top directory, the socket dir, the data dir.
