@@ -137,6 +137,25 @@ describe("chapter 3: restart and attach", () => {
   });
 });
 
+describe("chapter 3: ttys and detaching", () => {
+  // The CLI insists on a terminal for -t: `script` gives it one; keystrokes arrive on its stdin.
+  const tty = (cmd: string, keys: string) => `(sleep 1; printf '${keys}'; sleep 1) | script -qec "${cmd}" /dev/null | tr -d '\\000\\033' | grep -a -E 'typed|escape' | tr -d '\\r'`;
+  it("run -it, detach with ^P^Q, attach with --detach-keys: the container keeps running", async () => {
+    const out = await same(steps(
+      tty("docker run -it --name c3-tty busybox sh", "echo typed\\r\\020\\021"),
+      "docker ps --filter name=c3-tty --format '{{.Names}} {{.State}}'",
+      tty("docker attach --detach-keys ctrl-a,a c3-tty", "echo typed again\\r\\001a"),
+      "docker ps --filter name=c3-tty --format '{{.Names}} {{.State}}'",
+      "docker inspect -f '{{.Config.Tty}} {{.Config.OpenStdin}}' c3-tty",
+      "docker exec c3-tty sh -c 'echo $TERM'",
+      "docker rm -f c3-tty",
+    ));
+    expect(out).toContain("typed again");
+    expect(out).toContain("read escape sequence");
+    expect(out).toContain("c3-tty running");
+  });
+});
+
 describe("chapter 10: naming, inspecting, labels", () => {
   it("--name, conflicts, rename, inspect --format, --label and ps --filter", async () => {
     await same(steps(
