@@ -22,8 +22,8 @@ const CPU_PERIOD_US = 100_000;
 export type CgroupVersion = 1 | 2;
 
 /** v2 only when /sys/fs/cgroup itself is the unified tree; a hybrid host (v2 tree at .../unified, no controllers in it) is v1. */
-export function detectCgroupVersion(): CgroupVersion {
-  return existsSync(join(CGROUP_ROOT, "cgroup.controllers")) ? 2 : 1;
+export function detectCgroupVersion(root = CGROUP_ROOT): CgroupVersion {
+  return existsSync(join(root, "cgroup.controllers")) ? 2 : 1;
 }
 
 /** Mount points of the v1 hierarchies (one per controller or named hierarchy), plus the hybrid unified tree. */
@@ -65,8 +65,16 @@ export class SandboxCgroup {
   readonly parentPath: string;
   readonly boxPath: string;
 
-  constructor(readonly id: string, version?: CgroupVersion) {
-    this.version = version ?? detectCgroupVersion();
+  /**
+   * `root` is where the cgroup filesystem is mounted; only the v2 path takes another one (its
+   * test runs on a directory that plays the unified tree, since this host has none with controllers).
+   */
+  constructor(
+    readonly id: string,
+    version?: CgroupVersion,
+    readonly root = CGROUP_ROOT,
+  ) {
+    this.version = version ?? detectCgroupVersion(root);
     this.parentPath = join(CGROUP_PARENT, id);
     this.boxPath = join(this.parentPath, "box");
   }
@@ -116,17 +124,17 @@ export class SandboxCgroup {
 
   private async createV2(limits: SandboxLimits, uid: number, gid: number): Promise<void> {
     const enable = "+memory +pids +cpu";
-    await mkdir(join(CGROUP_ROOT, CGROUP_PARENT), { recursive: true });
-    await writeFile(join(CGROUP_ROOT, "cgroup.subtree_control"), enable);
-    await writeFile(join(CGROUP_ROOT, CGROUP_PARENT, "cgroup.subtree_control"), enable);
-    const parent = join(CGROUP_ROOT, this.parentPath);
+    await mkdir(join(this.root, CGROUP_PARENT), { recursive: true });
+    await writeFile(join(this.root, "cgroup.subtree_control"), enable);
+    await writeFile(join(this.root, CGROUP_PARENT, "cgroup.subtree_control"), enable);
+    const parent = join(this.root, this.parentPath);
     await mkdir(parent, { recursive: true });
     await writeFile(join(parent, "memory.max"), String(limits.memoryBytes));
     await writeFile(join(parent, "memory.swap.max"), "0").catch(() => {});
     await writeFile(join(parent, "pids.max"), String(limits.pids));
     await writeFile(join(parent, "cpu.max"), `${Math.round(limits.cpus * CPU_PERIOD_US)} ${CPU_PERIOD_US}`);
     await writeFile(join(parent, "cgroup.subtree_control"), enable);
-    const box = join(CGROUP_ROOT, this.boxPath);
+    const box = join(this.root, this.boxPath);
     await mkdir(box, { recursive: true });
     // Delegation as the kernel documents it: the directory and these three files. The box's own
     // interface files (memory.max ...) stay root-owned, and the parent caps them anyway.
@@ -138,7 +146,7 @@ export class SandboxCgroup {
 
   async stats(): Promise<SandboxStats> {
     if (this.version === 2) {
-      const dir = join(CGROUP_ROOT, this.parentPath);
+      const dir = join(this.root, this.parentPath);
       const cpuStat = await readFile(join(dir, "cpu.stat"), "utf8");
       const usec = Number(/^usage_usec (\d+)/m.exec(cpuStat)?.[1] ?? 0);
       return {
@@ -160,7 +168,7 @@ export class SandboxCgroup {
    */
   async oomKills(): Promise<number> {
     const count = (text: string) => Number(/^oom_kill (\d+)/m.exec(text)?.[1] ?? 0);
-    if (this.version === 2) return count(await readFile(join(CGROUP_ROOT, this.parentPath, "memory.events"), "utf8"));
+    if (this.version === 2) return count(await readFile(join(this.root, this.parentPath, "memory.events"), "utf8"));
     let total = 0;
     const walk = async (dir: string): Promise<void> => {
       total += count(await readFile(join(dir, "memory.oom_control"), "utf8").catch(() => ""));
@@ -172,7 +180,7 @@ export class SandboxCgroup {
 
   /** Every hierarchy directory of this sandbox that still exists (a clean destroy leaves none). */
   existingDirs(): string[] {
-    const roots = this.version === 2 ? [CGROUP_ROOT] : v1Hierarchies();
+    const roots = this.version === 2 ? [this.root] : v1Hierarchies();
     return roots.map((r) => join(r, this.parentPath)).filter((d) => existsSync(d));
   }
 
