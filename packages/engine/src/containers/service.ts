@@ -17,7 +17,7 @@ import { Cgroup, detectCgroupVersion, type CgroupVersion, type Limits } from "..
 import type { Image, ImageStore } from "../images/store";
 import { JsonFileLog, type StreamName } from "../logs/json-file";
 import { buildShim, capabilityMask, capabilitySet, parseSignal, ShimProcess, type ShimSpec } from "../runtime/shim";
-import { changes, mountSnapshot, overlayOptions, prepareSnapshot, unmountSnapshot, type Snapshot } from "../snapshots/overlay";
+import { changes, mountSnapshot, overlayOptions, prepareSnapshot, unmountSnapshot, unmountSnapshotAsync, type Snapshot } from "../snapshots/overlay";
 import { newState, randomName, ZERO_TIME, type ContainerConfig, type ContainerRecord, type HostConfig, type Recipe } from "./container";
 
 /** An error with the HTTP status Docker would answer and Docker's wording. */
@@ -430,16 +430,19 @@ export class ContainerService {
 
   private remove(c: Container, _opts: { force?: boolean }): void {
     this.containers.delete(c.id);
-    try {
-      unmountSnapshot(c.snapshot);
-    } catch {
-      /* leave it; rm below will fail loudly if it matters */
-    }
-    fs.rmSync(c.dir, { recursive: true, force: true });
     for (const [id, e] of this.execs) if (e.container === c) this.execs.delete(id);
     c.emit("removed");
     this.emit(c, "destroy");
+    // The container is gone for every API call already; its files go in the background (so
+    // `docker run --rm` returns without waiting for umount and rm -rf).
+    this.cleanups.add(c.dir);
+    void unmountSnapshotAsync(c.snapshot)
+      .catch(() => {})
+      .then(() => fs.promises.rm(c.dir, { recursive: true, force: true }))
+      .catch(() => {})
+      .finally(() => this.cleanups.delete(c.dir));
   }
+  private readonly cleanups = new Set<string>();
 
   rename(c: Container, newName: string): void {
     const n = newName.replace(/^\//, "");
@@ -605,6 +608,7 @@ export class ContainerService {
         /* best effort */
       }
     }
+    while (this.cleanups.size) await new Promise((r) => setTimeout(r, 20)); // removals still in flight
   }
 }
 

@@ -5,7 +5,7 @@
  *
  *   mount -t overlay overlay -o lowerdir=L2:L1,upperdir=U,workdir=W merged
  */
-import { execFileSync } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 
@@ -43,6 +43,16 @@ export function unmountSnapshot(s: Snapshot): void {
   } catch {
     execFileSync("umount", ["-l", s.merged]); // still busy (a cp in flight): detach it lazily
   }
+}
+
+export function unmountSnapshotAsync(s: Snapshot): Promise<void> {
+  if (!isMounted(s.merged)) return Promise.resolve();
+  return new Promise((resolve) => {
+    execFile("umount", [s.merged], (err) => {
+      if (!err) return resolve();
+      execFile("umount", ["-l", s.merged], () => resolve());
+    });
+  });
 }
 
 export type ChangeKind = 0 | 1 | 2; // Docker's numbers: 0 = changed, 1 = added, 2 = deleted
