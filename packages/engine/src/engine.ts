@@ -16,6 +16,8 @@ import { systemRoutes } from "./api/system";
 import { ContainerService } from "./containers/service";
 import { ensureBusyboxImage } from "./images/busybox";
 import { ImageStore } from "./images/store";
+import { VolumeStore } from "./volumes/store";
+import { volumeRoutes } from "./api/volumes";
 
 export interface EngineOptions {
   root: string; // state directory: images, containers, the compiled shim
@@ -27,6 +29,7 @@ export interface Engine {
   server: http.Server;
   containers: ContainerService;
   images: ImageStore;
+  volumes: VolumeStore;
   socket: string;
   close(): Promise<void>;
 }
@@ -37,12 +40,14 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
   fs.mkdirSync(root, { recursive: true });
   const images = new ImageStore(root);
   ensureBusyboxImage(images);
-  const containers = new ContainerService(root, images);
+  const volumes = new VolumeStore(root);
+  const containers = new ContainerService(root, images, volumes);
   const router = new Router();
-  systemRoutes(router, containers, images, root);
+  systemRoutes(router, containers, images, volumes, root);
   containerRoutes(router, containers, images);
   archiveRoutes(router, containers);
   imageRoutes(router, containers, images);
+  volumeRoutes(router, containers, volumes);
   const server = createApiServer(router, opts.log);
   fs.mkdirSync(path.dirname(opts.socket), { recursive: true });
   fs.rmSync(opts.socket, { force: true });
@@ -55,6 +60,7 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
     server,
     containers,
     images,
+    volumes,
     socket: opts.socket,
     async close() {
       await containers.shutdown();

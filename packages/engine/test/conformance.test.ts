@@ -6,7 +6,7 @@
  */
 import { execFile } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CLI_20, CLI_28, normalize, startBerth, startDockerd, type Daemon } from "./harness";
+import { CLI_20, CLI_28, normalize, startBerth, startDockerd, ttySession, type Daemon } from "./harness";
 
 let berth: Daemon;
 let dockerd: Daemon;
@@ -138,21 +138,45 @@ describe("chapter 3: restart and attach", () => {
 });
 
 describe("chapter 3: ttys and detaching", () => {
-  // The CLI insists on a terminal for -t: `script` gives it one; keystrokes arrive on its stdin.
-  const tty = (cmd: string, keys: string) => `(sleep 1; printf '${keys}'; sleep 1) | script -qec "${cmd}" /dev/null | tr -d '\\000\\033' | grep -a -E 'typed|escape' | tr -d '\\r'`;
+  // Each engine in turn: a real terminal for the CLI, keys typed once the prompt is there.
   it("run -it, detach with ^P^Q, attach with --detach-keys: the container keeps running", async () => {
-    const out = await same(steps(
-      tty("docker run -it --name c3-tty busybox sh", "echo typed\\r\\020\\021"),
-      "docker ps --filter name=c3-tty --format '{{.Names}} {{.State}}'",
-      tty("docker attach --detach-keys ctrl-a,a c3-tty", "echo typed again\\r\\001a"),
-      "docker ps --filter name=c3-tty --format '{{.Names}} {{.State}}'",
-      "docker inspect -f '{{.Config.Tty}} {{.Config.OpenStdin}}' c3-tty",
-      "docker exec c3-tty sh -c 'echo $TERM'",
-      "docker rm -f c3-tty",
-    ));
-    expect(out).toContain("typed again");
-    expect(out).toContain("read escape sequence");
-    expect(out).toContain("c3-tty running");
+    const results: string[] = [];
+    for (const d of [berth, dockerd]) {
+      const run = await ttySession(d.host, ["run", "-it", "--name", "c3-tty", "busybox", "sh"], [
+        { waitFor: "# ", send: "echo typed $((6*7))\r" },
+        { waitFor: "typed 42", send: "\x10\x11" }, // `run` detaches silently
+      ]);
+      const attach = await ttySession(d.host, ["attach", "--detach-keys", "ctrl-a,a", "c3-tty"], [
+        { waitFor: "", send: "echo again $((6*6))\r" },
+        { waitFor: "again 36", send: "\x01a" },
+        { waitFor: "read escape sequence" },
+      ]);
+      const after = await sh(d, steps(
+        "docker ps --filter name=c3-tty --format '{{.Names}} {{.State}}'",
+        "docker inspect -f '{{.Config.Tty}} {{.Config.OpenStdin}}' c3-tty",
+        "docker exec c3-tty sh -c 'echo $TERM'",
+        "docker rm -f c3-tty",
+      ));
+      results.push(`run ${run.code}, attach ${attach.code}\n${after.out}`);
+    }
+    expect(results[0]).toBe(results[1]);
+    expect(results[0]).toMatch(/^run 0, attach 0\n/); // both CLIs left on their own, not killed
+    expect(results[0]).toContain("c3-tty running");
+  });
+
+  it("exec -it gets a terminal of its own; ttys see their size", async () => {
+    const results: string[] = [];
+    for (const d of [berth, dockerd]) {
+      await sh(d, "docker run -d --name c3-ex busybox sleep 60");
+      const ex = await ttySession(d.host, ["exec", "-it", "c3-ex", "sh"], [
+        { waitFor: "# ", send: "tty; stty size; exit 3\r" },
+        { waitFor: "/dev/pts/" },
+      ]);
+      await sh(d, "docker rm -f c3-ex");
+      results.push(`${ex.code} ${/\/dev\/pts\/\d+/.exec(ex.output)?.[0]} ${/\d+ 100/.exec(ex.output)?.[0]}`);
+    }
+    expect(results[0]).toBe(results[1]);
+    expect(results[0]).toBe("3 /dev/pts/0 30 100");
   });
 });
 
@@ -234,6 +258,28 @@ describe("chapter 14: limiting resources", () => {
       "docker run --name c14-oom --memory 32m --memory-swap 32m busybox sh -c 'x=a; while true; do x=$x$x; done'",
       "docker inspect -f '{{.State.OOMKilled}} {{.State.ExitCode}}' c14-oom",
       "docker rm c14-oom",
+    ));
+  });
+});
+
+describe("chapter 13 (first cut): volumes and binds", () => {
+  it("named volumes outlive containers, binds share host files, --volumes-from, tmpfs, rm -v", async () => {
+    const dir = `/tmp/berth-conf-vol-${process.pid}`;
+    await same(steps(
+      `rm -rf ${dir}; mkdir -p ${dir} && echo from-host > ${dir}/h`,
+      "docker run --rm -v c13-data:/data busybox sh -c 'echo kept > /data/f'",
+      "docker run --rm -v c13-data:/data:ro busybox sh -c 'cat /data/f; touch /data/x'",
+      `docker run --rm -v ${dir}:/h busybox sh -c 'cat /h/h; echo back > /h/b' && cat ${dir}/b`,
+      "docker run --rm --mount type=tmpfs,target=/scratch busybox sh -c 'mount | grep -c /scratch'",
+      "docker run --name c13-anon -v /anon busybox sh -c 'echo anon > /anon/a'",
+      "docker run --rm --volumes-from c13-anon busybox cat /anon/a",
+      "docker inspect -f '{{range .Mounts}}{{.Type}} {{.Destination}} {{.RW}}{{end}}' c13-anon",
+      "docker volume ls -q | grep -c c13-data",
+      "docker volume rm c13-data",
+      "docker rm -v c13-anon",
+      "docker volume ls -q | wc -l",
+      "docker run --rm --mount type=bind,source=/no/such/dir,target=/x busybox true",
+      `rm -rf ${dir}`,
     ));
   });
 });

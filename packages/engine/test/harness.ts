@@ -156,3 +156,36 @@ export function normalize(s: string): string {
     .replace(/(Less than a second|About a minute|\d+ seconds?|\d+ minutes?) ago/g, "<ago>")
     .replace(/Up (Less than a second|\d+ seconds?|About a minute)/g, "Up <dur>");
 }
+
+/**
+ * Drive the docker CLI in a real terminal (node-pty): wait for what the screen should show before
+ * each keystroke, because the CLI discards type-ahead when it switches the terminal to raw mode.
+ */
+export async function ttySession(host: string, args: string[], script: { waitFor: string | RegExp; send?: string }[], opts: { cli?: string; timeout?: number } = {}): Promise<{ output: string; code: number }> {
+  const pty = await import("node-pty");
+  const term = pty.spawn(opts.cli ?? CLI_28, args, { name: "xterm", cols: 100, rows: 30, env: { ...process.env, DOCKER_HOST: host } as Record<string, string> });
+  let output = "";
+  const exited = new Promise<number>((resolve) => term.onExit((e) => resolve(e.exitCode)));
+  term.onData((d) => (output += d));
+  const deadline = Date.now() + (opts.timeout ?? 15000);
+  let from = 0;
+  for (const step of script) {
+    for (;;) {
+      const rest = output.slice(from);
+      const m = typeof step.waitFor === "string" ? rest.indexOf(step.waitFor) : rest.search(step.waitFor);
+      if (m >= 0) {
+        from += m + 1;
+        break;
+      }
+      if (Date.now() > deadline) {
+        term.kill();
+        throw new Error(`timed out waiting for ${step.waitFor} in:\n${output}`);
+      }
+      await sleep(20);
+    }
+    if (step.send !== undefined) term.write(step.send);
+  }
+  const code = await Promise.race([exited, sleep(Math.max(0, deadline - Date.now())).then(() => -1)]);
+  if (code === -1) term.kill();
+  return { output, code };
+}

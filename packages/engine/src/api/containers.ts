@@ -112,7 +112,7 @@ export function containerRoutes(router: Router, svc: ContainerService, images: I
   });
 
   router.on("DELETE", "/containers/:id", async (ctx) => {
-    await svc.removeAsync(find(ctx), { force: boolParam(ctx, "force") });
+    await svc.removeAsync(find(ctx), { force: boolParam(ctx, "force"), volumes: boolParam(ctx, "v") });
     send(ctx, 204);
   });
 
@@ -357,7 +357,7 @@ function summary(c: Container, images: ImageStore) {
     Status: statusText(r.State),
     HostConfig: { NetworkMode: r.HostConfig.NetworkMode },
     NetworkSettings: { Networks: {} },
-    Mounts: [],
+    Mounts: r.Mounts ?? [],
   };
 }
 
@@ -368,7 +368,7 @@ export function inspect(c: Container, withSize = false) {
     ...r,
     GraphDriver: { Name: "overlay2", Data: { LowerDir: s.lower.join(":"), UpperDir: s.upper, WorkDir: s.work, MergedDir: s.merged } },
     ...(withSize ? { SizeRw: 0, SizeRootFs: 0 } : {}),
-    Mounts: [],
+    Mounts: r.Mounts ?? [],
     NetworkSettings: {
       Bridge: "",
       SandboxID: "",

@@ -8,7 +8,7 @@ import { execFileSync } from "node:child_process";
 import type { ContainerService } from "../containers/service";
 import { EngineError } from "../containers/service";
 import { normalizeReference, type ContainerDefaults, type Image, type ImageStore } from "../images/store";
-import { boolParam, readJson, send, sendJson, startStream, type Router } from "./http";
+import { boolParam, parseFilters, readJson, send, sendJson, startStream, type Router } from "./http";
 
 export function imageRoutes(router: Router, svc: ContainerService, images: ImageStore): void {
   const find = (ref: string): Image => {
@@ -98,6 +98,19 @@ export function imageRoutes(router: Router, svc: ContainerService, images: Image
     const untagged = i.tags.map((t) => ({ Untagged: t }));
     const layers = images.remove(i.id);
     sendJson(ctx, 200, [...untagged, { Deleted: i.id }, ...layers.map((d) => ({ Deleted: d }))]);
+  });
+
+  // Dangling = untagged and unused (all=false); with dangling=false, every image no container uses.
+  router.on("POST", "/images/prune", (ctx) => {
+    const f = parseFilters(ctx);
+    const danglingOnly = !(f.dangling ?? ["true"]).some((x) => x === "false" || x === "0");
+    const used = new Set(svc.list().map((c) => c.record.Image));
+    const deleted: { Untagged?: string; Deleted?: string }[] = [];
+    for (const i of images.list()) {
+      if (used.has(i.id) || (danglingOnly && i.tags.length)) continue;
+      deleted.push(...i.tags.map((t) => ({ Untagged: t })), { Deleted: i.id }, ...images.remove(i.id).map((d) => ({ Deleted: d })));
+    }
+    sendJson(ctx, 200, { ImagesDeleted: deleted, SpaceReclaimed: 0 });
   });
 
   // docker commit: the upper dir becomes a layer on top of the container's image.

@@ -5,11 +5,12 @@ import os from "node:os";
 import fs from "node:fs";
 import type { ContainerService } from "../containers/service";
 import type { ImageStore } from "../images/store";
+import type { VolumeStore } from "../volumes/store";
 import { API_VERSION, MIN_API_VERSION, send, sendJson, startStream, type Router } from "./http";
 
 export const ENGINE_VERSION = "0.1.0-berth";
 
-export function systemRoutes(router: Router, svc: ContainerService, images: ImageStore, root: string): void {
+export function systemRoutes(router: Router, svc: ContainerService, images: ImageStore, volumes: VolumeStore, root: string): void {
   // The CLI's first call (HEAD, then GET): it reads the negotiation headers, not the body.
   const ping = (ctx: Parameters<Parameters<Router["on"]>[2]>[0]) =>
     send(ctx, 200, "OK", "text/plain; charset=utf-8", { "Builder-Version": "1", Swarm: "inactive", "Cache-Control": "no-cache, no-store, must-revalidate", Pragma: "no-cache" });
@@ -91,12 +92,30 @@ export function systemRoutes(router: Router, svc: ContainerService, images: Imag
   router.on("GET", "/events", (ctx) => {
     const res = startStream(ctx, "application/json");
     const on = (e: unknown) => res.write(`${JSON.stringify(e)}\n`);
+    const until = Number(ctx.query.get("until") ?? 0);
+    // No history is kept: past events are not replayed; `until` ends the stream at that time.
+    if (until) {
+      const left = until * 1000 - Date.now();
+      if (left <= 0) {
+        res.end();
+        return;
+      }
+      setTimeout(() => res.end(), left).unref();
+    }
     svc.events.on("event", on);
     res.on("close", () => svc.events.off("event", on));
   });
 
   router.on("GET", "/system/df", (ctx) => {
-    sendJson(ctx, 200, { LayersSize: 0, Images: [], Containers: [], Volumes: [], BuildCache: [] });
+    const imgs = images.list();
+    const used = new Set(svc.list().map((c) => c.record.Image));
+    sendJson(ctx, 200, {
+      LayersSize: imgs.reduce((n, i) => n + i.size, 0),
+      Images: imgs.map((i) => ({ Id: i.id, ParentId: "", RepoTags: i.tags, RepoDigests: [], Created: Math.floor(Date.parse(i.config.created) / 1000), Size: i.size, SharedSize: 0, VirtualSize: i.size, Labels: {}, Containers: used.has(i.id) ? 1 : 0 })),
+      Containers: svc.list().map((c) => ({ Id: c.id, Names: [c.record.Name], Image: c.record.Config.Image, ImageID: c.record.Image, Command: c.record.Path, Created: Math.floor(Date.parse(c.record.Created) / 1000), State: c.record.State.Status, Status: c.record.State.Status, SizeRw: 0, SizeRootFs: 0, Labels: c.record.Config.Labels, Mounts: [] })),
+      Volumes: volumes.list().map((v) => ({ Name: v.Name, Driver: "local", Mountpoint: v.Mountpoint, CreatedAt: v.CreatedAt, Labels: v.Labels, Scope: "local", Options: {}, UsageData: { Size: volumes.size(v), RefCount: svc.list().filter((c) => c.record.Mounts?.some((m) => m.Name === v.Name)).length } })),
+      BuildCache: [],
+    });
   });
 }
 

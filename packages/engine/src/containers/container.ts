@@ -81,6 +81,18 @@ export interface Recipe {
   steps: string[];
 }
 
+/** A volume, bind or tmpfs mount, in the shape inspect shows. */
+export interface MountPoint {
+  Type: "bind" | "volume" | "tmpfs";
+  Name?: string;
+  Source: string;
+  Destination: string;
+  Driver?: string;
+  Mode: string;
+  RW: boolean;
+  Propagation: string;
+}
+
 export interface ContainerRecord {
   Id: string;
   Created: string;
@@ -100,6 +112,7 @@ export interface ContainerRecord {
   ProcessLabel: string;
   AppArmorProfile: string;
   ExecIDs: string[] | null;
+  Mounts: MountPoint[];
   HostConfig: HostConfig;
   Config: ContainerConfig;
   recipe?: Recipe;

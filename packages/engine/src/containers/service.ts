@@ -18,7 +18,8 @@ import type { Image, ImageStore } from "../images/store";
 import { JsonFileLog, type StreamName } from "../logs/json-file";
 import { buildShim, capabilityMask, capabilitySet, parseSignal, ShimProcess, type ShimSpec } from "../runtime/shim";
 import { changes, mountSnapshot, overlayOptions, prepareSnapshot, unmountSnapshot, unmountSnapshotAsync, type Snapshot } from "../snapshots/overlay";
-import { newState, randomName, ZERO_TIME, type ContainerConfig, type ContainerRecord, type HostConfig, type Recipe } from "./container";
+import type { VolumeStore } from "../volumes/store";
+import { newState, randomName, ZERO_TIME, type ContainerConfig, type ContainerRecord, type HostConfig, type MountPoint, type Recipe } from "./container";
 
 /** An error with the HTTP status Docker would answer and Docker's wording. */
 export class EngineError extends Error {
@@ -108,6 +109,7 @@ export class ContainerService {
   constructor(
     readonly root: string,
     readonly images: ImageStore,
+    readonly volumes: VolumeStore,
     readonly cgroupParent = process.env.BERTH_CGROUP_PARENT || "berth-engine",
   ) {
     this.dir = path.join(root, "containers");
@@ -178,6 +180,7 @@ export class ContainerService {
     capabilitySet(hostConfig.CapAdd ?? [], hostConfig.CapDrop ?? []); // refuse unknown names now, not at start
     const command = [...(config.Entrypoint ?? []), ...(config.Cmd ?? [])];
     if (command.length === 0) throw new EngineError(400, "no command specified");
+    const mounts = this.planMounts(config, hostConfig, (body.HostConfig ?? {}) as Record<string, unknown>);
     const record: ContainerRecord = {
       Id: id,
       Created: new Date().toISOString(),
@@ -197,6 +200,7 @@ export class ContainerService {
       ProcessLabel: "",
       AppArmorProfile: "",
       ExecIDs: null,
+      Mounts: mounts,
       HostConfig: hostConfig,
       Config: config,
     };
@@ -214,6 +218,58 @@ export class ContainerService {
         throw new EngineError(409, `Conflict. The container name "/${name}" is already in use by container "${c.id}". You have to remove (or rename) that container to be able to reuse that name.`);
       }
     }
+  }
+
+  /**
+   * Volumes and binds: `-v /host:/ctr[:ro]` (bind; the host dir is made if missing), `-v name:/ctr`
+   * (named volume, made if missing), `--mount type=bind|volume|tmpfs`, `--volumes-from`, and an
+   * anonymous volume for every VOLUME of the image (or `-v /ctr`) nothing else covers.
+   */
+  private planMounts(cfg: ContainerConfig, h: HostConfig, raw: Record<string, unknown>): MountPoint[] {
+    const out: MountPoint[] = [];
+    const add = (m: MountPoint) => {
+      const dest = path.posix.normalize(m.Destination);
+      if (!dest.startsWith("/")) throw new EngineError(400, `invalid mount config: mount path must be absolute: ${m.Destination}`);
+      if (out.some((x) => x.Destination === dest)) throw new EngineError(400, `Duplicate mount point: ${dest}`);
+      out.push({ ...m, Destination: dest });
+    };
+    const volume = (name: string | undefined, dest: string, rw: boolean, mode = ""): MountPoint => {
+      let v;
+      try {
+        v = this.volumes.create(name);
+      } catch (e) {
+        throw new EngineError(400, (e as Error).message);
+      }
+      return { Type: "volume", Name: v.Name, Source: v.Mountpoint, Destination: dest, Driver: "local", Mode: mode || "z", RW: rw, Propagation: "" };
+    };
+    for (const from of (raw.VolumesFrom as string[] | undefined) ?? []) {
+      const [ref, mode] = from.split(":");
+      for (const m of this.find(ref!).record.Mounts) add({ ...m, RW: mode === "ro" ? false : m.RW });
+    }
+    for (const spec of h.Binds ?? []) {
+      const [src, dest, opts = ""] = spec.split(":");
+      if (!src || !dest) throw new EngineError(400, `invalid volume specification: '${spec}'`);
+      const rw = !opts.split(",").includes("ro");
+      if (src.startsWith("/")) {
+        fs.mkdirSync(src, { recursive: true });
+        add({ Type: "bind", Source: src, Destination: dest, Mode: opts, RW: rw, Propagation: "rprivate" });
+      } else add(volume(src, dest, rw, opts));
+    }
+    for (const m of (raw.Mounts as { Type?: string; Source?: string; Target?: string; ReadOnly?: boolean }[] | undefined) ?? []) {
+      const dest = m.Target ?? "";
+      if (m.Type === "bind") {
+        if (!m.Source || !fs.existsSync(m.Source)) throw new EngineError(400, `invalid mount config for type "bind": bind source path does not exist: ${m.Source}`);
+        add({ Type: "bind", Source: m.Source, Destination: dest, Mode: "", RW: !m.ReadOnly, Propagation: "rprivate" });
+      } else if (m.Type === "volume") add(volume(m.Source || undefined, dest, !m.ReadOnly));
+      else if (m.Type === "tmpfs") add({ Type: "tmpfs", Source: "", Destination: dest, Mode: "", RW: true, Propagation: "" });
+      else throw new EngineError(400, `invalid mount config: mount type unknown: "${m.Type}"`);
+    }
+    for (const dest of Object.keys((raw.Tmpfs as Record<string, string> | undefined) ?? {})) add({ Type: "tmpfs", Source: "", Destination: dest, Mode: "", RW: true, Propagation: "" });
+    for (const dest of Object.keys(cfg.Volumes ?? {})) {
+      if (!out.some((m) => m.Destination === path.posix.normalize(dest))) add(volume(undefined, dest, true, ""));
+    }
+    // Parents before children, so /data is mounted before /data/cache.
+    return out.sort((a, b) => a.Destination.split("/").length - b.Destination.split("/").length);
   }
 
   // ---------- start: the lesson ----------
@@ -237,6 +293,15 @@ export class ContainerService {
     fs.writeFileSync(r.HostsPath, `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n`);
     fs.writeFileSync(r.ResolvConfPath, hostResolvConf());
     const binds = [`${r.HostnamePath}:/etc/hostname`, `${r.HostsPath}:/etc/hosts`, `${r.ResolvConfPath}:/etc/resolv.conf`];
+    // Volumes and binds; a new, empty volume first gets what the image has at that path.
+    for (const m of r.Mounts ?? []) {
+      if (m.Type === "tmpfs") continue;
+      if (m.Type === "volume" && m.Name) {
+        const v = this.volumes.get(m.Name) ?? this.volumes.create(m.Name);
+        this.volumes.seed(v, path.join(snapshot.merged, m.Destination));
+      }
+      binds.push(`${m.Source}:${m.Destination}${m.RW ? "" : ":ro"}`);
+    }
     recipe.mounts = [
       { destination: "/", type: "overlay", source: "overlay", options: overlayOptions(snapshot) },
       { destination: "/proc", type: "proc", source: "proc", options: "nosuid,nodev,noexec" },
@@ -245,7 +310,8 @@ export class ContainerService {
       { destination: "/dev/pts", type: "devpts", source: "devpts", options: "newinstance,ptmxmode=0666,mode=0620,gid=5" },
       { destination: "/dev/shm", type: "tmpfs", source: "shm", options: "nosuid,nodev,noexec,mode=1777,size=65536k" },
       { destination: "/dev/mqueue", type: "mqueue", source: "mqueue", options: "nosuid,nodev,noexec" },
-      ...binds.map((b) => ({ destination: b.split(":")[1]!, type: "bind", source: b.split(":")[0]!, options: "rbind" })),
+      ...binds.map((b) => ({ destination: b.split(":")[1]!, type: "bind", source: b.split(":")[0]!, options: b.endsWith(":ro") ? "rbind,ro" : "rbind" })),
+      ...(r.Mounts ?? []).filter((m) => m.Type === "tmpfs").map((m) => ({ destination: m.Destination, type: "tmpfs", source: "tmpfs", options: "nosuid,nodev,mode=1777" })),
     ];
 
     // 3. A cgroup with the limits asked for.
@@ -268,6 +334,7 @@ export class ContainerService {
       ...user,
       env: daemonEnvironment(cfg.Env, cfg.Hostname, cfg.Tty, user.home),
       binds,
+      tmpfs: (r.Mounts ?? []).filter((m) => m.Type === "tmpfs").map((m) => m.Destination),
       caps: capabilityMask(caps),
       tty: cfg.Tty,
       readOnly: r.HostConfig.ReadonlyRootfs,
@@ -417,7 +484,7 @@ export class ContainerService {
 
   // ---------- remove, rename ----------
 
-  async removeAsync(c: Container, opts: { force?: boolean }): Promise<void> {
+  async removeAsync(c: Container, opts: { force?: boolean; volumes?: boolean }): Promise<void> {
     if (c.running) {
       if (!opts.force) throw new EngineError(409, `cannot remove container "${c.record.Name}": container is running: stop the container before removing or force remove`);
       const exited = new Promise<void>((resolve) => c.once("exit", () => resolve()));
@@ -428,8 +495,16 @@ export class ContainerService {
     this.remove(c, opts);
   }
 
-  private remove(c: Container, _opts: { force?: boolean }): void {
+  private remove(c: Container, opts: { force?: boolean; volumes?: boolean }): void {
     this.containers.delete(c.id);
+    // `rm -v` (and --rm) take the container's anonymous volumes along, unless another container uses them.
+    if (opts.volumes || c.record.HostConfig.AutoRemove) {
+      for (const m of c.record.Mounts ?? []) {
+        if (m.Type !== "volume" || !m.Name || !this.volumes.get(m.Name)?.anonymous) continue;
+        if ([...this.containers.values()].some((o) => o.record.Mounts?.some((x) => x.Name === m.Name))) continue;
+        this.volumes.remove(m.Name);
+      }
+    }
     for (const [id, e] of this.execs) if (e.container === c) this.execs.delete(id);
     c.emit("removed");
     this.emit(c, "destroy");

@@ -63,6 +63,8 @@ struct options {
   int nenv;
   const char *binds[MAX_LIST]; /* "source:destination[:ro]" */
   int nbinds;
+  const char *tmpfs[MAX_LIST]; /* destination */
+  int ntmpfs;
   unsigned long long caps; /* bit n set = keep capability n */
   int tty, readonly, no_new_privs;
   unsigned short rows, cols;
@@ -122,6 +124,7 @@ static void parse(int argc, char **argv, struct options *o) {
     else if (strcmp(a, "--group") == 0 && o->ngroups < 64) o->groups[o->ngroups++] = strtoul(v, NULL, 10);
     else if (strcmp(a, "--env") == 0 && o->nenv < MAX_LIST) o->env[o->nenv++] = (char *)v;
     else if (strcmp(a, "--bind") == 0 && o->nbinds < MAX_LIST) o->binds[o->nbinds++] = v;
+    else if (strcmp(a, "--tmpfs") == 0 && o->ntmpfs < MAX_LIST) o->tmpfs[o->ntmpfs++] = v;
     else if (strcmp(a, "--caps") == 0) o->caps = strtoull(v, NULL, 16);
     else if (strcmp(a, "--size") == 0) sscanf(v, "%hu,%hu", &o->rows, &o->cols);
     else fail("unknown option %s", a);
@@ -193,6 +196,12 @@ static void bind_mounts(const struct options *o) {
     else if (access(dst, F_OK) < 0) { int fd = open(dst, O_CREAT | O_WRONLY, 0644); if (fd >= 0) close(fd); }
     mount_or_fail(src, dst, NULL, MS_BIND | MS_REC, NULL);
     if (mode && strcmp(mode, "ro") == 0) mount_or_fail(NULL, dst, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC, NULL);
+  }
+  for (int i = 0; i < o->ntmpfs; i++) {
+    char dst[8192];
+    snprintf(dst, sizeof dst, "%s%s", o->rootfs, o->tmpfs[i]);
+    mkdir_p(dst, 0755);
+    mount_or_fail("tmpfs", dst, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
   }
 }
 

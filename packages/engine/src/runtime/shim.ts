@@ -41,6 +41,7 @@ export interface ShimSpec {
   groups: number[];
   env: string[];
   binds: string[]; // "src:dst[:ro]"
+  tmpfs?: string[]; // destinations
   caps: bigint;
   tty: boolean;
   readOnly?: boolean;
@@ -59,6 +60,7 @@ export function shimArgs(s: ShimSpec): string[] {
   for (const g of s.groups) a.push("--group", String(g));
   for (const e of s.env) a.push("--env", e);
   for (const b of s.binds) a.push("--bind", b);
+  for (const t of s.tmpfs ?? []) a.push("--tmpfs", t);
   a.push("--caps", s.caps.toString(16));
   if (s.tty) a.push("--tty");
   if (s.readOnly) a.push("--read-only");
