@@ -15,6 +15,7 @@ import { imageRoutes } from "./api/images";
 import { systemRoutes } from "./api/system";
 import { ContainerService } from "./containers/service";
 import { ensureBusyboxImage } from "./images/busybox";
+import { buildDebianImage, DEBIAN_REFERENCES } from "./images/debian";
 import { ImageStore } from "./images/store";
 import { VolumeStore } from "./volumes/store";
 import { volumeRoutes } from "./api/volumes";
@@ -23,6 +24,8 @@ export interface EngineOptions {
   root: string; // state directory: images, containers, the compiled shim
   socket: string; // UNIX socket path to serve the Docker API on
   log?: (msg: string) => void;
+  /** Start building these known images in the background if missing (e.g. ["debian:bookworm"]). */
+  prebuild?: string[];
 }
 
 export interface Engine {
@@ -40,6 +43,15 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
   fs.mkdirSync(root, { recursive: true });
   const images = new ImageStore(root);
   ensureBusyboxImage(images);
+  images.registerBuilder(DEBIAN_REFERENCES, buildDebianImage);
+  for (const ref of opts.prebuild ?? []) {
+    if (images.resolve(ref)) continue;
+    opts.log?.(`building ${ref} in the background (mmdebstrap)`);
+    images.build(ref).then(
+      () => opts.log?.(`${ref} is ready`),
+      (e: Error) => opts.log?.(`could not build ${ref}: ${e.message}`),
+    );
+  }
   const volumes = new VolumeStore(root);
   const containers = new ContainerService(root, images, volumes);
   const router = new Router();

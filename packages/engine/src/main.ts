@@ -9,10 +9,12 @@ const { values } = parseArgs({
   options: {
     root: { type: "string", default: "/var/lib/berth" },
     socket: { type: "string", default: "/var/run/berth.sock" },
+    // debian:bookworm is built from Debian's archive at first start unless told not to.
+    "no-debian": { type: "boolean", default: false },
   },
 });
 
-const engine = await startEngine({ root: values.root!, socket: values.socket!, log: (m) => console.error(m) });
+const engine = await startEngine({ root: values.root!, socket: values.socket!, log: (m) => console.error(m), prebuild: values["no-debian"] ? [] : ["debian:bookworm"] });
 console.error(`berth engine: serving the Docker API on unix://${engine.socket} (state in ${values.root})`);
 let closing = false;
 for (const sig of ["SIGINT", "SIGTERM"] as const) {

@@ -24,7 +24,7 @@ export interface Ctx {
   head?: Buffer; // ... and the bytes that came after its headers
 }
 
-export type Handler = (ctx: Ctx) => Promise<void> | void;
+export type Handler = (ctx: Ctx) => unknown; // may return a promise; its value is ignored
 
 interface Route {
   method: string;

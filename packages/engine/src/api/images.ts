@@ -32,20 +32,28 @@ export function imageRoutes(router: Router, svc: ContainerService, images: Image
     })));
   });
 
-  // Offline: an image that is here is "up to date"; anything else fails the way a pull would.
-  router.on("POST", "/images/create", (ctx) => {
+  // Offline: an image that is here is "up to date"; one the engine knows how to make (debian) is
+  // built now, its progress streamed as pull progress; anything else fails the way a pull would.
+  router.on("POST", "/images/create", async (ctx) => {
     const from = ctx.query.get("fromImage") ?? "";
     const tag = ctx.query.get("tag") || "latest";
     const ref = normalizeReference(from.includes(":") && !from.includes("@") ? from : `${from}:${tag}`);
     const res = startStream(ctx, "application/json");
-    const img = images.resolve(ref);
-    if (img) {
-      res.write(`${JSON.stringify({ status: `Pulling from ${from.replace(/^docker\.io\//, "")}`, id: tag })}\n`);
-      res.end(`${JSON.stringify({ status: `Status: Image is up to date for ${ref}` })}\n`);
-    } else {
-      const message = `pull access denied for ${ref.split(":")[0]}, repository does not exist or may require 'docker login': this engine has no registry configured (only local images: ${images.list().flatMap((i) => i.tags).join(", ") || "none"})`;
-      res.end(`${JSON.stringify({ errorDetail: { message }, error: message })}\n`);
+    const say = (o: object) => res.write(`${JSON.stringify(o)}\n`);
+    say({ status: `Pulling from ${ref.split(":")[0]!.includes("/") ? ref.split(":")[0] : `library/${ref.split(":")[0]}`}`, id: ref.split(":")[1] });
+    if (images.resolve(ref)) return res.end(`${JSON.stringify({ status: `Status: Image is up to date for ${ref}` })}\n`);
+    if (images.canBuild(ref)) {
+      say({ status: `Building ${ref} from Debian's archive (no registry here); this takes a while once`, id: ref.split(":")[1] });
+      try {
+        await images.build(ref, (line) => say({ status: line, id: ref.split(":")[1] }));
+        return res.end(`${JSON.stringify({ status: `Status: Downloaded newer image for ${ref}` })}\n`);
+      } catch (e) {
+        const message = (e as Error).message;
+        return res.end(`${JSON.stringify({ errorDetail: { message }, error: message })}\n`);
+      }
     }
+    const message = `pull access denied for ${ref.split(":")[0]}, repository does not exist or may require 'docker login': this engine has no registry configured (local images: ${images.list().flatMap((i) => i.tags).join(", ") || "none"})`;
+    res.end(`${JSON.stringify({ errorDetail: { message }, error: message })}\n`);
   });
 
   router.on("GET", "/images/:name*/json", (ctx) => {

@@ -84,7 +84,43 @@ export function directorySize(dir: string): number {
   }
 }
 
+/** Images the engine can make itself when asked for them (no registry): reference -> builder. */
+export type ImageBuilder = (store: ImageStore, progress: (line: string) => void) => Promise<string>;
+
 export class ImageStore {
+  private builders = new Map<string, ImageBuilder>();
+  private building = new Map<string, Promise<string>>();
+  private progressListeners = new Map<string, Set<(line: string) => void>>();
+
+  registerBuilder(references: string[], builder: ImageBuilder): void {
+    for (const r of references) this.builders.set(normalizeReference(r), builder);
+  }
+
+  canBuild(reference: string): boolean {
+    return this.builders.has(normalizeReference(reference));
+  }
+
+  /** Build a known image once; concurrent callers share the build and its progress lines. */
+  build(reference: string, progress: (line: string) => void = () => {}): Promise<string> {
+    const ref = normalizeReference(reference);
+    const builder = this.builders.get(ref);
+    if (!builder) return Promise.reject(new Error(`no builder for ${ref}`));
+    const key = builder.toString();
+    let listeners = this.progressListeners.get(key);
+    if (!listeners) this.progressListeners.set(key, (listeners = new Set()));
+    listeners.add(progress);
+    let p = this.building.get(key);
+    if (!p) {
+      const ls = listeners;
+      p = builder(this, (line) => ls.forEach((l) => l(line))).finally(() => {
+        this.building.delete(key);
+        this.progressListeners.delete(key);
+      });
+      this.building.set(key, p);
+    }
+    return p.finally(() => listeners!.delete(progress));
+  }
+
   readonly layersDir: string;
   readonly configsDir: string;
   private readonly reposFile: string;
