@@ -300,6 +300,21 @@ describe("housekeeping and the rest", () => {
     ));
   });
 
+  it("pause and unpause freeze the container; stop still ends a paused one", async () => {
+    await same(steps(
+      "docker run -d --name h-pz busybox sleep 300 >/dev/null",
+      "docker pause h-pz",
+      "docker pause h-pz",
+      "docker ps --format '{{.Names}} {{.State}}' -f name=h-pz",
+      "docker unpause h-pz",
+      "docker unpause h-pz",
+      "docker pause h-pz",
+      "docker stop -t 1 h-pz",
+      "docker inspect -f '{{.State.Status}} {{.State.Paused}} {{.State.ExitCode}}' h-pz",
+      "docker rm h-pz",
+    ));
+  });
+
   it("the docker 20.10 client drives the same sequences", async () => {
     await same(
       steps(

@@ -116,6 +116,15 @@ export function containerRoutes(router: Router, svc: ContainerService, images: I
     send(ctx, 204);
   });
 
+  router.on("POST", "/containers/:id/pause", (ctx) => {
+    svc.pause(find(ctx), true);
+    send(ctx, 204);
+  });
+  router.on("POST", "/containers/:id/unpause", (ctx) => {
+    svc.pause(find(ctx), false);
+    send(ctx, 204);
+  });
+
   router.on("POST", "/containers/:id/rename", (ctx) => {
     const name = ctx.query.get("name");
     if (!name) throw new EngineError(400, "name is required");

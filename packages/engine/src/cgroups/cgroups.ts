@@ -146,6 +146,12 @@ export class Cgroup {
     for (const d of this.dirs) this.write(path.join(d, "cgroup.procs"), String(pid));
   }
 
+  /** `docker pause`: the freezer stops every task of the cgroup where it stands. */
+  freeze(frozen: boolean): void {
+    if (this.version === 2) this.write(path.join(this.dirs[0]!, "cgroup.freeze"), frozen ? "1" : "0");
+    else this.write(path.join(this.dir("freezer"), "freezer.state"), frozen ? "FROZEN" : "THAWED");
+  }
+
   /** True if the kernel's OOM killer killed something in this cgroup. */
   oomKilled(): boolean {
     try {

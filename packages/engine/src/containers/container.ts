@@ -143,7 +143,7 @@ export function humanDuration(ms: number): string {
 }
 
 export function statusText(s: ContainerState, now = Date.now()): string {
-  if (s.Running) return `Up ${humanDuration(now - Date.parse(s.StartedAt))}`;
+  if (s.Running) return `Up ${humanDuration(now - Date.parse(s.StartedAt))}${s.Paused ? " (Paused)" : ""}`;
   if (s.Status === "created") return "Created";
   if (s.Status === "removing") return "Removal In Progress";
   if (s.Status === "dead") return "Dead";

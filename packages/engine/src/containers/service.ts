@@ -178,6 +178,10 @@ export class ContainerService {
     const config = containerConfig(body, image, id, imageRef);
     const hostConfig = hostConfigFrom((body.HostConfig ?? {}) as Record<string, unknown>);
     capabilitySet(hostConfig.CapAdd ?? [], hostConfig.CapDrop ?? []); // refuse unknown names now, not at start
+    if (hostConfig.Privileged) {
+      // A privileged container could reach every device and setting of the learner's sandbox.
+      throw new EngineError(400, "privileged containers are not supported by Berth's engine: add the capabilities you need with --cap-add instead");
+    }
     const command = [...(config.Entrypoint ?? []), ...(config.Cmd ?? [])];
     if (command.length === 0) throw new EngineError(400, "no command specified");
     const mounts = this.planMounts(config, hostConfig, (body.HostConfig ?? {}) as Record<string, unknown>);
@@ -411,12 +415,12 @@ export class ContainerService {
   private onExit(c: Container, code: number): void {
     const r = c.record;
     c.log.flush();
-    const wasStarted = r.State.Status === "running";
+    const wasStarted = r.State.Running; // running or paused
     const oom = c.cgroup?.oomKilled() ?? false;
     c.cgroup?.remove();
     c.stdin?.end();
     if (wasStarted) {
-      Object.assign(r.State, { Status: "exited", Running: false, Pid: 0, ExitCode: code, OOMKilled: oom, FinishedAt: new Date().toISOString() });
+      Object.assign(r.State, { Status: "exited", Running: false, Paused: false, Pid: 0, ExitCode: code, OOMKilled: oom, FinishedAt: new Date().toISOString() });
     } else {
       // execve failed: Docker leaves such a container "created", with the exit code and the error.
       Object.assign(r.State, { Running: false, Pid: 0, ExitCode: r.State.ExitCode || code });
@@ -450,6 +454,7 @@ export class ContainerService {
     const sig = parseSignal(signal, 9);
     if (sig === undefined) throw new EngineError(400, `Invalid signal: ${signal}`);
     process.kill(c.record.State.Pid, sig);
+    if (sig === 9 && c.record.State.Paused) c.cgroup?.freeze(false); // a frozen task dies only once thawed
   }
 
   /** `docker stop`: the stop signal, `timeout` seconds to go, then SIGKILL. */
@@ -467,7 +472,7 @@ export class ContainerService {
     const timedOut = await Promise.race([exited.then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), t < 0 ? 2 ** 31 - 1 : t * 1000).unref())]);
     if (timedOut && c.running) {
       try {
-        process.kill(c.record.State.Pid, "SIGKILL");
+        this.kill(c, "KILL");
       } catch {
         /* gone meanwhile */
       }
@@ -480,6 +485,15 @@ export class ContainerService {
     await this.stop(c, timeout);
     c.record.RestartCount = c.record.RestartCount; // `docker restart` does not count (only restart policies do)
     await this.start(c);
+  }
+
+  pause(c: Container, paused: boolean): void {
+    if (!c.running) throw new EngineError(409, `Container ${c.id} is not running`);
+    if (c.record.State.Paused === paused) throw new EngineError(409, paused ? `Container ${c.id} is already paused` : `Container ${c.id} is not paused`);
+    c.cgroup!.freeze(paused);
+    Object.assign(c.record.State, { Paused: paused, Status: paused ? "paused" : "running" });
+    c.save();
+    this.emit(c, paused ? "pause" : "unpause");
   }
 
   // ---------- remove, rename ----------
