@@ -30,7 +30,8 @@ export async function startOrchestrator(
 ): Promise<Orchestrator> {
   const config = loadConfig(overrides);
   const log = opts.log ?? pino({ level: process.env.LOG_LEVEL ?? "info" });
-  const db = await openDatabase(config.databaseUrl);
+  // Migrations are applied at start (idempotent, milliseconds when up to date): a fresh data dir just works.
+  const db = await openDatabase(config.databaseUrl, { migrate: true });
   const driver = opts.driver ?? createNamespacesDriver();
   await driver.prepare((line) => log.info(line));
 

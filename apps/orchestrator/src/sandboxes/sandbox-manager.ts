@@ -214,6 +214,17 @@ export class SandboxManager {
       const last = Math.max(sb.createdAt.getTime(), ...terms.map((t) => t.lastActivity));
       if (now >= sb.expiresAt.getTime()) await this.end(sb.id, "expired");
       else if (!watched && now - last > this.config.idleTimeoutMs) await this.end(sb.id, "idle");
+      // Keep the database's idea of activity current, for the reaper of a restarted orchestrator.
+      else await this.db.sandbox.update({ where: { id: sb.id }, data: { lastActiveAt: new Date(watched ? now : last) } }).catch(() => undefined);
+    }
+    // Sandboxes kept across a restart whose learner has not come back are only in the database.
+    const rows = await this.db.sandbox.findMany({
+      where: { state: { in: ["starting", "running"] }, id: { startsWith: `${this.config.instance}-` } },
+    });
+    for (const row of rows) {
+      if (this.live.has(row.id) || this.pending.has(`${row.userId}:${row.labId}`)) continue;
+      if (now >= row.expiresAt.getTime()) await this.end(row.id, "expired");
+      else if (now - row.lastActiveAt.getTime() > this.config.idleTimeoutMs) await this.end(row.id, "idle");
     }
   }
 
