@@ -61,6 +61,13 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
   imageRoutes(router, containers, images);
   volumeRoutes(router, containers, volumes);
   const server = createApiServer(router, opts.log);
+  // Hijacked connections (attach, exec) leave the HTTP server's bookkeeping: track every socket
+  // so close() can end them all, or server.close() would wait for them forever.
+  const sockets = new Set<import("node:net").Socket>();
+  server.on("connection", (s) => {
+    sockets.add(s);
+    s.on("close", () => sockets.delete(s));
+  });
   fs.mkdirSync(path.dirname(opts.socket), { recursive: true });
   fs.rmSync(opts.socket, { force: true });
   await new Promise<void>((resolve, reject) => {
@@ -77,6 +84,7 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
     async close() {
       await containers.shutdown();
       server.closeAllConnections();
+      for (const s of sockets) s.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       fs.rmSync(opts.socket, { force: true });
     },

@@ -16,7 +16,8 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await Promise.all([berth?.stop(), dockerd?.stop()]);
+  const t0 = Date.now();
+  await Promise.all([berth?.stop().then(() => console.error("berth stopped", Date.now() - t0)), dockerd?.stop().then(() => console.error("dockerd stopped", Date.now() - t0))]);
 });
 
 function sh(d: Daemon, script: string, cli = CLI_28): Promise<{ out: string; code: number }> {
@@ -297,6 +298,26 @@ describe("housekeeping and the rest", () => {
       "docker rm -f h-run h-done1",
       "docker run --rm --name h-gone busybox true",
       "docker ps -a --filter name=h-gone --format '{{.Names}}'",
+    ));
+  });
+
+  it("--network host/none/unknown, ps -s sizes, cp of directories and symlinks", async () => {
+    const dir = `/tmp/berth-conf-cpd-${process.pid}`;
+    await same(steps(
+      "docker run --rm --network host busybox sh -c 'ls /sys/class/net | grep -c lo'",
+      "docker run --rm --network none busybox ls /sys/class/net",
+      "docker run --rm --network nonet busybox true",
+      "docker run --name h-sz busybox sh -c 'head -c 100000 /dev/zero > /f'",
+      "docker ps -a -s --format '{{.Names}} {{.Size}}' -f name=h-sz",
+      "docker rm h-sz",
+      `rm -rf ${dir}; mkdir -p ${dir}/sub && echo a > ${dir}/sub/a && ln -s sub/a ${dir}/link`,
+      "docker create --name h-cpd busybox true >/dev/null",
+      `docker cp ${dir} h-cpd:/newdir`,
+      `docker cp ${dir} h-cpd:/tmp`,
+      "docker cp h-cpd:/newdir - | tar -t | sort",
+      "docker cp h-cpd:/tmp/" + "berth-conf-cpd-" + process.pid + "/link - | tar -tv | awk '{print $1, $NF}'",
+      "docker rm h-cpd",
+      `rm -rf ${dir}`,
     ));
   });
 

@@ -57,10 +57,14 @@ export function containerRoutes(router: Router, svc: ContainerService, images: I
     let list = before.filter((c) => all || limit > 0 || c.running || (filters.status ?? []).some((s) => s !== "running"));
     list = list.filter((c) => matchesFilters(c, filters));
     if (limit > 0) list = list.slice(0, limit);
-    sendJson(ctx, 200, list.map((c) => summary(c, images)));
+    const withSize = boolParam(ctx, "size");
+    sendJson(ctx, 200, list.map((c) => ({ ...summary(c, images), ...(withSize ? svc.sizes(c) : {}) })));
   });
 
-  router.on("GET", "/containers/:id/json", (ctx) => sendJson(ctx, 200, inspect(find(ctx), boolParam(ctx, "size"))));
+  router.on("GET", "/containers/:id/json", (ctx) => {
+    const c = find(ctx);
+    sendJson(ctx, 200, { ...inspect(c), ...(boolParam(ctx, "size") ? svc.sizes(c) : {}) });
+  });
 
   router.on("POST", "/containers/:id/start", async (ctx) => {
     const c = find(ctx);
@@ -205,9 +209,9 @@ export function containerRoutes(router: Router, svc: ContainerService, images: I
     // The CLI reads /exec/{id}/json after the stream ends: the exit code must be there by then.
     if (e.startError) {
       write("stdout", Buffer.from(e.startError));
-      sock.end();
-    } else if (!e.Running) sock.end();
-    else shim.once("exit", () => sock.end());
+      finish(sock);
+    } else if (!e.Running) finish(sock);
+    else shim.once("exit", () => finish(sock));
     sock.on("close", () => {
       if (e.Running && !tty) {
         /* the client went away; the process carries on, as in Docker */
@@ -250,7 +254,7 @@ export function containerRoutes(router: Router, svc: ContainerService, images: I
     };
     if (boolParam(ctx, "logs")) for (const e of c.log.read()) if (want[e.stream]) write(e.stream, e.log);
     if (!boolParam(ctx, "stream")) {
-      sock.end();
+      finish(sock);
       return;
     }
     // A stopped container keeps the stream open for its next start (docker start -a attaches first).
@@ -262,7 +266,7 @@ export function containerRoutes(router: Router, svc: ContainerService, images: I
     };
     const onExit = () => {
       done();
-      sock.end();
+      finish(sock);
     };
     c.on("exit", onExit);
     sock.on("close", done);
@@ -278,7 +282,7 @@ export function containerRoutes(router: Router, svc: ContainerService, images: I
                 const before = b.subarray(0, Math.max(0, i + 1 - matched));
                 if (before.length) stdinOf(c).write(before);
                 done();
-                sock.end();
+                finish(sock);
                 return;
               }
             } else matched = b[i] === detachKeys[0] ? 1 : 0;
@@ -337,6 +341,12 @@ export function containerRoutes(router: Router, svc: ContainerService, images: I
   }
 }
 
+/** End our side of a hijacked stream; drop the connection if the client never closes its side. */
+function finish(sock: import("node:stream").Duplex): void {
+  sock.end();
+  setTimeout(() => sock.destroy(), 5000).unref();
+}
+
 function stdinOf(c: Container): PassThrough {
   // Attach comes before start: hold the bytes until start() connects this to the process.
   c.stdin ??= new PassThrough();
@@ -370,13 +380,12 @@ function summary(c: Container, images: ImageStore) {
   };
 }
 
-export function inspect(c: Container, withSize = false) {
+export function inspect(c: Container) {
   const { recipe, ...r } = c.record;
   const s = c.snapshot;
   return {
     ...r,
     GraphDriver: { Name: "overlay2", Data: { LowerDir: s.lower.join(":"), UpperDir: s.upper, WorkDir: s.work, MergedDir: s.merged } },
-    ...(withSize ? { SizeRw: 0, SizeRootFs: 0 } : {}),
     Mounts: r.Mounts ?? [],
     NetworkSettings: {
       Bridge: "",

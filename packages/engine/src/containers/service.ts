@@ -14,7 +14,7 @@ import os from "node:os";
 import path from "node:path";
 import { PassThrough } from "node:stream";
 import { Cgroup, detectCgroupVersion, type CgroupVersion, type Limits } from "../cgroups/cgroups";
-import type { Image, ImageStore } from "../images/store";
+import { treeSize, type Image, type ImageStore } from "../images/store";
 import { JsonFileLog, type StreamName } from "../logs/json-file";
 import { buildShim, capabilityMask, capabilitySet, parseSignal, ShimProcess, type ShimSpec } from "../runtime/shim";
 import { changes, mountSnapshot, overlayOptions, prepareSnapshot, unmountSnapshot, unmountSnapshotAsync, type Snapshot } from "../snapshots/overlay";
@@ -177,6 +177,8 @@ export class ContainerService {
     fs.mkdirSync(dir, { recursive: true });
     const config = containerConfig(body, image, id, imageRef);
     const hostConfig = hostConfigFrom((body.HostConfig ?? {}) as Record<string, unknown>);
+    // Sharing the host's network, a container also shows the host's name (as with Docker).
+    if (hostConfig.NetworkMode === "host" && !body.Hostname) config.Hostname = os.hostname();
     capabilitySet(hostConfig.CapAdd ?? [], hostConfig.CapDrop ?? []); // refuse unknown names now, not at start
     if (hostConfig.Privileged) {
       // A privileged container could reach every device and setting of the learner's sandbox.
@@ -287,6 +289,9 @@ export class ContainerService {
     recipe.mounts = [];
     const step = (s: string) => recipe.steps.push(s);
 
+    // Only loopback exists until the bridge lands; like dockerd, an unknown network fails at start.
+    if (!["default", "bridge", "none", "host"].includes(r.HostConfig.NetworkMode)) throw new EngineError(404, `network ${r.HostConfig.NetworkMode} not found`);
+
     // 1. The root filesystem: image layers below, this container's changes above.
     const snapshot: Snapshot = { ...prepareSnapshotPaths(c.dir), lower: recipe.rootfs.lower };
     mountSnapshot(snapshot);
@@ -343,6 +348,7 @@ export class ContainerService {
       tty: cfg.Tty,
       readOnly: r.HostConfig.ReadonlyRootfs,
       noNewPrivileges: (r.HostConfig.SecurityOpt ?? []).some((o) => /^no-new-privileges(:true|=true)?$/.test(o)),
+      hostNetwork: r.HostConfig.NetworkMode === "host",
       size: consoleSize(r.HostConfig.ConsoleSize),
       argv: [r.Path, ...r.Args],
       stdin: cfg.OpenStdin,
@@ -369,7 +375,7 @@ export class ContainerService {
       shim.once("pid", (pid: number) => {
         recipe.hostPid = pid;
         recipe.namespaces = readNamespaces(pid);
-        step(`unshare pid, mnt, uts, ipc, net namespaces -> host pid ${pid}`);
+        step(`unshare pid, mnt, uts, ipc${spec.hostNetwork ? " (net: the host's)" : ", net"} namespaces -> host pid ${pid}`);
         try {
           cgroup.addProcess(pid);
         } catch (e) {
@@ -547,7 +553,7 @@ export class ContainerService {
     let space = 0;
     for (const c of this.list()) {
       if (c.running || !matchesLabels(c, filters.label ?? [])) continue;
-      space += dirBytes(path.join(c.dir, "upper"));
+      space += treeSize(path.join(c.dir, "upper"));
       this.remove(c, {});
       deleted.push(c.id);
     }
@@ -555,6 +561,12 @@ export class ContainerService {
   }
 
   // ---------- looking inside ----------
+
+  /** Bytes the container wrote (its upper dir) and that plus its image: `ps -s`, `inspect -s`. */
+  sizes(c: Container): { SizeRw: number; SizeRootFs: number } {
+    const rw = treeSize(path.join(c.dir, "upper"));
+    return { SizeRw: rw, SizeRootFs: rw + (this.images.get(c.record.Image)?.size ?? 0) };
+  }
 
   changes(c: Container) {
     return changes(c.snapshot);
@@ -935,10 +947,3 @@ export function matchesLabels(c: Container, labels: string[]): boolean {
   });
 }
 
-function dirBytes(dir: string): number {
-  try {
-    return Number(execFileSync("du", ["-sb", dir], { encoding: "utf8" }).split("\t")[0]) || 0;
-  } catch {
-    return 0;
-  }
-}

@@ -76,12 +76,30 @@ export function fileSha256(file: string): string {
   return hash.digest("hex");
 }
 
-export function directorySize(dir: string): number {
-  try {
-    return Number(execFileSync("du", ["-sb", "--apparent-size", dir], { encoding: "utf8" }).split("\t")[0]) || 0;
-  } catch {
-    return 0;
-  }
+/** Sum of file sizes under dir, each inode once (what Docker reports as SizeRw). */
+export function treeSize(dir: string): number {
+  let total = 0;
+  const seen = new Set<number>();
+  const walk = (d: string) => {
+    let entries: fs.Dirent[];
+    try {
+      entries = fs.readdirSync(d, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else {
+        const st = fs.lstatSync(p);
+        if (seen.has(st.ino)) continue;
+        seen.add(st.ino);
+        total += st.size;
+      }
+    }
+  };
+  walk(dir);
+  return total;
 }
 
 /** Images the engine can make itself when asked for them (no registry): reference -> builder. */
@@ -224,7 +242,7 @@ export class ImageStore {
   private imageSize(config: ImageConfig): number {
     let total = 0;
     for (const d of config.rootfs.diff_ids) {
-      if (!this.sizes.has(d)) this.sizes.set(d, directorySize(this.layerPath(d)));
+      if (!this.sizes.has(d)) this.sizes.set(d, treeSize(this.layerPath(d)));
       total += this.sizes.get(d)!;
     }
     return total;

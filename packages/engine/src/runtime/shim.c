@@ -66,7 +66,7 @@ struct options {
   const char *tmpfs[MAX_LIST]; /* destination */
   int ntmpfs;
   unsigned long long caps; /* bit n set = keep capability n */
-  int tty, readonly, no_new_privs;
+  int tty, readonly, no_new_privs, host_net;
   unsigned short rows, cols;
   char **argv;
 };
@@ -113,6 +113,7 @@ static void parse(int argc, char **argv, struct options *o) {
     if (strcmp(a, "--tty") == 0) { o->tty = 1; continue; }
     if (strcmp(a, "--read-only") == 0) { o->readonly = 1; continue; }
     if (strcmp(a, "--no-new-privileges") == 0) { o->no_new_privs = 1; continue; }
+    if (strcmp(a, "--host-network") == 0) { o->host_net = 1; continue; }
     if (!v) fail("option %s needs a value", a);
     i++;
     if (strcmp(a, "--target") == 0) o->target = atoi(v);
@@ -327,7 +328,7 @@ static void child(struct options *o, int go_fd, int console_sock) {
   if (!o->exec_mode) {
     if (o->hostname && sethostname(o->hostname, strlen(o->hostname)) < 0) fail("sethostname: %s", strerror(errno));
     enter_rootfs(o);
-    loopback_up();
+    if (!o->host_net) loopback_up();
   }
   if (o->tty) make_console(console_sock, o->rows, o->cols);
   mkdir_p(o->cwd, 0755); /* Docker creates a missing working directory */
@@ -459,7 +460,9 @@ int main(int argc, char **argv) {
     close(go[1]); close(err[0]); close(ready[0]);
     if (console[0] >= 0) close(console[0]);
     error_pipe = err[1];
-    if (!o.exec_mode && unshare(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET) < 0) fail("unshare: %s", strerror(errno));
+    /* --network host keeps the host's network namespace; everything else is new. */
+    int flags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | (o.host_net ? 0 : CLONE_NEWNET);
+    if (!o.exec_mode && unshare(flags) < 0) fail("unshare: %s", strerror(errno));
     /* Tell the shim the namespaces exist; it tells the engine, which records their inode numbers. */
     if (write(ready[1], "r", 1) != 1) _exit(1);
     close(ready[1]); close(STATUS_FD); close(CTL_FD);

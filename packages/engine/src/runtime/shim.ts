@@ -46,6 +46,7 @@ export interface ShimSpec {
   tty: boolean;
   readOnly?: boolean;
   noNewPrivileges?: boolean;
+  hostNetwork?: boolean;
   size?: { rows: number; cols: number };
   argv: string[];
   stdin: boolean;
@@ -65,6 +66,7 @@ export function shimArgs(s: ShimSpec): string[] {
   if (s.tty) a.push("--tty");
   if (s.readOnly) a.push("--read-only");
   if (s.noNewPrivileges) a.push("--no-new-privileges");
+  if (s.hostNetwork) a.push("--host-network");
   if (s.size && s.size.rows && s.size.cols) a.push("--size", `${s.size.rows},${s.size.cols}`);
   a.push("--", ...s.argv);
   return a;
