@@ -62,5 +62,5 @@ try {
   console.log(`all ${COUNT} sandboxes together:                      ${(perSandbox.reduce((a, b) => a + b, 0) / 1024).toFixed(1)} MiB`);
 } finally {
   for (const s of sockets) s.close();
-  await berth.stop();
+  await berth.stop({ destroySandboxes: true });
 }

@@ -63,7 +63,7 @@ try {
       }
       results.push(summary(`Start lab → first prompt byte, ${label}`, samples));
     } finally {
-      await berth.stop();
+      await berth.stop({ destroySandboxes: true });
     }
   }
 } finally {

@@ -89,6 +89,6 @@ try {
     wetty.kill();
   }
 } finally {
-  await berth.stop();
+  await berth.stop({ destroySandboxes: true });
   await browser.close();
 }

@@ -6,6 +6,7 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { createNamespacesDriver } from "@berth/sandbox";
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
@@ -26,7 +27,8 @@ export interface Berth {
   pid(): number;
   dataDir: string;
   log: string[];
-  stop(): Promise<void>;
+  /** Stops the orchestrator; with destroySandboxes, also this instance's sandboxes (they outlive it otherwise). */
+  stop(opts?: { destroySandboxes?: boolean }): Promise<void>;
   restart(): Promise<void>;
 }
 
@@ -37,10 +39,11 @@ export async function startBerth(env: Record<string, string> = {}): Promise<Bert
   const log: string[] = [];
   let child: ChildProcess | undefined;
 
+  const instance = `e2e${port}`;
   const launch = async () => {
     child = spawn(path.join(ROOT, "node_modules/.bin/tsx"), ["apps/orchestrator/src/main.ts"], {
       cwd: ROOT,
-      env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", BERTH_DATA_DIR: dataDir, BERTH_INSTANCE: `e2e${port}`, LOG_LEVEL: "warn", ...env },
+      env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", BERTH_DATA_DIR: dataDir, BERTH_INSTANCE: instance, LOG_LEVEL: "warn", ...env },
       stdio: ["ignore", "pipe", "pipe"],
     });
     const keep = (b: Buffer) => {
@@ -63,7 +66,7 @@ export async function startBerth(env: Record<string, string> = {}): Promise<Bert
     throw new Error(`Berth did not answer within 120 s:\n${log.join("")}`);
   };
 
-  const stop = async () => {
+  const stopProcess = async () => {
     const c = child;
     if (!c || c.exitCode !== null) return;
     await new Promise<void>((resolve) => {
@@ -72,7 +75,13 @@ export async function startBerth(env: Record<string, string> = {}): Promise<Bert
       setTimeout(() => c.kill("SIGKILL"), 15_000).unref();
     });
   };
+  const stop = async (opts: { destroySandboxes?: boolean } = {}) => {
+    await stopProcess();
+    if (!opts.destroySandboxes) return;
+    const driver = createNamespacesDriver();
+    for (const sb of await driver.list()) if (sb.id.startsWith(`${instance}-`)) await driver.destroy(sb.id);
+  };
 
   await launch();
-  return { url, dataDir, log, pid: () => child!.pid!, stop, restart: async () => { await stop(); await launch(); } };
+  return { url, dataDir, log, pid: () => child!.pid!, stop, restart: async () => { await stopProcess(); await launch(); } };
 }

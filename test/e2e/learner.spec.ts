@@ -1,0 +1,107 @@
+// The walking skeleton, as a learner lives it: sign up, open a lab, a shell in their own sandbox,
+// run a code block, fail a check with its message, do the step, pass, reload and find the same
+// shell with its screen and the progress kept; then the same after a restart of the orchestrator.
+import { expect, test } from "@playwright/test";
+import { startBerth, type Berth } from "./berth.js";
+import { signUp, terminalText, typeCommand, uniqueEmail, waitForPrompt, waitForText } from "./helpers.js";
+
+const LAB = "namespaces-by-hand";
+let berth: Berth;
+
+test.beforeAll(async () => {
+  berth = await startBerth();
+});
+test.afterAll(async () => {
+  await berth?.stop({ destroySandboxes: true });
+});
+
+test("a learner works through a step, and a reload or a server restart loses nothing", async ({ page }) => {
+  await signUp(page, berth.url, uniqueEmail("learner"));
+
+  // The catalog lists the lab; open it.
+  await page.getByTestId(`lab-card-${LAB}`).click();
+  await page.waitForURL(`**/labs/${LAB}`);
+  await waitForPrompt(page);
+  await expect(page.getByTestId("sandbox-phase")).toHaveText(/ready/i);
+
+  // The shell is inside a sandbox with a hostname of its own.
+  await typeCommand(page, "echo host=$(hostname) shell=$$");
+  const first = await waitForText(page, /host=berth-[0-9a-f]{6} shell=\d+/);
+  const [, hostname, shellPid] = /host=(berth-[0-9a-f]{6}) shell=(\d+)/.exec(first)!;
+
+  // Check before doing anything: it fails with the script's own message.
+  await page.getByTestId("check-button-uts-hostname").click();
+  const verdict = page.getByTestId("check-result-uts-hostname");
+  await expect(verdict).toHaveAttribute("data-passed", "false");
+  await expect(verdict).toContainText("No running process has a UTS namespace of its own");
+
+  // A hint, on request.
+  await page.getByTestId("hint-button-uts-hostname").click();
+  await expect(page.getByTestId("hint-uts-hostname")).toContainText("unshare --uts");
+
+  // Run the step's code blocks with their Run buttons: an inner shell in a new UTS namespace,
+  // renamed. Its output shows in the terminal.
+  const run = page.getByTestId("run-button");
+  await run.nth(0).click();
+  await page.waitForTimeout(500);
+  await run.nth(1).click();
+  await waitForText(page, /^berth-lab$/m);
+
+  // Now the check passes and the score moves.
+  await page.getByTestId("check-button-uts-hostname").click();
+  await expect(verdict).toHaveAttribute("data-passed", "true");
+  await expect(page.getByTestId("score")).toHaveAttribute("data-score", "2");
+
+  // Reload: the same shell (the inner one, still renamed), its screen restored, progress kept.
+  await typeCommand(page, "echo before-reload-$$");
+  await waitForText(page, /^before-reload-\d+$/m);
+  await page.reload();
+  await waitForText(page, /^before-reload-\d+$/m);
+  await expect(page.getByTestId("check-result-uts-hostname")).toHaveAttribute("data-passed", "true");
+  await typeCommand(page, "echo after-reload host=$(hostname)");
+  await waitForText(page, /^after-reload host=berth-lab$/m);
+
+  // Leave the inner shell: back in the sandbox's first shell, the same process as before.
+  await typeCommand(page, "exit");
+  await typeCommand(page, "echo again host=$(hostname) shell=$$");
+  await waitForText(page, new RegExp(`^again host=${hostname} shell=${shellPid}$`, "m"));
+
+  // Restart the orchestrator: the sandbox and its shell survive, and so do the grades.
+  await berth.restart();
+  await page.reload();
+  await waitForText(page, new RegExp(`^again host=${hostname} shell=${shellPid}$`, "m"), 60_000);
+  await typeCommand(page, "echo restarted shell=$$");
+  await waitForText(page, new RegExp(`^restarted shell=${shellPid}$`, "m"));
+  await expect(page.getByTestId("check-result-uts-hostname")).toHaveAttribute("data-passed", "true");
+  await expect(page.getByTestId("score")).toHaveAttribute("data-score", "2");
+});
+
+test("two learners at once get separate sandboxes", async ({ browser }) => {
+  const a = await browser.newContext();
+  const b = await browser.newContext();
+  const pa = await a.newPage();
+  const pb = await b.newPage();
+  await signUp(pa, berth.url, uniqueEmail("alice"), `/labs/${LAB}`);
+  await signUp(pb, berth.url, uniqueEmail("bob"), `/labs/${LAB}`);
+  await waitForPrompt(pa);
+  await waitForPrompt(pb);
+
+  await typeCommand(pa, "echo secret > /root/alice.txt; setsid -f sleep 4242; echo A=$(hostname)");
+  await typeCommand(pb, "echo B=$(hostname)");
+  const ha = /^A=(\S+)$/m.exec(await waitForText(pa, /^A=\S+$/m))![1];
+  const hb = /^B=(\S+)$/m.exec(await waitForText(pb, /^B=\S+$/m))![1];
+  expect(ha).not.toBe(hb);
+
+  // Bob sees neither Alice's file nor her process.
+  await typeCommand(pb, "test -e /root/alice.txt && echo FILE-VISIBLE || echo FILE-ABSENT; pgrep -f 'sleep 4242' >/dev/null && echo PROC-VISIBLE || echo PROC-ABSENT");
+  await waitForText(pb, /^PROC-(ABSENT|VISIBLE)$/m);
+  const text = await terminalText(pb);
+  expect(text).toMatch(/^FILE-ABSENT$/m);
+  expect(text).toMatch(/^PROC-ABSENT$/m);
+  // …and Alice still sees both.
+  await typeCommand(pa, "cat /root/alice.txt; pgrep -f 'sleep 4242' >/dev/null && echo PROC-HERE");
+  await waitForText(pa, /^PROC-HERE$/m);
+
+  await a.close();
+  await b.close();
+});
