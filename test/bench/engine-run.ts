@@ -33,7 +33,7 @@ async function main() {
   // Our engine as its own process (node with tsx's loader), so its memory is its own.
   const root = tmpDir("berth-bench-");
   const socket = path.join(root, "docker.sock");
-  const engine = spawn(process.execPath, ["--import", "tsx", path.join(repo, "packages/engine/src/main.ts"), "--root", path.join(root, "state"), "--socket", socket], { stdio: ["ignore", "ignore", "inherit"], cwd: repo });
+  const engine = spawn(process.execPath, ["--import", "tsx", path.join(repo, "packages/engine/src/main.ts"), "--root", path.join(root, "state"), "--socket", socket, "--no-debian"], { stdio: ["ignore", "ignore", "inherit"], cwd: repo });
   for (let i = 0; i < 100 && !fs.existsSync(socket); i++) await sleep(100);
   const berth = `unix://${socket}`;
   const dockerd = await startDockerd();

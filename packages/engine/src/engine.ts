@@ -15,7 +15,7 @@ import { imageRoutes } from "./api/images";
 import { systemRoutes } from "./api/system";
 import { ContainerService } from "./containers/service";
 import { ensureBusyboxImage } from "./images/busybox";
-import { buildDebianImage, DEBIAN_REFERENCES } from "./images/debian";
+import { buildDebianImage, cancelDebianBuilds, DEBIAN_REFERENCES } from "./images/debian";
 import { ImageStore } from "./images/store";
 import { VolumeStore } from "./volumes/store";
 import { volumeRoutes } from "./api/volumes";
@@ -82,6 +82,7 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
     volumes,
     socket: opts.socket,
     async close() {
+      cancelDebianBuilds();
       await containers.shutdown();
       server.closeAllConnections();
       for (const s of sockets) s.destroy();

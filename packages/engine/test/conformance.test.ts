@@ -16,8 +16,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  const t0 = Date.now();
-  await Promise.all([berth?.stop().then(() => console.error("berth stopped", Date.now() - t0)), dockerd?.stop().then(() => console.error("dockerd stopped", Date.now() - t0))]);
+  await Promise.all([berth?.stop(), dockerd?.stop()]);
 });
 
 function sh(d: Daemon, script: string, cli = CLI_28): Promise<{ out: string; code: number }> {

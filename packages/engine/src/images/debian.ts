@@ -4,12 +4,19 @@
  * engine starts it in the background at first start, and a `docker pull`/`run` of the image
  * waits for it, streaming the build's progress as pull progress.
  */
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import type { ImageStore } from "./store";
 
 export const DEBIAN_REFERENCES = ["debian:bookworm", "debian:12"];
+
+const running = new Set<ChildProcess>();
+
+/** Stop builds in flight (engine shutdown): mmdebstrap must not outlive the engine. */
+export function cancelDebianBuilds(): void {
+  for (const c of running) c.kill("SIGTERM");
+}
 
 /** Build (once) and tag debian:bookworm; `progress` gets human-readable lines. */
 export function buildDebianImage(store: ImageStore, progress: (line: string) => void = () => {}): Promise<string> {
@@ -19,6 +26,7 @@ export function buildDebianImage(store: ImageStore, progress: (line: string) => 
   fs.mkdirSync(path.dirname(dir), { recursive: true });
   return new Promise((resolve, reject) => {
     const child = spawn("mmdebstrap", ["--variant=minbase", "--mode=root", "--format=directory", "bookworm", dir], { stdio: ["ignore", "pipe", "pipe"] });
+    running.add(child);
     let tail = "";
     const onLine = (chunk: Buffer) => {
       tail = (tail + chunk.toString("utf8")).slice(-4000);
@@ -28,6 +36,7 @@ export function buildDebianImage(store: ImageStore, progress: (line: string) => 
     child.stderr.on("data", onLine);
     child.on("error", (e) => reject(new Error(`mmdebstrap could not start (apt-get install mmdebstrap): ${e.message}`)));
     child.on("close", (code) => {
+      running.delete(child);
       if (code !== 0) {
         fs.rmSync(dir, { recursive: true, force: true });
         return reject(new Error(`mmdebstrap failed (exit ${code}); is Debian's archive reachable? ${tail.split("\n").slice(-3).join(" ")}`));
