@@ -181,6 +181,39 @@ describe("chapter 3: ttys and detaching", () => {
   });
 });
 
+describe("chapters 5-8 (first cut): docker build", () => {
+  it("builds multi-stage with ARG, WORKDIR, COPY, COPY --from, RUN, ENV, CMD; caches; fails in Docker's words", async () => {
+    const dir = `/tmp/berth-conf-build-${process.pid}`;
+    const dockerfile = [
+      "ARG BASE=busybox",
+      "FROM ${BASE} AS builder",
+      "WORKDIR /build",
+      "COPY src/ ./src/",
+      'RUN echo "compiled $(cat src/hello.txt)" > /build/out.txt',
+      "FROM busybox",
+      "ENV GREETING=hi",
+      "COPY --from=builder /build/out.txt /app/out.txt",
+      'RUN echo "$GREETING from $(pwd)" > /app/greet',
+      'CMD ["cat", "/app/out.txt", "/app/greet"]',
+    ].join("\n");
+    const out = await same(steps(
+      `rm -rf ${dir}; mkdir -p ${dir}/src && echo world > ${dir}/src/hello.txt && printf '%s\\n' '${dockerfile.replace(/'/g, "'\\''")}' > ${dir}/Dockerfile`,
+      `docker build -q -t c5-app:1 ${dir} >/dev/null`,
+      "docker run --rm c5-app:1",
+      "docker inspect -f '{{.Config.Cmd}} {{.Config.Env}} {{.Config.WorkingDir}}' c5-app:1",
+      `docker build -t c5-app:1 ${dir} | grep -c 'Using cache'`,
+      `echo changed > ${dir}/src/hello.txt && docker build -t c5-app:2 ${dir} | grep -c 'Using cache'`,
+      "docker run --rm c5-app:2 cat /app/out.txt",
+      `printf 'FROM busybox\\nRUN exit 3\\n' > ${dir}/Dockerfile.bad && docker build -f ${dir}/Dockerfile.bad ${dir} 2>&1 >/dev/null | grep returned`,
+      "docker rmi c5-app:1 c5-app:2 >/dev/null",
+      `rm -rf ${dir}`,
+    ));
+    expect(out).toContain("compiled world\nhi from /\n");
+    expect(out).toContain("compiled changed");
+    expect(out).toContain("The command '/bin/sh -c exit 3' returned a non-zero code: 3");
+  });
+});
+
 describe("chapter 10: naming, inspecting, labels", () => {
   it("--name, conflicts, rename, inspect --format, --label and ps --filter", async () => {
     await same(steps(

@@ -8,9 +8,13 @@ import { execFileSync } from "node:child_process";
 import type { ContainerService } from "../containers/service";
 import { EngineError } from "../containers/service";
 import { normalizeReference, type ContainerDefaults, type Image, type ImageStore } from "../images/store";
-import { boolParam, parseFilters, readJson, send, sendJson, startStream, type Router } from "./http";
+import { applyChange } from "../images/changes";
+import { Builder, BuildError } from "../build/builder";
+import { spawn } from "node:child_process";
+import { boolParam, parseFilters, readJson, send, sendJson, startStream, type Ctx, type Router } from "./http";
 
 export function imageRoutes(router: Router, svc: ContainerService, images: ImageStore): void {
+  const builder = new Builder(svc, images);
   const find = (ref: string): Image => {
     const img = images.resolve(ref);
     if (!img) throw new EngineError(404, `No such image: ${ref}`);
@@ -18,9 +22,13 @@ export function imageRoutes(router: Router, svc: ContainerService, images: Image
   };
 
   router.on("GET", "/images/json", (ctx) => {
-    sendJson(ctx, 200, images.list().map((i) => ({
+    // Intermediate images of a build (untagged parents of other images) show only with -a.
+    const all = images.list();
+    const parents = new Set(all.map((i) => i.config.parent).filter(Boolean));
+    const shown = boolParam(ctx, "all") ? all : all.filter((i) => i.tags.length || !parents.has(i.id));
+    sendJson(ctx, 200, shown.map((i) => ({
       Id: i.id,
-      ParentId: "",
+      ParentId: i.config.parent ?? "",
       RepoTags: i.tags,
       RepoDigests: [],
       Created: Math.floor(Date.parse(i.config.created) / 1000),
@@ -108,6 +116,38 @@ export function imageRoutes(router: Router, svc: ContainerService, images: Image
     sendJson(ctx, 200, [...untagged, { Deleted: i.id }, ...layers.map((d) => ({ Deleted: d }))]);
   });
 
+  // docker build (the legacy builder): the context arrives as a tar, the output leaves as JSON lines.
+  router.on("POST", "/build", async (ctx) => {
+    const context = path.join(images.root, "tmp", `context-${Date.now()}-${Math.random().toString(16).slice(2)}`);
+    fs.mkdirSync(context, { recursive: true });
+    try {
+      await untarRequest(ctx, context);
+      const res = startStream(ctx, "application/json");
+      const say = (text: string) => res.write(`${JSON.stringify({ stream: text })}\n`);
+      const json = (k: string) => {
+        try {
+          return JSON.parse(ctx.query.get(k) || "{}") as Record<string, string>;
+        } catch {
+          return {};
+        }
+      };
+      try {
+        const id = await builder.build(
+          { context, dockerfile: ctx.query.get("dockerfile") || "Dockerfile", tags: ctx.query.getAll("t"), buildArgs: json("buildargs"), labels: json("labels"), noCache: boolParam(ctx, "nocache"), target: ctx.query.get("target") || undefined },
+          boolParam(ctx, "q") ? () => {} : say,
+        );
+        res.write(`${JSON.stringify({ aux: { ID: id } })}\n`);
+        if (boolParam(ctx, "q")) say(`${id}\n`);
+        res.end();
+      } catch (e) {
+        const message = (e as Error).message;
+        res.end(`${JSON.stringify({ errorDetail: { code: e instanceof BuildError ? e.code : 1, message }, error: message })}\n`);
+      }
+    } finally {
+      fs.rmSync(context, { recursive: true, force: true });
+    }
+  });
+
   // Dangling = untagged and unused (all=false); with dangling=false, every image no container uses.
   router.on("POST", "/images/prune", (ctx) => {
     const f = parseFilters(ctx);
@@ -167,63 +207,14 @@ function imageConfigView(c: ContainerDefaults) {
   };
 }
 
-/** `--change 'CMD ["x"]'`: the Dockerfile instructions commit accepts. */
-export function applyChange(d: ContainerDefaults, line: string): ContainerDefaults {
-  const m = /^(\w+)\s+([\s\S]*)$/.exec(line);
-  if (!m) throw new EngineError(400, `dockerfile parse error: ${line}`);
-  const [, word, rest] = m;
-  const listOrShell = (s: string): string[] => {
-    try {
-      const v = JSON.parse(s) as unknown;
-      if (Array.isArray(v)) return v.map(String);
-    } catch {
-      /* shell form */
-    }
-    return ["/bin/sh", "-c", s];
-  };
-  const pairs = (s: string): [string, string][] => {
-    if (!s.includes("=")) {
-      const [k, ...v] = s.split(/\s+/);
-      return [[k!, v.join(" ")]];
-    }
-    return (s.match(/(?:[^\s"]+|"[^"]*")+/g) ?? []).map((p) => {
-      const i = p.indexOf("=");
-      return [p.slice(0, i), p.slice(i + 1).replace(/^"(.*)"$/, "$1")];
-    });
-  };
-  switch (word!.toUpperCase()) {
-    case "CMD":
-      return { ...d, Cmd: listOrShell(rest!) };
-    case "ENTRYPOINT":
-      return { ...d, Entrypoint: listOrShell(rest!) };
-    case "WORKDIR":
-      return { ...d, WorkingDir: rest!.trim() };
-    case "USER":
-      return { ...d, User: rest!.trim() };
-    case "STOPSIGNAL":
-      return { ...d, StopSignal: rest!.trim() };
-    case "ENV": {
-      const env = [...(d.Env ?? [])];
-      for (const [k, v] of pairs(rest!)) {
-        const i = env.findIndex((e) => e.startsWith(`${k}=`));
-        if (i >= 0) env[i] = `${k}=${v}`;
-        else env.push(`${k}=${v}`);
-      }
-      return { ...d, Env: env };
-    }
-    case "LABEL":
-      return { ...d, Labels: { ...(d.Labels ?? {}), ...Object.fromEntries(pairs(rest!)) } };
-    case "EXPOSE": {
-      const ports = { ...(d.ExposedPorts ?? {}) };
-      for (const p of rest!.split(/\s+/)) ports[p.includes("/") ? p : `${p}/tcp`] = {};
-      return { ...d, ExposedPorts: ports };
-    }
-    case "VOLUME": {
-      const vols = { ...(d.Volumes ?? {}) };
-      for (const v of listOrShell(rest!)[0] === "/bin/sh" ? rest!.split(/\s+/) : (JSON.parse(rest!) as string[])) vols[v] = {};
-      return { ...d, Volumes: vols };
-    }
-    default:
-      throw new EngineError(400, `${word} is not a valid change command`);
-  }
+
+/** Unpack a request's tar (a build context) into dir with tar itself, reading it all first. */
+function untarRequest(ctx: Ctx, dir: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const t = spawn("tar", ["-x", "--no-same-owner", "-C", dir], { stdio: ["pipe", "ignore", "pipe"] });
+    let err = "";
+    t.stderr.on("data", (d: Buffer) => (err += d.toString()));
+    ctx.req.pipe(t.stdin);
+    t.on("close", (code) => (code === 0 ? resolve() : reject(new EngineError(400, `invalid build context: ${err.trim()}`))));
+  });
 }

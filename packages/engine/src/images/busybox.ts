@@ -56,7 +56,7 @@ export function ensureBusyboxImage(store: ImageStore): string {
   fs.mkdirSync(path.dirname(dir), { recursive: true });
   makeBusyboxRootfs(dir);
   const diffId = store.addLayer(dir);
-  const created = new Date(0).toISOString();
+  const created = new Date().toISOString();
   const id = store.addImage({
     architecture: "amd64",
     os: "linux",

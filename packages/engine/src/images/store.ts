@@ -22,6 +22,7 @@ export interface ImageConfig {
   author?: string;
   comment?: string;
   container?: string;
+  parent?: string; // the image this one was built on (builder, commit): hides it from `docker images`
   config: ContainerDefaults;
   rootfs: { type: "layers"; diff_ids: string[] };
   history: { created: string; created_by?: string; comment?: string; empty_layer?: boolean }[];
