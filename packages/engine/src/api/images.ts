@@ -154,8 +154,11 @@ export function imageRoutes(router: Router, svc: ContainerService, images: Image
     const danglingOnly = !(f.dangling ?? ["true"]).some((x) => x === "false" || x === "0");
     const used = new Set(svc.list().map((c) => c.record.Image));
     const deleted: { Untagged?: string; Deleted?: string }[] = [];
-    for (const i of images.list()) {
-      if (used.has(i.id) || (danglingOnly && i.tags.length)) continue;
+    const all = images.list();
+    // An untagged image another image was built on is an intermediate step, not dangling.
+    const parents = new Set(all.map((i) => i.config.parent).filter(Boolean));
+    for (const i of all) {
+      if (used.has(i.id) || parents.has(i.id) || (danglingOnly && i.tags.length)) continue;
       deleted.push(...i.tags.map((t) => ({ Untagged: t })), { Deleted: i.id }, ...images.remove(i.id).map((d) => ({ Deleted: d })));
     }
     sendJson(ctx, 200, { ImagesDeleted: deleted, SpaceReclaimed: 0 });
