@@ -214,6 +214,34 @@ describe("chapters 5-8 (first cut): docker build", () => {
   });
 });
 
+describe("chapter 21 (first cut): images are tarballs", () => {
+  it("an image saved by one engine loads into the other and runs, deletions included", async () => {
+    const dir = `/tmp/berth-conf-save-${process.pid}`;
+    const make = steps(
+      `mkdir -p ${dir}`,
+      "docker run --name c21-src busybox sh -c 'echo saved > /saved; rm /etc/shadow' >/dev/null",
+      "docker commit -c 'CMD [\"cat\", \"/saved\"]' c21-src c21-img:1 >/dev/null",
+      "docker rm c21-src >/dev/null",
+    );
+    const results: string[] = [];
+    for (const [from, to] of [[berth, dockerd], [dockerd, berth]] as const) {
+      await sh(from, `${make}\ndocker save -o ${dir}/img.tar c21-img:1; echo "[$?]"\ndocker rmi c21-img:1 >/dev/null`);
+      const out = await sh(to, steps(
+        `docker load -i ${dir}/img.tar`,
+        "docker run --rm c21-img:1",
+        "docker run --rm c21-img:1 ls /etc/shadow",
+        `tar -tf ${dir}/img.tar | grep -c manifest.json`,
+        "docker rmi c21-img:1 >/dev/null",
+        `rm -rf ${dir}`,
+      ));
+      results.push(out.out);
+    }
+    expect(results[0]).toBe(results[1]);
+    expect(results[0]).toContain("Loaded image: c21-img:1\n[0]\nsaved\n[0]");
+    expect(results[0]).toContain("No such file or directory");
+  });
+});
+
 describe("chapter 10: naming, inspecting, labels", () => {
   it("--name, conflicts, rename, inspect --format, --label and ps --filter", async () => {
     await same(steps(

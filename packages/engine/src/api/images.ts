@@ -9,6 +9,7 @@ import type { ContainerService } from "../containers/service";
 import { EngineError } from "../containers/service";
 import { normalizeReference, type ContainerDefaults, type Image, type ImageStore } from "../images/store";
 import { applyChange } from "../images/changes";
+import { exportImages, importImages } from "../images/archive";
 import { Builder, BuildError } from "../build/builder";
 import { spawn } from "node:child_process";
 import { boolParam, parseFilters, readJson, send, sendJson, startStream, type Ctx, type Router } from "./http";
@@ -114,6 +115,50 @@ export function imageRoutes(router: Router, svc: ContainerService, images: Image
     const untagged = i.tags.map((t) => ({ Untagged: t }));
     const layers = images.remove(i.id);
     sendJson(ctx, 200, [...untagged, { Deleted: i.id }, ...layers.map((d) => ({ Deleted: d }))]);
+  });
+
+  // docker save: a docker-archive tar of the named images.
+  const save = async (ctx: Ctx, names: string[]) => {
+    const chosen = names.map((n) => {
+      const image = find(n);
+      const ref = normalizeReference(n);
+      return { image, tags: image.tags.includes(ref) ? [ref] : /^(sha256:)?[0-9a-f]+$/.test(n) ? [] : image.tags };
+    });
+    const dir = path.join(images.root, "tmp", `save-${Date.now()}-${Math.random().toString(16).slice(2)}`);
+    fs.mkdirSync(dir, { recursive: true });
+    try {
+      exportImages(images, chosen, dir);
+    } catch (e) {
+      fs.rmSync(dir, { recursive: true, force: true });
+      throw e;
+    }
+    const res = startStream(ctx, "application/x-tar");
+    const t = spawn("tar", ["--sort=name", "--numeric-owner", "-C", dir, "-cf", "-", "."], { stdio: ["ignore", "pipe", "ignore"] });
+    t.stdout.pipe(res);
+    t.on("close", () => fs.rmSync(dir, { recursive: true, force: true }));
+    res.on("close", () => t.kill());
+  };
+  router.on("GET", "/images/get", (ctx) => save(ctx, ctx.query.getAll("names")));
+  router.on("GET", "/images/:name*/get", (ctx) => save(ctx, [ctx.params[0]!]));
+
+  // docker load: read the whole archive, then answer {"stream":"Loaded image: x:y\n"}.
+  router.on("POST", "/images/load", async (ctx) => {
+    const dir = path.join(images.root, "tmp", `load-${Date.now()}-${Math.random().toString(16).slice(2)}`);
+    fs.mkdirSync(dir, { recursive: true });
+    try {
+      await untarRequest(ctx, dir);
+      let lines: string[];
+      try {
+        lines = importImages(images, dir);
+      } catch (e) {
+        throw new EngineError(400, (e as Error).message);
+      }
+      const res = startStream(ctx, "application/json");
+      for (const l of lines) res.write(`${JSON.stringify({ stream: `${l}\n` })}\n`);
+      res.end();
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   // docker build (the legacy builder): the context arrives as a tar, the output leaves as JSON lines.
