@@ -20,6 +20,8 @@ import { ImageStore } from "./images/store";
 import { VolumeStore } from "./volumes/store";
 import { volumeRoutes } from "./api/volumes";
 
+const OVERLAYFS_SUPER_MAGIC = 0x794c7630;
+
 export interface EngineOptions {
   root: string; // state directory: images, containers, the compiled shim
   socket: string; // UNIX socket path to serve the Docker API on
@@ -41,6 +43,10 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
   if (process.getuid?.() !== 0) throw new Error("the engine makes namespaces, mounts and cgroups: run it as root");
   const root = path.resolve(opts.root);
   fs.mkdirSync(root, { recursive: true });
+  // overlayfs cannot take an upper dir that itself lives on overlayfs (a nested sandbox's root).
+  if (fs.statfsSync(root).type === OVERLAYFS_SUPER_MAGIC) {
+    throw new Error(`the state dir ${root} is on overlayfs, which cannot hold containers' upper dirs: give the engine a real filesystem there (a bind-mounted host directory or a tmpfs)`);
+  }
   const images = new ImageStore(root);
   ensureBusyboxImage(images);
   images.registerBuilder(DEBIAN_REFERENCES, buildDebianImage);
