@@ -21,19 +21,13 @@ export function launchChromium(): Promise<Browser> {
 }
 
 let counter = 0;
-/** A new learner account, signed in inside a new browser context. */
+/** A new learner account, signed up inside a new browser context (which keeps its cookie). */
 export async function learnerContext(browser: Browser, baseUrl: string): Promise<BrowserContext> {
-  const email = `bench${Date.now()}-${counter++}@example.org`;
-  const res = await fetch(`${baseUrl}/api/auth/signup`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ email, password: "bench-password" }),
+  const context = await browser.newContext({ baseURL: baseUrl });
+  const res = await context.request.post("/api/auth/signup", {
+    data: { email: `bench${Date.now()}-${counter++}@example.org`, password: "bench-password" },
   });
-  if (res.status !== 201) throw new Error(`signup failed: ${res.status} ${await res.text()}`);
-  const cookie = res.headers.get("set-cookie")!.split(";")[0]!;
-  const [name, value] = cookie.split("=") as [string, string];
-  const context = await browser.newContext();
-  await context.addCookies([{ name, value, url: baseUrl }]);
+  if (res.status() !== 201) throw new Error(`signup failed: ${res.status()} ${await res.text()}`);
   return context;
 }
 

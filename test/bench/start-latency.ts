@@ -22,23 +22,20 @@ async function poolReady(berth: Berth, want: number): Promise<void> {
 async function trial(browser: Browser, berth: Berth): Promise<number> {
   const context = await learnerContext(browser, berth.url);
   // Watch for the first output from the moment the document exists.
-  await context.addInitScript(() => {
-    const w = window as unknown as { __firstByte?: number; __berth?: { terminals?: { main?: { buffer: { active: { length: number; getLine(y: number): { translateToString(t: boolean): string } | undefined } } } } } };
-    const tick = () => {
-      const term = w.__berth?.terminals?.main;
+  // A string, not a function: tsx would wrap named functions in a helper the page does not have.
+  await context.addInitScript(`
+    (function watch() {
+      const term = window.__berth && window.__berth.terminals && window.__berth.terminals.main;
       if (term) {
         const buf = term.buffer.active;
         for (let y = 0; y < buf.length; y++) {
-          if ((buf.getLine(y)?.translateToString(true) ?? "").trim() !== "") {
-            w.__firstByte = performance.now();
-            return;
-          }
+          const line = buf.getLine(y);
+          if (line && line.translateToString(true).trim() !== "") { window.__firstByte = performance.now(); return; }
         }
       }
-      requestAnimationFrame(tick);
-    };
-    requestAnimationFrame(tick);
-  });
+      requestAnimationFrame(watch);
+    })();
+  `);
   const page = await context.newPage();
   await page.goto(`${berth.url}/labs/${LAB}`);
   await page.waitForFunction(() => (window as unknown as { __firstByte?: number }).__firstByte !== undefined, undefined, { timeout: 90_000, polling: 100 });
