@@ -144,20 +144,20 @@ export function TerminalPane({
       });
 
       // WebGL is faster but optional: no GPU, a blocklisted driver or a lost context all fall back
-      // to xterm's DOM renderer without telling the learner.
-      try {
-        const { WebglAddon } = await import("@xterm/addon-webgl");
-        if (cancelled) return;
-        const webgl = new WebglAddon();
-        webgl.onContextLoss(() => {
-          webgl.dispose();
-          setRenderer("dom");
-        });
-        term.loadAddon(webgl);
-        setRenderer("webgl");
-      } catch {
-        setRenderer("dom");
-      }
+      // to xterm's DOM renderer without telling the learner. It loads beside the connection, not
+      // before it: creating a GL context can take a few hundred milliseconds without a GPU.
+      void import("@xterm/addon-webgl")
+        .then(({ WebglAddon }) => {
+          if (cancelled) return;
+          const webgl = new WebglAddon();
+          webgl.onContextLoss(() => {
+            webgl.dispose();
+            setRenderer("dom");
+          });
+          term.loadAddon(webgl);
+          setRenderer("webgl");
+        })
+        .catch(() => setRenderer("dom"));
       if (cancelled) return;
 
       const safeFit = () => {
