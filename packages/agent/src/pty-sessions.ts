@@ -143,11 +143,19 @@ export class PtySession {
     this.replay.push(chunk);
     this.pending.push(chunk);
     this.pendingBytes += chunk.length;
-    if (this.pendingBytes >= BATCH_BYTES) this.flush();
-    else if (!this.timer) this.timer = setTimeout(() => this.flush(), BATCH_MS);
+    if (this.pendingBytes >= BATCH_BYTES) return this.flush();
+    if (this.timer) return;
+    // Leading edge: after a quiet spell (a keystroke's echo) send at once; within a burst, wait
+    // out the rest of the window so a flood still leaves in few, large frames.
+    const since = performance.now() - this.lastFlush;
+    if (since >= BATCH_MS) this.flush();
+    else this.timer = setTimeout(() => this.flush(), BATCH_MS - since);
   }
 
+  private lastFlush = -Infinity;
+
   private flush(): void {
+    this.lastFlush = performance.now();
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     if (this.pendingBytes === 0) return;
