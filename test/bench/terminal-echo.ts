@@ -19,7 +19,7 @@ async function measure(page: Page, termExpr: string): Promise<number[]> {
     const term = (0, eval)(expr);
     const w = window as unknown as { __bench: { t0: number; samples: number[] } };
     w.__bench = { t0: 0, samples: [] };
-    document.addEventListener("keydown", () => { w.__bench.t0 = performance.now(); }, true);
+    document.addEventListener("keydown", (e) => { if (e.key.length === 1 && !e.ctrlKey) w.__bench.t0 = performance.now(); }, true);
     term.onWriteParsed(() => {
       if (w.__bench.t0 === 0) return;
       w.__bench.samples.push(performance.now() - w.__bench.t0);
