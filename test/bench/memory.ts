@@ -5,6 +5,7 @@
 import { io } from "socket.io-client";
 import { startBerth } from "../e2e/berth.js";
 import { treeRssKiB } from "./lib.js";
+import { createNamespacesDriver } from "@berth/sandbox";
 
 const COUNT = Number(process.argv[2] ?? 10);
 const LAB = process.env.BENCH_LAB ?? "namespaces-by-hand";
@@ -42,24 +43,22 @@ try {
 
   // The orchestrator is tsx's child; the sandboxes are not its descendants (they are detached).
   const orchestratorKiB = await treeRssKiB(berth.pid());
-  const { readdirSync, readFileSync } = await import("node:fs");
-  const agentPids = readdirSync("/proc").filter((p) => /^\d+$/.test(p)).filter((p) => {
-    try {
-      return readFileSync(`/proc/${p}/cmdline`, "utf8").includes("/opt/berth/");
-    } catch {
-      return false;
-    }
-  });
+  const driver = createNamespacesDriver();
+  const mine = (await driver.list()).filter((sb) => sb.id.startsWith(`${berth.instance}-`) && sb.pid);
   const perSandbox: number[] = [];
-  for (const p of agentPids) perSandbox.push(await treeRssKiB(Number(p)));
-  perSandbox.sort((a, b) => a - b);
-  const median = perSandbox[Math.floor(perSandbox.length / 2)] ?? NaN;
+  const charged: number[] = [];
+  for (const sb of mine) {
+    perSandbox.push(await treeRssKiB(sb.pid!));
+    charged.push((await driver.stats(sb.id)).memoryBytes / 1024);
+  }
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
+  const mib = (kib: number) => (kib / 1024).toFixed(1);
 
   console.log(`\nMemory (RSS)`);
-  console.log(`one idle sandbox (agent + bash), median of ${perSandbox.length}: ${(median / 1024).toFixed(1)} MiB`);
-  console.log(`orchestrator process tree, before any sandbox:      ${(before / 1024).toFixed(1)} MiB`);
-  console.log(`orchestrator process tree, with ${COUNT} idle sandboxes: ${(orchestratorKiB / 1024).toFixed(1)} MiB`);
-  console.log(`all ${COUNT} sandboxes together:                      ${(perSandbox.reduce((a, b) => a + b, 0) / 1024).toFixed(1)} MiB`);
+  console.log(`one idle sandbox (tini + agent + bash), median of ${mine.length}: RSS ${mib(median(perSandbox))} MiB, charged to its cgroup ${mib(median(charged))} MiB`);
+  console.log(`orchestrator process tree (tsx + node + Next.js), no sandbox: ${mib(before)} MiB`);
+  console.log(`orchestrator process tree with ${COUNT} idle sandboxes attached: ${mib(orchestratorKiB)} MiB`);
+  console.log(`all ${mine.length} sandboxes, charged to their cgroups: ${mib(charged.reduce((a, b) => a + b, 0))} MiB`);
 } finally {
   for (const s of sockets) s.close();
   await berth.stop({ destroySandboxes: true });

@@ -23,6 +23,8 @@ export async function freePort(): Promise<number> {
 
 export interface Berth {
   url: string;
+  /** Prefix of this orchestrator's sandbox ids (BERTH_INSTANCE). */
+  instance: string;
   /** The orchestrator's process id (tsx runs it in a child of this one: see orchestratorPid). */
   pid(): number;
   dataDir: string;
@@ -83,5 +85,5 @@ export async function startBerth(env: Record<string, string> = {}): Promise<Bert
   };
 
   await launch();
-  return { url, dataDir, log, pid: () => child!.pid!, stop, restart: async () => { await stopProcess(); await launch(); } };
+  return { url, instance, dataDir, log, pid: () => child!.pid!, stop, restart: async () => { await stopProcess(); await launch(); } };
 }
