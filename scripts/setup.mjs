@@ -10,7 +10,11 @@ import { fileURLToPath } from "node:url";
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
 /** Debian packages Berth needs at run time (sandboxes, the root filesystem build, the engine). */
-export const RUNTIME_PACKAGES = ["mmdebstrap", "runc", "busybox-static", "iproute2", "iptables", "util-linux", "ca-certificates"];
+export const RUNTIME_PACKAGES = [
+  "mmdebstrap", "runc", "ca-certificates", // the sandboxes and their root filesystem
+  "busybox-static", "gcc", "libc6-dev", "procps", "bsdutils", // the engine: busybox image, its C shim, ps/script
+  "iproute2", "iptables", "util-linux",
+];
 /** And the ones the test suite needs on top: a browser, a reference Docker engine, PostgreSQL. */
 export const TEST_PACKAGES = ["chromium", "docker.io", "postgresql"];
 
