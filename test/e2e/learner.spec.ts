@@ -105,3 +105,25 @@ test("two learners at once get separate sandboxes", async ({ browser }) => {
   await a.close();
   await b.close();
 });
+
+test("losing the network for a while brings back the same shell and its screen", async ({ browser }) => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await signUp(page, berth.url, uniqueEmail("commuter"), `/labs/${LAB}`);
+  await waitForPrompt(page);
+  await typeCommand(page, "echo before-blip shell=$$");
+  const before = await waitForText(page, /^before-blip shell=\d+$/m);
+  const shellPid = /^before-blip shell=(\d+)$/m.exec(before)![1];
+
+  await context.setOffline(true);
+  await expect(page.getByTestId("sandbox-phase")).not.toHaveText(/ready/i, { timeout: 30_000 });
+  await page.waitForTimeout(3000);
+  await context.setOffline(false);
+  await expect(page.getByTestId("sandbox-phase")).toHaveText(/ready/i, { timeout: 30_000 });
+
+  // The screen came back (replayed), and it is the same shell.
+  expect(await terminalText(page)).toMatch(/^before-blip shell=\d+$/m);
+  await typeCommand(page, "echo after-blip shell=$$");
+  await waitForText(page, new RegExp(`^after-blip shell=${shellPid}$`, "m"));
+  await context.close();
+});
