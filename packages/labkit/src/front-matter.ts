@@ -1,17 +1,10 @@
 // The YAML front matter between the two --- lines at the top of lab.md: read with the yaml parser,
 // its errors mapped to lines of the file, and every field checked against what the format allows.
 import { LineCounter, isMap, isScalar, parseDocument, type Node } from "yaml";
-import { DIFFICULTIES, type Difficulty, type LabError } from "./lab.js";
+import { DIFFICULTIES, type Difficulty, type Lab, type LabError } from "./lab.js";
 
-export interface FrontMatter {
-  id: string;
-  title: string;
-  summary: string;
-  duration: string;
-  chapter: number | null;
-  difficulty: Difficulty;
-  tags: string[];
-}
+/** The fields of a lab that its front matter sets. */
+export type FrontMatter = Pick<Lab, "id" | "title" | "summary" | "duration" | "chapter" | "difficulty" | "tags">;
 
 export const ID_PATTERN = /^[a-z0-9]+(?:-[a-z0-9]+)*$/;
 const DURATION = /^(?:(\d+)h)?(?:(\d+)m)?$/;
