@@ -48,3 +48,6 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
     process.exit(1);
   });
 }
+
+// The engine the agent supervises ships beside it: the sandbox driver puts both in /opt/berth.
+export { buildEngineBundle, buildEngineShim } from "@berth/engine/build";

@@ -3,3 +3,4 @@
 // AgentServer is exported so tests (and anything embedding an agent) can run one in-process.
 export { AgentServer, DEFAULT_ENV, type AgentOptions } from "./server.js";
 export { readAgentToken } from "./token.js";
+export { EngineProcess, type EngineProcessOptions } from "./engine-process.js";

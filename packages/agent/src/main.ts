@@ -1,18 +1,39 @@
 // The agent's entry point inside a sandbox (bundled to dist/agent.mjs). tini is PID 1 and reaps
-// orphans; this process serves the socket until it is told to stop.
+// orphans; this process serves the socket until it is told to stop, and supervises the container
+// engine when the sandbox ships one (BERTH_ENGINE_BUNDLE).
 import { AgentServer } from "./server.js";
+import { EngineProcess } from "./engine-process.js";
 import { readAgentToken } from "./token.js";
 
 const socketPath = process.env.BERTH_AGENT_SOCKET || "/run/berth/agent.sock";
 const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
 
+// The engine is started once the sandbox has answered its first health check (so it never
+// delays create()), or after a few seconds if nobody asks.
+const ENGINE_START_FALLBACK_MS = 3000;
+
 try {
   const token = readAgentToken();
-  const server = await AgentServer.listen({ socketPath, token, log });
+  const bundle = process.env.BERTH_ENGINE_BUNDLE;
+  const engine = bundle
+    ? new EngineProcess({
+        bundle,
+        shim: process.env.BERTH_ENGINE_SHIM || "/opt/berth/bin/berth-shim",
+        root: process.env.BERTH_ENGINE_ROOT || "/var/lib/berth/engine",
+        socket: process.env.BERTH_ENGINE_SOCKET || "/var/run/docker.sock",
+        logFile: process.env.BERTH_ENGINE_LOG || "/var/log/berth-engine.log",
+        log,
+      })
+    : undefined;
+  const server = await AgentServer.listen({ socketPath, token, log, onHealth: engine && (() => engine.start()) });
   log(`agent: listening on ${socketPath} (pid ${process.pid})`);
+  const fallback = engine && setTimeout(() => engine.start(), ENGINE_START_FALLBACK_MS);
   const stop = (sig: string) => {
     log(`agent: ${sig}, stopping`);
-    void server.dispose().then(() => process.exit(0));
+    clearTimeout(fallback);
+    void (engine?.stop() ?? Promise.resolve())
+      .then(() => server.dispose())
+      .then(() => process.exit(0));
   };
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));

@@ -33,6 +33,8 @@ export interface AgentOptions {
   /** Working directory for shells and exec when the request names none. */
   home?: string;
   log?: (line: string) => void;
+  /** Called after each health reply (main.ts starts the engine once the sandbox is healthy). */
+  onHealth?: () => void;
 }
 
 export const DEFAULT_ENV: Record<string, string> = {
@@ -280,6 +282,7 @@ export class AgentServer {
           ptys: this.ptys.size,
           memoryRss: process.memoryUsage.rss(),
         };
+        if (this.opts.onHealth) setImmediate(this.opts.onHealth);
         return reply;
       }
     }

@@ -34,6 +34,8 @@ const V1_CONTROLLERS = ["memory", "cpu", "cpuset", "pids", "devices", "freezer"]
 
 export class Cgroup {
   readonly writes: CgroupWrite[] = [];
+  /** What could not be written and why it is still safe (the recipe shows these as steps). */
+  readonly notes: string[] = [];
   readonly dirs: string[];
 
   constructor(
@@ -95,7 +97,16 @@ export class Cgroup {
   private restrictDevicesV1(): void {
     const devices = this.dirs.find((d) => d.includes("/devices/"));
     if (!devices) return;
-    this.write(path.join(devices, "devices.deny"), "a");
+    try {
+      this.write(path.join(devices, "devices.deny"), "a");
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EPERM") throw e;
+      // Device rules need CAP_SYS_ADMIN in the host's user namespace, which an engine nested in a
+      // sandbox never has. A new v1 devices cgroup starts with a copy of its parent's list, and the
+      // parent is the sandbox's, which already allows only harmless devices: the container keeps that.
+      this.notes.push(`devices.deny/devices.allow refused (user namespace): ${devices} keeps the list inherited from its parent`);
+      return;
+    }
     for (const rule of ["c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm", "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm", "c *:* m", "b *:* m"]) {
       this.write(path.join(devices, "devices.allow"), rule);
     }

@@ -114,7 +114,8 @@ export class ContainerService {
   ) {
     this.dir = path.join(root, "containers");
     fs.mkdirSync(this.dir, { recursive: true });
-    this.shimBin = buildShim(path.join(root, "bin"));
+    // Nested in a sandbox there is no compiler: the host built the shim and bound it read-only.
+    this.shimBin = process.env.BERTH_SHIM || buildShim(path.join(root, "bin"));
     this.cgroupVersion = detectCgroupVersion();
     this.load();
   }
@@ -326,6 +327,7 @@ export class ContainerService {
     // 3. A cgroup with the limits asked for.
     const cgroup = new Cgroup(this.cgroupVersion, c.id, "/sys/fs/cgroup", this.cgroupParent);
     cgroup.create(limitsOf(r.HostConfig));
+    for (const note of cgroup.notes) step(note);
     c.cgroup = cgroup;
 
     // 4. Who runs: user and groups from the image's /etc/passwd, the capabilities it keeps.

@@ -37,6 +37,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/types.h>
@@ -148,6 +149,45 @@ static void mkdir_p(const char *path, mode_t mode) {
   mkdir(buf, mode);
 }
 
+/*
+ * Make a bind mount read-only. Inside a user namespace (the engine nested in a learner's sandbox)
+ * the kernel refuses a remount that would clear flags the outer namespace locked (nosuid, nodev,
+ * noexec, atime), so keep every flag the mount already has and add MS_RDONLY.
+ */
+static void remount_bind_readonly(const char *dst) {
+  struct statvfs sv;
+  unsigned long flags = MS_BIND | MS_REMOUNT | MS_RDONLY;
+  if (statvfs(dst, &sv) == 0) {
+    if (sv.f_flag & ST_NOSUID) flags |= MS_NOSUID;
+    if (sv.f_flag & ST_NODEV) flags |= MS_NODEV;
+    if (sv.f_flag & ST_NOEXEC) flags |= MS_NOEXEC;
+    if (sv.f_flag & ST_NOATIME) flags |= MS_NOATIME;
+    if (sv.f_flag & ST_NODIRATIME) flags |= MS_NODIRATIME;
+    if (sv.f_flag & ST_RELATIME) flags |= MS_RELATIME;
+  }
+  mount_or_fail(NULL, dst, NULL, flags, NULL);
+}
+
+/*
+ * A device node for the container's /dev. mknod needs CAP_MKNOD in the initial user namespace:
+ * on a host it works; nested in a sandbox (a user namespace) it fails with EPERM, and then the
+ * engine's own node of the same name (/dev/null of the sandbox, still reachable before
+ * pivot_root) is bind-mounted onto an empty file instead, which is how runc handles rootless.
+ */
+static void make_device(const char *at, const char *name, unsigned maj, unsigned min) {
+  if (mknod(at, S_IFCHR | 0666, makedev(maj, min)) == 0) {
+    chmod(at, 0666); /* mknod honours the umask */
+    return;
+  }
+  if (errno != EPERM) fail("mknod %s: %s", at, strerror(errno));
+  char src[64];
+  snprintf(src, sizeof src, "/dev/%s", name);
+  int fd = open(at, O_CREAT | O_WRONLY | O_CLOEXEC, 0666);
+  if (fd < 0) fail("create %s: %s", at, strerror(errno));
+  close(fd);
+  mount_or_fail(src, at, NULL, MS_BIND, NULL);
+}
+
 /* /dev is a fresh tmpfs holding only the harmless devices every container gets. */
 static void make_dev(const char *rootfs) {
   char dev[4096], p[4200];
@@ -158,8 +198,7 @@ static void make_dev(const char *rootfs) {
       {"null", 1, 3}, {"zero", 1, 5}, {"full", 1, 7}, {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0}};
   for (unsigned i = 0; i < sizeof nodes / sizeof nodes[0]; i++) {
     snprintf(p, sizeof p, "%s/%s", dev, nodes[i].name);
-    if (mknod(p, S_IFCHR | 0666, makedev(nodes[i].maj, nodes[i].min)) < 0) fail("mknod %s: %s", p, strerror(errno));
-    chmod(p, 0666); /* mknod honours the umask */
+    make_device(p, nodes[i].name, nodes[i].maj, nodes[i].min);
   }
   static const char *links[][2] = {{"/proc/self/fd", "fd"}, {"/proc/self/fd/0", "stdin"},
                                    {"/proc/self/fd/1", "stdout"}, {"/proc/self/fd/2", "stderr"},
@@ -196,7 +235,7 @@ static void bind_mounts(const struct options *o) {
     if (S_ISDIR(st.st_mode)) mkdir_p(dst, 0755);
     else if (access(dst, F_OK) < 0) { int fd = open(dst, O_CREAT | O_WRONLY, 0644); if (fd >= 0) close(fd); }
     mount_or_fail(src, dst, NULL, MS_BIND | MS_REC, NULL);
-    if (mode && strcmp(mode, "ro") == 0) mount_or_fail(NULL, dst, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC, NULL);
+    if (mode && strcmp(mode, "ro") == 0) remount_bind_readonly(dst);
   }
   for (int i = 0; i < o->ntmpfs; i++) {
     char dst[8192];
@@ -228,7 +267,16 @@ static void enter_rootfs(const struct options *o) {
   mount_or_fail("proc", p, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
   snprintf(p, sizeof p, "%s/sys", o->rootfs);
   mkdir(p, 0555);
-  mount_or_fail("sysfs", p, "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+  /*
+   * A fresh sysfs needs a network namespace owned by a user namespace that may see all of /sys;
+   * nested in a sandbox the kernel refuses it (EPERM). Then the engine's own /sys is bound, alone
+   * (not its submounts: no cgroup tree), and made read-only.
+   */
+  if (mount("sysfs", p, "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
+    if (errno != EPERM && errno != EACCES) fail("mount sysfs on %s: %s", p, strerror(errno));
+    mount_or_fail("/sys", p, NULL, MS_BIND, NULL);
+    remount_bind_readonly(p);
+  }
   make_dev(o->rootfs);
   bind_mounts(o);
   if (o->readonly) mount_or_fail(NULL, o->rootfs, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL);

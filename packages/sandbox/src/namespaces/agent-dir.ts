@@ -1,16 +1,24 @@
 // What a sandbox sees at /opt/berth (read-only): the agent bundle and the runtime part of node-pty,
+// the container engine's bundle (engine.mjs) and its shim compiled on the host (bin/berth-shim),
 // nothing else from the repository (labs/ with solutions must never be visible inside). The
 // directory is named by a hash of its contents, so running sandboxes keep theirs when it changes.
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { cp, mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { buildAgentBundle, NODE_PTY_DIR } from "@berth/agent/build";
+import { buildAgentBundle, buildEngineBundle, buildEngineShim, NODE_PTY_DIR } from "@berth/agent/build";
+
+/** Inside the sandbox: where the agent finds the engine (see oci-spec.ts). */
+export const SANDBOX_ENGINE_BUNDLE = "/opt/berth/engine.mjs";
+export const SANDBOX_ENGINE_SHIM = "/opt/berth/bin/berth-shim";
 
 export async function ensureAgentDir(stateDir: string): Promise<string> {
   const bundle = await readFile(await buildAgentBundle());
   const ptyNative = await readFile(join(NODE_PTY_DIR, "build", "Release", "pty.node"));
-  const key = createHash("sha256").update(bundle).update(ptyNative).digest("hex").slice(0, 16);
+  const engine = await readFile(await buildEngineBundle());
+  // Compiled on the host with the project's own code (shim.c), never committed.
+  const shim = await readFile(buildEngineShim(join(stateDir, "shim")));
+  const key = createHash("sha256").update(bundle).update(ptyNative).update(engine).update(shim).digest("hex").slice(0, 16);
   const dir = join(stateDir, "agent", key);
   if (existsSync(join(dir, "agent.mjs"))) return dir;
 
@@ -21,6 +29,9 @@ export async function ensureAgentDir(stateDir: string): Promise<string> {
   await cp(join(NODE_PTY_DIR, "lib"), join(pty, "lib"), { recursive: true });
   await cp(join(NODE_PTY_DIR, "package.json"), join(pty, "package.json"));
   await writeFile(join(pty, "build", "Release", "pty.node"), ptyNative);
+  await writeFile(join(tmp, "engine.mjs"), engine);
+  await mkdir(join(tmp, "bin"));
+  await writeFile(join(tmp, "bin", "berth-shim"), shim, { mode: 0o755 });
   // Last: agent.mjs present means the directory is complete.
   await writeFile(join(tmp, "agent.mjs"), bundle);
   try {

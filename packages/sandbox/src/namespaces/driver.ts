@@ -29,6 +29,7 @@ import {
 } from "../driver.js";
 import { ensureAgentDir, removeUnusedAgentDirs } from "./agent-dir.js";
 import { SandboxCgroup, type CgroupVersion } from "./cgroups.js";
+import { findHostTools, type HostTools } from "./host-tools.js";
 import { sandboxOciConfig } from "./oci-spec.js";
 import { Runc } from "./runc.js";
 
@@ -55,7 +56,7 @@ export class NamespacesDriver implements SandboxDriver {
   readonly stateDir: string;
   private readonly runc: Runc;
   private readonly agentTimeoutMs: number;
-  private prepared: Promise<{ rootfs: string; agentDir: string }> | undefined;
+  private prepared: Promise<{ rootfs: string; agentDir: string; hostTools: HostTools }> | undefined;
 
   constructor(opts: NamespacesDriverOptions = {}) {
     this.stateDir = opts.stateDir ?? defaultStateDir();
@@ -78,7 +79,7 @@ export class NamespacesDriver implements SandboxDriver {
         }
         await removeUnusedAgentDirs(this.stateDir, inUse);
         for (const dir of await removeUnusedRootfs(this.stateDir)) onProgress?.(`sandbox: removed unused base rootfs ${dir}`);
-        return { rootfs, agentDir };
+        return { rootfs, agentDir, hostTools: findHostTools(onProgress) };
       })();
       this.prepared.catch(() => (this.prepared = undefined));
     }
@@ -102,7 +103,7 @@ export class NamespacesDriver implements SandboxDriver {
       throw new Error(`invalid limits ${JSON.stringify(limits)}: memoryBytes ≥ 32 MiB, cpus > 0, pids an integer ≥ 16`);
     }
     await this.prepare();
-    const { rootfs: baseRootfs, agentDir } = await this.prepared!;
+    const { rootfs: baseRootfs, agentDir, hostTools } = await this.prepared!;
     // mkdir (not -p) is the claim on the id: of two creates with the same id, one fails here.
     try {
       // 0711: the sandbox (an unprivileged uid on the host) must traverse it to reach rootfs/, run/, data/.
@@ -146,6 +147,7 @@ export class NamespacesDriver implements SandboxDriver {
         dataDir: join(dir, "data"),
         idBase: uid,
         idCount: SANDBOX_ID_COUNT,
+        hostTools,
       });
       await writeFile(join(dir, "bundle", "config.json"), JSON.stringify(config, null, 2) + "\n");
       const log = openSync(join(dir, "agent.log"), "a");

@@ -1,6 +1,8 @@
 // The OCI runtime config (config.json) that runc gets for one sandbox. Read it as the list of what
 // a sandbox is: its namespaces, its user mapping, its mounts, its capabilities and its cgroup.
+import { SANDBOX_ENGINE_BUNDLE, SANDBOX_ENGINE_SHIM } from "./agent-dir.js";
 import { ALLOWED_DEVICES } from "./cgroups.js";
+import type { HostTools } from "./host-tools.js";
 
 export interface SandboxOciOptions {
   hostname: string;
@@ -18,6 +20,8 @@ export interface SandboxOciOptions {
   idBase: number;
   idCount: number;
   nodeBinary?: string;
+  /** Static host binaries bound read-only: the docker CLI and busybox (for the engine's image). */
+  hostTools?: HostTools;
 }
 
 export const SANDBOX_AGENT_SOCKET = "/run/berth/agent.sock";
@@ -104,6 +108,11 @@ export function sandboxOciConfig(o: SandboxOciOptions): object {
         // The token travels in a file the agent deletes, never in the environment (which stays
         // readable in /proc/1/environ).
         `BERTH_AGENT_TOKEN_FILE=${SANDBOX_TOKEN_FILE}`,
+        // The agent starts the container engine from here once the sandbox is healthy; it serves
+        // the Docker API on /var/run/docker.sock (the CLI's default) with its state in
+        // /var/lib/berth/engine (a real filesystem) and its log in /var/log/berth-engine.log.
+        `BERTH_ENGINE_BUNDLE=${SANDBOX_ENGINE_BUNDLE}`,
+        `BERTH_ENGINE_SHIM=${SANDBOX_ENGINE_SHIM}`,
       ],
       cwd: "/root",
       capabilities: { bounding: caps, effective: caps, permitted: caps, inheritable: [], ambient: [] },
@@ -126,6 +135,10 @@ export function sandboxOciConfig(o: SandboxOciOptions): object {
       { destination: "/opt/berth", type: "bind", source: o.agentDir, options: ["rbind", "ro", "nosuid", "nodev"] },
       { destination: "/run/berth", type: "bind", source: o.runDir, options: ["rbind", "rw", "nosuid", "nodev", "noexec"] },
       { destination: "/var/lib/berth", type: "bind", source: o.dataDir, options: ["rbind", "rw", "nodev"] },
+      // The learner's `docker` (a static client; no CLI plugins, so no buildx) and the busybox the
+      // engine makes its busybox image from. Read-only: a learner cannot swap them for the next sandbox.
+      ...(o.hostTools?.dockerCli ? [{ destination: "/usr/local/bin/docker", type: "bind", source: o.hostTools.dockerCli, options: ["rbind", "ro", "nosuid", "nodev"] }] : []),
+      ...(o.hostTools?.busybox ? [{ destination: "/bin/busybox", type: "bind", source: o.hostTools.busybox, options: ["rbind", "ro", "nosuid", "nodev"] }] : []),
     ],
     linux: {
       uidMappings: [{ containerID: 0, hostID: o.idBase, size: o.idCount }],
