@@ -14,6 +14,7 @@ export class WarmPool {
   private ready: SandboxInfo[] = [];
   private filling = 0;
   private disposed = false;
+  private readonly inflight = new Set<Promise<void>>();
 
   constructor(
     private readonly driver: SandboxDriver,
@@ -40,29 +41,28 @@ export class WarmPool {
     while (!this.disposed && this.ready.length + this.filling < this.size) {
       this.filling++;
       const spec = newSandboxSpec(this.instance, this.limits);
-      work.push(
-        this.driver
-          .create(spec)
-          .then(async (info) => {
-            if (this.disposed) await this.driver.destroy(info.id);
-            else this.ready.push(info);
-          })
-          .catch((err) => this.log.error({ err: String(err) }, "warm pool: could not create a sandbox"))
-          .finally(() => {
-            this.filling--;
-          }),
-      );
+      const creation: Promise<void> = this.driver
+        .create(spec)
+        .then(async (info) => {
+          if (this.disposed) await this.driver.destroy(info.id);
+          else this.ready.push(info);
+        })
+        .catch((err) => this.log.error({ err: String(err) }, "warm pool: could not create a sandbox"))
+        .finally(() => {
+          this.filling--;
+          this.inflight.delete(creation);
+        });
+      this.inflight.add(creation);
+      work.push(creation);
     }
     return Promise.all(work).then(() => undefined);
-  }
-
-  has(id: string): boolean {
-    return this.ready.some((s) => s.id === id);
   }
 
   /** Destroy the sandboxes nobody took. */
   async dispose(): Promise<void> {
     this.disposed = true;
+    // Creations under way destroy their sandbox themselves once they see `disposed`.
+    await Promise.all([...this.inflight]);
     const left = this.ready;
     this.ready = [];
     await Promise.all(left.map((s) => this.driver.destroy(s.id).catch(() => undefined)));

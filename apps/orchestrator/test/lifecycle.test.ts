@@ -1,0 +1,94 @@
+// Sandbox lifecycle through the orchestrator with the real namespaces driver: handed over from the
+// warm pool, kept across an orchestrator restart, reaped when idle, and nothing left behind.
+import { mkdtempSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { io as connectSocket } from "socket.io-client";
+import { createNamespacesDriver } from "@berth/sandbox";
+import { startOrchestrator, type Orchestrator } from "../src/server.js";
+
+const instance = `life${process.pid}`;
+const dataDir = mkdtempSync(path.join(os.tmpdir(), "berth-life-"));
+const driver = createNamespacesDriver();
+const mine = async () => (await driver.list()).filter((s) => s.id.startsWith(`${instance}-`));
+let berth: Orchestrator | undefined;
+
+const start = () => {
+  process.env.BERTH_DATA_DIR = dataDir;
+  return startOrchestrator({ port: 0, host: "127.0.0.1", serveWeb: false, warmPoolSize: 1, instance, idleTimeoutMs: 60_000, reapIntervalMs: 3_600_000 });
+};
+
+afterAll(async () => {
+  await berth?.close();
+  for (const s of await mine()) await driver.destroy(s.id);
+});
+
+async function signUp(url: string): Promise<string> {
+  const res = await fetch(`${url}/api/auth/signup`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ email: `life${Date.now()}@example.org`, password: "lifecycle-pass" }),
+  });
+  return res.headers.get("set-cookie")!.split(";")[0]!;
+}
+
+/** Attaches a terminal and resolves with the first bytes of the screen. */
+async function attach(url: string, cookie: string): Promise<{ text: string; close(): void }> {
+  const socket = connectSocket(url, { transports: ["websocket"], extraHeaders: { cookie }, reconnection: false });
+  let text = "";
+  await new Promise<void>((resolve, reject) => {
+    socket.on("term:data", (m: { data: ArrayBuffer }) => {
+      text += Buffer.from(m.data).toString("utf8");
+      if (/[#$] $/.test(text)) resolve();
+    });
+    socket.on("connect_error", reject);
+    socket.emit("term:attach", { labId: "namespaces-by-hand", term: "main", cols: 80, rows: 24 }, (r: { ok: boolean; error?: string }) => {
+      if (!r.ok) reject(new Error(r.error));
+    });
+  });
+  return { text, close: () => socket.close() };
+}
+
+describe("sandbox lifecycle", () => {
+  let cookie = "";
+  let sandboxId = "";
+
+  it("hands a warm sandbox to the first learner and refills the pool", async () => {
+    berth = await start();
+    await expect.poll(() => berth!.sandboxes.pool.readyCount, { timeout: 30_000 }).toBe(1);
+    const [pooled] = await mine();
+    cookie = await signUp(berth.url);
+    const term = await attach(berth.url, cookie);
+    term.close();
+    const row = await berth.db.sandbox.findFirstOrThrow({ where: { state: "running" } });
+    expect(row.id).toBe(pooled!.id);
+    sandboxId = row.id;
+    await expect.poll(() => berth!.sandboxes.pool.readyCount, { timeout: 30_000 }).toBe(1);
+  });
+
+  it("keeps the learner's sandbox across a restart and destroys the old pool", async () => {
+    await berth!.close();
+    const afterClose = (await mine()).map((s) => s.id);
+    expect(afterClose).toEqual([sandboxId]); // the pool sandbox went with the orchestrator
+    berth = await start();
+    const term = await attach(berth.url, cookie);
+    term.close();
+    const rows = await berth.db.sandbox.findMany({ where: { state: "running" } });
+    expect(rows.map((r) => r.id)).toEqual([sandboxId]);
+  });
+
+  it("reaps an idle sandbox, says why, and leaves nothing behind", async () => {
+    // The browser has gone (its socket closed above); once the server has seen it leave, the
+    // sandbox counts as unwatched and, ten minutes on, as idle.
+    await expect
+      .poll(async () => {
+        await berth!.sandboxes.reap(Date.now() + 10 * 60_000);
+        return (await berth!.db.sandbox.findUniqueOrThrow({ where: { id: sandboxId } })).state;
+      }, { timeout: 10_000 })
+      .toBe("ended");
+    const row = await berth!.db.sandbox.findUniqueOrThrow({ where: { id: sandboxId } });
+    expect(row).toMatchObject({ state: "ended", endReason: "idle" });
+    expect((await mine()).map((s) => s.id)).not.toContain(sandboxId);
+  });
+});
