@@ -37,6 +37,11 @@ export interface NamespacesDriverOptions {
   stateDir?: string;
   /** How long create() waits for the agent to answer health. */
   agentTimeoutMs?: number;
+  /**
+   * Run the container engine in each sandbox so `docker` works there (default true). The agent
+   * starts it after its first health answer; it costs the sandbox one more node process.
+   */
+  engine?: boolean;
 }
 
 interface SandboxMeta {
@@ -56,12 +61,14 @@ export class NamespacesDriver implements SandboxDriver {
   readonly stateDir: string;
   private readonly runc: Runc;
   private readonly agentTimeoutMs: number;
+  private readonly engine: boolean;
   private prepared: Promise<{ rootfs: string; agentDir: string; hostTools: HostTools }> | undefined;
 
   constructor(opts: NamespacesDriverOptions = {}) {
     this.stateDir = opts.stateDir ?? defaultStateDir();
     this.runc = new Runc(join(this.stateDir, "runc"));
     this.agentTimeoutMs = opts.agentTimeoutMs ?? 20_000;
+    this.engine = opts.engine ?? true;
   }
 
   prepare(onProgress?: (line: string) => void): Promise<void> {
@@ -148,6 +155,7 @@ export class NamespacesDriver implements SandboxDriver {
         idBase: uid,
         idCount: SANDBOX_ID_COUNT,
         hostTools,
+        engine: this.engine,
       });
       await writeFile(join(dir, "bundle", "config.json"), JSON.stringify(config, null, 2) + "\n");
       const log = openSync(join(dir, "agent.log"), "a");

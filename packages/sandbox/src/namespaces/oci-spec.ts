@@ -22,6 +22,8 @@ export interface SandboxOciOptions {
   nodeBinary?: string;
   /** Static host binaries bound read-only: the docker CLI and busybox (for the engine's image). */
   hostTools?: HostTools;
+  /** Start the container engine in the sandbox (default true). */
+  engine?: boolean;
 }
 
 export const SANDBOX_AGENT_SOCKET = "/run/berth/agent.sock";
@@ -111,8 +113,7 @@ export function sandboxOciConfig(o: SandboxOciOptions): object {
         // The agent starts the container engine from here once the sandbox is healthy; it serves
         // the Docker API on /var/run/docker.sock (the CLI's default) with its state in
         // /var/lib/berth/engine (a real filesystem) and its log in /var/log/berth-engine.log.
-        `BERTH_ENGINE_BUNDLE=${SANDBOX_ENGINE_BUNDLE}`,
-        `BERTH_ENGINE_SHIM=${SANDBOX_ENGINE_SHIM}`,
+        ...(o.engine === false ? [] : [`BERTH_ENGINE_BUNDLE=${SANDBOX_ENGINE_BUNDLE}`, `BERTH_ENGINE_SHIM=${SANDBOX_ENGINE_SHIM}`]),
       ],
       cwd: "/root",
       capabilities: { bounding: caps, effective: caps, permitted: caps, inheritable: [], ambient: [] },
