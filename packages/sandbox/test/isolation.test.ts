@@ -48,12 +48,15 @@ describe("isolation between sandboxes", () => {
     }
   });
 
-  it("sees no host docker socket, no repository, and only the agent bundle in /opt/berth (read-only)", async () => {
+  it("sees no host docker socket, no repository, and only the agent and engine in /opt/berth (read-only)", async () => {
     const r = await sh(
       a,
       [
-        "ls /var/run/docker.sock /run/docker.sock 2>&1 | grep -c 'No such file'",
-        "grep -c docker /proc/self/mountinfo",
+        // The sandbox's docker.sock is its own engine's (a socket the agent's child made inside),
+        // never a mount: the host's socket is not handed in, and neither is any docker state.
+        "for i in $(seq 100); do test -S /var/run/docker.sock && break; sleep 0.1; done; test -S /var/run/docker.sock && echo own-socket",
+        "grep -c 'docker\\.sock\\|/var/lib/docker\\|containerd' /proc/self/mountinfo",
+        "grep -c ' /usr/local/bin/docker ro,' /proc/self/mountinfo",
         "ls /work /labs 2>&1 | grep -c 'No such file'",
         "ls /opt/berth | tr '\\n' ' '; echo",
         "ls /opt/berth/node_modules | tr '\\n' ' '; echo",
@@ -62,7 +65,7 @@ describe("isolation between sandboxes", () => {
         "grep -c ' /usr/bin/node ro,' /proc/self/mountinfo",
       ].join("; "),
     );
-    expect(r.stdout).toBe("2\n0\n2\nagent.mjs node_modules \nnode-pty \n1\nnode-write=1\n1\n");
+    expect(r.stdout).toBe("own-socket\n0\n1\n2\nagent.mjs bin engine.mjs node_modules \nnode-pty \n1\nnode-write=1\n1\n");
   });
 
   it("cannot read the agent's token: the file is gone and the environment never had it", async () => {
