@@ -21,6 +21,31 @@ describe("cgroups", () => {
     if (fs.existsSync(`${V2_BASE}/cgroup.controllers`)) expect(detectCgroupVersion(V2_BASE)).toBe(2);
   });
 
+  it.runIf(fs.existsSync(`${V2_BASE}/cgroup.controllers`))("v2: moves a cgroup's processes into a leaf (the no-internal-processes rule, nested)", async () => {
+    // Nested in a sandbox the engine's base cgroup holds the sandbox's own processes; before it can
+    // enable controllers for containers they must move to base/init.
+    const cg = new Cgroup(2, `leaf-${process.pid}`, V2_BASE, "berth-engine-test");
+    cg.create({});
+    const busy = cg.dirs[0]!;
+    const [p1, p2] = [sleeper(), sleeper()];
+    try {
+      cg.addProcess(p1.pid!);
+      cg.addProcess(p2.pid!);
+      cg.moveProcessesToLeaf(busy);
+      expect(fs.readFileSync(`${busy}/cgroup.procs`, "utf8")).toBe("");
+      expect(fs.readFileSync(`${busy}/init/cgroup.procs`, "utf8").trim().split("\n").map(Number).sort()).toEqual([p1.pid, p2.pid].sort());
+      expect(cg.writes.slice(-2).map((w) => w.file)).toEqual([`${busy}/init/cgroup.procs`, `${busy}/init/cgroup.procs`]);
+    } finally {
+      for (const p of [p1, p2]) {
+        p.kill("SIGKILL");
+        await new Promise((r) => p.once("exit", r));
+      }
+      fs.rmdirSync(`${busy}/init`);
+      cg.remove();
+      fs.rmdirSync(`${V2_BASE}/berth-engine-test`);
+    }
+  });
+
   it.runIf(fs.existsSync(`${V2_BASE}/cgroup.controllers`))("v2: creates, joins, freezes, thaws and removes", async () => {
     const cg = new Cgroup(2, `test-${process.pid}`, V2_BASE, "berth-engine-test");
     cg.create({});

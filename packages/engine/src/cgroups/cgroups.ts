@@ -137,8 +137,36 @@ export class Cgroup {
       for (const c of wanted) if (!enabled.includes(c)) {
         try {
           this.write(path.join(dir, "cgroup.subtree_control"), `+${c}`);
+        } catch (e) {
+          // v2's "no internal processes" rule: a cgroup that holds processes cannot hand controllers
+          // to children. The host's root cgroup is exempt, but nested in a sandbox our base is the
+          // sandbox's own cgroup (its cgroup namespace root), where tini, the agent and we live.
+          // Move them into a leaf first, as docker-in-docker does, then enable again.
+          if ((e as NodeJS.ErrnoException).code !== "EBUSY") continue; // not delegated to us: the limit fails later, clearly
+          this.moveProcessesToLeaf(dir);
+          try {
+            this.write(path.join(dir, "cgroup.subtree_control"), `+${c}`);
+          } catch {
+            /* still refused: the limit will be refused later */
+          }
+        }
+      }
+    }
+  }
+
+  /** Moves every process of `dir` into `dir/init` (v2), so that `dir` may enable controllers. */
+  moveProcessesToLeaf(dir: string, leaf = "init"): void {
+    const target = path.join(dir, leaf);
+    fs.mkdirSync(target, { recursive: true });
+    // A process may fork while we move: go round until the cgroup is empty (bounded).
+    for (let round = 0; round < 10; round++) {
+      const pids = readTrim(path.join(dir, "cgroup.procs")).split("\n").filter(Boolean);
+      if (pids.length === 0) return;
+      for (const pid of pids) {
+        try {
+          this.write(path.join(target, "cgroup.procs"), pid);
         } catch {
-          /* a controller the delegation does not give us: the limit will be refused later */
+          /* exited meanwhile */
         }
       }
     }
