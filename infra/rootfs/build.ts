@@ -44,6 +44,9 @@ export const ROOTFS_PACKAGES = [
   "iptables",
   // The sandbox's PID 1: reaps orphans (node cannot waitpid(-1)) and forwards signals to the agent.
   "tini",
+  // getfattr: the engine reads overlayfs's opaque markers with it (docker diff, commit, build),
+  // and the copy-on-write lesson shows them (user.overlay.* inside a sandbox).
+  "attr",
 ] as const;
 
 export function defaultStateDir(): string {

@@ -66,6 +66,16 @@ describe("the engine in a sandbox", () => {
     expect(r.stdout).toMatch(/^4\n4\n1\n\d+:memory:\/berth-engine\/[0-9a-f]{64}\n$/);
   });
 
+  it("replaces a directory that comes from the image (overlayfs markers in user.overlay.*), and diff/commit see it", async () => {
+    // Without `userxattr` a nested overlay cannot mark /usr/sbin opaque and `rm -rf` fails with EIO.
+    const r = await sh(
+      client,
+      "docker run --name cow busybox sh -c 'rm -rf /usr/sbin && mkdir /usr/sbin && touch /usr/sbin/new && ls /usr/sbin' && docker diff cow | grep -c '^D /usr/sbin/' && docker commit cow cow-img >/dev/null && docker run --rm cow-img ls /usr/sbin && docker rm cow >/dev/null",
+    );
+    expect(r.stderr).toBe("");
+    expect(r.stdout).toMatch(/^new\n[1-9]\d*\nnew\n$/);
+  });
+
   it("runs a detached container that `docker ps` lists and `docker exec` enters", async () => {
     // Docker's own rule (moby's RestrictedNamePattern): a name has at least two characters.
     expect((await sh(client, "docker run -d --name t busybox true 2>&1")).stdout).toContain("Invalid container name (t)");

@@ -22,8 +22,24 @@ export function prepareSnapshot(dir: string, lower: string[]): Snapshot {
   return s;
 }
 
+/**
+ * True when this engine runs in a user namespace (nested in a learner's sandbox). There overlayfs
+ * cannot write its trusted.overlay.* xattrs (they need CAP_SYS_ADMIN on the host), so deleting a
+ * directory that comes from an image layer fails with EIO; `userxattr` makes it keep the same
+ * markers (opaque, redirect) in user.overlay.* instead, which the sandbox's root may write.
+ */
+export const NESTED_IN_USER_NAMESPACE = (() => {
+  try {
+    return fs.readFileSync("/proc/self/uid_map", "utf8").trim().split(/\s+/).join(" ") !== "0 0 4294967295";
+  } catch {
+    return false;
+  }
+})();
+/** Where overlayfs keeps its markers (an opaque directory: `<prefix>opaque` = "y"). */
+export const OVERLAY_XATTR_PREFIX = NESTED_IN_USER_NAMESPACE ? "user.overlay." : "trusted.overlay.";
+
 export function overlayOptions(s: Snapshot): string {
-  return `lowerdir=${s.lower.join(":")},upperdir=${s.upper},workdir=${s.work}`;
+  return `lowerdir=${s.lower.join(":")},upperdir=${s.upper},workdir=${s.work}${NESTED_IN_USER_NAMESPACE ? ",userxattr" : ""}`;
 }
 
 export function isMounted(dir: string): boolean {
@@ -103,7 +119,7 @@ function isSymlink(p: string): boolean {
 
 function readOpaque(dir: string): boolean {
   try {
-    return execFileSync("getfattr", ["--only-values", "-n", "trusted.overlay.opaque", dir], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim() === "y";
+    return execFileSync("getfattr", ["--only-values", "-n", `${OVERLAY_XATTR_PREFIX}opaque`, dir], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim() === "y";
   } catch {
     return false;
   }
