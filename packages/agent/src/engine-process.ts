@@ -33,6 +33,7 @@ export class EngineProcess {
   private delayMs: number;
   private stopping = false;
   private startedAt = 0;
+  private reportedMissing = false;
   /** How many times the engine was started (1 + restarts). */
   starts = 0;
 
@@ -52,7 +53,8 @@ export class EngineProcess {
     const { bundle, shim, root, socket, logFile } = this.opts;
     const log = this.opts.log ?? (() => {});
     if (!existsSync(bundle)) {
-      log(`engine: ${bundle} is missing; docker will not work in this sandbox`);
+      if (!this.reportedMissing) log(`engine: ${bundle} is missing; docker will not work in this sandbox`);
+      this.reportedMissing = true;
       return;
     }
     mkdirSync(dirname(logFile), { recursive: true });

@@ -25,9 +25,12 @@ try {
         log,
       })
     : undefined;
-  const server = await AgentServer.listen({ socketPath, token, log, onHealth: engine && (() => engine.start()) });
+  // Only the first start comes from here: later ones are the supervisor's (with its back-off), so
+  // an orchestrator polling health cannot turn a crashing engine into a tight restart loop.
+  const firstStart = engine && (() => engine.starts === 0 && engine.start());
+  const server = await AgentServer.listen({ socketPath, token, log, onHealth: firstStart });
   log(`agent: listening on ${socketPath} (pid ${process.pid})`);
-  const fallback = engine && setTimeout(() => engine.start(), ENGINE_START_FALLBACK_MS);
+  const fallback = firstStart && setTimeout(firstStart, ENGINE_START_FALLBACK_MS);
   const stop = (sig: string) => {
     log(`agent: ${sig}, stopping`);
     clearTimeout(fallback);
