@@ -107,6 +107,40 @@ describe("bad input", () => {
     await stillServing();
   });
 
+  it("an exec start whose body arrives after its headers keeps the body out of the process's stdin", async () => {
+    expect((await docker(berth, ["run", "-d", "--name", "late-body", "busybox", "sleep", "300"])).code).toBe(0);
+    const created = await request(berth.socket, "POST", "/v1.41/containers/late-body/exec", JSON.stringify({ AttachStdin: true, AttachStdout: true, AttachStderr: true, Cmd: ["cat"] }));
+    const execId = JSON.parse(created.body).Id as string;
+    const body = JSON.stringify({ Detach: false, Tty: false });
+    // Headers, then (as on a busy machine) the body in a later write, then stdin: what the CLI sends.
+    const out = await new Promise<Buffer>((resolve) => {
+      const s = net.createConnection(berth.socket, async () => {
+        s.write(`POST /v1.41/exec/${execId}/start HTTP/1.1\r\nHost: docker\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`);
+        await new Promise((r) => setTimeout(r, 150));
+        s.write(body.slice(0, 5));
+        await new Promise((r) => setTimeout(r, 50));
+        s.write(body.slice(5));
+        await new Promise((r) => setTimeout(r, 50));
+        s.end("only this\n");
+      });
+      const got: Buffer[] = [];
+      s.on("data", (d: Buffer) => got.push(d));
+      s.on("close", () => resolve(Buffer.concat(got)));
+      s.on("error", () => resolve(Buffer.concat(got)));
+    });
+    expect(out.toString("latin1")).toMatch(/^HTTP\/1.1 101 UPGRADED/);
+    // The stream after the headers: stdout frames (1, 0, 0, 0, size as 4 bytes big-endian, payload).
+    let stream = out.subarray(out.indexOf("\r\n\r\n") + 4);
+    let stdout = "";
+    while (stream.length >= 8) {
+      const size = stream.readUInt32BE(4);
+      if (stream[0] === 1) stdout += stream.subarray(8, 8 + size).toString("utf8");
+      stream = stream.subarray(8 + size);
+    }
+    expect(stdout).toBe("only this\n");
+    expect((await docker(berth, ["rm", "-f", "late-body"])).code).toBe(0);
+  });
+
   it("garbage on the socket is answered and dropped", async () => {
     const answer = await new Promise<string>((resolve) => {
       const s = net.createConnection(berth.socket, () => s.write("this is not http\r\n\r\n"));

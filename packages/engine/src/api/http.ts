@@ -195,11 +195,36 @@ export function readBody(ctx: Ctx, limit = MAX_JSON_BODY): Promise<Buffer> {
   }
   if (ctx.socket) {
     // An upgrade request: the body (exec start JSON) came in `head`, maybe followed by stdin.
+    // On a busy machine the body can arrive after the headers: wait for all of it, or those bytes
+    // would reach the process's stdin (`echo x | docker exec -i` printed the exec JSON first).
     const want = Number.isFinite(declared) ? declared : 0;
-    const head = ctx.head ?? Buffer.alloc(0);
-    const take = head.subarray(0, want);
-    ctx.head = head.subarray(want);
-    return Promise.resolve(take);
+    const socket = ctx.socket;
+    let head = ctx.head ?? Buffer.alloc(0);
+    const split = () => {
+      ctx.head = head.subarray(want);
+      return head.subarray(0, want);
+    };
+    if (head.length >= want) return Promise.resolve(split());
+    return new Promise((resolve, reject) => {
+      // 'readable' + read(), not 'data': removing the listener afterwards leaves the socket neither
+      // flowing nor explicitly paused, so the 'data' listener of whoever takes the stream next
+      // starts it again, and bytes past the body (stdin) stay in ctx.head.
+      const done = (err?: Error) => {
+        socket.off("readable", onReadable);
+        socket.off("end", onEnd);
+        socket.off("error", done);
+        if (err) reject(err);
+        else resolve(split());
+      };
+      const onReadable = () => {
+        for (let c: Buffer | null; head.length < want && (c = socket.read() as Buffer | null) !== null; ) head = Buffer.concat([head, c]);
+        if (head.length >= want) done();
+      };
+      const onEnd = () => done(new EngineError(400, `request body ended after ${head.length} of ${want} bytes`));
+      socket.on("readable", onReadable);
+      socket.on("end", onEnd);
+      socket.on("error", done);
+    });
   }
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
