@@ -127,3 +127,17 @@ test("losing the network for a while brings back the same shell and its screen",
   await waitForText(page, new RegExp(`^after-blip shell=${shellPid}$`, "m"));
   await context.close();
 });
+
+test("the learner's terminal runs real docker commands against the sandbox's own engine", async ({ browser }) => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await signUp(page, berth.url, uniqueEmail("docker"), `/labs/${LAB}`);
+  await waitForPrompt(page);
+  // The engine starts beside the agent; wait until it answers, then run a container. The typed
+  // command shows $((6*7)); only the container's output shows 42.
+  await typeCommand(page, "until docker info >/dev/null 2>&1; do sleep 0.2; done; docker run --rm busybox echo hello-from-$((6*7))");
+  await waitForText(page, /^hello-from-42$/m, 60_000);
+  await typeCommand(page, "docker run -d --name ticktock --label owner=alice busybox sleep 600 >/dev/null; docker ps --filter label=owner=alice --format 'running={{.Names}}'");
+  await waitForText(page, /^running=ticktock$/m);
+  await context.close();
+});
