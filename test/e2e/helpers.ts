@@ -1,6 +1,6 @@
 // What the browser tests do again and again: sign up through the form, read and type into the
 // terminal, wait for text on the screen.
-import { expect, type Page } from "@playwright/test";
+import { expect, type Browser, type BrowserContext, type Page } from "@playwright/test";
 
 let n = 0;
 export function uniqueEmail(prefix: string): string {
@@ -48,4 +48,13 @@ export async function typeCommand(page: Page, command: string): Promise<void> {
   await page.getByTestId("terminal").click();
   await page.keyboard.type(command);
   await page.keyboard.press("Enter");
+}
+
+/** A new learner in a browser context of their own, signed up and at the lab's first prompt. */
+export async function openLabAsNewLearner(browser: Browser, baseUrl: string, labId: string, who: string): Promise<{ context: BrowserContext; page: Page }> {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await signUp(page, baseUrl, uniqueEmail(who), `/labs/${labId}`);
+  await waitForPrompt(page);
+  return { context, page };
 }

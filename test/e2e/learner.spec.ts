@@ -3,7 +3,7 @@
 // shell with its screen and the progress kept; then the same after a restart of the orchestrator.
 import { expect, test } from "@playwright/test";
 import { startBerth, type Berth } from "./berth.js";
-import { signUp, terminalText, typeCommand, uniqueEmail, waitForPrompt, waitForText } from "./helpers.js";
+import { openLabAsNewLearner, signUp, terminalText, typeCommand, uniqueEmail, waitForPrompt, waitForText } from "./helpers.js";
 
 const LAB = "namespaces-by-hand";
 let berth: Berth;
@@ -77,14 +77,8 @@ test("a learner works through a step, and a reload or a server restart loses not
 });
 
 test("two learners at once get separate sandboxes", async ({ browser }) => {
-  const a = await browser.newContext();
-  const b = await browser.newContext();
-  const pa = await a.newPage();
-  const pb = await b.newPage();
-  await signUp(pa, berth.url, uniqueEmail("alice"), `/labs/${LAB}`);
-  await signUp(pb, berth.url, uniqueEmail("bob"), `/labs/${LAB}`);
-  await waitForPrompt(pa);
-  await waitForPrompt(pb);
+  const { context: a, page: pa } = await openLabAsNewLearner(browser, berth.url, LAB, "alice");
+  const { context: b, page: pb } = await openLabAsNewLearner(browser, berth.url, LAB, "bob");
 
   await typeCommand(pa, "echo secret > /root/alice.txt; setsid -f sleep 4242; echo A=$(hostname)");
   await typeCommand(pb, "echo B=$(hostname)");
@@ -107,10 +101,7 @@ test("two learners at once get separate sandboxes", async ({ browser }) => {
 });
 
 test("losing the network for a while brings back the same shell and its screen", async ({ browser }) => {
-  const context = await browser.newContext();
-  const page = await context.newPage();
-  await signUp(page, berth.url, uniqueEmail("commuter"), `/labs/${LAB}`);
-  await waitForPrompt(page);
+  const { context, page } = await openLabAsNewLearner(browser, berth.url, LAB, "commuter");
   await typeCommand(page, "echo before-blip shell=$$");
   const before = await waitForText(page, /^before-blip shell=\d+$/m);
   const shellPid = /^before-blip shell=(\d+)$/m.exec(before)![1];
@@ -129,10 +120,7 @@ test("losing the network for a while brings back the same shell and its screen",
 });
 
 test("the learner's terminal runs real docker commands against the sandbox's own engine", async ({ browser }) => {
-  const context = await browser.newContext();
-  const page = await context.newPage();
-  await signUp(page, berth.url, uniqueEmail("docker"), `/labs/${LAB}`);
-  await waitForPrompt(page);
+  const { context, page } = await openLabAsNewLearner(browser, berth.url, LAB, "docker");
   // The engine starts beside the agent; wait until it answers, then run a container. The typed
   // command shows $((6*7)); only the container's output shows 42.
   await typeCommand(page, "until docker info >/dev/null 2>&1; do sleep 0.2; done; docker run --rm busybox echo hello-from-$((6*7))");
