@@ -11,6 +11,11 @@ import { mkdir, rename, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { buildShim } from "./src/runtime/shim";
+// The host side of shared images (src/images/shared.ts): a sandbox driver builds debian:bookworm
+// into a store of its own with the engine's one mmdebstrap builder, then shares it read-only.
+export { ImageStore } from "./src/images/store";
+export { buildDebianImage, DEBIAN_REFERENCES } from "./src/images/debian";
+export const DEBIAN_BUILDER_SOURCE = join(dirname(fileURLToPath(import.meta.url)), "src", "images", "debian.ts");
 
 export const ENGINE_DIR = dirname(fileURLToPath(import.meta.url));
 export const ENGINE_BUNDLE = join(ENGINE_DIR, "dist", "engine.mjs");

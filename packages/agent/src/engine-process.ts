@@ -22,6 +22,8 @@ export interface EngineProcessOptions {
   /** First restart delay; doubles while the engine keeps dying within a minute of its start. */
   restartDelayMs?: number;
   stopGraceMs?: number;
+  /** Read-only image stores the engine imports from at start (the sandbox's /opt/berth-images). */
+  sharedImages?: string[];
 }
 
 const MAX_RESTART_DELAY_MS = 30_000;
@@ -61,7 +63,7 @@ export class EngineProcess {
     const out = openSync(logFile, "a");
     let child: ChildProcess;
     try {
-      child = spawn(this.opts.node ?? process.execPath, [bundle, "--root", root, "--socket", socket, "--no-debian"], {
+      child = spawn(this.opts.node ?? process.execPath, [bundle, "--root", root, "--socket", socket, "--no-debian", ...(this.opts.sharedImages ?? []).flatMap((d) => ["--shared-images", d])], {
         stdio: ["ignore", out, out],
         // Only what the engine needs: never the agent's own environment (the token's file name, etc.).
         env: { PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", HOME: "/root", LANG: "C.UTF-8", BERTH_SHIM: shim } as Record<string, string> as NodeJS.ProcessEnv,

@@ -22,6 +22,8 @@ try {
         root: process.env.BERTH_ENGINE_ROOT || "/var/lib/berth/engine",
         socket: process.env.BERTH_ENGINE_SOCKET || "/var/run/docker.sock",
         logFile: process.env.BERTH_ENGINE_LOG || "/var/log/berth-engine.log",
+        // debian:bookworm, built once on the host and bound read-only (BERTH_ENGINE_SHARED_IMAGES).
+        sharedImages: process.env.BERTH_ENGINE_SHARED_IMAGES ? [process.env.BERTH_ENGINE_SHARED_IMAGES] : [],
         log,
       })
     : undefined;

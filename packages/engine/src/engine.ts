@@ -16,6 +16,7 @@ import { systemRoutes } from "./api/system";
 import { ContainerService } from "./containers/service";
 import { ensureBusyboxImage } from "./images/busybox";
 import { buildDebianImage, cancelDebianBuilds, DEBIAN_REFERENCES } from "./images/debian";
+import { importSharedImages, sharedReferences } from "./images/shared";
 import { ImageStore } from "./images/store";
 import { VolumeStore } from "./volumes/store";
 import { volumeRoutes } from "./api/volumes";
@@ -28,6 +29,11 @@ export interface EngineOptions {
   log?: (msg: string) => void;
   /** Start building these known images in the background if missing (e.g. ["debian:bookworm"]). */
   prebuild?: string[];
+  /**
+   * Read-only image stores to take images from (a sandbox's /opt/berth-images): imported in the
+   * background at start when missing, layers linked rather than copied (see images/shared.ts).
+   */
+  sharedImages?: string[];
 }
 
 export interface Engine {
@@ -50,8 +56,27 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
   const images = new ImageStore(root);
   ensureBusyboxImage(images);
   images.registerBuilder(DEBIAN_REFERENCES, buildDebianImage);
+  // A shared store's images replace their builders (no mmdebstrap in a sandbox). The import runs
+  // after the socket listens: `docker run busybox` never waits for it, and `docker run` of a shared
+  // image during it waits through the pull path (images.build shares one promise).
+  const shared = (opts.sharedImages ?? []).filter((d) => sharedReferences(d).length > 0);
+  const sharedRefs = shared.flatMap(sharedReferences);
+  const importShared = async (store: ImageStore, progress: (line: string) => void) => {
+    await new Promise((r) => setImmediate(r));
+    progress(`Importing ${sharedRefs.join(", ")} from ${shared.join(", ")} (layers shared read-only)`);
+    return importSharedImages(store, shared)[0]!;
+  };
+  if (sharedRefs.length > 0) images.registerBuilder(sharedRefs, importShared);
+  const missingShared = sharedRefs.find((r) => !images.resolve(r));
+  if (missingShared) {
+    const t0 = Date.now();
+    images.build(missingShared).then(
+      () => opts.log?.(`imported ${sharedRefs.join(", ")} from ${shared.join(", ")} in ${Date.now() - t0} ms`),
+      (e: Error) => opts.log?.(`could not import ${sharedRefs.join(", ")}: ${e.message}`),
+    );
+  }
   for (const ref of opts.prebuild ?? []) {
-    if (images.resolve(ref)) continue;
+    if (images.resolve(ref) || sharedRefs.includes(ref)) continue;
     opts.log?.(`building ${ref} in the background (mmdebstrap)`);
     images.build(ref).then(
       () => opts.log?.(`${ref} is ready`),

@@ -5,3 +5,4 @@ export { ImageStore, normalizeReference } from "./images/store";
 export { ensureBusyboxImage, makeBusyboxRootfs, makeBusyboxTarball } from "./images/busybox";
 export { Cgroup, detectCgroupVersion, type Limits } from "./cgroups/cgroups";
 export { API_VERSION, MIN_API_VERSION } from "./api/http";
+export { importSharedImages, sharedReferences } from "./images/shared";

@@ -11,10 +11,12 @@ const { values } = parseArgs({
     socket: { type: "string", default: "/var/run/berth.sock" },
     // debian:bookworm is built from Debian's archive at first start unless told not to.
     "no-debian": { type: "boolean", default: false },
+    // A read-only image store to import from (repeatable), e.g. a sandbox's /opt/berth-images.
+    "shared-images": { type: "string", multiple: true, default: [] },
   },
 });
 
-const engine = await startEngine({ root: values.root!, socket: values.socket!, log: (m) => console.error(m), prebuild: values["no-debian"] ? [] : ["debian:bookworm"] });
+const engine = await startEngine({ root: values.root!, socket: values.socket!, log: (m) => console.error(m), prebuild: values["no-debian"] ? [] : ["debian:bookworm"], sharedImages: values["shared-images"] });
 console.error(`berth engine: serving the Docker API on unix://${engine.socket} (state in ${values.root})`);
 let closing = false;
 for (const sig of ["SIGINT", "SIGTERM"] as const) {

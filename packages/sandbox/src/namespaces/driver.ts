@@ -32,6 +32,7 @@ import { SandboxCgroup, type CgroupVersion } from "./cgroups.js";
 import { findHostTools, type HostTools } from "./host-tools.js";
 import { sandboxOciConfig } from "./oci-spec.js";
 import { Runc } from "./runc.js";
+import { ensureSharedImages, removeUnusedSharedImages } from "./shared-images.js";
 
 export interface NamespacesDriverOptions {
   stateDir?: string;
@@ -51,6 +52,8 @@ interface SandboxMeta {
   limits: SandboxLimits;
   cgroupVersion: CgroupVersion;
   agentDir: string;
+  /** The shared read-only image store bound at /opt/berth-images (debian:bookworm), if any. */
+  sharedImages?: string;
 }
 
 /** sun_path is 108 bytes including the terminating NUL. */
@@ -62,7 +65,7 @@ export class NamespacesDriver implements SandboxDriver {
   private readonly runc: Runc;
   private readonly agentTimeoutMs: number;
   private readonly engine: boolean;
-  private prepared: Promise<{ rootfs: string; agentDir: string; hostTools: HostTools }> | undefined;
+  private prepared: Promise<{ rootfs: string; agentDir: string; hostTools: HostTools; sharedImages?: string }> | undefined;
 
   constructor(opts: NamespacesDriverOptions = {}) {
     this.stateDir = opts.stateDir ?? defaultStateDir();
@@ -79,14 +82,26 @@ export class NamespacesDriver implements SandboxDriver {
         onProgress?.("sandbox: building the agent bundle");
         const agentDir = await ensureAgentDir(this.stateDir);
         await mkdir(join(this.stateDir, "sandboxes"), { recursive: true });
+        // debian:bookworm for the engines inside: built once (~25 s) and shared read-only. Without
+        // Debian's archive the sandboxes still work, with busybox only.
+        let sharedImages: string | undefined;
+        if (this.engine) {
+          sharedImages = await ensureSharedImages(this.stateDir, SANDBOX_ID_BASE, onProgress).catch((err: Error) => {
+            onProgress?.(`sandbox: no debian:bookworm in the sandboxes (${err.message})`);
+            return undefined;
+          });
+        }
         const inUse = new Set([agentDir]);
+        const imagesInUse = new Set(sharedImages ? [sharedImages] : []);
         for (const id of await readdir(join(this.stateDir, "sandboxes"))) {
           const meta = await this.readMeta(id).catch(() => undefined);
           if (meta) inUse.add(meta.agentDir);
+          if (meta?.sharedImages) imagesInUse.add(meta.sharedImages);
         }
         await removeUnusedAgentDirs(this.stateDir, inUse);
+        if (sharedImages) await removeUnusedSharedImages(this.stateDir, imagesInUse);
         for (const dir of await removeUnusedRootfs(this.stateDir)) onProgress?.(`sandbox: removed unused base rootfs ${dir}`);
-        return { rootfs, agentDir, hostTools: findHostTools(onProgress) };
+        return { rootfs, agentDir, hostTools: findHostTools(onProgress), sharedImages };
       })();
       this.prepared.catch(() => (this.prepared = undefined));
     }
@@ -110,7 +125,7 @@ export class NamespacesDriver implements SandboxDriver {
       throw new Error(`invalid limits ${JSON.stringify(limits)}: memoryBytes ≥ 32 MiB, cpus > 0, pids an integer ≥ 16`);
     }
     await this.prepare();
-    const { rootfs: baseRootfs, agentDir, hostTools } = await this.prepared!;
+    const { rootfs: baseRootfs, agentDir, hostTools, sharedImages } = await this.prepared!;
     // mkdir (not -p) is the claim on the id: of two creates with the same id, one fails here.
     try {
       // 0711: the sandbox (an unprivileged uid on the host) must traverse it to reach rootfs/, run/, data/.
@@ -122,7 +137,7 @@ export class NamespacesDriver implements SandboxDriver {
     const cgroup = new SandboxCgroup(spec.id);
     const uid = SANDBOX_ID_BASE;
     const gid = SANDBOX_ID_BASE;
-    const meta: SandboxMeta = { id: spec.id, hostname: spec.hostname, createdAt: new Date().toISOString(), limits, cgroupVersion: cgroup.version, agentDir };
+    const meta: SandboxMeta = { id: spec.id, hostname: spec.hostname, createdAt: new Date().toISOString(), limits, cgroupVersion: cgroup.version, agentDir, sharedImages };
 
     try {
       await writeFile(join(dir, "meta.json"), JSON.stringify(meta, null, 2) + "\n");
@@ -156,6 +171,7 @@ export class NamespacesDriver implements SandboxDriver {
         idCount: SANDBOX_ID_COUNT,
         hostTools,
         engine: this.engine,
+        sharedImagesDir: sharedImages,
       });
       await writeFile(join(dir, "bundle", "config.json"), JSON.stringify(config, null, 2) + "\n");
       const log = openSync(join(dir, "agent.log"), "a");

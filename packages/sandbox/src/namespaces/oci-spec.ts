@@ -3,6 +3,7 @@
 import { SANDBOX_ENGINE_BUNDLE, SANDBOX_ENGINE_SHIM } from "./agent-dir.js";
 import { ALLOWED_DEVICES } from "./cgroups.js";
 import type { HostTools } from "./host-tools.js";
+import { SANDBOX_SHARED_IMAGES } from "./shared-images.js";
 
 export interface SandboxOciOptions {
   hostname: string;
@@ -24,6 +25,8 @@ export interface SandboxOciOptions {
   hostTools?: HostTools;
   /** Start the container engine in the sandbox (default true). */
   engine?: boolean;
+  /** Host directory of the shared image store (debian:bookworm), bound read-only at /opt/berth-images. */
+  sharedImagesDir?: string;
 }
 
 export const SANDBOX_AGENT_SOCKET = "/run/berth/agent.sock";
@@ -114,6 +117,8 @@ export function sandboxOciConfig(o: SandboxOciOptions): object {
         // the Docker API on /var/run/docker.sock (the CLI's default) with its state in
         // /var/lib/berth/engine (a real filesystem) and its log in /var/log/berth-engine.log.
         ...(o.engine === false ? [] : [`BERTH_ENGINE_BUNDLE=${SANDBOX_ENGINE_BUNDLE}`, `BERTH_ENGINE_SHIM=${SANDBOX_ENGINE_SHIM}`]),
+        // The engine links debian:bookworm's layer from this read-only store instead of copying it.
+        ...(o.engine !== false && o.sharedImagesDir ? [`BERTH_ENGINE_SHARED_IMAGES=${SANDBOX_SHARED_IMAGES}`] : []),
       ],
       cwd: "/root",
       capabilities: { bounding: caps, effective: caps, permitted: caps, inheritable: [], ambient: [] },
@@ -134,6 +139,8 @@ export function sandboxOciConfig(o: SandboxOciOptions): object {
       { destination: "/sys/fs/cgroup", type: "cgroup", source: "cgroup", options: ["nosuid", "noexec", "nodev", "relatime", "rw"] },
       { destination: "/usr/bin/node", type: "bind", source: nodeBinary, options: ["rbind", "ro", "nosuid", "nodev"] },
       { destination: "/opt/berth", type: "bind", source: o.agentDir, options: ["rbind", "ro", "nosuid", "nodev"] },
+      // Read-only, and locked so by the user namespace: root inside cannot remount it rw.
+      ...(o.engine !== false && o.sharedImagesDir ? [{ destination: SANDBOX_SHARED_IMAGES, type: "bind", source: o.sharedImagesDir, options: ["rbind", "ro", "nodev"] }] : []),
       { destination: "/run/berth", type: "bind", source: o.runDir, options: ["rbind", "rw", "nosuid", "nodev", "noexec"] },
       { destination: "/var/lib/berth", type: "bind", source: o.dataDir, options: ["rbind", "rw", "nodev"] },
       // The learner's `docker` (a static client; no CLI plugins, so no buildx) and the busybox the
