@@ -200,7 +200,7 @@ async function configure(root: string): Promise<void> {
  * setuid/setgid bits, so they are put back afterwards. (File capabilities are dropped by chown too;
  * root in the sandbox does not need them.)
  */
-async function shiftOwnership(root: string, base: number): Promise<void> {
+export async function shiftOwnership(root: string, base: number): Promise<void> {
   const walk = async (path: string): Promise<void> => {
     const st = await lstat(path);
     if (st.uid >= base) return; // already shifted (never happens on a fresh build)

@@ -127,5 +127,10 @@ test("the learner's terminal runs real docker commands against the sandbox's own
   await waitForText(page, /^hello-from-42$/m, 60_000);
   await typeCommand(page, "docker run -d --name ticktock --label owner=alice busybox sleep 600 >/dev/null; docker ps --filter label=owner=alice --format 'running={{.Names}}'");
   await waitForText(page, /^running=ticktock$/m);
+  // An interactive Debian container, offline: the image ships with the sandbox.
+  await typeCommand(page, "docker run -it --rm debian:bookworm bash");
+  await waitForText(page, /root@[0-9a-f]{12}:\/# $/m, 60_000);
+  await typeCommand(page, "echo debian=$(cat /etc/debian_version); exit");
+  await waitForText(page, /^debian=12\.\d+\s*$/m);
   await context.close();
 });

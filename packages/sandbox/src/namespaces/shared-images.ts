@@ -11,9 +11,11 @@
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
-import { chmod, lchown, lstat, mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { buildDebianImage, DEBIAN_BUILDER_SOURCE, ImageStore } from "@berth/agent/build";
+// The same uid/gid shift as the base rootfs, so the image's files are root-owned inside a sandbox.
+import { shiftOwnership } from "../../../../infra/rootfs/build.js";
 
 /** Inside the sandbox: where the engine finds the shared store. */
 export const SANDBOX_SHARED_IMAGES = "/opt/berth-images";
@@ -117,16 +119,6 @@ function sh(cmd: string, args: string[]): Promise<void> {
     child.on("error", reject);
     child.on("close", (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} ${args.join(" ")}: exit ${code}: ${err.trim()}`))));
   });
-}
-
-// The same shift as the base rootfs gets (infra/rootfs/build.ts): uid/gid + base, and setuid/setgid
-// bits restored, since chown clears them.
-async function shiftOwnership(path: string, base: number): Promise<void> {
-  const st = await lstat(path);
-  if (st.uid >= base) return;
-  await lchown(path, st.uid + base, st.gid + base);
-  if (!st.isSymbolicLink() && (st.mode & 0o6000) !== 0) await chmod(path, st.mode & 0o7777);
-  if (st.isDirectory()) for (const name of await readdir(path)) await shiftOwnership(join(path, name), base);
 }
 
 function alive(pid: number): boolean {
