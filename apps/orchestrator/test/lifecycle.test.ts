@@ -3,7 +3,7 @@
 import { mkdtempSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { io as connectSocket } from "socket.io-client";
 import { createNamespacesDriver } from "@berth/sandbox";
 import { startOrchestrator, type Orchestrator } from "../src/server.js";
@@ -18,6 +18,11 @@ const start = () => {
   process.env.BERTH_DATA_DIR = dataDir;
   return startOrchestrator({ port: 0, host: "127.0.0.1", serveWeb: false, warmPoolSize: 1, instance, idleTimeoutMs: 60_000, reapIntervalMs: 3_600_000 });
 };
+
+// The first start may prepare the driver (bundles, base images): hook time, not test time.
+beforeAll(async () => {
+  berth = await start();
+});
 
 afterAll(async () => {
   await berth?.close();
@@ -55,13 +60,12 @@ describe("sandbox lifecycle", () => {
   let sandboxId = "";
 
   it("hands a warm sandbox to the first learner and refills the pool", async () => {
-    berth = await start();
     await expect.poll(() => berth!.sandboxes.pool.readyCount, { timeout: 30_000 }).toBe(1);
     const [pooled] = await mine();
-    cookie = await signUp(berth.url);
-    const term = await attach(berth.url, cookie);
+    cookie = await signUp(berth!.url);
+    const term = await attach(berth!.url, cookie);
     term.close();
-    const row = await berth.db.sandbox.findFirstOrThrow({ where: { state: "running" } });
+    const row = await berth!.db.sandbox.findFirstOrThrow({ where: { state: "running" } });
     expect(row.id).toBe(pooled!.id);
     sandboxId = row.id;
     await expect.poll(() => berth!.sandboxes.pool.readyCount, { timeout: 30_000 }).toBe(1);

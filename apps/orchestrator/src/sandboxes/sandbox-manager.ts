@@ -22,9 +22,16 @@ export interface LearnerSandbox {
   expiresAt: Date;
   agent: AgentClient;
   terminals: Map<string, TerminalSession>;
+  /**
+   * Output for a pty handle that no TerminalSession claims yet: the agent may send a shell's first
+   * prompt before the continuation of our `pty.start` request has run. Kept until claimed.
+   */
+  unclaimed: Map<number, Buffer[]>;
   /** Lab setup ran (or was not needed): checks may run. */
   ready: boolean;
 }
+
+const UNCLAIMED_LIMIT = 256 * 1024;
 
 export type PhaseReporter = (phase: SandboxPhase, message: string) => void;
 
@@ -139,14 +146,19 @@ export class SandboxManager {
     return sb;
   }
 
-  private async connect(base: Omit<LearnerSandbox, "agent" | "terminals">): Promise<LearnerSandbox> {
+  private async connect(base: Omit<LearnerSandbox, "agent" | "terminals" | "unclaimed">): Promise<LearnerSandbox> {
     const agent = await AgentClient.connect(await this.driver.connect(base.id), { timeoutMs: 10_000 });
-    const sb: LearnerSandbox = { ...base, agent, terminals: new Map() };
+    const sb: LearnerSandbox = { ...base, agent, terminals: new Map(), unclaimed: new Map() };
     agent.onOutput((handle, bytes) => {
-      for (const t of sb.terminals.values()) if (t.handle === handle) t.output(bytes);
+      const owner = [...sb.terminals.values()].find((t) => t.handle === handle);
+      if (owner) return owner.output(bytes);
+      const kept = sb.unclaimed.get(handle) ?? [];
+      if (kept.reduce((n, b) => n + b.length, 0) < UNCLAIMED_LIMIT) kept.push(Buffer.from(bytes));
+      sb.unclaimed.set(handle, kept);
     });
     agent.onEvent((ev) => {
       if (ev.event !== "pty.exit") return;
+      sb.unclaimed.delete(ev.handle);
       for (const [key, t] of sb.terminals) {
         if (t.handle !== ev.handle) continue;
         t.exit(ev.exitCode);
@@ -169,6 +181,8 @@ export class SandboxManager {
     const started = await sb.agent.request({ op: "pty.start", key, cols, rows });
     const term = new TerminalSession(key, started.handle, sb.agent);
     sb.terminals.set(key, term);
+    for (const bytes of sb.unclaimed.get(started.handle) ?? []) term.output(bytes);
+    sb.unclaimed.delete(started.handle);
     if (started.reattached) {
       // The shell outlived us (orchestrator restart): ask the agent for its copy of the screen.
       await sb.agent.request({ op: "pty.attach", handle: started.handle });
