@@ -61,6 +61,9 @@ describe("containment", () => {
   it("stops a fork bomb at pids.max while the neighbour and the host stay responsive", async () => {
     let maxPids = 0;
     // At rest: tini, the agent and the container engine, each node with its threads (pids.max counts tasks).
+    // The engine starts a moment after the agent: wait for it, or its threads land in the count later.
+    await sh(a, "until docker info >/dev/null 2>&1; do sleep 0.1; done", { timeoutMs: 20_000 });
+    await new Promise((r) => setTimeout(r, 500));
     const idlePids = (await driver.stats(idA)).pids;
     // `sleep` keeps the exec waiting, so the timeout (which kills the process group) ends the bomb.
     const bomb = sh(a, "sleep 100 & bomb() { bomb | bomb & }; bomb; wait", { timeoutMs: 3000 });
