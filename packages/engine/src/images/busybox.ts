@@ -55,16 +55,9 @@ export function ensureBusyboxImage(store: ImageStore): string {
   fs.rmSync(dir, { recursive: true, force: true });
   fs.mkdirSync(path.dirname(dir), { recursive: true });
   makeBusyboxRootfs(dir);
-  const diffId = store.addLayer(dir);
-  const created = new Date().toISOString();
-  const id = store.addImage({
-    architecture: "amd64",
-    os: "linux",
-    created,
-    config: { Env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"], Cmd: BUSYBOX_CMD },
-    rootfs: { type: "layers", diff_ids: [diffId] },
-    history: [{ created, created_by: `berth: ${BUSYBOX_BINARY} from Debian's busybox-static, one symlink per applet` }],
+  return store.addBaseImage(dir, {
+    cmd: BUSYBOX_CMD,
+    createdBy: `berth: ${BUSYBOX_BINARY} from Debian's busybox-static, one symlink per applet`,
+    references: ["busybox:latest"],
   });
-  store.tag(id, "busybox:latest");
-  return id;
 }

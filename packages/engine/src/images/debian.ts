@@ -44,17 +44,11 @@ export function buildDebianImage(store: ImageStore, progress: (line: string) => 
       // An image has an empty /dev: the engine gives each container its own.
       for (const e of fs.readdirSync(path.join(dir, "dev"))) fs.rmSync(path.join(dir, "dev", e), { recursive: true, force: true });
       progress("Computing the layer digest");
-      const diffId = store.addLayer(dir);
-      const created = new Date().toISOString();
-      const id = store.addImage({
-        architecture: "amd64",
-        os: "linux",
-        created,
-        config: { Env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"], Cmd: ["bash"] },
-        rootfs: { type: "layers", diff_ids: [diffId] },
-        history: [{ created, created_by: "berth: mmdebstrap --variant=minbase bookworm" }],
+      const id = store.addBaseImage(dir, {
+        cmd: ["bash"],
+        createdBy: "berth: mmdebstrap --variant=minbase bookworm",
+        references: DEBIAN_REFERENCES,
       });
-      for (const ref of DEBIAN_REFERENCES) store.tag(id, ref);
       resolve(id);
     });
   });

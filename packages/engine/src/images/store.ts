@@ -178,6 +178,25 @@ export class ImageStore {
     return `sha256:${hex}`;
   }
 
+  /**
+   * A base image made here rather than pulled (busybox, debian): one directory becomes its only
+   * layer, with the usual PATH, the given Cmd and a history line saying how it was made.
+   */
+  addBaseImage(dir: string, opts: { cmd: string[]; createdBy: string; references: readonly string[] }): string {
+    const diffId = this.addLayer(dir);
+    const created = new Date().toISOString();
+    const id = this.addImage({
+      architecture: "amd64",
+      os: "linux",
+      created,
+      config: { Env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"], Cmd: opts.cmd },
+      rootfs: { type: "layers", diff_ids: [diffId] },
+      history: [{ created, created_by: opts.createdBy }],
+    });
+    for (const ref of opts.references) this.tag(id, ref);
+    return id;
+  }
+
   tag(id: string, reference: string): void {
     this.repos[normalizeReference(reference)] = id;
     this.saveRepos();

@@ -11,10 +11,10 @@
 //   data/       bind-mounted at /var/lib/berth: a real filesystem for nested overlays
 //   bundle/     runc's bundle (config.json); agent.log: the agent's stdout/stderr
 import { randomBytes } from "node:crypto";
-import { spawn } from "node:child_process";
 import { existsSync, openSync, closeSync, readFileSync } from "node:fs";
 import { chown, mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { runHostCommand } from "./host-command.js";
 import { ensureBaseRootfs, removeUnusedRootfs, defaultStateDir, hostsFile, SANDBOX_ID_BASE, SANDBOX_ID_COUNT } from "../../../../infra/rootfs/build.js";
 import { AgentClient } from "../agent-client.js";
 import {
@@ -146,7 +146,7 @@ export class NamespacesDriver implements SandboxDriver {
       for (const sub of ["upper", "run", "data"]) await chown(join(dir, sub), uid, gid);
 
       // 1. The root filesystem: overlay of the shared read-only base and this sandbox's upper layer.
-      await sh("mount", ["-t", "overlay", "overlay", "-o", `lowerdir=${baseRootfs},upperdir=${join(dir, "upper")},workdir=${join(dir, "work")}`, join(dir, "rootfs")]);
+      await runHostCommand("mount", ["-t", "overlay", "overlay", "-o", `lowerdir=${baseRootfs},upperdir=${join(dir, "upper")},workdir=${join(dir, "work")}`, join(dir, "rootfs")]);
       await writeOwned(join(dir, "rootfs", "etc", "hostname"), `${spec.hostname}\n`, uid, gid);
       await writeOwned(join(dir, "rootfs", "etc", "hosts"), hostsFile(spec.hostname), uid, gid);
 
@@ -301,16 +301,6 @@ async function writeOwned(path: string, text: string, uid: number, gid: number, 
   await chown(path, uid, gid);
 }
 
-function sh(cmd: string, args: string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ["ignore", "ignore", "pipe"] });
-    let err = "";
-    child.stderr.on("data", (b: Buffer) => (err += b.toString()));
-    child.on("error", reject);
-    child.on("close", (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} ${args.join(" ")}: exit ${code}: ${err.trim()}`))));
-  });
-}
-
 /** Mount points under dir, deepest first, as the host's mount table shows them. */
 function mountsUnder(dir: string): string[] {
   const prefix = dir.endsWith("/") ? dir : dir + "/";
@@ -324,10 +314,10 @@ function mountsUnder(dir: string): string[] {
 async function unmountAll(dir: string): Promise<void> {
   for (const m of mountsUnder(dir)) {
     try {
-      await sh("umount", [m]);
+      await runHostCommand("umount", [m]);
     } catch {
       // Still busy for a moment after the last process died: detach it now, the kernel frees it later.
-      await sh("umount", ["-l", m]);
+      await runHostCommand("umount", ["-l", m]);
     }
   }
 }

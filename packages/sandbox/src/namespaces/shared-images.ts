@@ -8,11 +8,11 @@
 //   stateDir/images/.empty/              the overlay's second (empty) lower layer
 //   stateDir/images/.tmp-<key>-<pid>/    a build in progress, renamed when complete
 //   stateDir/images/.lock-<key>          held (mkdir) by the one process building it
-import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { runHostCommand } from "./host-command.js";
 import { buildDebianImage, DEBIAN_BUILDER_SOURCE, ImageStore } from "@berth/agent/build";
 // The same uid/gid shift as the base rootfs, so the image's files are root-owned inside a sandbox.
 import { shiftOwnership } from "../../../../infra/rootfs/build.js";
@@ -46,7 +46,7 @@ export async function ensureSharedImages(stateDir: string, idBase: number, onPro
   const empty = join(stateDir, "images", ".empty");
   await mkdir(view, { recursive: true });
   await mkdir(empty, { recursive: true });
-  if (!isMountPoint(view)) await sh("mount", ["-t", "overlay", "overlay", "-o", `ro,lowerdir=${dir}:${empty}`, view]);
+  if (!isMountPoint(view)) await runHostCommand("mount", ["-t", "overlay", "overlay", "-o", `ro,lowerdir=${dir}:${empty}`, view]);
   return view;
 }
 
@@ -102,23 +102,13 @@ export async function removeUnusedSharedImages(stateDir: string, inUse: Set<stri
     const store = join(parent, name.replace(/\.ro$/, ""));
     if (name.startsWith(".") || inUse.has(`${store}.ro`)) continue;
     const dir = join(parent, name);
-    if (isMountPoint(dir)) await sh("umount", ["-l", dir]);
+    if (isMountPoint(dir)) await runHostCommand("umount", ["-l", dir]);
     await rm(dir, { recursive: true, force: true });
   }
 }
 
 function isMountPoint(dir: string): boolean {
   return readFileSync("/proc/self/mounts", "utf8").split("\n").some((l) => l.split(" ")[1] === dir);
-}
-
-function sh(cmd: string, args: string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ["ignore", "ignore", "pipe"] });
-    let err = "";
-    child.stderr.on("data", (b: Buffer) => (err += b.toString()));
-    child.on("error", reject);
-    child.on("close", (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} ${args.join(" ")}: exit ${code}: ${err.trim()}`))));
-  });
 }
 
 function alive(pid: number): boolean {
