@@ -9,6 +9,8 @@ const repoRoot = path.join(__dirname, "..", "..");
 const config: NextConfig = {
   turbopack: { root: repoRoot },
   outputFileTracingRoot: repoRoot,
+  // @berth/protocol ships TypeScript source (its flow constants are imported, the rest is types).
+  transpilePackages: ["@berth/protocol"],
   reactStrictMode: true,
   poweredByHeader: false,
 };

@@ -14,13 +14,9 @@
 import type { ClientToServerEvents, SandboxPhase, ServerToClientEvents } from "@berth/protocol";
 import type { Terminal } from "@xterm/xterm";
 import type { Socket } from "socket.io-client";
+// Only the flow-control constants: the package's index would pull zod and the agent schemas in.
+import { FLOW_ACK_EVERY } from "@berth/protocol/flow";
 
-/**
- * Mirrors FLOW_ACK_EVERY in packages/protocol/src/flow.ts. Copied, not imported, because the web
- * app takes only types from @berth/protocol (its index pulls zod and the agent schemas into the
- * bundle). Keep the two equal.
- */
-export const FLOW_ACK_EVERY = 8 * 1024;
 
 export type BerthSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
 
