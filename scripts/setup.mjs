@@ -93,12 +93,6 @@ export function prepareDatabase(env = process.env) {
   tsx(["scripts/db.ts", "migrate"], { env });
 }
 
-export function buildAgent() {
-  buildIfChanged("Bundling the sandbox agent", ["packages/agent/src", "packages/protocol/src", "packages/agent/build.ts"], ".berth/stamps/agent", () =>
-    tsx(["packages/agent/build.ts"]),
-  );
-}
-
 export function buildWeb() {
   buildIfChanged("Building the web app (next build)", ["apps/web", "packages/protocol/src", "package-lock.json"], ".berth/stamps/web", () =>
     run(path.join(ROOT, "node_modules/.bin/next"), ["build"], { cwd: path.join(ROOT, "apps/web"), env: { ...process.env, NEXT_TELEMETRY_DISABLED: "1" } }),
@@ -115,7 +109,6 @@ export function setup({ packages }) {
   ensureDebianPackages(packages);
   ensureNodeModules();
   prepareDatabase();
-  buildAgent();
   buildRootfs();
   buildWeb();
 }
