@@ -24,6 +24,7 @@ import {
 import { PtySessions, type PtySession } from "./pty-sessions.js";
 import { runExec } from "./exec.js";
 import { listDir, readFileCapped, statFile, writeFileBytes } from "./files.js";
+import { Tunnels } from "./tunnels.js";
 
 export interface AgentOptions {
   socketPath: string;
@@ -52,6 +53,8 @@ const MAX_BUFFERED_BYTES = 16 * 1024 * 1024;
 interface Connection {
   ws: WebSocket;
   attached: Set<number>;
+  /** TCP connections inside the sandbox for the web preview; closed with the connection. */
+  tunnels: Tunnels;
 }
 
 export class AgentServer {
@@ -104,7 +107,10 @@ export class AgentServer {
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
-    for (const c of this.connections) c.ws.terminate();
+    for (const c of this.connections) {
+      c.ws.terminate();
+      c.tunnels.closeAll();
+    }
     this.connections.clear();
     for (const e of this.execs) e.kill();
     this.execs.clear();
@@ -131,20 +137,28 @@ export class AgentServer {
   }
 
   private onConnection(ws: WebSocket): void {
-    const conn: Connection = { ws, attached: new Set() };
+    const tunnels = new Tunnels((frame) => {
+      if (ws.readyState === WebSocket.OPEN) ws.send(frame);
+    });
+    const conn: Connection = { ws, attached: new Set(), tunnels };
     this.connections.add(conn);
     ws.on("message", (data: RawData, isBinary: boolean) => {
       const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
-      if (isBinary) this.onBinary(buf);
+      if (isBinary) this.onBinary(conn, buf);
       else void this.onText(conn, buf);
     });
-    ws.on("close", () => this.connections.delete(conn));
-    ws.on("error", () => this.connections.delete(conn));
+    const gone = () => {
+      this.connections.delete(conn);
+      tunnels.closeAll();
+    };
+    ws.on("close", gone);
+    ws.on("error", gone);
   }
 
-  private onBinary(buf: Buffer): void {
+  private onBinary(conn: Connection, buf: Buffer): void {
     try {
       const frame = decodeFrame(buf);
+      if (frame.kind >= FrameKind.TunnelData) return conn.tunnels.onFrame(frame);
       if (frame.kind !== FrameKind.PtyInput) return;
       this.ptys.get(frame.handle).write(frame.payload);
     } catch (err) {
@@ -193,6 +207,7 @@ export class AgentServer {
       if (c.ws.bufferedAmount > MAX_BUFFERED_BYTES) {
         this.log(`agent: closing a connection that fell ${c.ws.bufferedAmount} bytes behind`);
         c.ws.terminate();
+        c.tunnels.closeAll();
         this.connections.delete(c);
         continue;
       }
@@ -281,10 +296,14 @@ export class AgentServer {
           uptimeMs: Date.now() - this.started,
           ptys: this.ptys.size,
           memoryRss: process.memoryUsage.rss(),
+          tunnels: [...this.connections].reduce((n, c) => n + c.tunnels.size, 0),
         };
         if (this.opts.onHealth) setImmediate(this.opts.onHealth);
         return reply;
       }
+      case "tunnel.open":
+        await conn.tunnels.open(req.id, req.port, req.timeoutMs);
+        return {};
     }
   }
 }

@@ -50,10 +50,18 @@ export const FileWrite = z.object({ op: z.literal("file.write"), path: z.string(
 export const FileStat = z.object({ op: z.literal("file.stat"), path: z.string() });
 export const FileList = z.object({ op: z.literal("file.list"), path: z.string() });
 export const Health = z.object({ op: z.literal("health") });
+/** Open a TCP connection to 127.0.0.1:<port> inside the sandbox; bytes then flow as frames (tunnel.ts). */
+export const TunnelOpen = z.object({
+  op: z.literal("tunnel.open"),
+  /** Chosen by the client, unique among its connection's open tunnels. */
+  id: z.number().int().min(1).max(0xffffffff),
+  port: z.number().int().min(1).max(65535),
+  timeoutMs: z.number().int().min(1).max(60_000).default(5000),
+});
 
 export const AgentRequest = z.discriminatedUnion("op", [
   PtyStart, PtyAttach, PtyResize, PtyFlow, PtySignal, PtyKill, PtyList,
-  Exec, FileRead, FileWrite, FileStat, FileList, Health,
+  Exec, FileRead, FileWrite, FileStat, FileList, Health, TunnelOpen,
 ]);
 export type AgentRequest = z.infer<typeof AgentRequest>;
 export type AgentRequestInput = z.input<typeof AgentRequest>;
@@ -98,6 +106,8 @@ export interface HealthReply {
   uptimeMs: number;
   ptys: number;
   memoryRss: number;
+  /** Tunnels open on all connections (web preview); absent from agents older than tunnels. */
+  tunnels?: number;
 }
 export interface AgentReplies {
   "pty.start": PtyStartReply;
@@ -113,6 +123,7 @@ export interface AgentReplies {
   "file.stat": FileStatReply;
   "file.list": { entries: FileStatReply[] };
   health: HealthReply;
+  "tunnel.open": Record<string, never>;
 }
 
 export type AgentReply =

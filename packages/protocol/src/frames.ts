@@ -2,12 +2,23 @@
 // a UTF-8 character can straddle two chunks, and only xterm.js in the browser decodes them.
 //
 // Layout: [kind: u8][handle: u32 big-endian][payload bytes ...]
+//
+// Tunnels (web preview, tunnel.ts) use the same layout with the tunnel's id as the handle: data
+// both ways, an acknowledgement of bytes consumed (flow control), a half-close, and a close.
 
 export const FrameKind = {
   /** pty output, agent → orchestrator */
   PtyOutput: 1,
   /** keystrokes, orchestrator → agent */
   PtyInput: 2,
+  /** TCP bytes of a tunnel, either direction */
+  TunnelData: 3,
+  /** payload: u32 big-endian, bytes of TunnelData the sender of this frame has consumed */
+  TunnelAck: 4,
+  /** the sender will send no more data (TCP half-close); empty payload */
+  TunnelEnd: 5,
+  /** the tunnel is gone both ways; payload: an optional UTF-8 reason */
+  TunnelClose: 6,
 } as const;
 export type FrameKind = (typeof FrameKind)[keyof typeof FrameKind];
 
@@ -30,6 +41,6 @@ export interface Frame {
 export function decodeFrame(data: Buffer): Frame {
   if (data.length < HEADER) throw new Error(`frame too short: ${data.length} bytes, need at least ${HEADER}`);
   const kind = data.readUInt8(0);
-  if (kind !== FrameKind.PtyOutput && kind !== FrameKind.PtyInput) throw new Error(`unknown frame kind ${kind}`);
-  return { kind, handle: data.readUInt32BE(1), payload: data.subarray(HEADER) };
+  if (kind < FrameKind.PtyOutput || kind > FrameKind.TunnelClose) throw new Error(`unknown frame kind ${kind}`);
+  return { kind: kind as FrameKind, handle: data.readUInt32BE(1), payload: data.subarray(HEADER) };
 }

@@ -4,4 +4,5 @@ export * from "./browser.js";
 export * from "./frames.js";
 export * from "./replay.js";
 export * from "./flow.js";
+export * from "./tunnel.js";
 export * from "./api.js";
