@@ -15,6 +15,7 @@ import { CheckRunner } from "./grading/check-runner.js";
 import { createApi } from "./http/api.js";
 import { sendJson } from "./http/router.js";
 import { createGateway } from "./gateway.js";
+import { PreviewServer } from "./preview/preview.js";
 
 export interface Orchestrator {
   http: HttpServer;
@@ -45,6 +46,7 @@ export async function startOrchestrator(
   await sandboxes.recover();
   const checks = new CheckRunner(db, catalog, sandboxes);
   const api = createApi({ db, sessions, catalog, sandboxes, checks, sessionTtlMs: config.sessionTtlMs, log });
+  const preview = new PreviewServer({ db, sessions, sandboxes, endpoint: (id) => driver.connect(id), log });
 
   let web: ((req: import("node:http").IncomingMessage, res: import("node:http").ServerResponse) => Promise<void>) | undefined;
   let closeWeb: (() => Promise<void>) | undefined;
@@ -61,6 +63,7 @@ export async function startOrchestrator(
     const path = (req.url ?? "/").split("?")[0]!;
     if (path === "/healthz") return sendJson(res, 200, { ok: true, warmPool: sandboxes.pool.readyCount });
     if (path === "/api" || path.startsWith("/api/")) return void api.handle(req, res);
+    if (PreviewServer.handles(path)) return void preview.handle(req, res);
     if (web) return void web(req, res).catch((err) => {
       log.error({ err: String(err) }, "web handler failed");
       if (!res.headersSent) sendJson(res, 500, { error: "page failed to render" });
@@ -70,6 +73,10 @@ export async function startOrchestrator(
   // Long checks and slow networks: do not let Node cut requests at its default 300 s.
   http.requestTimeout = 0;
   const io = createGateway(http, { sessions, sandboxes, catalog, log });
+  // WebSockets of a learner's previewed app (socket.io answers its own path on the same event).
+  http.on("upgrade", (req, socket, head) => {
+    if (PreviewServer.handles((req.url ?? "/").split("?")[0]!)) void preview.upgrade(req, socket, head);
+  });
 
   await new Promise<void>((resolve, reject) => {
     http.once("error", reject);
@@ -89,6 +96,7 @@ export async function startOrchestrator(
     close: () =>
       (closed ??= (async () => {
         io.close();
+        preview.close();
         await new Promise<void>((r) => http.close(() => r()));
         await sandboxes.dispose();
         await closeWeb?.();
