@@ -36,6 +36,12 @@ export interface OrchestratorConfig {
   reapIntervalMs: number;
   sessionTtlMs: number;
   sandboxLimits: { memoryBytes: number; cpus: number; pids: number };
+  /**
+   * The lab registry (Debian's docker-registry) started with the orchestrator and stopped with it:
+   * it serves the lab images that setup pushed into `root` (infra/images/build.ts). It listens on
+   * 127.0.0.1 only (plain HTTP); `port` 0 picks a free one. Off with BERTH_REGISTRY=0.
+   */
+  registry: { enabled: boolean; root: string; port: number };
 }
 
 export function loadConfig(overrides: Partial<OrchestratorConfig> = {}): OrchestratorConfig {
@@ -56,6 +62,12 @@ export function loadConfig(overrides: Partial<OrchestratorConfig> = {}): Orchest
       memoryBytes: intFromEnv("BERTH_SANDBOX_MEMORY_MB", 512) * 1024 * 1024,
       cpus: intFromEnv("BERTH_SANDBOX_CPUS", 1),
       pids: intFromEnv("BERTH_SANDBOX_PIDS", 256),
+    },
+    registry: {
+      enabled: process.env.BERTH_REGISTRY !== "0",
+      // The same storage the image build step pushes to (infra/images/build.ts registryRoot()).
+      root: process.env.BERTH_REGISTRY_ROOT || path.join(process.env.BERTH_STATE_DIR || "/var/lib/berth", "registry"),
+      port: intFromEnv("BERTH_REGISTRY_PORT", 0),
     },
     ...overrides,
   };

@@ -16,12 +16,15 @@ import { createApi } from "./http/api.js";
 import { sendJson } from "./http/router.js";
 import { createGateway } from "./gateway.js";
 import { PreviewServer } from "./preview/preview.js";
+import { startRegistry, type Registry } from "../../../infra/registry/registry.js";
 
 export interface Orchestrator {
   http: HttpServer;
   url: string;
   db: Db;
   sandboxes: SandboxManager;
+  /** The lab registry (127.0.0.1 only), unless disabled or it could not start. */
+  registry: Registry | undefined;
   close(): Promise<void>;
 }
 
@@ -33,6 +36,7 @@ export async function startOrchestrator(
   const log = opts.log ?? pino({ level: process.env.LOG_LEVEL ?? "info" });
   // Migrations are applied at start (idempotent, milliseconds when up to date): a fresh data dir just works.
   const db = await openDatabase(config.databaseUrl, { migrate: true });
+  const registry = await startLabRegistry(config, log);
   const driver = opts.driver ?? createNamespacesDriver();
   await driver.prepare((line) => log.info(line));
 
@@ -85,7 +89,7 @@ export async function startOrchestrator(
   const port = (http.address() as AddressInfo).port;
   const url = `http://localhost:${port}`;
   sandboxes.start();
-  log.info({ url, driver: driver.name, warmPool: config.warmPoolSize }, "Berth is ready");
+  log.info({ url, driver: driver.name, warmPool: config.warmPoolSize, registry: registry?.url }, "Berth is ready");
 
   let closed: Promise<void> | undefined;
   return {
@@ -93,6 +97,7 @@ export async function startOrchestrator(
     url,
     db,
     sandboxes,
+    registry,
     close: () =>
       (closed ??= (async () => {
         io.close();
@@ -101,6 +106,36 @@ export async function startOrchestrator(
         await sandboxes.dispose();
         await closeWeb?.();
         await closeDatabase(db);
+        await registry?.stop();
       })()),
   };
+}
+
+/**
+ * The registry that serves the lab images to sandboxes' `docker pull`. Without it Berth still
+ * works (containers from images a sandbox already has, builds FROM them), so a failure to start
+ * is logged, not fatal: a machine where setup has not pushed the images, or without Debian's
+ * docker-registry, can still teach the chapters that need no pull.
+ */
+async function startLabRegistry(config: OrchestratorConfig, log: Logger): Promise<Registry | undefined> {
+  if (!config.registry.enabled) return undefined;
+  try {
+    const registry = await startRegistry({ root: config.registry.root, host: "127.0.0.1", port: config.registry.port });
+    log.info({ url: registry.url, storage: config.registry.root }, "lab registry started");
+    // A child process outlives its parent unless told: if the orchestrator exits without close()
+    // (a failed start, a crash), take the registry down with it.
+    const onExit = () => {
+      try {
+        process.kill(registry.pid, "SIGTERM");
+      } catch {
+        /* already gone */
+      }
+    };
+    process.once("exit", onExit);
+    const stop = registry.stop.bind(registry);
+    return { ...registry, stop: () => (process.off("exit", onExit), stop()) };
+  } catch (err) {
+    log.warn({ err: String(err) }, "lab registry did not start: `docker pull` in sandboxes will fail (BERTH_REGISTRY=0 silences this)");
+    return undefined;
+  }
 }
