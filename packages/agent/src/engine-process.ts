@@ -66,7 +66,8 @@ export class EngineProcess {
       child = spawn(this.opts.node ?? process.execPath, [bundle, "--root", root, "--socket", socket, "--no-debian", ...(this.opts.sharedImages ?? []).flatMap((d) => ["--shared-images", d])], {
         stdio: ["ignore", out, out],
         // Only what the engine needs: never the agent's own environment (the token's file name, etc.).
-        env: { PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", HOME: "/root", LANG: "C.UTF-8", BERTH_SHIM: shim } as Record<string, string> as NodeJS.ProcessEnv,
+        // (plus the lab registry the sandbox's docker.io names come from, when it has one)
+        env: { PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", HOME: "/root", LANG: "C.UTF-8", BERTH_SHIM: shim, ...(process.env.BERTH_REGISTRY_MIRROR ? { BERTH_REGISTRY_MIRROR: process.env.BERTH_REGISTRY_MIRROR } : {}) } as Record<string, string> as NodeJS.ProcessEnv,
       });
     } finally {
       closeSync(out);

@@ -4,6 +4,7 @@
 import { AgentServer } from "./server.js";
 import { EngineProcess } from "./engine-process.js";
 import { readAgentToken } from "./token.js";
+import { startRegistryForwarder } from "./registry-forwarder.js";
 
 const socketPath = process.env.BERTH_AGENT_SOCKET || "/run/berth/agent.sock";
 const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
@@ -32,6 +33,8 @@ try {
   const firstStart = engine && (() => engine.starts === 0 && engine.start());
   const server = await AgentServer.listen({ socketPath, token, log, onHealth: firstStart });
   log(`agent: listening on ${socketPath} (pid ${process.pid})`);
+  // localhost:5000 in the sandbox = the lab registry, through the driver's gateway socket.
+  if (process.env.BERTH_REGISTRY_SOCKET) startRegistryForwarder({ socketPath: process.env.BERTH_REGISTRY_SOCKET, log });
   const fallback = firstStart && setTimeout(firstStart, ENGINE_START_FALLBACK_MS);
   const stop = (sig: string) => {
     log(`agent: ${sig}, stopping`);

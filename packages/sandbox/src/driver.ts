@@ -15,6 +15,11 @@ export interface SandboxSpec {
   id: string;
   hostname: string;
   limits?: Partial<SandboxLimits>;
+  /**
+   * Who the sandbox belongs to (e.g. a user id): the learner's namespace in the lab registry, so
+   * their pushed images follow them from sandbox to sandbox. Default: the sandbox id.
+   */
+  owner?: string;
 }
 
 /** Where the sandbox's agent listens (a UNIX socket on the host) and the token it wants. */

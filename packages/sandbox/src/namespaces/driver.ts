@@ -10,6 +10,7 @@
 //   run/        bind-mounted at /run/berth: the agent's socket (and, briefly, the token file)
 //   data/       bind-mounted at /var/lib/berth: a real filesystem for nested overlays
 //   bundle/     runc's bundle (config.json); agent.log: the agent's stdout/stderr
+//   gw/         host-root-owned, bound read-only at /run/berth-gw: the registry gateway's socket
 import { randomBytes } from "node:crypto";
 import { existsSync, openSync, closeSync, readFileSync } from "node:fs";
 import { chown, mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
@@ -33,6 +34,8 @@ import { findHostTools, type HostTools } from "./host-tools.js";
 import { sandboxOciConfig } from "./oci-spec.js";
 import { Runc } from "./runc.js";
 import { ensureSharedImages, removeUnusedSharedImages } from "./shared-images.js";
+import { attachUplink, claimSlot, detachUplinksOf, ensureHostNetwork, removeStaleUplinks, sandboxResolvConf, type UplinkSlot } from "./network.js";
+import { RegistryGateway, registryOwner } from "./registry-gateway.js";
 
 export interface NamespacesDriverOptions {
   stateDir?: string;
@@ -43,6 +46,17 @@ export interface NamespacesDriverOptions {
    * starts it after its first health answer; it costs the sandbox one more node process.
    */
   engine?: boolean;
+  /**
+   * Give each sandbox an uplink (default true): eth0 with NAT out through the host, the host's
+   * nameserver, and a firewall that keeps it off the host, other sandboxes and private ranges
+   * (network.ts). false: loopback only.
+   */
+  uplink?: boolean;
+  /**
+   * The lab registry (e.g. "http://127.0.0.1:5000"). When set, each sandbox gets a gateway to it:
+   * localhost:5000 inside, lab images read-only, the learner's own names in their own namespace.
+   */
+  registryUpstream?: string;
 }
 
 interface SandboxMeta {
@@ -54,6 +68,10 @@ interface SandboxMeta {
   agentDir: string;
   /** The shared read-only image store bound at /opt/berth-images (debian:bookworm), if any. */
   sharedImages?: string;
+  /** The sandbox's uplink (absent: loopback only). */
+  uplink?: UplinkSlot;
+  /** The namespace of its pushes in the lab registry, when it has a gateway. */
+  registryOwner?: string;
 }
 
 /** sun_path is 108 bytes including the terminating NUL. */
@@ -65,6 +83,9 @@ export class NamespacesDriver implements SandboxDriver {
   private readonly runc: Runc;
   private readonly agentTimeoutMs: number;
   private readonly engine: boolean;
+  private readonly uplink: boolean;
+  private readonly registryUpstream: string | undefined;
+  private nameservers: string[] = [];
   private prepared: Promise<{ rootfs: string; agentDir: string; hostTools: HostTools; sharedImages?: string }> | undefined;
 
   constructor(opts: NamespacesDriverOptions = {}) {
@@ -72,6 +93,11 @@ export class NamespacesDriver implements SandboxDriver {
     this.runc = new Runc(join(this.stateDir, "runc"));
     this.agentTimeoutMs = opts.agentTimeoutMs ?? 20_000;
     this.engine = opts.engine ?? true;
+    this.uplink = opts.uplink ?? true;
+    this.registryUpstream = opts.registryUpstream;
+    if (this.registryUpstream !== undefined && !/^http:\/\/[^/]+\/?$/.test(this.registryUpstream)) {
+      throw new Error(`registryUpstream ${JSON.stringify(this.registryUpstream)}: want http://host:port (the lab registry on this host)`);
+    }
   }
 
   prepare(onProgress?: (line: string) => void): Promise<void> {
@@ -82,6 +108,11 @@ export class NamespacesDriver implements SandboxDriver {
         onProgress?.("sandbox: building the agent bundle");
         const agentDir = await ensureAgentDir(this.stateDir);
         await mkdir(join(this.stateDir, "sandboxes"), { recursive: true });
+        if (this.uplink) {
+          ({ nameservers: this.nameservers } = await ensureHostNetwork());
+          for (const slot of await removeStaleUplinks()) onProgress?.(`sandbox: removed a stale uplink (berthv${slot})`);
+          if (!this.nameservers.length) onProgress?.("sandbox: no usable nameserver in /etc/resolv.conf; sandboxes will resolve no names");
+        }
         // debian:bookworm for the engines inside: built once (~25 s) and shared read-only. Without
         // Debian's archive the sandboxes still work, with busybox only.
         let sharedImages: string | undefined;
@@ -101,6 +132,13 @@ export class NamespacesDriver implements SandboxDriver {
         await removeUnusedAgentDirs(this.stateDir, inUse);
         if (sharedImages) await removeUnusedSharedImages(this.stateDir, imagesInUse);
         for (const dir of await removeUnusedRootfs(this.stateDir)) onProgress?.(`sandbox: removed unused base rootfs ${dir}`);
+        // Sandboxes outlive the process that made them: serve the gateways of those still here.
+        if (this.registryUpstream) {
+          for (const id of await readdir(join(this.stateDir, "sandboxes"))) {
+            const meta = await this.readMeta(id).catch(() => undefined);
+            if (meta?.registryOwner) await this.serveGateway(id, meta.registryOwner).catch((err: Error) => onProgress?.(`sandbox: ${id}: no registry gateway (${err.message})`));
+          }
+        }
         return { rootfs, agentDir, hostTools: findHostTools(onProgress), sharedImages };
       })();
       this.prepared.catch(() => (this.prepared = undefined));
@@ -120,6 +158,10 @@ export class NamespacesDriver implements SandboxDriver {
     }
     const socketPath = join(dir, "run", "agent.sock");
     if (socketPath.length > MAX_SOCKET_PATH) throw new Error(`agent socket path too long for a UNIX socket (${socketPath.length} > ${MAX_SOCKET_PATH}): use a shorter state dir or id`);
+    const gatewaySocket = join(dir, "gw", "registry.sock");
+    if (this.registryUpstream && gatewaySocket.length > MAX_SOCKET_PATH) throw new Error(`registry socket path too long for a UNIX socket (${gatewaySocket.length} > ${MAX_SOCKET_PATH}): use a shorter state dir or id`);
+    const owner = this.registryUpstream ? registryOwner(spec.owner ?? spec.id) : undefined;
+    if (owner && spec.owner !== undefined && owner !== spec.owner) throw new Error(`invalid owner ${JSON.stringify(spec.owner)}: lower-case letters and digits, separated by '.', '_' or '-' (at most 64)`);
     const limits: SandboxLimits = { ...DEFAULT_LIMITS, ...spec.limits };
     if (!(limits.memoryBytes >= 32 * 1024 * 1024) || !(limits.cpus > 0) || !(Number.isInteger(limits.pids) && limits.pids >= 16)) {
       throw new Error(`invalid limits ${JSON.stringify(limits)}: memoryBytes ≥ 32 MiB, cpus > 0, pids an integer ≥ 16`);
@@ -137,7 +179,7 @@ export class NamespacesDriver implements SandboxDriver {
     const cgroup = new SandboxCgroup(spec.id);
     const uid = SANDBOX_ID_BASE;
     const gid = SANDBOX_ID_BASE;
-    const meta: SandboxMeta = { id: spec.id, hostname: spec.hostname, createdAt: new Date().toISOString(), limits, cgroupVersion: cgroup.version, agentDir, sharedImages };
+    const meta: SandboxMeta = { id: spec.id, hostname: spec.hostname, createdAt: new Date().toISOString(), limits, cgroupVersion: cgroup.version, agentDir, sharedImages, registryOwner: owner };
 
     try {
       await writeFile(join(dir, "meta.json"), JSON.stringify(meta, null, 2) + "\n");
@@ -149,6 +191,12 @@ export class NamespacesDriver implements SandboxDriver {
       await runHostCommand("mount", ["-t", "overlay", "overlay", "-o", `lowerdir=${baseRootfs},upperdir=${join(dir, "upper")},workdir=${join(dir, "work")}`, join(dir, "rootfs")]);
       await writeOwned(join(dir, "rootfs", "etc", "hostname"), `${spec.hostname}\n`, uid, gid);
       await writeOwned(join(dir, "rootfs", "etc", "hosts"), hostsFile(spec.hostname), uid, gid);
+      if (this.uplink) await writeOwned(join(dir, "rootfs", "etc", "resolv.conf"), sandboxResolvConf(this.nameservers), uid, gid);
+      if (owner) {
+        // Root-owned and bound read-only: the sandbox can connect to the socket, not replace it.
+        await mkdir(join(dir, "gw"), { mode: 0o755 });
+        await this.serveGateway(spec.id, owner);
+      }
 
       // 2. The agent's token: kept on the host, and handed over once in a file the agent deletes.
       const token = randomBytes(32).toString("hex");
@@ -172,6 +220,7 @@ export class NamespacesDriver implements SandboxDriver {
         hostTools,
         engine: this.engine,
         sharedImagesDir: sharedImages,
+        registrySocketDir: owner ? join(dir, "gw") : undefined,
       });
       await writeFile(join(dir, "bundle", "config.json"), JSON.stringify(config, null, 2) + "\n");
       const log = openSync(join(dir, "agent.log"), "a");
@@ -179,6 +228,15 @@ export class NamespacesDriver implements SandboxDriver {
         await this.runc.run(["create", "--bundle", join(dir, "bundle"), spec.id], { stdio: ["ignore", log, log], detached: true });
       } finally {
         closeSync(log);
+      }
+      // The uplink goes in between create and start: the namespaces exist, the agent has not run,
+      // so eth0 is there from the sandbox's first instruction.
+      if (this.uplink) {
+        const state = await this.runc.state(spec.id);
+        if (!state?.pid) throw new Error("runc create left no process to attach the uplink to");
+        meta.uplink = await claimSlot(dir, spec.id);
+        await writeFile(join(dir, "meta.json"), JSON.stringify(meta, null, 2) + "\n");
+        await attachUplink(state.pid, meta.uplink);
       }
       await this.runc.run(["start", spec.id]);
 
@@ -235,6 +293,11 @@ export class NamespacesDriver implements SandboxDriver {
       // --force kills every process in the sandbox's cgroup, then removes runc's state.
       await this.runc.run(["delete", "--force", id]);
     }
+    // The netns died with the sandbox's last process (and took the veth pair with it): what is
+    // left is the host's rule and the slot claim.
+    await detachUplinksOf(dir);
+    await this.gateways.get(id)?.close();
+    this.gateways.delete(id);
     const cgroup = new SandboxCgroup(id, meta?.cgroupVersion);
     await cgroup.remove();
     await unmountAll(dir);
@@ -270,6 +333,28 @@ export class NamespacesDriver implements SandboxDriver {
       if (meta) out.push(await this.info(meta));
     }
     return out;
+  }
+
+  /** The sandbox's uplink (its addresses and host interface), if it has one. */
+  async uplinkOf(id: string): Promise<UplinkSlot | undefined> {
+    return (await this.readMeta(id))?.uplink;
+  }
+
+  private readonly gateways = new Map<string, RegistryGateway>();
+
+  private async serveGateway(id: string, owner: string): Promise<void> {
+    if (!this.registryUpstream || this.gateways.has(id)) return;
+    const gw = await RegistryGateway.listen({ socketPath: join(this.dir(id), "gw", "registry.sock"), upstream: this.registryUpstream, owner });
+    this.gateways.set(id, gw);
+  }
+
+  /**
+   * Stops serving this process's registry gateways (the sandboxes keep running; a new driver's
+   * prepare() serves them again). For a clean shutdown of the orchestrator or a test.
+   */
+  async close(): Promise<void> {
+    await Promise.all([...this.gateways.values()].map((g) => g.close()));
+    this.gateways.clear();
   }
 
   /** Where a sandbox's files are on the host (for tests and debugging). */

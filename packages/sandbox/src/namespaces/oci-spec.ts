@@ -27,10 +27,18 @@ export interface SandboxOciOptions {
   engine?: boolean;
   /** Host directory of the shared image store (debian:bookworm), bound read-only at /opt/berth-images. */
   sharedImagesDir?: string;
+  /**
+   * Host directory holding the sandbox's registry gateway socket (registry.sock), bound read-only
+   * at /run/berth-gw; the agent forwards localhost:5000 to it and the engine uses it as its mirror.
+   */
+  registrySocketDir?: string;
 }
 
 export const SANDBOX_AGENT_SOCKET = "/run/berth/agent.sock";
 export const SANDBOX_TOKEN_FILE = "/run/berth/token";
+export const SANDBOX_REGISTRY_SOCKET = "/run/berth-gw/registry.sock";
+/** Inside the sandbox, the lab registry is here (the agent's forwarder). */
+export const SANDBOX_REGISTRY_URL = "http://127.0.0.1:5000";
 
 /**
  * Capabilities root keeps inside the sandbox. They are capabilities of the sandbox's user
@@ -119,6 +127,9 @@ export function sandboxOciConfig(o: SandboxOciOptions): object {
         ...(o.engine === false ? [] : [`BERTH_ENGINE_BUNDLE=${SANDBOX_ENGINE_BUNDLE}`, `BERTH_ENGINE_SHIM=${SANDBOX_ENGINE_SHIM}`]),
         // The engine links debian:bookworm's layer from this read-only store instead of copying it.
         ...(o.engine !== false && o.sharedImagesDir ? [`BERTH_ENGINE_SHARED_IMAGES=${SANDBOX_SHARED_IMAGES}`] : []),
+        // The lab registry: the agent forwards localhost:5000 to the gateway socket, and the engine
+        // fetches docker.io names (`docker pull nginx` = library/nginx) from it.
+        ...(o.registrySocketDir ? [`BERTH_REGISTRY_SOCKET=${SANDBOX_REGISTRY_SOCKET}`, `BERTH_REGISTRY_MIRROR=${SANDBOX_REGISTRY_URL}`] : []),
       ],
       cwd: "/root",
       capabilities: { bounding: caps, effective: caps, permitted: caps, inheritable: [], ambient: [] },
@@ -143,6 +154,9 @@ export function sandboxOciConfig(o: SandboxOciOptions): object {
       ...(o.engine !== false && o.sharedImagesDir ? [{ destination: SANDBOX_SHARED_IMAGES, type: "bind", source: o.sharedImagesDir, options: ["rbind", "ro", "nodev"] }] : []),
       { destination: "/run/berth", type: "bind", source: o.runDir, options: ["rbind", "rw", "nosuid", "nodev", "noexec"] },
       { destination: "/var/lib/berth", type: "bind", source: o.dataDir, options: ["rbind", "rw", "nodev"] },
+      // Only the gateway's socket, in a host-root-owned directory: the sandbox can connect, not
+      // create files there (connecting to a socket works on a read-only mount).
+      ...(o.registrySocketDir ? [{ destination: "/run/berth-gw", type: "bind", source: o.registrySocketDir, options: ["rbind", "ro", "nosuid", "nodev", "noexec"] }] : []),
       // The learner's `docker` (a static client; no CLI plugins, so no buildx) and the busybox the
       // engine makes its busybox image from. Read-only: a learner cannot swap them for the next sandbox.
       ...(o.hostTools?.dockerCli ? [{ destination: "/usr/local/bin/docker", type: "bind", source: o.hostTools.dockerCli, options: ["rbind", "ro", "nosuid", "nodev"] }] : []),
@@ -151,7 +165,9 @@ export function sandboxOciConfig(o: SandboxOciOptions): object {
     linux: {
       uidMappings: [{ containerID: 0, hostID: o.idBase, size: o.idCount }],
       gidMappings: [{ containerID: 0, hostID: o.idBase, size: o.idCount }],
-      // No "path": each is new. The network namespace has only lo: no route out (egress blocked).
+      // No "path": each is new, and owned by the sandbox's user namespace (so root inside may
+      // configure its own network). The driver adds eth0 (the uplink, network.ts) between runc
+      // create and runc start; without it the namespace has only lo.
       namespaces: ["pid", "network", "ipc", "uts", "mount", "cgroup", "user"].map((type) => ({ type })),
       cgroupsPath: o.cgroupsPath,
       resources: {

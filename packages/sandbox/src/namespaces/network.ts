@@ -1,0 +1,375 @@
+// A sandbox's uplink: one veth pair per sandbox, routed (no bridge), NAT out through the host's
+// own uplink, and a firewall in Berth's own iptables chains that lets a sandbox reach the outside
+// (Debian's archive, the host's nameserver) but not the host, other sandboxes, or private ranges.
+//
+//   host netns                               sandbox netns (owned by the sandbox's user namespace)
+//   berthv<slot>  10.213.x.(4s+1)/30  <--->  eth0  10.213.x.(4s+2)/30, default via the host end
+//
+// Why routed /30s and not a bridge: every packet a sandbox sends arrives on its own host
+// interface, so "which sandbox sent this" is the interface, and a sandbox cannot reach a neighbour
+// at L2 (there is no shared L2). The learner is root in their network namespace and can change
+// eth0's address, routes and MAC; everything that enforces anything lives in the host netns,
+// which they cannot touch: the source check (one rule per sandbox: this interface, this address),
+// the firewall, the NAT, IPv6 switched off on the host end.
+//
+// Slots (which /30 and which interface name a sandbox gets) are host-wide, not per state dir: the
+// interface names and addresses are. They are claimed with O_EXCL files under /run/berth-net
+// (tmpfs: gone on reboot, like the links and the rules they describe).
+//
+// iptables (host netns), all in chains named BERTH-*:
+//   filter FORWARD  -j BERTH-FORWARD       replies back in; sandbox → BERTH-SANDBOXES; nothing new in
+//   filter BERTH-SANDBOXES                 -i berthv<slot> -s <its address> -j BERTH-EGRESS (one per sandbox)
+//   filter BERTH-EGRESS                    nameservers; REJECT private/link-local/host networks; ACCEPT
+//   filter INPUT    -j BERTH-INPUT         nothing new from a sandbox reaches any host address
+//   nat POSTROUTING -j BERTH-POSTROUTING   MASQUERADE out of the subnet
+// They coexist with dockerd's chains and a FORWARD policy of DROP (our ACCEPTs come first for our
+// interfaces only), and removeHostNetwork() takes them all out again.
+import { spawn } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { mkdir, open, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+
+/** The sandboxes' addresses. A /16 in 10/8: clear of Docker's 172.17/16 and the engine's bridges. */
+export const UPLINK_SUBNET = process.env.BERTH_UPLINK_SUBNET || "10.213.0.0/16";
+/** Host ends are berthv<slot>; the sandbox end is always eth0. */
+export const UPLINK_IF_PREFIX = "berthv";
+export const UPLINK_NET_DIR = process.env.BERTH_NET_DIR || "/run/berth-net";
+
+/** Private, shared, link-local, loopback, multicast and reserved IPv4 ranges: never reachable. */
+export const BLOCKED_RANGES = [
+  "0.0.0.0/8",
+  "10.0.0.0/8",
+  "100.64.0.0/10",
+  "127.0.0.0/8",
+  "169.254.0.0/16",
+  "172.16.0.0/12",
+  "192.168.0.0/16",
+  "224.0.0.0/4",
+  "240.0.0.0/4",
+];
+
+export interface UplinkSlot {
+  slot: number;
+  /** Host end of the veth pair. */
+  ifname: string;
+  /** The host end's address: the sandbox's gateway. */
+  gateway: string;
+  /** The sandbox's eth0 address. */
+  address: string;
+  prefix: 30;
+}
+
+interface SlotClaim extends UplinkSlot {
+  /** The sandbox directory that owns this slot: the slot is stale once its meta.json is gone. */
+  sandboxDir: string;
+  id: string;
+}
+
+function ipToInt(ip: string): number {
+  const parts = ip.split(".").map(Number);
+  if (parts.length !== 4 || parts.some((p) => !Number.isInteger(p) || p < 0 || p > 255)) throw new Error(`not an IPv4 address: ${ip}`);
+  return ((parts[0]! << 24) | (parts[1]! << 16) | (parts[2]! << 8) | parts[3]!) >>> 0;
+}
+
+function intToIp(n: number): string {
+  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join(".");
+}
+
+function parseCidr(cidr: string): { base: number; prefix: number } {
+  const m = /^(\d+\.\d+\.\d+\.\d+)\/(\d+)$/.exec(cidr);
+  if (!m || Number(m[2]) > 30 || Number(m[2]) < 8) throw new Error(`BERTH_UPLINK_SUBNET ${JSON.stringify(cidr)}: want an IPv4 network like 10.213.0.0/16 (prefix 8–30)`);
+  const prefix = Number(m[2]);
+  const mask = prefix === 0 ? 0 : (~0 << (32 - prefix)) >>> 0;
+  return { base: (ipToInt(m[1]!) & mask) >>> 0, prefix };
+}
+
+/** Whether an IPv4 address lies in a CIDR range. */
+export function inRange(ip: string, cidr: string): boolean {
+  const [net, bits] = cidr.split("/");
+  const prefix = Number(bits);
+  const mask = prefix === 0 ? 0 : (~0 << (32 - prefix)) >>> 0;
+  return ((ipToInt(ip) & mask) >>> 0) === ((ipToInt(net!) & mask) >>> 0);
+}
+
+export function slotAddresses(slot: number, subnet = UPLINK_SUBNET): UplinkSlot {
+  const { base, prefix } = parseCidr(subnet);
+  const count = 2 ** (32 - prefix) / 4;
+  if (!Number.isInteger(slot) || slot < 0 || slot >= count) throw new Error(`uplink slot ${slot} outside ${subnet} (${count} slots)`);
+  const net = base + slot * 4;
+  return { slot, ifname: `${UPLINK_IF_PREFIX}${slot}`, gateway: intToIp(net + 1), address: intToIp(net + 2), prefix: 30 };
+}
+
+function slotCount(subnet = UPLINK_SUBNET): number {
+  return 2 ** (32 - parseCidr(subnet).prefix) / 4;
+}
+
+interface RunResult {
+  stdout: string;
+  stderr: string;
+  code: number | null;
+}
+
+function run(cmd: string, args: string[], input?: string): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: [input === undefined ? "ignore" : "pipe", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout!.on("data", (b: Buffer) => (stdout += b.toString()));
+    child.stderr!.on("data", (b: Buffer) => (stderr += b.toString()));
+    child.on("error", (err) => reject(new Error(`could not run ${cmd} (${err.message}); the uplink needs iproute2, iptables and util-linux (nsenter)`)));
+    child.on("close", (code) => resolve({ stdout, stderr, code }));
+    if (input !== undefined) child.stdin!.end(input);
+  });
+}
+
+async function must(cmd: string, args: string[], input?: string): Promise<string> {
+  const r = await run(cmd, args, input);
+  if (r.code !== 0) throw new Error(`${cmd} ${args.join(" ")}: exit ${r.code}: ${(r.stderr || r.stdout).trim()}${input ? `\ninput:\n${input}` : ""}`);
+  return r.stdout;
+}
+
+/** The host's IPv4 nameservers the sandboxes should use (never a loopback stub: it is the host's own). */
+export function hostNameservers(): string[] {
+  const read = (file: string) => {
+    try {
+      return [...readFileSync(file, "utf8").matchAll(/^\s*nameserver\s+(\d+\.\d+\.\d+\.\d+)\s*$/gm)].map((m) => m[1]!);
+    } catch {
+      return [];
+    }
+  };
+  let servers = read("/etc/resolv.conf");
+  // systemd-resolved's stub (127.0.0.53) is not reachable from another netns: use its upstreams.
+  if (servers.every((s) => s.startsWith("127."))) servers = read("/run/systemd/resolve/resolv.conf");
+  return servers.filter((s) => !s.startsWith("127.")).slice(0, 3);
+}
+
+/** The networks the host is directly on (its LANs), apart from loopback and the sandboxes' own. */
+async function hostNetworks(): Promise<string[]> {
+  const out = await must("ip", ["-4", "-o", "addr", "show"]);
+  const nets = new Set<string>();
+  for (const line of out.split("\n")) {
+    const m = /^\d+:\s+(\S+)\s+inet\s+(\d+\.\d+\.\d+\.\d+)\/(\d+)/.exec(line);
+    if (!m || m[1] === "lo" || m[1]!.startsWith(UPLINK_IF_PREFIX)) continue;
+    const prefix = Number(m[3]);
+    const mask = prefix === 0 ? 0 : (~0 << (32 - prefix)) >>> 0;
+    nets.add(`${intToIp((ipToInt(m[2]!) & mask) >>> 0)}/${prefix}`);
+  }
+  return [...nets].sort();
+}
+
+const ipt = (args: string[]) => run("iptables", ["-w", ...args]);
+
+/** Adds `chain -j target` at the top of a built-in chain unless it is there already. */
+async function ensureJump(table: string, chain: string, spec: string[]): Promise<void> {
+  if ((await ipt(["-t", table, "-C", chain, ...spec])).code === 0) return;
+  await must("iptables", ["-w", "-t", table, "-I", chain, "1", ...spec]);
+}
+
+async function ensureChain(table: string, chain: string): Promise<void> {
+  const r = await ipt(["-t", table, "-N", chain]);
+  if (r.code !== 0 && !/exists/i.test(r.stderr)) throw new Error(`iptables -t ${table} -N ${chain}: ${r.stderr.trim()}`);
+}
+
+/**
+ * Makes the host ready for sandbox uplinks: IP forwarding on (as Docker does), Berth's chains
+ * (re)written from what the host looks like now (nameservers, its own networks), the jumps into
+ * them at the top of INPUT, FORWARD and nat POSTROUTING. Idempotent; safe while sandboxes run
+ * (the per-sandbox rules live in BERTH-SANDBOXES, which this never flushes).
+ */
+export async function ensureHostNetwork(): Promise<{ nameservers: string[] }> {
+  await writeFile("/proc/sys/net/ipv4/ip_forward", "1\n");
+  const subnet = UPLINK_SUBNET;
+  parseCidr(subnet);
+  const nameservers = hostNameservers();
+  const blocked = [...new Set([...BLOCKED_RANGES, ...(await hostNetworks()), subnet])];
+  const any = `${UPLINK_IF_PREFIX}+`;
+  await ensureChain("filter", "BERTH-SANDBOXES");
+  // One transaction per table: the generic chains are declared (which flushes them) and refilled.
+  const filter = [
+    "*filter",
+    ":BERTH-FORWARD - [0:0]",
+    ":BERTH-EGRESS - [0:0]",
+    ":BERTH-INPUT - [0:0]",
+    // Replies to what a sandbox started come back in.
+    `-A BERTH-FORWARD -o ${any} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`,
+    // From a sandbox: only its own address, on its own interface (BERTH-SANDBOXES), else dropped
+    // silently (an answer would go to whoever the forged address belongs to).
+    `-A BERTH-FORWARD -i ${any} -j BERTH-SANDBOXES`,
+    `-A BERTH-FORWARD -i ${any} -j DROP`,
+    // Nothing else is forwarded into a sandbox.
+    `-A BERTH-FORWARD -o ${any} -j DROP`,
+    // Refused, not dropped: a learner's curl fails at once with "No route to host", not after a
+    // timeout. (The source was checked above, so the answer goes to the sandbox that asked.)
+    ...nameservers.flatMap((ns) => ["udp", "tcp"].map((p) => `-A BERTH-EGRESS -d ${ns}/32 -p ${p} --dport 53 -j ACCEPT`)),
+    ...blocked.map((net) => `-A BERTH-EGRESS -d ${net} -j REJECT --reject-with icmp-admin-prohibited`),
+    "-A BERTH-EGRESS -j ACCEPT",
+    // Any address of the host itself (every port, every interface's address, the gateway's).
+    `-A BERTH-INPUT -i ${any} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`,
+    `-A BERTH-INPUT -i ${any} -j DROP`,
+    "COMMIT",
+    "",
+  ].join("\n");
+  await must("iptables-restore", ["-w", "--noflush"], filter);
+  const nat = ["*nat", ":BERTH-POSTROUTING - [0:0]", `-A BERTH-POSTROUTING -s ${subnet} ! -d ${subnet} -j MASQUERADE`, "COMMIT", ""].join("\n");
+  await must("iptables-restore", ["-w", "--noflush"], nat);
+  await ensureJump("filter", "INPUT", ["-j", "BERTH-INPUT"]);
+  await ensureJump("filter", "FORWARD", ["-j", "BERTH-FORWARD"]);
+  await ensureJump("nat", "POSTROUTING", ["-j", "BERTH-POSTROUTING"]);
+  return { nameservers };
+}
+
+/** The per-sandbox rule: this interface, this source address, then the egress policy. */
+function sandboxRule(s: UplinkSlot): string[] {
+  return ["BERTH-SANDBOXES", "-i", s.ifname, "-s", `${s.address}/32`, "-j", "BERTH-EGRESS"];
+}
+
+/** Claims the lowest free slot for a sandbox (host-wide, across state dirs and processes). */
+export async function claimSlot(sandboxDir: string, id: string): Promise<UplinkSlot> {
+  const dir = join(UPLINK_NET_DIR, "slots");
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const taken = new Set((await readdir(dir)).map(Number));
+  const count = slotCount();
+  for (let slot = 0; slot < count; slot++) {
+    if (taken.has(slot)) continue;
+    const s = slotAddresses(slot);
+    try {
+      const fh = await open(join(dir, String(slot)), "wx", 0o600);
+      await fh.writeFile(JSON.stringify({ ...s, sandboxDir, id } satisfies SlotClaim) + "\n");
+      await fh.close();
+      return s;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+    }
+  }
+  throw new Error(`no free uplink address in ${UPLINK_SUBNET} (${count} sandboxes)`);
+}
+
+/**
+ * Connects a created (not yet started) sandbox: the veth pair with its eth0 end made directly in
+ * the sandbox's network namespace (the namespace runc made, owned by the sandbox's user
+ * namespace), addresses, routes, and the per-sandbox firewall rule.
+ */
+export async function attachUplink(pid: number, s: UplinkSlot): Promise<void> {
+  await must("ip", ["link", "add", s.ifname, "type", "veth", "peer", "name", "eth0", "netns", String(pid)]);
+  // No IPv6 on the host end: a learner who gives eth0 an IPv6 address reaches nothing.
+  await writeFile(`/proc/sys/net/ipv6/conf/${s.ifname}/disable_ipv6`, "1\n").catch(() => {});
+  await must("ip", ["-batch", "-"], [`addr add ${s.gateway}/${s.prefix} dev ${s.ifname}`, `link set ${s.ifname} up`, ""].join("\n"));
+  await must(
+    "nsenter",
+    [`--net=/proc/${pid}/ns/net`, "ip", "-batch", "-"],
+    ["link set lo up", `addr add ${s.address}/${s.prefix} dev eth0`, "link set eth0 up", `route add default via ${s.gateway} dev eth0`, ""].join("\n"),
+  );
+  await must("iptables", ["-w", "-A", ...sandboxRule(s)]);
+}
+
+/** Removes a sandbox's link, rule and slot claim. Idempotent: each part may already be gone. */
+export async function detachUplink(s: UplinkSlot): Promise<void> {
+  // Gone by itself when the sandbox's netns died with its last process; not if something holds it.
+  if (existsSync(`/sys/class/net/${s.ifname}`)) await run("ip", ["link", "del", s.ifname]);
+  while ((await ipt(["-D", ...sandboxRule(s)])).code === 0) {
+    // (a duplicate from a crashed attempt goes too)
+  }
+  await rm(join(UPLINK_NET_DIR, "slots", String(s.slot)), { force: true });
+}
+
+/**
+ * Cleans what a crashed run left: slot claims whose sandbox directory is gone, host links and
+ * per-sandbox rules without a claim. Returns the slots it freed.
+ */
+export async function removeStaleUplinks(): Promise<number[]> {
+  const dir = join(UPLINK_NET_DIR, "slots");
+  const freed: number[] = [];
+  const live = new Set<number>();
+  if (existsSync(dir)) {
+    for (const name of await readdir(dir)) {
+      let claim: SlotClaim | undefined;
+      try {
+        claim = JSON.parse(await readFile(join(dir, name), "utf8")) as SlotClaim;
+      } catch {
+        // A claim being written right now reads as empty: leave it to its owner.
+        live.add(Number(name));
+        continue;
+      }
+      if (existsSync(join(claim.sandboxDir, "meta.json"))) {
+        live.add(claim.slot);
+        continue;
+      }
+      await detachUplink(slotAddresses(claim.slot));
+      freed.push(claim.slot);
+    }
+  }
+  const links = await run("ip", ["-o", "link", "show"]);
+  for (const m of links.stdout.matchAll(new RegExp(`^\\d+:\\s+${UPLINK_IF_PREFIX}(\\d+)[@:]`, "gm"))) {
+    const slot = Number(m[1]);
+    if (!live.has(slot) && !freed.includes(slot)) {
+      await detachUplink(slotAddresses(slot));
+      freed.push(slot);
+    }
+  }
+  const rules = await ipt(["-S", "BERTH-SANDBOXES"]);
+  for (const m of rules.stdout.matchAll(new RegExp(`-i ${UPLINK_IF_PREFIX}(\\d+) `, "g"))) {
+    const slot = Number(m[1]);
+    if (!live.has(slot) && !freed.includes(slot)) {
+      await detachUplink(slotAddresses(slot));
+      freed.push(slot);
+    }
+  }
+  return freed;
+}
+
+/** Number of slots claimed right now (host-wide). */
+export async function claimedSlots(): Promise<number> {
+  const dir = join(UPLINK_NET_DIR, "slots");
+  return existsSync(dir) ? (await readdir(dir)).length : 0;
+}
+
+/**
+ * Takes Berth's chains and jumps out of the host's iptables, if no sandbox holds a slot (pass
+ * force to remove them anyway). IP forwarding stays on: dockerd and others may rely on it.
+ */
+export async function removeHostNetwork(opts: { force?: boolean } = {}): Promise<boolean> {
+  if (!opts.force && (await claimedSlots()) > 0) return false;
+  for (const [table, chain, target] of [
+    ["filter", "INPUT", "BERTH-INPUT"],
+    ["filter", "FORWARD", "BERTH-FORWARD"],
+    ["nat", "POSTROUTING", "BERTH-POSTROUTING"],
+  ] as const) {
+    while ((await ipt(["-t", table, "-D", chain, "-j", target])).code === 0) {
+      // every copy
+    }
+  }
+  for (const [table, chain] of [
+    ["filter", "BERTH-FORWARD"],
+    ["filter", "BERTH-INPUT"],
+    ["filter", "BERTH-SANDBOXES"],
+    ["filter", "BERTH-EGRESS"],
+    ["nat", "BERTH-POSTROUTING"],
+  ] as const) {
+    await ipt(["-t", table, "-F", chain]);
+  }
+  for (const [table, chain] of [
+    ["filter", "BERTH-FORWARD"],
+    ["filter", "BERTH-INPUT"],
+    ["filter", "BERTH-SANDBOXES"],
+    ["filter", "BERTH-EGRESS"],
+    ["nat", "BERTH-POSTROUTING"],
+  ] as const) {
+    await ipt(["-t", table, "-X", chain]);
+  }
+  return true;
+}
+
+/** /etc/resolv.conf for a sandbox: the host's nameservers (reached through the NAT). */
+export function sandboxResolvConf(nameservers: string[]): string {
+  return nameservers.length ? nameservers.map((ns) => `nameserver ${ns}`).join("\n") + "\n" : "";
+}
+
+/** Releases every slot a sandbox directory holds (its meta.json may predate the claim after a crash). */
+export async function detachUplinksOf(sandboxDir: string): Promise<void> {
+  const dir = join(UPLINK_NET_DIR, "slots");
+  if (!existsSync(dir)) return;
+  for (const name of await readdir(dir)) {
+    const claim = await readFile(join(dir, name), "utf8").then((t) => JSON.parse(t) as SlotClaim, () => undefined);
+    if (claim?.sandboxDir === sandboxDir) await detachUplink(slotAddresses(claim.slot));
+  }
+}
