@@ -34,6 +34,11 @@ export interface EngineOptions {
    * background at start when missing, layers linked rather than copied (see images/shared.ts).
    */
   sharedImages?: string[];
+  /**
+   * Host paths no bind mount may use, the path or anything below it (`--bind-deny`). The engine's
+   * own state dir is always on the list; a sandbox adds /opt/berth and the agent's directories.
+   */
+  bindDeny?: string[];
 }
 
 export interface Engine {
@@ -83,7 +88,7 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
       (e: Error) => opts.log?.(`could not build ${ref}: ${e.message}`),
     );
   }
-  const volumes = new VolumeStore(root);
+  const volumes = new VolumeStore(root, { bindDeny: opts.bindDeny });
   const containers = new ContainerService(root, images, volumes);
   const router = new Router();
   systemRoutes(router, containers, images, volumes, root);

@@ -7,6 +7,7 @@ import { PassThrough } from "node:stream";
 import { statusText, type ContainerRecord } from "../containers/container";
 import { ContainerService, EngineError, matchesLabels, type Container } from "../containers/service";
 import type { ImageStore } from "../images/store";
+import { publicMounts } from "../volumes/mounts";
 import type { StreamName } from "../logs/json-file";
 import { boolParam, hijack, parseFilters, readJson, send, sendJson, startStream, versionAtLeast, type Ctx, type Router } from "./http";
 
@@ -376,7 +377,7 @@ function summary(c: Container, images: ImageStore) {
     Status: statusText(r.State),
     HostConfig: { NetworkMode: r.HostConfig.NetworkMode },
     NetworkSettings: { Networks: {} },
-    Mounts: r.Mounts ?? [],
+    Mounts: publicMounts(r.Mounts),
   };
 }
 
@@ -386,7 +387,7 @@ export function inspect(c: Container) {
   return {
     ...r,
     GraphDriver: { Name: "overlay2", Data: { LowerDir: s.lower.join(":"), UpperDir: s.upper, WorkDir: s.work, MergedDir: s.merged } },
-    Mounts: r.Mounts ?? [],
+    Mounts: publicMounts(r.Mounts),
     NetworkSettings: {
       Bridge: "",
       SandboxID: "",
@@ -416,5 +417,7 @@ function matchesFilters(c: Container, f: Record<string, string[]>): boolean {
   if (f.id && !f.id.some((i) => r.Id.startsWith(i))) return false;
   if (f.exited && (r.State.Running || !f.exited.map(Number).includes(r.State.ExitCode))) return false;
   if (f.ancestor && !f.ancestor.some((a) => a === r.Config.Image || r.Image.includes(a))) return false;
+  // volume=: a volume name, a bind's host path, or a mount's destination, as dockerd matches it.
+  if (f.volume && !f.volume.some((v) => publicMounts(r.Mounts).some((m) => v === (m.Name || m.Source) || v === m.Destination))) return false;
   return true;
 }

@@ -4,46 +4,64 @@
  */
 import type { ContainerService } from "../containers/service";
 import { EngineError } from "../containers/service";
-import type { Volume, VolumeStore } from "../volumes/store";
-import { boolParam, parseFilters, readJson, send, sendJson, versionAtLeast, type Router } from "./http";
+import { labelsMatch, volumeFilter, VolumeError, type Volume, type VolumeStore } from "../volumes/store";
+import { boolParam, parseFilters, readJson, send, sendJson, versionAtLeast, type Ctx, type Router } from "./http";
 
 function view({ anonymous: _a, ...v }: Volume) {
   return v;
 }
 
+/** Volume errors carry dockerd's status and words; everything else is the engine's own. */
+function asEngineError(e: unknown): unknown {
+  return e instanceof VolumeError ? new EngineError(e.status, e.message) : e;
+}
+
 export function volumeRoutes(router: Router, svc: ContainerService, volumes: VolumeStore): void {
-  const users = (name: string) => svc.list().filter((c) => c.record.Mounts?.some((m) => m.Name === name));
+  // A volume is in use while any container (running or not) names it, as in dockerd.
+  const users = (name: string) => svc.list().filter((c) => c.record.Mounts?.some((m) => m.Type === "volume" && m.Name === name));
+  const filtersOf = (ctx: Ctx) => {
+    try {
+      return volumeFilter(parseFilters(ctx), (n) => users(n).length > 0);
+    } catch (e) {
+      throw asEngineError(e);
+    }
+  };
 
   router.on("GET", "/volumes", (ctx) => {
-    const f = parseFilters(ctx);
-    let list = volumes.list();
-    if (f.dangling?.includes("true")) list = list.filter((v) => users(v.Name).length === 0);
-    if (f.name) list = list.filter((v) => f.name!.some((n) => v.Name.includes(n)));
-    sendJson(ctx, 200, { Volumes: list.map(view), Warnings: [] });
+    const keep = filtersOf(ctx);
+    sendJson(ctx, 200, { Volumes: volumes.list().filter(keep).map(view), Warnings: null });
   });
 
   router.on("POST", "/volumes/create", async (ctx) => {
     const body = await readJson(ctx);
+    const name = typeof body.Name === "string" && body.Name ? body.Name : undefined;
+    const labels = body.Labels && typeof body.Labels === "object" ? (body.Labels as Record<string, string>) : {};
+    const options = body.DriverOpts && typeof body.DriverOpts === "object" ? (body.DriverOpts as Record<string, string>) : null;
     try {
-      sendJson(ctx, 201, view(volumes.create(typeof body.Name === "string" && body.Name ? body.Name : undefined, (body.Labels as Record<string, string>) ?? {})));
+      sendJson(ctx, 201, view(volumes.create(name, labels, { driver: typeof body.Driver === "string" ? body.Driver : "", options })));
     } catch (e) {
-      throw new EngineError(400, (e as Error).message);
+      throw asEngineError(e);
     }
   });
 
+  // Since API 1.42 only anonymous volumes go, unless all=true; before, every unused volume.
   router.on("POST", "/volumes/prune", (ctx) => {
     const f = parseFilters(ctx);
-    // Since API 1.42 only anonymous volumes go, unless all=true.
-    const all = !versionAtLeast(ctx, "1.42") || (f.all ?? []).some((x) => x === "true" || x === "1");
+    const newApi = versionAtLeast(ctx, "1.42");
+    for (const k of Object.keys(f)) if (!["label", "label!", ...(newApi ? ["all"] : [])].includes(k)) throw new EngineError(400, `Invalid filter '${k}'`);
+    for (const a of f.all ?? []) if (!["true", "false", "1", "0"].includes(a)) throw new EngineError(400, `invalid filter 'all=${a}'`);
+    const all = !newApi || (f.all ?? []).some((x) => x === "true" || x === "1");
     const deleted: string[] = [];
     let space = 0;
     for (const v of volumes.list()) {
       if (users(v.Name).length || (!all && !v.anonymous)) continue;
+      if (f.label && !labelsMatch(v.Labels, f.label)) continue;
+      if (f["label!"]?.some((l) => labelsMatch(v.Labels, [l]))) continue;
       space += volumes.size(v);
       volumes.remove(v.Name);
       deleted.push(v.Name);
     }
-    sendJson(ctx, 200, { VolumesDeleted: deleted, SpaceReclaimed: space });
+    sendJson(ctx, 200, { VolumesDeleted: deleted.length ? deleted : null, SpaceReclaimed: space });
   });
 
   router.on("GET", "/volumes/:name", (ctx) => {
@@ -52,39 +70,18 @@ export function volumeRoutes(router: Router, svc: ContainerService, volumes: Vol
     sendJson(ctx, 200, view(v));
   });
 
+  // In use is refused even with force, as in dockerd (its force only covers driver errors).
   router.on("DELETE", "/volumes/:name", (ctx) => {
     const name = ctx.params[0]!;
-    if (!volumes.get(name)) throw new EngineError(404, `get ${name}: no such volume`);
+    if (!volumes.get(name)) {
+      if (boolParam(ctx, "force")) return send(ctx, 204);
+      throw new EngineError(404, `get ${name}: no such volume`);
+    }
     const using = users(name);
-    if (using.length && !boolParam(ctx, "force")) throw new EngineError(409, `remove ${name}: volume is in use - [${using.map((c) => c.id).join(", ")}]`);
+    if (using.length) throw new EngineError(409, `remove ${name}: volume is in use - [${using.map((c) => c.id).join(", ")}]`);
     volumes.remove(name);
     send(ctx, 204);
   });
 
-  // ---------- networks (placeholders until the bridge exists) ----------
-  const NETWORKS = ["bridge", "host", "none"].map((name) => ({
-    Name: name,
-    Id: Buffer.from(name.padEnd(32, "0")).toString("hex").slice(0, 64),
-    Created: "0001-01-01T00:00:00Z",
-    Scope: "local",
-    Driver: name === "none" ? "null" : name,
-    EnableIPv6: false,
-    IPAM: { Driver: "default", Options: null, Config: [] },
-    Internal: false,
-    Attachable: false,
-    Ingress: false,
-    ConfigFrom: { Network: "" },
-    ConfigOnly: false,
-    Containers: {},
-    Options: {},
-    Labels: {},
-  }));
-  router.on("GET", "/networks", (ctx) => sendJson(ctx, 200, NETWORKS));
-  router.on("GET", "/networks/:id", (ctx) => {
-    const n = NETWORKS.find((x) => x.Name === ctx.params[0] || x.Id.startsWith(ctx.params[0]!));
-    if (!n) throw new EngineError(404, `network ${ctx.params[0]} not found`);
-    sendJson(ctx, 200, n);
-  });
-  router.on("POST", "/networks/prune", (ctx) => sendJson(ctx, 200, { NetworksDeleted: [] }));
   router.on("POST", "/build/prune", (ctx) => sendJson(ctx, 200, { CachesDeleted: [], SpaceReclaimed: 0 }));
 }

@@ -18,7 +18,8 @@ import { treeSize, type Image, type ImageStore } from "../images/store";
 import { JsonFileLog, type StreamName } from "../logs/json-file";
 import { buildShim, capabilityMask, capabilitySet, parseSignal, ShimProcess, type ShimSpec } from "../runtime/shim";
 import { changes, mountSnapshot, overlayOptions, prepareSnapshot, unmountSnapshot, unmountSnapshotAsync, type Snapshot } from "../snapshots/overlay";
-import type { VolumeStore } from "../volumes/store";
+import { materializeMounts, parseMounts, type ApiMount, type PlannedMount } from "../volumes/mounts";
+import { VolumeError, type VolumeStore } from "../volumes/store";
 import { newState, randomName, ZERO_TIME, type ContainerConfig, type ContainerRecord, type HostConfig, type MountPoint, type Recipe } from "./container";
 
 /** An error with the HTTP status Docker would answer and Docker's wording. */
@@ -228,55 +229,28 @@ export class ContainerService {
   }
 
   /**
-   * Volumes and binds: `-v /host:/ctr[:ro]` (bind; the host dir is made if missing), `-v name:/ctr`
-   * (named volume, made if missing), `--mount type=bind|volume|tmpfs`, `--volumes-from`, and an
-   * anonymous volume for every VOLUME of the image (or `-v /ctr`) nothing else covers.
+   * Volumes and binds, checked as dockerd checks them (src/volumes/mounts.ts): `-v`, `--mount`,
+   * `--tmpfs`, `--volumes-from`, and an anonymous volume for every VOLUME nothing else covers.
+   * Everything is checked before any volume is made, so a refused request leaves nothing behind.
    */
   private planMounts(cfg: ContainerConfig, h: HostConfig, raw: Record<string, unknown>): MountPoint[] {
-    const out: MountPoint[] = [];
-    const add = (m: MountPoint) => {
-      const dest = path.posix.normalize(m.Destination);
-      if (!dest.startsWith("/")) throw new EngineError(400, `invalid mount config: mount path must be absolute: ${m.Destination}`);
-      if (out.some((x) => x.Destination === dest)) throw new EngineError(400, `Duplicate mount point: ${dest}`);
-      out.push({ ...m, Destination: dest });
-    };
-    const volume = (name: string | undefined, dest: string, rw: boolean, mode = ""): MountPoint => {
-      let v;
-      try {
-        v = this.volumes.create(name);
-      } catch (e) {
-        throw new EngineError(400, (e as Error).message);
-      }
-      return { Type: "volume", Name: v.Name, Source: v.Mountpoint, Destination: dest, Driver: "local", Mode: mode || "z", RW: rw, Propagation: "" };
-    };
-    for (const from of (raw.VolumesFrom as string[] | undefined) ?? []) {
-      const [ref, mode] = from.split(":");
-      for (const m of this.find(ref!).record.Mounts) add({ ...m, RW: mode === "ro" ? false : m.RW });
+    const list = <T>(v: unknown): T[] => (Array.isArray(v) ? (v as T[]) : []);
+    try {
+      const plan = parseMounts(
+        {
+          binds: h.Binds ?? [],
+          mounts: list<ApiMount>(raw.Mounts),
+          tmpfs: raw.Tmpfs && typeof raw.Tmpfs === "object" ? (raw.Tmpfs as Record<string, string>) : {},
+          volumesFrom: list<string>(raw.VolumesFrom).map(String),
+          volumes: Object.keys(cfg.Volumes ?? {}),
+        },
+        { store: this.volumes, mountsOf: (ref) => this.find(ref).record.Mounts ?? [] },
+      );
+      return materializeMounts(plan, this.volumes);
+    } catch (e) {
+      if (e instanceof VolumeError) throw new EngineError(e.status, e.message);
+      throw e;
     }
-    for (const spec of h.Binds ?? []) {
-      const [src, dest, opts = ""] = spec.split(":");
-      if (!src || !dest) throw new EngineError(400, `invalid volume specification: '${spec}'`);
-      const rw = !opts.split(",").includes("ro");
-      if (src.startsWith("/")) {
-        fs.mkdirSync(src, { recursive: true });
-        add({ Type: "bind", Source: src, Destination: dest, Mode: opts, RW: rw, Propagation: "rprivate" });
-      } else add(volume(src, dest, rw, opts));
-    }
-    for (const m of (raw.Mounts as { Type?: string; Source?: string; Target?: string; ReadOnly?: boolean }[] | undefined) ?? []) {
-      const dest = m.Target ?? "";
-      if (m.Type === "bind") {
-        if (!m.Source || !fs.existsSync(m.Source)) throw new EngineError(400, `invalid mount config for type "bind": bind source path does not exist: ${m.Source}`);
-        add({ Type: "bind", Source: m.Source, Destination: dest, Mode: "", RW: !m.ReadOnly, Propagation: "rprivate" });
-      } else if (m.Type === "volume") add(volume(m.Source || undefined, dest, !m.ReadOnly));
-      else if (m.Type === "tmpfs") add({ Type: "tmpfs", Source: "", Destination: dest, Mode: "", RW: true, Propagation: "" });
-      else throw new EngineError(400, `invalid mount config: mount type unknown: "${m.Type}"`);
-    }
-    for (const dest of Object.keys((raw.Tmpfs as Record<string, string> | undefined) ?? {})) add({ Type: "tmpfs", Source: "", Destination: dest, Mode: "", RW: true, Propagation: "" });
-    for (const dest of Object.keys(cfg.Volumes ?? {})) {
-      if (!out.some((m) => m.Destination === path.posix.normalize(dest))) add(volume(undefined, dest, true, ""));
-    }
-    // Parents before children, so /data is mounted before /data/cache.
-    return out.sort((a, b) => a.Destination.split("/").length - b.Destination.split("/").length);
   }
 
   // ---------- start: the lesson ----------
@@ -303,15 +277,21 @@ export class ContainerService {
     fs.writeFileSync(r.HostsPath, `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n`);
     fs.writeFileSync(r.ResolvConfPath, hostResolvConf());
     const binds = [`${r.HostnamePath}:/etc/hostname`, `${r.HostsPath}:/etc/hosts`, `${r.ResolvConfPath}:/etc/resolv.conf`];
-    // Volumes and binds; a new, empty volume first gets what the image has at that path.
-    for (const m of r.Mounts ?? []) {
+    // Volumes and binds; a new, empty volume first gets what the image has at that path (unless
+    // the mount said nocopy); `-v /host:/ctr` makes a missing host directory, `--mount` does not.
+    for (const m of (r.Mounts ?? []) as PlannedMount[]) {
       if (m.Type === "tmpfs") continue;
       if (m.Type === "volume" && m.Name) {
         const v = this.volumes.get(m.Name) ?? this.volumes.create(m.Name);
-        this.volumes.seed(v, path.join(snapshot.merged, m.Destination));
+        if (m.copyData !== false && this.volumes.seed(v, path.join(snapshot.merged, m.Destination))) step(`cp -a ${path.join(snapshot.merged, m.Destination)}/. ${v.Mountpoint}/ (the image's files into the new volume)`);
+      }
+      if (m.Type === "bind" && !fs.existsSync(m.Source)) {
+        if (!m.mkdirSource) throw new EngineError(400, `invalid mount config for type "bind": bind source path does not exist: ${m.Source}`);
+        fs.mkdirSync(m.Source, { recursive: true });
       }
       binds.push(`${m.Source}:${m.Destination}${m.RW ? "" : ":ro"}`);
     }
+    const tmpfsMounts = ((r.Mounts ?? []) as PlannedMount[]).filter((m) => m.Type === "tmpfs");
     recipe.mounts = [
       { destination: "/", type: "overlay", source: "overlay", options: overlayOptions(snapshot) },
       { destination: "/proc", type: "proc", source: "proc", options: "nosuid,nodev,noexec" },
@@ -321,7 +301,7 @@ export class ContainerService {
       { destination: "/dev/shm", type: "tmpfs", source: "shm", options: "nosuid,nodev,noexec,mode=1777,size=65536k" },
       { destination: "/dev/mqueue", type: "mqueue", source: "mqueue", options: "nosuid,nodev,noexec" },
       ...binds.map((b) => ({ destination: b.split(":")[1]!, type: "bind", source: b.split(":")[0]!, options: b.endsWith(":ro") ? "rbind,ro" : "rbind" })),
-      ...(r.Mounts ?? []).filter((m) => m.Type === "tmpfs").map((m) => ({ destination: m.Destination, type: "tmpfs", source: "tmpfs", options: "nosuid,nodev,mode=1777" })),
+      ...tmpfsMounts.map((m) => ({ destination: m.Destination, type: "tmpfs", source: "tmpfs", options: tmpfsRecipeOptions(m) })),
     ];
 
     // 3. A cgroup with the limits asked for.
@@ -345,7 +325,8 @@ export class ContainerService {
       ...user,
       env: daemonEnvironment(cfg.Env, cfg.Hostname, cfg.Tty, user.home),
       binds,
-      tmpfs: (r.Mounts ?? []).filter((m) => m.Type === "tmpfs").map((m) => m.Destination),
+      // "DEST:FLAGS:DATA": the shim mounts each with exactly these mount(2) flags and data.
+      tmpfs: tmpfsMounts.map((m) => `${m.Destination}:${m.tmpfs?.flags ?? 2 | 4 | 8}:${m.tmpfs?.data ?? ""}`),
       caps: capabilityMask(caps),
       tty: cfg.Tty,
       readOnly: r.HostConfig.ReadonlyRootfs,
@@ -727,6 +708,13 @@ function makeInitLayer(containerDir: string): string {
   for (const d of ["etc", "dev", "proc", "sys"]) fs.mkdirSync(path.join(init, d), { recursive: true });
   for (const f of ["etc/hostname", "etc/hosts", "etc/resolv.conf", ".dockerenv"]) fs.writeFileSync(path.join(init, f), "");
   return init;
+}
+
+/** A tmpfs mount's flags and data as `mount` would print them, for the recipe. */
+function tmpfsRecipeOptions(m: PlannedMount): string {
+  const flags = m.tmpfs?.flags ?? 2 | 4 | 8;
+  const names: [number, string][] = [[1, "ro"], [2, "nosuid"], [4, "nodev"], [8, "noexec"]];
+  return [...(flags & 1 ? [] : ["rw"]), ...names.filter(([f]) => flags & f).map(([, n]) => n), ...(m.tmpfs?.data ? [m.tmpfs.data] : [])].join(",");
 }
 
 function asStrings(v: unknown): string[] {

@@ -64,7 +64,7 @@ struct options {
   int nenv;
   const char *binds[MAX_LIST]; /* "source:destination[:ro]" */
   int nbinds;
-  const char *tmpfs[MAX_LIST]; /* destination */
+  const char *tmpfs[MAX_LIST]; /* "DEST:FLAGS:DATA" (mount(2) flags in decimal) */
   int ntmpfs;
   unsigned long long caps; /* bit n set = keep capability n */
   int tty, readonly, no_new_privs, host_net;
@@ -237,11 +237,20 @@ static void bind_mounts(const struct options *o) {
     mount_or_fail(src, dst, NULL, MS_BIND | MS_REC, NULL);
     if (mode && strcmp(mode, "ro") == 0) remount_bind_readonly(dst);
   }
+  /* --tmpfs DEST:FLAGS:DATA; the engine has turned Docker's options into mount(2) flags and data. */
   for (int i = 0; i < o->ntmpfs; i++) {
-    char dst[8192];
-    snprintf(dst, sizeof dst, "%s%s", o->rootfs, o->tmpfs[i]);
+    char spec[4096], dst[8192];
+    snprintf(spec, sizeof spec, "%s", o->tmpfs[i]);
+    char *flags = strchr(spec, ':'), *data = NULL;
+    unsigned long mflags = MS_NOSUID | MS_NODEV | MS_NOEXEC;
+    if (flags) {
+      *flags++ = 0;
+      if ((data = strchr(flags, ':'))) *data++ = 0;
+      mflags = strtoul(flags, NULL, 10);
+    }
+    snprintf(dst, sizeof dst, "%s%s", o->rootfs, spec);
     mkdir_p(dst, 0755);
-    mount_or_fail("tmpfs", dst, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+    mount_or_fail("tmpfs", dst, "tmpfs", mflags, data && *data ? data : NULL);
   }
 }
 
