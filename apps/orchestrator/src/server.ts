@@ -37,7 +37,9 @@ export async function startOrchestrator(
   // Migrations are applied at start (idempotent, milliseconds when up to date): a fresh data dir just works.
   const db = await openDatabase(config.databaseUrl, { migrate: true });
   const registry = await startLabRegistry(config, log);
-  const driver = opts.driver ?? createNamespacesDriver();
+  // Each sandbox reaches the lab registry through a gateway of the driver's (pulls, and pushes
+  // into the learner's own namespace): the driver needs the registry's address on this host.
+  const driver = opts.driver ?? createNamespacesDriver(registry ? { registryUpstream: registry.url } : {});
   await driver.prepare((line) => log.info(line));
 
   const catalog = new LabCatalog(db, log);
