@@ -1,5 +1,6 @@
 "use client";
-// The lab player: instructions and checks on the left, the learner's terminal on the right.
+// The lab player: instructions and checks on the left, the learner's terminal (and, in a second
+// tab, the web preview of a port in their sandbox) on the right.
 // Signed-out visitors are sent to /signin?next=<this lab>.
 import type { LabView, ProgressView } from "@berth/protocol";
 import Link from "next/link";
@@ -10,6 +11,7 @@ import { CheckItem } from "./CheckItem";
 import { LabHtml, RunContext, type RunTarget } from "./LabHtml";
 import { SplitPane } from "./SplitPane";
 import { loadTerminalModules, TerminalPane, type TerminalHandle } from "./TerminalPane";
+import { Workspace } from "./Workspace";
 
 type Load =
   | { kind: "loading" }
@@ -156,7 +158,7 @@ function Player({
         <SplitPane
           label="Resize instructions and terminal"
           left={instructions}
-          right={<TerminalPane labId={lab.id} onHandle={onHandle} onAttachedChange={setAttached} />}
+          right={<Workspace labId={lab.id} terminal={<TerminalPane labId={lab.id} onHandle={onHandle} onAttachedChange={setAttached} />} />}
         />
       </main>
     </RunContext.Provider>
