@@ -10,7 +10,8 @@ import { EngineError } from "../containers/service";
 import { normalizeReference, type ContainerDefaults, type Image, type ImageStore } from "../images/store";
 import { applyChange } from "../images/changes";
 import { exportImages, importImages } from "../images/archive";
-import { Builder, BuildError } from "../build/builder";
+import { Builder, type RunConfig } from "../build/builder";
+import { handleBuild } from "../build/route";
 import { spawn } from "node:child_process";
 import { boolParam, parseFilters, readJson, send, sendJson, startStream, type Ctx, type Router } from "./http";
 
@@ -161,37 +162,8 @@ export function imageRoutes(router: Router, svc: ContainerService, images: Image
     }
   });
 
-  // docker build (the legacy builder): the context arrives as a tar, the output leaves as JSON lines.
-  router.on("POST", "/build", async (ctx) => {
-    const context = path.join(images.root, "tmp", `context-${Date.now()}-${Math.random().toString(16).slice(2)}`);
-    fs.mkdirSync(context, { recursive: true });
-    try {
-      await untarRequest(ctx, context);
-      const res = startStream(ctx, "application/json");
-      const say = (text: string) => res.write(`${JSON.stringify({ stream: text })}\n`);
-      const json = (k: string) => {
-        try {
-          return JSON.parse(ctx.query.get(k) || "{}") as Record<string, string>;
-        } catch {
-          return {};
-        }
-      };
-      try {
-        const id = await builder.build(
-          { context, dockerfile: ctx.query.get("dockerfile") || "Dockerfile", tags: ctx.query.getAll("t"), buildArgs: json("buildargs"), labels: json("labels"), noCache: boolParam(ctx, "nocache"), target: ctx.query.get("target") || undefined },
-          boolParam(ctx, "q") ? () => {} : say,
-        );
-        res.write(`${JSON.stringify({ aux: { ID: id } })}\n`);
-        if (boolParam(ctx, "q")) say(`${id}\n`);
-        res.end();
-      } catch (e) {
-        const message = (e as Error).message;
-        res.end(`${JSON.stringify({ errorDetail: { code: e instanceof BuildError ? e.code : 1, message }, error: message })}\n`);
-      }
-    } finally {
-      fs.rmSync(context, { recursive: true, force: true });
-    }
-  });
+  // docker build (the legacy builder): see ../build/route.ts.
+  router.on("POST", "/build", (ctx) => handleBuild(ctx, builder, images));
 
   // Dangling = untagged and unused (all=false); with dangling=false, every image no container uses.
   router.on("POST", "/images/prune", (ctx) => {
@@ -250,8 +222,11 @@ function imageConfigView(c: ContainerDefaults) {
     Hostname: "", Domainname: "", User: c.User ?? "", AttachStdin: false, AttachStdout: false, AttachStderr: false,
     ...(c.ExposedPorts ? { ExposedPorts: c.ExposedPorts } : {}),
     Tty: false, OpenStdin: false, StdinOnce: false, Env: c.Env ?? [], Cmd: c.Cmd ?? null, Image: "", Volumes: c.Volumes ?? null,
-    WorkingDir: c.WorkingDir ?? "", Entrypoint: c.Entrypoint ?? null, OnBuild: null, Labels: c.Labels ?? null,
+    WorkingDir: c.WorkingDir ?? "", Entrypoint: c.Entrypoint ?? null, OnBuild: (c as RunConfig).OnBuild ?? null, Labels: c.Labels ?? null,
     ...(c.StopSignal ? { StopSignal: c.StopSignal } : {}),
+    // Set by Dockerfile builds (../build/builder.ts): shown only when present, as dockerd does.
+    ...((c as RunConfig).Healthcheck ? { Healthcheck: (c as RunConfig).Healthcheck } : {}),
+    ...((c as RunConfig).Shell ? { Shell: (c as RunConfig).Shell } : {}),
   };
 }
 
