@@ -79,9 +79,14 @@ export async function startOrchestrator(
   // Long checks and slow networks: do not let Node cut requests at its default 300 s.
   http.requestTimeout = 0;
   const io = createGateway(http, { sessions, sandboxes, catalog, log });
-  // WebSockets of a learner's previewed app (socket.io answers its own path on the same event).
-  http.on("upgrade", (req, socket, head) => {
-    if (PreviewServer.handles((req.url ?? "/").split("?")[0]!)) void preview.upgrade(req, socket, head);
+  // WebSockets of a learner's previewed app. Preview upgrades must not reach socket.io's listener:
+  // it ends any upgrade not its own that has written nothing after 1 s, and opening a tunnel and
+  // hearing the learner's server can take longer on a busy machine. So one dispatcher in front.
+  const others = http.listeners("upgrade") as ((...args: unknown[]) => void)[];
+  http.removeAllListeners("upgrade");
+  http.on("upgrade", (req: import("node:http").IncomingMessage, socket: import("node:stream").Duplex, head: Buffer) => {
+    if (PreviewServer.handles((req.url ?? "/").split("?")[0]!)) return void preview.upgrade(req, socket, head);
+    for (const l of others) l.call(http, req, socket, head);
   });
 
   await new Promise<void>((resolve, reject) => {

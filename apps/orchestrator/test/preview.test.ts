@@ -71,8 +71,9 @@ beforeAll(async () => {
   bob = await signUp("bob");
   await openLab(alice.cookie);
   // A static site with a 3 MiB random file, a CGI that shows what reached it and tries to set a
-  // cookie, one that hashes a request body, and a server on 9000 that accepts any upgrade and
-  // echoes. All in the background: the agent's exec returns once the script does.
+  // cookie, one that hashes a request body, and a server on 9000 that accepts any upgrade after
+  // 1.5 s (socket.io would end an upgrade that is silent for 1 s) and echoes. All in the
+  // background: the agent's exec returns once the script does.
   bigSha = (
     await sh(
       alice.id,
@@ -94,6 +95,7 @@ cat > /root/upgrade.sh <<'EOF'
 #!/bin/sh
 cr=$(printf '\\r')
 while read -r line; do [ "$line" = "$cr" ] || [ -z "$line" ] && break; done
+sleep 1.5
 printf 'HTTP/1.1 101 Switching Protocols\\r\\nUpgrade: echo\\r\\nConnection: Upgrade\\r\\n\\r\\n'
 exec cat
 EOF
@@ -191,7 +193,7 @@ describe("web preview", () => {
     expect((await sum.text()).trim()).toBe(createHash("sha256").update(body).digest("hex"));
   });
 
-  it("passes an upgrade through, both ways", async () => {
+  it("passes an upgrade through, both ways, even when the server takes its time to agree", async () => {
     const entry = await get(`/preview/${LAB}/9000/`, alice.cookie);
     const url = new URL(entry.headers.get("location")! + "echo", berth.url);
     const echoed = await new Promise<string>((resolve, reject) => {
