@@ -18,6 +18,7 @@ import { ensureBusyboxImage } from "./images/busybox";
 import { buildDebianImage, cancelDebianBuilds, DEBIAN_REFERENCES } from "./images/debian";
 import { importSharedImages, sharedReferences } from "./images/shared";
 import { ImageStore } from "./images/store";
+import { RegistryClient } from "./registry/client";
 import { VolumeStore } from "./volumes/store";
 import { volumeRoutes } from "./api/volumes";
 
@@ -34,6 +35,12 @@ export interface EngineOptions {
    * background at start when missing, layers linked rather than copied (see images/shared.ts).
    */
   sharedImages?: string[];
+  /**
+   * Where docker.io names are pulled from (`--registry-mirror`, env BERTH_REGISTRY_MIRROR), e.g.
+   * Berth's registry http://127.0.0.1:5000. Without it, a pull of a docker.io name that the engine
+   * cannot make itself fails with a message saying so. Other registries are reached by their name.
+   */
+  registryMirror?: string;
   /**
    * Host paths no bind mount may use, the path or anything below it (`--bind-deny`). The engine's
    * own state dir is always on the list; a sandbox adds /opt/berth and the agent's directories.
@@ -59,6 +66,7 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
     throw new Error(`the state dir ${root} is on overlayfs, which cannot hold containers' upper dirs: give the engine a real filesystem there (a bind-mounted host directory or a tmpfs)`);
   }
   const images = new ImageStore(root);
+  images.registry = new RegistryClient({ mirror: opts.registryMirror ?? (process.env.BERTH_REGISTRY_MIRROR || undefined) });
   ensureBusyboxImage(images);
   images.registerBuilder(DEBIAN_REFERENCES, buildDebianImage);
   // A shared store's images replace their builders (no mmdebstrap in a sandbox). The import runs

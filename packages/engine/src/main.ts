@@ -13,12 +13,14 @@ const { values } = parseArgs({
     "no-debian": { type: "boolean", default: false },
     // A read-only image store to import from (repeatable), e.g. a sandbox's /opt/berth-images.
     "shared-images": { type: "string", multiple: true, default: [] },
+    // Where docker.io images are pulled from (Berth's registry); default: $BERTH_REGISTRY_MIRROR.
+    "registry-mirror": { type: "string" },
     // A host path no bind mount may use (repeatable); the state dir (--root) is always refused.
     "bind-deny": { type: "string", multiple: true, default: [] },
   },
 });
 
-const engine = await startEngine({ root: values.root!, socket: values.socket!, log: (m) => console.error(m), prebuild: values["no-debian"] ? [] : ["debian:bookworm"], sharedImages: values["shared-images"], bindDeny: values["bind-deny"] });
+const engine = await startEngine({ root: values.root!, socket: values.socket!, log: (m) => console.error(m), prebuild: values["no-debian"] ? [] : ["debian:bookworm"], sharedImages: values["shared-images"], registryMirror: values["registry-mirror"], bindDeny: values["bind-deny"] });
 console.error(`berth engine: serving the Docker API on unix://${engine.socket} (state in ${values.root})`);
 let closing = false;
 for (const sig of ["SIGINT", "SIGTERM"] as const) {

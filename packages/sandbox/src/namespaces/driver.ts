@@ -100,7 +100,13 @@ export class NamespacesDriver implements SandboxDriver {
     }
   }
 
-  prepare(onProgress?: (line: string) => void): Promise<void> {
+  /** What create() needs, once; then (again on every call) the gateways of sandboxes made earlier. */
+  async prepare(onProgress?: (line: string) => void): Promise<void> {
+    await this.prepareOnce(onProgress);
+    await this.serveExistingGateways(onProgress);
+  }
+
+  private prepareOnce(onProgress?: (line: string) => void): Promise<void> {
     if (!this.prepared) {
       this.prepared = (async () => {
         if (process.getuid?.() !== 0) throw new Error("the namespaces driver needs root (it mounts overlays and makes cgroups)");
@@ -132,18 +138,22 @@ export class NamespacesDriver implements SandboxDriver {
         await removeUnusedAgentDirs(this.stateDir, inUse);
         if (sharedImages) await removeUnusedSharedImages(this.stateDir, imagesInUse);
         for (const dir of await removeUnusedRootfs(this.stateDir)) onProgress?.(`sandbox: removed unused base rootfs ${dir}`);
-        // Sandboxes outlive the process that made them: serve the gateways of those still here.
-        if (this.registryUpstream) {
-          for (const id of await readdir(join(this.stateDir, "sandboxes"))) {
-            const meta = await this.readMeta(id).catch(() => undefined);
-            if (meta?.registryOwner) await this.serveGateway(id, meta.registryOwner).catch((err: Error) => onProgress?.(`sandbox: ${id}: no registry gateway (${err.message})`));
-          }
-        }
         return { rootfs, agentDir, hostTools: findHostTools(onProgress), sharedImages };
       })();
       this.prepared.catch(() => (this.prepared = undefined));
     }
     return this.prepared.then(() => {});
+  }
+
+  /** Sandboxes outlive the process that made them: serve the gateways of those still here. */
+  private async serveExistingGateways(onProgress?: (line: string) => void): Promise<void> {
+    if (!this.registryUpstream) return;
+    for (const id of await readdir(join(this.stateDir, "sandboxes"))) {
+      if (this.gateways.has(id)) continue;
+      const meta = await this.readMeta(id).catch(() => undefined);
+      // (no gw/ yet: a create() in progress, which serves its own)
+      if (meta?.registryOwner && existsSync(join(this.dir(id), "gw"))) await this.serveGateway(id, meta.registryOwner).catch((err: Error) => onProgress?.(`sandbox: ${id}: no registry gateway (${err.message})`));
+    }
   }
 
   private dir(id: string): string {
@@ -166,7 +176,7 @@ export class NamespacesDriver implements SandboxDriver {
     if (!(limits.memoryBytes >= 32 * 1024 * 1024) || !(limits.cpus > 0) || !(Number.isInteger(limits.pids) && limits.pids >= 16)) {
       throw new Error(`invalid limits ${JSON.stringify(limits)}: memoryBytes ≥ 32 MiB, cpus > 0, pids an integer ≥ 16`);
     }
-    await this.prepare();
+    await this.prepareOnce();
     const { rootfs: baseRootfs, agentDir, hostTools, sharedImages } = await this.prepared!;
     // mkdir (not -p) is the claim on the id: of two creates with the same id, one fails here.
     try {
@@ -225,18 +235,19 @@ export class NamespacesDriver implements SandboxDriver {
       await writeFile(join(dir, "bundle", "config.json"), JSON.stringify(config, null, 2) + "\n");
       const log = openSync(join(dir, "agent.log"), "a");
       try {
-        await this.runc.run(["create", "--bundle", join(dir, "bundle"), spec.id], { stdio: ["ignore", log, log], detached: true });
+        await this.runc.run(["create", "--bundle", join(dir, "bundle"), "--pid-file", join(dir, "bundle", "pid"), spec.id], { stdio: ["ignore", log, log], detached: true });
       } finally {
         closeSync(log);
       }
       // The uplink goes in between create and start: the namespaces exist, the agent has not run,
       // so eth0 is there from the sandbox's first instruction.
       if (this.uplink) {
-        const state = await this.runc.state(spec.id);
-        if (!state?.pid) throw new Error("runc create left no process to attach the uplink to");
+        // (runc's --pid-file: the sandbox's first process, without another runc call)
+        const pid = Number(await readFile(join(dir, "bundle", "pid"), "utf8"));
+        if (!(pid > 1)) throw new Error("runc create left no process to attach the uplink to");
         meta.uplink = await claimSlot(dir, spec.id);
         await writeFile(join(dir, "meta.json"), JSON.stringify(meta, null, 2) + "\n");
-        await attachUplink(state.pid, meta.uplink);
+        await attachUplink(pid, meta.uplink);
       }
       await this.runc.run(["start", spec.id]);
 
@@ -296,8 +307,9 @@ export class NamespacesDriver implements SandboxDriver {
     // The netns died with the sandbox's last process (and took the veth pair with it): what is
     // left is the host's rule and the slot claim.
     await detachUplinksOf(dir);
-    await this.gateways.get(id)?.close();
+    const gateway = this.gateways.get(id);
     this.gateways.delete(id);
+    await gateway?.then((g) => g.close(), () => {});
     const cgroup = new SandboxCgroup(id, meta?.cgroupVersion);
     await cgroup.remove();
     await unmountAll(dir);
@@ -340,12 +352,18 @@ export class NamespacesDriver implements SandboxDriver {
     return (await this.readMeta(id))?.uplink;
   }
 
-  private readonly gateways = new Map<string, RegistryGateway>();
+  /** This process's gateways by sandbox id (a promise while listening, so two callers never both bind). */
+  private readonly gateways = new Map<string, Promise<RegistryGateway>>();
 
   private async serveGateway(id: string, owner: string): Promise<void> {
-    if (!this.registryUpstream || this.gateways.has(id)) return;
-    const gw = await RegistryGateway.listen({ socketPath: join(this.dir(id), "gw", "registry.sock"), upstream: this.registryUpstream, owner });
-    this.gateways.set(id, gw);
+    if (!this.registryUpstream) return;
+    let gw = this.gateways.get(id);
+    if (!gw) {
+      gw = RegistryGateway.listen({ socketPath: join(this.dir(id), "gw", "registry.sock"), upstream: this.registryUpstream, owner });
+      this.gateways.set(id, gw);
+      gw.catch(() => this.gateways.get(id) === gw && this.gateways.delete(id));
+    }
+    await gw;
   }
 
   /**
@@ -353,8 +371,9 @@ export class NamespacesDriver implements SandboxDriver {
    * prepare() serves them again). For a clean shutdown of the orchestrator or a test.
    */
   async close(): Promise<void> {
-    await Promise.all([...this.gateways.values()].map((g) => g.close()));
+    const all = [...this.gateways.values()];
     this.gateways.clear();
+    await Promise.all(all.map((g) => g.then((x) => x.close(), () => {})));
   }
 
   /** Where a sandbox's files are on the host (for tests and debugging). */
