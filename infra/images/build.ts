@@ -2,7 +2,7 @@
 // builder from the Dockerfiles next to this file, and pushed to the registry Berth serves to
 // sandboxes (infra/registry). `npm start` and `npm test` run it as a setup step.
 //
-//   tsx infra/images/build.ts [--state-dir DIR] [--force] [--only NAME ...]
+//   tsx infra/images/build.ts [--state-dir DIR] [--force] [--no-push] [--only DIR ...]
 //
 // What happens, in order:
 //   1. A lock (state/image-builder/lock): two setups at once wait for each other.
@@ -81,6 +81,9 @@ export function mmdebstrapArgs(variant: "debian-minbase" | "debian-slim", out: s
     // mmdebstrap puts its own policy-rc.d in place while it installs and removes it at the end,
     // which would take ours along: minbase starts no services, so it can leave that file to us.
     "--skip=chroot/policy-rc.d",
+    // bookworm's init-system-helpers depends on usrmerge, which brings the whole of perl (~50 MB)
+    // into the image; this hook makes /usr merged up front and installs usr-is-merged instead.
+    "--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr",
     '--aptopt=Acquire::Languages "none"',
     '--aptopt=DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; }',
     '--aptopt=APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; }',
@@ -105,6 +108,8 @@ export interface EnsureOptions {
   stateDir?: string;
   /** Rebuild and push everything, whatever the stamps say. */
   force?: boolean;
+  /** Build in the build engine only: no registry, no push, no stamps (trying a Dockerfile). */
+  noPush?: boolean;
   /** Only these directories (and nothing else: their parents must be built already). */
   only?: string[];
   log?: (line: string) => void;
@@ -112,7 +117,7 @@ export interface EnsureOptions {
 
 export interface ImageReport {
   image: string; // repository:first tag
-  action: "up to date" | "pushed" | "built and pushed";
+  action: "up to date" | "pushed" | "built and pushed" | "built";
   id?: string;
   sizeBytes?: number;
   seconds: number;
@@ -145,22 +150,26 @@ export async function ensureLabImages(opts: EnsureOptions = {}): Promise<ImageRe
   let engine: Engine | undefined;
   try {
     const keys = imageKeys();
-    registry = await startRegistry({ root: registryRoot(stateDir) });
+    if (!opts.noPush) registry = await startRegistry({ root: registryRoot(stateDir) });
     let todo: LabImage[] = [];
     for (const img of images) {
       const stamp = readStamp(work, img);
-      if (!opts.force && stamp?.key === keys.get(img.dir) && (await registryHas(registry, img))) continue;
+      if (registry && !opts.force && stamp?.key === keys.get(img.dir) && (await registryHas(registry, img))) continue;
       todo.push(img);
     }
     const reports: ImageReport[] = images.filter((i) => !todo.includes(i)).map((i) => ({ image: `${i.repository}:${i.tags[0]}`, action: "up to date", id: readStamp(work, i)?.id, seconds: 0 }));
     if (todo.length === 0) {
-      log(`lab images: all ${images.length} up to date in the registry (${registry.root}/data)`);
+      log(`lab images: all ${images.length} up to date in the registry (${registryRoot(stateDir)}/data)`);
       return reports;
     }
     log(`lab images: ${todo.length} of ${images.length} to build or push: ${todo.map((i) => localName(i)).join(", ")}`);
     const socket = path.join(work, "docker.sock");
     engine = await startEngine({ root: path.join(work, "engine"), socket, prebuild: [], log: () => {} });
     const host = `unix://${socket}`;
+    // Push tags (127.0.0.1:<port>/...) left by a run that died before untagging them.
+    for (const ref of (await capture(host, ["images", "--format", "{{.Repository}}:{{.Tag}}"])).split("\n")) {
+      if (/^127\.0\.0\.1:\d+\//.test(ref)) await capture(host, ["rmi", ref]).catch(() => {});
+    }
     // A parent that is up to date in the registry but missing from (or different in) the build
     // engine, whose state may have been wiped, is built again first: children must start FROM it.
     const needed = new Set(todo.map((i) => i.dir));
@@ -183,7 +192,7 @@ export async function ensureLabImages(opts: EnsureOptions = {}): Promise<ImageRe
       const key = keys.get(img.dir)!;
       const stamp = readStamp(work, img);
       const localId = await imageId(host, localName(img));
-      const fresh = !opts.force && stamp?.key === key && localId === stamp.id;
+      const fresh = !opts.force && !opts.noPush && stamp?.key === key && localId === stamp.id;
       const prefix = `[${n + 1}/${todo.length}] ${localName(img)}`;
       let id = localId!;
       if (!fresh) {
@@ -194,19 +203,27 @@ export async function ensureLabImages(opts: EnsureOptions = {}): Promise<ImageRe
         });
         id = (await imageId(host, localName(img)))!;
       }
+      const sizeBytes = Number((await capture(host, ["image", "inspect", "--format", "{{.Size}}", localName(img)])).trim());
+      const seconds = () => Math.round((Date.now() - t0) / 100) / 10;
+      if (!registry) {
+        reports.push({ image: `${img.repository}:${img.tags[0]}`, action: "built", id, sizeBytes, seconds: seconds() });
+        log(`${prefix}: built in ${seconds()} s (${(sizeBytes / 1e6).toFixed(1)} MB), not pushed (--no-push)`);
+        continue;
+      }
       log(`${prefix}: pushing ${img.tags.length} tag(s) to ${registry.address}/${img.repository}`);
       for (const t of img.tags) {
         const remote = `${registry.address}/${img.repository}:${t}`;
         await runDocker(host, ["tag", localName(img, t), remote], path.join(work, "logs", `${img.dir}.log`));
-        await runDocker(host, ["push", remote], path.join(work, "logs", `${img.dir}.log`));
-        // The port changes from run to run: a tag naming it would only clutter `docker images`.
-        await runDocker(host, ["rmi", remote], path.join(work, "logs", `${img.dir}.log`));
+        try {
+          await runDocker(host, ["push", remote], path.join(work, "logs", `${img.dir}.log`));
+        } finally {
+          // The port changes from run to run: a tag naming it would only clutter `docker images`.
+          await capture(host, ["rmi", remote]).catch(() => {});
+        }
       }
       writeStamp(work, img, { key, id, tags: img.tags });
-      const sizeBytes = Number((await capture(host, ["image", "inspect", "--format", "{{.Size}}", localName(img)])).trim());
-      const seconds = Math.round((Date.now() - t0) / 100) / 10;
-      reports.push({ image: `${img.repository}:${img.tags[0]}`, action: fresh ? "pushed" : "built and pushed", id, sizeBytes, seconds });
-      log(`${prefix}: done in ${seconds} s (${(sizeBytes / 1e6).toFixed(1)} MB)`);
+      reports.push({ image: `${img.repository}:${img.tags[0]}`, action: fresh ? "pushed" : "built and pushed", id, sizeBytes, seconds: seconds() });
+      log(`${prefix}: done in ${seconds()} s (${(sizeBytes / 1e6).toFixed(1)} MB)`);
     }
     fs.writeFileSync(builderFile, builder);
     return reports;
@@ -443,13 +460,15 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
   const only: string[] = [];
   let stateDir: string | undefined;
   let force = false;
+  let noPush = false;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === "--force") force = true;
+    else if (a === "--no-push") noPush = true;
     else if (a === "--state-dir") stateDir = argv[++i];
     else if (a === "--only") only.push(argv[++i]!);
     else {
-      console.error(`unknown argument ${a}\nusage: tsx infra/images/build.ts [--state-dir DIR] [--force] [--only DIR ...]`);
+      console.error(`unknown argument ${a}\nusage: tsx infra/images/build.ts [--state-dir DIR] [--force] [--no-push] [--only DIR ...]`);
       process.exit(2);
     }
   }
@@ -459,7 +478,7 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
   }
   const t0 = Date.now();
   try {
-    const reports = await ensureLabImages({ stateDir, force, only: only.length ? only : undefined });
+    const reports = await ensureLabImages({ stateDir, force, noPush, only: only.length ? only : undefined });
     const built = reports.filter((r) => r.action !== "up to date");
     for (const r of built) console.log(`  ${r.image.padEnd(32)} ${r.action.padEnd(17)} ${r.sizeBytes ? `${(r.sizeBytes / 1e6).toFixed(1)} MB` : ""} ${r.seconds} s`);
     console.log(`lab images: done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
