@@ -10,7 +10,9 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { io as connectSocket, type Socket } from "socket.io-client";
 import { createNamespacesDriver } from "@berth/sandbox";
+import { TUNNEL_WINDOW } from "@berth/protocol";
 import { startOrchestrator, type Orchestrator } from "../src/server.js";
+import { TunnelClient } from "../src/preview/tunnel-client.js";
 
 const LAB = "namespaces-by-hand";
 const instance = `prev${process.pid}`;
@@ -215,6 +217,27 @@ describe("web preview", () => {
       req.end();
     });
     expect(echoed).toBe("ping through the tunnel\n");
+  });
+
+  it("holds a reader that does not read to one window, then delivers every byte", async () => {
+    const sb = berth.sandboxes.find(alice.id, LAB)!;
+    const client = await TunnelClient.connect(await driver.connect(sb.id));
+    try {
+      const stream = await client.open(8080);
+      stream.write("GET /big.bin HTTP/1.0\r\nHost: localhost\r\n\r\n");
+      // Nobody reads: the agent must stop sending once a window is unacknowledged.
+      await new Promise((r) => setTimeout(r, 1500));
+      const held = stream.readableLength;
+      expect(held).toBeGreaterThan(0);
+      expect(held).toBeLessThanOrEqual(TUNNEL_WINDOW + 64 * 1024);
+      const chunks: Buffer[] = [];
+      for await (const c of stream) chunks.push(c as Buffer);
+      const all = Buffer.concat(chunks);
+      const body = all.subarray(all.indexOf("\r\n\r\n") + 4);
+      expect(createHash("sha256").update(body).digest("hex")).toBe(bigSha);
+    } finally {
+      client.close();
+    }
   });
 
   it("leaves no tunnel open in the agent afterwards", async () => {

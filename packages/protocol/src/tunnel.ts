@@ -15,9 +15,9 @@
 //    A websocket that closes takes all its tunnels with it.
 
 /** Bytes a sender may have in flight, unacknowledged, per tunnel and direction. */
-export const TUNNEL_WINDOW = 256 * 1024;
+export const TUNNEL_WINDOW = 1024 * 1024;
 /** A receiver acknowledges once it has consumed at least this many bytes (TUNNEL_WINDOW ≥ it). */
-export const TUNNEL_ACK_EVERY = 32 * 1024;
+export const TUNNEL_ACK_EVERY = 128 * 1024;
 /** Tunnels one agent connection may hold open at once. */
 export const TUNNEL_MAX_PER_CONNECTION = 256;
 
