@@ -4,7 +4,7 @@
 // (flush their iptables, take another sandbox's address) changes that.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -35,7 +35,7 @@ function hostAddresses(): string[] {
 }
 
 /** curl's exit code for a GET from inside a sandbox (0 = got an answer). */
-async function curlFrom(c: AgentClient, url: string, timeout = 2): Promise<number> {
+async function curlFrom(c: AgentClient, url: string, timeout = 1): Promise<number> {
   const r = await sh(c, `curl -s -o /dev/null --connect-timeout ${timeout} -m ${timeout + 1} ${url}; echo $?`, { timeoutMs: (timeout + 5) * 1000 });
   return Number(r.stdout.trim());
 }
@@ -71,6 +71,8 @@ describe("uplink", () => {
     const up = (await driver.uplinkOf(idA))!;
     expect(up.ifname).toMatch(/^berthv\d+$/);
     expect(existsSync(`/sys/class/net/${up.ifname}`)).toBe(true);
+    // No IPv6 on the host end: an address the learner gives eth0 leads nowhere.
+    expect(readFileSync(`/proc/sys/net/ipv6/conf/${up.ifname}/disable_ipv6`, "utf8")).toBe("1\n");
     const r = await sh(a, "ip -4 -o addr show dev eth0 | awk '{print $4}'; ip route show default; grep -c ^nameserver /etc/resolv.conf");
     expect(r.stdout).toBe(`${up.address}/30\ndefault via ${up.gateway} dev eth0 \n1\n`);
     // Two sandboxes, two different /30s.
