@@ -21,6 +21,8 @@ import { ImageStore } from "./images/store";
 import { RegistryClient } from "./registry/client";
 import { VolumeStore } from "./volumes/store";
 import { volumeRoutes } from "./api/volumes";
+import { networkRoutes } from "./api/networks";
+import { NetworkManager, type NetworkOptions } from "./network/manager";
 
 const OVERLAYFS_SUPER_MAGIC = 0x794c7630;
 
@@ -46,6 +48,11 @@ export interface EngineOptions {
    * own state dir is always on the list; a sandbox adds /opt/berth and the agent's directories.
    */
   bindDeny?: string[];
+  /**
+   * Container networking (default: on, bridge `berth0` on 172.17.0.0/16). `{ enabled: false }`
+   * gives every container loopback only; the name and subnet let several engines share a host.
+   */
+  network?: NetworkOptions;
 }
 
 export interface Engine {
@@ -98,12 +105,14 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
   }
   const volumes = new VolumeStore(root, { bindDeny: opts.bindDeny });
   const containers = new ContainerService(root, images, volumes);
+  containers.network = new NetworkManager(root, opts.network ?? {}, opts.log);
   const router = new Router();
   systemRoutes(router, containers, images, volumes, root);
   containerRoutes(router, containers, images);
   archiveRoutes(router, containers);
   imageRoutes(router, containers, images);
   volumeRoutes(router, containers, volumes);
+  networkRoutes(router, containers, containers.network);
   const server = createApiServer(router, opts.log);
   // Hijacked connections (attach, exec) leave the HTTP server's bookkeeping: track every socket
   // so close() can end them all, or server.close() would wait for them forever.

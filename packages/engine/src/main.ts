@@ -17,10 +17,14 @@ const { values } = parseArgs({
     "registry-mirror": { type: "string" },
     // A host path no bind mount may use (repeatable); the state dir (--root) is always refused.
     "bind-deny": { type: "string", multiple: true, default: [] },
+    // The default bridge (docker0's counterpart) and its subnet; --no-network: loopback only.
+    bridge: { type: "string", default: "berth0" },
+    "bridge-subnet": { type: "string", default: "172.17.0.0/16" },
+    "no-network": { type: "boolean", default: false },
   },
 });
 
-const engine = await startEngine({ root: values.root!, socket: values.socket!, log: (m) => console.error(m), prebuild: values["no-debian"] ? [] : ["debian:bookworm"], sharedImages: values["shared-images"], registryMirror: values["registry-mirror"], bindDeny: values["bind-deny"] });
+const engine = await startEngine({ root: values.root!, socket: values.socket!, log: (m) => console.error(m), prebuild: values["no-debian"] ? [] : ["debian:bookworm"], sharedImages: values["shared-images"], registryMirror: values["registry-mirror"], bindDeny: values["bind-deny"], network: { enabled: !values["no-network"], bridge: values.bridge, subnet: values["bridge-subnet"] } });
 console.error(`berth engine: serving the Docker API on unix://${engine.socket} (state in ${values.root})`);
 let closing = false;
 for (const sig of ["SIGINT", "SIGTERM"] as const) {

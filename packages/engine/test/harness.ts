@@ -9,6 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import { startEngine, type Engine } from "../src/engine";
 import { makeBusyboxTarball } from "../src/images/busybox";
+import type { NetworkOptions } from "../src/network/manager";
 
 export const CLI_28 = "/usr/local/bin/docker";
 export const CLI_20 = "/usr/bin/docker";
@@ -24,10 +25,15 @@ export function tmpDir(prefix: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
 
-export async function startBerth(): Promise<Daemon & { engine: Engine; root: string }> {
+/**
+ * Our engine in this process. Networking is off unless asked for (the reference dockerd runs with
+ * `--bridge=none`, and an in-process engine shares the host's network namespace); tests of
+ * networking use startBerthInNetns.
+ */
+export async function startBerth(opts: { network?: NetworkOptions } = {}): Promise<Daemon & { engine: Engine; root: string }> {
   const root = tmpDir("berth-test-");
   const socket = path.join(root, "docker.sock");
-  const engine = await startEngine({ root: path.join(root, "state"), socket });
+  const engine = await startEngine({ root: path.join(root, "state"), socket, network: opts.network ?? { enabled: false } });
   return {
     name: "berth",
     host: `unix://${socket}`,
@@ -42,16 +48,88 @@ export async function startBerth(): Promise<Daemon & { engine: Engine; root: str
   };
 }
 
-/** A real dockerd (Debian's docker.io) with busybox:latest imported from the same busybox-static. */
-export async function startDockerd(): Promise<Daemon> {
+/**
+ * A fresh network namespace with loopback up, for an engine with a bridge of its own: its bridge,
+ * iptables rules and published ports live and die with the namespace, so nothing reaches the host's
+ * tables and two engines never collide. `exec` runs a command inside it (wget, ping, nc).
+ */
+export function makeNetns(tag: string): { name: string; exec(cmd: string[], timeoutMs?: number): Result; remove(): void } {
+  const name = `${tag}-${process.pid}-${Math.random().toString(36).slice(2, 7)}`;
+  execFileSync("ip", ["netns", "add", name]);
+  execFileSync("ip", ["-n", name, "link", "set", "lo", "up"]);
+  return {
+    name,
+    exec(cmd, timeoutMs = 15000) {
+      try {
+        // nsenter, not `ip netns exec`: that one remounts /sys, hiding the cgroup mounts.
+        const stdout = execFileSync("nsenter", [`--net=/run/netns/${name}`, ...cmd], { encoding: "utf8", timeout: timeoutMs, stdio: ["ignore", "pipe", "pipe"] });
+        return { stdout, stderr: "", code: 0 };
+      } catch (e) {
+        const err = e as { stdout?: string; stderr?: string; status?: number };
+        return { stdout: err.stdout ?? "", stderr: err.stderr ?? "", code: err.status ?? 255 };
+      }
+    },
+    remove() {
+      try {
+        execFileSync("ip", ["netns", "del", name], { stdio: "ignore" });
+      } catch {
+        /* already gone */
+      }
+    },
+  };
+}
+
+/**
+ * Our engine as its own process (`src/main.ts`), inside a fresh network namespace: its default
+ * bridge, NAT and isolation rules are then the namespace's, as they are a sandbox's.
+ */
+export async function startBerthInNetns(): Promise<Daemon & { netns: ReturnType<typeof makeNetns>; root: string }> {
+  const root = tmpDir("berth-net-");
+  const socket = path.join(root, "docker.sock");
+  const netns = makeNetns("berthn");
+  const log = fs.openSync(path.join(root, "log"), "w");
+  const tsx = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../../../node_modules/.bin/tsx");
+  const main = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../src/main.ts");
+  const child = spawn("nsenter", [`--net=/run/netns/${netns.name}`, tsx, main, "--root", path.join(root, "state"), "--socket", socket, "--no-debian"], { stdio: ["ignore", log, log] });
+  for (let i = 0; i < 300 && child.exitCode === null; i++) {
+    if (fs.existsSync(socket) && (await ping(socket))) break;
+    await sleep(100);
+  }
+  if (!(await ping(socket))) throw new Error(`our engine did not start: ${fs.readFileSync(path.join(root, "log"), "utf8")}`);
+  return {
+    name: "berth",
+    host: `unix://${socket}`,
+    socket,
+    netns,
+    root,
+    async stop() {
+      const exited = new Promise((r) => child.once("exit", r));
+      child.kill("SIGTERM");
+      await Promise.race([exited, sleep(15000)]);
+      if (child.exitCode === null) child.kill("SIGKILL");
+      netns.remove();
+      unmountUnder(root);
+      fs.rmSync(root, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * A real dockerd (Debian's docker.io) with busybox:latest imported from the same busybox-static.
+ * By default without networking (`--bridge=none --iptables=false`); with `{ network: true }` it runs
+ * in a fresh network namespace with its own docker0, iptables and userland proxy (see makeNetns),
+ * removed with the namespace at stop().
+ */
+export async function startDockerd(opts: { network?: boolean } = {}): Promise<Daemon & { netns?: ReturnType<typeof makeNetns> }> {
   const root = tmpDir("dockerd-test-");
   const socket = path.join(root, "d.sock");
   const log = fs.openSync(path.join(root, "log"), "w");
-  const child: ChildProcess = spawn(
-    "dockerd",
-    ["--data-root", path.join(root, "data"), "--exec-root", path.join(root, "exec"), "-H", `unix://${socket}`, "--bridge=none", "--iptables=false", "--ip-masq=false", "--pidfile", path.join(root, "pid"), "--containerd-namespace", `berthtest${process.pid}`],
-    { stdio: ["ignore", log, log] },
-  );
+  const netns = opts.network ? makeNetns("berthd") : undefined;
+  const args = ["--data-root", path.join(root, "data"), "--exec-root", path.join(root, "exec"), "-H", `unix://${socket}`, "--pidfile", path.join(root, "pid"), "--containerd-namespace", `berthtest${process.pid}`];
+  if (!netns) args.push("--bridge=none", "--iptables=false", "--ip-masq=false");
+  const child: ChildProcess = netns
+    ? spawn("nsenter", [`--net=/run/netns/${netns.name}`, "dockerd", ...args], { stdio: ["ignore", log, log] })
+    : spawn("dockerd", args, { stdio: ["ignore", log, log] });
   const host = `unix://${socket}`;
   for (let i = 0; i < 150; i++) {
     if (fs.existsSync(socket) && (await ping(socket))) break;
@@ -64,6 +142,7 @@ export async function startDockerd(): Promise<Daemon> {
     name: "dockerd",
     host,
     socket,
+    netns,
     async stop() {
       try {
         execFileSync(CLI_28, ["rm", "-f", ...listAll(host)], { env: { ...process.env, DOCKER_HOST: host }, stdio: "ignore" });
@@ -74,6 +153,7 @@ export async function startDockerd(): Promise<Daemon> {
       child.kill("SIGTERM");
       await Promise.race([exited, sleep(15000)]);
       if (child.exitCode === null) child.kill("SIGKILL");
+      netns?.remove();
       unmountUnder(root);
       fs.rmSync(root, { recursive: true, force: true });
     },

@@ -9,6 +9,7 @@ import { ContainerService, EngineError, matchesLabels, type Container } from "..
 import type { ImageStore } from "../images/store";
 import { publicMounts } from "../volumes/mounts";
 import type { StreamName } from "../logs/json-file";
+import type { NetworkManager } from "../network/manager";
 import { boolParam, hijack, parseFilters, readJson, send, sendJson, startStream, versionAtLeast, type Ctx, type Router } from "./http";
 
 const RAW = "application/vnd.docker.raw-stream";
@@ -59,12 +60,12 @@ export function containerRoutes(router: Router, svc: ContainerService, images: I
     list = list.filter((c) => matchesFilters(c, filters));
     if (limit > 0) list = list.slice(0, limit);
     const withSize = boolParam(ctx, "size");
-    sendJson(ctx, 200, list.map((c) => ({ ...summary(c, images), ...(withSize ? svc.sizes(c) : {}) })));
+    sendJson(ctx, 200, list.map((c) => ({ ...summary(c, images, svc.network), ...(withSize ? svc.sizes(c) : {}) })));
   });
 
   router.on("GET", "/containers/:id/json", (ctx) => {
     const c = find(ctx);
-    sendJson(ctx, 200, { ...inspect(c), ...(boolParam(ctx, "size") ? svc.sizes(c) : {}) });
+    sendJson(ctx, 200, { ...inspect(c, svc.network), ...(boolParam(ctx, "size") ? svc.sizes(c) : {}) });
   });
 
   router.on("POST", "/containers/:id/start", async (ctx) => {
@@ -362,7 +363,7 @@ function commandLine(r: ContainerRecord): string {
   return `${r.Path} ${r.Args.map((a) => (a.includes(" ") ? `'${a}'` : a)).join(" ")}`;
 }
 
-function summary(c: Container, images: ImageStore) {
+function summary(c: Container, images: ImageStore, net: NetworkManager) {
   const r = c.record;
   return {
     Id: r.Id,
@@ -371,41 +372,24 @@ function summary(c: Container, images: ImageStore) {
     ImageID: r.Image,
     Command: commandLine(r),
     Created: Math.floor(Date.parse(r.Created) / 1000),
-    Ports: [],
+    Ports: net.ports(c.id),
     Labels: r.Config.Labels,
     State: r.State.Status,
     Status: statusText(r.State),
     HostConfig: { NetworkMode: r.HostConfig.NetworkMode },
-    NetworkSettings: { Networks: {} },
+    NetworkSettings: { Networks: (net.settings(c.id, c.running, r.State.Pid) as { Networks: object }).Networks },
     Mounts: publicMounts(r.Mounts),
   };
 }
 
-export function inspect(c: Container) {
+export function inspect(c: Container, net: NetworkManager) {
   const { recipe, ...r } = c.record;
   const s = c.snapshot;
   return {
     ...r,
     GraphDriver: { Name: "overlay2", Data: { LowerDir: s.lower.join(":"), UpperDir: s.upper, WorkDir: s.work, MergedDir: s.merged } },
     Mounts: publicMounts(r.Mounts),
-    NetworkSettings: {
-      Bridge: "",
-      SandboxID: "",
-      SandboxKey: recipe?.hostPid && c.running ? `/proc/${recipe.hostPid}/ns/net` : "",
-      Ports: {},
-      HairpinMode: false,
-      LinkLocalIPv6Address: "",
-      LinkLocalIPv6PrefixLen: 0,
-      EndpointID: "",
-      Gateway: "",
-      GlobalIPv6Address: "",
-      GlobalIPv6PrefixLen: 0,
-      IPAddress: "",
-      IPPrefixLen: 0,
-      IPv6Gateway: "",
-      MacAddress: "",
-      Networks: {},
-    },
+    NetworkSettings: net.settings(c.id, c.running, r.State.Pid),
   };
 }
 

@@ -1,6 +1,6 @@
 /**
- * /volumes (local volumes), and the little of /networks and /build the CLI needs before the
- * networking issue lands: `network ls` lists bridge, host and none; prunes answer with nothing.
+ * /volumes (local volumes), and the build-cache prune the CLI's `system prune` calls (there is no
+ * cache to report). Networks are in networks.ts.
  */
 import type { ContainerService } from "../containers/service";
 import { EngineError } from "../containers/service";

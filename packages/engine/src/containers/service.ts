@@ -16,6 +16,7 @@ import { PassThrough } from "node:stream";
 import { Cgroup, detectCgroupVersion, type CgroupVersion, type Limits } from "../cgroups/cgroups";
 import { treeSize, type Image, type ImageStore } from "../images/store";
 import { JsonFileLog, type StreamName } from "../logs/json-file";
+import { NetworkError, NetworkManager, type NetContainer } from "../network/manager";
 import { buildShim, capabilityMask, capabilitySet, parseSignal, ShimProcess, type ShimSpec } from "../runtime/shim";
 import { changes, mountSnapshot, overlayOptions, prepareSnapshot, unmountSnapshot, unmountSnapshotAsync, type Snapshot } from "../snapshots/overlay";
 import { materializeMounts, parseMounts, type ApiMount, type PlannedMount } from "../volumes/mounts";
@@ -106,6 +107,8 @@ export class ContainerService {
   readonly cgroupVersion: CgroupVersion;
   private shimBin: string;
   readonly dir: string;
+  /** Bridges, addresses, published ports, DNS (src/network); engine.ts gives it its options. */
+  network: NetworkManager;
 
   constructor(
     readonly root: string,
@@ -118,6 +121,7 @@ export class ContainerService {
     // Nested in a sandbox there is no compiler: the host built the shim and bound it read-only.
     this.shimBin = process.env.BERTH_SHIM || buildShim(path.join(root, "bin"));
     this.cgroupVersion = detectCgroupVersion();
+    this.network = new NetworkManager(root, { enabled: false });
     this.load();
   }
 
@@ -159,6 +163,11 @@ export class ContainerService {
     throw notFound(ref);
   }
 
+  /** What the network manager needs to know of a container. */
+  netView(c: Container): NetContainer {
+    return { id: c.id, name: c.name, hostname: c.record.Config.Hostname, running: c.running, pid: c.record.State.Pid };
+  }
+
   list(): Container[] {
     return [...this.containers.values()].sort((a, b) => b.record.Created.localeCompare(a.record.Created));
   }
@@ -181,6 +190,11 @@ export class ContainerService {
     const hostConfig = hostConfigFrom((body.HostConfig ?? {}) as Record<string, unknown>);
     // Sharing the host's network, a container also shows the host's name (as with Docker).
     if (hostConfig.NetworkMode === "host" && !body.Hostname) config.Hostname = os.hostname();
+    // Sharing another container's network, it shows that container's name too.
+    if (hostConfig.NetworkMode.startsWith("container:") && !body.Hostname) {
+      const other = [...this.containers.values()].find((x) => x.name === hostConfig.NetworkMode.slice(10) || x.id.startsWith(hostConfig.NetworkMode.slice(10)));
+      if (other) config.Hostname = other.record.Config.Hostname; // a missing one fails at start, as in dockerd
+    }
     capabilitySet(hostConfig.CapAdd ?? [], hostConfig.CapDrop ?? []); // refuse unknown names now, not at start
     if (hostConfig.Privileged) {
       // A privileged container could reach every device and setting of the learner's sandbox.
@@ -189,6 +203,13 @@ export class ContainerService {
     const command = [...(config.Entrypoint ?? []), ...(config.Cmd ?? [])];
     if (command.length === 0) throw new EngineError(400, "no command specified");
     const mounts = this.planMounts(config, hostConfig, (body.HostConfig ?? {}) as Record<string, unknown>);
+    // The network mode, ports, aliases and links are checked now (dockerd refuses them at create).
+    try {
+      netErrors(() => this.network.register({ id, name: finalName, hostname: config.Hostname, running: false, pid: 0 }, (body.HostConfig ?? {}) as Record<string, unknown>, config, body.NetworkingConfig as Record<string, unknown> | undefined, (ref) => this.netView(this.find(ref))));
+    } catch (e) {
+      fs.rmSync(dir, { recursive: true, force: true });
+      throw e;
+    }
     const record: ContainerRecord = {
       Id: id,
       Created: new Date().toISOString(),
@@ -264,8 +285,6 @@ export class ContainerService {
     recipe.mounts = [];
     const step = (s: string) => recipe.steps.push(s);
 
-    // Only loopback exists until the bridge lands; like dockerd, an unknown network fails at start.
-    if (!["default", "bridge", "none", "host"].includes(r.HostConfig.NetworkMode)) throw new EngineError(404, `network ${r.HostConfig.NetworkMode} not found`);
 
     // 1. The root filesystem: image layers below, this container's changes above.
     const snapshot: Snapshot = { ...prepareSnapshotPaths(c.dir), lower: recipe.rootfs.lower };
@@ -274,8 +293,6 @@ export class ContainerService {
 
     // 2. The files Docker gives every container: its hostname, /etc/hosts, the host's DNS servers.
     fs.writeFileSync(r.HostnamePath, `${cfg.Hostname}\n`);
-    fs.writeFileSync(r.HostsPath, `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n`);
-    fs.writeFileSync(r.ResolvConfPath, hostResolvConf());
     const binds = [`${r.HostnamePath}:/etc/hostname`, `${r.HostsPath}:/etc/hosts`, `${r.ResolvConfPath}:/etc/resolv.conf`];
     // Volumes and binds; a new, empty volume first gets what the image has at that path (unless
     // the mount said nocopy); `-v /host:/ctr` makes a missing host directory, `--mount` does not.
@@ -316,6 +333,16 @@ export class ContainerService {
     recipe.capabilities = caps.map((x) => `CAP_${x}`);
     recipe.user = { uid: user.uid, gid: user.gid, groups: user.groups };
 
+    // The network: addresses and published ports are taken (a port conflict fails here, before
+    // anything runs), /etc/hosts and /etc/resolv.conf written (bound in as the binds above say).
+    const net = await netErrorsAsync(() => this.network.prepare(this.netView(c), (ref) => this.netView(this.find(ref)), hostResolvConf())).catch((e: unknown) => {
+      cgroup.remove();
+      throw e;
+    });
+    for (const s of net.steps) step(s);
+    fs.writeFileSync(r.HostsPath, net.hosts);
+    fs.writeFileSync(r.ResolvConfPath, net.resolvConf);
+
     // 5. berth-shim: unshare(CLONE_NEWPID), fork, unshare(NEWNS|NEWUTS|NEWIPC|NEWNET) ...
     const spec: ShimSpec = {
       mode: "run",
@@ -331,7 +358,8 @@ export class ContainerService {
       tty: cfg.Tty,
       readOnly: r.HostConfig.ReadonlyRootfs,
       noNewPrivileges: (r.HostConfig.SecurityOpt ?? []).some((o) => /^no-new-privileges(:true|=true)?$/.test(o)),
-      hostNetwork: r.HostConfig.NetworkMode === "host",
+      hostNetwork: net.hostNetwork,
+      netns: net.netns,
       size: consoleSize(r.HostConfig.ConsoleSize),
       argv: [r.Path, ...r.Args],
       stdin: cfg.OpenStdin,
@@ -368,6 +396,15 @@ export class ContainerService {
           return;
         }
         step(`echo ${pid} > ${cgroup.dirs.map((d) => path.join(d, "cgroup.procs")).join(", ")}`);
+        // Its network namespace is still empty: a veth pair per network, eth0 addressed and routed.
+        try {
+          for (const s of this.network.attach(this.netView(c), pid)) step(s);
+        } catch (e) {
+          settled = true;
+          process.kill(pid, "SIGKILL");
+          reject(new EngineError(500, `failed to set up the container's network: ${(e as Error).message}`));
+          return;
+        }
         shim.go();
       });
       // 7. execve worked: the user's process is PID 1 of the container.
@@ -407,6 +444,7 @@ export class ContainerService {
     const wasStarted = r.State.Running; // running or paused
     const oom = c.cgroup?.oomKilled() ?? false;
     c.cgroup?.remove();
+    this.network.release(c.id); // addresses and published ports; the veths died with the namespace
     c.stdin?.end();
     if (wasStarted) {
       Object.assign(r.State, { Status: "exited", Running: false, Paused: false, Pid: 0, ExitCode: code, OOMKilled: oom, FinishedAt: new Date().toISOString() });
@@ -500,6 +538,7 @@ export class ContainerService {
 
   private remove(c: Container, opts: { force?: boolean; volumes?: boolean }): void {
     this.containers.delete(c.id);
+    this.network.forget(c.id);
     // `rm -v` (and --rm) take the container's anonymous volumes along, unless another container uses them.
     if (opts.volumes || c.record.HostConfig.AutoRemove) {
       for (const m of c.record.Mounts ?? []) {
@@ -528,6 +567,7 @@ export class ContainerService {
     if (c.name === n) throw new EngineError(400, `Renaming a container with the same name as its current name`);
     this.checkNameFree(n, c.id);
     c.record.Name = `/${n}`;
+    this.network.rename(c.id, n);
     c.save();
   }
 
@@ -693,10 +733,30 @@ export class ContainerService {
       }
     }
     while (this.cleanups.size) await new Promise((r) => setTimeout(r, 20)); // removals still in flight
+    this.network.close(); // proxies, DNS, bridges, iptables chains
   }
 }
 
 // ---------- small pieces ----------
+
+/** The network manager's errors carry Docker's status and words: hand them to the API as such. */
+function netErrors<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof NetworkError) throw new EngineError(e.status, e.message);
+    throw e;
+  }
+}
+
+async function netErrorsAsync<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (e instanceof NetworkError) throw new EngineError(e.status, e.message);
+    throw e;
+  }
+}
 
 /**
  * Docker's "init layer": a thin read-only layer between the image and the container's upper dir,

@@ -68,6 +68,7 @@ struct options {
   int ntmpfs;
   unsigned long long caps; /* bit n set = keep capability n */
   int tty, readonly, no_new_privs, host_net;
+  const char *netns;       /* run: join this network namespace (--network container:x) */
   unsigned short rows, cols;
   char **argv;
 };
@@ -120,6 +121,7 @@ static void parse(int argc, char **argv, struct options *o) {
     if (strcmp(a, "--target") == 0) o->target = atoi(v);
     else if (strcmp(a, "--rootfs") == 0) o->rootfs = v;
     else if (strcmp(a, "--hostname") == 0) o->hostname = v;
+    else if (strcmp(a, "--netns") == 0) o->netns = v;
     else if (strcmp(a, "--cwd") == 0) o->cwd = v;
     else if (strcmp(a, "--uid") == 0) o->uid = strtoul(v, NULL, 10);
     else if (strcmp(a, "--gid") == 0) o->gid = strtoul(v, NULL, 10);
@@ -254,7 +256,19 @@ static void bind_mounts(const struct options *o) {
   }
 }
 
+static void write_quietly(const char *file, const char *value) {
+  int fd = open(file, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  ssize_t ignored = write(fd, value, strlen(value));
+  (void)ignored;
+  close(fd);
+}
+
 static void loopback_up(void) {
+  /* IPv6 off in the container's own namespace, as Docker leaves it unless asked: `ip addr` shows
+   * no ::1 and no link-local addresses (/proc/sys/net is the calling task's namespace's). */
+  write_quietly("/proc/sys/net/ipv6/conf/all/disable_ipv6", "1");
+  write_quietly("/proc/sys/net/ipv6/conf/default/disable_ipv6", "1");
   int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   struct ifreq ifr;
   memset(&ifr, 0, sizeof ifr);
@@ -385,7 +399,7 @@ static void child(struct options *o, int go_fd, int console_sock) {
   if (!o->exec_mode) {
     if (o->hostname && sethostname(o->hostname, strlen(o->hostname)) < 0) fail("sethostname: %s", strerror(errno));
     enter_rootfs(o);
-    if (!o->host_net) loopback_up();
+    if (!o->host_net && !o->netns) loopback_up();
   }
   if (o->tty) make_console(console_sock, o->rows, o->cols);
   mkdir_p(o->cwd, 0755); /* Docker creates a missing working directory */
@@ -518,7 +532,13 @@ int main(int argc, char **argv) {
     if (console[0] >= 0) close(console[0]);
     error_pipe = err[1];
     /* --network host keeps the host's network namespace; everything else is new. */
-    int flags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | (o.host_net ? 0 : CLONE_NEWNET);
+    int flags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | (o.host_net || o.netns ? 0 : CLONE_NEWNET);
+    /* --network container:x: the other container's network namespace, entered before the rest. */
+    if (!o.exec_mode && o.netns) {
+      int fd = open(o.netns, O_RDONLY | O_CLOEXEC);
+      if (fd < 0 || setns(fd, CLONE_NEWNET) < 0) fail("join network namespace %s: %s", o.netns, strerror(errno));
+      close(fd);
+    }
     if (!o.exec_mode && unshare(flags) < 0) fail("unshare: %s", strerror(errno));
     /* Tell the shim the namespaces exist; it tells the engine, which records their inode numbers. */
     if (write(ready[1], "r", 1) != 1) _exit(1);

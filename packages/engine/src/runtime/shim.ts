@@ -47,6 +47,7 @@ export interface ShimSpec {
   readOnly?: boolean;
   noNewPrivileges?: boolean;
   hostNetwork?: boolean;
+  netns?: string; // a network namespace to join (/proc/<pid>/ns/net of another container)
   size?: { rows: number; cols: number };
   argv: string[];
   stdin: boolean;
@@ -67,6 +68,7 @@ export function shimArgs(s: ShimSpec): string[] {
   if (s.readOnly) a.push("--read-only");
   if (s.noNewPrivileges) a.push("--no-new-privileges");
   if (s.hostNetwork) a.push("--host-network");
+  if (s.netns) a.push("--netns", s.netns);
   if (s.size && s.size.rows && s.size.cols) a.push("--size", `${s.size.rows},${s.size.cols}`);
   a.push("--", ...s.argv);
   return a;
