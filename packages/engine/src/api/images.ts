@@ -1,6 +1,7 @@
 /**
- * /images/...: list, inspect, history, tag, remove; "pull" of what is already here (no registry
- * yet); /commit, which turns a container's upper dir into a new layer.
+ * /images/...: list (with filters), inspect, history, tag, remove, prune; pull and push against a
+ * registry (../registry), with the offline fallbacks (busybox made here, debian built or shared);
+ * save/load; /commit, which turns a container's upper dir into a new layer.
  */
 import fs from "node:fs";
 import path from "node:path";
@@ -13,6 +14,10 @@ import { exportImages, importImages } from "../images/archive";
 import { Builder, type RunConfig } from "../build/builder";
 import { handleBuild } from "../build/route";
 import { spawn } from "node:child_process";
+import { RegistryClient, RegistryError } from "../registry/client";
+import { DOCKER_HUB, familiarName, familiarString, parseReference, ReferenceError, type Reference } from "../registry/reference";
+import { resolvePull, runPull, type PullPlan } from "../registry/pull";
+import { pushImage } from "../registry/push";
 import { boolParam, parseFilters, readJson, send, sendJson, startStream, type Ctx, type Router } from "./http";
 
 export function imageRoutes(router: Router, svc: ContainerService, images: ImageStore): void {
@@ -27,43 +32,128 @@ export function imageRoutes(router: Router, svc: ContainerService, images: Image
     // Intermediate images of a build (untagged parents of other images) show only with -a.
     const all = images.list();
     const parents = new Set(all.map((i) => i.config.parent).filter(Boolean));
-    const shown = boolParam(ctx, "all") ? all : all.filter((i) => i.tags.length || !parents.has(i.id));
+    const f = parseFilters(ctx);
+    let shown = boolParam(ctx, "all") || f.reference ? all : all.filter((i) => i.tags.length || !parents.has(i.id));
+    shown = filterImages(shown, f, images, parents);
+    const users = containerCounts(svc);
     sendJson(ctx, 200, shown.map((i) => ({
       Id: i.id,
       ParentId: i.config.parent ?? "",
-      RepoTags: i.tags,
-      RepoDigests: [],
+      // dockerd lists a dangling image with <none> placeholders on old APIs; the CLI shows them either way.
+      RepoTags: i.tags.length ? i.tags : ctx.version < "1.43" && !i.digests.length ? ["<none>:<none>"] : [],
+      RepoDigests: i.digests.length ? i.digests : ctx.version < "1.43" && !i.tags.length ? ["<none>@<none>"] : [],
       Created: Math.floor(Date.parse(i.config.created) / 1000),
       Size: i.size,
       SharedSize: -1,
       VirtualSize: i.size,
       Labels: i.config.config.Labels ?? {},
-      Containers: -1,
+      Containers: users.get(i.id) ?? 0,
     })));
   });
 
-  // Offline: an image that is here is "up to date"; one the engine knows how to make (debian) is
-  // built now, its progress streamed as pull progress; anything else fails the way a pull would.
+  // Pull: from the image's registry (docker.io names from the mirror), streaming dockerd's
+  // progress. Offline fallbacks for docker.io names: an image that is here is "up to date"; one the
+  // engine can make (debian, a shared store's) is made now, its progress streamed as pull progress.
+  const registry = (images.registry ??= new RegistryClient());
+  const pullPlan = async (ref: Reference): Promise<PullPlan | undefined> => {
+    if (!registry.canReach(ref)) return undefined;
+    try {
+      return await resolvePull(registry, ref);
+    } catch (e) {
+      // The mirror lacks it (or is down): what the engine can make or has is still an answer.
+      const familiar = familiarString(ref);
+      if (ref.domain === DOCKER_HUB && (images.canBuildLocally(familiar) || images.resolve(familiar))) return undefined;
+      throw e;
+    }
+  };
+  images.fetcher = async (reference, progress) => {
+    const ref = parseReference(reference);
+    const plan = await resolvePull(registry, ref);
+    return runPull(images, registry, plan, (m) => progress([m.id, m.status, m.progress].filter(Boolean).join(" ")));
+  };
+  images.canFetch = (reference) => {
+    try {
+      return registry.canReach(parseReference(reference));
+    } catch {
+      return false;
+    }
+  };
+
   router.on("POST", "/images/create", async (ctx) => {
-    const from = ctx.query.get("fromImage") ?? "";
-    const tag = ctx.query.get("tag") || "latest";
-    const ref = normalizeReference(from.includes(":") && !from.includes("@") ? from : `${from}:${tag}`);
-    const res = startStream(ctx, "application/json");
-    const say = (o: object) => res.write(`${JSON.stringify(o)}\n`);
-    say({ status: `Pulling from ${ref.split(":")[0]!.includes("/") ? ref.split(":")[0] : `library/${ref.split(":")[0]}`}`, id: ref.split(":")[1] });
-    if (images.resolve(ref)) return res.end(`${JSON.stringify({ status: `Status: Image is up to date for ${ref}` })}\n`);
-    if (images.canBuild(ref)) {
-      say({ status: `Building ${ref} from Debian's archive (no registry here); this takes a while once`, id: ref.split(":")[1] });
+    if (ctx.query.get("fromSrc")) throw new EngineError(501, "docker import is not supported by this engine: use docker load, or build FROM scratch with ADD");
+    const ref = referenceFromQuery(ctx.query.get("fromImage") ?? "", ctx.query.get("tag") ?? "");
+    const familiar = familiarString(ref);
+    const plan = await pullPlan(ref);
+    if (plan) {
+      const res = startStream(ctx, "application/json");
+      const say = (o: object) => res.write(`${goJson(o)}\n`);
       try {
-        await images.build(ref, (line) => say({ status: line, id: ref.split(":")[1] }));
-        return res.end(`${JSON.stringify({ status: `Status: Downloaded newer image for ${ref}` })}\n`);
+        await runPull(images, registry, plan, say);
       } catch (e) {
         const message = (e as Error).message;
-        return res.end(`${JSON.stringify({ errorDetail: { message }, error: message })}\n`);
+        say({ errorDetail: { message }, error: message });
       }
+      return res.end();
     }
-    const message = `pull access denied for ${ref.split(":")[0]}, repository does not exist or may require 'docker login': this engine has no registry configured (local images: ${images.list().flatMap((i) => i.tags).join(", ") || "none"})`;
-    res.end(`${JSON.stringify({ errorDetail: { message }, error: message })}\n`);
+    if (ref.domain !== DOCKER_HUB) throw new RegistryError(500, `cannot pull ${familiar}: no registry for ${ref.domain}`);
+    if (!images.resolve(familiar) && !images.canBuildLocally(familiar)) {
+      if (registry.mirror) throw new RegistryError(404, `manifest for ${familiar} not found: manifest unknown: manifest unknown`);
+      const local = images.list().flatMap((i) => i.tags).join(", ") || "none";
+      throw new RegistryError(500, `cannot pull ${familiar}: docker.io is not reachable from this machine and no registry mirror is configured (start the engine with --registry-mirror http://host:port or BERTH_REGISTRY_MIRROR; local images: ${local})`);
+    }
+    const res = startStream(ctx, "application/json");
+    const say = (o: object) => res.write(`${goJson(o)}\n`);
+    const id = ref.tag ?? ref.digest;
+    say({ status: `Pulling from ${ref.path}`, id });
+    if (images.resolve(familiar)) return res.end(`${JSON.stringify({ status: `Status: Image is up to date for ${familiar}` })}\n`);
+    say({ status: `Building ${familiar} here (no registry has it); this takes a while once`, id });
+    try {
+      await images.build(familiar, (line) => say({ status: line, id }));
+      res.end(`${JSON.stringify({ status: `Status: Downloaded newer image for ${familiar}` })}\n`);
+    } catch (e) {
+      const message = (e as Error).message;
+      res.end(`${JSON.stringify({ errorDetail: { message }, error: message })}\n`);
+    }
+  });
+
+  // Push: every tag of the repository, or the one asked for, to the registry its name names.
+  router.on("POST", "/images/:name*/push", async (ctx) => {
+    const name = ctx.params[0]!;
+    const tag = ctx.query.get("tag") ?? "";
+    let ref: Reference;
+    try {
+      ref = parseReference(tag ? `${name}:${tag}` : name);
+    } catch (e) {
+      throw new EngineError(400, (e as Error).message);
+    }
+    const repoName = familiarName(ref);
+    if (ref.domain === DOCKER_HUB) {
+      throw new RegistryError(500, `cannot push ${repoName}: docker.io is not reachable from this machine (and a mirror only serves pulls); tag the image with a registry's address first, e.g. docker tag ${repoName} 127.0.0.1:5000/${repoName}`);
+    }
+    const tags = tag ? [tag] : [...new Set(images.list().flatMap((i) => i.tags).filter((t) => t.slice(0, t.lastIndexOf(":")) === repoName).map((t) => t.slice(t.lastIndexOf(":") + 1)))].sort();
+    const chosen = tags.map((t) => ({ t, image: images.resolve(`${repoName}:${t}`) }));
+    if (!chosen.length || chosen.some((c) => !c.image)) throw new EngineError(404, `An image does not exist locally with the tag: ${repoName}${tag ? `:${tag}` : ""}`);
+    const res = startStream(ctx, "application/json");
+    const say = (o: object) => res.write(`${goJson(o)}\n`);
+    say({ status: `The push refers to repository [${ref.domain}/${ref.path}]` });
+    try {
+      for (const { t, image } of chosen) await pushImage(images, registry, image!, { ...ref, tag: t, digest: undefined }, say);
+    } catch (e) {
+      const message = (e as Error).message;
+      say({ errorDetail: { message }, error: message });
+    }
+    res.end();
+  });
+
+  // docker search: the mirror's catalog (a registry has no search API; the catalog is a list).
+  router.on("GET", "/images/search", async (ctx) => {
+    const term = (ctx.query.get("term") ?? "").toLowerCase();
+    if (!registry.mirror) throw new RegistryError(500, "docker search needs a registry: docker.io is not reachable from this machine and no registry mirror is configured");
+    const repos = await registry.catalog(parseReference("library/x"));
+    const limit = Number(ctx.query.get("limit") || 25);
+    sendJson(ctx, 200, repos.filter((r) => r.includes(term)).slice(0, limit).map((r) => ({
+      name: r.startsWith("library/") ? r.slice(8) : r, description: "", star_count: 0, is_official: r.startsWith("library/"), is_automated: false,
+    })));
   });
 
   router.on("GET", "/images/:name*/json", (ctx) => {
@@ -71,8 +161,8 @@ export function imageRoutes(router: Router, svc: ContainerService, images: Image
     sendJson(ctx, 200, {
       Id: i.id,
       RepoTags: i.tags,
-      RepoDigests: [],
-      Parent: "",
+      RepoDigests: i.digests,
+      Parent: i.config.parent ?? "",
       Comment: i.config.comment ?? "",
       Created: i.config.created,
       DockerVersion: "",
@@ -87,10 +177,22 @@ export function imageRoutes(router: Router, svc: ContainerService, images: Image
     });
   });
 
+  // History: newest first; a step that made a layer has that layer's size; the top line carries
+  // the image id, a line where a local parent image ends carries the parent's, the rest <missing>.
   router.on("GET", "/images/:name*/history", (ctx) => {
     const i = find(ctx.params[0]!);
-    const h = [...i.config.history].reverse();
-    sendJson(ctx, 200, h.map((e, n) => ({ Id: n === 0 ? i.id : "<missing>", Created: Math.floor(Date.parse(e.created) / 1000), CreatedBy: e.created_by ?? "", Tags: n === 0 ? i.tags : null, Size: 0, Comment: e.comment ?? "" })));
+    const steps = i.config.history;
+    const ids = new Map<number, { id: string; tags: string[] }>([[steps.length - 1, { id: i.id, tags: i.tags }]]);
+    for (let p = i.config.parent ? images.get(i.config.parent) : undefined; p; p = p.config.parent ? images.get(p.config.parent) : undefined) {
+      if (p.config.history.length && !ids.has(p.config.history.length - 1)) ids.set(p.config.history.length - 1, { id: p.id, tags: p.tags });
+    }
+    let layer = 0;
+    const rows = steps.map((e, n) => {
+      const size = e.empty_layer ? 0 : images.layerSizeOrZero(i.config.rootfs.diff_ids[layer++]);
+      const at = ids.get(n);
+      return { Id: at?.id ?? "<missing>", Created: Math.floor(Date.parse(e.created) / 1000), CreatedBy: e.created_by ?? "", Tags: at?.tags.length ? at.tags : null, Size: size, Comment: e.comment ?? "" };
+    });
+    sendJson(ctx, 200, rows.reverse());
   });
 
   router.on("POST", "/images/:name*/tag", (ctx) => {
@@ -101,22 +203,71 @@ export function imageRoutes(router: Router, svc: ContainerService, images: Image
     send(ctx, 201);
   });
 
+  // rmi, in dockerd's order of checks (daemon/images/image_delete.go): a name untags (and refuses
+  // when it is the last name of an image a container uses, unless forced); an id deletes, which
+  // a running container or a child image always prevents, and several names or a stopped
+  // container prevent unless forced.
   router.on("DELETE", "/images/:name*", (ctx) => {
     const ref = ctx.params[0]!;
+    const force = boolParam(ctx, "force");
     const i = find(ref);
-    const users = svc.list().filter((c) => c.record.Image === i.id);
-    const byName = i.tags.includes(normalizeReference(ref));
-    if (byName && i.tags.length > 1) {
-      images.untag(ref);
-      return sendJson(ctx, 200, [{ Untagged: normalizeReference(ref) }]);
+    const short = i.id.slice(7, 19);
+    const byId = isIdPrefix(ref, i.id);
+    const names = [...i.tags, ...i.digests];
+    const usedBy = svc.list().filter((c) => c.record.Image === i.id);
+    const records: { Untagged?: string; Deleted?: string }[] = [];
+    const singleRepo = new Set(names.map(repoOf)).size <= 1 && i.tags.length <= 1;
+    if (!byId) {
+      if (!force && singleRepo && usedBy.length) {
+        throw new EngineError(409, `conflict: unable to remove repository reference "${ref}" (must force) - container ${usedBy[0]!.id.slice(0, 12)} is using its referenced image ${short}`);
+      }
+      const name = normalizeReference(ref);
+      if (ref.includes("@")) images.removeRepoDigest(name);
+      else images.untag(name);
+      records.push({ Untagged: name });
+      let left = names.filter((n) => n !== name);
+      // Untagging the last tag of a repository also drops that repository's digests.
+      if (!ref.includes("@") && !left.some((n) => !n.includes("@") && repoOf(n) === repoOf(name))) {
+        for (const d of left.filter((n) => n.includes("@") && repoOf(n) === repoOf(name))) {
+          images.removeRepoDigest(d);
+          records.push({ Untagged: d });
+        }
+        left = left.filter((n) => !(n.includes("@") && repoOf(n) === repoOf(name)));
+      }
+      if (left.length) return sendJson(ctx, 200, records);
+      // The last name is gone: delete the image too, unless something still needs it (a child
+      // image, a container): then, as in dockerd, the untag was the whole answer. A stopped
+      // container keeps its image here even with -f (its layers are its root filesystem).
+      try {
+        deleteConflict(i.id, false);
+      } catch {
+        return sendJson(ctx, 200, records);
+      }
+    } else if (singleRepo || force) {
+      deleteConflict(i.id, force, false);
+      for (const t of i.tags) images.untag(t);
+      for (const d of i.digests) images.removeRepoDigest(d);
+      records.push(...names.map((n) => ({ Untagged: n })));
     }
-    if (users.length && !boolParam(ctx, "force")) {
-      throw new EngineError(409, `conflict: unable to remove repository reference "${ref}" (must force) - container ${users[0]!.id.slice(0, 12)} is using its referenced image ${i.id.slice(7, 19)}`);
-    }
-    const untagged = i.tags.map((t) => ({ Untagged: t }));
+    deleteConflict(i.id, force);
+    if (svc.list().some((c) => c.record.Image === i.id)) return sendJson(ctx, 200, records);
     const layers = images.remove(i.id);
-    sendJson(ctx, 200, [...untagged, { Deleted: i.id }, ...layers.map((d) => ({ Deleted: d }))]);
+    records.push({ Deleted: i.id }, ...layers.map((d) => ({ Deleted: d })));
+    sendJson(ctx, 200, records);
   });
+
+  const deleteConflict = (id: string, force: boolean, checkNames = true) => {
+    const short = id.slice(7, 19);
+    const fail = (hard: boolean, why: string) => new EngineError(409, `conflict: unable to delete ${short} (${hard ? "cannot be forced" : "must be forced"}) - ${why}`);
+    if (images.list().some((o) => o.config.parent === id)) throw fail(true, "image has dependent child images");
+    const users = svc.list().filter((c) => c.record.Image === id);
+    const running = users.find((c) => c.running);
+    if (running) throw fail(true, `image is being used by running container ${running.id.slice(0, 12)}`);
+    if (force) return;
+    const img = images.get(id)!;
+    if (checkNames && img.tags.length + img.digests.length > 0) throw fail(false, "image is referenced in multiple repositories");
+    if (users.length) throw fail(false, `image is being used by stopped container ${users[0]!.id.slice(0, 12)}`);
+  };
 
   // docker save: a docker-archive tar of the named images.
   const save = async (ctx: Ctx, names: string[]) => {
@@ -128,7 +279,7 @@ export function imageRoutes(router: Router, svc: ContainerService, images: Image
     const dir = path.join(images.root, "tmp", `save-${Date.now()}-${Math.random().toString(16).slice(2)}`);
     fs.mkdirSync(dir, { recursive: true });
     try {
-      exportImages(images, chosen, dir);
+      await exportImages(images, chosen, dir);
     } catch (e) {
       fs.rmSync(dir, { recursive: true, force: true });
       throw e;
@@ -150,7 +301,7 @@ export function imageRoutes(router: Router, svc: ContainerService, images: Image
       await untarRequest(ctx, dir);
       let lines: string[];
       try {
-        lines = importImages(images, dir);
+        lines = await importImages(images, dir);
       } catch (e) {
         throw new EngineError(400, (e as Error).message);
       }
@@ -166,19 +317,28 @@ export function imageRoutes(router: Router, svc: ContainerService, images: Image
   router.on("POST", "/build", (ctx) => handleBuild(ctx, builder, images));
 
   // Dangling = untagged and unused (all=false); with dangling=false, every image no container uses.
+  // Also `until` and `label` filters, as dockerd.
   router.on("POST", "/images/prune", (ctx) => {
     const f = parseFilters(ctx);
     const danglingOnly = !(f.dangling ?? ["true"]).some((x) => x === "false" || x === "0");
     const used = new Set(svc.list().map((c) => c.record.Image));
     const deleted: { Untagged?: string; Deleted?: string }[] = [];
+    let reclaimed = 0;
     const all = images.list();
     // An untagged image another image was built on is an intermediate step, not dangling.
     const parents = new Set(all.map((i) => i.config.parent).filter(Boolean));
+    const until = f.until?.[0] ? parseTime(f.until[0]) : undefined;
     for (const i of all) {
-      if (used.has(i.id) || parents.has(i.id) || (danglingOnly && i.tags.length)) continue;
-      deleted.push(...i.tags.map((t) => ({ Untagged: t })), { Deleted: i.id }, ...images.remove(i.id).map((d) => ({ Deleted: d })));
+      if (used.has(i.id) || parents.has(i.id) || (danglingOnly && (i.tags.length || i.digests.length))) continue;
+      if (until !== undefined && Date.parse(i.config.created) / 1000 >= until) continue;
+      if (f.label && !labelsMatch(i.config.config.Labels ?? {}, f.label)) continue;
+      if (f["label!"] && f["label!"].some((l) => labelsMatch(i.config.config.Labels ?? {}, [l]))) continue;
+      const sizes = new Map(i.config.rootfs.diff_ids.map((d) => [d, images.layerSizeOrZero(d)]));
+      const gone = images.remove(i.id);
+      for (const d of gone) reclaimed += sizes.get(d) ?? 0;
+      deleted.push(...i.tags.map((t) => ({ Untagged: t })), ...i.digests.map((t) => ({ Untagged: t })), { Deleted: i.id }, ...gone.map((d) => ({ Deleted: d })));
     }
-    sendJson(ctx, 200, { ImagesDeleted: deleted, SpaceReclaimed: 0 });
+    sendJson(ctx, 200, { ImagesDeleted: deleted.length ? deleted : null, SpaceReclaimed: reclaimed });
   });
 
   // docker commit: the upper dir becomes a layer on top of the container's image.
@@ -203,6 +363,7 @@ export function imageRoutes(router: Router, svc: ContainerService, images: Image
       author: ctx.query.get("author") ?? "",
       comment: ctx.query.get("comment") ?? "",
       container: c.id,
+      parent: base.id,
       config: defaults,
       rootfs: { type: "layers", diff_ids: [...base.config.rootfs.diff_ids, diffId] },
       history: [...base.config.history, { created, created_by: commandOf(c.record.Path, c.record.Args), comment: ctx.query.get("comment") ?? "" }],
@@ -240,4 +401,101 @@ function untarRequest(ctx: Ctx, dir: string): Promise<void> {
     ctx.req.pipe(t.stdin);
     t.on("close", (code) => (code === 0 ? resolve() : reject(new EngineError(400, `invalid build context: ${err.trim()}`))));
   });
+}
+
+/** fromImage + tag of POST /images/create as one reference (tag may be a digest). */
+function referenceFromQuery(from: string, tag: string): Reference {
+  try {
+    const r = parseReference(from);
+    if (!tag) return r;
+    if (tag.startsWith("sha256:")) return { ...r, tag: undefined, digest: parseReference(`x@${tag}`).digest };
+    return { ...r, tag: parseReference(`x:${tag}`).tag, digest: undefined };
+  } catch (e) {
+    if (e instanceof ReferenceError) throw new EngineError(400, e.message);
+    throw e;
+  }
+}
+
+function repoOf(name: string): string {
+  const at = name.indexOf("@");
+  if (at >= 0) return name.slice(0, at);
+  return name.slice(0, name.lastIndexOf(":"));
+}
+
+function isIdPrefix(ref: string, id: string): boolean {
+  const hex = ref.replace(/^sha256:/, "");
+  return /^[0-9a-f]{1,64}$/.test(hex) && id.slice(7).startsWith(hex);
+}
+
+function containerCounts(svc: ContainerService): Map<string, number> {
+  const m = new Map<string, number>();
+  for (const c of svc.list()) m.set(c.record.Image, (m.get(c.record.Image) ?? 0) + 1);
+  return m;
+}
+
+/** "key" or "key=value" filters against labels (all must match). */
+function labelsMatch(labels: Record<string, string>, wanted: string[]): boolean {
+  return wanted.every((w) => {
+    const eq = w.indexOf("=");
+    return eq < 0 ? w in labels : labels[w.slice(0, eq)] === w.slice(eq + 1);
+  });
+}
+
+/** Unix seconds from a filter value: a timestamp, an RFC 3339 date, or a duration ago ("10m"). */
+function parseTime(v: string): number {
+  if (/^\d+(\.\d+)?$/.test(v)) return Number(v);
+  const d = /^(\d+)(s|m|h)$/.exec(v);
+  if (d) return Date.now() / 1000 - Number(d[1]) * { s: 1, m: 60, h: 3600 }[d[2] as "s" | "m" | "h"];
+  const t = Date.parse(v);
+  if (Number.isNaN(t)) throw new EngineError(400, `invalid filter 'until=${v}'`);
+  return t / 1000;
+}
+
+/** Go's path.Match for reference filters: "busy*", "user/app:1*". */
+function globMatch(pattern: string, s: string): boolean {
+  const re = new RegExp(`^${pattern.replace(/[.+^${}()|\\]/g, "\\$&").replace(/\*/g, "[^/]*").replace(/\?/g, "[^/]")}$`);
+  return re.test(s);
+}
+
+/** dockerd's image list filters: dangling, label, reference, before, since. */
+function filterImages(list: Image[], f: Record<string, string[]>, images: ImageStore, parents: Set<string | undefined>): Image[] {
+  const known = new Set(["dangling", "label", "reference", "before", "since", "until"]);
+  for (const k of Object.keys(f)) if (!known.has(k)) throw new EngineError(400, `invalid filter '${k}'`);
+  let out = list;
+  if (f.dangling) {
+    const v = f.dangling[0];
+    if (v !== "true" && v !== "false" && v !== "1" && v !== "0") throw new EngineError(400, `invalid filter 'dangling=${v}'`);
+    const want = v === "true" || v === "1";
+    out = out.filter((i) => (!i.tags.length && !parents.has(i.id)) === want);
+  }
+  if (f.label) out = out.filter((i) => labelsMatch(i.config.config.Labels ?? {}, f.label!));
+  const createdOf = (ref: string) => {
+    const i = images.resolve(ref);
+    if (!i) throw new EngineError(404, `No such image: ${ref}`);
+    return Date.parse(i.config.created);
+  };
+  if (f.before) {
+    const t = createdOf(f.before[0]!);
+    out = out.filter((i) => Date.parse(i.config.created) < t);
+  }
+  if (f.since) {
+    const t = createdOf(f.since[0]!);
+    out = out.filter((i) => Date.parse(i.config.created) > t);
+  }
+  if (f.until) {
+    const t = parseTime(f.until[0]!) * 1000;
+    out = out.filter((i) => Date.parse(i.config.created) < t);
+  }
+  if (f.reference) {
+    out = out.filter((i) => f.reference!.some((p) => i.tags.some((t) => {
+      const repo = t.slice(0, t.lastIndexOf(":"));
+      return globMatch(p, t) || globMatch(p, repo) || globMatch(p, `docker.io/${repo.includes("/") ? repo : `library/${repo}`}`);
+    })));
+  }
+  return out;
+}
+
+/** JSON as Go's encoder writes it (<, > and & escaped), so progress streams match dockerd's bytes. */
+function goJson(o: object): string {
+  return JSON.stringify(o).replace(/[<>&]/g, (c) => `\\u00${c.charCodeAt(0).toString(16)}`);
 }

@@ -9,11 +9,22 @@
  *   <root>/image/layers/sha256/<hex>/     one unpacked layer, read-only by convention
  *   <root>/image/configs/sha256/<hex>.json the image config (Docker/OCI image config JSON)
  *   <root>/image/repositories.json        {"busybox:latest": "sha256:<hex>"}
+ *   <root>/image/repodigests.json         {"127.0.0.1:5000/x@sha256:<manifest>": "sha256:<image id>"}
+ *   <root>/image/layerdb/<diff hex>.json  what else is known of a layer: its blobs (compressed
+ *                                         digests, where they were pulled from or pushed to)
+ *   <root>/image/blobs/sha256/<hex>       a layer's bytes as they came (a pulled gzip blob, a
+ *                                         loaded tar), so push and save give back the same digest
+ *
+ * A layer's diff id is the sha256 of its tar in wire form (whiteouts as `.wh.` files; ./layers.ts),
+ * and an image id is the sha256 of the config's bytes as stored: an image pulled or loaded keeps the
+ * id it had in the registry or in dockerd, and one made here keeps its id when pushed.
  */
 import { createHash } from "node:crypto";
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
+import { writeLayerTar } from "./layers";
+import type { RegistryClient } from "../registry/client";
 
 export interface ImageConfig {
   architecture: string;
@@ -45,7 +56,19 @@ export interface Image {
   id: string; // sha256:<hex>
   config: ImageConfig;
   tags: string[];
+  digests: string[]; // RepoDigests: "busybox@sha256:<manifest digest>"
   size: number;
+}
+
+/** A layer's blob as a registry (or an archive) knows it. */
+export interface LayerBlob {
+  digest: string; // sha256 of the bytes (compressed for gzip)
+  size: number;
+  mediaType: string;
+  /** Registry repositories known to hold it ("127.0.0.1:5000/library/busybox"): for mounts and skips. */
+  repos?: string[];
+  /** True when the bytes are in blobs/ (pulled or loaded here). */
+  stored?: boolean;
 }
 
 /** "busybox" -> "busybox:latest"; "docker.io/library/busybox:1" -> "busybox:1". */
@@ -62,7 +85,7 @@ export function sha256Hex(data: Buffer | string): string {
 
 /** A deterministic tar of a directory, the form a layer has on the wire and in `docker save`. */
 export function tarDirectory(dir: string, out: string): void {
-  execFileSync("tar", ["--sort=name", "--mtime=@0", "--owner=0", "--group=0", "--numeric-owner", "--xattrs", "-C", dir, "-cf", out, "."]);
+  writeLayerTar(dir, out);
 }
 
 export function fileSha256(file: string): string {
@@ -111,16 +134,42 @@ export class ImageStore {
   private building = new Map<string, Promise<string>>();
   private progressListeners = new Map<string, Set<(line: string) => void>>();
 
+  /** The registry client (set by the engine; the API makes one without a mirror otherwise). */
+  registry?: RegistryClient;
+  /** Pull an image from its registry (set by the API): what a builder's FROM uses when it is missing. */
+  fetcher?: (reference: string, progress: (line: string) => void) => Promise<string>;
+  canFetch?: (reference: string) => boolean;
+
   registerBuilder(references: string[], builder: ImageBuilder): void {
     for (const r of references) this.builders.set(normalizeReference(r), builder);
   }
 
+  /** True when the image can be made here or pulled (a build's FROM asks this). */
   canBuild(reference: string): boolean {
+    return this.canBuildLocally(reference) || !!this.canFetch?.(reference);
+  }
+
+  canBuildLocally(reference: string): boolean {
     return this.builders.has(normalizeReference(reference));
   }
 
-  /** Build a known image once; concurrent callers share the build and its progress lines. */
-  build(reference: string, progress: (line: string) => void = () => {}): Promise<string> {
+  /**
+   * Get a missing image: pulled from a registry when one serves its name, else made by a builder
+   * (busybox, debian, a shared store's). Concurrent callers share the work and its progress lines.
+   */
+  async build(reference: string, progress: (line: string) => void = () => {}): Promise<string> {
+    if (this.fetcher && this.canFetch?.(reference)) {
+      try {
+        return await this.fetcher(reference, progress);
+      } catch (e) {
+        if (!this.canBuildLocally(reference)) throw e;
+        progress(`${(e as Error).message}; making it here instead`);
+      }
+    }
+    return this.buildLocally(reference, progress);
+  }
+
+  private buildLocally(reference: string, progress: (line: string) => void): Promise<string> {
     const ref = normalizeReference(reference);
     const builder = this.builders.get(ref);
     if (!builder) return Promise.reject(new Error(`no builder for ${ref}`));
@@ -142,17 +191,102 @@ export class ImageStore {
 
   readonly layersDir: string;
   readonly configsDir: string;
+  readonly layerdbDir: string;
+  readonly blobsDir: string;
   private readonly reposFile: string;
+  private readonly digestsFile: string;
   private repos: Record<string, string>;
+  private repoDigests: Record<string, string>;
   private sizes = new Map<string, number>();
 
   constructor(readonly root: string) {
     this.layersDir = path.join(root, "image", "layers", "sha256");
     this.configsDir = path.join(root, "image", "configs", "sha256");
     this.reposFile = path.join(root, "image", "repositories.json");
-    fs.mkdirSync(this.layersDir, { recursive: true });
-    fs.mkdirSync(this.configsDir, { recursive: true });
+    this.digestsFile = path.join(root, "image", "repodigests.json");
+    this.layerdbDir = path.join(root, "image", "layerdb");
+    this.blobsDir = path.join(root, "image", "blobs", "sha256");
+    for (const d of [this.layersDir, this.configsDir, this.layerdbDir, this.blobsDir]) fs.mkdirSync(d, { recursive: true });
     this.repos = fs.existsSync(this.reposFile) ? JSON.parse(fs.readFileSync(this.reposFile, "utf8")) : {};
+    this.repoDigests = fs.existsSync(this.digestsFile) ? JSON.parse(fs.readFileSync(this.digestsFile, "utf8")) : {};
+  }
+
+  /** A scratch directory under the store (same filesystem, so results can be renamed into place). */
+  tmpPath(prefix: string): string {
+    const dir = path.join(this.root, "tmp");
+    fs.mkdirSync(dir, { recursive: true });
+    return path.join(dir, `${prefix}-${process.pid}-${Date.now()}-${Math.random().toString(16).slice(2, 10)}`);
+  }
+
+  hasLayer(diffId: string): boolean {
+    return fs.existsSync(this.layerPath(diffId));
+  }
+
+  /** Put a directory unpacked from a tar whose digest is known (pull, load) under that digest. */
+  adoptLayer(dir: string, diffId: string): void {
+    const dest = this.layerPath(diffId);
+    if (fs.existsSync(dest)) fs.rmSync(dir, { recursive: true, force: true });
+    else fs.renameSync(dir, dest);
+  }
+
+  layerBlobs(diffId: string): LayerBlob[] {
+    const f = path.join(this.layerdbDir, `${diffId.replace(/^sha256:/, "")}.json`);
+    try {
+      return (JSON.parse(fs.readFileSync(f, "utf8")) as { blobs: LayerBlob[] }).blobs;
+    } catch {
+      return [];
+    }
+  }
+
+  /** Remember a blob of a layer (merging repos with what is known); `file` is moved into blobs/. */
+  recordLayerBlob(diffId: string, blob: LayerBlob, file?: string): void {
+    const blobs = this.layerBlobs(diffId);
+    const known = blobs.find((b) => b.digest === blob.digest);
+    if (file) {
+      const dest = this.blobPath(blob.digest);
+      if (fs.existsSync(dest)) fs.rmSync(file, { force: true });
+      else fs.renameSync(file, dest);
+    }
+    if (known) {
+      known.repos = [...new Set([...(known.repos ?? []), ...(blob.repos ?? [])])];
+      known.stored ||= !!file;
+    } else blobs.push({ ...blob, stored: !!file || blob.stored });
+    const f = path.join(this.layerdbDir, `${diffId.replace(/^sha256:/, "")}.json`);
+    fs.writeFileSync(`${f}.tmp`, JSON.stringify({ blobs }));
+    fs.renameSync(`${f}.tmp`, f);
+  }
+
+  blobPath(digest: string): string {
+    return path.join(this.blobsDir, digest.replace(/^sha256:/, ""));
+  }
+
+  /** Store a config exactly as received (its bytes are what the image id is the digest of). */
+  addImageRaw(bytes: Buffer): string {
+    const hex = sha256Hex(bytes);
+    fs.writeFileSync(path.join(this.configsDir, `${hex}.json`), bytes);
+    return `sha256:${hex}`;
+  }
+
+  configBytes(id: string): Buffer {
+    return fs.readFileSync(path.join(this.configsDir, `${id.replace(/^sha256:/, "")}.json`));
+  }
+
+  /** Record "repo@sha256:..." (familiar name) as a RepoDigest of an image. */
+  addRepoDigest(id: string, repoAtDigest: string): void {
+    this.repoDigests[repoAtDigest] = id;
+    this.saveDigests();
+  }
+
+  removeRepoDigest(repoAtDigest: string): boolean {
+    if (!(repoAtDigest in this.repoDigests)) return false;
+    delete this.repoDigests[repoAtDigest];
+    this.saveDigests();
+    return true;
+  }
+
+  private saveDigests(): void {
+    fs.writeFileSync(`${this.digestsFile}.tmp`, JSON.stringify(this.repoDigests, null, 1));
+    fs.renameSync(`${this.digestsFile}.tmp`, this.digestsFile);
   }
 
   layerPath(diffId: string): string {
@@ -219,6 +353,10 @@ export class ImageStore {
   resolve(ref: string): Image | undefined {
     const byName = this.repos[normalizeReference(ref)];
     if (byName) return this.get(byName);
+    if (ref.includes("@")) {
+      const byDigest = this.repoDigests[normalizeReference(ref)];
+      return byDigest ? this.get(byDigest) : undefined;
+    }
     const hex = ref.replace(/^sha256:/, "");
     if (!/^[0-9a-f]{1,64}$/.test(hex)) return undefined;
     const matches = fs.readdirSync(this.configsDir).filter((f) => f.startsWith(hex));
@@ -229,8 +367,15 @@ export class ImageStore {
     const file = path.join(this.configsDir, `${id.replace(/^sha256:/, "")}.json`);
     if (!fs.existsSync(file)) return undefined;
     const config = JSON.parse(fs.readFileSync(file, "utf8")) as ImageConfig;
+    // Configs from elsewhere may leave these out (a FROM scratch image with no settings).
+    config.config ??= {};
+    config.history ??= [];
+    config.rootfs ??= { type: "layers", diff_ids: [] };
+    config.rootfs.diff_ids ??= [];
+    config.created ??= "0001-01-01T00:00:00Z";
     const tags = Object.entries(this.repos).filter(([, v]) => v === id).map(([k]) => k).sort();
-    return { id, config, tags, size: this.imageSize(config) };
+    const digests = Object.entries(this.repoDigests).filter(([, v]) => v === id).map(([k]) => k).sort();
+    return { id, config, tags, digests, size: this.imageSize(config) };
   }
 
   list(): Image[] {
@@ -246,17 +391,34 @@ export class ImageStore {
     const image = this.get(id);
     for (const [k, v] of Object.entries(this.repos)) if (v === id) delete this.repos[k];
     this.saveRepos();
+    for (const [k, v] of Object.entries(this.repoDigests)) if (v === id) delete this.repoDigests[k];
+    this.saveDigests();
     fs.rmSync(path.join(this.configsDir, `${id.replace(/^sha256:/, "")}.json`), { force: true });
     if (!image) return [];
     const stillUsed = new Set(this.list().flatMap((i) => i.config.rootfs.diff_ids));
     const gone = image.config.rootfs.diff_ids.filter((d) => !stillUsed.has(d));
-    for (const d of gone) fs.rmSync(this.layerPath(d), { recursive: true, force: true });
+    for (const d of gone) {
+      fs.rmSync(this.layerPath(d), { recursive: true, force: true });
+      for (const b of this.layerBlobs(d)) if (b.stored) fs.rmSync(this.blobPath(b.digest), { force: true });
+      fs.rmSync(path.join(this.layerdbDir, `${d.replace(/^sha256:/, "")}.json`), { force: true });
+      this.sizes.delete(d);
+    }
     return gone.reverse();
   }
 
   /** Lower dirs for overlayfs: the topmost layer first, as the mount option wants them. */
   lowerDirs(image: Image): string[] {
     return image.config.rootfs.diff_ids.map((d) => this.layerPath(d)).reverse();
+  }
+
+  layerSizeOrZero(diffId: string | undefined): number {
+    return diffId && this.hasLayer(diffId) ? this.layerSize(diffId) : 0;
+  }
+
+  /** Size of one unpacked layer (cached). */
+  layerSize(diffId: string): number {
+    if (!this.sizes.has(diffId)) this.sizes.set(diffId, treeSize(this.layerPath(diffId)));
+    return this.sizes.get(diffId)!;
   }
 
   private imageSize(config: ImageConfig): number {

@@ -1,0 +1,215 @@
+/**
+ * A layer has two forms. On disk it is an unpacked directory that overlayfs stacks, where a deleted
+ * file is a 0/0 character device and a directory that hides what is below it carries the xattr
+ * `trusted.overlay.opaque=y` (`user.overlay.` when nested). On the wire (registries, `docker save`)
+ * it is a tar where the same facts are spelled `.wh.<name>` and `.wh..wh..opq` (the OCI
+ * convention). The layer's diff id is the sha256 of the wire form, so a layer made here and
+ * pushed, or saved, keeps its digest and the image keeps its id in any other engine.
+ */
+import { execFileSync, spawn } from "node:child_process";
+import { createHash } from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import { pipeline } from "node:stream/promises";
+import { PassThrough, type Transform } from "node:stream";
+import zlib from "node:zlib";
+import { OVERLAY_XATTR_PREFIX } from "../snapshots/overlay";
+
+const OPAQUE_XATTRS = ["trusted.overlay.opaque", "user.overlay.opaque"];
+
+/**
+ * Every layer tar we write: sorted names, numeric owners, whole-second mtimes, xattrs except
+ * overlayfs's own bookkeeping, and no atime/ctime (they change when the files are merely read or
+ * linked, and would make the same directory give a different digest each time).
+ */
+export const TAR_CREATE = ["--sort=name", "--numeric-owner", "--xattrs", "--xattrs-exclude=trusted.overlay.*", "--xattrs-exclude=user.overlay.*", "--format=posix", "--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime,delete=mtime"];
+
+interface Markers {
+  whiteouts: string[]; // paths (relative) of 0/0 character devices
+  opaque: string[]; // relative dirs marked opaque
+}
+
+/** Find overlayfs whiteouts and opaque directories in an unpacked layer. */
+function findMarkers(dir: string): Markers {
+  const whiteouts: string[] = [];
+  const walk = (rel: string) => {
+    let entries: fs.Dirent[];
+    try {
+      entries = fs.readdirSync(path.join(dir, rel), { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      if (e.isCharacterDevice() && fs.lstatSync(path.join(dir, r)).rdev === 0) whiteouts.push(r);
+      else if (e.isDirectory()) walk(r);
+    }
+  };
+  walk("");
+  return { whiteouts, opaque: findOpaqueDirs(dir) };
+}
+
+/** Directories carrying an overlay opaque xattr (getfattr from Debian's attr; none if it is missing). */
+function findOpaqueDirs(dir: string): string[] {
+  const out: string[] = [];
+  for (const name of OPAQUE_XATTRS) {
+    let text = "";
+    try {
+      text = execFileSync("getfattr", ["-R", "-P", "--absolute-names", "-n", name, "--only-values", "-e", "text", dir], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], maxBuffer: 64 << 20 });
+    } catch (e) {
+      text = String((e as { stdout?: string }).stdout ?? ""); // exit 1 when some files lack it: normal
+    }
+    // --only-values prints values without names; ask again per directory that has one.
+    if (!text.includes("y")) continue;
+    const listing = (() => {
+      try {
+        return execFileSync("getfattr", ["-R", "-P", "--absolute-names", "-n", name, dir], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"], maxBuffer: 64 << 20 });
+      } catch (e) {
+        return String((e as { stdout?: string }).stdout ?? "");
+      }
+    })();
+    let current: string | undefined;
+    for (const line of listing.split("\n")) {
+      if (line.startsWith("# file: ")) current = line.slice(8);
+      else if (current && line.startsWith(`${name}=`) && line.includes('"y"')) out.push(path.relative(dir, current));
+    }
+  }
+  return out.filter((r) => r && !r.startsWith(".."));
+}
+
+/**
+ * Write the wire form of an unpacked layer to `out` (an uncompressed tar). Without markers the
+ * directory is tarred as it is; with markers, a hard-linked view is made (no data copied), the
+ * markers rewritten in it, and the directories' times put back so the tar does not depend on when
+ * it was made.
+ */
+export function writeLayerTar(dir: string, out: string): void {
+  const m = findMarkers(dir);
+  if (!m.whiteouts.length && !m.opaque.length) {
+    execFileSync("tar", [...TAR_CREATE, "-C", dir, "-cf", out, "."]);
+    return;
+  }
+  const view = `${out}.view`;
+  fs.rmSync(view, { recursive: true, force: true });
+  execFileSync("cp", ["-al", dir, view]);
+  try {
+    const touched = new Set<string>();
+    for (const r of m.whiteouts) {
+      fs.rmSync(path.join(view, r));
+      fs.writeFileSync(path.join(view, path.dirname(r), `.wh.${path.basename(r)}`), "");
+      touched.add(path.dirname(r));
+    }
+    for (const r of m.opaque) {
+      fs.writeFileSync(path.join(view, r, ".wh..wh..opq"), "");
+      touched.add(r);
+    }
+    // The marker files carry the time of their directory, so two writes give the same bytes.
+    for (const d of touched) {
+      const st = fs.lstatSync(path.join(dir, d));
+      for (const f of [...m.whiteouts.filter((w) => path.dirname(w) === d).map((w) => `.wh.${path.basename(w)}`), ...(m.opaque.includes(d) ? [".wh..wh..opq"] : [])]) {
+        fs.utimesSync(path.join(view, d, f), st.atime, st.mtime);
+      }
+      fs.utimesSync(path.join(view, d), st.atime, st.mtime);
+    }
+    execFileSync("tar", [...TAR_CREATE, "-C", view, "-cf", out, "."]);
+  } finally {
+    fs.rmSync(view, { recursive: true, force: true });
+  }
+}
+
+/** Turn a wire-form layer unpacked in `dir` into overlayfs form: `.wh.` files become markers. */
+export function tarToOverlay(dir: string): void {
+  const walk = (d: string) => {
+    for (const name of fs.readdirSync(d)) {
+      const p = path.join(d, name);
+      const st = fs.lstatSync(p);
+      if (name === ".wh..wh..opq") {
+        fs.rmSync(p);
+        setOpaque(d);
+      } else if (name.startsWith(".wh.")) {
+        fs.rmSync(p);
+        const target = path.join(d, name.slice(4));
+        fs.rmSync(target, { recursive: true, force: true });
+        execFileSync("mknod", [target, "c", "0", "0"]);
+      } else if (st.isDirectory()) walk(p);
+    }
+  };
+  walk(dir);
+}
+
+function setOpaque(dir: string): void {
+  try {
+    execFileSync("setfattr", ["-n", `${OVERLAY_XATTR_PREFIX}opaque`, "-v", "y", dir], { stdio: "ignore" });
+  } catch {
+    /* without attr's setfattr the directory stays a plain one: its lower contents show through */
+  }
+}
+
+/** A stream that hashes what passes through it. */
+export function hasher(): Transform & { digest(): string; bytes(): number } {
+  const h = createHash("sha256");
+  let n = 0;
+  const t = new PassThrough() as PassThrough & { digest(): string; bytes(): number };
+  t.on("data", (c: Buffer) => {
+    h.update(c);
+    n += c.length;
+  });
+  let d: string | undefined;
+  t.digest = () => (d ??= `sha256:${h.digest("hex")}`);
+  t.bytes = () => n;
+  return t;
+}
+
+/** True when the file starts with gzip's magic bytes. */
+export function isGzip(file: string): boolean {
+  const fd = fs.openSync(file, "r");
+  try {
+    const b = Buffer.alloc(2);
+    return fs.readSync(fd, b, 0, 2, 0) === 2 && b[0] === 0x1f && b[1] === 0x8b;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
+ * Unpack a layer tar (gzip or plain, from `file`) into `dir` (made here) in overlay form; returns
+ * the sha256 of the uncompressed tar (the diff id). `onProgress` gets compressed bytes read.
+ */
+export async function extractLayer(file: string, dir: string, onProgress?: (read: number) => void): Promise<string> {
+  fs.mkdirSync(dir, { recursive: true });
+  const gz = isGzip(file);
+  const src = fs.createReadStream(file, { highWaterMark: 1 << 20 });
+  let read = 0;
+  src.on("data", (c) => {
+    read += c.length;
+    onProgress?.(read);
+  });
+  const h = hasher();
+  const tar = spawn("tar", ["-x", "--numeric-owner", "--same-owner", "-p", "--xattrs", "--xattrs-include=*", "--no-overwrite-dir", "-C", dir, "-f", "-"], { stdio: ["pipe", "ignore", "pipe"] });
+  let err = "";
+  tar.stderr.on("data", (d: Buffer) => (err += d.toString()));
+  const done = new Promise<number>((r) => tar.on("close", (code) => r(code ?? 1)));
+  const piped = gz ? pipeline(src, zlib.createGunzip(), h, tar.stdin) : pipeline(src, h, tar.stdin);
+  await piped.catch((e: Error) => {
+    tar.kill();
+    throw new Error(`could not read the layer: ${e.message}`);
+  });
+  const code = await done;
+  if (code !== 0) throw new Error(`could not unpack the layer: ${err.trim().split("\n").slice(-2).join(" ")}`);
+  tarToOverlay(dir);
+  return h.digest();
+}
+
+/** gzip `src` into `dest`; returns the sha256 and size of the compressed bytes. */
+export async function gzipFile(src: string, dest: string): Promise<{ digest: string; size: number }> {
+  const h = hasher();
+  await pipeline(fs.createReadStream(src, { highWaterMark: 1 << 20 }), zlib.createGzip({ level: 6 }), h, fs.createWriteStream(dest));
+  return { digest: h.digest(), size: h.bytes() };
+}
+
+/** gunzip `src` into `dest`; returns the sha256 of the uncompressed bytes. */
+export async function gunzipFile(src: string, dest: string): Promise<string> {
+  const h = hasher();
+  await pipeline(fs.createReadStream(src, { highWaterMark: 1 << 20 }), zlib.createGunzip(), h, fs.createWriteStream(dest));
+  return h.digest();
+}

@@ -1,0 +1,260 @@
+/**
+ * A client of the Docker Registry HTTP API v2 (the distribution API): manifests, blobs, uploads,
+ * the anonymous token dance, and the registry's errors in dockerd's words.
+ *
+ * Where a reference goes: docker.io names go to the configured mirror (docker.io itself is not
+ * reachable from a Berth machine); any other domain is itself a registry. Plain HTTP is used for
+ * loopback registries and for the mirror (Docker's insecure-registry rule), HTTPS otherwise.
+ */
+import { createHash } from "node:crypto";
+import fs from "node:fs";
+import { Readable, Transform } from "node:stream";
+import { EngineError } from "../containers/service";
+import { DOCKER_HUB, familiarName, familiarString, type Reference } from "./reference";
+
+export const MT = {
+  list: "application/vnd.docker.distribution.manifest.list.v2+json",
+  index: "application/vnd.oci.image.index.v1+json",
+  schema2: "application/vnd.docker.distribution.manifest.v2+json",
+  oci: "application/vnd.oci.image.manifest.v1+json",
+  schema1: "application/vnd.docker.distribution.manifest.v1+prettyjws",
+  config: "application/vnd.docker.container.image.v1+json",
+  layerGzip: "application/vnd.docker.image.rootfs.diff.tar.gzip",
+  ociLayerGzip: "application/vnd.oci.image.layer.v1.tar+gzip",
+  ociLayer: "application/vnd.oci.image.layer.v1.tar",
+} as const;
+
+export interface Descriptor {
+  mediaType: string;
+  digest: string;
+  size: number;
+  platform?: { architecture: string; os: string; variant?: string };
+  urls?: string[];
+}
+
+export interface Manifest {
+  schemaVersion: number;
+  mediaType?: string;
+  config: Descriptor;
+  layers: Descriptor[];
+}
+
+export interface RegistryClientOptions {
+  /** Where docker.io names are fetched from, e.g. http://127.0.0.1:5000 (a registry mirror). */
+  mirror?: string;
+}
+
+/** A registry error in dockerd's words, with the HTTP status the API should answer with. */
+export class RegistryError extends EngineError {}
+
+interface RegistryErrorBody {
+  errors?: { code?: string; message?: string }[];
+}
+
+export class RegistryClient {
+  readonly mirror?: URL;
+  private tokens = new Map<string, string>();
+
+  constructor(opts: RegistryClientOptions = {}) {
+    if (opts.mirror) {
+      try {
+        this.mirror = new URL(opts.mirror);
+      } catch {
+        throw new Error(`invalid registry mirror ${JSON.stringify(opts.mirror)}: expected a URL like http://127.0.0.1:5000`);
+      }
+      if (!/^https?:$/.test(this.mirror.protocol)) throw new Error(`invalid registry mirror ${opts.mirror}: only http:// and https:// are understood`);
+    }
+  }
+
+  /** True when this engine can reach a registry for the reference (docker.io only via a mirror). */
+  canReach(r: Reference): boolean {
+    return r.domain !== DOCKER_HUB || !!this.mirror;
+  }
+
+  /** The base URL for a reference's registry ("http://127.0.0.1:5000"). */
+  base(r: Reference): string {
+    if (r.domain === DOCKER_HUB) {
+      if (!this.mirror) {
+        throw new RegistryError(500, `cannot pull ${familiarString(r)}: docker.io is not reachable from this machine and no registry mirror is configured (start the engine with --registry-mirror http://host:port or BERTH_REGISTRY_MIRROR)`);
+      }
+      return this.mirror.origin + this.mirror.pathname.replace(/\/+$/, "");
+    }
+    return `${this.insecure(r.domain) ? "http" : "https"}://${r.domain}`;
+  }
+
+  /** Docker's rule: plain HTTP for loopback registries (and the mirror, configured on purpose). */
+  private insecure(domain: string): boolean {
+    const host = domain.replace(/:\d+$/, "").replace(/^\[|\]$/g, "");
+    if (host === "localhost" || host === "::1" || /^127\./.test(host)) return true;
+    return !!this.mirror && this.mirror.protocol === "http:" && this.mirror.host === domain;
+  }
+
+  /** A request to the registry, retried once with a bearer token if the registry asks for one. */
+  async request(r: Reference, method: string, pathOrUrl: string, init: { headers?: Record<string, string>; body?: Buffer | (() => Readable); scope?: string } = {}): Promise<Response> {
+    const url = /^https?:/.test(pathOrUrl) ? pathOrUrl : `${this.base(r)}${pathOrUrl}`;
+    const scope = init.scope ?? `repository:${r.path}:${method === "GET" || method === "HEAD" ? "pull" : "pull,push"}`;
+    const send = async (token?: string): Promise<Response> => {
+      const headers: Record<string, string> = { ...init.headers };
+      if (token) headers.Authorization = `Bearer ${token}`;
+      const body = typeof init.body === "function" ? (Readable.toWeb(init.body()) as unknown as ReadableStream) : init.body;
+      try {
+        return await fetch(url, { method, headers, body, redirect: "follow", ...(typeof init.body === "function" ? { duplex: "half" } : {}) } as RequestInit);
+      } catch (e) {
+        const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+        throw new RegistryError(500, `Get "${url}": ${cause?.code === "ECONNREFUSED" ? `dial tcp ${new URL(url).host}: connect: connection refused` : (cause?.message ?? (e as Error).message)}`);
+      }
+    };
+    const key = `${new URL(url).host} ${scope}`;
+    let res = await send(this.tokens.get(key));
+    if (res.status === 401) {
+      const challenge = res.headers.get("www-authenticate") ?? "";
+      await res.arrayBuffer().catch(() => undefined);
+      const token = await this.fetchToken(challenge, scope);
+      if (!token) throw new RegistryError(401, `pull access denied for ${familiarName(r)}, repository does not exist or may require 'docker login': denied: requested access to the resource is denied`);
+      this.tokens.set(key, token);
+      res = await send(token);
+    }
+    return res;
+  }
+
+  /** The anonymous bearer token flow (a registry with `auth: token`); undefined if not offered. */
+  private async fetchToken(challenge: string, scope: string): Promise<string | undefined> {
+    const m = /^Bearer\s+(.*)$/i.exec(challenge);
+    if (!m) return undefined;
+    const params = Object.fromEntries([...m[1]!.matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1]!, x[2]!]));
+    if (!params.realm) return undefined;
+    const u = new URL(params.realm);
+    if (params.service) u.searchParams.set("service", params.service);
+    u.searchParams.set("scope", params.scope ?? scope);
+    const res = await fetch(u);
+    if (!res.ok) return undefined;
+    const body = (await res.json()) as { token?: string; access_token?: string };
+    return body.token ?? body.access_token;
+  }
+
+  /** Turn a failed response into dockerd's message for it. */
+  async fail(r: Reference, res: Response, what: "manifest" | "blob" | "push"): Promise<never> {
+    let body: RegistryErrorBody = {};
+    const text = await res.text().catch(() => "");
+    try {
+      body = JSON.parse(text) as RegistryErrorBody;
+    } catch {
+      /* not JSON */
+    }
+    const e = body.errors?.[0];
+    const cause = e?.code ? `${e.code.toLowerCase().replace(/_/g, " ")}: ${e.message ?? ""}` : `unexpected status ${res.status} ${res.statusText}${text ? `: ${text.trim().slice(0, 200)}` : ""}`;
+    if (what !== "push") {
+      if (e?.code === "MANIFEST_UNKNOWN") throw new RegistryError(404, `manifest for ${familiarString(r)} not found: ${cause}`);
+      if (e?.code === "NAME_UNKNOWN") throw new RegistryError(404, `repository ${familiarName(r)} not found: ${cause}`);
+      if (e?.code === "DENIED" || res.status === 401) throw new RegistryError(404, `pull access denied for ${familiarName(r)}, repository does not exist or may require 'docker login': ${cause}`);
+      if (res.status === 404) throw new RegistryError(404, `manifest for ${familiarString(r)} not found: manifest unknown: manifest unknown`);
+    }
+    throw new RegistryError(500, cause);
+  }
+
+  /** GET a manifest (by tag or digest), with the bytes it came as and their digest. */
+  async getManifest(r: Reference, tagOrDigest: string): Promise<{ bytes: Buffer; mediaType: string; digest: string }> {
+    const res = await this.request(r, "GET", `/v2/${r.path}/manifests/${tagOrDigest}`, { headers: { Accept: [MT.list, MT.index, MT.schema2, MT.oci, MT.schema1].join(", ") } });
+    if (!res.ok) return this.fail(r, res, "manifest");
+    const bytes = Buffer.from(await res.arrayBuffer());
+    const digest = `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
+    if (tagOrDigest.startsWith("sha256:") && digest !== tagOrDigest) throw new RegistryError(500, `manifest verification failed for digest ${tagOrDigest}`);
+    let mediaType = (res.headers.get("content-type") ?? "").split(";")[0]!.trim();
+    try {
+      mediaType = (JSON.parse(bytes.toString("utf8")) as { mediaType?: string }).mediaType ?? mediaType;
+    } catch {
+      throw new RegistryError(500, `the registry sent a manifest that is not JSON`);
+    }
+    return { bytes, mediaType, digest };
+  }
+
+  /** Download a blob to a file, checking its digest; `onBytes` sees the running count. */
+  async downloadBlob(r: Reference, d: Descriptor, file: string, onBytes?: (n: number) => void): Promise<void> {
+    const res = await this.request(r, "GET", `/v2/${r.path}/blobs/${d.digest}`);
+    if (!res.ok || !res.body) return this.fail(r, res, "blob");
+    const hash = createHash("sha256");
+    let n = 0;
+    const count = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        hash.update(chunk);
+        n += chunk.length;
+        onBytes?.(n);
+        cb(null, chunk);
+      },
+    });
+    const { pipeline } = await import("node:stream/promises");
+    await pipeline(Readable.fromWeb(res.body as import("node:stream/web").ReadableStream), count, fs.createWriteStream(file));
+    const got = `sha256:${hash.digest("hex")}`;
+    if (got !== d.digest) throw new RegistryError(500, `filesystem layer verification failed for digest ${d.digest}`);
+  }
+
+  async blobExists(r: Reference, digest: string): Promise<boolean> {
+    const res = await this.request(r, "HEAD", `/v2/${r.path}/blobs/${digest}`, { scope: `repository:${r.path}:pull,push` });
+    await res.arrayBuffer().catch(() => undefined);
+    return res.status === 200;
+  }
+
+  /** Try a cross-repository mount; true if the registry mounted it (no upload needed). */
+  async mountBlob(r: Reference, digest: string, fromPath: string): Promise<{ mounted: true } | { mounted: false; location?: string }> {
+    const res = await this.request(r, "POST", `/v2/${r.path}/blobs/uploads/?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(fromPath)}`, { headers: { "Content-Length": "0" } });
+    await res.arrayBuffer().catch(() => undefined);
+    if (res.status === 201) return { mounted: true };
+    return { mounted: false, location: res.status === 202 ? (res.headers.get("location") ?? undefined) : undefined };
+  }
+
+  /** Upload a blob from a file (POST a session, then one monolithic PUT). */
+  async uploadBlob(r: Reference, digest: string, file: string, onBytes?: (n: number) => void, location?: string): Promise<void> {
+    if (!location) {
+      const start = await this.request(r, "POST", `/v2/${r.path}/blobs/uploads/`, { headers: { "Content-Length": "0" } });
+      if (start.status !== 202) return this.fail(r, start, "push");
+      await start.arrayBuffer().catch(() => undefined);
+      location = start.headers.get("location") ?? undefined;
+      if (!location) throw new RegistryError(500, "the registry started an upload without a Location");
+    }
+    const url = new URL(location, this.base(r));
+    url.searchParams.set("digest", digest);
+    const size = fs.statSync(file).size;
+    const res = await this.request(r, "PUT", url.toString(), {
+      headers: { "Content-Type": "application/octet-stream", "Content-Length": String(size) },
+      body: () => {
+        let n = 0;
+        return fs.createReadStream(file, { highWaterMark: 1 << 20 }).pipe(
+          new Transform({
+            transform(chunk: Buffer, _e, cb) {
+              n += chunk.length;
+              onBytes?.(n);
+              cb(null, chunk);
+            },
+          }),
+        );
+      },
+    });
+    if (res.status !== 201) return this.fail(r, res, "push");
+    await res.arrayBuffer().catch(() => undefined);
+  }
+
+  async uploadBytes(r: Reference, digest: string, bytes: Buffer): Promise<void> {
+    const start = await this.request(r, "POST", `/v2/${r.path}/blobs/uploads/`, { headers: { "Content-Length": "0" } });
+    if (start.status !== 202) return this.fail(r, start, "push");
+    await start.arrayBuffer().catch(() => undefined);
+    const url = new URL(start.headers.get("location") ?? "", this.base(r));
+    url.searchParams.set("digest", digest);
+    const res = await this.request(r, "PUT", url.toString(), { headers: { "Content-Type": "application/octet-stream" }, body: bytes });
+    if (res.status !== 201) return this.fail(r, res, "push");
+    await res.arrayBuffer().catch(() => undefined);
+  }
+
+  async putManifest(r: Reference, tag: string, bytes: Buffer, mediaType: string): Promise<string> {
+    const res = await this.request(r, "PUT", `/v2/${r.path}/manifests/${tag}`, { headers: { "Content-Type": mediaType }, body: bytes });
+    if (res.status !== 201) return this.fail(r, res, "push");
+    await res.arrayBuffer().catch(() => undefined);
+    return res.headers.get("docker-content-digest") ?? `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
+  }
+
+  /** The repositories of a registry (`GET /v2/_catalog`), for `docker search`. */
+  async catalog(r: Reference): Promise<string[]> {
+    const res = await this.request(r, "GET", "/v2/_catalog?n=1000", { scope: "registry:catalog:*" });
+    if (!res.ok) return this.fail(r, res, "blob");
+    return ((await res.json()) as { repositories?: string[] }).repositories ?? [];
+  }
+}
