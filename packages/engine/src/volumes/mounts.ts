@@ -164,7 +164,14 @@ export function parseMounts(req: MountRequest, deps: { store: VolumeStore; mount
     const ref = i < 0 ? spec : spec.slice(0, i);
     const mode = i < 0 ? "rw" : spec.slice(i + 1);
     if (!validMode(mode) || propagationOf(mode) || modeWords(mode).includes("nocopy")) throw err(`invalid mode: ${mode}`);
-    for (const m of deps.mountsOf(ref)) {
+    let theirs: MountPoint[];
+    try {
+      theirs = deps.mountsOf(ref);
+    } catch (e) {
+      // dockerd answers 400 here: a 404 from create would make the CLI try to pull the image.
+      throw err((e as Error).message);
+    }
+    for (const m of theirs) {
       if ((m as PlannedMount).hidden) continue;
       const { copyData: _c, mkdirSource: _m, volumeLabels: _l, ...rest } = m as PlannedMount;
       add({ ...rest, Mode: "", RW: m.RW && !modeWords(mode).includes("ro"), copyData: false }, false);
