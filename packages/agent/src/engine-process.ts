@@ -24,6 +24,8 @@ export interface EngineProcessOptions {
   stopGraceMs?: number;
   /** Read-only image stores the engine imports from at start (the sandbox's /opt/berth-images). */
   sharedImages?: string[];
+  /** Paths no container may bind-mount (`--bind-deny`): the agent's own, /opt/berth. */
+  bindDeny?: string[];
 }
 
 const MAX_RESTART_DELAY_MS = 30_000;
@@ -63,7 +65,7 @@ export class EngineProcess {
     const out = openSync(logFile, "a");
     let child: ChildProcess;
     try {
-      child = spawn(this.opts.node ?? process.execPath, [bundle, "--root", root, "--socket", socket, "--no-debian", ...(this.opts.sharedImages ?? []).flatMap((d) => ["--shared-images", d])], {
+      child = spawn(this.opts.node ?? process.execPath, [bundle, "--root", root, "--socket", socket, "--no-debian", ...(this.opts.sharedImages ?? []).flatMap((d) => ["--shared-images", d]), ...(this.opts.bindDeny ?? []).flatMap((d) => ["--bind-deny", d])], {
         stdio: ["ignore", out, out],
         // Only what the engine needs: never the agent's own environment (the token's file name, etc.).
         // (plus the lab registry the sandbox's docker.io names come from, when it has one)

@@ -25,6 +25,9 @@ try {
         logFile: process.env.BERTH_ENGINE_LOG || "/var/log/berth-engine.log",
         // debian:bookworm, built once on the host and bound read-only (BERTH_ENGINE_SHARED_IMAGES).
         sharedImages: process.env.BERTH_ENGINE_SHARED_IMAGES ? [process.env.BERTH_ENGINE_SHARED_IMAGES] : [],
+        // What a learner's container may not bind: Berth's own files and the agent's sockets (the
+        // engine adds its state dir itself). The docker socket stays bindable, as with Docker.
+        bindDeny: ["/opt/berth", "/run/berth", "/run/berth-gw", ...(process.env.BERTH_ENGINE_SHARED_IMAGES ? [process.env.BERTH_ENGINE_SHARED_IMAGES] : [])],
         log,
       })
     : undefined;
