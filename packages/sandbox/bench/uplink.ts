@@ -3,7 +3,9 @@
 // first HTTP answer from Debian's archive inside a fresh sandbox.
 //
 //   npx tsx packages/sandbox/bench/uplink.ts [rounds]     (root; default 5 rounds)
+import { execFileSync, spawn } from "node:child_process";
 import { AgentClient, createNamespacesDriver } from "../src/index.js";
+import { attachUplink, claimSlot, detachUplink } from "../src/namespaces/network.js";
 
 const rounds = Number(process.argv[2] ?? 5);
 const ARCHIVE = "http://deb.debian.org/debian/dists/bookworm/Release";
@@ -37,4 +39,24 @@ console.log(`create() with uplink:    ${f(create.with)}`);
 console.log(`create() without uplink: ${f(create.without)}`);
 console.log(`destroy() with uplink:    ${f(destroy.with)}`);
 console.log(`destroy() without uplink: ${f(destroy.without)}`);
+// The uplink's own steps alone (veth, addresses, route, rule) on a bare network namespace.
+const attach: number[] = [];
+const detach: number[] = [];
+for (let i = 0; i < rounds; i++) {
+  const holder = spawn("unshare", ["--net", "sleep", "30"], { stdio: "ignore" });
+  await new Promise((r) => setTimeout(r, 100));
+  const slot = await claimSlot(`/nonexistent/bench-${process.pid}-${i}`, "bench");
+  try {
+    const t0 = performance.now();
+    await attachUplink(holder.pid!, slot);
+    attach.push(performance.now() - t0);
+  } finally {
+    const t1 = performance.now();
+    await detachUplink(slot);
+    detach.push(performance.now() - t1);
+    holder.kill();
+  }
+}
+console.log(`attachUplink() alone: ${f(attach)}; detachUplink(): ${f(detach)}`);
+console.log(`load average: ${execFileSync("cat", ["/proc/loadavg"], { encoding: "utf8" }).trim()}`);
 console.log(firstFetch.length ? `archive answering (HTTP 200) from the start of create(): ${f(firstFetch)}` : "archive: not reachable from this machine");
