@@ -1,9 +1,9 @@
 // The web preview as a learner uses it: start a web server in the terminal, open the Preview tab,
 // see the page in the frame, its stylesheet and script included, while the page itself cannot
-// reach Berth's API as the learner.
+// reach Berth's API as the learner; then a container's published port the same way.
 import { expect, test } from "@playwright/test";
 import { startBerth, type Berth } from "./berth.js";
-import { openLabAsNewLearner, typeCommand } from "./helpers.js";
+import { openLabAsNewLearner, typeCommand, waitForText } from "./helpers.js";
 
 const LAB = "namespaces-by-hand";
 let berth: Berth;
@@ -42,8 +42,21 @@ test("a learner previews the web server they started in their sandbox", async ({
   await expect(tab.locator("#t")).toHaveText("Hello from my sandbox");
   await tab.close();
 
-  // The terminal tab still holds the same shell, with the server in the foreground.
+  // The terminal tab still holds the same shell, with the server in the foreground. Stop it, and
+  // publish a container's port instead: the same path serves it, since the engine's -p listens
+  // in the sandbox's network namespace.
   await page.getByTestId("terminal-tab").click();
   await expect(page.getByTestId("sandbox-phase")).toHaveText(/ready/i);
+  await page.getByTestId("terminal").click();
+  await page.keyboard.press("Control+C");
+  await typeCommand(
+    page,
+    `until docker info >/dev/null 2>&1; do sleep 0.2; done; docker run -d -p 8081:80 busybox sh -c 'mkdir /www && echo "<h1 id=c>Hello from a container</h1>" > /www/index.html && exec httpd -f -p 80 -h /www' >/dev/null && echo published-$((40+2))`,
+  );
+  await waitForText(page, /^published-42$/m, 90_000);
+  await page.getByTestId("preview-tab").click();
+  await page.getByTestId("preview-port").fill("8081");
+  await page.getByTestId("preview-open").click();
+  await expect(frame.locator("#c")).toHaveText("Hello from a container");
   await context.close();
 });
