@@ -465,7 +465,7 @@ class BuildRun {
           for (let n = lo; n <= hi; n++) exposed[`${n}/${(m[3] ?? "tcp").toLowerCase()}`] = {};
         }
         run.ExposedPorts = exposed;
-        return meta(`EXPOSE ${ports.join(" ")}`);
+        return meta(`EXPOSE ${[...ports].sort().join(" ")}`); // dockerd sorts them (as strings)
       }
       case "VOLUME": {
         const vols = ins.json ?? this.expand(() => expandWords(ins.args, env, this.escape));
@@ -651,7 +651,8 @@ class BuildRun {
     const network = this.o.networkMode === "none" ? "none" : "host";
     const c = this.svc.create({ body: { Image: image, Cmd: cmd, Entrypoint: [""], Env: [...(run.Env ?? []), ...this.argEnv(s, false)], User: run.User ?? "", WorkingDir: run.WorkingDir ?? "", HostConfig: { NetworkMode: network } } });
     this.say(` ---> Running in ${short(c.id)}\n`);
-    const listener = (_s: string, b: Buffer) => this.say(b.toString("utf8"));
+    // dockerd paints a step's stderr red in the stream (ANSI 91); the CLI passes it through.
+    const listener = (stream: string, b: Buffer) => this.say(stream === "stderr" ? `\u001b[91m${b.toString("utf8")}\u001b[0m` : b.toString("utf8"));
     c.listeners_.add(listener);
     const exited = this.svc.wait(c, "next-exit");
     let code: number;
@@ -667,7 +668,10 @@ class BuildRun {
     }
     if (code !== 0) {
       // Like dockerd: the failed container stays (to be inspected) unless --force-rm.
-      if (this.o.forceRm) await this.svc.removeAsync(c, { force: true, volumes: true });
+      if (this.o.forceRm) {
+        await this.svc.removeAsync(c, { force: true, volumes: true });
+        this.say(`Removing intermediate container ${short(c.id)}\n`);
+      }
       throw new BuildError(`The command '${cmd.join(" ")}' returned a non-zero code: ${code}`, code);
     }
     const layer = await this.takeUpper(c);
@@ -732,7 +736,7 @@ class BuildRun {
       found.push({ rel: src, abs });
     }
     if (!found.length) fail("no source files were specified");
-    if (found.length > 1 && !dest.endsWith("/")) fail(`When using ${kw} with more than one source file, the destination must be a directory and end with a /`);
+    if (found.length > 1 && !dest.endsWith("/")) throw new BuildError(`When using ${kw} with more than one source file, the destination must be a directory and end with a /`);
 
     const hash = combinedHash(found.map((f) => sourceHash(f.abs)));
     const run = runOf(s);

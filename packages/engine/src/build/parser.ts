@@ -84,7 +84,7 @@ export function parseLine(text: string, line: number, escape = "\\"): Instructio
     }
   }
   if (!json && ["RUN", "COPY", "ADD"].includes(keyword) && /<<-?\s*["']?[A-Za-z_][A-Za-z0-9_]*["']?/.test(args)) {
-    throw new DockerfileParseError(line, `heredocs (${/<<-?\s*["']?[A-Za-z_][A-Za-z0-9_]*["']?/.exec(args)![0]}) in ${keyword} ${BUILDKIT_HINT}; write the lines into a file and COPY it, or use printf in the RUN`);
+    throw new DockerfileParseError(line, `a heredoc (${/<<-?\s*["']?[A-Za-z_][A-Za-z0-9_]*["']?/.exec(args)![0]}) in ${keyword} ${BUILDKIT_HINT}; write the lines into a file and COPY it, or use printf in the RUN`);
   }
   checkArity(keyword, args, json, line);
   return { keyword, original: trimmed, args, flags, json, line };
