@@ -130,7 +130,7 @@ describe("user-defined networks", () => {
     const [c1, c2] = await on(["network", "create", "app"]);
     expect(c1.code).toBe(0);
     expect(c2.code).toBe(0);
-    await on(["run", "-d", "--name", "db", "--network", "app", "--network-alias", "database", "busybox", "sleep", "60"]);
+    await on(["run", "-d", "--name", "db", "--network", "app", "--network-alias", "database", "busybox", "sleep", "600"]);
     const script = "for n in db database; do nslookup $n | grep -A1 '^Name:'; done; ping -c1 -W2 db >/dev/null && echo db reached; grep -c nameserver /etc/resolv.conf";
     const [a, b] = await on(["run", "--rm", "--network", "app", "busybox", "sh", "-c", script]);
     expect(a.stdout).toBe(b.stdout);
