@@ -1,0 +1,186 @@
+/**
+ * The builder's input, hostile or just odd: the Dockerfile parser and the shell-style expansion on
+ * their own, then build contexts sent straight to the API (as a script could) that try to write
+ * outside the build directory with "../" names, absolute or climbing symbolic links, hard links,
+ * and an ADD of an archive that tries the same. Each must fail with a message that names the
+ * problem, and nothing may appear outside.
+ */
+import fs from "node:fs";
+import path from "node:path";
+import zlib from "node:zlib";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { isExcluded, parseDockerignore } from "../src/build/context";
+import { parseDockerfile } from "../src/build/parser";
+import { expandWord, expandWords } from "../src/build/shell";
+import { request, startBerth, tmpDir, type Daemon } from "./harness";
+
+describe("Dockerfile parser", () => {
+  it("joins continuations, drops comments inside them, keeps the line number of the start", () => {
+    const p = parseDockerfile("# top comment\n\nfrom busybox\nRUN echo a \\\n  # inside\n    && echo b\nCMD [\"x\", \"y\"]\nENTRYPOINT [not json\n");
+    expect(p.instructions.map((i) => [i.keyword, i.line, i.original])).toEqual([
+      ["FROM", 3, "from busybox"],
+      ["RUN", 4, "RUN echo a     && echo b"],
+      ["CMD", 7, 'CMD ["x", "y"]'],
+      ["ENTRYPOINT", 8, "ENTRYPOINT [not json"],
+    ]);
+    expect(p.instructions[2]!.json).toEqual(["x", "y"]);
+    expect(p.instructions[3]!.json).toBeNull(); // not JSON: the shell form, as Docker falls back
+  });
+
+  it("honours the escape directive only at the top, and warns about # syntax", () => {
+    const p = parseDockerfile("# syntax=docker/dockerfile:1\n# escape=`\nFROM busybox\nRUN echo a `\n  b\n# escape=\\\n");
+    expect(p.escape).toBe("`");
+    expect(p.instructions[1]!.original).toBe("RUN echo a   b");
+    expect(p.warnings.join("\n")).toMatch(/syntax=docker\/dockerfile:1.*ignores it/);
+    expect(parseDockerfile("FROM busybox\n# escape=`\nRUN a \\\n b\n").escape).toBe("\\");
+  });
+
+  it("refuses unknown instructions, BuildKit-only syntax and bad flags, with the line number", () => {
+    expect(() => parseDockerfile("FROM busybox\n\nFOO bar\n")).toThrow("dockerfile parse error line 3: unknown instruction: FOO");
+    expect(() => parseDockerfile("FROM busybox\nRUN <<EOF\necho hi\nEOF\n")).toThrow(/line 2: a heredoc \(<<EOF\) in RUN requires BuildKit/);
+    expect(() => parseDockerfile("FROM busybox\nRUN --mount=type=cache,target=/x true\n")).toThrow(/line 2: the --mount option of RUN requires BuildKit/);
+    expect(() => parseDockerfile("FROM busybox\nCOPY --link a /b\n")).toThrow(/the --link option of COPY requires BuildKit/);
+    expect(() => parseDockerfile("FROM busybox\nCOPY --chmod=644 a /b\n")).toThrow(/the --chmod option of COPY requires BuildKit/);
+    expect(() => parseDockerfile("FROM busybox\nCOPY --nope a /b\n")).toThrow("dockerfile parse error line 2: Unknown flag: nope");
+    expect(() => parseDockerfile("FROM busybox\nSHELL /bin/bash -c\n")).toThrow("SHELL requires the arguments to be in JSON form");
+    expect(() => parseDockerfile("FROM\n")).toThrow("FROM requires either one or three arguments");
+    expect(() => parseDockerfile("FROM busybox\nONBUILD ONBUILD RUN x\n")).toThrow(/Chaining ONBUILD/);
+    expect(parseDockerfile("FROM busybox\nRUN echo $((1<<2))\n").instructions).toHaveLength(2); // a shift, not a heredoc
+  });
+
+  it("expands variables like Docker's lexer", () => {
+    const env = ["A=1", "B=two words", "E="];
+    expect(expandWord("$A-${A}-${NOPE:-dflt}-${A:+alt}-${E:-empty}-${E-set}", env)).toBe("1-1-dflt-alt-empty-");
+    expect(expandWord("'$A' \"$A\" \\$A", env)).toBe("$A 1 $A");
+    expect(expandWords('"$B" $B x""', env)).toEqual(["two words", "two words", "x"]);
+    expect(expandWord("`$A", env, "`")).toBe("$A");
+  });
+
+  it("matches .dockerignore patterns like Docker (**, exceptions, parent directories)", () => {
+    const p = parseDockerignore("# comment\n*.log\n**/secret*\nbuild\n!build/keep.txt\n/abs/x\n");
+    const ex = (f: string) => isExcluded(f, p);
+    expect([ex("a.log"), ex("dir/a.log"), ex("deep/er/secret.env"), ex("secret"), ex("build/out.o"), ex("build/keep.txt"), ex("abs/x/y"), ex("src/main.c")]).toEqual([true, false, true, true, true, false, true, false]);
+  });
+});
+
+// ---------- hostile contexts, straight to the API ----------
+
+/** A ustar member: enough of the format to write the archives an attacker would. */
+function member(name: string, opts: { type?: "0" | "1" | "2" | "5"; body?: string; link?: string; mode?: number } = {}): Buffer {
+  const body = Buffer.from(opts.body ?? "");
+  const h = Buffer.alloc(512);
+  h.write(name, 0, 100);
+  h.write(((opts.mode ?? (opts.type === "5" ? 0o755 : 0o644)).toString(8)).padStart(7, "0"), 100);
+  h.write("0000000", 108);
+  h.write("0000000", 116);
+  h.write((opts.type === "0" || !opts.type ? body.length : 0).toString(8).padStart(11, "0"), 124);
+  h.write("00000000000", 136);
+  h.write("        ", 148);
+  h.write(opts.type ?? "0", 156);
+  if (opts.link) h.write(opts.link, 157, 100);
+  h.write("ustar\u000000", 257);
+  let sum = 0;
+  for (const b of h) sum += b;
+  h.write(`${sum.toString(8).padStart(6, "0")}\u0000 `, 148);
+  const data = opts.type === "0" || !opts.type ? Buffer.concat([body, Buffer.alloc((512 - (body.length % 512)) % 512)]) : Buffer.alloc(0);
+  return Buffer.concat([h, data]);
+}
+const archive = (...members: Buffer[]) => Buffer.concat([...members, Buffer.alloc(1024)]);
+
+let berth: Daemon & { root: string };
+let outside: string;
+
+beforeAll(async () => {
+  berth = await startBerth();
+  outside = tmpDir("h1-outside-"); // a directory a context would love to write into
+});
+
+afterAll(async () => {
+  await berth?.stop();
+  fs.rmSync(outside, { recursive: true, force: true });
+});
+
+async function build(tar: Buffer, query = ""): Promise<{ status: number; body: string }> {
+  return request(berth.socket, "POST", `/build?t=h1-input${query}`, tar, { "Content-Type": "application/x-tar" });
+}
+
+const dockerfile = (text: string) => member("Dockerfile", { body: text });
+
+function leftovers(): string[] {
+  const tmp = path.join(berth.root, "state", "tmp");
+  return fs.existsSync(tmp) ? fs.readdirSync(tmp).filter((n) => n.startsWith("build-") || n.startsWith("add-")) : [];
+}
+
+describe("hostile build contexts (Berth's API)", () => {
+  it("refuses a member that climbs out with ../ and writes nothing outside", async () => {
+    const name = `h1-escape-${process.pid}`;
+    const r = await build(archive(dockerfile("FROM busybox\n"), member(`../../../../../../../../tmp/${name}`, { body: "pwned" }), member(`../${name}`, { body: "pwned" })));
+    expect(r.status).toBe(400);
+    expect(JSON.parse(r.body).message).toMatch(/build context: archive member "\.\.\/.*" points outside the destination/);
+    expect(fs.existsSync(`/tmp/${name}`)).toBe(false);
+    expect(fs.existsSync(path.join(berth.root, "state", "tmp", name))).toBe(false);
+    expect(leftovers()).toEqual([]);
+  });
+
+  it("refuses an absolute symbolic link, and never writes through one", async () => {
+    const r = await build(archive(dockerfile("FROM busybox\n"), member("evil", { type: "2", link: outside }), member("evil/pwned", { body: "pwned" })));
+    expect(r.status).toBe(400);
+    expect(JSON.parse(r.body).message).toContain(`member "evil" is an absolute symbolic link (-> ${outside}) pointing outside the build context`);
+    const climbing = await build(archive(dockerfile("FROM busybox\n"), member("dir/up", { type: "2", link: "../../../../../../../../tmp" })));
+    expect(climbing.status).toBe(400);
+    expect(JSON.parse(climbing.body).message).toContain('member "dir/up" is a symbolic link (-> ../../../../../../../../tmp) pointing outside the build context');
+    expect(fs.readdirSync(outside)).toEqual([]);
+    expect(leftovers()).toEqual([]);
+  });
+
+  it("refuses hard links that point outside or at nothing earlier in the archive", async () => {
+    const r = await build(archive(dockerfile("FROM busybox\n"), member("hl", { type: "1", link: "../../../../../../etc/hostname" })));
+    expect(r.status).toBe(400);
+    expect(JSON.parse(r.body).message).toMatch(/member "hl" is a hard link to "..\/..\/.*etc\/hostname", outside the build context/);
+    const r2 = await build(archive(dockerfile("FROM busybox\n"), member("hl", { type: "1", link: "not-there" })));
+    expect(JSON.parse(r2.body).message).toContain('which is not a file earlier in the archive');
+  });
+
+  it("says what is wrong with a body that is not a tar, and accepts a gzip-compressed context", async () => {
+    const r = await build(Buffer.from("this is not a tar archive, just text that is long enough to fill a header block ".repeat(10)));
+    expect(r.status).toBe(400);
+    expect(JSON.parse(r.body).message).toContain("invalid tar header");
+    const ok = await build(zlib.gzipSync(archive(dockerfile("FROM busybox\nCOPY /abs/f /f\nRUN cat /f\n"), member("/abs/f", { body: "absolute names stay inside\n" }))));
+    expect(ok.status).toBe(200);
+    expect(ok.body).toContain("absolute names stay inside");
+    expect(ok.body).toContain("Successfully tagged h1-input:latest");
+  });
+
+  it("ADD of an archive: ../ members are refused, links inside it are resolved inside the image", async () => {
+    const bad = archive(member("../../../../../../../../tmp/h1-add-escape", { body: "x" }));
+    const r = await build(archive(dockerfile("FROM busybox\nADD bad.tar /x/\n"), member("bad.tar", { body: bad.toString("latin1") })));
+    expect(r.status).toBe(200); // the stream had started: the error is its last line
+    expect(r.body).toMatch(/"error":"ADD failed: ADD bad.tar: archive member \\".*h1-add-escape\\" points outside the destination/);
+    expect(fs.existsSync("/tmp/h1-add-escape")).toBe(false);
+    const linky = archive(member("lib", { type: "2", link: outside }), member("lib/pwned", { body: "inside the image\n" }));
+    const r2 = await build(archive(dockerfile(`FROM busybox\nADD linky.tar /\nRUN cat ${outside}/pwned\n`), member("linky.tar", { body: linky.toString("latin1") })));
+    expect(r2.body).toContain("inside the image");
+    expect(r2.body).toContain("Successfully built");
+    expect(fs.readdirSync(outside)).toEqual([]); // landed in the image's own copy of that path
+    expect(leftovers()).toEqual([]);
+  });
+
+  it("refuses an ADD of a URL (offline) and a COPY of a missing file, naming them", async () => {
+    const r = await build(archive(dockerfile("FROM busybox\nADD https://example.org/x.tgz /x\n")));
+    expect(r.body).toContain("ADD failed: ADD of a URL (https://example.org/x.tgz) is not supported: this engine builds offline");
+    const r2 = await build(archive(dockerfile("FROM busybox\nCOPY missing.txt /\n")));
+    expect(r2.body).toContain("COPY failed: file not found in build context or excluded by .dockerignore: stat missing.txt: file does not exist");
+    const r3 = await build(archive(dockerfile("FROM busybox\nCOPY ../../etc/passwd /\n")));
+    expect(r3.body).toContain("COPY failed: file not found in build context"); // ".." stops at the context's root
+    const r4 = await build(archive(dockerfile("FROM busybox\n")), "&buildargs=notjson");
+    expect(r4.status).toBe(400);
+    expect(leftovers()).toEqual([]);
+  });
+
+  it("honours .dockerignore in a context sent without the CLI's filtering", async () => {
+    const r = await build(archive(dockerfile("FROM busybox\nCOPY . /ctx/\nRUN find /ctx | sort\n"), member(".dockerignore", { body: "secret.env\n*.log\n" }), member("secret.env", { body: "x" }), member("a.log", { body: "x" }), member("keep.txt", { body: "x" })));
+    expect(r.body).toContain("/ctx/keep.txt");
+    expect(r.body).not.toContain("secret.env");
+    expect(r.body).not.toContain("a.log");
+  });
+});
