@@ -129,6 +129,21 @@ describe("chapter 13: volumes against dockerd", () => {
     ));
   });
 
+  it("docker cp reaches into volumes, of running and of stopped containers", async () => {
+    const file = path.join(scratch, "cp-in");
+    fs.writeFileSync(file, "copied in\n");
+    await same(steps(
+      "docker volume create v13-c0 >/dev/null; docker volume inspect -f '{{json .Labels}} {{json .Options}}' v13-c0; docker volume rm v13-c0 >/dev/null",
+      "docker run -d --name v13-cpr -v v13-cpv:/data busybox sleep 300 >/dev/null",
+      `docker cp ${file} v13-cpr:/data/f && docker exec v13-cpr cat /data/f`,
+      "docker cp v13-cpr:/data/f - | tar -xO",
+      "docker create --name v13-cps -v /anon busybox true >/dev/null",
+      `docker cp ${file} v13-cps:/anon/f && docker run --rm --volumes-from v13-cps busybox cat /anon/f`,
+      "docker cp v13-cps:/anon/. - | tar -t | sort",
+      "docker rm -fv v13-cpr v13-cps >/dev/null; docker volume rm v13-cpv",
+    ));
+  });
+
   it("rm -v and --rm take anonymous volumes along, never named ones", async () => {
     await same(steps(
       "n=$(docker volume ls -q | wc -l)",

@@ -152,8 +152,11 @@ export class PreviewServer {
       target = await this.resolve(req);
       stream = await this.openTunnel(target);
     } catch (err) {
-      const a = err instanceof PreviewAnswer ? err : this.toAnswer(err);
-      socket.end(`HTTP/1.1 ${a.status} ${a.title}\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n${a.message}\n`);
+      const a = this.toAnswer(err);
+      // An entry URL answers with its redirect here too (a WebSocket client will not follow it:
+      // pages build their socket URL from their own, the grant URL).
+      const location = a.location ? `Location: ${a.location}\r\n` : "";
+      socket.end(`HTTP/1.1 ${a.status} ${a.title}\r\n${location}Content-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n${a.message}\n`);
       return;
     }
     const headers = upstreamHeaders(req, target);
@@ -177,8 +180,9 @@ export class PreviewServer {
     upstream.on("response", (ures) => {
       // The server declined the upgrade: relay its answer and close.
       socket.write(statusLine(ures) + headerLines({ ...downstreamHeaders(ures.headers, target), connection: "close" }) + "\r\n");
+      // pipe() ends the browser's socket once the body is through; the tunnel can go at once.
       ures.pipe(socket);
-      ures.on("end", closeBoth);
+      ures.on("end", () => stream.destroy());
     });
     upstream.on("error", (err) => {
       socket.end(`HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\nThe server on port ${target.port} in your sandbox did not answer the upgrade (${err.message}).\n`);

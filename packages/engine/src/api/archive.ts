@@ -14,18 +14,35 @@ import { boolParam, send, startStream, type Ctx, type Router } from "./http";
 
 const MAX_ARCHIVE = 1 << 30;
 
-/** Resolve `p` as the container sees it; the result always lies inside `root`. */
-export function resolveInRoot(root: string, p: string, followLast = true): string {
+/** A volume or bind of a stopped container: its files are at Source, the container sees them at Destination. */
+export interface MountMap {
+  Destination: string;
+  Source: string;
+}
+
+/**
+ * Resolve `p` as the container sees it; the result always lies inside `root` or inside the source
+ * of one of `mounts` (a path at or below a mount's destination is that mount's, the deepest wins).
+ */
+export function resolveInRoot(root: string, p: string, followLast = true, mounts: MountMap[] = []): string {
   const parts = p.split("/").filter((x) => x && x !== ".");
   const resolved: string[] = [];
   let hops = 0;
+  const hostOf = (logicalParts: string[]) => {
+    const logical = `/${logicalParts.join("/")}`;
+    let best: MountMap | undefined;
+    for (const m of mounts) {
+      if ((logical === m.Destination || logical.startsWith(`${m.Destination}/`)) && (!best || m.Destination.length > best.Destination.length)) best = m;
+    }
+    return best ? path.join(best.Source, logical.slice(best.Destination.length)) : path.join(root, logical);
+  };
   while (parts.length) {
     const part = parts.shift()!;
     if (part === "..") {
       resolved.pop();
       continue;
     }
-    const candidate = path.join(root, ...resolved, part);
+    const candidate = hostOf([...resolved, part]);
     let st: fs.Stats | undefined;
     try {
       st = fs.lstatSync(candidate);
@@ -41,7 +58,7 @@ export function resolveInRoot(root: string, p: string, followLast = true): strin
     }
     resolved.push(part);
   }
-  return path.join(root, ...resolved);
+  return hostOf(resolved);
 }
 
 /** Go's os.FileMode bits, which the CLI decodes from X-Docker-Container-Path-Stat. */
@@ -71,11 +88,19 @@ export function archiveRoutes(router: Router, svc: ContainerService): void {
     const c = svc.find(ctx.params[0]!);
     const p = ctx.query.get("path");
     if (!p) throw new EngineError(400, "path is required");
-    const root = svc.rootfs(c);
+    // A running container is seen through its own root (/proc/<pid>/root): volumes, binds and
+    // tmpfs mounts included, exactly as inside. A stopped one: its layers, with volumes and binds
+    // mapped to where their files are.
+    const running = c.running && c.record.State.Pid > 0 && fs.existsSync(`/proc/${c.record.State.Pid}/root`);
+    const root = running ? `/proc/${c.record.State.Pid}/root` : svc.rootfs(c);
+    const mounts: MountMap[] = running ? [] : (c.record.Mounts ?? []).filter((m) => m.Type !== "tmpfs" && m.Source);
     // A trailing "/." asks for the contents of a directory (and follows a final symlink).
     const followLast = p.endsWith("/.") || p.endsWith("/");
-    const hostPath = resolveInRoot(root, p, followLast);
-    return { c, p, root, hostPath };
+    const hostPath = resolveInRoot(root, p, followLast, mounts);
+    // The destination as the container names it: tar members are resolved below it (symlinks
+    // followed again there), which works whether it lies in a layer, a volume or a bind.
+    const logical = path.posix.normalize(`/${p}`).replace(/\/\.?$/, "") || "/";
+    return { c, p, root, hostPath, mounts, logical };
   };
 
   router.on("HEAD", "/containers/:id/archive", (ctx) => {
@@ -91,17 +116,18 @@ export function archiveRoutes(router: Router, svc: ContainerService): void {
     ctx.res!.setHeader("X-Docker-Container-Path-Stat", header);
     const res = startStream(ctx, "application/x-tar");
     const base = hostPath === root ? "." : path.basename(hostPath);
-    const name = path.basename(p.replace(/\/\.?$/, "")) || "/";
+    // "dir/." names the contents: dockerd's archive then starts at "./", not at "dir/".
+    const name = p.endsWith("/.") ? "." : path.basename(p.replace(/\/\.?$/, "")) || "/";
     // The archive's root entry is the basename of what was asked for (even when it was a symlink).
     const args = ["--numeric-owner", "-C", path.dirname(hostPath), "-cf", "-"];
-    if (base !== name && hostPath !== root) args.push(`--transform=s,^${escapeSed(base)},${escapeSed(name)},`);
+    if (base !== name && hostPath !== root) args.push(`--transform=s,^${escapeSed(base)},${name.replace(/[\\,&]/g, (m) => `\\${m}`)},`);
     const t = spawn("tar", [...args, base], { stdio: ["ignore", "pipe", "ignore"] });
     t.stdout.pipe(res);
     res.on("close", () => t.kill());
   });
 
   router.on("PUT", "/containers/:id/archive", async (ctx) => {
-    const { p, hostPath, root } = locate(ctx);
+    const { p, hostPath, root, mounts, logical } = locate(ctx);
     let st: fs.Stats;
     try {
       st = fs.statSync(hostPath);
@@ -109,7 +135,7 @@ export function archiveRoutes(router: Router, svc: ContainerService): void {
       throw new EngineError(404, `Could not find the file ${p} in container ${ctx.params[0]}`);
     }
     if (!st.isDirectory()) throw new EngineError(400, `extraction point is not a directory`);
-    await extractInto(ctx, root, hostPath, boolParam(ctx, "copyUIDGID"));
+    await extractInto(ctx, root, hostPath, boolParam(ctx, "copyUIDGID"), mounts, logical);
     send(ctx, 200);
   });
 }
@@ -119,7 +145,7 @@ function escapeSed(s: string): string {
 }
 
 /** Unpack the request's tar under `dest`, refusing members that would escape it. */
-function extractInto(ctx: Ctx, root: string, dest: string, keepOwner: boolean): Promise<void> {
+function extractInto(ctx: Ctx, root: string, dest: string, keepOwner: boolean, mounts: MountMap[], logicalDest: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const extract = tar.extract();
     let received = 0;
@@ -137,7 +163,7 @@ function extractInto(ctx: Ctx, root: string, dest: string, keepOwner: boolean): 
     });
     extract.on("entry", (h, stream, next) => {
       const name = path.posix.normalize(h.name);
-      const containerDest = path.relative(root, dest) || ".";
+      const containerDest = logicalDest.replace(/^\/+/, "") || ".";
       const logical = path.posix.join("/", containerDest, name);
       if (name.startsWith("../") || name === ".." || path.posix.isAbsolute(name) && name.includes("..")) {
         fail(new EngineError(400, `${JSON.stringify(h.name)} is outside of ${JSON.stringify(`/${containerDest}`)}`));
@@ -145,7 +171,7 @@ function extractInto(ctx: Ctx, root: string, dest: string, keepOwner: boolean): 
       }
       let target: string;
       try {
-        target = resolveInRoot(root, logical, false);
+        target = resolveInRoot(root, logical, false, mounts);
       } catch (e) {
         fail(e as Error);
         return;
@@ -173,7 +199,7 @@ function extractInto(ctx: Ctx, root: string, dest: string, keepOwner: boolean): 
           stream.resume();
           stream.on("end", done);
         } else if (h.type === "link") {
-          const src = resolveInRoot(root, path.posix.join("/", containerDest, h.linkname ?? ""), false);
+          const src = resolveInRoot(root, path.posix.join("/", containerDest, h.linkname ?? ""), false, mounts);
           fs.rmSync(target, { force: true });
           fs.linkSync(src, target);
           stream.resume();

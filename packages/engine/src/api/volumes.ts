@@ -7,8 +7,9 @@ import { EngineError } from "../containers/service";
 import { labelsMatch, volumeFilter, VolumeError, type Volume, type VolumeStore } from "../volumes/store";
 import { boolParam, parseFilters, readJson, send, sendJson, versionAtLeast, type Ctx, type Router } from "./http";
 
+/** As dockerd shows it: no labels is null, not {}. */
 function view({ anonymous: _a, ...v }: Volume) {
-  return v;
+  return { ...v, Labels: Object.keys(v.Labels).length ? v.Labels : null };
 }
 
 /** Volume errors carry dockerd's status and words; everything else is the engine's own. */
