@@ -34,7 +34,7 @@ import { findHostTools, type HostTools } from "./host-tools.js";
 import { sandboxOciConfig } from "./oci-spec.js";
 import { Runc } from "./runc.js";
 import { ensureSharedImages, removeUnusedSharedImages } from "./shared-images.js";
-import { attachUplink, claimSlot, detachUplinksOf, ensureHostNetwork, removeStaleUplinks, sandboxResolvConf, type UplinkSlot } from "./network.js";
+import { attachUplink, claimSlot, detachUplinksOf, ensureHostNetwork, removeStaleUplinks, repairHostNetwork, sandboxResolvConf, type UplinkSlot } from "./network.js";
 import { RegistryGateway, registryOwner } from "./registry-gateway.js";
 
 export interface NamespacesDriverOptions {
@@ -117,6 +117,7 @@ export class NamespacesDriver implements SandboxDriver {
         if (this.uplink) {
           ({ nameservers: this.nameservers } = await ensureHostNetwork());
           for (const slot of await removeStaleUplinks()) onProgress?.(`sandbox: removed a stale uplink (berthv${slot})`);
+          for (const what of await repairHostNetwork()) onProgress?.(`sandbox: the host's firewall for sandboxes was missing ${what}: put back`);
           if (!this.nameservers.length) onProgress?.("sandbox: no usable nameserver in /etc/resolv.conf; sandboxes will resolve no names");
         }
         // debian:bookworm for the engines inside: built once (~25 s) and shared read-only. Without
@@ -233,6 +234,10 @@ export class NamespacesDriver implements SandboxDriver {
         registrySocketDir: owner ? join(dir, "gw") : undefined,
       });
       await writeFile(join(dir, "bundle", "config.json"), JSON.stringify(config, null, 2) + "\n");
+      // Every create checks the host's firewall is whole (one iptables-save, alongside runc create):
+      // a host that flushed it since prepare() would otherwise leave its sandboxes unfiltered.
+      const firewall = this.uplink ? repairHostNetwork() : undefined;
+      firewall?.catch(() => {});
       const log = openSync(join(dir, "agent.log"), "a");
       try {
         await this.runc.run(["create", "--bundle", join(dir, "bundle"), "--pid-file", join(dir, "bundle", "pid"), spec.id], { stdio: ["ignore", log, log], detached: true });
@@ -245,6 +250,7 @@ export class NamespacesDriver implements SandboxDriver {
         // (runc's --pid-file: the sandbox's first process, without another runc call)
         const pid = Number(await readFile(join(dir, "bundle", "pid"), "utf8"));
         if (!(pid > 1)) throw new Error("runc create left no process to attach the uplink to");
+        await firewall;
         meta.uplink = await claimSlot(dir, spec.id);
         await writeFile(join(dir, "meta.json"), JSON.stringify(meta, null, 2) + "\n");
         await attachUplink(pid, meta.uplink);

@@ -223,6 +223,51 @@ function sandboxRule(s: UplinkSlot): string[] {
   return ["BERTH-SANDBOXES", "-i", s.ifname, "-s", `${s.address}/32`, "-j", "BERTH-EGRESS"];
 }
 
+/**
+ * Checks, with one iptables-save, that the host's firewall for sandboxes is whole: the jumps, the
+ * chains' final rules, and one rule per live claim. Something on the host may have flushed it
+ * (firewalld reload, `iptables -F`), and without the jumps the sandboxes would be unfiltered: so
+ * whatever is missing is put back. Returns what was missing (empty: nothing to do).
+ */
+export async function repairHostNetwork(): Promise<string[]> {
+  const save = await must("iptables-save", []);
+  const has = (line: string) => save.split("\n").some((l) => l.trim() === line);
+  const any = `${UPLINK_IF_PREFIX}+`;
+  const missing: string[] = [];
+  for (const line of [
+    "-A INPUT -j BERTH-INPUT",
+    "-A FORWARD -j BERTH-FORWARD",
+    "-A POSTROUTING -j BERTH-POSTROUTING",
+    `-A BERTH-INPUT -i ${any} -j DROP`,
+    `-A BERTH-FORWARD -i ${any} -j DROP`,
+    `-A BERTH-FORWARD -o ${any} -j DROP`,
+    "-A BERTH-EGRESS -j ACCEPT",
+  ]) {
+    if (!has(line)) missing.push(line);
+  }
+  if (missing.length) await ensureHostNetwork();
+  for (const claim of await liveClaims()) {
+    // iptables-save prints the source before the interface.
+    if (has(`-A BERTH-SANDBOXES -s ${claim.address}/32 -i ${claim.ifname} -j BERTH-EGRESS`)) continue;
+    // A claim whose link is not there yet is a create() in progress: it adds its own rule.
+    if (!existsSync(`/sys/class/net/${claim.ifname}`)) continue;
+    missing.push(`rule for ${claim.ifname}`);
+    await must("iptables", ["-w", "-A", ...sandboxRule(claim)]);
+  }
+  return missing;
+}
+
+async function liveClaims(): Promise<SlotClaim[]> {
+  const dir = join(UPLINK_NET_DIR, "slots");
+  if (!existsSync(dir)) return [];
+  const out: SlotClaim[] = [];
+  for (const name of await readdir(dir)) {
+    const claim = await readFile(join(dir, name), "utf8").then((t) => JSON.parse(t) as SlotClaim, () => undefined);
+    if (claim && existsSync(join(claim.sandboxDir, "meta.json"))) out.push(claim);
+  }
+  return out;
+}
+
 /** Claims the lowest free slot for a sandbox (host-wide, across state dirs and processes). */
 export async function claimSlot(sandboxDir: string, id: string): Promise<UplinkSlot> {
   const dir = join(UPLINK_NET_DIR, "slots");
