@@ -21,16 +21,17 @@ const driver = createNamespacesDriver();
 let berth: Orchestrator;
 const sockets: Socket[] = [];
 
-async function signUp(who: string): Promise<{ cookie: string; id: string }> {
+async function signUp(who: string): Promise<{ cookie: string; id: string; email: string }> {
+  const email = `${who}-${process.pid}-${Date.now()}@example.org`;
   const res = await fetch(`${berth.url}/api/auth/signup`, {
     method: "POST",
     headers: { "content-type": "application/json" },
-    body: JSON.stringify({ email: `${who}-${process.pid}-${Date.now()}@example.org`, password: "preview-password" }),
+    body: JSON.stringify({ email, password: "preview-password" }),
   });
   expect(res.status).toBe(201);
   const cookie = res.headers.get("set-cookie")!.split(";")[0]!;
   const { user } = (await res.json()) as { user: { id: string } };
-  return { cookie, id: user.id };
+  return { cookie, id: user.id, email };
 }
 
 /** Opens the lab's terminal (which starts the learner's sandbox) and waits for the prompt. */
@@ -60,8 +61,8 @@ async function sh(userId: string, script: string): Promise<string> {
 const get = (p: string, cookie?: string, init: RequestInit = {}) =>
   fetch(`${berth.url}${p}`, { redirect: "manual", ...init, headers: { ...(cookie ? { cookie } : {}), ...(init.headers as Record<string, string> | undefined) } });
 
-let alice: { cookie: string; id: string };
-let bob: { cookie: string; id: string };
+let alice: { cookie: string; id: string; email: string };
+let bob: { cookie: string; id: string; email: string };
 let bigSha = "";
 /** Alice's grant URL for port 8080, from the entry redirect. */
 let base = "";
@@ -168,6 +169,24 @@ describe("web preview", () => {
     expect(await anon.text()).toContain("/signin?next=");
     // A made-up grant.
     expect((await get(`/preview/~${"A".repeat(43)}/`)).status).toBe(404);
+  });
+
+  it("stops serving a grant once its session is signed out", async () => {
+    // A second session of Alice's (another browser): its own grant.
+    const signin = await fetch(`${berth.url}/api/auth/signin`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ email: alice.email, password: "preview-password" }),
+    });
+    const other = signin.headers.get("set-cookie")!.split(";")[0]!;
+    const grant = (await get(`/preview/${LAB}/8080/`, other)).headers.get("location")!;
+    expect(grant).not.toBe(`${base}/`);
+    expect((await get(grant)).status).toBe(200);
+    expect((await fetch(`${berth.url}/api/auth/signout`, { method: "POST", headers: { cookie: other } })).status).toBe(204);
+    // The grant trusts its session for 5 s at most.
+    await expect.poll(async () => (await get(grant)).status, { timeout: 10_000, interval: 1000 }).toBe(404);
+    // The first session's grant is untouched.
+    expect((await get(`${base}/`)).status).toBe(200);
   });
 
   it("answers a bad port with 400 and a closed one with a 502 that says so", async () => {

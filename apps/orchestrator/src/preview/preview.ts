@@ -8,7 +8,7 @@
 // learner's page runs in an opaque origin and cannot use Berth's API as the learner. The price is
 // that its own requests (CSS, images, fetch) carry no SameSite cookie: Chromium sends none from a
 // sandboxed document. So the path carries a random grant, bound to one session, user, lab and
-// port, that lives in this process, expires with the session (checked again every minute) and
+// port, that lives in this process, expires with the session (checked again every 5 s) and
 // after GRANT_TTL_MS at most. A grant URL presented with another user's cookie is a 404.
 //
 // The orchestrator never dials into a sandbox's network: each request is one tunnel opened by the
@@ -28,7 +28,8 @@ export const PREVIEW_PREFIX = "/preview/";
 /** On every preview response: the learner's page gets an opaque origin, and no MIME guessing. */
 export const PREVIEW_CSP = "sandbox allow-scripts allow-forms allow-popups";
 const GRANT_TTL_MS = 8 * 60 * 60_000;
-const SESSION_RECHECK_MS = 60_000;
+/** How long a grant trusts its session without asking the database again (sign-out takes this long). */
+const SESSION_RECHECK_MS = 5_000;
 const LAB_PATTERN = /^[a-z0-9]+(?:-[a-z0-9]+)*$/;
 const GRANT_PATTERN = /^~([A-Za-z0-9_-]{43})$/;
 
