@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { AgentRequest, FrameKind, ReplayBuffer, TERMINAL_RESET, decodeFrame, encodeFrame } from "../src/index.js";
+import { AgentRequest, FrameKind, ReplayBuffer, TERMINAL_RESET, TUNNEL_ACK_EVERY, TUNNEL_WINDOW, decodeAck, decodeFrame, encodeAck, encodeFrame } from "../src/index.js";
 
 describe("frames", () => {
   it("round-trips bytes that are not valid UTF-8 on their own", () => {
@@ -42,5 +42,25 @@ describe("agent requests", () => {
     expect(exec).toMatchObject({ timeoutMs: 30_000, maxOutputBytes: 65_536 });
     expect(AgentRequest.safeParse({ op: "pty.start", key: "main", cols: 0, rows: 10 }).success).toBe(false);
     expect(AgentRequest.safeParse({ op: "rm -rf" }).success).toBe(false);
+  });
+});
+
+describe("tunnels", () => {
+  it("carries tunnel frames and acknowledgements", () => {
+    for (const kind of [FrameKind.TunnelData, FrameKind.TunnelAck, FrameKind.TunnelEnd, FrameKind.TunnelClose]) {
+      expect(decodeFrame(encodeFrame(kind, 7, Buffer.from("x"))).kind).toBe(kind);
+    }
+    const ack = decodeFrame(encodeFrame(FrameKind.TunnelAck, 7, encodeAck(TUNNEL_WINDOW)));
+    expect(decodeAck(ack.payload)).toBe(TUNNEL_WINDOW);
+    expect(() => decodeAck(Buffer.from([1, 2]))).toThrow(/4 bytes/);
+    expect(TUNNEL_ACK_EVERY).toBeLessThanOrEqual(TUNNEL_WINDOW);
+  });
+
+  it("validates tunnel.open: a port, an id, a default timeout", () => {
+    expect(AgentRequest.parse({ op: "tunnel.open", id: 1, port: 8080 })).toMatchObject({ timeoutMs: 5000 });
+    for (const port of [0, 65536, 80.5, "80"]) {
+      expect(AgentRequest.safeParse({ op: "tunnel.open", id: 1, port }).success, String(port)).toBe(false);
+    }
+    expect(AgentRequest.safeParse({ op: "tunnel.open", id: 0, port: 80 }).success).toBe(false);
   });
 });
