@@ -492,7 +492,13 @@ class BuildRun {
         return meta(`SHELL [${ins.json!.join(" ")}]`);
       case "HEALTHCHECK": {
         const hc = this.healthcheck(ins);
-        run.Healthcheck = hc;
+        const old = run.Healthcheck?.Test;
+        if (old?.length && old[0] !== "NONE") this.say(`Note: overriding previous HEALTHCHECK: [${old.join(" ")}]\n`);
+        // dockerd's commit fills the zero fields of a new healthcheck from the parent's (even
+        // for NONE); the history line shows the instruction's own values.
+        const merged: HealthConfig = { ...hc };
+        for (const k of ["Interval", "Timeout", "StartPeriod", "Retries"] as const) if (!merged[k] && run.Healthcheck?.[k]) merged[k] = run.Healthcheck[k];
+        run.Healthcheck = merged;
         return meta(`HEALTHCHECK &{${goQuoteSlice(hc.Test)} "${goDuration(hc.Interval ?? 0)}" "${goDuration(hc.Timeout ?? 0)}" "${goDuration(hc.StartPeriod ?? 0)}" ${goQuoteRune(hc.Retries ?? 0)}}`);
       }
       case "ONBUILD": {
