@@ -140,6 +140,7 @@ describe("chapter 13: volumes against dockerd", () => {
       "docker create --name v13-cps -v /anon busybox true >/dev/null",
       `docker cp ${file} v13-cps:/anon/f && docker run --rm --volumes-from v13-cps busybox cat /anon/f`,
       "docker cp v13-cps:/anon/. - | tar -t | sort",
+      `docker run --rm -v ${file}:/not/in/the/image/f:ro busybox cat /not/in/the/image/f`,
       "docker rm -fv v13-cpr v13-cps >/dev/null; docker volume rm v13-cpv",
     ));
   });

@@ -235,7 +235,15 @@ static void bind_mounts(const struct options *o) {
     struct stat st;
     if (stat(src, &st) < 0) fail("bind source %s: %s", src, strerror(errno));
     if (S_ISDIR(st.st_mode)) mkdir_p(dst, 0755);
-    else if (access(dst, F_OK) < 0) { int fd = open(dst, O_CREAT | O_WRONLY, 0644); if (fd >= 0) close(fd); }
+    else if (access(dst, F_OK) < 0) {
+      /* A single file (or a socket) bound: its mount point is an empty file, parents made first. */
+      char parent[8192];
+      snprintf(parent, sizeof parent, "%s", dst);
+      char *slash = strrchr(parent, '/');
+      if (slash && slash != parent) { *slash = 0; mkdir_p(parent, 0755); }
+      int fd = open(dst, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+      if (fd >= 0) close(fd);
+    }
     mount_or_fail(src, dst, NULL, MS_BIND | MS_REC, NULL);
     if (mode && strcmp(mode, "ro") == 0) remount_bind_readonly(dst);
   }
