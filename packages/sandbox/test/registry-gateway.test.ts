@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AgentClient, createNamespacesDriver } from "../src/index.js";
-import { mapRepository, registryOwner, unmapRepository } from "../src/namespaces/registry-gateway.js";
+import { MAX_CONNECTIONS, mapRepository, registryOwner, unmapRepository } from "../src/namespaces/registry-gateway.js";
 import { startRegistryForwarder } from "../../agent/src/registry-forwarder.js";
 import { startRegistry, type Registry } from "../../../infra/registry/registry.js";
 
@@ -213,6 +213,22 @@ describe("the registry gateway in a sandbox", () => {
     const del = await sh(a, "curl -s -w ' %{http_code}' -X DELETE http://localhost:5000/v2/library/busybox/manifests/latest");
     expect(del.stdout).toMatch(/ 403$/);
     expect(await reg(a, idA, "get", "/v2/../../etc/passwd")).toMatch(/^404 /);
+  });
+
+  it("holds at most MAX_CONNECTIONS connections per sandbox (the gateway lives in the orchestrator's process)", async () => {
+    const script = `const net = require("net"); const socks = []; let ok = 0, closed = 0;
+for (let i = 0; i < ${MAX_CONNECTIONS + 36}; i++) { const s = net.connect(5000, "127.0.0.1"); socks.push(s);
+  s.on("data", (d) => { if (String(d).startsWith("HTTP/1.1 200")) ok++; }); s.on("close", () => closed++); s.on("error", () => {}); }
+setTimeout(() => { for (const s of socks) if (!s.destroyed) s.write("GET /v2/ HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n"); }, 1500);
+setTimeout(() => { console.log(ok + " " + closed); socks.forEach((s) => s.destroy()); }, 5000);`;
+    writeFileSync(join(driver.sandboxDir(idA), "rootfs", "tmp", "flood.cjs"), script);
+    const r = await sh(a, "node /tmp/flood.cjs", { timeoutMs: 20_000 });
+    const [ok, closed] = r.stdout.trim().split(" ").map(Number);
+    expect(ok).toBeGreaterThan(0);
+    expect(ok).toBeLessThanOrEqual(MAX_CONNECTIONS);
+    expect(closed).toBeGreaterThanOrEqual(36);
+    // And it serves again once they are gone.
+    expect((await sh(a, "sleep 0.5; curl -s -o /dev/null -w '%{http_code}' http://localhost:5000/v2/")).stdout).toBe("200");
   });
 
   it("keeps working after the orchestrator restarts: a new driver serves existing sandboxes again", async () => {

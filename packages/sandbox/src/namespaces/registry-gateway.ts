@@ -27,6 +27,9 @@ const REPO_PATH = new RegExp(`^/v2/(${NAME})/(manifests/(?:${TAG}|${DIGEST})|blo
 export const LAB_NAMESPACES = ["library/", "berth/"];
 export const LEARNER_PREFIX = "learners/";
 
+/** Concurrent connections per sandbox (the docker CLI uses a handful: 3 layers at a time, plus one). */
+export const MAX_CONNECTIONS = 64;
+
 /** Names upstream are limited to 255 characters; ours gain a prefix, so the learner's get less. */
 const MAX_NAME = 255;
 
@@ -100,8 +103,12 @@ export class RegistryGateway {
     // A CONNECT or an upgrade through here would be a tunnel to the host: refuse both.
     server.on("connect", (_req, socket) => socket.end("HTTP/1.1 405 Method Not Allowed\r\n\r\n"));
     server.on("upgrade", (_req, socket) => socket.end("HTTP/1.1 400 Bad Request\r\n\r\n"));
+    // The gateway runs in the orchestrator's process: a sandbox must not be able to eat its file
+    // descriptors (connections beyond this are closed at once) or hold sockets open forever.
+    server.maxConnections = MAX_CONNECTIONS;
     server.headersTimeout = 30_000;
-    server.requestTimeout = 0; // big layers take long; idle sockets still time out below
+    server.requestTimeout = 0; // a big layer takes as long as it takes, as long as bytes move:
+    server.timeout = 120_000; // a socket idle for 2 minutes is closed
     server.keepAliveTimeout = 30_000;
     await rm(opts.socketPath, { force: true });
     await new Promise<void>((resolve, reject) => {
