@@ -326,17 +326,32 @@ export function imageRoutes(router: Router, svc: ContainerService, images: Image
     let reclaimed = 0;
     const all = images.list();
     // An untagged image another image was built on is an intermediate step, not dangling.
-    const parents = new Set(all.map((i) => i.config.parent).filter(Boolean));
+    const parentsAtStart = new Set(all.map((i) => i.config.parent).filter(Boolean));
+    const deletedParents = new Set<string>();
     const until = f.until?.[0] ? parseTime(f.until[0]) : undefined;
-    for (const i of all) {
-      if (used.has(i.id) || parents.has(i.id) || (danglingOnly && (i.tags.length || i.digests.length))) continue;
-      if (until !== undefined && Date.parse(i.config.created) / 1000 >= until) continue;
-      if (f.label && !labelsMatch(i.config.config.Labels ?? {}, f.label)) continue;
-      if (f["label!"] && f["label!"].some((l) => labelsMatch(i.config.config.Labels ?? {}, [l]))) continue;
-      const sizes = new Map(i.config.rootfs.diff_ids.map((d) => [d, images.layerSizeOrZero(d)]));
-      const gone = images.remove(i.id);
-      for (const d of gone) reclaimed += sizes.get(d) ?? 0;
-      deleted.push(...i.tags.map((t) => ({ Untagged: t })), ...i.digests.map((t) => ({ Untagged: t })), { Deleted: i.id }, ...gone.map((d) => ({ Deleted: d })));
+    const candidate = (i: Image) => {
+      if (used.has(i.id) || (danglingOnly && (i.tags.length || i.digests.length))) return false;
+      if (until !== undefined && Date.parse(i.config.created) / 1000 >= until) return false;
+      if (f.label && !labelsMatch(i.config.config.Labels ?? {}, f.label)) return false;
+      if (f["label!"] && f["label!"].some((l) => labelsMatch(i.config.config.Labels ?? {}, [l]))) return false;
+      return true;
+    };
+    // An image with children waits until they are gone (dockerd deletes a child, then its parent);
+    // a dangling intermediate image of a build goes only along with the last child it had.
+    for (let progress = true; progress; ) {
+      progress = false;
+      const now = images.list();
+      const parents = new Set(now.map((i) => i.config.parent).filter(Boolean));
+      for (const i of now) {
+        if (parents.has(i.id) || !candidate(i)) continue;
+        if (danglingOnly && !all.some((a) => a.id === i.id && !parentsAtStart.has(i.id)) && !deletedParents.has(i.id)) continue;
+        const sizes = new Map(i.config.rootfs.diff_ids.map((d) => [d, images.layerSizeOrZero(d)]));
+        const gone = images.remove(i.id);
+        for (const d of gone) reclaimed += sizes.get(d) ?? 0;
+        deleted.push(...i.tags.map((t) => ({ Untagged: t })), ...i.digests.map((t) => ({ Untagged: t })), { Deleted: i.id }, ...gone.map((d) => ({ Deleted: d })));
+        if (i.config.parent) deletedParents.add(i.config.parent);
+        progress = true;
+      }
     }
     sendJson(ctx, 200, { ImagesDeleted: deleted.length ? deleted : null, SpaceReclaimed: reclaimed });
   });
@@ -350,7 +365,10 @@ export function imageRoutes(router: Router, svc: ContainerService, images: Image
     const dir = path.join(images.root, "tmp", `commit-${c.id.slice(0, 12)}-${Date.now()}`);
     fs.mkdirSync(path.dirname(dir), { recursive: true });
     execFileSync("cp", ["-a", path.join(c.dir, "upper"), dir]);
-    const diffId = images.addLayer(dir);
+    // Nothing changed: like dockerd, no layer, only a history line marked empty.
+    const empty = fs.readdirSync(dir).length === 0;
+    if (empty) fs.rmSync(dir, { recursive: true, force: true });
+    const diffId = empty ? undefined : images.addLayer(dir);
     const cfg = c.record.Config;
     let defaults: ContainerDefaults = { Env: cfg.Env, Cmd: cfg.Cmd, Entrypoint: cfg.Entrypoint, WorkingDir: cfg.WorkingDir, User: cfg.User, Labels: cfg.Labels, ExposedPorts: cfg.ExposedPorts ?? null, Volumes: cfg.Volumes, StopSignal: cfg.StopSignal };
     defaults = { ...defaults, ...(overrides as ContainerDefaults) };
@@ -365,8 +383,8 @@ export function imageRoutes(router: Router, svc: ContainerService, images: Image
       container: c.id,
       parent: base.id,
       config: defaults,
-      rootfs: { type: "layers", diff_ids: [...base.config.rootfs.diff_ids, diffId] },
-      history: [...base.config.history, { created, created_by: commandOf(c.record.Path, c.record.Args), comment: ctx.query.get("comment") ?? "" }],
+      rootfs: { type: "layers", diff_ids: [...base.config.rootfs.diff_ids, ...(diffId ? [diffId] : [])] },
+      history: [...base.config.history, { created, created_by: commandOf(c.record.Path, c.record.Args), comment: ctx.query.get("comment") ?? "", ...(diffId ? {} : { empty_layer: true }) }],
     });
     const repo = ctx.query.get("repo");
     if (repo) images.tag(id, `${repo}:${ctx.query.get("tag") || "latest"}`);
@@ -487,10 +505,12 @@ function filterImages(list: Image[], f: Record<string, string[]>, images: ImageS
     out = out.filter((i) => Date.parse(i.config.created) < t);
   }
   if (f.reference) {
-    out = out.filter((i) => f.reference!.some((p) => i.tags.some((t) => {
+    // Like dockerd, an image shows with only the names that matched.
+    const matches = (t: string) => f.reference!.some((p) => {
       const repo = t.slice(0, t.lastIndexOf(":"));
       return globMatch(p, t) || globMatch(p, repo) || globMatch(p, `docker.io/${repo.includes("/") ? repo : `library/${repo}`}`);
-    })));
+    });
+    out = out.map((i) => ({ ...i, tags: i.tags.filter(matches) })).filter((i) => i.tags.length);
   }
   return out;
 }

@@ -4,6 +4,7 @@
 import os from "node:os";
 import fs from "node:fs";
 import type { ContainerService } from "../containers/service";
+import { statusText } from "../containers/container";
 import type { ImageStore } from "../images/store";
 import type { VolumeStore } from "../volumes/store";
 import { API_VERSION, MIN_API_VERSION, send, sendJson, startStream, type Router } from "./http";
@@ -69,7 +70,8 @@ export function systemRoutes(router: Router, svc: ContainerService, images: Imag
       OSType: "linux",
       Architecture: os.machine(),
       IndexServerAddress: "https://index.docker.io/v1/",
-      RegistryConfig: { IndexConfigs: {}, InsecureRegistryCIDRs: [], Mirrors: [] },
+      // The mirror is where docker.io names come from; loopback registries are plain HTTP (insecure).
+      RegistryConfig: { IndexConfigs: {}, InsecureRegistryCIDRs: ["127.0.0.0/8"], Mirrors: images.registry?.mirror ? [images.registry.mirror.href] : [] },
       NCPU: os.cpus().length,
       MemTotal: os.totalmem(),
       DockerRootDir: root,
@@ -106,13 +108,26 @@ export function systemRoutes(router: Router, svc: ContainerService, images: Imag
     res.on("close", () => svc.events.off("event", on));
   });
 
+  // system df: a layer counts once however many images share it (LayersSize); an image's
+  // SharedSize is what it shares with another image, its unique size the rest (`-v`).
   router.on("GET", "/system/df", (ctx) => {
     const imgs = images.list();
-    const used = new Set(svc.list().map((c) => c.record.Image));
+    const users = new Map<string, number>();
+    for (const c of svc.list()) users.set(c.record.Image, (users.get(c.record.Image) ?? 0) + 1);
+    const layerUse = new Map<string, number>();
+    for (const i of imgs) for (const d of new Set(i.config.rootfs.diff_ids)) layerUse.set(d, (layerUse.get(d) ?? 0) + 1);
+    let layersSize = 0;
+    for (const d of layerUse.keys()) layersSize += images.layerSizeOrZero(d);
     sendJson(ctx, 200, {
-      LayersSize: imgs.reduce((n, i) => n + i.size, 0),
-      Images: imgs.map((i) => ({ Id: i.id, ParentId: "", RepoTags: i.tags, RepoDigests: [], Created: Math.floor(Date.parse(i.config.created) / 1000), Size: i.size, SharedSize: 0, VirtualSize: i.size, Labels: {}, Containers: used.has(i.id) ? 1 : 0 })),
-      Containers: svc.list().map((c) => ({ Id: c.id, Names: [c.record.Name], Image: c.record.Config.Image, ImageID: c.record.Image, Command: c.record.Path, Created: Math.floor(Date.parse(c.record.Created) / 1000), State: c.record.State.Status, Status: c.record.State.Status, SizeRw: 0, SizeRootFs: 0, Labels: c.record.Config.Labels, Mounts: [] })),
+      LayersSize: layersSize,
+      Images: imgs.map((i) => {
+        const shared = [...new Set(i.config.rootfs.diff_ids)].filter((d) => (layerUse.get(d) ?? 0) > 1).reduce((n, d) => n + images.layerSizeOrZero(d), 0);
+        return { Id: i.id, ParentId: i.config.parent ?? "", RepoTags: i.tags, RepoDigests: i.digests, Created: Math.floor(Date.parse(i.config.created) / 1000), Size: i.size, SharedSize: shared, VirtualSize: i.size, Labels: i.config.config.Labels ?? {}, Containers: users.get(i.id) ?? 0 };
+      }),
+      Containers: svc.list().map((c) => {
+        const sizes = svc.sizes(c);
+        return { Id: c.id, Names: [c.record.Name], Image: c.record.Config.Image, ImageID: c.record.Image, Command: [c.record.Path, ...c.record.Args].join(" "), Created: Math.floor(Date.parse(c.record.Created) / 1000), State: c.record.State.Status, Status: statusText(c.record.State), SizeRw: sizes.SizeRw, SizeRootFs: sizes.SizeRootFs, Labels: c.record.Config.Labels ?? {}, Mounts: [] };
+      }),
       Volumes: volumes.list().map((v) => ({ Name: v.Name, Driver: "local", Mountpoint: v.Mountpoint, CreatedAt: v.CreatedAt, Labels: v.Labels, Scope: "local", Options: {}, UsageData: { Size: volumes.size(v), RefCount: svc.list().filter((c) => c.record.Mounts?.some((m) => m.Name === v.Name)).length } })),
       BuildCache: [],
     });
