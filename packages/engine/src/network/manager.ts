@@ -721,17 +721,25 @@ export class NetworkManager {
 
   // ---------- name resolution ----------
 
-  /** The embedded DNS: names of running containers on the network `client` is on. */
-  private lookup(name: string, client: string, net: NetworkRecord): string[] | undefined {
-    const clientIp = ipToNum(client);
-    if (!contains(parseSubnet(net.IPAM.Config[0]!.Subnet), clientIp)) return undefined; // asked from elsewhere
-    const suffix = `.${net.Name.toLowerCase()}`;
-    const bare = name.endsWith(suffix) ? name.slice(0, -suffix.length) : name;
+  /**
+   * The embedded DNS: the names of running containers that share a user network with the asking
+   * container (found by its address), whichever of its networks' servers it asked.
+   */
+  private lookup(name: string, client: string): string[] | undefined {
+    let asking: ContainerNet | undefined;
+    for (const cn of this.live.values()) if (cn.attachments.some((a) => a.ip === client)) asking = cn;
+    if (!asking) return undefined;
     const ips: string[] = [];
-    for (const [a, c] of this.endpointsOn(net)) {
-      if (!a.ip || !this.live.has(c.id)) continue;
-      const names = [c.name, ...a.aliases, shortId(c.id)].map((x) => x.toLowerCase());
-      if (names.includes(bare) || names.includes(name)) ips.push(a.ip);
+    for (const mine of asking.attachments) {
+      const net = this.state.networks.find((n) => n.Id === mine.network);
+      if (!net || !this.isUserDefined(net)) continue;
+      const suffix = `.${net.Name.toLowerCase()}`;
+      const bare = name.endsWith(suffix) ? name.slice(0, -suffix.length) : name;
+      for (const [a, c] of this.endpointsOn(net)) {
+        if (!a.ip || !this.live.has(c.id)) continue;
+        const names = [c.name, ...a.aliases, shortId(c.id)].map((x) => x.toLowerCase());
+        if ((names.includes(bare) || names.includes(name)) && !ips.includes(a.ip)) ips.push(a.ip);
+      }
     }
     return ips.length ? ips : undefined;
   }
@@ -752,7 +760,7 @@ export class NetworkManager {
     this.setupTables();
     this.rules(n, "-A");
     if (this.isUserDefined(n)) {
-      const dns = new DnsServer(Gateway, (name, client) => this.lookup(name, client, n));
+      const dns = new DnsServer(Gateway, (name, client) => this.lookup(name, client));
       this.dns.set(n.Id, dns);
       dns.listen().catch((e: Error) => this.warn(`embedded DNS on ${Gateway}:53 for network ${n.Name}: ${e.message}`));
     }
