@@ -25,6 +25,19 @@ export interface MountMap {
  * of one of `mounts` (a path at or below a mount's destination is that mount's, the deepest wins).
  */
 export function resolveInRoot(root: string, p: string, followLast = true, mounts: MountMap[] = []): string {
+  return walkInRoot(root, p, followLast, mounts).host;
+}
+
+/**
+ * The container's own name for `p` once every symlink on the way is followed inside its root: where
+ * a mount must go, so that an image's `/data -> /etc` cannot send a mount (or a copy-up) to the
+ * engine's own /etc, as Docker's FollowSymlinkInScope prevents.
+ */
+export function resolveContainerPath(root: string, p: string, mounts: MountMap[] = []): string {
+  return walkInRoot(root, p, true, mounts).logical;
+}
+
+function walkInRoot(root: string, p: string, followLast: boolean, mounts: MountMap[]): { host: string; logical: string } {
   const parts = p.split("/").filter((x) => x && x !== ".");
   const resolved: string[] = [];
   let hops = 0;
@@ -58,7 +71,7 @@ export function resolveInRoot(root: string, p: string, followLast = true, mounts
     }
     resolved.push(part);
   }
-  return hostOf(resolved);
+  return { host: hostOf(resolved), logical: `/${resolved.join("/")}` };
 }
 
 /** Go's os.FileMode bits, which the CLI decodes from X-Docker-Container-Path-Stat. */

@@ -19,6 +19,7 @@ import { JsonFileLog, type StreamName } from "../logs/json-file";
 import { NetworkError, NetworkManager, type NetContainer } from "../network/manager";
 import { buildShim, capabilityMask, capabilitySet, parseSignal, ShimProcess, type ShimSpec } from "../runtime/shim";
 import { changes, mountSnapshot, overlayOptions, prepareSnapshot, unmountSnapshot, unmountSnapshotAsync, type Snapshot } from "../snapshots/overlay";
+import { resolveContainerPath, resolveInRoot, type MountMap } from "../api/archive";
 import { materializeMounts, parseMounts, type ApiMount, type PlannedMount } from "../volumes/mounts";
 import { VolumeError, type VolumeStore } from "../volumes/store";
 import { newState, randomName, ZERO_TIME, type ContainerConfig, type ContainerRecord, type HostConfig, type MountPoint, type Recipe } from "./container";
@@ -296,17 +297,24 @@ export class ContainerService {
     const binds = [`${r.HostnamePath}:/etc/hostname`, `${r.HostsPath}:/etc/hosts`, `${r.ResolvConfPath}:/etc/resolv.conf`];
     // Volumes and binds; a new, empty volume first gets what the image has at that path (unless
     // the mount said nocopy); `-v /host:/ctr` makes a missing host directory, `--mount` does not.
+    // Each destination is resolved inside the container first (symlinks followed within its root
+    // and through the mounts already placed), so an image's symlink cannot aim a mount or a
+    // copy-up at the engine's own files.
+    const placed: MountMap[] = [];
     for (const m of (r.Mounts ?? []) as PlannedMount[]) {
       if (m.Type === "tmpfs") continue;
+      const dest = resolveContainerPath(snapshot.merged, m.Destination, placed);
       if (m.Type === "volume" && m.Name) {
         const v = this.volumes.get(m.Name) ?? this.volumes.create(m.Name);
-        if (m.copyData !== false && this.volumes.seed(v, path.join(snapshot.merged, m.Destination))) step(`cp -a ${path.join(snapshot.merged, m.Destination)}/. ${v.Mountpoint}/ (the image's files into the new volume)`);
+        const from = resolveInRoot(snapshot.merged, dest, true, placed);
+        if (m.copyData !== false && this.volumes.seed(v, from)) step(`cp -a ${from}/. ${v.Mountpoint}/ (the image's files into the new volume)`);
       }
       if (m.Type === "bind" && !fs.existsSync(m.Source)) {
         if (!m.mkdirSource) throw new EngineError(400, `invalid mount config for type "bind": bind source path does not exist: ${m.Source}`);
         fs.mkdirSync(m.Source, { recursive: true });
       }
-      binds.push(`${m.Source}:${m.Destination}${m.RW ? "" : ":ro"}`);
+      placed.push({ Destination: dest, Source: m.Source });
+      binds.push(`${m.Source}:${dest}${m.RW ? "" : ":ro"}`);
     }
     const tmpfsMounts = ((r.Mounts ?? []) as PlannedMount[]).filter((m) => m.Type === "tmpfs");
     recipe.mounts = [
@@ -353,7 +361,7 @@ export class ContainerService {
       env: daemonEnvironment(cfg.Env, cfg.Hostname, cfg.Tty, user.home),
       binds,
       // "DEST:FLAGS:DATA": the shim mounts each with exactly these mount(2) flags and data.
-      tmpfs: tmpfsMounts.map((m) => `${m.Destination}:${m.tmpfs?.flags ?? 2 | 4 | 8}:${m.tmpfs?.data ?? ""}`),
+      tmpfs: tmpfsMounts.map((m) => `${resolveContainerPath(snapshot.merged, m.Destination, placed)}:${m.tmpfs?.flags ?? 2 | 4 | 8}:${m.tmpfs?.data ?? ""}`),
       caps: capabilityMask(caps),
       tty: cfg.Tty,
       readOnly: r.HostConfig.ReadonlyRootfs,
