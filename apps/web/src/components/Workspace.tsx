@@ -23,7 +23,8 @@ export function Workspace({ labId, terminal }: { labId: string; terminal: ReactN
   const onKeyDown = (e: KeyboardEvent) => {
     if (e.key !== "ArrowLeft" && e.key !== "ArrowRight") return;
     e.preventDefault();
-    const next = TABS[(TABS.findIndex((t) => t.id === tab) + 1) % TABS.length]!.id;
+    const step = e.key === "ArrowRight" ? 1 : TABS.length - 1;
+    const next = TABS[(TABS.findIndex((t) => t.id === tab) + step) % TABS.length]!.id;
     select(next);
     document.getElementById(`${base}-tab-${next}`)?.focus();
   };
