@@ -29,20 +29,24 @@ export function startRegistryForwarder(opts: RegistryForwarderOptions): { close(
   const server = net.createServer((client) => {
     const upstream = net.connect(opts.socketPath);
     sockets.add(client).add(upstream);
-    const done = () => {
-      client.destroy();
-      upstream.destroy();
-      sockets.delete(client);
-      sockets.delete(upstream);
-    };
-    client.on("error", done).on("close", done);
-    upstream.on("error", (err) => {
-      log(`registry: ${opts.socketPath}: ${err.message}`);
-      done();
-    });
-    upstream.on("close", done);
     client.pipe(upstream);
     upstream.pipe(client);
+    // One side finished: end the other, never destroy it, or bytes still queued for it are lost
+    // (a registry that closes after a layer's last byte would look like a truncated layer).
+    client.on("close", () => {
+      sockets.delete(client);
+      upstream.end();
+    });
+    upstream.on("close", () => {
+      sockets.delete(upstream);
+      client.end();
+    });
+    // A real failure (reset, no gateway): both go at once.
+    client.on("error", () => upstream.destroy());
+    upstream.on("error", (err) => {
+      log(`registry: ${opts.socketPath}: ${err.message}`);
+      client.destroy();
+    });
   });
   const tryListen = () => {
     if (closed) return;

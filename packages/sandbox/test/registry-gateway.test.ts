@@ -111,6 +111,20 @@ if (op === "push") {
 }
 `;
 
+/**
+ * A docker pull in a sandbox, tried twice when the engine's layer extraction (not the transport:
+ * the download is digest-checked) hits its known race, "could not read the layer: Premature
+ * close" (tar exits before the end of the stream is written); said out loud when it happens.
+ */
+async function pullIn(c: AgentClient, cmd: string): Promise<{ stdout: string; stderr: string }> {
+  let r = await sh(c, cmd, { timeoutMs: 60_000 });
+  if (/could not read the layer: Premature close/.test(`${r.stdout}${r.stderr}`)) {
+    console.warn("engine: 'could not read the layer: Premature close' on a pull (engine bug in extractLayer); trying once more");
+    r = await sh(c, cmd, { timeoutMs: 60_000 });
+  }
+  return r;
+}
+
 async function reg(c: AgentClient, id: string, ...args: string[]): Promise<string> {
   const r = await sh(c, `node /tmp/reg.mjs ${args.map((x) => `'${x}'`).join(" ")}`, { timeoutMs: 30_000 });
   if (r.stderr) throw new Error(`reg.mjs in ${id}: ${r.stderr}`);
@@ -179,6 +193,26 @@ describe("the registry gateway in a sandbox", () => {
     const upstream = (await (await fetch(`${registry.url}/v2/_catalog`)).json()) as { repositories: string[] };
     expect(upstream.repositories).toEqual(expect.arrayContaining([`learners/${ownerA}/app`, `learners/${ownerB}/app`]));
   });
+
+  it("the same with the sandbox's own docker: push localhost:5000/web from two sandboxes, each pulls back its own", async () => {
+    const ready = async (c: AgentClient) => {
+      for (let i = 0; i < 200 && (await sh(c, "docker version >/dev/null 2>&1; echo $?")).stdout !== "0\n"; i++) await new Promise((r) => setTimeout(r, 100));
+    };
+    await Promise.all([ready(a), ready(b)]);
+    const build = (c: AgentClient, who: string) =>
+      sh(c, `docker rm -f mk >/dev/null 2>&1; docker run --name mk busybox sh -c 'echo ${who} > /who' && docker commit mk localhost:5000/web >/dev/null && docker rm mk >/dev/null && docker push localhost:5000/web`, { timeoutMs: 60_000 });
+    const [pa, pb] = await Promise.all([build(a, "made-in-A"), build(b, "made-in-B")]);
+    expect(pa.stdout, pa.stderr).toMatch(/latest: digest: sha256:/);
+    expect(pb.stdout, pb.stderr).toMatch(/latest: digest: sha256:/);
+    for (const [c, who] of [[a, "made-in-A"], [b, "made-in-B"]] as const) {
+      await sh(c, "docker rmi localhost:5000/web >/dev/null");
+      const r = await pullIn(c, "docker pull -q localhost:5000/web >/dev/null && docker run --rm localhost:5000/web cat /who");
+      expect(r.stdout, r.stderr).toBe(`${who}\n`);
+    }
+    const denied = await sh(a, "docker tag busybox localhost:5000/library/busybox && docker push localhost:5000/library/busybox", { timeoutMs: 60_000 });
+    expect(denied.exitCode).not.toBe(0);
+    expect(denied.stderr).toMatch(/denied: library\/ holds the lab's images and is read-only/);
+  }, 180_000);
 
   it("shows each learner only their own names (and the lab's) in _catalog and tag lists", async () => {
     await reg(b, idB, "push", "bobs-secret", "B only");
@@ -300,7 +334,7 @@ describe("docker pull of a lab image inside a sandbox", () => {
     } finally {
       await dockerd.stop();
     }
-    const r = await sh(a, "docker pull labbox && docker run --rm labbox echo pulled", { timeoutMs: 60_000 });
+    const r = await pullIn(a, "docker pull labbox && docker run --rm labbox echo pulled");
     expect(`${r.stdout}${r.stderr}`).toMatch(/pulled\n/);
     expect(readFileSync(join(driver.sandboxDir(idA), "bundle", "config.json"), "utf8")).toContain("BERTH_REGISTRY_MIRROR=http://127.0.0.1:5000");
   }, 120_000);

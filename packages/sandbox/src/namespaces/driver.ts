@@ -14,6 +14,7 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, openSync, closeSync, readFileSync } from "node:fs";
 import { chown, mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { connect } from "node:net";
 import { join } from "node:path";
 import { runHostCommand } from "./host-command.js";
 import { ensureBaseRootfs, removeUnusedRootfs, defaultStateDir, hostsFile, SANDBOX_ID_BASE, SANDBOX_ID_COUNT } from "../../../../infra/rootfs/build.js";
@@ -153,7 +154,11 @@ export class NamespacesDriver implements SandboxDriver {
       if (this.gateways.has(id)) continue;
       const meta = await this.readMeta(id).catch(() => undefined);
       // (no gw/ yet: a create() in progress, which serves its own)
-      if (meta?.registryOwner && existsSync(join(this.dir(id), "gw"))) await this.serveGateway(id, meta.registryOwner).catch((err: Error) => onProgress?.(`sandbox: ${id}: no registry gateway (${err.message})`));
+      if (!meta?.registryOwner || !existsSync(join(this.dir(id), "gw"))) continue;
+      // Another live process (the orchestrator, while a tool or test opens the same state dir)
+      // serves it already: leave it. Only a dead one's socket is taken over.
+      if (await socketAnswers(join(this.dir(id), "gw", "registry.sock"))) continue;
+      await this.serveGateway(id, meta.registryOwner).catch((err: Error) => onProgress?.(`sandbox: ${id}: no registry gateway (${err.message})`));
     }
   }
 
@@ -404,6 +409,20 @@ export class NamespacesDriver implements SandboxDriver {
 
 export function createNamespacesDriver(opts?: NamespacesDriverOptions): NamespacesDriver {
   return new NamespacesDriver(opts);
+}
+
+/** Whether something accepts connections on a UNIX socket now. */
+function socketAnswers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(path);
+    const done = (alive: boolean) => {
+      s.destroy();
+      resolve(alive);
+    };
+    s.once("connect", () => done(true));
+    s.once("error", () => done(false));
+    s.setTimeout(1000, () => done(false));
+  });
 }
 
 async function writeOwned(path: string, text: string, uid: number, gid: number, mode = 0o644): Promise<void> {
