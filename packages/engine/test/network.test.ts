@@ -216,6 +216,8 @@ describe("teardown", () => {
       expect(links, d.name).not.toMatch(/veth|br-/);
       expect(d.netns.exec(["curl", "-s", "-m", "1", "http://127.0.0.1:8080/"]).code, d.name).not.toBe(0);
     }
+    // The kernel path of the published ports (DNAT rules) went with them.
+    expect(berth.netns.exec(["sh", "-c", "iptables-save -t nat | grep -c -- '-j DNAT' || true"]).stdout).toBe("0\n");
     // Addresses are free again: the next container on the default bridge gets the first one.
     const r = await docker(berth, ["run", "--rm", "busybox", "sh", "-c", "ip -o -4 addr show eth0 | awk '{print $4}'"]);
     expect(r.stdout).toBe("172.17.0.2/16\n");

@@ -86,6 +86,7 @@ interface Published {
 
   hostPort: number;
   proxies: Proxy[];
+  dnat: string[][]; // the iptables rules (nat table) that carry this port in the kernel
 }
 
 interface ContainerNet {
@@ -510,7 +511,10 @@ export class NetworkManager {
   release(id: string): void {
     const cn = this.live.get(id);
     if (!cn) return;
-    for (const p of cn.published ?? []) for (const x of p.proxies) x.close();
+    for (const p of cn.published ?? []) {
+      for (const x of p.proxies) x.close();
+      for (const rule of p.dnat) this.iptables(["-t", "nat", "-D", ...rule], true);
+    }
     cn.published = undefined;
     for (const a of cn.attachments) {
       if (a.ip) this.spaces.get(a.network)?.release(ipToNum(a.ip));
@@ -621,12 +625,24 @@ export class NetworkManager {
           }
           if (!proxy) throw new NetworkError(500, `Bind for ${hostIp}:0 failed: no free port in ${lo}-${hi}`);
         }
-        const pub: Published = { key, hostIps, hostPort: port, proxies: [proxy] };
+        // IPv4 traffic to the port goes through the kernel (DNAT, as dockerd without its proxy);
+        // the proxy keeps the port reserved and serves IPv6 and, if DNAT is not possible, all.
+        const dnat: string[][] = [];
+        if (this.dnatReady) {
+          for (const ip of hostIps.filter((x) => !x.includes(":"))) {
+            const rule = [this.chains.dnat, "-p", proto, ...(ip === "0.0.0.0" ? [] : ["-d", ip]), "--dport", String(port), "-j", "DNAT", "--to-destination", `${target}:${containerPort}`];
+            if (this.iptables(["-t", "nat", "-A", ...rule])) dnat.push(rule);
+          }
+        }
+        const pub: Published = { key, hostIps, hostPort: port, proxies: [proxy], dnat };
         out.push(pub);
         cn.published = out; // so that the next binding of this container sees its own ports
       }
     } catch (e) {
-      for (const p of out) for (const x of p.proxies) x.close();
+      for (const p of out) {
+        for (const x of p.proxies) x.close();
+        for (const rule of p.dnat) this.iptables(["-t", "nat", "-D", ...rule], true);
+      }
       cn.published = undefined;
       throw e;
     }
@@ -797,7 +813,7 @@ export class NetworkManager {
 
   private get chains() {
     const c = this.chain;
-    return { fwd: `BERTH-FWD-${c}`, iso1: `BERTH-ISO1-${c}`, iso2: `BERTH-ISO2-${c}`, nat: `BERTH-NAT-${c}` };
+    return { fwd: `BERTH-FWD-${c}`, iso1: `BERTH-ISO1-${c}`, iso2: `BERTH-ISO2-${c}`, nat: `BERTH-NAT-${c}`, dnat: `BERTH-DNAT-${c}` };
   }
 
   /** Our chains, hooked into FORWARD and POSTROUTING once; ip_forward on (this namespace's). */
@@ -809,19 +825,37 @@ export class NetworkManager {
     } catch (e) {
       this.warn(`cannot enable IPv4 forwarding: ${(e as Error).message}`);
     }
-    const { fwd, iso1, iso2, nat } = this.chains;
-    for (const [table, chain] of [["filter", fwd], ["filter", iso1], ["filter", iso2], ["nat", nat]] as const) {
+    const { fwd, iso1, iso2, nat, dnat } = this.chains;
+    for (const [table, chain] of [["filter", fwd], ["filter", iso1], ["filter", iso2], ["nat", nat], ["nat", dnat]] as const) {
       if (!this.iptables(["-t", table, "-N", chain], true)) this.iptables(["-t", table, "-F", chain]);
     }
     this.iptables(["-A", fwd, "-j", iso1]);
     if (!this.iptables(["-C", "FORWARD", "-j", fwd], true)) this.iptables(["-I", "FORWARD", "1", "-j", fwd]);
     if (!this.iptables(["-t", "nat", "-C", "POSTROUTING", "-j", nat], true)) this.iptables(["-t", "nat", "-A", "POSTROUTING", "-j", nat]);
+    // Published ports: DNAT for packets to a local address, from outside (PREROUTING) and from
+    // this namespace's own processes (OUTPUT). 127.0.0.1 is included only if route_localnet can be
+    // set (a DNATed loopback packet is otherwise dropped as martian); its replies need the
+    // masquerade below. Packets from our bridges are left to the proxy (no hairpin NAT).
+    let localnet = true;
+    try {
+      fs.writeFileSync("/proc/sys/net/ipv4/conf/all/route_localnet", "1");
+    } catch {
+      localnet = false;
+    }
+    const jump = (chain: string, extra: string[]) => {
+      const rule = [chain, "-m", "addrtype", "--dst-type", "LOCAL", ...extra, "-j", dnat];
+      return this.iptables(["-t", "nat", "-C", ...rule], true) || this.iptables(["-t", "nat", "-A", ...rule]);
+    };
+    this.dnatReady = jump("PREROUTING", []) && jump("OUTPUT", localnet ? [] : ["!", "-d", "127.0.0.0/8"]);
+    if (localnet) this.iptables(["-t", "nat", "-A", nat, "-s", "127.0.0.0/8", "!", "-o", "lo", "-j", "MASQUERADE"]);
   }
+  private dnatReady = false;
 
   /** A network's rules: accept its traffic, isolate it from our other bridges, masquerade what leaves. */
   private rules(n: NetworkRecord, op: "-A" | "-D"): void {
-    const { fwd, iso1, iso2, nat } = this.chains;
+    const { fwd, iso1, iso2, nat, dnat } = this.chains;
     const br = n.bridge!;
+    this.iptables(["-t", "nat", op === "-A" ? "-I" : "-D", dnat, "-i", br, "-j", "RETURN"], op === "-D");
     this.iptables([op, iso1, "-i", br, "!", "-o", br, "-j", iso2], op === "-D");
     this.iptables([op, iso2, "-o", br, "-j", "DROP"], op === "-D");
     this.iptables([op, fwd, "-i", br, "-j", "ACCEPT"], op === "-D");
@@ -834,10 +868,13 @@ export class NetworkManager {
     for (const id of [...this.live.keys()]) this.release(id);
     for (const n of this.state.networks) this.teardownBridge(n);
     if (!this.tablesReady) return;
-    const { fwd, iso1, iso2, nat } = this.chains;
+    const { fwd, iso1, iso2, nat, dnat } = this.chains;
     this.iptables(["-D", "FORWARD", "-j", fwd], true);
     this.iptables(["-t", "nat", "-D", "POSTROUTING", "-j", nat], true);
-    for (const [table, chain] of [["filter", fwd], ["filter", iso1], ["filter", iso2], ["nat", nat]] as const) {
+    for (const chain of ["PREROUTING", "OUTPUT"]) {
+      for (const extra of [[], ["!", "-d", "127.0.0.0/8"]]) this.iptables(["-t", "nat", "-D", chain, "-m", "addrtype", "--dst-type", "LOCAL", ...extra, "-j", dnat], true);
+    }
+    for (const [table, chain] of [["filter", fwd], ["filter", iso1], ["filter", iso2], ["nat", nat], ["nat", dnat]] as const) {
       this.iptables(["-t", table, "-F", chain], true);
       this.iptables(["-t", table, "-X", chain], true);
     }
