@@ -3,8 +3,9 @@
  * runs in a fresh network namespace of its own (see harness.ts), with a busybox httpd container
  * published on port 8080; curl runs in that namespace ("the host").
  *   - TCP throughput through the published port: a 256 MiB file downloaded once per round.
- *     Berth: its userland proxy. dockerd: docker-proxy for 127.0.0.1, and iptables DNAT for a
- *     local non-loopback address (10.99.0.1 on a veth end), its two paths.
+ *     Berth: iptables DNAT for IPv4 (127.0.0.1 too, with route_localnet), its userland proxy for
+ *     [::1]. dockerd: docker-proxy for 127.0.0.1 and [::1], DNAT for a local non-loopback address
+ *     (10.99.0.1 on a veth end).
  *   - connection latency: time_total of a fresh connection and a 6-byte GET, N times.
  *   - `docker run -d` (create + start) on a user-defined network, and on none for comparison.
  * Root required. Usage: npx tsx test/bench/network.ts [requests=200] [runs=20]
@@ -29,7 +30,7 @@ function timeMs(host: string, args: string[]): number {
 
 /** curl in the engine's namespace; `-w` output only. */
 function curl(ns: string, args: string[]): string {
-  return execFileSync("nsenter", [`--net=/run/netns/${ns}`, "curl", "-s", "-o", "/dev/null", ...args], { encoding: "utf8", maxBuffer: 64 << 20 });
+  return execFileSync("nsenter", [`--net=/run/netns/${ns}`, "curl", "-g", "-s", "-o", "/dev/null", ...args], { encoding: "utf8", maxBuffer: 64 << 20 });
 }
 
 function throughputMiBs(ns: string, url: string, rounds = 3): number {
@@ -66,16 +67,18 @@ async function main() {
       await sleep(200);
     }
     const paths: [string, string, string][] = [
-      ["Berth, userland proxy (127.0.0.1)", berth.netns.name, "127.0.0.1"],
-      ["Berth, userland proxy (10.99.0.1)", berth.netns.name, "10.99.0.1"],
+      ["Berth, DNAT (127.0.0.1)", berth.netns.name, "127.0.0.1"],
+      ["Berth, DNAT (10.99.0.1)", berth.netns.name, "10.99.0.1"],
+      ["Berth, userland proxy ([::1])", berth.netns.name, "[::1]"],
       ["dockerd, docker-proxy (127.0.0.1)", dockerd.netns!.name, "127.0.0.1"],
       ["dockerd, iptables DNAT (10.99.0.1)", dockerd.netns!.name, "10.99.0.1"],
+      ["dockerd, docker-proxy ([::1])", dockerd.netns!.name, "[::1]"],
       ["Berth, container address directly", berth.netns.name, "172.17.0.2:80"],
       ["dockerd, container address directly", dockerd.netns!.name, "172.17.0.2:80"],
     ];
     rows.push("| path | throughput (MiB/s, 256 MiB, median of 3) | new connection + GET |", "|---|---|---|");
     for (const [label, ns, addr] of paths) {
-      const host = addr.includes(":") ? addr : `${addr}:8080`;
+      const host = addr.includes(":80") ? addr : `${addr}:8080`;
       const tp = throughputMiBs(ns, `http://${host}/big`);
       const lat = latencyMs(ns, `http://${host}/small`);
       rows.push(`| ${label} | ${tp} | ${fmt(lat)} |`);
