@@ -12,6 +12,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { walkTar } from "../src/build/tar";
 import { CLI_28, normalize, startBerth, startDockerd, tmpDir, type Daemon } from "./harness";
 
+// dockerd takes 0.3-2 s per step here depending on the load; the whole file ~3 min on a quiet machine.
+const SLOW = 240_000;
+
 let berth: Daemon;
 let dockerd: Daemon;
 const dirs: string[] = [];
@@ -147,7 +150,7 @@ describe("docker build against dockerd's legacy builder", () => {
     const f = await sameImage(tag("figlet"));
     expect(f.history.at(-1)).toBe('/bin/sh -c #(nop)  CMD ["/bin/sh" "-c" "figlet hello"] (empty)');
     expect(await sameRun([tag("figlet")])).toBe("== hello ==\n");
-  });
+  }, SLOW);
 
   it("chapter 6: CMD and ENTRYPOINT, a new ENTRYPOINT dropping an inherited CMD", async () => {
     const dir = context({
@@ -160,7 +163,7 @@ describe("docker build against dockerd's legacy builder", () => {
     expect(await sameRun([tag("greet")])).toBe("hello world\n");
     await sameRun([tag("greet"), "there"]);
     await sameRun(["--entrypoint", "ls", tag("greet"), "/bin/echo"]);
-  });
+  }, SLOW);
 
   it("chapter 7: COPY a program, build it in a RUN, the cache when the file changes", async () => {
     const dir = context({
@@ -178,7 +181,7 @@ describe("docker build against dockerd's legacy builder", () => {
     expect(changed.map((s) => s.endsWith("[cached]"))).toEqual([false, true, false, false, false]);
     await sameImage(tag("hello"));
     expect(await sameRun([tag("hello")])).toBe("Hello again\n");
-  });
+  }, SLOW);
 
   it("chapter 8: chained RUN, a multi-stage build, FROM scratch with a static binary", async () => {
     const dir = context({
@@ -197,7 +200,7 @@ describe("docker build against dockerd's legacy builder", () => {
     const f = await sameImage(tag("tiny"), 0);
     expect(f.files.map((x) => x.split(" ").at(-1)).sort()).toEqual(["busybox", "etc", "stamp"]); // etc: mount points of the container
     expect(await sameRun([tag("tiny")])).toBe("a FROM scratch image\n");
-  });
+  }, SLOW);
 
   it("chapter 20: dependencies before sources, .dockerignore, the cache after a source change", async () => {
     const dir = context({
@@ -219,7 +222,7 @@ describe("docker build against dockerd's legacy builder", () => {
     expect(slow.files.join("\n")).not.toContain("secret.env");
     expect(slow.files.join("\n")).not.toContain("debug.log");
     expect(await sameRun([tag("fast")])).toBe("app v2\n");
-  });
+  }, SLOW);
 
   it("every instruction: ARG before FROM, --build-arg, --label, --target, -f, several -t, ADD of archives, ONBUILD", async () => {
     const dir = context({
@@ -284,7 +287,7 @@ describe("docker build against dockerd's legacy builder", () => {
     await sameRun([`${tag("all")}:one`]);
     expect(await buildBoth(dir, ["-f", "Child.df", "-t", tag("child")])).toMatch(/# Executing 1 build trigger[\s\S]*triggered\n[\s\S]*Successfully built/);
     await sameImage(tag("child"), 2);
-  }, 240_000);
+  }, SLOW);
 
   it("failures in Docker's words, with the failing command's exit code", async () => {
     const dir = context({
@@ -310,5 +313,5 @@ describe("docker build against dockerd's legacy builder", () => {
     await cli(berth, ["build", "-f", "json.df", "."], dir);
     const left = await cli(berth, ["ps", "-a", "--format", "{{.Status}} {{.Command}}"]);
     expect(left.out).toMatch(/Exited \(3\)/);
-  });
+  }, SLOW);
 });

@@ -297,8 +297,13 @@ class BuildRun {
     } else {
       let found = this.images.resolve(ref);
       if (!found && this.images.canBuild(ref)) {
-        this.say(`${normalizeReference(ref)}: building it here (no registry needed), this takes a while once\n`);
-        await this.images.build(ref);
+        // Pulled from the registry (or made here, for the images the engine can make), as dockerd
+        // pulls a missing base image; its progress goes into the build's output.
+        try {
+          await this.images.build(ref, (line) => this.say(`${line}\n`));
+        } catch (e) {
+          throw new BuildError(`pull of ${ref} failed: ${(e as Error).message}`);
+        }
         found = this.images.resolve(ref);
       }
       if (!found) throw new BuildError(`pull access denied for ${ref.split(":")[0]}, repository does not exist or may require 'docker login': the image is not in this engine (build or load it first)`);

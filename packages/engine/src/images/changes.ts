@@ -1,6 +1,7 @@
 /**
  * Dockerfile instructions that only change an image's config (CMD, ENTRYPOINT, ENV, WORKDIR, USER,
- * LABEL, EXPOSE, VOLUME, STOPSIGNAL): used by `docker commit --change` and by the builder.
+ * LABEL, EXPOSE, VOLUME, STOPSIGNAL, ONBUILD): used by `docker commit --change` (the Dockerfile
+ * builder has its own, stricter, version of each in ../build/builder.ts).
  */
 import { EngineError } from "../containers/service";
 import type { ContainerDefaults } from "./store";
@@ -60,6 +61,11 @@ export function applyChange(d: ContainerDefaults, line: string): ContainerDefaul
       const vols = { ...(d.Volumes ?? {}) };
       for (const v of listOrShell(rest!)[0] === "/bin/sh" ? rest!.split(/\s+/) : (JSON.parse(rest!) as string[])) vols[v] = {};
       return { ...d, Volumes: vols };
+    }
+    case "ONBUILD": {
+      // Stored for the builder of a child image (build/builder.ts runs it after that FROM).
+      const prev = (d as ContainerDefaults & { OnBuild?: string[] | null }).OnBuild ?? [];
+      return { ...d, OnBuild: [...prev, rest!.trim()] } as ContainerDefaults;
     }
     default:
       throw new EngineError(400, `${word} is not a valid change command`);
