@@ -105,7 +105,8 @@ EOF
 chmod +x /root/site/cgi-bin/env /root/site/cgi-bin/sum /root/upgrade.sh
 setsid busybox httpd -f -p 8080 -h /root/site </dev/null >/dev/null 2>&1 &
 setsid busybox nc -ll -p 9000 -e /root/upgrade.sh </dev/null >/dev/null 2>&1 &
-for i in $(seq 50); do grep -q ':1F90 00000000:0000 0A' /proc/net/tcp && grep -q ':2328 00000000:0000 0A' /proc/net/tcp && break; sleep 0.1; done
+setsid node -e 'require("http").createServer((q, s) => s.end("hello over ipv6")).listen(8090, "::1")' </dev/null >/dev/null 2>&1 &
+for i in $(seq 100); do grep -q ':1F90 00000000:0000 0A' /proc/net/tcp && grep -q ':2328 00000000:0000 0A' /proc/net/tcp && grep -q ':1F9A 00000000000000000000000000000000:0000 0A' /proc/net/tcp6 && break; sleep 0.1; done
 sha256sum /root/site/big.bin | cut -d' ' -f1`,
     )
   ).trim();
@@ -139,6 +140,13 @@ describe("web preview", () => {
     const bare = await get(`/preview/${LAB}/8080`, alice.cookie);
     expect(bare.status).toBe(307);
     expect(bare.headers.get("location")).toBe(`${base}/`);
+  });
+
+  it("reaches a server that listens on the IPv6 loopback only", async () => {
+    const entry = await get(`/preview/${LAB}/8090/`, alice.cookie);
+    const res = await get(entry.headers.get("location")!);
+    expect(res.status).toBe(200);
+    expect(await res.text()).toBe("hello over ipv6");
   });
 
   it("never passes Berth's cookie in, nor the server's Set-Cookie out", async () => {
@@ -262,9 +270,10 @@ describe("web preview", () => {
   it("leaves no tunnel open in the agent afterwards", async () => {
     const sb = berth.sandboxes.find(alice.id, LAB)!;
     await expect.poll(async () => (await sb.agent.request({ op: "health" })).tunnels, { timeout: 5000 }).toBe(0);
-    // And no connection the agent made is still established inside the sandbox (8080 = 1F90, 9000 = 2328).
-    const tcp = await sh(alice.id, "cat /proc/net/tcp");
-    const established = tcp.split("\n").filter((l) => / 01 /.test(l) && /:(1F90|2328) /.test(l));
+    // And no connection the agent made is still established inside the sandbox (8080 = 1F90,
+    // 9000 = 2328, 8090 = 1F9A).
+    const tcp = await sh(alice.id, "cat /proc/net/tcp /proc/net/tcp6");
+    const established = tcp.split("\n").filter((l) => / 01 /.test(l) && /:(1F90|2328|1F9A) /.test(l));
     expect(established).toEqual([]);
   });
 });

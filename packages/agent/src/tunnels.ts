@@ -33,6 +33,29 @@ export class TunnelError extends Error {
   }
 }
 
+/** One TCP connection, allowed half-open (the peer's TunnelEnd and the server's FIN are separate events). */
+function connectTo(host: string, port: number, timeoutMs: number): Promise<Socket> {
+  const socket = connect({ host, port, allowHalfOpen: true, noDelay: true });
+  return new Promise<Socket>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new TunnelError(`connecting to port ${port} timed out after ${timeoutMs} ms`, "ETIMEDOUT"));
+    }, timeoutMs);
+    const onError = (err: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      socket.destroy();
+      const code = err.code ?? "EIO";
+      reject(new TunnelError(code === "ECONNREFUSED" ? `nothing listens on port ${port}` : `port ${port}: ${err.message}`, code));
+    };
+    socket.once("error", onError);
+    socket.once("connect", () => {
+      clearTimeout(timer);
+      socket.off("error", onError);
+      resolve(socket);
+    });
+  });
+}
+
 export class Tunnels {
   private readonly tunnels = new Map<number, Tunnel>();
   private disposed = false;
@@ -46,33 +69,22 @@ export class Tunnels {
     return this.tunnels.size;
   }
 
-  /** Connects to 127.0.0.1:<port>; resolves once connected, with frames flowing from then on. */
+  /** Connects to 127.0.0.1:<port> (or [::1]); resolves once connected, with frames flowing from then on. */
   async open(id: number, port: number, timeoutMs: number): Promise<void> {
     if (this.disposed) throw new TunnelError("the connection is closing", "ECONNRESET");
     if (this.tunnels.has(id)) throw new TunnelError(`tunnel ${id} is open already`, "EEXIST");
     if (this.tunnels.size >= TUNNEL_MAX_PER_CONNECTION) {
       throw new TunnelError(`too many tunnels open on this connection (at most ${TUNNEL_MAX_PER_CONNECTION})`, "EMFILE");
     }
-    // Half-open allowed: the peer's TunnelEnd and the server's FIN are separate events.
-    const socket = connect({ host: "127.0.0.1", port, allowHalfOpen: true, noDelay: true });
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        socket.destroy();
-        reject(new TunnelError(`connecting to port ${port} timed out after ${timeoutMs} ms`, "ETIMEDOUT"));
-      }, timeoutMs);
-      socket.once("connect", () => {
-        clearTimeout(timer);
-        socket.off("error", onError);
-        resolve();
-      });
-      const onError = (err: NodeJS.ErrnoException) => {
-        clearTimeout(timer);
-        socket.destroy();
-        const code = err.code ?? "EIO";
-        reject(new TunnelError(code === "ECONNREFUSED" ? `nothing listens on port ${port}` : `port ${port}: ${err.message}`, code));
-      };
-      socket.once("error", onError);
-    });
+    // 127.0.0.1 first; then ::1, because a server that listens on "localhost" may have picked the
+    // IPv6 loopback only (Node 17+ and many dev servers do). Nothing on either: ECONNREFUSED.
+    let socket: Socket;
+    try {
+      socket = await connectTo("127.0.0.1", port, timeoutMs);
+    } catch (err) {
+      if ((err as TunnelError).code !== "ECONNREFUSED") throw err;
+      socket = await connectTo("::1", port, timeoutMs).catch(() => Promise.reject(err));
+    }
     // The connection may have closed while we were connecting.
     if (this.disposed || this.tunnels.has(id)) {
       socket.destroy();

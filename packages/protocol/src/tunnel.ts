@@ -3,7 +3,7 @@
 // preview is built on it (docs/architecture.md, "Web preview").
 //
 // 1. The client picks an id and sends {op: "tunnel.open", id, port}. The agent connects to
-//    127.0.0.1:<port> and replies {} once connected, or an error with code ECONNREFUSED (nothing
+//    127.0.0.1:<port> (then [::1]:<port> if refused) and replies {} once connected, or an error with code ECONNREFUSED (nothing
 //    listens), ETIMEDOUT, ...; a refused open leaves nothing behind.
 // 2. Bytes flow as TunnelData frames both ways (frames.ts). Credit-based flow control, per tunnel
 //    and per direction, like HTTP/2's windows: a sender keeps at most TUNNEL_WINDOW bytes that the
