@@ -184,3 +184,36 @@ describe("hostile build contexts (Berth's API)", () => {
     expect(r.body).not.toContain("a.log");
   });
 });
+
+describe("a build the client abandons", () => {
+  it("kills the running step when the connection closes (Ctrl-C on docker build), and keeps serving", async () => {
+    const { default: http } = await import("node:http");
+    const body = archive(dockerfile("FROM busybox\nRUN echo go-$((40+2)) && sleep 60\nRUN echo never\n"));
+    const seen = await new Promise<string>((resolve, reject) => {
+      const req = http.request({ socketPath: berth.socket, method: "POST", path: "/build?t=h1-cancel", headers: { "Content-Type": "application/x-tar" } }, (res) => {
+        let text = "";
+        res.on("data", (d: Buffer) => {
+          text += d.toString();
+          if (text.includes("go-42")) {
+            req.destroy(); // what the CLI's Ctrl-C does to the connection
+            resolve(text);
+          }
+        });
+      });
+      req.on("error", () => {});
+      setTimeout(() => reject(new Error("the step never started")), 30_000);
+      req.end(body);
+    });
+    expect(seen).toContain("Running in");
+    const t0 = Date.now();
+    let running: unknown[] = [1];
+    while (running.length && Date.now() - t0 < 10_000) {
+      await new Promise((r) => setTimeout(r, 200));
+      running = JSON.parse((await request(berth.socket, "GET", "/containers/json")).body) as unknown[];
+    }
+    expect(running).toEqual([]); // killed long before its 60 s
+    const all = JSON.parse((await request(berth.socket, "GET", "/containers/json?all=1")).body) as { Command: string }[];
+    expect(all.filter((c) => c.Command.includes("sleep 60"))).toEqual([]); // and removed
+    expect((await request(berth.socket, "GET", "/images/h1-cancel/json")).status).toBe(404);
+  });
+});

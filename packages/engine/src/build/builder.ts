@@ -39,6 +39,7 @@ export interface BuildOptions {
   networkMode?: string;
   rm?: boolean; // remove intermediate containers after a successful step (default true)
   forceRm?: boolean; // ... and after a failed one
+  signal?: AbortSignal; // the client went away (Ctrl-C on docker build): stop, as dockerd does
 }
 
 export interface BuildOutput {
@@ -262,6 +263,7 @@ class BuildRun {
       announce(stage.from);
       state = await this.from(stage);
       for (const ins of stage.commands) {
+        this.checkCancelled();
         announce(ins);
         await this.dispatch(state, ins);
         this.say(` ---> ${short(state.imageId)}\n`);
@@ -321,6 +323,10 @@ class BuildRun {
     }
     this.say(` ---> ${short(state.imageId)}\n`);
     return state;
+  }
+
+  private checkCancelled(): void {
+    if (this.o.signal?.aborted) throw new BuildError("the build was cancelled: the client closed the connection");
   }
 
   private async scratch(): Promise<string> {
@@ -658,6 +664,7 @@ class BuildRun {
     const createdBy = (declared.length ? [`|${declared.length}`, ...declared, ...cmd] : cmd).join(" ");
     const key = this.key(s, createdBy, run);
     if (this.tryCache(s, key)) return;
+    this.checkCancelled();
     const image = s.imageId || (await this.scratch());
     const network = this.o.networkMode === "none" ? "none" : "host";
     const c = this.svc.create({ body: { Image: image, Cmd: cmd, Entrypoint: [""], Env: [...(run.Env ?? []), ...this.argEnv(s, false)], User: run.User ?? "", WorkingDir: run.WorkingDir ?? "", HostConfig: { NetworkMode: network } } });
@@ -666,16 +673,32 @@ class BuildRun {
     const listener = (stream: string, b: Buffer) => this.say(stream === "stderr" ? `\u001b[91m${b.toString("utf8")}\u001b[0m` : b.toString("utf8"));
     c.listeners_.add(listener);
     const exited = this.svc.wait(c, "next-exit");
+    // Ctrl-C on `docker build` closes the connection: the running step is killed, not finished.
+    const onAbort = () => {
+      try {
+        this.svc.kill(c, "KILL");
+      } catch {
+        /* not running (yet, or any more) */
+      }
+    };
+    this.o.signal?.addEventListener("abort", onAbort);
     let code: number;
     try {
       await this.svc.start(c);
+      if (this.o.signal?.aborted) onAbort(); // it went away while the container was starting
       code = await exited;
+      if (this.o.signal?.aborted) {
+        await this.svc.removeAsync(c, { force: true, volumes: true });
+        this.checkCancelled();
+      }
     } catch (e) {
+      if (e instanceof BuildError) throw e;
       c.listeners_.delete(listener);
       if (this.o.forceRm) await this.svc.removeAsync(c, { force: true, volumes: true });
       throw new BuildError(`The command '${cmd.join(" ")}' could not start: ${(e as Error).message}`, 127);
     } finally {
       c.listeners_.delete(listener);
+      this.o.signal?.removeEventListener("abort", onAbort);
     }
     if (code !== 0) {
       // Like dockerd: the failed container stays (to be inspected) unless --force-rm.

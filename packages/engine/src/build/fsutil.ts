@@ -122,6 +122,7 @@ export function expandWildcards(root: string, pattern: string): string[] {
 export function sourceHash(abs: string): string {
   const st = fs.lstatSync(abs);
   const h = createHash("sha256");
+  const block = Buffer.alloc(1 << 20);
   const add = (p: string, rel: string) => {
     const s = fs.lstatSync(p);
     h.update(`${rel}\0${s.mode.toString(8)}\0`);
@@ -131,7 +132,13 @@ export function sourceHash(abs: string): string {
     } else if (s.isSymbolicLink()) h.update(`l\0${fs.readlinkSync(p)}\0`);
     else if (s.isFile()) {
       h.update(`f\0${s.size}\0`);
-      h.update(fs.readFileSync(p));
+      // Streamed in blocks: an ADD of a root filesystem tarball is hundreds of MiB.
+      const fd = fs.openSync(p, "r");
+      try {
+        for (let n; (n = fs.readSync(fd, block, 0, block.length, null)) > 0; ) h.update(block.subarray(0, n));
+      } finally {
+        fs.closeSync(fd);
+      }
     }
   };
   add(abs, ".");

@@ -43,8 +43,12 @@ export async function handleBuild(ctx: Ctx, builder: Builder, images: ImageStore
     let res: ReturnType<typeof startStream> | undefined;
     const write = (o: object) => {
       res ??= startStream(ctx, "application/json");
-      res.write(`${JSON.stringify(o)}\n`);
+      if (!res.destroyed && !res.writableEnded) res.write(`${JSON.stringify(o)}\n`); // the client may be gone (Ctrl-C)
     };
+    const cancel = new AbortController();
+    ctx.res?.on("close", () => {
+      if (!ctx.res!.writableFinished) cancel.abort();
+    });
     const tags = ctx.query.getAll("t").filter(Boolean);
     for (const t of tags) {
       if (!/^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?::\d+)?(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[\w][\w.-]{0,127})?$/.test(t.replace(/^[a-zA-Z0-9.-]+(?::\d+)?\//, (h) => h.toLowerCase()))) {
@@ -64,6 +68,7 @@ export async function handleBuild(ctx: Ctx, builder: Builder, images: ImageStore
           networkMode: ctx.query.get("networkmode") || undefined,
           rm: ctx.query.get("rm") === null ? true : boolParam(ctx, "rm"),
           forceRm: boolParam(ctx, "forcerm"),
+          signal: cancel.signal,
         },
         { say: (text) => (quiet ? undefined : write({ stream: text })), aux: (id) => write({ aux: { ID: id } }) },
       );
@@ -71,6 +76,7 @@ export async function handleBuild(ctx: Ctx, builder: Builder, images: ImageStore
       res ??= startStream(ctx, "application/json");
       res.end();
     } catch (e) {
+      if (res?.destroyed) return; // cancelled: nobody to tell
       const message = (e as Error).message;
       if (!res) {
         if (e instanceof BuildError || e instanceof DockerfileParseError || e instanceof EngineError) throw e instanceof EngineError ? e : new EngineError(400, message);
