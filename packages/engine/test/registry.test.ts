@@ -97,6 +97,7 @@ describe("push and pull through docker-registry", () => {
     const ours = await rawPull(engine.socket, `${addr}/teach/app`, "1");
     const theirs = await rawPull(dockerd.socket, `${addr}/teach/app`, "1");
     const statuses = (lines: string[]) => lines.map((l) => JSON.parse(l) as { status: string }).map((m) => m.status);
+    expect(ours.join("\n")).toContain(`"status":"Pull complete"`);
     expect(statuses(ours)).toContain("Pull complete");
     expect(ours.at(-2)).toBe(`{"status":"Digest: ${pushedDigest}"}`);
     expect(ours.at(-1)).toBe(`{"status":"Status: Downloaded newer image for ${addr}/teach/app:1"}`);

@@ -53,25 +53,16 @@ function findMarkers(dir: string): Markers {
 function findOpaqueDirs(dir: string): string[] {
   const out: string[] = [];
   for (const name of OPAQUE_XATTRS) {
-    let text = "";
+    let listing = "";
     try {
-      text = execFileSync("getfattr", ["-R", "-P", "--absolute-names", "-n", name, "--only-values", "-e", "text", dir], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], maxBuffer: 64 << 20 });
+      listing = execFileSync("getfattr", ["-R", "-P", "--absolute-names", "-n", name, dir], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"], maxBuffer: 64 << 20 });
     } catch (e) {
-      text = String((e as { stdout?: string }).stdout ?? ""); // exit 1 when some files lack it: normal
+      listing = String((e as { stdout?: string }).stdout ?? ""); // exit 1 when some files lack it: normal
     }
-    // --only-values prints values without names; ask again per directory that has one.
-    if (!text.includes("y")) continue;
-    const listing = (() => {
-      try {
-        return execFileSync("getfattr", ["-R", "-P", "--absolute-names", "-n", name, dir], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"], maxBuffer: 64 << 20 });
-      } catch (e) {
-        return String((e as { stdout?: string }).stdout ?? "");
-      }
-    })();
     let current: string | undefined;
     for (const line of listing.split("\n")) {
       if (line.startsWith("# file: ")) current = line.slice(8);
-      else if (current && line.startsWith(`${name}=`) && line.includes('"y"')) out.push(path.relative(dir, current));
+      else if (current && line.startsWith(`${name}="y"`)) out.push(path.relative(dir, current));
     }
   }
   return out.filter((r) => r && !r.startsWith(".."));
@@ -185,7 +176,9 @@ export async function extractLayer(file: string, dir: string, onProgress?: (read
     onProgress?.(read);
   });
   const h = hasher();
-  const tar = spawn("tar", ["-x", "--numeric-owner", "--same-owner", "-p", "--xattrs", "--xattrs-include=*", "--no-overwrite-dir", "-C", dir, "-f", "-"], { stdio: ["pipe", "ignore", "pipe"] });
+  // --ignore-zeros: read to the very end; tar would otherwise stop at the end-of-archive blocks
+  // and close its stdin while padding is still coming, failing the pipeline ("Premature close").
+  const tar = spawn("tar", ["-x", "--ignore-zeros", "--numeric-owner", "--same-owner", "-p", "--xattrs", "--xattrs-include=*", "--no-overwrite-dir", "-C", dir, "-f", "-"], { stdio: ["pipe", "ignore", "pipe"] });
   let err = "";
   tar.stderr.on("data", (d: Buffer) => (err += d.toString()));
   const done = new Promise<number>((r) => tar.on("close", (code) => r(code ?? 1)));

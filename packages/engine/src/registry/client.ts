@@ -8,7 +8,10 @@
  */
 import { createHash } from "node:crypto";
 import fs from "node:fs";
+import http from "node:http";
+import https from "node:https";
 import { Readable, Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import { EngineError } from "../containers/service";
 import { DOCKER_HUB, familiarName, familiarString, type Reference } from "./reference";
 
@@ -90,15 +93,14 @@ export class RegistryClient {
   }
 
   /** A request to the registry, retried once with a bearer token if the registry asks for one. */
-  async request(r: Reference, method: string, pathOrUrl: string, init: { headers?: Record<string, string>; body?: Buffer | (() => Readable); scope?: string } = {}): Promise<Response> {
+  async request(r: Reference, method: string, pathOrUrl: string, init: { headers?: Record<string, string>; body?: Buffer; scope?: string } = {}): Promise<Response> {
     const url = /^https?:/.test(pathOrUrl) ? pathOrUrl : `${this.base(r)}${pathOrUrl}`;
     const scope = init.scope ?? `repository:${r.path}:${method === "GET" || method === "HEAD" ? "pull" : "pull,push"}`;
     const send = async (token?: string): Promise<Response> => {
       const headers: Record<string, string> = { ...init.headers };
       if (token) headers.Authorization = `Bearer ${token}`;
-      const body = typeof init.body === "function" ? (Readable.toWeb(init.body()) as unknown as ReadableStream) : init.body;
       try {
-        return await fetch(url, { method, headers, body, redirect: "follow", ...(typeof init.body === "function" ? { duplex: "half" } : {}) } as RequestInit);
+        return await fetch(url, { method, headers, body: init.body ? new Uint8Array(init.body) : undefined, redirect: "follow" });
       } catch (e) {
         const cause = (e as { cause?: { code?: string; message?: string } }).cause;
         throw new RegistryError(500, `Get "${url}": ${cause?.code === "ECONNREFUSED" ? `dial tcp ${new URL(url).host}: connect: connection refused` : (cause?.message ?? (e as Error).message)}`);
@@ -168,10 +170,44 @@ export class RegistryClient {
     return { bytes, mediaType, digest };
   }
 
+  /**
+   * A request whose body or answer is a blob: node's http straight to and from files (fetch's web
+   * streams cost several times more CPU per byte). A 401 gets the token through request() and
+   * one retry; redirects (a registry in front of object storage) are followed.
+   */
+  private async stream(r: Reference, method: string, url: string, headers: Record<string, string>, body?: () => Readable, depth = 0): Promise<http.IncomingMessage> {
+    const u = new URL(url);
+    const scope = `repository:${r.path}:${method === "GET" ? "pull" : "pull,push"}`;
+    const token = this.tokens.get(`${u.host} ${scope}`);
+    const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
+      const req = (u.protocol === "https:" ? https : http).request(u, { method, headers: { ...headers, ...(token ? { Authorization: `Bearer ${token}` } : {}) } }, resolve);
+      req.on("error", (e) => reject(new RegistryError(500, `${method} "${url}": ${e.message}`)));
+      if (body) pipeline(body(), req).catch((e: Error) => req.destroy(e));
+      else req.end();
+    });
+    if (res.statusCode === 401 && depth === 0) {
+      res.resume();
+      const probe = await this.request(r, method === "GET" ? "HEAD" : "POST", method === "GET" ? u.pathname : `/v2/${r.path}/blobs/uploads/`, { scope, headers: { "Content-Length": "0" } });
+      await probe.arrayBuffer().catch(() => undefined);
+      return this.stream(r, method, url, headers, body, 1);
+    }
+    if ([301, 302, 303, 307, 308].includes(res.statusCode ?? 0) && res.headers.location && depth < 5) {
+      res.resume();
+      return this.stream(r, method, new URL(res.headers.location, url).toString(), headers, body, depth + 1);
+    }
+    return res;
+  }
+
+  private async failStream(r: Reference, res: http.IncomingMessage, what: "blob" | "push"): Promise<never> {
+    const chunks: Buffer[] = [];
+    for await (const c of res) chunks.push(c as Buffer);
+    return this.fail(r, new Response(Buffer.concat(chunks), { status: res.statusCode ?? 500, statusText: res.statusMessage ?? "" }), what);
+  }
+
   /** Download a blob to a file, checking its digest; `onBytes` sees the running count. */
   async downloadBlob(r: Reference, d: Descriptor, file: string, onBytes?: (n: number) => void): Promise<void> {
-    const res = await this.request(r, "GET", `/v2/${r.path}/blobs/${d.digest}`);
-    if (!res.ok || !res.body) return this.fail(r, res, "blob");
+    const res = await this.stream(r, "GET", `${this.base(r)}/v2/${r.path}/blobs/${d.digest}`, {});
+    if (res.statusCode !== 200) return this.failStream(r, res, "blob");
     const hash = createHash("sha256");
     let n = 0;
     const count = new Transform({
@@ -182,8 +218,7 @@ export class RegistryClient {
         cb(null, chunk);
       },
     });
-    const { pipeline } = await import("node:stream/promises");
-    await pipeline(Readable.fromWeb(res.body as import("node:stream/web").ReadableStream), count, fs.createWriteStream(file));
+    await pipeline(res, count, fs.createWriteStream(file));
     const got = `sha256:${hash.digest("hex")}`;
     if (got !== d.digest) throw new RegistryError(500, `filesystem layer verification failed for digest ${d.digest}`);
   }
@@ -214,23 +249,20 @@ export class RegistryClient {
     const url = new URL(location, this.base(r));
     url.searchParams.set("digest", digest);
     const size = fs.statSync(file).size;
-    const res = await this.request(r, "PUT", url.toString(), {
-      headers: { "Content-Type": "application/octet-stream", "Content-Length": String(size) },
-      body: () => {
-        let n = 0;
-        return fs.createReadStream(file, { highWaterMark: 1 << 20 }).pipe(
-          new Transform({
-            transform(chunk: Buffer, _e, cb) {
-              n += chunk.length;
-              onBytes?.(n);
-              cb(null, chunk);
-            },
-          }),
-        );
-      },
+    const res = await this.stream(r, "PUT", url.toString(), { "Content-Type": "application/octet-stream", "Content-Length": String(size) }, () => {
+      let n = 0;
+      return fs.createReadStream(file, { highWaterMark: 1 << 20 }).pipe(
+        new Transform({
+          transform(chunk: Buffer, _e, cb) {
+            n += chunk.length;
+            onBytes?.(n);
+            cb(null, chunk);
+          },
+        }),
+      );
     });
-    if (res.status !== 201) return this.fail(r, res, "push");
-    await res.arrayBuffer().catch(() => undefined);
+    if (res.statusCode !== 201) return this.failStream(r, res, "push");
+    res.resume();
   }
 
   async uploadBytes(r: Reference, digest: string, bytes: Buffer): Promise<void> {
