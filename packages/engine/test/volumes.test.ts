@@ -93,7 +93,11 @@ describe("chapter 13: volumes against dockerd", () => {
       "docker run --rm --tmpfs /run:size=64k,mode=700 busybox sh -c 'df -k /run | tail -1 | tr -s \" \" | cut -d\" \" -f2; stat -c %a /run; grep \" /run \" /proc/mounts'",
       "docker run --rm --tmpfs /run:exec,uid=5 busybox sh -c 'stat -c %u /run; grep \" /run \" /proc/mounts'",
       "docker run --rm --mount type=tmpfs,dst=/x,readonly,tmpfs-mode=1770 busybox sh -c 'stat -c %a /x; touch /x/f'",
+      // a volume below a tmpfs is mounted after it, not hidden by it
+      "docker run --rm --tmpfs /data -v v13-tv:/data/sub busybox sh -c 'echo below > /data/sub/f; grep -c \" /data\" /proc/mounts'",
+      "docker run --rm -v v13-tv:/v busybox cat /v/f; docker volume rm v13-tv >/dev/null",
     ));
+    expect(out).toContain("2\n[0]\nbelow\n[0]");
     expect(out).toContain("2048\nkept\n");
     expect(out).toContain("empty\nempty\n");
   });

@@ -301,9 +301,17 @@ export class ContainerService {
     // and through the mounts already placed), so an image's symlink cannot aim a mount or a
     // copy-up at the engine's own files.
     const placed: MountMap[] = [];
+    // A tmpfs takes its place in the same ordered list ("tmpfs:DEST:FLAGS:DATA"), so a mount below
+    // it is not hidden by it.
+    const tmpfsOptions = new Map<string, string>();
     for (const m of (r.Mounts ?? []) as PlannedMount[]) {
-      if (m.Type === "tmpfs") continue;
       const dest = resolveContainerPath(snapshot.merged, m.Destination, placed);
+      if (m.Type === "tmpfs") {
+        const spec = `tmpfs:${dest}:${m.tmpfs?.flags ?? 2 | 4 | 8}:${m.tmpfs?.data ?? ""}`;
+        tmpfsOptions.set(spec, tmpfsRecipeOptions(m));
+        binds.push(spec);
+        continue;
+      }
       if (m.Type === "volume" && m.Name) {
         const v = this.volumes.get(m.Name) ?? this.volumes.create(m.Name);
         const from = resolveInRoot(snapshot.merged, dest, true, placed);
@@ -316,7 +324,6 @@ export class ContainerService {
       placed.push({ Destination: dest, Source: m.Source });
       binds.push(`${m.Source}:${dest}${m.RW ? "" : ":ro"}`);
     }
-    const tmpfsMounts = ((r.Mounts ?? []) as PlannedMount[]).filter((m) => m.Type === "tmpfs");
     recipe.mounts = [
       { destination: "/", type: "overlay", source: "overlay", options: overlayOptions(snapshot) },
       { destination: "/proc", type: "proc", source: "proc", options: "nosuid,nodev,noexec" },
@@ -325,8 +332,11 @@ export class ContainerService {
       { destination: "/dev/pts", type: "devpts", source: "devpts", options: "newinstance,ptmxmode=0666,mode=0620,gid=5" },
       { destination: "/dev/shm", type: "tmpfs", source: "shm", options: "nosuid,nodev,noexec,mode=1777,size=65536k" },
       { destination: "/dev/mqueue", type: "mqueue", source: "mqueue", options: "nosuid,nodev,noexec" },
-      ...binds.map((b) => ({ destination: b.split(":")[1]!, type: "bind", source: b.split(":")[0]!, options: b.endsWith(":ro") ? "rbind,ro" : "rbind" })),
-      ...tmpfsMounts.map((m) => ({ destination: m.Destination, type: "tmpfs", source: "tmpfs", options: tmpfsRecipeOptions(m) })),
+      ...binds.map((b) =>
+        b.startsWith("tmpfs:")
+          ? { destination: b.split(":")[1]!, type: "tmpfs", source: "tmpfs", options: tmpfsOptions.get(b)! }
+          : { destination: b.split(":")[1]!, type: "bind", source: b.split(":")[0]!, options: b.endsWith(":ro") ? "rbind,ro" : "rbind" },
+      ),
     ];
 
     // 3. A cgroup with the limits asked for.
@@ -360,8 +370,6 @@ export class ContainerService {
       ...user,
       env: daemonEnvironment(cfg.Env, cfg.Hostname, cfg.Tty, user.home),
       binds,
-      // "DEST:FLAGS:DATA": the shim mounts each with exactly these mount(2) flags and data.
-      tmpfs: tmpfsMounts.map((m) => `${resolveContainerPath(snapshot.merged, m.Destination, placed)}:${m.tmpfs?.flags ?? 2 | 4 | 8}:${m.tmpfs?.data ?? ""}`),
       caps: capabilityMask(caps),
       tty: cfg.Tty,
       readOnly: r.HostConfig.ReadonlyRootfs,

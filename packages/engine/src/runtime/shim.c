@@ -221,9 +221,30 @@ static void make_dev(const char *rootfs) {
   mount("mqueue", p, "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
 }
 
-/* --bind source:destination[:ro], e.g. /etc/hostname, /etc/hosts, /etc/resolv.conf, volumes. */
+/* A tmpfs from "DEST:FLAGS:DATA": the engine has turned Docker's options into mount(2) flags and data. */
+static void mount_tmpfs(const struct options *o, const char *raw) {
+  char spec[4096], dst[8192];
+  snprintf(spec, sizeof spec, "%s", raw);
+  char *flags = strchr(spec, ':'), *data = NULL;
+  unsigned long mflags = MS_NOSUID | MS_NODEV | MS_NOEXEC;
+  if (flags) {
+    *flags++ = 0;
+    if ((data = strchr(flags, ':'))) *data++ = 0;
+    mflags = strtoul(flags, NULL, 10);
+  }
+  snprintf(dst, sizeof dst, "%s%s", o->rootfs, spec);
+  mkdir_p(dst, 0755);
+  mount_or_fail("tmpfs", dst, "tmpfs", mflags, data && *data ? data : NULL);
+}
+
+/*
+ * --bind source:destination[:ro], e.g. /etc/hostname, /etc/hosts, /etc/resolv.conf, volumes, in the
+ * order given (parents before children); "tmpfs:DEST:FLAGS:DATA" in that list is a tmpfs, so it
+ * takes its place in the order too. --tmpfs ones come last.
+ */
 static void bind_mounts(const struct options *o) {
   for (int i = 0; i < o->nbinds; i++) {
+    if (strncmp(o->binds[i], "tmpfs:", 6) == 0) { mount_tmpfs(o, o->binds[i] + 6); continue; }
     char spec[4096], dst[8192];
     snprintf(spec, sizeof spec, "%s", o->binds[i]);
     char *src = spec, *target = strchr(spec, ':');
@@ -247,21 +268,7 @@ static void bind_mounts(const struct options *o) {
     mount_or_fail(src, dst, NULL, MS_BIND | MS_REC, NULL);
     if (mode && strcmp(mode, "ro") == 0) remount_bind_readonly(dst);
   }
-  /* --tmpfs DEST:FLAGS:DATA; the engine has turned Docker's options into mount(2) flags and data. */
-  for (int i = 0; i < o->ntmpfs; i++) {
-    char spec[4096], dst[8192];
-    snprintf(spec, sizeof spec, "%s", o->tmpfs[i]);
-    char *flags = strchr(spec, ':'), *data = NULL;
-    unsigned long mflags = MS_NOSUID | MS_NODEV | MS_NOEXEC;
-    if (flags) {
-      *flags++ = 0;
-      if ((data = strchr(flags, ':'))) *data++ = 0;
-      mflags = strtoul(flags, NULL, 10);
-    }
-    snprintf(dst, sizeof dst, "%s%s", o->rootfs, spec);
-    mkdir_p(dst, 0755);
-    mount_or_fail("tmpfs", dst, "tmpfs", mflags, data && *data ? data : NULL);
-  }
+  for (int i = 0; i < o->ntmpfs; i++) mount_tmpfs(o, o->tmpfs[i]);
 }
 
 static void write_quietly(const char *file, const char *value) {
