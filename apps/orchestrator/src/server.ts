@@ -34,9 +34,19 @@ export async function startOrchestrator(
 ): Promise<Orchestrator> {
   const config = loadConfig(overrides);
   const log = opts.log ?? pino({ level: process.env.LOG_LEVEL ?? "info" });
+  const registry = await startLabRegistry(config, log);
+  // A start that fails half way must not leave the registry process behind.
+  try {
+    return await assemble(config, log, registry, opts);
+  } catch (err) {
+    await registry?.stop();
+    throw err;
+  }
+}
+
+async function assemble(config: OrchestratorConfig, log: Logger, registry: Registry | undefined, opts: { driver?: SandboxDriver }): Promise<Orchestrator> {
   // Migrations are applied at start (idempotent, milliseconds when up to date): a fresh data dir just works.
   const db = await openDatabase(config.databaseUrl, { migrate: true });
-  const registry = await startLabRegistry(config, log);
   // Each sandbox reaches the lab registry through a gateway of the driver's (pulls, and pushes
   // into the learner's own namespace): the driver needs the registry's address on this host.
   const driver = opts.driver ?? createNamespacesDriver(registry ? { registryUpstream: registry.url } : {});
@@ -127,7 +137,17 @@ export async function startOrchestrator(
 async function startLabRegistry(config: OrchestratorConfig, log: Logger): Promise<Registry | undefined> {
   if (!config.registry.enabled) return undefined;
   try {
-    const registry = await startRegistry({ root: config.registry.root, host: "127.0.0.1", port: config.registry.port });
+    // The storage's config.yml is shared with the image build step and tests: a start at the
+    // same moment as another may read the other's port and fail to bind; a second try is enough.
+    let registry: Registry | undefined;
+    for (let attempt = 1; !registry; attempt++) {
+      try {
+        registry = await startRegistry({ root: config.registry.root, host: "127.0.0.1", port: config.registry.port });
+      } catch (err) {
+        if (config.registry.port || attempt >= 3) throw err;
+        await new Promise((r) => setTimeout(r, 200 + Math.random() * 800));
+      }
+    }
     log.info({ url: registry.url, storage: config.registry.root }, "lab registry started");
     // A child process outlives its parent unless told: if the orchestrator exits without close()
     // (a failed start, a crash), take the registry down with it.
