@@ -82,13 +82,6 @@ export class PreviewServer {
     return path.startsWith(PREVIEW_PREFIX) || path === "/preview";
   }
 
-  /** Tunnels open right now across all sandboxes (tests check none are left behind). */
-  async tunnelsOpen(): Promise<number> {
-    let n = 0;
-    for (const p of this.clients.values()) n += (await p.catch(() => undefined))?.size ?? 0;
-    return n;
-  }
-
   /** Never rejects: every failure becomes an answer to the browser. */
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
@@ -111,6 +104,8 @@ export class PreviewServer {
     } catch (err) {
       return this.answer(res, err);
     }
+    // The browser may have gone while the tunnel opened: then nobody would close it.
+    if (res.destroyed || req.destroyed) return void stream.destroy();
     const upstream = httpRequest({
       method: req.method,
       path: target.upstreamPath,
@@ -160,6 +155,7 @@ export class PreviewServer {
       socket.end(`HTTP/1.1 ${a.status} ${a.title}\r\n${location}Content-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n${a.message}\n`);
       return;
     }
+    if (socket.destroyed) return void stream.destroy();
     const headers = upstreamHeaders(req, target);
     headers.connection = "Upgrade";
     headers.upgrade = req.headers.upgrade ?? "websocket";
