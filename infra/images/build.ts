@@ -137,6 +137,25 @@ interface Stamp {
   tags: string[];
 }
 
+/**
+ * startRegistry, tried three times. The registry's config.yml lives in its root, which the
+ * orchestrator, this step and the tests share (the same storage): two starts at the same moment
+ * can read each other's config and one then fails to bind. A second try is enough.
+ */
+export async function startLabRegistry(root: string, attempts = 3): Promise<Registry> {
+  for (let n = 1; ; n++) {
+    try {
+      return await startRegistry({ root });
+    } catch (err) {
+      if (n >= attempts) throw err;
+      await new Promise((r) => setTimeout(r, 200 + Math.random() * 800));
+    }
+  }
+}
+
+/** What a run in progress has started, for the CLI's signal handler (see the end of this file). */
+let running: { engine?: Engine; registry?: Registry; release?: () => void } | undefined;
+
 /** Build whatever is missing or changed and push it; returns one line per image. */
 export async function ensureLabImages(opts: EnsureOptions = {}): Promise<ImageReport[]> {
   const stateDir = opts.stateDir ?? defaultStateDir();
@@ -148,24 +167,29 @@ export async function ensureLabImages(opts: EnsureOptions = {}): Promise<ImageRe
   const release = await lock(path.join(work, "lock"), log);
   let registry: Registry | undefined;
   let engine: Engine | undefined;
+  running = { release };
   try {
     const keys = imageKeys();
-    if (!opts.noPush) registry = await startRegistry({ root: registryRoot(stateDir) });
+    if (!opts.noPush) registry = running.registry = await startLabRegistry(registryRoot(stateDir));
     let todo: LabImage[] = [];
     for (const img of images) {
       const stamp = readStamp(work, img);
       if (registry && !opts.force && stamp?.key === keys.get(img.dir) && (await registryHas(registry, img))) continue;
       todo.push(img);
     }
-    const reports: ImageReport[] = images.filter((i) => !todo.includes(i)).map((i) => ({ image: `${i.repository}:${i.tags[0]}`, action: "up to date", id: readStamp(work, i)?.id, seconds: 0 }));
+    let reports: ImageReport[] = images.filter((i) => !todo.includes(i)).map((i) => ({ image: `${i.repository}:${i.tags[0]}`, action: "up to date", id: readStamp(work, i)?.id, seconds: 0 }));
     if (todo.length === 0) {
       log(`lab images: all ${images.length} up to date in the registry (${registryRoot(stateDir)}/data)`);
       return reports;
     }
     log(`lab images: ${todo.length} of ${images.length} to build or push: ${todo.map((i) => localName(i)).join(", ")}`);
     const socket = path.join(work, "docker.sock");
-    engine = await startEngine({ root: path.join(work, "engine"), socket, prebuild: [], log: () => {} });
+    // No container network: RUN steps use the host's (to reach Debian's archive), and a bridge of
+    // this engine's own would only compete with the sandboxes' engines for names and subnets.
+    engine = running.engine = await startEngine({ root: path.join(work, "engine"), socket, prebuild: [], network: { enabled: false }, log: () => {} });
     const host = `unix://${socket}`;
+    // Build containers of a run that was killed (the engine marked them exited when it started).
+    await capture(host, ["container", "prune", "-f"]).catch(() => {});
     // Push tags (127.0.0.1:<port>/...) left by a run that died before untagging them.
     for (const ref of (await capture(host, ["images", "--format", "{{.Repository}}:{{.Tag}}"])).split("\n")) {
       if (/^127\.0\.0\.1:\d+\//.test(ref)) await capture(host, ["rmi", ref]).catch(() => {});
@@ -180,6 +204,7 @@ export async function ensureLabImages(opts: EnsureOptions = {}): Promise<ImageRe
       }
     }
     todo = LAB_IMAGES.filter((i) => needed.has(i.dir));
+    reports = reports.filter((r) => !todo.some((i) => r.image === `${i.repository}:${i.tags[0]}`));
     // The builder's cache is keyed by parent and instruction, not by the builder's own code: after
     // a change to the builder, a cached step may hold what the old code made (an ADD that did not
     // extract, say). So the first run with a new builder builds without the cache.
@@ -228,6 +253,7 @@ export async function ensureLabImages(opts: EnsureOptions = {}): Promise<ImageRe
     fs.writeFileSync(builderFile, builder);
     return reports;
   } finally {
+    running = undefined;
     await engine?.close().catch(() => {});
     await registry?.stop().catch(() => {});
     release();
@@ -475,6 +501,20 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
   if (process.getuid?.() !== 0) {
     console.error("building the lab images needs root (the engine makes namespaces and mounts)");
     process.exit(1);
+  }
+  // Interrupted (^C, a killed setup): stop the build containers (apt-get would run on), the
+  // registry and the lock, so the next run starts clean.
+  for (const sig of ["SIGINT", "SIGTERM"] as const) {
+    process.once(sig, () => {
+      console.error(`lab images: ${sig}: stopping the build engine and the registry`);
+      const r = running;
+      void (async () => {
+        await r?.engine?.close().catch(() => {});
+        await r?.registry?.stop().catch(() => {});
+        r?.release?.();
+        process.exit(sig === "SIGINT" ? 130 : 143);
+      })();
+    });
   }
   const t0 = Date.now();
   try {
