@@ -54,6 +54,8 @@ export interface SandboxDriver {
   connect(id: string): Promise<AgentEndpoint>;
   stats(id: string): Promise<SandboxStats>;
   list(): Promise<SandboxInfo[]>;
+  /** Optional: hand a running sandbox to an owner (see SandboxSpec.owner), e.g. a warm one when claimed. */
+  assignOwner?(id: string, owner: string): Promise<void>;
 }
 
 export interface Disposable {

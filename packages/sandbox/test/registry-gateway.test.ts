@@ -229,6 +229,22 @@ describe("the registry gateway in a sandbox", () => {
     expect(page.stdout).toMatch(/Link: <\/v2\/_catalog\?last=[^&]+&n=1>; rel="next"/i);
   });
 
+  it("assignOwner re-points a running sandbox's gateway (a warm sandbox handed to a learner)", async () => {
+    const carol = `carol-${process.pid}`;
+    await driver.assignOwner(idA, carol);
+    try {
+      // Carol starts with nothing of her own; what she pushes lands in her namespace upstream.
+      expect(await reg(a, idA, "pull", "app")).toMatch(/^404 /);
+      expect(await reg(a, idA, "push", "app", "from carol")).toMatch(/^201 sha256:/);
+      const upstream = (await (await fetch(`${registry.url}/v2/_catalog`)).json()) as { repositories: string[] };
+      expect(upstream.repositories).toContain(`learners/${carol}/app`);
+      await expect(driver.assignOwner(idA, "Not A Name")).rejects.toThrow(/invalid owner/);
+    } finally {
+      await driver.assignOwner(idA, ownerA);
+    }
+    expect(await reg(a, idA, "pull", "app")).toBe("200 from A");
+  });
+
   it("cannot reach another learner's repository by naming its upstream path", async () => {
     expect(await reg(a, idA, "pull", `learners/${ownerB}/bobs-secret`)).toMatch(/^404 /);
     expect(await reg(a, idA, "pull", "bobs-secret")).toMatch(/^404 /);

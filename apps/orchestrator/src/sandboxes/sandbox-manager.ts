@@ -13,6 +13,11 @@ import type { OrchestratorConfig } from "../config.js";
 import { TerminalSession } from "../terminals/terminal-session.js";
 import { WarmPool, newSandboxSpec } from "./warm-pool.js";
 
+/** A learner's namespace in the lab registry (one repository path component). */
+export function registryOwnerFor(userId: string): string {
+  return `u-${userId.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-+|-+$/g, "").slice(0, 60)}`;
+}
+
 export interface LearnerSandbox {
   id: string;
   userId: string;
@@ -123,7 +128,11 @@ export class SandboxManager {
     let info: SandboxInfo | undefined = this.pool.take();
     if (!info) {
       report("booting", "Starting a new sandbox (no warm one was free)");
-      info = await this.driver.create(newSandboxSpec(this.config.instance, this.config.sandboxLimits));
+      info = await this.driver.create({ ...newSandboxSpec(this.config.instance, this.config.sandboxLimits), owner: registryOwnerFor(userId) });
+    } else {
+      // A warm sandbox was made for nobody: its pushes to the lab registry now go to this learner's
+      // namespace, so their images follow them from lab to lab.
+      await this.driver.assignOwner?.(info.id, registryOwnerFor(userId));
     }
     const now = new Date();
     const expiresAt = new Date(now.getTime() + this.config.maxLifetimeMs);

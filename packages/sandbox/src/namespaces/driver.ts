@@ -363,6 +363,23 @@ export class NamespacesDriver implements SandboxDriver {
     return (await this.readMeta(id))?.uplink;
   }
 
+  /**
+   * Gives a running sandbox to an owner (their namespace in the lab registry): the orchestrator
+   * calls it when a warm sandbox, made before anyone asked for it, is handed to a learner.
+   */
+  async assignOwner(id: string, owner: string): Promise<void> {
+    const meta = await this.readMeta(id);
+    if (!meta) throw new Error(`no sandbox ${id}`);
+    if (!this.registryUpstream || !meta.registryOwner) return; // no gateway: nothing to re-point
+    const valid = registryOwner(owner);
+    if (valid !== owner) throw new Error(`invalid owner ${JSON.stringify(owner)}: lower-case letters and digits, separated by '.', '_' or '-' (at most 64)`);
+    meta.registryOwner = owner;
+    await writeFile(join(this.dir(id), "meta.json"), JSON.stringify(meta, null, 2) + "\n");
+    const gw = this.gateways.get(id);
+    if (gw) (await gw).setOwner(owner);
+    else await this.serveGateway(id, owner);
+  }
+
   /** This process's gateways by sandbox id (a promise while listening, so two callers never both bind). */
   private readonly gateways = new Map<string, Promise<RegistryGateway>>();
 

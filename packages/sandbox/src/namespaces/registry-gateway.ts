@@ -87,14 +87,26 @@ export class RegistryGateway {
   private constructor(
     private readonly server: http.Server,
     readonly socketPath: string,
+    private readonly whose: { owner: string },
   ) {}
+
+  /** Whose namespace this gateway serves now (a warm sandbox learns its learner when claimed). */
+  get owner(): string {
+    return this.whose.owner;
+  }
+
+  /** Hands the sandbox to another owner: requests from now on map into their namespace. */
+  setOwner(owner: string): void {
+    this.whose.owner = registryOwner(owner);
+  }
 
   static async listen(opts: RegistryGatewayOptions): Promise<RegistryGateway> {
     const upstream = new URL(opts.upstream);
     if (upstream.protocol !== "http:") throw new Error(`registry upstream ${opts.upstream}: only http:// (a registry on this host) is supported`);
-    const owner = registryOwner(opts.owner);
+    // Read per request, so setOwner() applies to the next request without re-listening.
+    const whose = { owner: registryOwner(opts.owner) };
     const server = http.createServer((req, res) => {
-      handle(req, res, upstream, owner).catch((err: Error) => {
+      handle(req, res, upstream, whose.owner).catch((err: Error) => {
         opts.log?.(`registry gateway: ${err.message}`);
         if (!res.headersSent) registryError(res, 502, "UNAVAILABLE", `the lab registry is not reachable: ${err.message}`);
         else res.destroy();
@@ -122,7 +134,7 @@ export class RegistryGateway {
     await chmod(opts.socketPath, 0o666);
     // Never what keeps a process alive (the orchestrator has its own servers; a script may not).
     server.unref();
-    return new RegistryGateway(server, opts.socketPath);
+    return new RegistryGateway(server, opts.socketPath, whose);
   }
 
   close(): Promise<void> {
