@@ -1,8 +1,11 @@
 // The web preview's cost: throughput and per-request latency of a page served by busybox httpd in
-// a learner's sandbox, fetched through /preview/... (orchestrator → agent tunnel → 127.0.0.1:8080),
-// against the same server fetched by curl inside the sandbox (no tunnel), in the same run.
+// a learner's sandbox, fetched by curl on the host through /preview/... (orchestrator → agent
+// tunnel → 127.0.0.1:8080), against the same server fetched by curl inside the sandbox (no
+// tunnel), in the same run. curl, not fetch, on the host: the client must not share the
+// orchestrator's one thread (a browser does not either).
 //
 //   tsx test/bench/preview.ts [MiB=64] [requests=200]      (root: it starts real sandboxes)
+import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -47,26 +50,21 @@ for i in $(seq 50); do grep -q ':1F90 00000000:0000 0A' /proc/net/tcp && break; 
   const base = `${berth.url}${entry.headers.get("location")!}`;
 
   console.log(`web preview: ${MIB} MiB download, ${N} small requests (busybox httpd in the sandbox)`);
+  // Async, so the orchestrator in this process keeps serving while curl runs.
+  const curl = (args: string[]) =>
+    new Promise<string>((resolve, reject) => {
+      execFile("curl", ["-s", ...args], { maxBuffer: 16 * 1024 * 1024 }, (err, out) => (err ? reject(err) : resolve(out)));
+    });
   for (let run = 1; run <= 3; run++) {
-    const t0 = performance.now();
-    const r = await fetch(`${base}big.bin`);
-    let bytes = 0;
-    const reader = r.body!.getReader();
-    for (let c = await reader.read(); !c.done; c = await reader.read()) bytes += c.value.length;
-    const s = (performance.now() - t0) / 1000;
-    if (bytes !== MIB * 1024 * 1024) throw new Error(`got ${bytes} bytes`);
+    const [size, speed] = (await curl(["-o", "/dev/null", "-w", "%{size_download} %{speed_download}", `${base}big.bin`])).split(" ").map(Number);
+    if (size !== MIB * 1024 * 1024) throw new Error(`got ${size} bytes`);
     const direct = Number(await sh(`curl -s -o /dev/null -w '%{speed_download}' http://127.0.0.1:8080/big.bin`)) / (1024 * 1024);
-    console.log(`  run ${run}: through the preview ${(MIB / s).toFixed(0)} MiB/s   curl inside the sandbox ${direct.toFixed(0)} MiB/s`);
+    console.log(`  run ${run}: curl through the preview ${(speed! / (1024 * 1024)).toFixed(0)} MiB/s   curl inside the sandbox ${direct.toFixed(0)} MiB/s`);
   }
 
-  const samples: number[] = [];
-  for (let i = 0; i < N; i++) {
-    const t0 = performance.now();
-    const r = await fetch(`${base}index.html`);
-    await r.arrayBuffer();
-    samples.push(performance.now() - t0);
-  }
-  console.log(summary("  small page through the preview", samples));
+  const args = Array.from({ length: N }, () => ["-o", "/dev/null", `${base}index.html`]).flat();
+  const samples = (await curl(["-w", "%{time_total}\n", ...args])).trim().split("\n").map((x) => Number(x) * 1000);
+  console.log(summary("  small page, curl through the preview", samples));
   const urls = Array.from({ length: N }, () => "-o /dev/null http://127.0.0.1:8080/index.html").join(" ");
   const direct = (await sh(`curl -s -w '%{time_total}\\n' ${urls}`)).trim().split("\n").map((x) => Number(x) * 1000);
   console.log(summary("  small page, curl inside the sandbox", direct));
