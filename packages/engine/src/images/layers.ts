@@ -11,7 +11,7 @@ import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { pipeline } from "node:stream/promises";
-import { PassThrough, type Transform } from "node:stream";
+import { PassThrough, type Readable, type Transform } from "node:stream";
 import zlib from "node:zlib";
 import { OVERLAY_XATTR_PREFIX } from "../snapshots/overlay";
 
@@ -75,14 +75,36 @@ function findOpaqueDirs(dir: string): string[] {
  * it was made.
  */
 export function writeLayerTar(dir: string, out: string): void {
-  const m = findMarkers(dir);
-  if (!m.whiteouts.length && !m.opaque.length) {
-    execFileSync("tar", [...TAR_CREATE, "-C", dir, "-cf", out, "."]);
-    return;
+  const { src, cleanup } = wireView(dir, `${out}.view`);
+  try {
+    execFileSync("tar", [...TAR_CREATE, "-C", src, "-cf", out, "."]);
+  } finally {
+    cleanup();
   }
-  const view = `${out}.view`;
+}
+
+/** The same tar as writeLayerTar, as a stream (push gzips and hashes it in one pass). */
+export function streamLayerTar(dir: string, scratch: string): { stdout: Readable; done: Promise<void> } {
+  const { src, cleanup } = wireView(dir, `${scratch}.view`);
+  const tar = spawn("tar", [...TAR_CREATE, "-C", src, "-cf", "-", "."], { stdio: ["ignore", "pipe", "pipe"] });
+  let err = "";
+  tar.stderr.on("data", (d: Buffer) => (err += d.toString()));
+  const done = new Promise<void>((resolve, reject) =>
+    tar.on("close", (code) => {
+      cleanup();
+      if (code === 0) resolve();
+      else reject(new Error(`tar of the layer failed: ${err.trim()}`));
+    }),
+  );
+  return { stdout: tar.stdout, done };
+}
+
+/** The directory to tar: the layer itself, or a hard-linked view with its markers in wire form. */
+function wireView(dir: string, view: string): { src: string; cleanup: () => void } {
+  const m = findMarkers(dir);
+  if (!m.whiteouts.length && !m.opaque.length) return { src: dir, cleanup: () => {} };
   fs.rmSync(view, { recursive: true, force: true });
-  execFileSync("cp", ["-al", dir, view]);
+  execFileSync("cp", ["-al", fs.realpathSync(dir), view]);
   try {
     const touched = new Set<string>();
     for (const r of m.whiteouts) {
@@ -102,10 +124,11 @@ export function writeLayerTar(dir: string, out: string): void {
       }
       fs.utimesSync(path.join(view, d), st.atime, st.mtime);
     }
-    execFileSync("tar", [...TAR_CREATE, "-C", view, "-cf", out, "."]);
-  } finally {
+  } catch (e) {
     fs.rmSync(view, { recursive: true, force: true });
+    throw e;
   }
+  return { src: view, cleanup: () => fs.rmSync(view, { recursive: true, force: true }) };
 }
 
 /** Turn a wire-form layer unpacked in `dir` into overlayfs form: `.wh.` files become markers. */
@@ -191,6 +214,14 @@ export async function extractLayer(file: string, dir: string, onProgress?: (read
   if (code !== 0) throw new Error(`could not unpack the layer: ${err.trim().split("\n").slice(-2).join(" ")}`);
   tarToOverlay(dir);
   return h.digest();
+}
+
+/** gzip a stream into `dest`; returns the sha256 of what went in and of what came out, and its size. */
+export async function gzipStream(src: Readable, dest: string): Promise<{ inDigest: string; digest: string; size: number }> {
+  const hin = hasher();
+  const hout = hasher();
+  await pipeline(src, hin, zlib.createGzip({ level: 6 }), hout, fs.createWriteStream(dest));
+  return { inDigest: hin.digest(), digest: hout.digest(), size: hout.bytes() };
 }
 
 /** gzip `src` into `dest`; returns the sha256 and size of the compressed bytes. */

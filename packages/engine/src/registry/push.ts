@@ -6,7 +6,7 @@
  */
 import fs from "node:fs";
 import { layerTar } from "../images/archive";
-import { gzipFile } from "../images/layers";
+import { gzipFile, gzipStream, streamLayerTar } from "../images/layers";
 import type { Image, ImageStore, LayerBlob } from "../images/store";
 import { MT, RegistryClient, type Descriptor } from "./client";
 import { familiarName, type Reference } from "./reference";
@@ -86,8 +86,19 @@ async function gzipBlob(store: ImageStore, diffId: string): Promise<{ blob: Laye
   const tar = store.tmpPath("push-tar");
   const gz = store.tmpPath("push-gz");
   try {
-    const wire = await layerTar(store, diffId, tar);
-    const { digest, size } = await gzipFile(tar, gz);
+    let wire: string;
+    let digest: string;
+    let size: number;
+    if (store.layerBlobs(diffId).some((b) => b.stored)) {
+      // A loaded tar (or a blob in another form): from its bytes.
+      wire = await layerTar(store, diffId, tar);
+      ({ digest, size } = await gzipFile(tar, gz));
+    } else {
+      // Made here: tar, hash and gzip in one pass, no intermediate file.
+      const t = streamLayerTar(store.layerPath(diffId), tar);
+      const [r] = await Promise.all([gzipStream(t.stdout, gz), t.done]);
+      ({ inDigest: wire, digest, size } = r);
+    }
     const blob: LayerBlob = { digest, size, mediaType: MT.layerGzip };
     if (wire === diffId) {
       store.recordLayerBlob(diffId, blob, gz);
