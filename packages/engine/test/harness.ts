@@ -88,9 +88,10 @@ export async function startBerthInNetns(): Promise<Daemon & { netns: ReturnType<
   const socket = path.join(root, "docker.sock");
   const netns = makeNetns("berthn");
   const log = fs.openSync(path.join(root, "log"), "w");
-  const tsx = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../../../node_modules/.bin/tsx");
-  const main = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../src/main.ts");
-  const child = spawn("nsenter", [`--net=/run/netns/${netns.name}`, tsx, main, "--root", path.join(root, "state"), "--socket", socket, "--no-debian"], { stdio: ["ignore", log, log] });
+  const repo = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../../..");
+  const main = path.join(repo, "packages/engine/src/main.ts");
+  // node itself (nsenter execs it), not the tsx wrapper: SIGTERM must reach the engine.
+  const child = spawn("nsenter", [`--net=/run/netns/${netns.name}`, process.execPath, "--import", "tsx", main, "--root", path.join(root, "state"), "--socket", socket, "--no-debian"], { stdio: ["ignore", log, log], cwd: repo });
   for (let i = 0; i < 300 && child.exitCode === null; i++) {
     if (fs.existsSync(socket) && (await ping(socket))) break;
     await sleep(100);
@@ -105,8 +106,18 @@ export async function startBerthInNetns(): Promise<Daemon & { netns: ReturnType<
     async stop() {
       const exited = new Promise((r) => child.once("exit", r));
       child.kill("SIGTERM");
-      await Promise.race([exited, sleep(15000)]);
-      if (child.exitCode === null) child.kill("SIGKILL");
+      await Promise.race([exited, sleep(30000)]);
+      if (child.exitCode === null) {
+        child.kill("SIGKILL");
+        // Its containers' shims (and their inits) would outlive it: end them by pid.
+        for (const pid of fs.readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
+          try {
+            if (fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(`${root}/state/bin/berth-shim`)) process.kill(Number(pid), "SIGKILL");
+          } catch {
+            /* gone */
+          }
+        }
+      }
       netns.remove();
       unmountUnder(root);
       fs.rmSync(root, { recursive: true, force: true });
