@@ -14,6 +14,7 @@ export const RUNTIME_PACKAGES = [
   "mmdebstrap", "runc", "ca-certificates", // the sandboxes and their root filesystem
   "busybox-static", "gcc", "libc6-dev", "procps", "bsdutils", // the engine: busybox image, its C shim, ps/script
   "iproute2", "iptables", "util-linux",
+  "docker-registry", // the lab registry: setup pushes the lab images into it, the orchestrator serves them
 ];
 /** And the ones the test suite needs on top: a browser, a reference Docker engine, PostgreSQL. */
 export const TEST_PACKAGES = ["chromium", "docker.io", "postgresql"];
@@ -104,11 +105,22 @@ export function buildRootfs() {
   tsx(["infra/rootfs/build.ts"]);
 }
 
+/**
+ * The lab images (busybox, debian, nginx, redis, python, gcc, berth/clock ...): built by Berth's
+ * own engine from infra/images/ and pushed to the lab registry's storage. Skips itself in about a
+ * second when the registry already holds every image as built from the current Dockerfiles.
+ */
+export function buildLabImages() {
+  say("Checking the lab images (built from Debian packages into the lab registry the first time, then cached)");
+  tsx(["infra/images/build.ts"]);
+}
+
 /** Everything both commands need, in order. */
 export function setup({ packages }) {
   ensureDebianPackages(packages);
   ensureNodeModules();
   prepareDatabase();
   buildRootfs();
+  buildLabImages();
   buildWeb();
 }
