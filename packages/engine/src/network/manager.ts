@@ -712,8 +712,8 @@ export class NetworkManager {
   /** Ports of `docker ps`: published ones with their host side, exposed ones without. */
   ports(id: string): { IP?: string; PrivatePort: number; PublicPort?: number; Type: string }[] {
     const cn = this.state.containers[id];
-    if (!cn) return [];
     const live = this.live.get(id);
+    if (!cn || !live) return []; // a stopped container shows no ports, as in dockerd
     const out: { IP?: string; PrivatePort: number; PublicPort?: number; Type: string }[] = [];
     for (const p of live?.published ?? []) {
       const [port, proto] = p.key.split("/");
