@@ -330,7 +330,7 @@ export function imageRoutes(router: Router, svc: ContainerService, images: Image
     const deletedParents = new Set<string>();
     const until = f.until?.[0] ? parseTime(f.until[0]) : undefined;
     const candidate = (i: Image) => {
-      if (used.has(i.id) || (danglingOnly && (i.tags.length || i.digests.length))) return false;
+      if (used.has(i.id) || (danglingOnly && i.tags.length)) return false; // digests only: dangling, as in dockerd
       if (until !== undefined && Date.parse(i.config.created) / 1000 >= until) return false;
       if (f.label && !labelsMatch(i.config.config.Labels ?? {}, f.label)) return false;
       if (f["label!"] && f["label!"].some((l) => labelsMatch(i.config.config.Labels ?? {}, [l]))) return false;
@@ -484,6 +484,7 @@ function filterImages(list: Image[], f: Record<string, string[]>, images: ImageS
     const v = f.dangling[0];
     if (v !== "true" && v !== "false" && v !== "1" && v !== "0") throw new EngineError(400, `invalid filter 'dangling=${v}'`);
     const want = v === "true" || v === "1";
+    // As dockerd: an image with digests but no tag counts as dangling too.
     out = out.filter((i) => (!i.tags.length && !parents.has(i.id)) === want);
   }
   if (f.label) out = out.filter((i) => labelsMatch(i.config.config.Labels ?? {}, f.label!));
