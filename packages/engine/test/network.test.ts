@@ -118,10 +118,11 @@ describe("network modes", () => {
     expect(a.stdout).toBe("172.17.0.2/16\nweb\nhello from web\n");
   });
 
-  it("--link name:alias writes the alias into /etc/hosts", async () => {
-    const [a, b] = await on(["run", "--rm", "--link", "web:site", "busybox", "sh", "-c", "grep -w site /etc/hosts; wget -qO- http://site/"]);
-    expect(ips(a.stdout)).toBe(ips(b.stdout));
-    expect(a.stdout).toBe("172.17.0.2\tsite web web\nhello from web\n");
+  it("--link name:alias writes the alias into /etc/hosts and sets Docker's link variables", async () => {
+    const [a, b] = await on(["run", "--rm", "--link", "web:site", "busybox", "sh", "-c", "grep -w site /etc/hosts; wget -qO- http://site/; env | grep ^SITE_ | sort"]);
+    const name = (s: string) => s.replace(/^SITE_NAME=\/[^/]+\/site$/m, "SITE_NAME=/<name>/site");
+    expect(name(ips(a.stdout))).toBe(name(ips(b.stdout)));
+    expect(a.stdout).toMatch(/^172\.17\.0\.2\tsite web web\nhello from web\nSITE_NAME=\/[a-z_]+\/site\nSITE_PORT=tcp:\/\/172\.17\.0\.2:80\n/);
   });
 });
 

@@ -166,7 +166,7 @@ export class ContainerService {
 
   /** What the network manager needs to know of a container. */
   netView(c: Container): NetContainer {
-    return { id: c.id, name: c.name, hostname: c.record.Config.Hostname, running: c.running, pid: c.record.State.Pid };
+    return { id: c.id, name: c.name, hostname: c.record.Config.Hostname, running: c.running, pid: c.record.State.Pid, env: c.record.Config.Env };
   }
 
   list(): Container[] {
@@ -368,7 +368,7 @@ export class ContainerService {
       hostname: cfg.Hostname,
       cwd: cfg.WorkingDir || "/",
       ...user,
-      env: daemonEnvironment(cfg.Env, cfg.Hostname, cfg.Tty, user.home),
+      env: daemonEnvironment(mergeEnv(net.env ?? [], cfg.Env), cfg.Hostname, cfg.Tty, user.home), // legacy-link variables first: the container's own win
       binds,
       caps: capabilityMask(caps),
       tty: cfg.Tty,

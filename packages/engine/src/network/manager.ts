@@ -108,6 +108,7 @@ export interface NetContainer {
   hostname: string;
   running: boolean;
   pid: number;
+  env?: string[]; // its Config.Env (legacy links hand it on as ALIAS_ENV_*)
 }
 
 interface State {
@@ -416,7 +417,7 @@ export class NetworkManager {
    * start before anything runs), the files /etc/hosts and /etc/resolv.conf.
    * Returns how the shim must treat the network namespace.
    */
-  async prepare(c: NetContainer, resolve: (ref: string) => NetContainer, hostResolv: string): Promise<{ hostNetwork: boolean; netns?: string; hosts: string; resolvConf: string; steps: string[] }> {
+  async prepare(c: NetContainer, resolve: (ref: string) => NetContainer, hostResolv: string): Promise<{ hostNetwork: boolean; netns?: string; hosts: string; resolvConf: string; steps: string[]; env?: string[] }> {
     const cn = this.state.containers[c.id];
     const localhost = `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n`;
     if (!cn) return { hostNetwork: false, hosts: localhost, resolvConf: hostResolv, steps: [] };
@@ -440,6 +441,7 @@ export class NetworkManager {
     }
     // Legacy links: the other container's address under its alias, name and hostname.
     let linkLines = "";
+    const env: string[] = [];
     const bridgeId = this.get("bridge").Id;
     for (const l of cn.links) {
       const other = this.live.get(l.name);
@@ -451,6 +453,7 @@ export class NetworkManager {
       if (!ip) throw new NetworkError(400, `Cannot link to a non running container: /${this.state.containers[l.name]?.name ?? l.name} AS /${c.name}/${l.alias}`);
       const otherC = resolve(l.name);
       linkLines += `${ip}\t${l.alias === otherC.name ? "" : `${l.alias} `}${otherC.hostname} ${otherC.name}\n`;
+      env.push(...linkEnvironment(c.name, l.alias, ip, this.state.containers[l.name]?.exposed ?? [], otherC.env ?? []));
     }
     this.live.set(c.id, cn); // from here on, release() gives back whatever was taken
     try {
@@ -472,7 +475,7 @@ export class NetworkManager {
     const first = cn.attachments[0];
     let hosts = localhost + linkLines;
     if (first?.ip) hosts += `${first.ip}\t${c.hostname}\n`;
-    return { hostNetwork: false, hosts, resolvConf: this.resolvFor(cn, hostResolv), steps };
+    return { hostNetwork: false, hosts, resolvConf: this.resolvFor(cn, hostResolv), steps, env };
   }
 
   /** User networks ask the embedded DNS (at the gateway); the default bridge gets the host's servers. */
@@ -880,6 +883,24 @@ export class NetworkManager {
     }
     this.tablesReady = false;
   }
+}
+
+/** Docker's legacy-link variables: ALIAS_NAME, ALIAS_PORT[_<port>_<PROTO>[_ADDR|_PORT|_PROTO]], ALIAS_ENV_*. */
+function linkEnvironment(self: string, alias: string, ip: string, exposed: string[], env: string[]): string[] {
+  const A = alias.toUpperCase().replace(/[^A-Z0-9_]/g, "_");
+  const out = [`${A}_NAME=/${self}/${alias}`];
+  const ports = exposed.map((k) => k.split("/") as [string, string]).sort((a, b) => Number(a[0].split("-")[0]) - Number(b[0].split("-")[0]) || a[1].localeCompare(b[1]));
+  if (ports.length) out.push(`${A}_PORT=${ports[0]![1]}://${ip}:${ports[0]![0].split("-")[0]}`);
+  for (const [port, proto] of ports) {
+    const p = port.split("-")[0]!;
+    const key = `${A}_PORT_${p}_${proto.toUpperCase()}`;
+    out.push(`${key}=${proto}://${ip}:${p}`, `${key}_ADDR=${ip}`, `${key}_PORT=${p}`, `${key}_PROTO=${proto}`);
+  }
+  for (const e of env) {
+    const k = e.split("=")[0]!;
+    if (!["HOME", "HOSTNAME", "PATH"].includes(k)) out.push(`${A}_ENV_${e}`);
+  }
+  return out;
 }
 
 function endpoint(networkId: string, aliases: string[] | null, a: Attachment | undefined, n: NetworkRecord | undefined) {
