@@ -152,6 +152,16 @@ describe("push and pull through docker-registry", () => {
     expect(run.stdout).toContain("via the mirror");
   });
 
+  it("pull by digest: the same output as dockerd's", async () => {
+    const ref = `${addr}/teach/app@${pushedDigest}`;
+    const a = await docker(berth, ["pull", ref]);
+    const b = await docker(dockerd, ["pull", ref]);
+    expect(a.code).toBe(0);
+    expect(a.stdout).toBe(b.stdout);
+    expect(a.stdout).toContain(`Digest: ${pushedDigest}`);
+    expect((await ok(berth, ["image", "inspect", "-f", "{{.Id}}", ref])).trim()).toBe(appId);
+  });
+
   it("a missing tag and a missing repository fail with dockerd's messages", async () => {
     for (const image of [`${addr}/teach/app:nope`, `${addr}/nothing/here`]) {
       const a = await docker(berth, ["pull", image]);

@@ -103,7 +103,7 @@ export function imageRoutes(router: Router, svc: ContainerService, images: Image
     }
     const res = startStream(ctx, "application/json");
     const say = (o: object) => res.write(`${goJson(o)}\n`);
-    const id = ref.tag ?? ref.digest;
+    const id = ref.tag ?? familiar;
     say({ status: `Pulling from ${ref.path}`, id });
     if (images.resolve(familiar)) return res.end(`${JSON.stringify({ status: `Status: Image is up to date for ${familiar}` })}\n`);
     say({ status: `Building ${familiar} here (no registry has it); this takes a while once`, id });

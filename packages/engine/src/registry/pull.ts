@@ -44,7 +44,8 @@ export async function resolvePull(client: RegistryClient, ref: Reference): Promi
 /** Fetch what the plan needs, streaming dockerd's progress; returns the image id. */
 export async function runPull(store: ImageStore, client: RegistryClient, plan: PullPlan, say: Say): Promise<string> {
   const { ref, manifest } = plan;
-  say({ status: `Pulling from ${ref.path}`, id: ref.tag ?? ref.digest });
+  // dockerd: the tag, or for a pull by digest the whole familiar reference.
+  say({ status: `Pulling from ${ref.path}`, id: ref.tag ?? familiarString(ref) });
 
   // The config first: it names the diff ids, which tell which layers are here already.
   const configFile = store.tmpPath("config");
