@@ -20,7 +20,7 @@ import { fileURLToPath } from "node:url";
 export const REGISTRY_BINARY = "/usr/bin/docker-registry";
 
 export interface RegistryOptions {
-  /** State directory: `data/` (the blobs and manifests), `config.yml`, `registry.log`. */
+  /** State directory: `data/` (the blobs and manifests), `config-<port>.yml`, `registry.log`. */
   root: string;
   /** Address to listen on; default 127.0.0.1. */
   host?: string;
@@ -103,7 +103,6 @@ export async function startRegistry(opts: RegistryOptions): Promise<Registry> {
   const root = path.resolve(opts.root);
   const dataDir = path.join(root, "data");
   fs.mkdirSync(dataDir, { recursive: true });
-  const configFile = path.join(root, "config.yml");
   const logFile = path.join(root, "registry.log");
 
   // A free port can be taken between the probe and the registry's bind: try a few times.
@@ -111,6 +110,9 @@ export async function startRegistry(opts: RegistryOptions): Promise<Registry> {
   if (opts.port && !(await portIsFree(host, opts.port))) throw new Error(`cannot start the registry on ${host}:${opts.port}: the port is in use`);
   for (let attempt = 0; ; attempt++) {
     const port = opts.port || (await freePort(host));
+    // One config file per instance (named by its port): two starts on the same root at once
+    // (setup's image build and the orchestrator) must not read each other's port.
+    const configFile = path.join(root, `config-${port}.yml`);
     fs.writeFileSync(configFile, registryConfig({ dataDir, host, port }));
     const log = fs.openSync(logFile, "a");
     const child = spawn(binary, ["serve", configFile], { stdio: ["ignore", log, log] });
@@ -118,16 +120,17 @@ export async function startRegistry(opts: RegistryOptions): Promise<Registry> {
     const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
     child.once("error", () => {}); // reported through `exited` (spawn failures exit too)
     const up = await waitUntilServing(host, port, exited, opts.startTimeoutMs ?? 15_000);
-    if (up === true) return handle(child, exited, { host, port, root });
+    if (up === true) return handle(child, exited, { host, port, root, configFile });
     child.kill("SIGKILL");
     await exited;
+    fs.rmSync(configFile, { force: true });
     const tail = readTail(logFile);
     if (up === "exited" && !opts.port && attempt < 3 && /address already in use/.test(tail)) continue;
     throw new Error(`docker-registry did not start on ${host}:${port} (${up}): ${tail || "no output"} (log: ${logFile})`);
   }
 }
 
-function handle(child: ChildProcess, exited: Promise<number | null>, where: { host: string; port: number; root: string }): Registry {
+function handle(child: ChildProcess, exited: Promise<number | null>, where: { host: string; port: number; root: string; configFile: string }): Registry {
   const hostForUrl = where.host.includes(":") ? `[${where.host}]` : where.host;
   let stopping: Promise<void> | undefined;
   return {
@@ -139,11 +142,12 @@ function handle(child: ChildProcess, exited: Promise<number | null>, where: { ho
     pid: child.pid!,
     stop() {
       stopping ??= (async () => {
-        if (child.exitCode !== null || child.signalCode !== null) return;
+        if (child.exitCode !== null || child.signalCode !== null) return void fs.rmSync(where.configFile, { force: true });
         child.kill("SIGTERM");
         const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
         await exited;
         clearTimeout(timer);
+        fs.rmSync(where.configFile, { force: true });
       })();
       return stopping;
     },
