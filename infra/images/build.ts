@@ -138,9 +138,8 @@ interface Stamp {
 }
 
 /**
- * startRegistry, tried three times. The registry's config.yml lives in its root, which the
- * orchestrator, this step and the tests share (the same storage): two starts at the same moment
- * can read each other's config and one then fails to bind. A second try is enough.
+ * startRegistry, tried three times: the free port it picks is bound by the child a moment later,
+ * and another process on this machine may take it in between. A second try is enough.
  */
 export async function startLabRegistry(root: string, attempts = 3): Promise<Registry> {
   for (let n = 1; ; n++) {

@@ -121,6 +121,9 @@ async function assemble(config: OrchestratorConfig, log: Logger, registry: Regis
         preview.close();
         await new Promise<void>((r) => http.close(() => r()));
         await sandboxes.dispose();
+        // The registry gateways run in this process: stop serving them (the sandboxes keep running,
+        // and the next orchestrator's prepare() serves them again). A driver handed in is its owner's.
+        if (!opts.driver) await driver.close?.();
         await closeWeb?.();
         await closeDatabase(db);
         await registry?.stop();
@@ -137,8 +140,8 @@ async function assemble(config: OrchestratorConfig, log: Logger, registry: Regis
 async function startLabRegistry(config: OrchestratorConfig, log: Logger): Promise<Registry | undefined> {
   if (!config.registry.enabled) return undefined;
   try {
-    // The storage's config.yml is shared with the image build step and tests: a start at the
-    // same moment as another may read the other's port and fail to bind; a second try is enough.
+    // With no fixed port, a free one is picked and then bound by the child: another process may
+    // take it in between. A second try is enough.
     let registry: Registry | undefined;
     for (let attempt = 1; !registry; attempt++) {
       try {

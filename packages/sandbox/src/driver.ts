@@ -56,6 +56,8 @@ export interface SandboxDriver {
   list(): Promise<SandboxInfo[]>;
   /** Optional: hand a running sandbox to an owner (see SandboxSpec.owner), e.g. a warm one when claimed. */
   assignOwner?(id: string, owner: string): Promise<void>;
+  /** Optional: release what this driver object serves in-process (not the sandboxes themselves). */
+  close?(): Promise<void>;
 }
 
 export interface Disposable {
