@@ -47,6 +47,18 @@ describe("chapter 1: first containers", () => {
     expect(out).toContain("hello world");
   });
 
+  it("gives a container pipes for stdout and stderr: /dev/stdout and /dev/stderr can be opened (nginx's log links)", async () => {
+    const out = await same(steps(
+      "docker run --rm busybox sh -c 'echo to-stdout > /dev/stdout; echo to-stderr > /dev/stderr' 2>/dev/null",
+      "docker run --rm busybox sh -c 'echo to-stdout > /dev/stdout; echo to-stderr > /dev/stderr' 2>&1 >/dev/null",
+      "docker run --name c1-pipes busybox sh -c 'ln -s /dev/stdout /tmp/log; echo via-link >> /tmp/log; stat -L -c %F /proc/self/fd/1' >/dev/null",
+      "docker logs c1-pipes",
+      "docker rm c1-pipes",
+    ));
+    expect(out).toContain("via-link");
+    expect(out).toContain("fifo");
+  });
+
   it("feeds stdin with -i and sees a change only in its own container", async () => {
     await same(steps(
       "echo piped | docker run --rm -i busybox cat",

@@ -525,6 +525,44 @@ static int relay(pid_t pid, int master) {
   return WEXITSTATUS(status);
 }
 
+/*
+ * Without a tty, the container's stdout and stderr are pipes, as under containerd: a process that
+ * opens /dev/stdout (nginx's logs linked there, `echo x > /dev/stderr`) reopens
+ * /proc/self/fd/1, which works for a pipe and fails (ENXIO) for the socket Node gives the shim.
+ * So when fd 1 or 2 is a socket, the container gets a pipe and the shim copies it across.
+ */
+static int is_socket(int fd) {
+  struct stat st;
+  return fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+static int relay_pipes(pid_t pid, int out, int err) {
+  char buf[65536];
+  int status = 0, exited = 0;
+  int fd[2] = {out, err};
+  for (;;) {
+    if (exited && fd[0] < 0 && fd[1] < 0) break;
+    struct pollfd fds[3] = {{sigchld_pipe[0], POLLIN, 0}, {fd[0], POLLIN, 0}, {fd[1], POLLIN, 0}};
+    /* After PID 1 exits its namespace is gone, so the pipes end at once; a short grace covers
+       any writer still being torn down, without ever hanging the exit on it. */
+    int r = poll(fds, 3, exited ? 100 : -1);
+    if (r < 0 && errno == EINTR) continue;
+    if (r == 0 && exited) break;
+    if (fds[0].revents & POLLIN) {
+      ssize_t ignored = read(sigchld_pipe[0], buf, sizeof buf); (void)ignored;
+      if (!exited && waitpid(pid, &status, WNOHANG) == pid) exited = 1;
+    }
+    for (int i = 0; i < 2; i++) {
+      if (fd[i] < 0 || !(fds[i + 1].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      ssize_t n = read(fd[i], buf, sizeof buf);
+      if (n > 0) { if (write_all(i + 1, buf, n) < 0) {} }
+      else if (n == 0 || errno != EINTR) { close(fd[i]); fd[i] = -1; }
+    }
+  }
+  if (!exited) while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+  return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
+}
+
 int main(int argc, char **argv) {
   struct options o;
   parse(argc, argv, &o);
@@ -533,6 +571,10 @@ int main(int argc, char **argv) {
   if (pipe2(go, O_CLOEXEC) < 0 || pipe2(ready, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0 || pipe2(sigchld_pipe, O_CLOEXEC | O_NONBLOCK) < 0) fail("pipe: %s", strerror(errno));
   if (o.tty && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, console) < 0) fail("socketpair: %s", strerror(errno));
   signal(SIGCHLD, on_sigchld);
+  /* (exec keeps the sockets: its stream ends when the process does, not when its children do) */
+  int out_pipe[2] = {-1, -1}, err_pipe[2] = {-1, -1};
+  if (!o.tty && !o.exec_mode && is_socket(1) && pipe2(out_pipe, O_CLOEXEC) < 0) fail("pipe: %s", strerror(errno));
+  if (!o.tty && !o.exec_mode && is_socket(2) && pipe2(err_pipe, O_CLOEXEC) < 0) fail("pipe: %s", strerror(errno));
 
   if (o.exec_mode) {
     join_namespaces(o.target);
@@ -544,6 +586,9 @@ int main(int argc, char **argv) {
   if (pid < 0) fail("fork: %s", strerror(errno));
   if (pid == 0) {
     close(go[1]); close(err[0]); close(ready[0]);
+    /* dup2 leaves the new 1 and 2 open across execve; the originals are close-on-exec */
+    if (out_pipe[1] >= 0) { dup2(out_pipe[1], 1); close(out_pipe[0]); close(out_pipe[1]); }
+    if (err_pipe[1] >= 0) { dup2(err_pipe[1], 2); close(err_pipe[0]); close(err_pipe[1]); }
     if (console[0] >= 0) close(console[0]);
     error_pipe = err[1];
     /* --network host keeps the host's network namespace; everything else is new. */
@@ -562,6 +607,8 @@ int main(int argc, char **argv) {
   }
   close(go[0]); close(err[1]); close(ready[1]);
   if (console[1] >= 0) close(console[1]);
+  if (out_pipe[1] >= 0) close(out_pipe[1]);
+  if (err_pipe[1] >= 0) close(err_pipe[1]);
 
   char line[64];
   ssize_t n = read(ready[0], line, 1);
@@ -588,6 +635,7 @@ int main(int argc, char **argv) {
   status("started\n");
   int code;
   if (o.tty) code = relay(pid, master);
+  else if (out_pipe[0] >= 0 || err_pipe[0] >= 0) code = relay_pipes(pid, out_pipe[0], err_pipe[0]);
   else {
     int st = 0;
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
