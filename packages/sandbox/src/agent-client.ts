@@ -14,6 +14,33 @@ import {
 } from "@berth/protocol";
 import type { AgentEndpoint, Disposable } from "./driver.js";
 
+/**
+ * One websocket to a sandbox's agent, open and authenticated (its token as a bearer header). The
+ * orchestrator keeps two per sandbox: AgentClient's (terminals, exec, files) and the preview's
+ * tunnels, so a big download never queues behind keystrokes.
+ */
+export function dialAgent(ep: AgentEndpoint, timeoutMs = 5000): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(`ws+unix://${ep.socketPath}:/`, {
+      headers: { authorization: `Bearer ${ep.token}` },
+      handshakeTimeout: timeoutMs,
+      perMessageDeflate: false,
+    });
+    const fail = (err: Error) => {
+      ws.removeAllListeners();
+      ws.on("error", () => {});
+      ws.terminate();
+      reject(new Error(`could not connect to the agent at ${ep.socketPath}: ${err.message}`));
+    };
+    ws.once("error", fail);
+    ws.once("unexpected-response", (_req, res) => fail(new Error(`HTTP ${res.statusCode} on upgrade`)));
+    ws.once("open", () => {
+      ws.off("error", fail);
+      resolve(ws);
+    });
+  });
+}
+
 export class AgentRequestError extends Error {
   constructor(
     readonly op: string,
@@ -46,27 +73,8 @@ export class AgentClient {
   }
 
   /** Opens the websocket; rejects if the agent refuses the token or does not answer in time. */
-  static connect(ep: AgentEndpoint, opts: { timeoutMs?: number } = {}): Promise<AgentClient> {
-    const timeoutMs = opts.timeoutMs ?? 5000;
-    return new Promise((resolve, reject) => {
-      const ws = new WebSocket(`ws+unix://${ep.socketPath}:/`, {
-        headers: { authorization: `Bearer ${ep.token}` },
-        handshakeTimeout: timeoutMs,
-        perMessageDeflate: false,
-      });
-      const fail = (err: Error) => {
-        ws.removeAllListeners();
-        ws.on("error", () => {});
-        ws.terminate();
-        reject(new Error(`could not connect to the agent at ${ep.socketPath}: ${err.message}`));
-      };
-      ws.once("error", fail);
-      ws.once("unexpected-response", (_req, res) => fail(new Error(`HTTP ${res.statusCode} on upgrade`)));
-      ws.once("open", () => {
-        ws.off("error", fail);
-        resolve(new AgentClient(ws));
-      });
-    });
+  static async connect(ep: AgentEndpoint, opts: { timeoutMs?: number } = {}): Promise<AgentClient> {
+    return new AgentClient(await dialAgent(ep, opts.timeoutMs ?? 5000));
   }
 
   get isOpen(): boolean {

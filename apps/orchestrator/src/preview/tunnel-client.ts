@@ -14,7 +14,7 @@ import {
   encodeFrame,
   type AgentReply,
 } from "@berth/protocol";
-import type { AgentEndpoint } from "@berth/sandbox";
+import { dialAgent, type AgentEndpoint } from "@berth/sandbox";
 
 /** Data frames are cut to this size so one large write does not hold the websocket for long. */
 const MAX_FRAME_PAYLOAD = 64 * 1024;
@@ -147,26 +147,8 @@ export class TunnelClient {
     ws.on("error", () => this.onClosed());
   }
 
-  static connect(ep: AgentEndpoint, timeoutMs = 5000): Promise<TunnelClient> {
-    return new Promise((resolve, reject) => {
-      const ws = new WebSocket(`ws+unix://${ep.socketPath}:/`, {
-        headers: { authorization: `Bearer ${ep.token}` },
-        handshakeTimeout: timeoutMs,
-        perMessageDeflate: false,
-      });
-      const fail = (err: Error) => {
-        ws.removeAllListeners();
-        ws.on("error", () => {});
-        ws.terminate();
-        reject(new Error(`could not connect to the sandbox's agent: ${err.message}`));
-      };
-      ws.once("error", fail);
-      ws.once("unexpected-response", (_req, res) => fail(new Error(`HTTP ${res.statusCode} on upgrade`)));
-      ws.once("open", () => {
-        ws.off("error", fail);
-        resolve(new TunnelClient(ws));
-      });
-    });
+  static async connect(ep: AgentEndpoint, timeoutMs = 5000): Promise<TunnelClient> {
+    return new TunnelClient(await dialAgent(ep, timeoutMs));
   }
 
   get isOpen(): boolean {
