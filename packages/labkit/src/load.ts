@@ -1,5 +1,7 @@
 // loadLabs: every labs/<id>/lab.md under a directory, parsed; folders without lab.md are skipped
-// (they may hold shared files), unreadable ones are reported.
+// (they may hold shared files), unreadable ones are reported. A lab's own folder (one holding
+// lab.md) is read as that one lab; a directory with no lab at all is an error, so a mistyped
+// path never "passes" by testing nothing.
 import { readdir, readFile } from "node:fs/promises";
 import path from "node:path";
 import type { Lab, LabError } from "./lab.js";
@@ -9,7 +11,8 @@ export async function loadLabs(dir: string): Promise<{ labs: Lab[]; errors: LabE
   const labs: Lab[] = [];
   const errors: LabError[] = [];
   const entries = await readdir(dir, { withFileTypes: true });
-  const folders = entries.filter((e) => e.isDirectory() && !e.name.startsWith(".")).map((e) => e.name).sort();
+  const single = entries.some((e) => e.isFile() && e.name === "lab.md");
+  const folders = single ? [""] : entries.filter((e) => e.isDirectory() && !e.name.startsWith(".")).map((e) => e.name).sort();
   for (const name of folders) {
     const file = path.join(dir, name, "lab.md");
     let source: string;
@@ -23,6 +26,9 @@ export async function loadLabs(dir: string): Promise<{ labs: Lab[]; errors: LabE
     const res = parseLab(source, file);
     errors.push(...res.errors);
     if (res.lab) labs.push(res.lab);
+  }
+  if (labs.length === 0 && errors.length === 0) {
+    errors.push({ file: dir, line: 1, message: "no lab here: neither a lab.md nor folders holding one", fix: "pass the labs directory (e.g. labs/) or one lab's folder (labs/<id>)" });
   }
   return { labs, errors };
 }

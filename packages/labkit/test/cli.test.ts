@@ -1,6 +1,6 @@
 // The labkit command as authors and CI run it: bin/labkit.mjs through tsx, real files.
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
@@ -22,8 +22,19 @@ describe("labkit CLI", () => {
   it("lint: clean labs exit 0", () => {
     const r = labkit("lint", LABS);
     expect(r.stdout).toBe("");
-    expect(r.stderr).toMatch(/2 lab\(s\), no errors/);
+    const count = readdirSync(LABS, { withFileTypes: true }).filter((e) => e.isDirectory() && existsSync(path.join(LABS, e.name, "lab.md"))).length;
+    expect(r.stderr).toContain(`${count} lab(s), no errors`);
     expect(r.status).toBe(0);
+  });
+
+  it("lint: one lab's own folder is that lab; a folder with no lab is an error, not a pass", () => {
+    const one = labkit("lint", path.join(LABS, "volumes"));
+    expect(one.stderr).toMatch(/^1 lab\(s\), no errors/m);
+    expect(one.status).toBe(0);
+    const empty = mkdtempSync(path.join(tmpdir(), "labkit-empty-"));
+    const none = labkit("test", empty);
+    expect(none.stderr).toContain(`${empty}:1: no lab here`);
+    expect(none.status).toBe(1);
   });
 
   it("lint: each error as file:line[:col]: message (fix: ...), exit 1", () => {
@@ -44,7 +55,7 @@ describe("labkit CLI", () => {
     const r = labkit("render", LABS);
     expect(r.status).toBe(0);
     const views = JSON.parse(r.stdout) as LabView[];
-    expect(views.map((v) => v.id).sort()).toEqual(["cgroups-by-hand", "namespaces-by-hand"]);
+    expect(views.map((v) => v.id).sort()).toEqual(["cgroups-by-hand", "namespaces-by-hand", "volumes"]);
     expect(views.every((v) => v.steps.length >= 3 && v.steps.every((s) => s.html.length > 0))).toBe(true);
     // lines that only check, solution and setup scripts contain
     for (const hidden of ["NSpid", "tail /dev/zero", "readlink /proc/1/ns/uts", "$1 == "]) expect(r.stdout).not.toContain(hidden);
