@@ -55,7 +55,7 @@ describe("labkit CLI", () => {
     const r = labkit("render", LABS);
     expect(r.status).toBe(0);
     const views = JSON.parse(r.stdout) as LabView[];
-    expect(views.map((v) => v.id).sort()).toEqual(["cgroups-by-hand", "namespaces-by-hand", "volumes"]);
+    expect(views.map((v) => v.id).sort()).toEqual(["cgroups-by-hand", "namespaces-by-hand", "networking", "volumes"]);
     expect(views.every((v) => v.steps.length >= 3 && v.steps.every((s) => s.html.length > 0))).toBe(true);
     // lines that only check, solution and setup scripts contain
     for (const hidden of ["NSpid", "tail /dev/zero", "readlink /proc/1/ns/uts", "$1 == "]) expect(r.stdout).not.toContain(hidden);
