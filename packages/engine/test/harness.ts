@@ -245,7 +245,10 @@ export function normalize(s: string): string {
     .replace(/\b[0-9a-f]{12}\b/g, "<id>")
     .replace(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z/g, "<time>")
     .replace(/(Less than a second|About a minute|\d+ seconds?|\d+ minutes?) ago/g, "<ago>")
-    .replace(/Up (Less than a second|\d+ seconds?|About a minute)/g, "Up <dur>");
+    .replace(/Up (Less than a second|\d+ seconds?|About a minute)/g, "Up <dur>")
+    // A table's columns are as wide as their longest cell, so "2 seconds ago" and "10 seconds ago"
+    // move every column after them: compare runs of spaces as one gap.
+    .replace(/ {2,}/g, "  ");
 }
 
 /**
