@@ -137,21 +137,6 @@ interface Stamp {
   tags: string[];
 }
 
-/**
- * startRegistry, tried three times: the free port it picks is bound by the child a moment later,
- * and another process on this machine may take it in between. A second try is enough.
- */
-export async function startLabRegistry(root: string, attempts = 3): Promise<Registry> {
-  for (let n = 1; ; n++) {
-    try {
-      return await startRegistry({ root });
-    } catch (err) {
-      if (n >= attempts) throw err;
-      await new Promise((r) => setTimeout(r, 200 + Math.random() * 800));
-    }
-  }
-}
-
 /** What a run in progress has started, for the CLI's signal handler (see the end of this file). */
 let running: { engine?: Engine; registry?: Registry; release?: () => void } | undefined;
 
@@ -169,7 +154,7 @@ export async function ensureLabImages(opts: EnsureOptions = {}): Promise<ImageRe
   running = { release };
   try {
     const keys = imageKeys();
-    if (!opts.noPush) registry = running.registry = await startLabRegistry(registryRoot(stateDir));
+    if (!opts.noPush) registry = running.registry = await startRegistry({ root: registryRoot(stateDir) });
     let todo: LabImage[] = [];
     for (const img of images) {
       const stamp = readStamp(work, img);

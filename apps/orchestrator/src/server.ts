@@ -140,17 +140,8 @@ async function assemble(config: OrchestratorConfig, log: Logger, registry: Regis
 async function startLabRegistry(config: OrchestratorConfig, log: Logger): Promise<Registry | undefined> {
   if (!config.registry.enabled) return undefined;
   try {
-    // With no fixed port, a free one is picked and then bound by the child: another process may
-    // take it in between. A second try is enough.
-    let registry: Registry | undefined;
-    for (let attempt = 1; !registry; attempt++) {
-      try {
-        registry = await startRegistry({ root: config.registry.root, host: "127.0.0.1", port: config.registry.port });
-      } catch (err) {
-        if (config.registry.port || attempt >= 3) throw err;
-        await new Promise((r) => setTimeout(r, 200 + Math.random() * 800));
-      }
-    }
+    // (startRegistry itself tries again when the free port it picked is taken before the bind)
+    const registry = await startRegistry({ root: config.registry.root, host: "127.0.0.1", port: config.registry.port });
     log.info({ url: registry.url, storage: config.registry.root }, "lab registry started");
     // A child process outlives its parent unless told: if the orchestrator exits without close()
     // (a failed start, a crash), take the registry down with it.

@@ -8,8 +8,8 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startEngine, type Engine } from "../src/engine";
 import { docker, sleep, tmpDir, unmountUnder } from "./harness";
-import { ensureLabImages, LAB_IMAGES, localName, registryRoot, startLabRegistry } from "../../../infra/images/build";
-import type { Registry } from "../../../infra/registry/registry";
+import { ensureLabImages, LAB_IMAGES, localName, registryRoot } from "../../../infra/images/build";
+import { startRegistry, type Registry } from "../../../infra/registry/registry";
 
 let registry: Registry;
 let engine: Engine;
@@ -18,7 +18,7 @@ let host: string;
 
 beforeAll(async () => {
   await ensureLabImages({ log: () => {} });
-  registry = await startLabRegistry(registryRoot());
+  registry = await startRegistry({ root: registryRoot() });
   root = tmpDir("berth-labimages-");
   const socket = path.join(root, "docker.sock");
   engine = await startEngine({ root: path.join(root, "state"), socket, prebuild: [], registryMirror: registry.url, network: { enabled: false } });
