@@ -35,6 +35,15 @@ export const UPLINK_SUBNET = process.env.BERTH_UPLINK_SUBNET || "10.213.0.0/16";
 export const UPLINK_IF_PREFIX = "berthv";
 export const UPLINK_NET_DIR = process.env.BERTH_NET_DIR || "/run/berth-net";
 
+/** Every iptables chain Berth owns on the host, by table. */
+const BERTH_CHAINS = [
+  ["filter", "BERTH-FORWARD"],
+  ["filter", "BERTH-INPUT"],
+  ["filter", "BERTH-SANDBOXES"],
+  ["filter", "BERTH-EGRESS"],
+  ["nat", "BERTH-POSTROUTING"],
+] as const;
+
 /** Private, shared, link-local, loopback, multicast and reserved IPv4 ranges: never reachable. */
 export const BLOCKED_RANGES = [
   "0.0.0.0/8",
@@ -386,24 +395,9 @@ export async function removeHostNetwork(opts: { force?: boolean } = {}): Promise
       // every copy
     }
   }
-  for (const [table, chain] of [
-    ["filter", "BERTH-FORWARD"],
-    ["filter", "BERTH-INPUT"],
-    ["filter", "BERTH-SANDBOXES"],
-    ["filter", "BERTH-EGRESS"],
-    ["nat", "BERTH-POSTROUTING"],
-  ] as const) {
-    await ipt(["-t", table, "-F", chain]);
-  }
-  for (const [table, chain] of [
-    ["filter", "BERTH-FORWARD"],
-    ["filter", "BERTH-INPUT"],
-    ["filter", "BERTH-SANDBOXES"],
-    ["filter", "BERTH-EGRESS"],
-    ["nat", "BERTH-POSTROUTING"],
-  ] as const) {
-    await ipt(["-t", table, "-X", chain]);
-  }
+  // Flush all before deleting any: a chain still jumped to from another cannot be deleted.
+  for (const [table, chain] of BERTH_CHAINS) await ipt(["-t", table, "-F", chain]);
+  for (const [table, chain] of BERTH_CHAINS) await ipt(["-t", table, "-X", chain]);
   return true;
 }
 
