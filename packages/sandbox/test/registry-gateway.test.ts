@@ -111,20 +111,6 @@ if (op === "push") {
 }
 `;
 
-/**
- * A docker pull in a sandbox, tried twice when the engine's layer extraction (not the transport:
- * the download is digest-checked) hits its known race, "could not read the layer: Premature
- * close" (tar exits before the end of the stream is written); said out loud when it happens.
- */
-async function pullIn(c: AgentClient, cmd: string): Promise<{ stdout: string; stderr: string }> {
-  let r = await sh(c, cmd, { timeoutMs: 60_000 });
-  if (/could not read the layer: Premature close/.test(`${r.stdout}${r.stderr}`)) {
-    console.warn("engine: 'could not read the layer: Premature close' on a pull (engine bug in extractLayer); trying once more");
-    r = await sh(c, cmd, { timeoutMs: 60_000 });
-  }
-  return r;
-}
-
 async function reg(c: AgentClient, id: string, ...args: string[]): Promise<string> {
   const r = await sh(c, `node /tmp/reg.mjs ${args.map((x) => `'${x}'`).join(" ")}`, { timeoutMs: 30_000 });
   if (r.stderr) throw new Error(`reg.mjs in ${id}: ${r.stderr}`);
@@ -206,7 +192,7 @@ describe("the registry gateway in a sandbox", () => {
     expect(pb.stdout, pb.stderr).toMatch(/latest: digest: sha256:/);
     for (const [c, who] of [[a, "made-in-A"], [b, "made-in-B"]] as const) {
       await sh(c, "docker rmi localhost:5000/web >/dev/null");
-      const r = await pullIn(c, "docker pull -q localhost:5000/web >/dev/null && docker run --rm localhost:5000/web cat /who");
+      const r = await sh(c, "docker pull -q localhost:5000/web >/dev/null && docker run --rm localhost:5000/web cat /who", { timeoutMs: 60_000 });
       expect(r.stdout, r.stderr).toBe(`${who}\n`);
     }
     const denied = await sh(a, "docker tag busybox localhost:5000/library/busybox && docker push localhost:5000/library/busybox", { timeoutMs: 60_000 });
@@ -350,7 +336,7 @@ describe("docker pull of a lab image inside a sandbox", () => {
     } finally {
       await dockerd.stop();
     }
-    const r = await pullIn(a, "docker pull labbox && docker run --rm labbox echo pulled");
+    const r = await sh(a, "docker pull labbox && docker run --rm labbox echo pulled", { timeoutMs: 60_000 });
     expect(`${r.stdout}${r.stderr}`).toMatch(/pulled\n/);
     expect(readFileSync(join(driver.sandboxDir(idA), "bundle", "config.json"), "utf8")).toContain("BERTH_REGISTRY_MIRROR=http://127.0.0.1:5000");
   }, 120_000);
