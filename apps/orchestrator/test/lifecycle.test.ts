@@ -4,9 +4,9 @@ import { mkdtempSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { io as connectSocket } from "socket.io-client";
 import { createNamespacesDriver } from "@berth/sandbox";
 import { startOrchestrator, type Orchestrator } from "../src/server.js";
+import { attachTerminal, signUp } from "./helpers.js";
 
 const instance = `life${process.pid}`;
 const dataDir = mkdtempSync(path.join(os.tmpdir(), "berth-life-"));
@@ -29,32 +29,6 @@ afterAll(async () => {
   for (const s of await mine()) await driver.destroy(s.id);
 });
 
-async function signUp(url: string): Promise<string> {
-  const res = await fetch(`${url}/api/auth/signup`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ email: `life${Date.now()}@example.org`, password: "lifecycle-pass" }),
-  });
-  return res.headers.get("set-cookie")!.split(";")[0]!;
-}
-
-/** Attaches a terminal and resolves with the first bytes of the screen. */
-async function attach(url: string, cookie: string): Promise<{ text: string; close(): void }> {
-  const socket = connectSocket(url, { transports: ["websocket"], extraHeaders: { cookie }, reconnection: false });
-  let text = "";
-  await new Promise<void>((resolve, reject) => {
-    socket.on("term:data", (m: { data: ArrayBuffer }) => {
-      text += Buffer.from(m.data).toString("utf8");
-      if (/[#$] $/.test(text)) resolve();
-    });
-    socket.on("connect_error", reject);
-    socket.emit("term:attach", { labId: "namespaces-by-hand", term: "main", cols: 80, rows: 24 }, (r: { ok: boolean; error?: string }) => {
-      if (!r.ok) reject(new Error(r.error));
-    });
-  });
-  return { text, close: () => socket.close() };
-}
-
 describe("sandbox lifecycle", () => {
   let cookie = "";
   let sandboxId = "";
@@ -62,8 +36,8 @@ describe("sandbox lifecycle", () => {
   it("hands a warm sandbox to the first learner and refills the pool", async () => {
     await expect.poll(() => berth!.sandboxes.pool.readyCount, { timeout: 30_000 }).toBe(1);
     const [pooled] = await mine();
-    cookie = await signUp(berth!.url);
-    const term = await attach(berth!.url, cookie);
+    cookie = (await signUp(berth!.url, "life")).cookie;
+    const term = await attachTerminal(berth!.url, cookie, "namespaces-by-hand");
     term.close();
     const row = await berth!.db.sandbox.findFirstOrThrow({ where: { state: "running" } });
     expect(row.id).toBe(pooled!.id);
@@ -76,7 +50,7 @@ describe("sandbox lifecycle", () => {
     const afterClose = (await mine()).map((s) => s.id);
     expect(afterClose).toEqual([sandboxId]); // the pool sandbox went with the orchestrator
     berth = await start();
-    const term = await attach(berth.url, cookie);
+    const term = await attachTerminal(berth.url, cookie, "namespaces-by-hand");
     term.close();
     const rows = await berth.db.sandbox.findMany({ where: { state: "running" } });
     expect(rows.map((r) => r.id)).toEqual([sandboxId]);

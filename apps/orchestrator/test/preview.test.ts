@@ -8,47 +8,22 @@ import { request as httpRequest } from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { io as connectSocket, type Socket } from "socket.io-client";
 import { createNamespacesDriver } from "@berth/sandbox";
 import { TUNNEL_WINDOW } from "@berth/protocol";
 import { startOrchestrator, type Orchestrator } from "../src/server.js";
 import { TunnelClient } from "../src/preview/tunnel-client.js";
+import { PASSWORD, attachTerminal, signUp } from "./helpers.js";
 
 const LAB = "namespaces-by-hand";
 const instance = `prev${process.pid}`;
 const dataDir = mkdtempSync(path.join(os.tmpdir(), "berth-preview-"));
 const driver = createNamespacesDriver();
 let berth: Orchestrator;
-const sockets: Socket[] = [];
-
-async function signUp(who: string): Promise<{ cookie: string; id: string; email: string }> {
-  const email = `${who}-${process.pid}-${Date.now()}@example.org`;
-  const res = await fetch(`${berth.url}/api/auth/signup`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ email, password: "preview-password" }),
-  });
-  expect(res.status).toBe(201);
-  const cookie = res.headers.get("set-cookie")!.split(";")[0]!;
-  const { user } = (await res.json()) as { user: { id: string } };
-  return { cookie, id: user.id, email };
-}
+const terminals: { close(): void }[] = [];
 
 /** Opens the lab's terminal (which starts the learner's sandbox) and waits for the prompt. */
 async function openLab(cookie: string): Promise<void> {
-  const socket = connectSocket(berth.url, { transports: ["websocket"], extraHeaders: { cookie }, reconnection: false });
-  sockets.push(socket);
-  let text = "";
-  await new Promise<void>((resolve, reject) => {
-    socket.on("term:data", (m: { data: ArrayBuffer }) => {
-      text += Buffer.from(m.data).toString("utf8");
-      if (/[#$] $/.test(text)) resolve();
-    });
-    socket.on("connect_error", reject);
-    socket.emit("term:attach", { labId: LAB, term: "main", cols: 80, rows: 24 }, (r: { ok: boolean; error?: string }) => {
-      if (!r.ok) reject(new Error(r.error));
-    });
-  });
+  terminals.push(await attachTerminal(berth.url, cookie, LAB));
 }
 
 async function sh(userId: string, script: string): Promise<string> {
@@ -70,8 +45,8 @@ let base = "";
 beforeAll(async () => {
   process.env.BERTH_DATA_DIR = dataDir;
   berth = await startOrchestrator({ port: 0, host: "127.0.0.1", serveWeb: false, warmPoolSize: 0, instance, reapIntervalMs: 3_600_000 });
-  alice = await signUp("alice");
-  bob = await signUp("bob");
+  alice = await signUp(berth.url, "alice");
+  bob = await signUp(berth.url, "bob");
   await openLab(alice.cookie);
   // A static site with a 3 MiB random file, a CGI that shows what reached it and tries to set a
   // cookie, one that hashes a request body, and a server on 9000 that accepts any upgrade after
@@ -114,7 +89,7 @@ sha256sum /root/site/big.bin | cut -d' ' -f1`,
 });
 
 afterAll(async () => {
-  for (const s of sockets) s.close();
+  for (const t of terminals) t.close();
   await berth?.close();
   for (const s of (await driver.list()).filter((s) => s.id.startsWith(`${instance}-`))) await driver.destroy(s.id);
   rmSync(dataDir, { recursive: true, force: true });
@@ -184,7 +159,7 @@ describe("web preview", () => {
     const signin = await fetch(`${berth.url}/api/auth/signin`, {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ email: alice.email, password: "preview-password" }),
+      body: JSON.stringify({ email: alice.email, password: PASSWORD }),
     });
     const other = signin.headers.get("set-cookie")!.split(";")[0]!;
     const grant = (await get(`/preview/${LAB}/8080/`, other)).headers.get("location")!;

@@ -1,0 +1,42 @@
+// What the orchestrator's integration tests do as a learner would: sign up over the API, open a
+// lab's terminal over socket.io (which starts the learner's sandbox) and wait for the prompt.
+import { expect } from "vitest";
+import { io as connectSocket } from "socket.io-client";
+
+/** Every test learner's password (long enough for the server's rule). */
+export const PASSWORD = "test-learner-password";
+
+export async function signUp(url: string, who: string): Promise<{ cookie: string; id: string; email: string }> {
+  const email = `${who}-${process.pid}-${Date.now()}@example.org`;
+  const res = await fetch(`${url}/api/auth/signup`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ email, password: PASSWORD }),
+  });
+  expect(res.status).toBe(201);
+  const cookie = res.headers.get("set-cookie")!.split(";")[0]!;
+  const { user } = (await res.json()) as { user: { id: string } };
+  return { cookie, id: user.id, email };
+}
+
+/** Attaches the lab's main terminal and resolves, with the screen so far, once a prompt shows. */
+export async function attachTerminal(url: string, cookie: string, labId: string): Promise<{ text: string; close(): void }> {
+  const socket = connectSocket(url, { transports: ["websocket"], extraHeaders: { cookie }, reconnection: false });
+  let text = "";
+  try {
+    await new Promise<void>((resolve, reject) => {
+      socket.on("term:data", (m: { data: ArrayBuffer }) => {
+        text += Buffer.from(m.data).toString("utf8");
+        if (/[#$] $/.test(text)) resolve();
+      });
+      socket.on("connect_error", reject);
+      socket.emit("term:attach", { labId, term: "main", cols: 80, rows: 24 }, (r: { ok: boolean; error?: string }) => {
+        if (!r.ok) reject(new Error(r.error));
+      });
+    });
+  } catch (err) {
+    socket.close();
+    throw err;
+  }
+  return { text, close: () => socket.close() };
+}
