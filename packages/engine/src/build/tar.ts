@@ -15,7 +15,7 @@
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
-import { resolveInRoot } from "./fsutil";
+import { lstatOrNull, resolveInRoot } from "./fsutil";
 
 export class UnsafeArchiveError extends Error {}
 
@@ -281,10 +281,3 @@ export function extractTar(file: string, dest: string, opts: { policy: "context"
   return count;
 }
 
-export function lstatOrNull(p: string): fs.Stats | null {
-  try {
-    return fs.lstatSync(p);
-  } catch {
-    return null;
-  }
-}
