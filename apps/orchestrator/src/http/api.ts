@@ -1,6 +1,5 @@
-// The REST API under /api: accounts, the catalog, lab views, checks and hints.
+// The REST API under /api: accounts here; the catalog, lab views, checks and hints in lab-routes.ts.
 // Shapes are in @berth/protocol (api.ts). Check scripts and solutions never leave the server.
-import { renderHint } from "@berth/labkit";
 import { SignInBody, SignUpBody, type Role, type UserView } from "@berth/protocol";
 import type { IncomingMessage } from "node:http";
 import type { Logger } from "pino";
@@ -10,6 +9,7 @@ import { clearedSessionCookie, sessionCookie, type SessionStore, type SessionUse
 import type { CheckRunner } from "../grading/check-runner.js";
 import type { LabCatalog } from "../labs/catalog.js";
 import type { SandboxManager } from "../sandboxes/sandbox-manager.js";
+import { registerLabRoutes } from "./lab-routes.js";
 import { HttpError, Router, sendJson } from "./router.js";
 
 export interface ApiDeps {
@@ -27,18 +27,13 @@ const userView = (u: { id: string; email: string; name: string | null; role: str
 });
 
 export function createApi(deps: ApiDeps): Router {
-  const { db, sessions, catalog, sandboxes, checks, log } = deps;
+  const { db, sessions, log } = deps;
   const router = new Router((err, req) => log.error({ err, url: req.url, method: req.method }, "API handler failed"));
 
   const requireUser = async (req: IncomingMessage): Promise<SessionUser> => {
     const user = await sessions.fromRequest(req);
     if (!user) throw new HttpError(401, "sign in first");
     return user;
-  };
-  const requireLab = (labId: string) => {
-    const entry = catalog.get(labId);
-    if (!entry) throw new HttpError(404, `no lab called "${labId}"`);
-    return entry;
   };
 
   router.on("POST", "/api/auth/signup", async ({ req, res, body }) => {
@@ -74,37 +69,8 @@ export function createApi(deps: ApiDeps): Router {
 
   router.on("GET", "/api/me", async ({ req }) => ({ user: userView(await requireUser(req)) }));
 
-  router.on("GET", "/api/labs", async () => ({ labs: catalog.list() }));
-
-  router.on("GET", "/api/labs/:labId", async ({ req, params }) => {
-    const user = await requireUser(req);
-    const entry = requireLab(params.labId!);
-    return { lab: entry.view, progress: await checks.progress(user.id, entry.lab.id) };
-  });
-
-  router.on("POST", "/api/labs/:labId/checks/:checkId", async ({ req, params }) => {
-    const user = await requireUser(req);
-    const entry = requireLab(params.labId!);
-    if (!entry.view.steps.some((s) => s.checks.some((c) => c.id === params.checkId))) {
-      throw new HttpError(404, `lab "${entry.lab.id}" has no check "${params.checkId}"`);
-    }
-    const sb = sandboxes.find(user.id, entry.lab.id);
-    if (!sb || !sb.ready) throw new HttpError(409, "your sandbox is not running yet: open the lab's terminal first");
-    const result = await checks.run(user.id, entry.lab.id, params.checkId!, sb);
-    void sandboxes.touch(sb);
-    return { result, progress: await checks.progress(user.id, entry.lab.id) };
-  });
-
-  router.on("GET", "/api/labs/:labId/checks/:checkId/hint", async ({ req, params }) => {
-    const user = await requireUser(req);
-    const entry = requireLab(params.labId!);
-    const html = renderHint(entry.lab, params.checkId!);
-    if (html === undefined) throw new HttpError(404, `check "${params.checkId}" has no hint`);
-    await db.event.create({
-      data: { userId: user.id, labId: entry.lab.id, kind: "hint", data: JSON.stringify({ checkId: params.checkId }) },
-    });
-    return { html };
-  });
+  // The lab routes live in their own file (lab-routes.ts).
+  registerLabRoutes(router, deps);
 
   return router;
 }
