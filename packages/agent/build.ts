@@ -50,4 +50,4 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
 }
 
 // The engine the agent supervises ships beside it: the sandbox driver puts both in /opt/berth.
-export { buildEngineBundle, buildEngineShim, buildDebianImage, ImageStore, DEBIAN_BUILDER_SOURCE } from "@berth/engine/build";
+export { buildEngineBundle, buildEngineShim, buildDebianImage, ImageStore, DEBIAN_BUILDER_SOURCE, FS_XATTR_DIR } from "@berth/engine/build";

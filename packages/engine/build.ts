@@ -1,6 +1,7 @@
 // What a sandbox needs to run the engine, made on the host:
-//   - dist/engine.mjs: src/main.ts bundled into one file with esbuild (tar-stream and pino inside),
-//     so the sandbox needs node and nothing from node_modules;
+//   - dist/engine.mjs: src/main.ts bundled into one file with esbuild (tar-stream and pino inside);
+//     the one native addon, fs-xattr (overlayfs's opaque markers), stays outside: the driver copies
+//     its runtime files beside the bundle as node_modules/fs-xattr (FS_XATTR_DIR);
 //   - berth-shim: src/runtime/shim.c compiled with the host's `cc` (the sandbox has no compiler).
 // The sandbox driver copies both into the read-only directory it mounts at /opt/berth and starts
 // the bundle with BERTH_SHIM pointing at the shim (see packages/agent/src/engine-process.ts).
@@ -8,6 +9,7 @@
 // CLI: `tsx packages/engine/build.ts` prints the bundle's and the shim's paths.
 import { build } from "esbuild";
 import { mkdir, rename, writeFile } from "node:fs/promises";
+import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { buildShim } from "./src/runtime/shim";
@@ -19,6 +21,9 @@ export const DEBIAN_BUILDER_SOURCE = join(dirname(fileURLToPath(import.meta.url)
 
 export const ENGINE_DIR = dirname(fileURLToPath(import.meta.url));
 export const ENGINE_BUNDLE = join(ENGINE_DIR, "dist", "engine.mjs");
+/** The fs-xattr package the bundle loads (index.js, package.json, build/Release/xattr.node). */
+// (resolve the entry, not package.json: the package exports only index.js)
+export const FS_XATTR_DIR = dirname(createRequire(import.meta.url).resolve("fs-xattr"));
 
 /** Builds dist/engine.mjs (written to a temporary file and renamed: concurrent builders never see half). */
 export async function buildEngineBundle(): Promise<string> {
@@ -30,6 +35,7 @@ export async function buildEngineBundle(): Promise<string> {
     platform: "node",
     target: "node20",
     format: "esm",
+    external: ["fs-xattr"],
     // Some dependencies are CommonJS and call require(); give the ESM bundle a real one.
     banner: { js: 'import { createRequire as __berthCreateRequire } from "node:module"; const require = __berthCreateRequire(import.meta.url);' },
     legalComments: "none",

@@ -13,9 +13,7 @@ import path from "node:path";
 import { pipeline } from "node:stream/promises";
 import { PassThrough, type Readable, type Transform } from "node:stream";
 import zlib from "node:zlib";
-import { OVERLAY_XATTR_PREFIX } from "../snapshots/overlay";
-
-const OPAQUE_XATTRS = ["trusted.overlay.opaque", "user.overlay.opaque"];
+import { isOpaqueDir, markOpaque } from "../snapshots/overlay";
 
 /**
  * Every layer tar we write: sorted names, numeric owners, whole-second mtimes, xattrs except
@@ -32,6 +30,7 @@ interface Markers {
 /** Find overlayfs whiteouts and opaque directories in an unpacked layer. */
 function findMarkers(dir: string): Markers {
   const whiteouts: string[] = [];
+  const opaque: string[] = [];
   const walk = (rel: string) => {
     let entries: fs.Dirent[];
     try {
@@ -42,30 +41,15 @@ function findMarkers(dir: string): Markers {
     for (const e of entries) {
       const r = rel ? `${rel}/${e.name}` : e.name;
       if (e.isCharacterDevice() && fs.lstatSync(path.join(dir, r)).rdev === 0) whiteouts.push(r);
-      else if (e.isDirectory()) walk(r);
+      else if (e.isDirectory()) {
+        // (readdir's types come from lstat: a symlink to a directory is not walked or asked)
+        if (isOpaqueDir(path.join(dir, r))) opaque.push(r);
+        walk(r);
+      }
     }
   };
   walk("");
-  return { whiteouts, opaque: findOpaqueDirs(dir) };
-}
-
-/** Directories carrying an overlay opaque xattr (getfattr from Debian's attr; none if it is missing). */
-function findOpaqueDirs(dir: string): string[] {
-  const out: string[] = [];
-  for (const name of OPAQUE_XATTRS) {
-    let listing = "";
-    try {
-      listing = execFileSync("getfattr", ["-R", "-P", "--absolute-names", "-n", name, dir], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"], maxBuffer: 64 << 20 });
-    } catch (e) {
-      listing = String((e as { stdout?: string }).stdout ?? ""); // exit 1 when some files lack it: normal
-    }
-    let current: string | undefined;
-    for (const line of listing.split("\n")) {
-      if (line.startsWith("# file: ")) current = line.slice(8);
-      else if (current && line.startsWith(`${name}="y"`)) out.push(path.relative(dir, current));
-    }
-  }
-  return out.filter((r) => r && !r.startsWith(".."));
+  return { whiteouts, opaque };
 }
 
 /**
@@ -139,7 +123,7 @@ export function tarToOverlay(dir: string): void {
       const st = fs.lstatSync(p);
       if (name === ".wh..wh..opq") {
         fs.rmSync(p);
-        setOpaque(d);
+        markOpaque(d);
       } else if (name.startsWith(".wh.")) {
         fs.rmSync(p);
         const target = path.join(d, name.slice(4));
@@ -151,13 +135,6 @@ export function tarToOverlay(dir: string): void {
   walk(dir);
 }
 
-function setOpaque(dir: string): void {
-  try {
-    execFileSync("setfattr", ["-n", `${OVERLAY_XATTR_PREFIX}opaque`, "-v", "y", dir], { stdio: "ignore" });
-  } catch {
-    /* without attr's setfattr the directory stays a plain one: its lower contents show through */
-  }
-}
 
 /** A stream that hashes what passes through it. */
 export function hasher(): Transform & { digest(): string; bytes(): number } {

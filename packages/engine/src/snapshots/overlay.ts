@@ -8,6 +8,7 @@
 import { execFile, execFileSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
+import { getAttributeSync, setAttributeSync } from "fs-xattr";
 
 export interface Snapshot {
   lower: string[]; // topmost first
@@ -118,9 +119,31 @@ function isSymlink(p: string): boolean {
 }
 
 function readOpaque(dir: string): boolean {
-  try {
-    return execFileSync("getfattr", ["--only-values", "-n", `${OVERLAY_XATTR_PREFIX}opaque`, dir], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim() === "y";
-  } catch {
-    return false;
+  return isOpaqueDir(dir, [`${OVERLAY_XATTR_PREFIX}opaque`]);
+}
+
+/** Both spellings of overlayfs's opaque marker: a layer made on the host may be read nested, and back. */
+export const OPAQUE_XATTRS = ["trusted.overlay.opaque", "user.overlay.opaque"];
+
+/**
+ * Whether a directory hides what is below it (`<prefix>opaque` = "y"). Read with the kernel's
+ * getxattr through fs-xattr, not a command-line tool: a missing tool once made opaque directories
+ * vanish silently. "No such attribute" and "this filesystem has no xattrs" both mean no; anything
+ * else is an error worth seeing. Only call it on a real directory (getxattr follows symlinks).
+ */
+export function isOpaqueDir(dir: string, names: readonly string[] = OPAQUE_XATTRS): boolean {
+  for (const name of names) {
+    try {
+      if (getAttributeSync(dir, name).toString("utf8") === "y") return true;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== "ENODATA" && code !== "ENOTSUP" && code !== "EOPNOTSUPP" && code !== "ENOATTR") throw e;
+    }
   }
+  return false;
+}
+
+/** Mark a directory opaque for overlayfs; throws if the filesystem or the caller cannot (never a silent no-op). */
+export function markOpaque(dir: string): void {
+  setAttributeSync(dir, `${OVERLAY_XATTR_PREFIX}opaque`, "y");
 }

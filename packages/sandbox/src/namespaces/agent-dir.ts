@@ -1,4 +1,5 @@
-// What a sandbox sees at /opt/berth (read-only): the agent bundle and the runtime part of node-pty,
+// What a sandbox sees at /opt/berth (read-only): the agent bundle and the runtime parts of node-pty
+// and fs-xattr (native addons),
 // the container engine's bundle (engine.mjs) and its shim compiled on the host (bin/berth-shim),
 // nothing else from the repository (labs/ with solutions must never be visible inside). The
 // directory is named by a hash of its contents, so running sandboxes keep theirs when it changes.
@@ -6,7 +7,7 @@ import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { cp, mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { buildAgentBundle, buildEngineBundle, buildEngineShim, NODE_PTY_DIR } from "@berth/agent/build";
+import { buildAgentBundle, buildEngineBundle, buildEngineShim, FS_XATTR_DIR, NODE_PTY_DIR } from "@berth/agent/build";
 
 /** Inside the sandbox: where the agent finds the engine (see oci-spec.ts). */
 export const SANDBOX_ENGINE_BUNDLE = "/opt/berth/engine.mjs";
@@ -15,10 +16,11 @@ export const SANDBOX_ENGINE_SHIM = "/opt/berth/bin/berth-shim";
 export async function ensureAgentDir(stateDir: string): Promise<string> {
   const bundle = await readFile(await buildAgentBundle());
   const ptyNative = await readFile(join(NODE_PTY_DIR, "build", "Release", "pty.node"));
+  const xattrNative = await readFile(join(FS_XATTR_DIR, "build", "Release", "xattr.node"));
   const engine = await readFile(await buildEngineBundle());
   // Compiled on the host with the project's own code (shim.c), never committed.
   const shim = await readFile(buildEngineShim(join(stateDir, "shim")));
-  const key = createHash("sha256").update(bundle).update(ptyNative).update(engine).update(shim).digest("hex").slice(0, 16);
+  const key = createHash("sha256").update(bundle).update(ptyNative).update(xattrNative).update(engine).update(shim).digest("hex").slice(0, 16);
   const dir = join(stateDir, "agent", key);
   if (existsSync(join(dir, "agent.mjs"))) return dir;
 
@@ -29,6 +31,11 @@ export async function ensureAgentDir(stateDir: string): Promise<string> {
   await cp(join(NODE_PTY_DIR, "lib"), join(pty, "lib"), { recursive: true });
   await cp(join(NODE_PTY_DIR, "package.json"), join(pty, "package.json"));
   await writeFile(join(pty, "build", "Release", "pty.node"), ptyNative);
+  // The engine's native addon for xattrs (overlayfs's opaque markers), loaded as "fs-xattr".
+  const xattr = join(tmp, "node_modules", "fs-xattr");
+  await mkdir(join(xattr, "build", "Release"), { recursive: true });
+  for (const f of ["index.js", "package.json"]) await cp(join(FS_XATTR_DIR, f), join(xattr, f));
+  await writeFile(join(xattr, "build", "Release", "xattr.node"), xattrNative);
   await writeFile(join(tmp, "engine.mjs"), engine);
   await mkdir(join(tmp, "bin"));
   await writeFile(join(tmp, "bin", "berth-shim"), shim, { mode: 0o755 });
