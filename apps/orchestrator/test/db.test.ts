@@ -118,6 +118,40 @@ function conformance(name: string, location: () => DatabaseLocation) {
       expect(JSON.parse(kept!.data)).toEqual({ check: "c1" });
     });
 
+    it("keeps a learner's hints, solutions, quiz answers, current step and step setups (lab format v2)", async () => {
+      const user = await db.user.create({ data: { email: `v2.${name}@example.org`, passwordHash: "h" } });
+      const base = { userId: user.id, labId: "l2", checkId: "c1" };
+      await db.hintReveal.create({ data: { ...base, index: 0, cost: 2 } });
+      // The same hint twice (a double click) is refused by the key, so hints stay one at a time.
+      await expect(db.hintReveal.create({ data: { ...base, index: 0, cost: 2 } })).rejects.toSatisfy(isUniqueViolation);
+      await db.solutionReveal.create({ data: { ...base, how: "shown" } });
+      await expect(db.solutionReveal.create({ data: { ...base, how: "skipped" } })).rejects.toSatisfy(isUniqueViolation);
+      await db.quizAttempt.create({
+        data: { userId: user.id, labId: "l2", stepId: "s1", quizId: "q1", passed: true, answers: '{"a":"x"}', perQuestion: '{"a":true}', message: "ok", points: 3 },
+      });
+      await db.labProgress.upsert({
+        where: { userId_labId: { userId: user.id, labId: "l2" } },
+        create: { userId: user.id, labId: "l2", currentStep: "s1" },
+        update: { currentStep: "s1" },
+      });
+      await db.labProgress.upsert({
+        where: { userId_labId: { userId: user.id, labId: "l2" } },
+        create: { userId: user.id, labId: "l2", currentStep: "s2" },
+        update: { currentStep: "s2" },
+      });
+      expect((await db.labProgress.findMany({ where: { userId: user.id } })).map((p) => p.currentStep)).toEqual(["s2"]);
+      const sb = await db.sandbox.create({ data: { userId: user.id, labId: "l2", driver: "namespaces", hostname: "v2", expiresAt: new Date() } });
+      await db.stepSetupRun.create({ data: { sandboxId: sb.id, stepId: "s1", exitCode: 0 } });
+      await expect(db.stepSetupRun.create({ data: { sandboxId: sb.id, stepId: "s1", exitCode: 0 } })).rejects.toSatisfy(isUniqueViolation);
+
+      await db.user.delete({ where: { id: user.id } });
+      expect(await db.hintReveal.count({ where: { userId: user.id } })).toBe(0);
+      expect(await db.solutionReveal.count({ where: { userId: user.id } })).toBe(0);
+      expect(await db.quizAttempt.count({ where: { userId: user.id } })).toBe(0);
+      expect(await db.labProgress.count({ where: { userId: user.id } })).toBe(0);
+      expect(await db.stepSetupRun.count({ where: { sandboxId: sb.id } })).toBe(0);
+    });
+
     it("finds a learner's live sandbox and a lab's recent events", async () => {
       const user = await db.user.create({ data: { email: `sb.${name}@example.org`, passwordHash: "h" } });
       const later = new Date(Date.now() + 3_600_000);
@@ -150,7 +184,8 @@ describe("SQLite (embedded default)", () => {
   });
 
   it("refuses to open a database that is not migrated", async () => {
-    await expect(openDatabase(location.url)).rejects.toThrow(/missing 1 migration\(s\).*scripts\/db\.ts migrate/);
+    const count = listMigrations("sqlite").length;
+    await expect(openDatabase(location.url)).rejects.toThrow(new RegExp(`missing ${count} migration\\(s\\).*scripts/db\\.ts migrate`));
   });
 
   it("migrates a fresh file, and a second migrate is a no-op", async () => {
@@ -196,10 +231,11 @@ describe("SQLite (embedded default)", () => {
     const env = { ...process.env, DATABASE_URL: `file:${path.join(dir, "cli.db")}` };
     const tsx = path.join(repoRoot, "node_modules", ".bin", "tsx");
     const first = await run(tsx, ["scripts/db.ts", "migrate"], { cwd: repoRoot, env });
-    expect(first.stdout).toMatch(/\[db\] applying 1 migration\(s\) to file:.*cli\.db/);
-    expect(first.stdout).toMatch(/migrated \(1 applied\)/);
+    const count = listMigrations("sqlite").length;
+    expect(first.stdout).toMatch(new RegExp(`\\[db\\] applying ${count} migration\\(s\\) to file:.*cli\\.db`));
+    expect(first.stdout).toMatch(new RegExp(`migrated \\(${count} applied\\)`));
     const second = await run(tsx, ["scripts/db.ts", "migrate"], { cwd: repoRoot, env });
-    expect(second.stdout).toMatch(/is up to date \(1 migrations\)/);
+    expect(second.stdout).toMatch(new RegExp(`is up to date \\(${count} migrations\\)`));
     const status = await run(tsx, ["scripts/db.ts", "status"], { cwd: repoRoot, env });
     expect(status.stdout).toMatch(/0 pending/);
   });
@@ -217,7 +253,7 @@ describe("PostgreSQL (a real server, started by this test)", () => {
   });
 
   it("migrates a fresh database, and a second migrate is a no-op", async () => {
-    await expect(openDatabase(location.url)).rejects.toThrow(/missing 1 migration/);
+    await expect(openDatabase(location.url)).rejects.toThrow(new RegExp(`missing ${listMigrations("postgresql").length} migration`));
     const first = await migrateDatabase(location);
     expect(first.applied).toEqual(listMigrations("postgresql").map((m) => m.name));
     const second = await migrateDatabase(location);
