@@ -7,9 +7,11 @@ export interface SandboxLimits {
   memoryBytes: number;
   cpus: number;
   pids: number;
+  /** Size of the sandbox's own filesystem (its writable layer and engine state); sparse on the host. */
+  diskBytes: number;
 }
 
-export const DEFAULT_LIMITS: SandboxLimits = { memoryBytes: 512 * 1024 * 1024, cpus: 1, pids: 256 };
+export const DEFAULT_LIMITS: SandboxLimits = { memoryBytes: 512 * 1024 * 1024, cpus: 1, pids: 256, diskBytes: 4 * 1024 * 1024 * 1024 };
 
 export interface SandboxSpec {
   id: string;
@@ -40,6 +42,19 @@ export interface SandboxStats {
   memoryBytes: number;
   pids: number;
   cpuUsageNs: number;
+  /**
+   * What says a limit acted (counters only grow; compare with the last reading). Optional: a
+   * driver that cannot tell leaves them out. oomKills: processes the OOM killer ended, at the
+   * sandbox's limit or a container's own; memoryLimitHits grows only when the sandbox's own memory
+   * limit was hit; pidsLimitHits: forks refused at the sandbox's pids limit.
+   */
+  oomKills?: number;
+  memoryLimitHits?: number;
+  pidsLimitHits?: number;
+  /** The sandbox's own filesystem (absent: it has none, its writes go to the host's disk). */
+  disk?: { usedBytes: number; sizeBytes: number };
+  /** The limits it runs with (what a notice names). */
+  limits?: SandboxLimits;
 }
 
 export interface SandboxDriver {

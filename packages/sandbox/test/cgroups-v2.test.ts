@@ -32,7 +32,7 @@ describe("cgroup v2", () => {
     const cg = new SandboxCgroup("sb1", undefined, root);
     expect(cg.version).toBe(2);
     expect(cg.runcPath).toBe("/berth/sb1/box");
-    await cg.create({ memoryBytes: 256 * 1024 * 1024, cpus: 1.5, pids: 100 }, 100000, 100000);
+    await cg.create({ memoryBytes: 256 * 1024 * 1024, cpus: 1.5, pids: 100, diskBytes: 1 << 30 }, 100000, 100000);
 
     const read = (...p: string[]) => readFileSync(join(root, ...p), "utf8");
     for (const dir of [[], ["berth"], ["berth", "sb1"]]) expect(read(...dir, "cgroup.subtree_control")).toBe("+memory +pids +cpu");
@@ -49,14 +49,17 @@ describe("cgroup v2", () => {
     expect(owner("berth", "sb1")).toBe(0);
   });
 
-  it("reads stats and OOM kills from the parent (v2 counts the whole subtree there)", async () => {
+  it("reads stats, OOM kills and limit events from the parent (v2 counts the whole subtree there; .local, the sandbox's own limit)", async () => {
     const cg = new SandboxCgroup("sb1", 2, root);
     const parent = join(root, "berth", "sb1");
     writeFileSync(join(parent, "memory.current"), "12345678\n");
     writeFileSync(join(parent, "pids.current"), "7\n");
     writeFileSync(join(parent, "cpu.stat"), "usage_usec 2500\nuser_usec 2000\nsystem_usec 500\n");
     writeFileSync(join(parent, "memory.events"), "low 0\nhigh 0\nmax 4\noom 2\noom_kill 2\n");
-    expect(await cg.stats()).toEqual({ memoryBytes: 12345678, pids: 7, cpuUsageNs: 2_500_000 });
+    // One of the two OOMs was the sandbox's own limit (local to the parent), one a container's below it.
+    writeFileSync(join(parent, "memory.events.local"), "low 0\nhigh 0\nmax 1\noom 1\noom_kill 0\n");
+    writeFileSync(join(parent, "pids.events"), "max 3\n");
+    expect(await cg.stats()).toEqual({ memoryBytes: 12345678, pids: 7, cpuUsageNs: 2_500_000, oomKills: 2, memoryLimitHits: 1, pidsLimitHits: 3 });
     expect(await cg.oomKills()).toBe(2);
     expect(cg.existingDirs()).toEqual([parent]);
   });

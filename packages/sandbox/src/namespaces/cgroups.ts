@@ -145,6 +145,11 @@ export class SandboxCgroup {
   }
 
   async stats(): Promise<SandboxStats> {
+    const [usage, limitEvents] = await Promise.all([this.usage(), this.limitEvents()]);
+    return { ...usage, ...limitEvents };
+  }
+
+  private async usage(): Promise<Pick<SandboxStats, "memoryBytes" | "pids" | "cpuUsageNs">> {
     if (this.version === 2) {
       const dir = join(this.root, this.parentPath);
       const cpuStat = await readFile(join(dir, "cpu.stat"), "utf8");
@@ -159,6 +164,38 @@ export class SandboxCgroup {
       memoryBytes: await readNumber(join(CGROUP_ROOT, "memory", this.parentPath, "memory.usage_in_bytes")),
       pids: await readNumber(join(CGROUP_ROOT, "pids", this.parentPath, "pids.current")),
       cpuUsageNs: await readNumber(join(CGROUP_ROOT, "cpuacct", this.parentPath, "cpuacct.usage")),
+    };
+  }
+
+  /**
+   * The counters that say a limit acted (the orchestrator turns their increments into notices in
+   * the learner's terminal). All only ever grow, except that v1's OOM kill sum loses the kills of a
+   * child cgroup that was removed (a container that ended): a reader compares with what it saw last.
+   *
+   * Which limit killed: the sandbox's own (memory at berth/<id>) or a container's `--memory` below
+   * it. The kernel records an OOM against the cgroup whose limit was hit: v2's memory.events.local
+   * "oom" at the parent; v1 has no such counter, but a charge refused at the parent's limit
+   * increments the parent's failcnt (memory or memory+swap), and a container's limit does not.
+   */
+  async limitEvents(): Promise<Pick<SandboxStats, "oomKills" | "memoryLimitHits" | "pidsLimitHits">> {
+    const field = (text: string, name: string) => Number(new RegExp(`^${name} (\\d+)`, "m").exec(text)?.[1] ?? 0);
+    if (this.version === 2) {
+      const dir = join(this.root, this.parentPath);
+      const local = await readFile(join(dir, "memory.events.local"), "utf8").catch(() => "");
+      const events = await readFile(join(dir, "memory.events"), "utf8").catch(() => "");
+      return {
+        oomKills: field(events, "oom_kill"),
+        // (kernels before 5.2 have no .local: then the subtree's count, a container's OOMs included)
+        memoryLimitHits: field(local || events, "oom"),
+        pidsLimitHits: field(await readFile(join(dir, "pids.events"), "utf8").catch(() => ""), "max"),
+      };
+    }
+    const memory = join(CGROUP_ROOT, "memory", this.parentPath);
+    const failcnt = async (f: string) => Number((await readFile(join(memory, f), "utf8").catch(() => "0")).trim()) || 0;
+    return {
+      oomKills: await this.oomKills(),
+      memoryLimitHits: (await failcnt("memory.failcnt")) + (await failcnt("memory.memsw.failcnt")),
+      pidsLimitHits: field(await readFile(join(CGROUP_ROOT, "pids", this.parentPath, "pids.events"), "utf8").catch(() => ""), "max"),
     };
   }
 
@@ -223,7 +260,10 @@ async function mkdirCgroup(hierarchy: string, rel: string, isCpuset: boolean): P
   for (const part of rel.split("/")) {
     const parent = dir;
     dir = join(dir, part);
-    if (!existsSync(dir)) await mkdir(dir);
+    // (two creates at once both make berth/ the first time: the loser's EEXIST is fine)
+    if (!existsSync(dir)) await mkdir(dir).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== "EEXIST") throw err;
+    });
     if (isCpuset) {
       for (const f of ["cpuset.cpus", "cpuset.mems"]) {
         if ((await readFile(join(dir, f), "utf8")).trim() === "") await writeFile(join(dir, f), (await readFile(join(parent, f), "utf8")).trim());

@@ -6,9 +6,11 @@
 // On disk, per sandbox (stateDir/sandboxes/<id>/):
 //   meta.json   what list() reports after an orchestrator restart
 //   token       the agent's token (host only, 0600)
-//   upper/ work/ rootfs/   the overlay (rootfs/ is the mount point runc gets as root.path)
+//   disk.img, disk/   the sandbox's own sized ext4 (disk.ts), mounted at disk/; it holds
+//     disk/upper/ disk/work/   the overlay's writable layer
+//     disk/data/  bind-mounted at /var/lib/berth: a real filesystem for nested overlays
+//   rootfs/     the overlay's mount point (what runc gets as root.path)
 //   run/        bind-mounted at /run/berth: the agent's socket (and, briefly, the token file)
-//   data/       bind-mounted at /var/lib/berth: a real filesystem for nested overlays
 //   bundle/     runc's bundle (config.json); agent.log: the agent's stdout/stderr
 //   gw/         host-root-owned, bound read-only at /run/berth-gw: the registry gateway's socket
 import { randomBytes } from "node:crypto";
@@ -34,6 +36,7 @@ import { SandboxCgroup, type CgroupVersion } from "./cgroups.js";
 import { findHostTools, type HostTools } from "./host-tools.js";
 import { sandboxOciConfig } from "./oci-spec.js";
 import { Runc } from "./runc.js";
+import { createSandboxDisk, MIN_DISK_BYTES, remountSandboxDisk, sandboxDiskUsage } from "./disk.js";
 import { ensureSharedImages, removeUnusedSharedImages } from "./shared-images.js";
 import { attachUplink, claimSlot, detachUplinksOf, ensureHostNetwork, removeStaleUplinks, repairHostNetwork, sandboxResolvConf, type UplinkSlot } from "./network.js";
 import { RegistryGateway, registryOwner } from "./registry-gateway.js";
@@ -136,6 +139,10 @@ export class NamespacesDriver implements SandboxDriver {
           const meta = await this.readMeta(id).catch(() => undefined);
           if (meta) inUse.add(meta.agentDir);
           if (meta?.sharedImages) imagesInUse.add(meta.sharedImages);
+          // Sandboxes outlive us, and so does their disk's mount; if something took it away, put it back.
+          if (meta && (await remountSandboxDisk(this.dir(id)).catch((err: Error) => onProgress?.(`sandbox: ${id}: its disk could not be mounted again (${err.message})`)))) {
+            onProgress?.(`sandbox: ${id}: its disk was not mounted: mounted it again`);
+          }
         }
         await removeUnusedAgentDirs(this.stateDir, inUse);
         if (sharedImages) await removeUnusedSharedImages(this.stateDir, imagesInUse);
@@ -179,8 +186,8 @@ export class NamespacesDriver implements SandboxDriver {
     const owner = this.registryUpstream ? registryOwner(spec.owner ?? spec.id) : undefined;
     if (owner && spec.owner !== undefined && owner !== spec.owner) throw new Error(`invalid owner ${JSON.stringify(spec.owner)}: lower-case letters and digits, separated by '.', '_' or '-' (at most 64)`);
     const limits: SandboxLimits = { ...DEFAULT_LIMITS, ...spec.limits };
-    if (!(limits.memoryBytes >= 32 * 1024 * 1024) || !(limits.cpus > 0) || !(Number.isInteger(limits.pids) && limits.pids >= 16)) {
-      throw new Error(`invalid limits ${JSON.stringify(limits)}: memoryBytes ≥ 32 MiB, cpus > 0, pids an integer ≥ 16`);
+    if (!(limits.memoryBytes >= 32 * 1024 * 1024) || !(limits.cpus > 0) || !(Number.isInteger(limits.pids) && limits.pids >= 16) || !(Number.isInteger(limits.diskBytes) && limits.diskBytes >= MIN_DISK_BYTES)) {
+      throw new Error(`invalid limits ${JSON.stringify(limits)}: memoryBytes ≥ 32 MiB, cpus > 0, pids an integer ≥ 16, diskBytes an integer ≥ 64 MiB`);
     }
     await this.prepareOnce();
     const { rootfs: baseRootfs, agentDir, hostTools, sharedImages } = await this.prepared!;
@@ -199,12 +206,15 @@ export class NamespacesDriver implements SandboxDriver {
 
     try {
       await writeFile(join(dir, "meta.json"), JSON.stringify(meta, null, 2) + "\n");
-      for (const sub of ["upper", "work", "rootfs", "run", "data", "bundle"]) await mkdir(join(dir, sub));
+      for (const sub of ["rootfs", "run", "bundle"]) await mkdir(join(dir, sub));
+      // What the learner writes goes to the sandbox's own sized filesystem, not the host's disk.
+      const disk = await createSandboxDisk(dir, limits.diskBytes);
+      for (const sub of ["upper", "work", "data"]) await mkdir(join(disk, sub));
       // Owned by the sandbox's root: the overlay's top directory, the socket dir, the data dir.
-      for (const sub of ["upper", "run", "data"]) await chown(join(dir, sub), uid, gid);
+      for (const path of [join(disk, "upper"), join(dir, "run"), join(disk, "data")]) await chown(path, uid, gid);
 
       // 1. The root filesystem: overlay of the shared read-only base and this sandbox's upper layer.
-      await runHostCommand("mount", ["-t", "overlay", "overlay", "-o", `lowerdir=${baseRootfs},upperdir=${join(dir, "upper")},workdir=${join(dir, "work")}`, join(dir, "rootfs")]);
+      await runHostCommand("mount", ["-t", "overlay", "overlay", "-o", `lowerdir=${baseRootfs},upperdir=${join(disk, "upper")},workdir=${join(disk, "work")}`, join(dir, "rootfs")]);
       await writeOwned(join(dir, "rootfs", "etc", "hostname"), `${spec.hostname}\n`, uid, gid);
       await writeOwned(join(dir, "rootfs", "etc", "hosts"), hostsFile(spec.hostname), uid, gid);
       if (this.uplink) await writeOwned(join(dir, "rootfs", "etc", "resolv.conf"), sandboxResolvConf(this.nameservers), uid, gid);
@@ -230,7 +240,7 @@ export class NamespacesDriver implements SandboxDriver {
         cgroupsPath: cgroup.runcPath,
         agentDir,
         runDir: join(dir, "run"),
-        dataDir: join(dir, "data"),
+        dataDir: join(disk, "data"),
         idBase: uid,
         idCount: SANDBOX_ID_COUNT,
         hostTools,
@@ -337,7 +347,8 @@ export class NamespacesDriver implements SandboxDriver {
   async stats(id: string): Promise<SandboxStats> {
     const meta = await this.readMeta(id);
     if (!meta) throw new Error(`no sandbox ${id} under ${this.stateDir}`);
-    return new SandboxCgroup(id, meta.cgroupVersion).stats();
+    const [cgroup, disk] = await Promise.all([new SandboxCgroup(id, meta.cgroupVersion).stats(), sandboxDiskUsage(this.dir(id))]);
+    return { ...cgroup, ...(disk ? { disk } : {}), limits: { ...DEFAULT_LIMITS, ...meta.limits } };
   }
 
   /** Memory-cgroup OOM kills in this sandbox so far (for tests and the orchestrator's "why did it die"). */
