@@ -35,7 +35,7 @@ export interface OrchestratorConfig {
   maxLifetimeMs: number;
   reapIntervalMs: number;
   sessionTtlMs: number;
-  sandboxLimits: { memoryBytes: number; cpus: number; pids: number };
+  sandboxLimits: { memoryBytes: number; cpus: number; pids: number; diskBytes: number };
   /**
    * The lab registry (Debian's docker-registry) started with the orchestrator and stopped with it:
    * it serves the lab images that setup pushed into `root` (infra/images/build.ts). It listens on
@@ -62,6 +62,7 @@ export function loadConfig(overrides: Partial<OrchestratorConfig> = {}): Orchest
       memoryBytes: intFromEnv("BERTH_SANDBOX_MEMORY_MB", 512) * 1024 * 1024,
       cpus: intFromEnv("BERTH_SANDBOX_CPUS", 1),
       pids: intFromEnv("BERTH_SANDBOX_PIDS", 256),
+      diskBytes: intFromEnv("BERTH_SANDBOX_DISK_MB", 4096) * 1024 * 1024,
     },
     registry: {
       enabled: process.env.BERTH_REGISTRY !== "0",
