@@ -6,18 +6,16 @@ import { createHash } from "node:crypto";
 import { existsSync, readFileSync, readdirSync, statSync, writeFileSync, mkdirSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { debianPackages, requireHostPrograms } from "../infra/host-programs.mjs";
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
-/** Debian packages Berth needs at run time (sandboxes, the root filesystem build, the engine). */
-export const RUNTIME_PACKAGES = [
-  "mmdebstrap", "runc", "ca-certificates", // the sandboxes and their root filesystem
-  "busybox-static", "gcc", "libc6-dev", "procps", "bsdutils", // the engine: busybox image, its C shim, ps/script
-  "iproute2", "iptables", "util-linux",
-  "docker-registry", // the lab registry: setup pushes the lab images into it, the orchestrator serves them
-];
-/** And the ones the test suite needs on top: a browser, a reference Docker engine, PostgreSQL. */
-export const TEST_PACKAGES = ["chromium", "docker.io", "postgresql"];
+/**
+ * Debian packages Berth needs at run time, and the test suite on top: both come from the one list of
+ * host programs (infra/host-programs.mjs), which .ci/run and the start-up check read too.
+ */
+export const RUNTIME_PACKAGES = debianPackages("runtime");
+export const TEST_PACKAGES = debianPackages("test").filter((p) => !RUNTIME_PACKAGES.includes(p));
 
 export function say(msg) {
   process.stdout.write(`\x1b[1m▸ ${msg}\x1b[0m\n`);
@@ -115,9 +113,15 @@ export function buildLabImages() {
   tsx(["infra/images/build.ts"]);
 }
 
-/** Everything both commands need, in order. */
-export function setup({ packages }) {
+/**
+ * Everything both commands need, in order. `need` is "runtime" (`npm start`) or "test" (`npm test`):
+ * after the packages are installed, every program on the list must be there, or setup stops and
+ * names the package (a package can be installed and still lack a program someone removed).
+ */
+export function setup({ packages, need = "runtime" }) {
   ensureDebianPackages(packages);
+  say("Checking the host programs Berth runs (infra/host-programs.mjs)");
+  requireHostPrograms(need);
   ensureNodeModules();
   prepareDatabase();
   buildRootfs();

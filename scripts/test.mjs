@@ -11,7 +11,7 @@ import { ROOT, RUNTIME_PACKAGES, TEST_PACKAGES, requireRoot, say, setup } from "
 requireRoot("run real sandboxes in the tests");
 const started = Date.now();
 try {
-  setup({ packages: [...RUNTIME_PACKAGES, ...TEST_PACKAGES] });
+  setup({ packages: [...RUNTIME_PACKAGES, ...TEST_PACKAGES], need: "test" });
 } catch (err) {
   console.error(`\nSetup failed: ${err.message}`);
   process.exit(1);
