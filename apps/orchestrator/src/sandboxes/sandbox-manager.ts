@@ -12,6 +12,7 @@ import type { Db } from "../db/index.js";
 import type { OrchestratorConfig } from "../config.js";
 import { TerminalSession } from "../terminals/terminal-session.js";
 import { WarmPool, newSandboxSpec } from "./warm-pool.js";
+import { SandboxCaps } from "./sandbox-caps.js";
 
 /** A learner's namespace in the lab registry (one repository path component). */
 export function registryOwnerFor(userId: string): string {
@@ -40,6 +41,27 @@ const UNCLAIMED_LIMIT = 256 * 1024;
 
 export type PhaseReporter = (phase: SandboxPhase, message: string) => void;
 
+/** A learner's sandbox for a lab started (no `endedReason`) or ended (with it): the player shows it. */
+export interface SandboxLifetimeChange {
+  userId: string;
+  labId: string;
+  sandboxId: string;
+  expiresAt: Date;
+  endedReason?: string;
+}
+
+/** The player's view of a learner's sandbox (GET /api/labs/:lab/sandbox). */
+export interface SandboxLifetime {
+  sandboxId: string;
+  state: string;
+  driver: string;
+  createdAt: Date;
+  expiresAt: Date;
+  idleReapAt: Date | null;
+  endedReason: string | null;
+  idleTimeoutMs: number;
+}
+
 export interface ExecResult {
   exitCode: number | null;
   stdout: Buffer;
@@ -53,7 +75,10 @@ export class SandboxManager {
   private readonly live = new Map<string, LearnerSandbox>(); // by sandbox id
   private readonly pending = new Map<string, Promise<LearnerSandbox>>(); // by user:lab
   readonly pool: WarmPool;
+  /** Per-account and total caps on live learner sandboxes, with the queue (sandbox-caps.ts). */
+  readonly caps: SandboxCaps;
   private reaper: NodeJS.Timeout | undefined;
+  private readonly lifetimeListeners = new Set<(change: SandboxLifetimeChange) => void>();
 
   constructor(
     private readonly driver: SandboxDriver,
@@ -64,6 +89,7 @@ export class SandboxManager {
     private readonly setupFor: (labId: string) => string | undefined,
   ) {
     this.pool = new WarmPool(driver, config.instance, config.warmPoolSize, config.sandboxLimits, log);
+    this.caps = new SandboxCaps(config.sandboxCaps, Math.round(config.idleTimeoutMs / 60_000));
   }
 
   /**
@@ -81,6 +107,7 @@ export class SandboxManager {
       const info = byId.get(row.id);
       if (info && info.state === "running" && row.state === "running") {
         kept.add(row.id);
+        this.caps.hold(row.id, row.userId, row.labId);
         continue;
       }
       await this.db.sandbox.update({ where: { id: row.id }, data: { state: "ended", endedAt: new Date(), endReason: "lost" } });
@@ -124,15 +151,22 @@ export class SandboxManager {
       }
     }
 
+    // Room under the caps (or a place in the queue, or "close another lab first").
+    const ticket = await this.caps.admit(userId, labId, report);
     report("allocating", "Finding a sandbox for you");
     let info: SandboxInfo | undefined = this.pool.take();
-    if (!info) {
-      report("booting", "Starting a new sandbox (no warm one was free)");
-      info = await this.driver.create({ ...newSandboxSpec(this.config.instance, this.config.sandboxLimits), owner: registryOwnerFor(userId) });
-    } else {
-      // A warm sandbox was made for nobody: its pushes to the lab registry now go to this learner's
-      // namespace, so their images follow them from lab to lab.
-      await this.driver.assignOwner?.(info.id, registryOwnerFor(userId));
+    try {
+      if (!info) {
+        report("booting", "Starting a new sandbox (no warm one was free)");
+        info = await this.driver.create({ ...newSandboxSpec(this.config.instance, this.config.sandboxLimits), owner: registryOwnerFor(userId) });
+      } else {
+        // A warm sandbox was made for nobody: its pushes to the lab registry now go to this learner's
+        // namespace, so their images follow them from lab to lab.
+        await this.driver.assignOwner?.(info.id, registryOwnerFor(userId));
+      }
+      ticket.held(info.id); // end() releases it
+    } finally {
+      ticket.done();
     }
     const now = new Date();
     const expiresAt = new Date(now.getTime() + this.config.maxLifetimeMs);
@@ -152,6 +186,7 @@ export class SandboxManager {
     }
     sb.ready = true;
     await this.db.sandbox.update({ where: { id: sb.id }, data: { state: "running" } });
+    this.emitLifetime({ userId, labId, sandboxId: sb.id, expiresAt });
     return sb;
   }
 
@@ -171,6 +206,7 @@ export class SandboxManager {
       for (const [key, t] of sb.terminals) {
         if (t.handle !== ev.handle) continue;
         t.exit(ev.exitCode);
+        t.dispose();
         sb.terminals.delete(key);
       }
     });
@@ -178,6 +214,7 @@ export class SandboxManager {
       // The agent went away (sandbox destroyed, or killed by the learner): forget the connection;
       // the next acquire reconnects or starts afresh.
       if (this.live.get(sb.id) === sb) this.live.delete(sb.id);
+      for (const t of sb.terminals.values()) t.dispose();
     });
     this.live.set(sb.id, sb);
     return sb;
@@ -187,15 +224,14 @@ export class SandboxManager {
   async terminal(sb: LearnerSandbox, key: string, cols: number, rows: number): Promise<TerminalSession> {
     const known = sb.terminals.get(key);
     if (known && !known.exited) return known;
+    // A shell that outlived us (orchestrator restart) is re-attached by the agent, which then sends
+    // its replay ring: the new session's screen is rebuilt from it (it arrives before the answer
+    // to the gateway's next request, the resize, so before the first viewer's snapshot).
     const started = await sb.agent.request({ op: "pty.start", key, cols, rows });
-    const term = new TerminalSession(key, started.handle, sb.agent);
+    const term = new TerminalSession(key, started.handle, sb.agent, { cols, rows });
     sb.terminals.set(key, term);
     for (const bytes of sb.unclaimed.get(started.handle) ?? []) term.output(bytes);
     sb.unclaimed.delete(started.handle);
-    if (started.reattached) {
-      // The shell outlived us (orchestrator restart): ask the agent for its copy of the screen.
-      await sb.agent.request({ op: "pty.attach", handle: started.handle });
-    }
     return term;
   }
 
@@ -254,13 +290,80 @@ export class SandboxManager {
   async end(id: string, reason: string): Promise<void> {
     const sb = this.live.get(id);
     this.live.delete(id);
+    this.caps.release(id);
     if (sb) {
-      for (const t of sb.terminals.values()) t.exit(-1);
+      for (const t of sb.terminals.values()) {
+        t.exit(-1);
+        t.dispose();
+      }
       sb.agent.close();
     }
     await this.driver.destroy(id).catch((err) => this.log.error({ sandbox: id, err: String(err) }, "destroy failed"));
-    await this.db.sandbox.updateMany({ where: { id, state: { not: "ended" } }, data: { state: "ended", endedAt: new Date(), endReason: reason } });
+    const ended = await this.db.sandbox.updateMany({ where: { id, state: { not: "ended" } }, data: { state: "ended", endedAt: new Date(), endReason: reason } });
     this.log.info({ sandbox: id, reason }, "sandbox ended");
+    if (ended.count > 0) {
+      const row = await this.db.sandbox.findUnique({ where: { id } }).catch(() => null);
+      if (row) this.emitLifetime({ userId: row.userId, labId: row.labId, sandboxId: id, expiresAt: row.expiresAt, endedReason: reason });
+    }
+  }
+
+  /** Listen for learners' sandboxes starting and ending (the gateway tells their browsers). */
+  onLifetime(listener: (change: SandboxLifetimeChange) => void): () => void {
+    this.lifetimeListeners.add(listener);
+    return () => this.lifetimeListeners.delete(listener);
+  }
+
+  private emitLifetime(change: SandboxLifetimeChange): void {
+    for (const listener of this.lifetimeListeners) {
+      try {
+        listener(change);
+      } catch (err) {
+        this.log.error({ err: String(err) }, "sandbox lifetime listener failed");
+      }
+    }
+  }
+
+  /**
+   * What the player shows about the learner's sandbox for a lab: the newest one's state, when it
+   * expires, when the reaper would end it for idleness if nobody watched from now on, and why it
+   * ended. Null when the learner never had one for this lab.
+   */
+  async lifetime(userId: string, labId: string, now = Date.now()): Promise<SandboxLifetime | null> {
+    const row = await this.db.sandbox.findFirst({ where: { userId, labId }, orderBy: { createdAt: "desc" } });
+    if (!row) return null;
+    const sb = this.live.get(row.id);
+    let idleReapAt: Date | null = null;
+    if (row.state !== "ended") {
+      const terms = sb ? [...sb.terminals.values()] : [];
+      // Watched now: the idle clock starts when the last viewer leaves, so count from now.
+      const last = sb
+        ? terms.some((t) => t.viewerCount > 0) ? now : Math.max(sb.createdAt.getTime(), ...terms.map((t) => t.lastActivity))
+        : row.lastActiveAt.getTime();
+      idleReapAt = new Date(Math.min(last + this.config.idleTimeoutMs, row.expiresAt.getTime()));
+    }
+    return {
+      sandboxId: row.id,
+      state: row.state,
+      driver: row.driver,
+      createdAt: row.createdAt,
+      expiresAt: row.expiresAt,
+      idleReapAt,
+      endedReason: row.state === "ended" ? (row.endReason ?? "unknown") : null,
+      idleTimeoutMs: this.config.idleTimeoutMs,
+    };
+  }
+
+  /**
+   * The learner asked for a fresh sandbox: the current one (if any) ends with reason "reset" and a
+   * new one is acquired (from the warm pool when it can). Progress lives in the database, not in
+   * the sandbox, so it stays.
+   */
+  async reset(userId: string, labId: string, report: PhaseReporter = () => {}): Promise<LearnerSandbox> {
+    // An acquire in flight would hand back the sandbox we are about to end: let it finish first.
+    await this.pending.get(`${userId}:${labId}`)?.catch(() => undefined);
+    const rows = await this.db.sandbox.findMany({ where: { userId, labId, state: { in: ["starting", "running"] } } });
+    for (const row of rows) await this.end(row.id, "reset");
+    return this.acquire(userId, labId, report);
   }
 
   /**
@@ -269,7 +372,11 @@ export class SandboxManager {
    */
   async dispose(): Promise<void> {
     if (this.reaper) clearInterval(this.reaper);
-    for (const sb of this.live.values()) sb.agent.close();
+    this.lifetimeListeners.clear();
+    for (const sb of this.live.values()) {
+      for (const t of sb.terminals.values()) t.dispose();
+      sb.agent.close();
+    }
     this.live.clear();
     await this.pool.dispose();
   }

@@ -1,12 +1,16 @@
-// One terminal of one sandbox as the orchestrator sees it: the agent's pty handle, the replay buffer
-// that gives a reconnecting browser its screen back, the browsers watching it, and flow control.
-// The orchestrator holds no pty: bytes come from the agent and go to the viewers untouched.
-import {
-  FLOW_HIGH_WATERMARK,
-  FLOW_LOW_WATERMARK,
-  ReplayBuffer,
-} from "@berth/protocol";
+// One terminal of one sandbox as the orchestrator sees it: the agent's pty handle, the screen kept
+// on the server (TerminalScreen) that gives an attaching browser its screen back at its own size,
+// the browsers watching it, and flow control.
+// The orchestrator holds no pty: bytes come from the agent and go to the viewers untouched; the
+// screen is fed the same bytes beside them.
+//
+// Attach is ordered with the output: a viewer that attaches waits (its live bytes queued) until
+// the screen has parsed every byte that came before the attach, then gets that screen (with
+// `reset`), then the queued bytes, then live output. So nothing is shown twice or lost between
+// the snapshot and the live stream.
+import { FLOW_HIGH_WATERMARK, FLOW_LOW_WATERMARK } from "@berth/protocol";
 import type { AgentClient } from "@berth/sandbox";
+import { TerminalScreen } from "./terminal-screen.js";
 
 /** What the session needs from a browser connection (a socket.io socket in production). */
 export interface TerminalViewer {
@@ -15,18 +19,30 @@ export interface TerminalViewer {
   exited(msg: { term: string; exitCode: number }): void;
 }
 
+interface ViewerEntry {
+  viewer: TerminalViewer;
+  /** Bytes sent (or queued) and not yet acknowledged by the browser. */
+  unacked: number;
+  /** Live output that arrived while the viewer's snapshot was being made; null once it is live. */
+  queued: Buffer[] | null;
+}
+
 export class TerminalSession {
-  readonly replay = new ReplayBuffer();
-  private readonly viewers = new Map<string, { viewer: TerminalViewer; unacked: number }>();
+  readonly screen: TerminalScreen;
+  private readonly viewers = new Map<string, ViewerEntry>();
   private paused = false;
   private exitCode: number | null = null;
+  private disposed = false;
   lastActivity = Date.now();
 
   constructor(
     readonly key: string,
     readonly handle: number,
     private readonly agent: AgentClient,
-  ) {}
+    size: { cols: number; rows: number } = { cols: 80, rows: 24 },
+  ) {
+    this.screen = new TerminalScreen(size);
+  }
 
   get exited(): boolean {
     return this.exitCode !== null;
@@ -39,24 +55,35 @@ export class TerminalSession {
   /** Bytes from the agent's pty. */
   output(bytes: Buffer): void {
     this.lastActivity = Date.now();
-    this.replay.push(bytes);
+    this.screen.write(bytes, this.onScreenParsed);
     for (const v of this.viewers.values()) {
-      v.viewer.send({ term: this.key, data: bytes });
+      if (v.queued) v.queued.push(Buffer.from(bytes));
+      else v.viewer.send({ term: this.key, data: bytes });
       v.unacked += bytes.length;
     }
     this.updateFlow();
   }
 
   exit(exitCode: number): void {
+    if (this.exitCode !== null) return;
     this.exitCode = exitCode;
-    for (const v of this.viewers.values()) v.viewer.exited({ term: this.key, exitCode });
+    // A viewer still waiting for its snapshot hears of the exit after it (see attach).
+    for (const v of this.viewers.values()) if (!v.queued) v.viewer.exited({ term: this.key, exitCode });
   }
 
-  /** A browser (re)attaches: it gets a reset and the kept screen, then live bytes. */
+  /** A browser (re)attaches: it gets the kept screen (after a reset), then live bytes. */
   attach(viewer: TerminalViewer): void {
-    this.viewers.set(viewer.id, { viewer, unacked: 0 });
-    viewer.send({ term: this.key, data: this.replay.contents(), reset: true });
-    if (this.exitCode !== null) viewer.exited({ term: this.key, exitCode: this.exitCode });
+    const entry: ViewerEntry = { viewer, unacked: 0, queued: [] };
+    this.viewers.set(viewer.id, entry);
+    this.screen.snapshot((screen) => {
+      if (this.viewers.get(viewer.id) !== entry) return; // detached (or attached again) meanwhile
+      viewer.send({ term: this.key, data: screen, reset: true });
+      entry.unacked += screen.length;
+      for (const bytes of entry.queued ?? []) viewer.send({ term: this.key, data: bytes });
+      entry.queued = null;
+      if (this.exitCode !== null) viewer.exited({ term: this.key, exitCode: this.exitCode });
+      this.updateFlow();
+    });
     this.updateFlow();
   }
 
@@ -78,16 +105,34 @@ export class TerminalSession {
     this.updateFlow();
   }
 
+  /** The pty and the kept screen take the new size (the screen after the bytes already received). */
   resize(cols: number, rows: number): Promise<unknown> {
+    this.screen.resize(cols, rows);
     return this.agent.request({ op: "pty.resize", handle: this.handle, cols, rows });
   }
 
+  /** The session is over (its pty exited, or the sandbox went): free the screen. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    // Viewers still waiting get the screen as far as it was parsed (TerminalScreen.dispose).
+    this.screen.dispose();
+  }
+
+  /** The screen caught up a little: it may have been what held the pty back. */
+  private readonly onScreenParsed = () => {
+    if (this.paused) this.updateFlow();
+  };
+
   /**
    * Pause the pty while the slowest viewer is more than the high watermark behind; resume below the
-   * low one. With no viewer at all the pty runs free (output only feeds the replay buffer).
+   * low one. The server's own screen counts as a viewer: it parses on this process's thread, and a
+   * flood it cannot keep up with would otherwise queue in memory. With no browser watching, the pty
+   * runs as fast as the screen parses.
    */
   private updateFlow(): void {
-    let worst = 0;
+    if (this.disposed) return;
+    let worst = this.screen.backlog;
     for (const v of this.viewers.values()) worst = Math.max(worst, v.unacked);
     if (!this.paused && worst > FLOW_HIGH_WATERMARK) this.setPaused(true);
     else if (this.paused && worst < FLOW_LOW_WATERMARK) this.setPaused(false);
