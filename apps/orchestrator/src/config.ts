@@ -1,5 +1,6 @@
 // Everything the orchestrator reads from its environment, in one place, with the defaults that make
 // `npm start` work on one machine with nothing else installed.
+import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -42,6 +43,54 @@ export interface OrchestratorConfig {
    * 127.0.0.1 only (plain HTTP); `port` 0 picks a free one. Off with BERTH_REGISTRY=0.
    */
   registry: { enabled: boolean; root: string; port: number };
+  /**
+   * What a client may hold of the HTTP server. Timeouts are about the client *sending*: a request
+   * must be fully received within `requestTimeoutMs` (headers within `headersTimeoutMs`); once it
+   * is, computing the answer (a check may run for its own timeout) is not cut. 0 turns a cap off.
+   */
+  http: {
+    headersTimeoutMs: number;
+    requestTimeoutMs: number;
+    keepAliveTimeoutMs: number;
+    /** Open TCP connections per client address; more are answered 503 and closed. */
+    maxConnectionsPerIp: number;
+    /** Live socket.io connections per client address. */
+    maxSocketsPerIp: number;
+    /**
+     * Behind a reverse proxy: take the client's address from the last X-Forwarded-For hop and the
+     * host from X-Forwarded-Host (for rate limits and the same-origin check).
+     */
+    trustProxy: boolean;
+  };
+  /** Live learner sandboxes: per account, and in all (a queue beyond that). */
+  sandboxCaps: { perAccount: number; total: number; queueTimeoutMs: number };
+  /** Sign-up and sign-in throttles (docs/architecture.md, "Sessions and accounts"). */
+  authLimits: {
+    signupsPerIpPerHour: number;
+    /** Wrong passwords allowed before back-off starts, per account and per client address. */
+    signinFreeFailuresPerAccount: number;
+    signinFreeFailuresPerIp: number;
+  };
+  /** Created or updated as an administrator at every start (unattended installs, tests). */
+  admin: { email: string; password: string } | undefined;
+  /** How long the one-time setup link printed at start (when no admin exists) stays valid. */
+  setupLinkTtlMs: number;
+}
+
+/**
+ * Enough sandboxes to fill most of the host's memory at their limit: the rest stays for the
+ * orchestrator, the engine's caches and the kernel. At least 1.
+ */
+export function defaultSandboxTotal(memoryBytes: number, hostMemoryBytes = os.totalmem()): number {
+  return Math.max(1, Math.floor((hostMemoryBytes * 0.75) / memoryBytes));
+}
+
+function adminFromEnv(): { email: string; password: string } | undefined {
+  const email = process.env.BERTH_ADMIN_EMAIL?.trim();
+  const password = process.env.BERTH_ADMIN_PASSWORD;
+  if (!email && !password) return undefined;
+  if (!email || !password) throw new Error("set BERTH_ADMIN_EMAIL and BERTH_ADMIN_PASSWORD together (one of them is empty)");
+  return { email, password };
 }
 
 export function loadConfig(overrides: Partial<OrchestratorConfig> = {}): OrchestratorConfig {
@@ -70,6 +119,26 @@ export function loadConfig(overrides: Partial<OrchestratorConfig> = {}): Orchest
       root: process.env.BERTH_REGISTRY_ROOT || path.join(process.env.BERTH_STATE_DIR || "/var/lib/berth", "registry"),
       port: intFromEnv("BERTH_REGISTRY_PORT", 0),
     },
+    http: {
+      headersTimeoutMs: intFromEnv("BERTH_HEADERS_TIMEOUT_SECONDS", 10) * 1000,
+      requestTimeoutMs: intFromEnv("BERTH_REQUEST_TIMEOUT_SECONDS", 30) * 1000,
+      keepAliveTimeoutMs: intFromEnv("BERTH_KEEPALIVE_SECONDS", 5) * 1000,
+      maxConnectionsPerIp: intFromEnv("BERTH_MAX_CONNECTIONS_PER_IP", 64),
+      maxSocketsPerIp: intFromEnv("BERTH_MAX_SOCKETS_PER_IP", 32),
+      trustProxy: process.env.BERTH_TRUST_PROXY === "1",
+    },
+    sandboxCaps: {
+      perAccount: intFromEnv("BERTH_SANDBOXES_PER_ACCOUNT", 2),
+      total: intFromEnv("BERTH_SANDBOXES_TOTAL", 0) || defaultSandboxTotal(intFromEnv("BERTH_SANDBOX_MEMORY_MB", 512) * 1024 * 1024),
+      queueTimeoutMs: intFromEnv("BERTH_QUEUE_MINUTES", 10) * 60_000,
+    },
+    authLimits: {
+      signupsPerIpPerHour: intFromEnv("BERTH_SIGNUPS_PER_IP_HOUR", 30),
+      signinFreeFailuresPerAccount: intFromEnv("BERTH_SIGNIN_FREE_FAILURES", 5),
+      signinFreeFailuresPerIp: intFromEnv("BERTH_SIGNIN_FREE_FAILURES_PER_IP", 20),
+    },
+    admin: adminFromEnv(),
+    setupLinkTtlMs: intFromEnv("BERTH_SETUP_LINK_MINUTES", 60) * 60_000,
     ...overrides,
   };
 }

@@ -9,11 +9,12 @@ import { getSetup } from "@berth/labkit";
 import { loadConfig, type OrchestratorConfig } from "./config.js";
 import { closeDatabase, openDatabase, type Db } from "./db/index.js";
 import { SessionStore } from "./auth/sessions.js";
+import { SetupLink, ensureAdmin, hasAdmin } from "./auth/admin.js";
 import { LabCatalog } from "./labs/catalog.js";
 import { SandboxManager } from "./sandboxes/sandbox-manager.js";
 import { CheckRunner } from "./grading/check-runner.js";
 import { createApi } from "./http/api.js";
-import { sendJson } from "./http/router.js";
+import { normalizeAddress, sendJson } from "./http/router.js";
 import { createGateway } from "./gateway.js";
 import { PreviewServer } from "./preview/preview.js";
 import { startRegistry, type Registry } from "../../../infra/registry/registry.js";
@@ -25,6 +26,11 @@ export interface Orchestrator {
   sandboxes: SandboxManager;
   /** The lab registry (127.0.0.1 only), unless disabled or it could not start. */
   registry: Registry | undefined;
+  /**
+   * While no administrator exists (and none is configured): the one-time link that creates one
+   * (`<url>/setup#<token>`), for main.ts to print.
+   */
+  setupUrl: string | undefined;
   close(): Promise<void>;
 }
 
@@ -55,13 +61,25 @@ async function assemble(config: OrchestratorConfig, log: Logger, registry: Regis
   const catalog = new LabCatalog(db, log);
   await catalog.load(config.labsDir);
   const sessions = new SessionStore(db, config.sessionTtlMs);
+  // Administrators come from the console, never from the first sign-up (auth/admin.ts).
+  const setupLink = new SetupLink();
+  let setupToken: string | undefined;
+  if (config.admin) {
+    const { created } = await ensureAdmin(db, config.admin);
+    log.info({ email: config.admin.email.trim().toLowerCase(), created }, "administrator from BERTH_ADMIN_EMAIL is ready");
+  } else if (!(await hasAdmin(db))) {
+    setupToken = setupLink.issue(config.setupLinkTtlMs);
+  }
   const sandboxes = new SandboxManager(driver, db, config, log, (labId) => {
     const entry = catalog.get(labId);
     return entry ? getSetup(entry.lab) : undefined;
   });
   await sandboxes.recover();
   const checks = new CheckRunner(db, catalog, sandboxes);
-  const api = createApi({ db, sessions, catalog, sandboxes, checks, sessionTtlMs: config.sessionTtlMs, log });
+  const api = createApi({
+    db, sessions, catalog, sandboxes, checks, sessionTtlMs: config.sessionTtlMs, log,
+    authLimits: config.authLimits, trustProxy: config.http.trustProxy, setupLink,
+  });
   const preview = new PreviewServer({ db, sessions, sandboxes, endpoint: (id) => driver.connect(id), log });
 
   let web: ((req: import("node:http").IncomingMessage, res: import("node:http").ServerResponse) => Promise<void>) | undefined;
@@ -75,7 +93,16 @@ async function assemble(config: OrchestratorConfig, log: Logger, registry: Regis
     closeWeb = () => app.close();
   }
 
-  const http = createServer((req, res) => {
+  // Slow clients: a request must be fully *received* in time (headers, then the whole body); the
+  // timers stop once it has arrived, so a check that runs for its whole timeout is not cut. Node
+  // looks for expired requests every `connectionsCheckingInterval` (30 s by default: too coarse).
+  const { headersTimeoutMs, requestTimeoutMs, keepAliveTimeoutMs } = config.http;
+  const http = createServer({
+    requestTimeout: requestTimeoutMs,
+    headersTimeout: requestTimeoutMs > 0 ? Math.min(headersTimeoutMs, requestTimeoutMs) : headersTimeoutMs,
+    keepAliveTimeout: keepAliveTimeoutMs,
+    connectionsCheckingInterval: 1000,
+  }, (req, res) => {
     const path = (req.url ?? "/").split("?")[0]!;
     if (path === "/healthz") return sendJson(res, 200, { ok: true, warmPool: sandboxes.pool.readyCount });
     if (path === "/api" || path.startsWith("/api/")) return void api.handle(req, res);
@@ -86,9 +113,8 @@ async function assemble(config: OrchestratorConfig, log: Logger, registry: Regis
     });
     sendJson(res, 404, { error: "not found" });
   });
-  // Long checks and slow networks: do not let Node cut requests at its default 300 s.
-  http.requestTimeout = 0;
-  const io = createGateway(http, { sessions, sandboxes, catalog, log });
+  capConnectionsPerAddress(http, config.http.maxConnectionsPerIp, log);
+  const io = createGateway(http, { sessions, sandboxes, catalog, log, maxSocketsPerIp: config.http.maxSocketsPerIp, trustProxy: config.http.trustProxy });
   // WebSockets of a learner's previewed app. Preview upgrades must not reach socket.io's listener:
   // it ends any upgrade not its own that has written nothing after 1 s, and opening a tunnel and
   // hearing the learner's server can take longer on a busy machine. So one dispatcher in front.
@@ -107,6 +133,7 @@ async function assemble(config: OrchestratorConfig, log: Logger, registry: Regis
   const url = `http://localhost:${port}`;
   sandboxes.start();
   log.info({ url, driver: driver.name, warmPool: config.warmPoolSize, registry: registry?.url }, "Berth is ready");
+  const setupUrl = setupToken ? `${url}/setup#${setupToken}` : undefined;
 
   let closed: Promise<void> | undefined;
   return {
@@ -115,8 +142,10 @@ async function assemble(config: OrchestratorConfig, log: Logger, registry: Regis
     db,
     sandboxes,
     registry,
+    setupUrl,
     close: () =>
       (closed ??= (async () => {
+        setupLink.close();
         io.close();
         preview.close();
         await new Promise<void>((r) => http.close(() => r()));
@@ -129,6 +158,38 @@ async function assemble(config: OrchestratorConfig, log: Logger, registry: Regis
         await registry?.stop();
       })()),
   };
+}
+
+/**
+ * At most `max` open TCP connections per client address (0: no cap). One more is answered 503 and
+ * closed before anything is parsed, so a client holding many slow connections cannot starve the
+ * others. Behind a reverse proxy every connection comes from the proxy: raise or turn off the cap
+ * there, and let the proxy cap clients.
+ */
+function capConnectionsPerAddress(http: HttpServer, max: number, log: Logger): void {
+  if (max <= 0) return;
+  const open = new Map<string, number>();
+  let warned = 0;
+  http.on("connection", (socket: import("node:net").Socket) => {
+    const address = normalizeAddress(socket.remoteAddress ?? "unknown");
+    const count = open.get(address) ?? 0;
+    if (count >= max) {
+      if (Date.now() - warned > 60_000) {
+        warned = Date.now();
+        log.warn({ address, max }, "connection refused: too many open connections from one address (BERTH_MAX_CONNECTIONS_PER_IP)");
+      }
+      socket.on("error", () => undefined);
+      socket.end(`HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nRetry-After: 5\r\nConnection: close\r\n\r\ntoo many open connections from your address (at most ${max})\n`);
+      socket.destroySoon();
+      return;
+    }
+    open.set(address, count + 1);
+    socket.once("close", () => {
+      const left = (open.get(address) ?? 1) - 1;
+      if (left <= 0) open.delete(address);
+      else open.set(address, left);
+    });
+  });
 }
 
 /**

@@ -31,20 +31,24 @@ async function api(method: string, url: string, body?: unknown, cookie?: string,
 }
 
 describe("accounts", () => {
-  it("makes the first account an admin and later ones learners, with httpOnly session cookies", async () => {
+  it("makes learners only, never signs in at sign-up, and gives httpOnly session cookies at sign-in", async () => {
     const first = await api("POST", "/api/auth/signup", { email: "Ada@Example.org", password: "correct horse" });
-    expect(first.status).toBe(201);
-    expect(first.json.user).toMatchObject({ email: "ada@example.org", role: "admin" });
-    const second = await api("POST", "/api/auth/signup", { email: "bob@example.org", password: "battery staple" });
-    expect(second.json.user.role).toBe("learner");
+    expect(first.status).toBe(200);
+    expect(first.cookie).toBeUndefined();
+    await api("POST", "/api/auth/signup", { email: "bob@example.org", password: "battery staple" });
+    const ada = await api("POST", "/api/auth/signin", { email: "ada@example.org", password: "correct horse" });
+    expect(ada.json.user).toMatchObject({ email: "ada@example.org", role: "learner" });
+    const bob = await api("POST", "/api/auth/signin", { email: "bob@example.org", password: "battery staple" });
+    expect(bob.json.user.role).toBe("learner");
 
-    const me = await api("GET", "/api/me", undefined, second.cookie);
+    const me = await api("GET", "/api/me", undefined, bob.cookie);
     expect(me.json.user.email).toBe("bob@example.org");
     expect((await api("GET", "/api/me")).status).toBe(401);
   });
 
-  it("refuses a taken email, a wrong password and an unknown account alike", async () => {
-    expect((await api("POST", "/api/auth/signup", { email: "ada@example.org", password: "whatever1" })).status).toBe(409);
+  it("refuses a wrong password and an unknown account alike; a taken email's sign-up changes nothing", async () => {
+    expect((await api("POST", "/api/auth/signup", { email: "ada@example.org", password: "whatever1" })).status).toBe(200);
+    expect((await api("POST", "/api/auth/signin", { email: "ada@example.org", password: "whatever1" })).status).toBe(401);
     expect((await api("POST", "/api/auth/signin", { email: "ada@example.org", password: "wrong pass" })).status).toBe(401);
     expect((await api("POST", "/api/auth/signin", { email: "nobody@example.org", password: "wrong pass" })).status).toBe(401);
     const ok = await api("POST", "/api/auth/signin", { email: "ada@example.org", password: "correct horse" });

@@ -1,5 +1,6 @@
 // Sessions: a random token in an httpOnly cookie; the database keeps only its SHA-256, so a leaked
-// database does not leak live sessions.
+// database does not leak live sessions. Whoever holds something on behalf of a session (the
+// socket gateway's live sockets) listens to `onEnded` and lets go when the session is destroyed.
 import { createHash, randomBytes } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import type { Db } from "../db/index.js";
@@ -9,6 +10,7 @@ export const SESSION_COOKIE = "berth_session";
 
 export interface SessionUser extends UserView {
   sessionId: string;
+  expiresAt: Date;
 }
 
 const hashToken = (token: string) => createHash("sha256").update(token).digest("hex");
@@ -51,7 +53,25 @@ export function clearedSessionCookie(): string {
 }
 
 export class SessionStore {
+  private readonly endedListeners = new Set<(sessionId: string) => void>();
+
   constructor(private readonly db: Db, private readonly ttlMs: number) {}
+
+  /** Called with the session's id when it is destroyed (sign-out) or found expired. Returns an unsubscribe. */
+  onEnded(listener: (sessionId: string) => void): () => void {
+    this.endedListeners.add(listener);
+    return () => this.endedListeners.delete(listener);
+  }
+
+  private ended(sessionId: string): void {
+    for (const l of this.endedListeners) {
+      try {
+        l(sessionId);
+      } catch {
+        // A listener's failure must not keep the others from letting go.
+      }
+    }
+  }
 
   async create(userId: string, userAgent?: string): Promise<string> {
     const token = randomBytes(32).toString("base64url");
@@ -75,9 +95,10 @@ export class SessionStore {
     if (!row) return null;
     if (row.expiresAt.getTime() < Date.now()) {
       await this.db.session.delete({ where: { id: row.id } }).catch(() => undefined);
+      this.ended(row.id);
       return null;
     }
-    return { sessionId: row.id, id: row.user.id, email: row.user.email, name: row.user.name, role: row.user.role as Role };
+    return { sessionId: row.id, expiresAt: row.expiresAt, id: row.user.id, email: row.user.email, name: row.user.name, role: row.user.role as Role };
   }
 
   async fromRequest(req: IncomingMessage): Promise<SessionUser | null> {
@@ -86,5 +107,13 @@ export class SessionStore {
 
   async destroy(sessionId: string): Promise<void> {
     await this.db.session.deleteMany({ where: { id: sessionId } });
+    this.ended(sessionId);
+  }
+
+  /** Every session of a user (their password was changed from the console). */
+  async destroyAllOf(userId: string): Promise<void> {
+    const rows = await this.db.session.findMany({ where: { userId }, select: { id: true } });
+    await this.db.session.deleteMany({ where: { userId } });
+    for (const r of rows) this.ended(r.id);
   }
 }

@@ -1,10 +1,11 @@
 // A small JSON router for /api: method + path pattern → handler. Errors a client can fix become 4xx
-// with a message; anything else is logged and answered 500 without internals.
+// with a message; anything else is logged and answered 500 without internals. Every state-changing
+// request must come from this site's own pages (see `crossSiteRefusal`).
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { z } from "zod";
 
 export class HttpError extends Error {
-  constructor(readonly status: number, message: string, readonly field?: string) {
+  constructor(readonly status: number, message: string, readonly field?: string, readonly headers: Record<string, string> = {}) {
     super(message);
   }
 }
@@ -26,6 +27,51 @@ interface Route {
 }
 
 const MAX_BODY = 64 * 1024;
+
+/** The client's address: the socket's peer, or behind a trusted proxy the last X-Forwarded-For hop. */
+export function clientAddress(req: IncomingMessage, trustProxy = false): string {
+  if (trustProxy) {
+    const hops = String(req.headers["x-forwarded-for"] ?? "").split(",").map((h) => h.trim()).filter(Boolean);
+    if (hops.length > 0) return normalizeAddress(hops[hops.length - 1]!);
+  }
+  return normalizeAddress(req.socket.remoteAddress ?? "unknown");
+}
+
+/** `::ffff:1.2.3.4` (an IPv4 peer on a dual-stack socket) is 1.2.3.4. */
+export function normalizeAddress(address: string): string {
+  return address.startsWith("::ffff:") && address.includes(".") ? address.slice(7) : address;
+}
+
+/** The host the browser thinks it talks to (for the same-origin checks). */
+function publicHost(req: IncomingMessage, trustProxy: boolean): string | undefined {
+  const forwarded = trustProxy ? String(req.headers["x-forwarded-host"] ?? "").split(",")[0]!.trim() : "";
+  return forwarded || req.headers.host;
+}
+
+/**
+ * CSRF guard for state-changing requests. Browsers send `Origin` with every POST (and
+ * `Sec-Fetch-Site` to https and localhost sites): when one is there it must say "this site", so a
+ * cross-site form or `text/plain` fetch is refused before any handler runs. A request with neither
+ * header is not from a browser (curl, tests, scripts), and carries no ambient credentials a third
+ * party could borrow, so it passes. Returns why the request is refused, or undefined.
+ */
+export function crossSiteRefusal(req: IncomingMessage, trustProxy = false): string | undefined {
+  const site = req.headers["sec-fetch-site"];
+  if (site !== undefined && site !== "same-origin") return `cross-site request refused (Sec-Fetch-Site: ${site})`;
+  const origin = req.headers.origin;
+  if (origin === undefined) return undefined;
+  let host: string;
+  try {
+    host = new URL(origin).host;
+  } catch {
+    return `cross-site request refused (Origin: ${origin.slice(0, 100)})`;
+  }
+  // An opaque origin ("null": sandboxed frames such as the web preview) is never this site.
+  if (!host || host !== publicHost(req, trustProxy)) return `cross-site request refused (Origin: ${origin.slice(0, 100)})`;
+  return undefined;
+}
+
+const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
 
 export function sendJson(res: ServerResponse, status: number, data: unknown, headers: Record<string, string | string[]> = {}): void {
   const body = data === undefined ? "" : JSON.stringify(data);
@@ -49,7 +95,10 @@ async function readBody(req: IncomingMessage): Promise<Buffer> {
 export class Router {
   private routes: Route[] = [];
 
-  constructor(private readonly onError: (err: unknown, req: IncomingMessage) => void) {}
+  constructor(
+    private readonly onError: (err: unknown, req: IncomingMessage) => void,
+    private readonly opts: { trustProxy?: boolean } = {},
+  ) {}
 
   on(method: string, pattern: string, handler: Handler): this {
     this.routes.push({ method, parts: pattern.split("/").filter(Boolean), handler });
@@ -66,6 +115,10 @@ export class Router {
       if (!params) continue;
       pathMatched = true;
       if (route.method !== req.method) continue;
+      if (!SAFE_METHODS.has(req.method ?? "")) {
+        const refused = crossSiteRefusal(req, this.opts.trustProxy);
+        if (refused) return sendJson(res, 403, { error: refused });
+      }
       try {
         const ctx: RouteContext = {
           req,
@@ -95,7 +148,7 @@ export class Router {
         if (!res.headersSent) sendJson(res, 200, out);
       } catch (err) {
         if (err instanceof HttpError) {
-          if (!res.headersSent) sendJson(res, err.status, { error: err.message, ...(err.field ? { field: err.field } : {}) });
+          if (!res.headersSent) sendJson(res, err.status, { error: err.message, ...(err.field ? { field: err.field } : {}) }, err.headers);
         } else {
           this.onError(err, req);
           if (!res.headersSent) sendJson(res, 500, { error: "something went wrong on our side; it has been logged" });
