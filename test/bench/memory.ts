@@ -36,7 +36,7 @@ try {
         }
         if (m.phase === "error") reject(new Error(m.message));
       });
-      socket.emit("term:attach", { labId: LAB, term: "main", cols: 120, rows: 30 }, () => {});
+      socket.emit("term:attach", { labId: LAB, term: "1", cols: 120, rows: 30 }, () => {});
     });
   }
   await new Promise((r) => setTimeout(r, 3000)); // let shells settle

@@ -34,7 +34,7 @@ try {
   const { user } = (await res.json()) as { user: { id: string } };
   const socket = connectSocket(berth.url, { transports: ["websocket"], extraHeaders: { cookie }, reconnection: false });
   await new Promise<void>((resolve, reject) => {
-    socket.emit("term:attach", { labId: LAB, term: "main", cols: 80, rows: 24 }, (r: { ok: boolean; error?: string }) => (r.ok ? resolve() : reject(new Error(r.error))));
+    socket.emit("term:attach", { labId: LAB, term: "1", cols: 80, rows: 24 }, (r: { ok: boolean; error?: string }) => (r.ok ? resolve() : reject(new Error(r.error))));
   });
   const sb = berth.sandboxes.find(user.id, LAB)!;
   const sh = async (script: string) => {

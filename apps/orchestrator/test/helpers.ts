@@ -41,7 +41,7 @@ export async function attachTerminal(url: string, cookie: string, labId: string)
         if (/[#$] $/.test(text)) resolve();
       });
       socket.on("connect_error", reject);
-      socket.emit("term:attach", { labId, term: "main", cols: 80, rows: 24 }, (r: { ok: boolean; error?: string }) => {
+      socket.emit("term:attach", { labId, term: "1", cols: 80, rows: 24 }, (r: { ok: boolean; error?: string }) => {
         if (!r.ok) reject(new Error(r.error));
       });
     });

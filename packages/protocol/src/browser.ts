@@ -3,28 +3,35 @@
 // written to xterm.js as Uint8Array without decoding.
 import { z } from "zod";
 
-export const TERMINAL_KEYS = ["main"] as const;
+/**
+ * The terminals of a lab session: a sandbox has at most these shells (the player's tabs; a code
+ * block's `data-term` names one). A closed list, not any string: every key is a pty in the sandbox
+ * and a kept screen in the orchestrator's memory.
+ */
+export const TERMINAL_KEYS = ["1", "2", "3"] as const;
+export type TerminalKey = (typeof TERMINAL_KEYS)[number];
+export const TermKey = z.enum(TERMINAL_KEYS, { error: () => `a terminal is one of ${TERMINAL_KEYS.join(", ")}` });
 
 export const TermAttach = z.object({
   /** The lab session (one sandbox per learner and lab). */
   labId: z.string().min(1).max(100),
-  term: z.string().min(1).max(64).default("main"),
+  term: TermKey.default("1"),
   cols: z.number().int().min(1).max(1000),
   rows: z.number().int().min(1).max(1000),
 });
 export type TermAttach = z.infer<typeof TermAttach>;
 
 export const TermInput = z.object({
-  term: z.string().min(1).max(64),
+  term: TermKey,
   /** Keystrokes as a string (xterm's onData) or bytes (onBinary). */
   data: z.union([z.string().max(64 * 1024), z.instanceof(Uint8Array)]),
 });
 export const TermResize = z.object({
-  term: z.string().min(1).max(64),
+  term: TermKey,
   cols: z.number().int().min(1).max(1000),
   rows: z.number().int().min(1).max(1000),
 });
-export const TermAck = z.object({ term: z.string().min(1).max(64), bytes: z.number().int().min(0) });
+export const TermAck = z.object({ term: TermKey, bytes: z.number().int().min(0) });
 
 /** Events the browser sends. */
 export interface ClientToServerEvents {
@@ -36,10 +43,45 @@ export interface ClientToServerEvents {
 
 export type SandboxPhase = "queued" | "allocating" | "booting" | "ready" | "error" | "ended";
 
+/**
+ * A learner's sandbox for a lab started or ended (sent to all of the learner's sockets). Times are
+ * ISO strings. The player counts down from them on its own and warns before either deadline; with
+ * `endedReason` ("idle", "expired", "reset", "lost" ...) the sandbox is gone.
+ */
+export interface SandboxLifetimeEvent {
+  labId: string;
+  sandboxId: string;
+  expiresAt: string;
+  /** When the reaper would end it for idleness if nobody watched from now on; null once ended. */
+  idleReapAt: string | null;
+  warning?: string;
+  endedReason?: string;
+}
+
+/** GET /api/labs/:lab/sandbox: the newest sandbox of the caller for that lab ("none": never had one). */
+export interface SandboxLifetimeView {
+  state: "none" | "starting" | "running" | "stopped" | "ended";
+  sandboxId: string | null;
+  driver: string | null;
+  createdAt: string | null;
+  expiresAt: string | null;
+  idleReapAt: string | null;
+  endedReason: string | null;
+  /** BERTH_IDLE_MINUTES in ms: how long a sandbox nobody watches or uses lives on. */
+  idleTimeoutMs: number;
+  /** The server's clock when it answered, so the browser can count down with its own clock's offset. */
+  now: string;
+}
+
 /** Events the server sends. */
 export interface ServerToClientEvents {
-  /** Output bytes; `reset` means: clear the screen first (a replay follows). */
+  /**
+   * Output bytes. `reset` means: reset the terminal first; the bytes are then the kept screen
+   * (scrollback, screen, cursor and modes, made for the size the viewer attached with), and
+   * live output follows.
+   */
   "term:data": (msg: { term: string; data: ArrayBuffer | Uint8Array; reset?: boolean }) => void;
   "term:exit": (msg: { term: string; exitCode: number }) => void;
   "sandbox:status": (msg: { labId: string; phase: SandboxPhase; message: string }) => void;
+  "sandbox:lifetime": (msg: SandboxLifetimeEvent) => void;
 }

@@ -1,4 +1,6 @@
-// A bounded ring of the most recent terminal output, kept so a reconnecting viewer gets its screen back.
+// A bounded ring of the most recent terminal output. The agent keeps one per pty, so an orchestrator
+// that restarts can rebuild the terminal's screen from it (the orchestrator itself keeps screens,
+// not bytes: apps/orchestrator/src/terminals/terminal-screen.ts).
 // A cut can land inside an escape sequence, so a replay starts with a terminal reset (RIS) and
 // then the kept bytes; the shell's next prompt repaints whatever the cut lost.
 

@@ -12,6 +12,7 @@ import type { CheckRunner } from "../grading/check-runner.js";
 import type { LabCatalog } from "../labs/catalog.js";
 import type { SandboxManager } from "../sandboxes/sandbox-manager.js";
 import { registerLabRoutes } from "./lab-routes.js";
+import { registerSandboxRoutes } from "./sandbox-routes.js";
 import { registerFileRoutes } from "./file-routes.js";
 import { HttpError, Router, clientAddress, sendJson } from "./router.js";
 
@@ -118,6 +119,7 @@ export function createApi(deps: ApiDeps): Router {
 
   // The lab routes live in their own file (lab-routes.ts).
   registerLabRoutes(router, deps);
+  registerSandboxRoutes(router, deps);
   registerFileRoutes(router, deps);
 
   return router;

@@ -307,6 +307,11 @@ export class SandboxManager {
     }
   }
 
+  /** How long a sandbox nobody watches or uses lives on (BERTH_IDLE_MINUTES). */
+  get idleTimeoutMs(): number {
+    return this.config.idleTimeoutMs;
+  }
+
   /** Listen for learners' sandboxes starting and ending (the gateway tells their browsers). */
   onLifetime(listener: (change: SandboxLifetimeChange) => void): () => void {
     this.lifetimeListeners.add(listener);
