@@ -161,13 +161,21 @@ export class Router {
   }
 }
 
+/** `:name` matches one part; a last `*` matches one or more parts (params["*"], joined by "/"). */
 function match(pattern: string[], parts: string[]): Record<string, string> | null {
-  if (pattern.length !== parts.length) return null;
+  const rest = pattern[pattern.length - 1] === "*";
+  if (rest ? parts.length < pattern.length : pattern.length !== parts.length) return null;
   const params: Record<string, string> = {};
   for (let i = 0; i < pattern.length; i++) {
     const p = pattern[i]!;
     const v = parts[i]!;
-    if (p.startsWith(":")) {
+    if (rest && i === pattern.length - 1) {
+      try {
+        params["*"] = parts.slice(i).map(decodeURIComponent).join("/");
+      } catch {
+        return null;
+      }
+    } else if (p.startsWith(":")) {
       try {
         params[p.slice(1)] = decodeURIComponent(v);
       } catch {
