@@ -7,7 +7,11 @@ import { prepareScript } from "./scripts.js";
 
 /** Runs scripts in one sandbox; state (files, processes) carries over between calls. */
 export interface LabRunner {
-  exec(script: string, opts: { timeoutMs: number }): Promise<{ exitCode: number; stdout: string; stderr: string; timedOut: boolean }>;
+  /**
+   * `trusted`: a check or setup script, which grading runs out of the learner's reach
+   * (SandboxDriver.execTrusted); solutions run as the learner's own shell would.
+   */
+  exec(script: string, opts: { timeoutMs: number; trusted?: boolean }): Promise<{ exitCode: number; stdout: string; stderr: string; timedOut: boolean }>;
 }
 
 export interface ScriptRun {
@@ -54,15 +58,15 @@ export interface LabTestReport {
 
 const MESSAGE_LIMIT = 4000;
 
-async function runScript(runner: LabRunner, s: LabScript): Promise<ScriptRun> {
+async function runScript(runner: LabRunner, s: LabScript, trusted: boolean): Promise<ScriptRun> {
   const t0 = performance.now();
-  const r = await runner.exec(prepareScript(s.source, s.shell), { timeoutMs: s.timeoutMs });
+  const r = await runner.exec(prepareScript(s.source, s.shell), { timeoutMs: s.timeoutMs, trusted });
   return { ...r, durationMs: Math.round(performance.now() - t0) };
 }
 
 /** Runs one check the way grading does: exit 0 passes; stdout (or the lab's message) is the message. */
 export async function runCheck(check: LabCheck, runner: LabRunner): Promise<CheckRun> {
-  const r = await runScript(runner, check.script);
+  const r = await runScript(runner, check.script, true);
   const passed = r.exitCode === 0 && !r.timedOut;
   const printed = r.stdout.trim();
   let message: string;
@@ -77,7 +81,7 @@ export async function testLab(lab: Lab, runner: LabRunner): Promise<LabTestRepor
   const report: LabTestReport = { labId: lab.id, ok: true, solutions: [], checks: [], durationMs: 0 };
   let setupFailed = false;
   if (lab.setup) {
-    report.setup = await runScript(runner, lab.setup);
+    report.setup = await runScript(runner, lab.setup, true);
     setupFailed = report.setup.exitCode !== 0 || report.setup.timedOut;
   }
 
@@ -97,7 +101,7 @@ export async function testLab(lab: Lab, runner: LabRunner): Promise<LabTestRepor
     if (step.solution) solutions.push({ script: step.solution });
     for (const c of step.checks) if (c.solution) solutions.push({ script: c.solution, checkId: c.id });
     for (const s of solutions) {
-      const run = await runScript(runner, s.script);
+      const run = await runScript(runner, s.script, false);
       report.solutions.push({ stepId: step.id, ...(s.checkId ? { checkId: s.checkId } : {}), run });
       if (run.exitCode !== 0 || run.timedOut) {
         const what = `the ${s.checkId ? `solution of check ${s.checkId}` : `solution of step ${step.id}`} ${run.timedOut ? "timed out" : `exited ${run.exitCode}`}: ${lastLine(run.stderr || run.stdout)}`;

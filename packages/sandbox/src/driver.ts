@@ -57,6 +57,22 @@ export interface SandboxStats {
   limits?: SandboxLimits;
 }
 
+export interface TrustedExecOptions {
+  timeoutMs: number;
+  /** Per stream (stdout, stderr); more is dropped and `truncated` set. Default 16 KiB. */
+  maxOutputBytes?: number;
+}
+
+export interface TrustedExecResult {
+  /** null: killed (the timeout). */
+  exitCode: number | null;
+  stdout: Buffer;
+  stderr: Buffer;
+  timedOut: boolean;
+  truncated: boolean;
+  durationMs: number;
+}
+
 export interface SandboxDriver {
   readonly name: string;
   /** Ensure what create() needs exists (base rootfs, agent bundle). Slow the first time only. */
@@ -69,6 +85,14 @@ export interface SandboxDriver {
   connect(id: string): Promise<AgentEndpoint>;
   stats(id: string): Promise<SandboxStats>;
   list(): Promise<SandboxInfo[]>;
+  /**
+   * Runs a check or lab setup script (bash) in the sandbox, out of the learner's reach: tools the
+   * learner cannot change, a fixed environment, the script passed so nothing inside can read it,
+   * and a process nothing inside can see, signal or ptrace. It sees the learner's state (files,
+   * processes in /proc, network, cgroups, the sandbox's docker engine). On timeout every process
+   * it started is killed. Rejects only when the check could not be started at all.
+   */
+  execTrusted(id: string, script: string, opts: TrustedExecOptions): Promise<TrustedExecResult>;
   /** Optional: hand a running sandbox to an owner (see SandboxSpec.owner), e.g. a warm one when claimed. */
   assignOwner?(id: string, owner: string): Promise<void>;
   /** Optional: release what this driver object serves in-process (not the sandboxes themselves). */

@@ -177,7 +177,7 @@ export class SandboxManager {
     const setup = this.setupFor(labId);
     if (setup) {
       report("booting", "Preparing the lab");
-      const res = await this.exec(sb, setup, 60_000);
+      const res = await this.execTrusted(sb, setup, 60_000);
       if (res.exitCode !== 0) {
         this.log.error({ labId, stderr: res.stderr.toString("utf8").slice(0, 2000) }, "lab setup failed");
         await this.end(sb.id, "setup-failed");
@@ -235,6 +235,18 @@ export class SandboxManager {
     return term;
   }
 
+  /**
+   * Checks and lab setup: run by the driver out of the learner's reach (trusted tools, a script
+   * nothing inside can read, a process nothing inside can see or signal). See SandboxDriver.execTrusted.
+   */
+  async execTrusted(sb: LearnerSandbox, script: string, timeoutMs: number, maxOutputBytes = 16 * 1024): Promise<ExecResult> {
+    return this.driver.execTrusted(sb.id, script, { timeoutMs, maxOutputBytes });
+  }
+
+  /**
+   * A script through the sandbox's agent, as the learner's own shell would run it (solutions, tests):
+   * never for grading, since the learner controls everything it runs.
+   */
   async exec(sb: LearnerSandbox, script: string, timeoutMs: number, maxOutputBytes = 16 * 1024): Promise<ExecResult> {
     // The script goes in on stdin, so it never shows in the sandbox's process list as an argument.
     const r = await sb.agent.request({

@@ -1,5 +1,7 @@
 // A LabRunner backed by a real Berth sandbox from @berth/sandbox (the same kind a learner gets):
-// one sandbox per lab, its agent's exec op running `bash -s` with the script on stdin.
+// one sandbox per lab. Checks and setup run as grading runs them (the driver's execTrusted: trusted
+// tools, out of the learner's reach); solutions through the agent's exec op, as the learner's own
+// shell would run them (`bash -s` with the script on stdin), so what they start keeps running.
 import { AgentClient, type SandboxDriver } from "@berth/sandbox";
 import { randomBytes } from "node:crypto";
 import { constants } from "node:os";
@@ -12,6 +14,9 @@ export async function namespacesDriver(): Promise<SandboxDriver | undefined> {
   return typeof factory === "function" ? (factory as () => SandboxDriver)() : undefined;
 }
 
+/** What a check may print (as the orchestrator's grading keeps). */
+const OUTPUT_LIMIT = 16 * 1024;
+
 export async function createSandboxRunner(driver: SandboxDriver, labId: string): Promise<DisposableRunner> {
   const id = `labkit-${labId}`.slice(0, 50) + `-${randomBytes(3).toString("hex")}`;
   await driver.create({ id, hostname: "berth-sandbox" });
@@ -23,7 +28,16 @@ export async function createSandboxRunner(driver: SandboxDriver, labId: string):
     throw e;
   }
   return {
-    async exec(script, { timeoutMs }) {
+    async exec(script, { timeoutMs, trusted }) {
+      if (trusted) {
+        const t = await driver.execTrusted(id, script, { timeoutMs, maxOutputBytes: OUTPUT_LIMIT });
+        return {
+          exitCode: t.exitCode ?? 137,
+          stdout: t.stdout.toString("utf8"),
+          stderr: t.stderr.toString("utf8"),
+          timedOut: t.timedOut,
+        };
+      }
       const r = await client.request({
         op: "exec",
         cmd: ["bash", "-s"],

@@ -30,10 +30,13 @@ import {
   type SandboxLimits,
   type SandboxSpec,
   type SandboxStats,
+  type TrustedExecOptions,
+  type TrustedExecResult,
 } from "../driver.js";
 import { ensureAgentDir, removeUnusedAgentDirs } from "./agent-dir.js";
 import { SandboxCgroup, type CgroupVersion } from "./cgroups.js";
 import { findHostTools, type HostTools } from "./host-tools.js";
+import { buildCheckHelper, runTrustedCheck } from "./check-exec.js";
 import { sandboxOciConfig } from "./oci-spec.js";
 import { Runc } from "./runc.js";
 import { createSandboxDisk, MIN_DISK_BYTES, remountSandboxDisk, sandboxDiskUsage } from "./disk.js";
@@ -90,7 +93,7 @@ export class NamespacesDriver implements SandboxDriver {
   private readonly uplink: boolean;
   private readonly registryUpstream: string | undefined;
   private nameservers: string[] = [];
-  private prepared: Promise<{ rootfs: string; agentDir: string; hostTools: HostTools; sharedImages?: string }> | undefined;
+  private prepared: Promise<{ rootfs: string; agentDir: string; hostTools: HostTools; sharedImages?: string; checkHelper: string }> | undefined;
 
   constructor(opts: NamespacesDriverOptions = {}) {
     this.stateDir = opts.stateDir ?? defaultStateDir();
@@ -147,7 +150,9 @@ export class NamespacesDriver implements SandboxDriver {
         await removeUnusedAgentDirs(this.stateDir, inUse);
         if (sharedImages) await removeUnusedSharedImages(this.stateDir, imagesInUse);
         for (const dir of await removeUnusedRootfs(this.stateDir)) onProgress?.(`sandbox: removed unused base rootfs ${dir}`);
-        return { rootfs, agentDir, hostTools: findHostTools(onProgress), sharedImages };
+        // berth-check, the trusted check runner (check-exec.c), compiled on the host like the shim.
+        const checkHelper = buildCheckHelper(join(this.stateDir, "check"));
+        return { rootfs, agentDir, hostTools: findHostTools(onProgress), sharedImages, checkHelper };
       })();
       this.prepared.catch(() => (this.prepared = undefined));
     }
@@ -356,6 +361,17 @@ export class NamespacesDriver implements SandboxDriver {
     const meta = await this.readMeta(id);
     if (!meta) throw new Error(`no sandbox ${id} under ${this.stateDir}`);
     return new SandboxCgroup(id, meta.cgroupVersion).oomKills();
+  }
+
+  /** A check or setup script, run by berth-check out of the learner's reach (check-exec.ts). */
+  async execTrusted(id: string, script: string, opts: TrustedExecOptions): Promise<TrustedExecResult> {
+    const meta = await this.readMeta(id);
+    if (!meta) throw new Error(`no sandbox ${id} under ${this.stateDir}`);
+    await this.prepareOnce();
+    const { rootfs, hostTools, checkHelper } = await this.prepared!;
+    const state = await this.runc.state(id);
+    if (!state || state.status !== "running") throw new Error(`sandbox ${id} is not running (${state?.status ?? "missing"}): no check can run in it`);
+    return runTrustedCheck(checkHelper, { sandboxId: id, pid: state.pid, cgroupVersion: meta.cgroupVersion, baseRootfs: rootfs, hostTools }, script, opts);
   }
 
   async list(): Promise<SandboxInfo[]> {
