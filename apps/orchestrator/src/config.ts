@@ -3,6 +3,7 @@
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { stateDir } from "./db/location.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const REPO_ROOT = path.resolve(here, "../../..");
@@ -75,6 +76,11 @@ export interface OrchestratorConfig {
   admin: { email: string; password: string } | undefined;
   /** How long the one-time setup link printed at start (when no admin exists) stays valid. */
   setupLinkTtlMs: number;
+  /**
+   * The secret behind learners' lab variables (labs/learner-context.ts): made on first start in the
+   * data directory (BERTH_DATA_DIR, default <repo>/.berth), kept across restarts.
+   */
+  labSecretFile: string;
 }
 
 /**
@@ -139,6 +145,7 @@ export function loadConfig(overrides: Partial<OrchestratorConfig> = {}): Orchest
     },
     admin: adminFromEnv(),
     setupLinkTtlMs: intFromEnv("BERTH_SETUP_LINK_MINUTES", 60) * 60_000,
+    labSecretFile: path.join(stateDir(), "lab-variables.key"),
     ...overrides,
   };
 }
