@@ -70,66 +70,83 @@ export type AgentOp = AgentRequest["op"];
 /** The envelope on the wire: a request plus its request id. */
 export const AgentEnvelope = z.object({ rid: z.number().int() }).passthrough();
 
-// Replies, by op.
-export interface PtyInfo {
-  handle: number;
-  key: string;
-  pid: number;
-  cols: number;
-  rows: number;
-  exited: boolean;
-}
-export interface PtyStartReply extends PtyInfo {
-  /** True when the key already had a live pty and this call re-attached to it. */
-  reattached: boolean;
-}
-export interface ExecReply {
-  exitCode: number | null;
-  signal: string | null;
-  stdout: string; // base64
-  stderr: string; // base64
-  timedOut: boolean;
-  truncated: boolean;
-  durationMs: number;
-}
-export interface FileStatReply {
-  name: string;
-  size: number;
-  mode: number;
-  isDir: boolean;
-  isSymlink: boolean;
-  mtimeMs: number;
-}
-export interface HealthReply {
-  version: number;
-  hostname: string;
-  uptimeMs: number;
-  ptys: number;
-  memoryRss: number;
+// Replies, by op. The orchestrator validates every reply against these before use: the agent runs
+// inside the learner's sandbox, where root can make it say anything (docs/sandboxes.md, "A hostile
+// sandbox").
+const count = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+export const PtyInfo = z.object({
+  handle: count,
+  key: z.string().max(64),
+  pid: count,
+  cols: z.number().int().min(1).max(1000),
+  rows: z.number().int().min(1).max(1000),
+  exited: z.boolean(),
+});
+export type PtyInfo = z.infer<typeof PtyInfo>;
+/** reattached: true when the key already had a live pty and this call re-attached to it. */
+export const PtyStartReply = PtyInfo.extend({ reattached: z.boolean() });
+export type PtyStartReply = z.infer<typeof PtyStartReply>;
+export const ExecReply = z.object({
+  exitCode: z.number().int().nullable(),
+  signal: z.string().max(32).nullable(),
+  stdout: base64,
+  stderr: base64,
+  timedOut: z.boolean(),
+  truncated: z.boolean(),
+  durationMs: z.number().min(0),
+});
+export type ExecReply = z.infer<typeof ExecReply>;
+export const FileStatReply = z.object({
+  name: z.string().max(4096),
+  size: count,
+  mode: count,
+  isDir: z.boolean(),
+  isSymlink: z.boolean(),
+  mtimeMs: z.number(),
+});
+export type FileStatReply = z.infer<typeof FileStatReply>;
+export const HealthReply = z.object({
+  version: z.number().int(),
+  hostname: z.string().max(255),
+  uptimeMs: z.number().min(0),
+  ptys: count,
+  memoryRss: count,
   /** Tunnels open on all connections (web preview); absent from agents older than tunnels. */
-  tunnels?: number;
-}
-export interface AgentReplies {
-  "pty.start": PtyStartReply;
-  "pty.attach": PtyInfo;
-  "pty.resize": Record<string, never>;
-  "pty.flow": Record<string, never>;
-  "pty.signal": Record<string, never>;
-  "pty.kill": Record<string, never>;
-  "pty.list": { ptys: PtyInfo[] };
-  exec: ExecReply;
-  "file.read": { data: string; truncated: boolean };
-  "file.write": Record<string, never>;
-  "file.stat": FileStatReply;
-  "file.list": { entries: FileStatReply[] };
-  health: HealthReply;
-  "tunnel.open": Record<string, never>;
-}
+  tunnels: count.optional(),
+});
+export type HealthReply = z.infer<typeof HealthReply>;
+const Empty = z.object({});
 
+/** The result schema of each op's successful reply. */
+export const AgentReplySchemas = {
+  "pty.start": PtyStartReply,
+  "pty.attach": PtyInfo,
+  "pty.resize": Empty,
+  "pty.flow": Empty,
+  "pty.signal": Empty,
+  "pty.kill": Empty,
+  "pty.list": z.object({ ptys: z.array(PtyInfo).max(10_000) }),
+  exec: ExecReply,
+  "file.read": z.object({ data: base64, truncated: z.boolean() }),
+  "file.write": Empty,
+  "file.stat": FileStatReply,
+  "file.list": z.object({ entries: z.array(FileStatReply) }),
+  health: HealthReply,
+  "tunnel.open": Empty,
+} satisfies Record<AgentOp, z.ZodTypeAny>;
+export type AgentReplies = { [K in AgentOp]: z.infer<(typeof AgentReplySchemas)[K]> };
+
+/** A reply's envelope: exactly one per request, matched by rid. The result is checked per op. */
+export const AgentReply = z.discriminatedUnion("ok", [
+  z.object({ rid: z.number().int(), ok: z.literal(true), result: z.unknown() }),
+  z.object({ rid: z.number().int(), ok: z.literal(false), error: z.string().max(8192), code: z.string().max(64).optional() }),
+]);
 export type AgentReply =
   | { rid: number; ok: true; result: unknown }
   | { rid: number; ok: false; error: string; code?: string };
 
-export type AgentEvent =
+export const AgentEvent = z.discriminatedUnion("event", [
   /** Once the pty's process is gone and its last output has been sent. */
-  | { event: "pty.exit"; handle: number; exitCode: number; signal: number | null };
+  z.object({ event: z.literal("pty.exit"), handle: count, exitCode: z.number().int(), signal: z.number().int().nullable() }),
+]);
+export type AgentEvent = z.infer<typeof AgentEvent>;

@@ -296,7 +296,10 @@ export class PreviewServer {
       if (c?.isOpen) return c;
       if (this.clients.get(sandboxId) === known) this.clients.delete(sandboxId);
     }
-    const attempt = this.deps.endpoint(sandboxId).then((ep) => TunnelClient.connect(ep));
+    // What the sandbox's agent sent that was dropped, and a link closed for not reading, go to the
+    // log (throttled per link): a hostile sandbox must not be able to flood it.
+    const onWarning = (message: string) => this.deps.log.warn({ sandbox: sandboxId }, `preview: ${message}`);
+    const attempt = this.deps.endpoint(sandboxId).then((ep) => TunnelClient.connect(ep, { onWarning }));
     this.clients.set(sandboxId, attempt);
     try {
       const c = await attempt;

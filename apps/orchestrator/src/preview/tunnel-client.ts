@@ -2,22 +2,37 @@
 // separate from the terminal's: a page's assets streaming through must not queue behind, or in
 // front of, keystrokes and pty output. Each tunnel is a Duplex that node's HTTP client can use as its
 // socket. The client owns its streams: closing it (or losing the agent) destroys every one.
+//
+// The agent is inside the learner's sandbox and may be hostile or stopped (docs/sandboxes.md, "A
+// hostile sandbox"): its messages are validated and can throw nothing out of a listener; a tunnel
+// whose agent sends past its window is closed; opens time out; and a link that stops reading is
+// closed once TUNNEL_LINK_MAX_QUEUED bytes wait for it, so what we hold for one sandbox is bounded.
 import { Duplex } from "node:stream";
 import WebSocket from "ws";
 import {
+  AgentReply,
   FrameKind,
   TUNNEL_ACK_EVERY,
+  TUNNEL_MAX_PER_CONNECTION,
   TUNNEL_WINDOW,
   decodeAck,
   decodeFrame,
   encodeAck,
   encodeFrame,
-  type AgentReply,
 } from "@berth/protocol";
-import { dialAgent, type AgentEndpoint } from "@berth/sandbox";
+import { ThrottledWarnings, dialAgent, type AgentEndpoint } from "@berth/sandbox";
 
 /** Data frames are cut to this size so one large write does not hold the websocket for long. */
 const MAX_FRAME_PAYLOAD = 64 * 1024;
+/**
+ * Bytes that may wait to go out to one sandbox's agent before its tunnel link is closed. Each
+ * tunnel keeps at most TUNNEL_WINDOW in flight, so only an agent that stopped reading gets here.
+ */
+export const TUNNEL_LINK_MAX_QUEUED = 16 * 1024 * 1024;
+/** The agent's frames carry at most one socket read; anything bigger closes the link unread. */
+const TUNNEL_LINK_MAX_PAYLOAD = 2 * 1024 * 1024;
+/** On top of the agent's own connect timeout: an agent that never answers an open. */
+const OPEN_GRACE_MS = 5000;
 
 export class TunnelOpenError extends Error {
   constructor(message: string, readonly code: string | undefined) {
@@ -82,6 +97,12 @@ export class TunnelStream extends Duplex {
     switch (kind) {
       case FrameKind.TunnelData:
         this.toAck += payload.length;
+        // An agent that ignores our window would make us buffer without end: not this tunnel. (An
+        // honest one stops reading its socket at the window, so it may overshoot by one read.)
+        if (this.toAck > TUNNEL_WINDOW + TUNNEL_LINK_MAX_PAYLOAD) {
+          this.client.warn(`tunnel ${this.id}: the agent sent ${this.toAck} unacknowledged bytes, past the ${TUNNEL_WINDOW}-byte window; closed`);
+          return void this.destroy(new Error("the sandbox broke the tunnel's flow control"));
+        }
         if (!this.push(payload)) this.readerFull = true;
         else if (!this.readerFull) this.flushAck(TUNNEL_ACK_EVERY);
         return;
@@ -136,19 +157,29 @@ export class TunnelClient {
   private nextRid = 1;
   private closed = false;
   private readonly closeListeners = new Set<() => void>();
+  private readonly warnings: ThrottledWarnings;
 
-  private constructor(private readonly ws: WebSocket) {
+  private constructor(private readonly ws: WebSocket, onWarning?: (message: string) => void) {
+    this.warnings = new ThrottledWarnings(onWarning);
     ws.on("message", (data: Buffer | Buffer[] | ArrayBuffer, isBinary: boolean) => {
-      const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
-      if (isBinary) this.onBinary(buf);
-      else this.onText(buf);
+      // Nothing the agent sends may throw out of here (a throw in a ws listener ends the process).
+      try {
+        const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
+        if (isBinary) this.onBinary(buf);
+        else this.onText(buf);
+      } catch (err) {
+        this.warn(`dropped a message from the agent: ${(err as Error).message}`);
+      }
     });
     ws.on("close", () => this.onClosed());
-    ws.on("error", () => this.onClosed());
+    ws.on("error", (err) => {
+      this.warn(`the tunnel link failed: ${err.message}`);
+      this.onClosed();
+    });
   }
 
-  static async connect(ep: AgentEndpoint, timeoutMs = 5000): Promise<TunnelClient> {
-    return new TunnelClient(await dialAgent(ep, timeoutMs));
+  static async connect(ep: AgentEndpoint, opts: { timeoutMs?: number; onWarning?: (message: string) => void } = {}): Promise<TunnelClient> {
+    return new TunnelClient(await dialAgent(ep, { timeoutMs: opts.timeoutMs ?? 5000, maxPayload: TUNNEL_LINK_MAX_PAYLOAD }), opts.onWarning);
   }
 
   get isOpen(): boolean {
@@ -163,6 +194,7 @@ export class TunnelClient {
   /** A stream to 127.0.0.1:<port> in the sandbox; rejects with code ECONNREFUSED when nothing listens. */
   async open(port: number, timeoutMs = 5000): Promise<TunnelStream> {
     if (!this.isOpen) throw new TunnelOpenError("the connection to the sandbox is closed", "ECONNRESET");
+    if (this.streams.size >= TUNNEL_MAX_PER_CONNECTION) throw new TunnelOpenError(`too many tunnels open to this sandbox (at most ${TUNNEL_MAX_PER_CONNECTION})`, "EMFILE");
     let id = this.nextId;
     while (this.streams.has(id)) id = id >= 0xffffffff ? 1 : id + 1;
     this.nextId = id >= 0xffffffff ? 1 : id + 1;
@@ -170,16 +202,26 @@ export class TunnelClient {
     const stream = new TunnelStream(this, id);
     this.streams.set(id, stream);
     const rid = this.nextRid++;
+    let timer: NodeJS.Timeout | undefined;
     try {
       await new Promise<void>((resolve, reject) => {
         this.pending.set(rid, { resolve, reject });
-        this.ws.send(JSON.stringify({ rid, op: "tunnel.open", id, port, timeoutMs }));
+        // A stopped agent never answers: the browser's request must not wait forever.
+        timer = setTimeout(() => {
+          if (!this.pending.delete(rid)) return;
+          // Should it open after all, it closes at once.
+          this.send(encodeFrame(FrameKind.TunnelClose, id, Buffer.alloc(0)));
+          reject(new TunnelOpenError(`the sandbox did not answer within ${timeoutMs + OPEN_GRACE_MS} ms`, "ETIMEDOUT"));
+        }, timeoutMs + OPEN_GRACE_MS);
+        this.send(JSON.stringify({ rid, op: "tunnel.open", id, port, timeoutMs }));
       });
     } catch (err) {
       // The agent left nothing open: forget the stream without telling it.
       this.streams.delete(id);
       stream.discard();
       throw err;
+    } finally {
+      clearTimeout(timer);
     }
     return stream;
   }
@@ -195,9 +237,26 @@ export class TunnelClient {
     this.onClosed();
   }
 
+  /** @internal used by TunnelStream; closes the link, and with it every tunnel, if the agent stopped reading. */
+  send(frame: Buffer | string): void {
+    if (!this.isOpen) return;
+    if (this.ws.bufferedAmount > TUNNEL_LINK_MAX_QUEUED) {
+      this.warn(`closing the tunnel link: ${this.ws.bufferedAmount} bytes wait for an agent that is not reading (cap ${TUNNEL_LINK_MAX_QUEUED})`);
+      this.ws.terminate();
+      this.onClosed();
+      return;
+    }
+    this.ws.send(frame);
+  }
+
+  /** Bytes waiting to go out to the agent (tests and the queue bench read it). */
+  get queuedBytes(): number {
+    return this.ws.bufferedAmount;
+  }
+
   /** @internal used by TunnelStream */
-  send(frame: Buffer): void {
-    if (this.isOpen) this.ws.send(frame);
+  warn(message: string): void {
+    this.warnings.warn(message);
   }
 
   /** @internal used by TunnelStream */
@@ -209,23 +268,34 @@ export class TunnelClient {
     let frame;
     try {
       frame = decodeFrame(buf);
-    } catch {
-      return;
+    } catch (err) {
+      return this.warn(`dropped a binary frame from the agent: ${(err as Error).message}`);
     }
-    if (frame.kind < FrameKind.TunnelData) return;
-    this.streams.get(frame.handle)?.onFrame(frame.kind, frame.payload);
+    if (frame.kind < FrameKind.TunnelData) return this.warn(`dropped a frame of kind ${frame.kind} on the tunnel link`);
+    const stream = this.streams.get(frame.handle);
+    if (!stream) return; // a tunnel we closed: its last frames may still be on the way
+    try {
+      stream.onFrame(frame.kind, frame.payload);
+    } catch (err) {
+      // (a malformed ack): that tunnel is broken, the others are not
+      this.warn(`tunnel ${frame.handle}: ${(err as Error).message}; closed`);
+      stream.destroy(new Error(`the sandbox sent a malformed frame: ${(err as Error).message}`));
+    }
   }
 
   private onText(buf: Buffer): void {
-    let msg: AgentReply;
+    let raw: unknown;
     try {
-      msg = JSON.parse(buf.toString("utf8")) as AgentReply;
+      raw = JSON.parse(buf.toString("utf8"));
     } catch {
-      return;
+      return this.warn(`dropped a text frame from the agent that is not JSON (${buf.length} bytes)`);
     }
-    if (typeof (msg as { rid?: unknown }).rid !== "number") return; // an event: not for us
+    if (typeof raw === "object" && raw !== null && "event" in raw) return; // an event: not for us
+    const parsed = AgentReply.safeParse(raw);
+    if (!parsed.success) return this.warn(`dropped a malformed message from the agent (${parsed.error.issues[0]?.message ?? "invalid"})`);
+    const msg = parsed.data;
     const p = this.pending.get(msg.rid);
-    if (!p) return;
+    if (!p) return this.warn(`dropped a reply for rid ${msg.rid}, which no open is waiting for`);
     this.pending.delete(msg.rid);
     if (msg.ok) p.resolve();
     else p.reject(new TunnelOpenError(msg.error, msg.code));
@@ -238,7 +308,14 @@ export class TunnelClient {
     this.pending.clear();
     for (const s of [...this.streams.values()]) s.closedByAgent("the connection to the sandbox closed");
     this.streams.clear();
-    for (const cb of this.closeListeners) cb();
+    for (const cb of this.closeListeners) {
+      try {
+        cb();
+      } catch (err) {
+        this.warn(`a close listener threw: ${(err as Error).message}`);
+      }
+    }
     this.closeListeners.clear();
+    this.warnings.flush();
   }
 }

@@ -12,6 +12,7 @@
 import { createHash } from "node:crypto";
 import { chmod, rm } from "node:fs/promises";
 import http from "node:http";
+import type { Duplex } from "node:stream";
 
 /** One path component of a repository name (the distribution spec's grammar). */
 const COMPONENT = "[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*";
@@ -112,9 +113,15 @@ export class RegistryGateway {
         else res.destroy();
       });
     });
-    // A CONNECT or an upgrade through here would be a tunnel to the host: refuse both.
-    server.on("connect", (_req, socket) => socket.end("HTTP/1.1 405 Method Not Allowed\r\n\r\n"));
-    server.on("upgrade", (_req, socket) => socket.end("HTTP/1.1 400 Bad Request\r\n\r\n"));
+    // A CONNECT or an upgrade through here would be a tunnel to the host: refuse both. Node hands
+    // such a socket over without its own error listener: a reset from the sandbox would otherwise
+    // be an uncaught error in the orchestrator's process.
+    const refuse = (socket: Duplex, answer: string) => {
+      socket.on("error", () => socket.destroy());
+      socket.end(answer);
+    };
+    server.on("connect", (_req, socket: Duplex) => refuse(socket, "HTTP/1.1 405 Method Not Allowed\r\n\r\n"));
+    server.on("upgrade", (_req, socket: Duplex) => refuse(socket, "HTTP/1.1 400 Bad Request\r\n\r\n"));
     // The gateway runs in the orchestrator's process: a sandbox must not be able to eat its file
     // descriptors (connections beyond this are closed at once) or hold sockets open forever.
     server.maxConnections = MAX_CONNECTIONS;
@@ -213,22 +220,21 @@ function proxy(
     for (const [k, v] of Object.entries(req.headers)) if (!HOP_BY_HOP.has(k) && k !== "authorization" && v !== undefined) headers[k] = v;
     headers.host = upstream.host;
     if (req.headers["transfer-encoding"]) headers["transfer-encoding"] = req.headers["transfer-encoding"];
-    const up = http.request(
-      { host: upstream.hostname, port: upstream.port || 80, method: req.method, path: path + (query ? `?${query}` : ""), headers },
-      (ur) => {
-        const out: http.OutgoingHttpHeaders = {};
-        for (const [k, v] of Object.entries(ur.headers)) {
-          if (HOP_BY_HOP.has(k) || v === undefined) continue;
-          out[k] = k === "location" || k === "link" ? rewriteLocation(String(v), upstream, repo) : v;
-        }
-        const status = ur.statusCode ?? 502;
-        // Bodies that name repositories (a tag list, an error's detail) are small JSON: rewrite them.
-        const isJson = /json/.test(String(ur.headers["content-type"] ?? ""));
-        if (repo && isJson && (repo.tagsList || status >= 400) && req.method !== "HEAD") {
-          const parts: Buffer[] = [];
-          ur.on("data", (b: Buffer) => parts.push(b));
-          ur.on("error", reject);
-          ur.on("end", () => {
+    const respond = (ur: http.IncomingMessage): void => {
+      const out: http.OutgoingHttpHeaders = {};
+      for (const [k, v] of Object.entries(ur.headers)) {
+        if (HOP_BY_HOP.has(k) || v === undefined) continue;
+        out[k] = k === "location" || k === "link" ? rewriteLocation(String(v), upstream, repo) : v;
+      }
+      const status = ur.statusCode ?? 502;
+      // Bodies that name repositories (a tag list, an error's detail) are small JSON: rewrite them.
+      const isJson = /json/.test(String(ur.headers["content-type"] ?? ""));
+      if (repo && isJson && (repo.tagsList || status >= 400) && req.method !== "HEAD") {
+        const parts: Buffer[] = [];
+        ur.on("data", (b: Buffer) => parts.push(b));
+        ur.on("error", reject);
+        ur.on("end", () => {
+          try {
             let text = Buffer.concat(parts).toString("utf8");
             text = text.split(repo.upstream).join(repo.name);
             // Never leak the namespace prefix, even in a message about some other name.
@@ -238,20 +244,33 @@ function proxy(
             res.writeHead(status, out);
             res.end(text);
             resolve();
-          });
-          return;
-        }
-        res.writeHead(status, out);
-        ur.pipe(res);
-        ur.on("error", reject);
-        res.on("close", () => {
-          ur.destroy();
-          resolve();
+          } catch (err) {
+            reject(err as Error);
+          }
         });
-      },
-    );
+        return;
+      }
+      res.writeHead(status, out);
+      ur.pipe(res);
+      ur.on("error", reject);
+      res.on("close", () => {
+        ur.destroy();
+        resolve();
+      });
+    };
+    const up = http.request({ host: upstream.hostname, port: upstream.port || 80, method: req.method, path: path + (query ? `?${query}` : ""), headers }, (ur) => {
+      // (a listener: nothing may throw out of it; handle()'s caller answers the error)
+      try {
+        respond(ur);
+      } catch (err) {
+        ur.destroy();
+        reject(err as Error);
+      }
+    });
     up.on("error", reject);
     req.pipe(up);
+    // The sandbox hung up mid-request: drop the upstream request, never throw.
+    req.on("error", () => up.destroy());
     req.on("aborted", () => up.destroy());
   });
 }
