@@ -39,6 +39,7 @@ import { findHostTools, type HostTools } from "./host-tools.js";
 import { buildCheckHelper, runTrustedCheck } from "./check-exec.js";
 import { sandboxOciConfig } from "./oci-spec.js";
 import { Runc } from "./runc.js";
+import { DEFAULT_EGRESS_ALLOW, EgressProxy } from "./egress.js";
 import { createSandboxDisk, MIN_DISK_BYTES, remountSandboxDisk, sandboxDiskUsage } from "./disk.js";
 import { ensureSharedImages, removeUnusedSharedImages } from "./shared-images.js";
 import { attachUplink, claimSlot, detachUplinksOf, ensureHostNetwork, removeStaleUplinks, repairHostNetwork, sandboxResolvConf, type UplinkSlot } from "./network.js";
@@ -64,6 +65,11 @@ export interface NamespacesDriverOptions {
    * localhost:5000 inside, lab images read-only, the learner's own names in their own namespace.
    */
   registryUpstream?: string;
+  /**
+   * The names a sandbox may reach over HTTP (default DEFAULT_EGRESS_ALLOW: Debian's archive);
+   * everything else outside is refused (egress.ts). With the uplink only.
+   */
+  egressAllow?: string[];
 }
 
 interface SandboxMeta {
@@ -92,6 +98,7 @@ export class NamespacesDriver implements SandboxDriver {
   private readonly engine: boolean;
   private readonly uplink: boolean;
   private readonly registryUpstream: string | undefined;
+  private readonly egressAllow: string[];
   private nameservers: string[] = [];
   private prepared: Promise<{ rootfs: string; agentDir: string; hostTools: HostTools; sharedImages?: string; checkHelper: string }> | undefined;
 
@@ -102,6 +109,7 @@ export class NamespacesDriver implements SandboxDriver {
     this.engine = opts.engine ?? true;
     this.uplink = opts.uplink ?? true;
     this.registryUpstream = opts.registryUpstream;
+    this.egressAllow = opts.egressAllow ?? DEFAULT_EGRESS_ALLOW;
     if (this.registryUpstream !== undefined && !/^http:\/\/[^/]+\/?$/.test(this.registryUpstream)) {
       throw new Error(`registryUpstream ${JSON.stringify(this.registryUpstream)}: want http://host:port (the lab registry on this host)`);
     }
@@ -111,6 +119,7 @@ export class NamespacesDriver implements SandboxDriver {
   async prepare(onProgress?: (line: string) => void): Promise<void> {
     await this.prepareOnce(onProgress);
     await this.serveExistingGateways(onProgress);
+    await this.serveExistingEgress(onProgress);
   }
 
   private prepareOnce(onProgress?: (line: string) => void): Promise<void> {
@@ -172,6 +181,34 @@ export class NamespacesDriver implements SandboxDriver {
       if (await socketAnswers(join(this.dir(id), "gw", "registry.sock"))) continue;
       await this.serveGateway(id, meta.registryOwner).catch((err: Error) => onProgress?.(`sandbox: ${id}: no registry gateway (${err.message})`));
     }
+  }
+
+  /** The egress proxies of running sandboxes that no live process serves (a dead orchestrator's). */
+  private async serveExistingEgress(onProgress?: (line: string) => void): Promise<void> {
+    if (!this.uplink) return;
+    for (const id of await readdir(join(this.stateDir, "sandboxes"))) {
+      if (this.egress.has(id)) continue;
+      const meta = await this.readMeta(id).catch(() => undefined);
+      // (no link: the sandbox is not running, or a create() in progress, which serves its own)
+      if (!meta?.uplink || !existsSync(`/sys/class/net/${meta.uplink.ifname}`)) continue;
+      await this.serveEgress(id, meta.uplink).catch((err: NodeJS.ErrnoException) => {
+        // In use: another live process (the orchestrator, while a test opens its state dir) serves it.
+        if (err.code !== "EADDRINUSE") onProgress?.(`sandbox: ${id}: no egress proxy (${err.message})`);
+      });
+    }
+  }
+
+  /** This process's egress proxies by sandbox id (a promise while listening). */
+  private readonly egress = new Map<string, Promise<EgressProxy>>();
+
+  private async serveEgress(id: string, uplink: UplinkSlot): Promise<void> {
+    let proxy = this.egress.get(id);
+    if (!proxy) {
+      proxy = EgressProxy.listen({ gateway: uplink.gateway, client: uplink.address, allow: this.egressAllow });
+      this.egress.set(id, proxy);
+      proxy.catch(() => this.egress.get(id) === proxy && this.egress.delete(id));
+    }
+    await proxy;
   }
 
   private dir(id: string): string {
@@ -274,6 +311,12 @@ export class NamespacesDriver implements SandboxDriver {
         meta.uplink = await claimSlot(dir, spec.id);
         await writeFile(join(dir, "meta.json"), JSON.stringify(meta, null, 2) + "\n");
         await attachUplink(pid, meta.uplink);
+        // Its way out (HTTP to the allow-list), listening before the sandbox's first instruction.
+        // In use: a proxy another process kept for an earlier sandbox on this slot (destroyed by a
+        // different process); it has this sandbox's addresses and serves it alike.
+        await this.serveEgress(spec.id, meta.uplink).catch((err: NodeJS.ErrnoException) => {
+          if (err.code !== "EADDRINUSE") throw err;
+        });
       }
       await this.runc.run(["start", spec.id]);
 
@@ -336,6 +379,9 @@ export class NamespacesDriver implements SandboxDriver {
     const gateway = this.gateways.get(id);
     this.gateways.delete(id);
     await gateway?.then((g) => g.close(), () => {});
+    const egress = this.egress.get(id);
+    this.egress.delete(id);
+    await egress?.then((p) => p.close(), () => {});
     const cgroup = new SandboxCgroup(id, meta?.cgroupVersion);
     await cgroup.remove();
     await unmountAll(dir);
@@ -426,6 +472,9 @@ export class NamespacesDriver implements SandboxDriver {
    * prepare() serves them again). For a clean shutdown of the orchestrator or a test.
    */
   async close(): Promise<void> {
+    const proxies = [...this.egress.values()];
+    this.egress.clear();
+    await Promise.all(proxies.map((p) => p.then((x) => x.close(), () => {})));
     const all = [...this.gateways.values()];
     this.gateways.clear();
     await Promise.all(all.map((g) => g.then((x) => x.close(), () => {})));

@@ -1,6 +1,8 @@
-// A sandbox's uplink: one veth pair per sandbox, routed (no bridge), NAT out through the host's
-// own uplink, and a firewall in Berth's own iptables chains that lets a sandbox reach the outside
-// (Debian's archive, the host's nameserver) but not the host, other sandboxes, or private ranges.
+// A sandbox's uplink: one veth pair per sandbox, routed (no bridge), and a default-deny firewall in
+// Berth's own iptables chains: a sandbox reaches the host's nameservers (NAT out through the host)
+// and, through a host-side proxy that checks names (egress.ts), plain HTTP to the egress
+// allow-list (Debian's archive); nothing else: not the host, other sandboxes, private ranges, or
+// any other address or port.
 //
 //   host netns                               sandbox netns (owned by the sandbox's user namespace)
 //   berthv<slot>  10.213.x.(4s+1)/30  <--->  eth0  10.213.x.(4s+2)/30, default via the host end
@@ -19,9 +21,13 @@
 // iptables (host netns), all in chains named BERTH-*:
 //   filter FORWARD  -j BERTH-FORWARD       replies back in; sandbox → BERTH-SANDBOXES; nothing new in
 //   filter BERTH-SANDBOXES                 -i berthv<slot> -s <its address> -j BERTH-EGRESS (one per sandbox)
-//   filter BERTH-EGRESS                    nameservers; REJECT private/link-local/host networks; ACCEPT
-//   filter INPUT    -j BERTH-INPUT         nothing new from a sandbox reaches any host address
-//   nat POSTROUTING -j BERTH-POSTROUTING   MASQUERADE out of the subnet
+//   filter BERTH-EGRESS                    replies; new connections rate-limited per sandbox; the
+//                                          sandbox's egress proxy; nameservers; everything else REJECT
+//   filter INPUT    -j BERTH-INPUT         from a sandbox: replies, and its egress proxy (through
+//                                          BERTH-SANDBOXES, so the source check holds), else DROP
+//   nat PREROUTING  -j BERTH-PREROUTING    tcp port 80 to a public address -> REDIRECT to the proxy
+//                                          on the sandbox's own gateway (EGRESS_PROXY_PORT)
+//   nat POSTROUTING -j BERTH-POSTROUTING   MASQUERADE out of the subnet (DNS)
 // They coexist with dockerd's chains and a FORWARD policy of DROP (our ACCEPTs come first for our
 // interfaces only), and removeHostNetwork() takes them all out again.
 import { spawn } from "node:child_process";
@@ -41,8 +47,18 @@ const BERTH_CHAINS = [
   ["filter", "BERTH-INPUT"],
   ["filter", "BERTH-SANDBOXES"],
   ["filter", "BERTH-EGRESS"],
+  ["nat", "BERTH-PREROUTING"],
   ["nat", "BERTH-POSTROUTING"],
 ] as const;
+
+/** Where each sandbox's egress proxy listens, on the sandbox's gateway address (egress.ts). */
+export const EGRESS_PROXY_PORT = 3128;
+
+/**
+ * New connections per sandbox (through the proxy, DNS, and every refused attempt alike): a steady
+ * rate and the burst allowed above it. apt opens a handful; a scanner or a flood opens thousands.
+ */
+export const EGRESS_NEW_CONNECTIONS = { perSecond: 10, burst: 40 };
 
 /** Private, shared, link-local, loopback, multicast and reserved IPv4 ranges: never reachable. */
 export const BLOCKED_RANGES = [
@@ -199,7 +215,7 @@ export async function ensureHostNetwork(): Promise<{ nameservers: string[] }> {
     ":BERTH-FORWARD - [0:0]",
     ":BERTH-EGRESS - [0:0]",
     ":BERTH-INPUT - [0:0]",
-    // Replies to what a sandbox started come back in.
+    // Replies to what a sandbox started come back in (DNS answers: the rest goes through the proxy).
     `-A BERTH-FORWARD -o ${any} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`,
     // From a sandbox: only its own address, on its own interface (BERTH-SANDBOXES), else dropped
     // silently (an answer would go to whoever the forged address belongs to).
@@ -207,23 +223,42 @@ export async function ensureHostNetwork(): Promise<{ nameservers: string[] }> {
     `-A BERTH-FORWARD -i ${any} -j DROP`,
     // Nothing else is forwarded into a sandbox.
     `-A BERTH-FORWARD -o ${any} -j DROP`,
-    // Refused, not dropped: a learner's curl fails at once with "No route to host", not after a
-    // timeout. (The source was checked above, so the answer goes to the sandbox that asked.)
+    // BERTH-EGRESS sees everything a sandbox sends that passed its source check: forwarded out, and
+    // to its egress proxy on the host (from BERTH-INPUT). Default deny; refused, not dropped, so a
+    // learner's curl fails at once ("No route to host"), not after a timeout. (The source was
+    // checked, so the answer goes to the sandbox that asked.)
+    "-A BERTH-EGRESS -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+    `-A BERTH-EGRESS -m hashlimit --hashlimit-above ${EGRESS_NEW_CONNECTIONS.perSecond}/sec --hashlimit-burst ${EGRESS_NEW_CONNECTIONS.burst} --hashlimit-mode srcip --hashlimit-name berth-egress -j REJECT --reject-with icmp-admin-prohibited`,
+    // (the proxy is a host address: LOCAL; a forwarded packet to port ${EGRESS_PROXY_PORT} elsewhere is not)
+    `-A BERTH-EGRESS -p tcp --dport ${EGRESS_PROXY_PORT} -m addrtype --dst-type LOCAL -j ACCEPT`,
     ...nameservers.flatMap((ns) => ["udp", "tcp"].map((p) => `-A BERTH-EGRESS -d ${ns}/32 -p ${p} --dport 53 -j ACCEPT`)),
-    ...blocked.map((net) => `-A BERTH-EGRESS -d ${net} -j REJECT --reject-with icmp-admin-prohibited`),
-    "-A BERTH-EGRESS -j ACCEPT",
-    // Any address of the host itself (every port, every interface's address, the gateway's).
+    "-A BERTH-EGRESS -j REJECT --reject-with icmp-admin-prohibited",
+    // Any address of the host itself (every port, every interface's address, the gateway's), but
+    // the sandbox's egress proxy, and that only from the sandbox's own address on its own link.
     `-A BERTH-INPUT -i ${any} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`,
+    `-A BERTH-INPUT -i ${any} -p tcp --dport ${EGRESS_PROXY_PORT} -j BERTH-SANDBOXES`,
     `-A BERTH-INPUT -i ${any} -j DROP`,
     "COMMIT",
     "",
   ].join("\n");
   await must("iptables-restore", ["-w", "--noflush"], filter);
-  const nat = ["*nat", ":BERTH-POSTROUTING - [0:0]", `-A BERTH-POSTROUTING -s ${subnet} ! -d ${subnet} -j MASQUERADE`, "COMMIT", ""].join("\n");
+  const nat = [
+    "*nat",
+    ":BERTH-PREROUTING - [0:0]",
+    ":BERTH-POSTROUTING - [0:0]",
+    // HTTP to a public address goes to the sandbox's egress proxy, which checks the name asked
+    // for. Private, host and sandbox addresses are left alone: the filter refuses them as before.
+    ...blocked.map((net) => `-A BERTH-PREROUTING -i ${any} -d ${net} -j RETURN`),
+    `-A BERTH-PREROUTING -i ${any} -p tcp --dport 80 -j REDIRECT --to-ports ${EGRESS_PROXY_PORT}`,
+    `-A BERTH-POSTROUTING -s ${subnet} ! -d ${subnet} -j MASQUERADE`,
+    "COMMIT",
+    "",
+  ].join("\n");
   await must("iptables-restore", ["-w", "--noflush"], nat);
   await ensureJump("filter", "INPUT", ["-j", "BERTH-INPUT"]);
   await ensureJump("filter", "FORWARD", ["-j", "BERTH-FORWARD"]);
   await ensureJump("nat", "POSTROUTING", ["-j", "BERTH-POSTROUTING"]);
+  await ensureJump("nat", "PREROUTING", ["-j", "BERTH-PREROUTING"]);
   return { nameservers };
 }
 
@@ -247,10 +282,12 @@ export async function repairHostNetwork(): Promise<string[]> {
     "-A INPUT -j BERTH-INPUT",
     "-A FORWARD -j BERTH-FORWARD",
     "-A POSTROUTING -j BERTH-POSTROUTING",
+    "-A PREROUTING -j BERTH-PREROUTING",
     `-A BERTH-INPUT -i ${any} -j DROP`,
     `-A BERTH-FORWARD -i ${any} -j DROP`,
     `-A BERTH-FORWARD -o ${any} -j DROP`,
-    "-A BERTH-EGRESS -j ACCEPT",
+    `-A BERTH-PREROUTING -i ${any} -p tcp -m tcp --dport 80 -j REDIRECT --to-ports ${EGRESS_PROXY_PORT}`,
+    "-A BERTH-EGRESS -j REJECT --reject-with icmp-admin-prohibited",
   ]) {
     if (!has(line)) missing.push(line);
   }
@@ -390,6 +427,7 @@ export async function removeHostNetwork(opts: { force?: boolean } = {}): Promise
     ["filter", "INPUT", "BERTH-INPUT"],
     ["filter", "FORWARD", "BERTH-FORWARD"],
     ["nat", "POSTROUTING", "BERTH-POSTROUTING"],
+    ["nat", "PREROUTING", "BERTH-PREROUTING"],
   ] as const) {
     while ((await ipt(["-t", table, "-D", chain, "-j", target])).code === 0) {
       // every copy
