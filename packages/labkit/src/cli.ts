@@ -1,5 +1,6 @@
 // labkit: the command line for lab authors and content CI.
-//   labkit lint <dir>                         every error as file:line: message (fix: ...); exit 1 on any
+//   labkit lint <dir> [--strict]              every error and warning as file:line: message (fix: ...);
+//                                             exit 1 on any error (with --strict, on any warning too)
 //   labkit render <dir>                       the browser's view of every lab, as JSON
 //   labkit test <dir> [--lab id] [--runner sandbox|host]
 //                                             prove each check fails before and passes after its
@@ -12,14 +13,14 @@ import { testLab, type LabTestReport } from "./test-lab.js";
 import { createHostNamespacesRunner, createSandboxRunner, namespacesDriver, type DisposableRunner } from "./runners/index.js";
 
 const USAGE = `usage:
-  labkit lint <dir>
+  labkit lint <dir> [--strict]
   labkit render <dir>
   labkit test <dir> [--lab <id>] [--runner sandbox|host]
 
 <dir> holds one folder per lab, each with a lab.md (e.g. labs/).`;
 
 function formatError(e: LabError): string {
-  return `${e.file}:${e.line}${e.column ? `:${e.column}` : ""}: ${e.message} (fix: ${e.fix})`;
+  return `${e.file}:${e.line}${e.column ? `:${e.column}` : ""}: ${e.severity === "warning" ? "warning: " : ""}${e.message} (fix: ${e.fix})`;
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -28,7 +29,8 @@ async function main(argv: string[]): Promise<number> {
   const positional: string[] = [];
   for (let i = 0; i < rest.length; i++) {
     const a = rest[i]!;
-    if (a.startsWith("--")) {
+    if (a === "--strict") flags.set("strict", "1");
+    else if (a.startsWith("--")) {
       const [k, v] = a.slice(2).split("=", 2);
       flags.set(k!, v ?? rest[++i] ?? "");
     } else positional.push(a);
@@ -38,7 +40,7 @@ async function main(argv: string[]): Promise<number> {
     console.error(USAGE);
     return cmd === "help" || cmd === "--help" ? 0 : 2;
   }
-  const { labs, errors } = await loadLabs(path.resolve(dir));
+  const { labs, errors, warnings } = await loadLabs(path.resolve(dir));
   const rel = (e: LabError) => {
     const r = path.relative(process.cwd(), e.file);
     return { ...e, file: r && !r.startsWith("..") ? r : e.file };
@@ -46,14 +48,17 @@ async function main(argv: string[]): Promise<number> {
 
   switch (cmd) {
     case "lint": {
-      for (const e of errors) console.log(formatError(rel(e)));
+      const all = [...errors, ...warnings].sort((a, b) => a.file.localeCompare(b.file) || a.line - b.line);
+      for (const e of all) console.log(formatError(rel(e)));
       const files = labs.length + new Set(errors.map((e) => e.file)).size;
-      console.error(errors.length ? `${errors.length} error(s) in ${files} lab(s)` : `${labs.length} lab(s), no errors`);
-      return errors.length ? 1 : 0;
+      const w = warnings.length ? `, ${warnings.length} warning(s)` : ", no warnings";
+      console.error(errors.length ? `${errors.length} error(s)${w} in ${files} lab(s)` : `${labs.length} lab(s), no errors${w}`);
+      return errors.length || (flags.has("strict") && warnings.length) ? 1 : 0;
     }
     case "render": {
       for (const e of errors) console.error(formatError(rel(e)));
-      console.log(JSON.stringify(labs.map(renderLab), null, 2));
+      const titles = new Map(labs.map((l) => [l.id, l.title]));
+      console.log(JSON.stringify(labs.map((l) => renderLab(l, undefined, { titleOf: (id) => titles.get(id) })), null, 2));
       return errors.length ? 1 : 0;
     }
     case "test": {
@@ -110,9 +115,16 @@ function printReport(r: LabTestReport): void {
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
   console.log(`\n${r.labId}: ${r.ok ? "ok" : "FAILED"} (${(r.durationMs / 1000).toFixed(1)} s)`);
+  const vars = Object.entries(r.context.vars).map(([k, v]) => `${k}=${v}`).join(" ");
+  console.log(`  as the test learner${vars ? ` (${vars})` : ""}; sandbox: cgroup ${r.context.facts.cgroup}, ${r.context.facts.arch}`);
+  if (r.assets) console.log(`  assets: ${r.assets.problems.length ? "FAILED" : "delivered"}`);
   if (r.setup) console.log(`  setup: exit ${r.setup.exitCode}${r.setup.timedOut ? " (timed out)" : ""}`);
+  for (const s of r.stepSetups) console.log(`  setup of ${s.stepId}: exit ${s.run.exitCode}${s.run.timedOut ? " (timed out)" : ""}`);
   for (const row of rows) console.log("  " + row.map((cell, i) => cell.padEnd(widths[i]!)).join("  "));
+  for (const q of r.quizzes) console.log(`  quiz ${q.quizId}: right answers ${q.rightPassed ? "pass" : "FAIL"}, ${q.wrongFailed}/${q.wrongTried} wrong answers refused: ${q.ok ? "ok" : "FAILED"}`);
+  for (const p of r.assets?.problems ?? []) console.log(`  assets: ${p}`);
   for (const c of r.checks) for (const p of c.problems) console.log(`  ${c.checkId}: ${p}`);
+  for (const q of r.quizzes) for (const p of q.problems) console.log(`  ${q.quizId}: ${p}`);
 }
 
 main(process.argv.slice(2)).then(

@@ -1,8 +1,9 @@
 // Server-side access to a lab's hidden scripts, for the orchestrator (grading, setup, "skip to
-// step") and for testLab. Every script handed out here is wrapped by prepareScript, ready to be fed
-// to `bash -s` in the learner's sandbox.
+// step") and for testLab. Every script handed out here has the learner's values substituted and is
+// wrapped by prepareScript, ready to be fed to `bash -s` in the learner's sandbox.
 import { createHash, randomBytes } from "node:crypto";
-import type { Lab, LabCheck, LabScript } from "./lab.js";
+import { previewContext, scriptEnv, substitute } from "./context.js";
+import type { Lab, LabCheck, LabContext, LabScript } from "./lab.js";
 
 export interface CheckSpec {
   id: string;
@@ -14,8 +15,15 @@ export interface CheckSpec {
   timeoutMs: number;
   /** Shown when the check fails and prints nothing. */
   message: string;
-  /** Markdown; render it with renderHint. */
+  /** The first hint's markdown (render hints with renderHint). */
   hint?: string;
+  hintCount: number;
+  /** Points each revealed hint costs. */
+  hintCost: number;
+  /** Auto checks: how often to run it while its step is open; null for click-only checks. */
+  pollMs: number | null;
+  /** Check ids that must pass before this one runs. */
+  needs: string[];
 }
 
 export interface SolutionSpec {
@@ -33,16 +41,30 @@ export interface SolutionSpec {
  * swallow the rest of it. The script is passed whole to a child shell instead (bash, or sh when
  * its #! line asks for it), with stdin at /dev/null, working in /root.
  */
-export function prepareScript(source: string, shell: "bash" | "sh" = "bash"): string {
+export function prepareScript(source: string, shell: "bash" | "sh" = "bash", env: Record<string, string> = {}): string {
   const tag = `BERTH_LAB_SCRIPT_${randomBytes(8).toString("hex")}`;
+  const exports = Object.entries(env)
+    .filter(([k]) => /^[A-Z_][A-Z0-9_]*$/.test(k))
+    .map(([k, v]) => `export ${k}=${shellQuote(v)}`);
   return [
     `IFS= read -r -d '' __berth_script <<'${tag}' || true`,
     source,
     tag,
+    ...exports,
     'cd /root 2>/dev/null || cd /',
     `exec ${shell} -c "$__berth_script" lab-script </dev/null`,
     "",
   ].join("\n");
+}
+
+/** A word the shell reads back as exactly `value`. */
+export function shellQuote(value: string): string {
+  return `'${value.replace(/'/g, `'\\''`)}'`;
+}
+
+/** A lab script with the learner's values: {{...}} substituted and BERTH_* exported. */
+function ready(s: LabScript, ctx: LabContext): string {
+  return prepareScript(substitute(s.source, ctx), s.shell, scriptEnv(ctx));
 }
 
 function findCheck(lab: Lab, checkId: string): LabCheck | undefined {
@@ -53,25 +75,47 @@ function findCheck(lab: Lab, checkId: string): LabCheck | undefined {
   return undefined;
 }
 
-/** A check as the server runs it; undefined when the lab has no such check. */
-export function getCheck(lab: Lab, checkId: string): CheckSpec | undefined {
+/**
+ * A check as the server runs it for one learner; undefined when the lab has no such check.
+ * Without a context, the preview context (the test learner) is used.
+ */
+export function getCheck(lab: Lab, checkId: string, ctx: LabContext = previewContext(lab)): CheckSpec | undefined {
   const c = findCheck(lab, checkId);
   if (!c) return undefined;
   return {
     id: c.id,
     stepId: c.stepId,
-    title: c.title,
-    script: prepareScript(c.script.source, c.script.shell),
+    title: substitute(c.title, ctx),
+    script: ready(c.script, ctx),
     points: c.points,
     timeoutMs: c.script.timeoutMs,
-    message: c.message,
-    ...(c.hint !== undefined ? { hint: c.hint } : {}),
+    message: substitute(c.message, ctx),
+    ...(c.hints[0] ? { hint: c.hints[0].markdown } : {}),
+    hintCount: c.hints.length,
+    hintCost: c.hintCost,
+    pollMs: c.pollMs,
+    needs: c.needs,
   };
 }
 
 /** The lab's hidden setup script, ready for `bash -s`; undefined when it has none. */
-export function getSetup(lab: Lab): string | undefined {
-  return lab.setup ? prepareScript(lab.setup.source, lab.setup.shell) : undefined;
+export function getSetup(lab: Lab, ctx: LabContext = previewContext(lab)): string | undefined {
+  return lab.setup ? ready(lab.setup, ctx) : undefined;
+}
+
+/** A step's own setup (run when the learner first reaches it); undefined when it has none. */
+export function getStepSetup(lab: Lab, stepId: string, ctx: LabContext = previewContext(lab)): { script: string; timeoutMs: number } | undefined {
+  const s = lab.steps.find((st) => st.id === stepId)?.setup;
+  return s ? { script: ready(s, ctx), timeoutMs: s.timeoutMs } : undefined;
+}
+
+/**
+ * What a check earns: its points minus the hints' cost (never below 0), and nothing once the
+ * solution was revealed or when it has not passed.
+ */
+export function checkScore(c: { points: number; hintCost: number }, state: { passed: boolean; hintsTaken: number; solutionRevealed: boolean }): number {
+  if (!state.passed || state.solutionRevealed) return 0;
+  return Math.max(0, c.points - c.hintCost * state.hintsTaken);
 }
 
 /**
@@ -80,11 +124,11 @@ export function getSetup(lab: Lab): string | undefined {
  * For a step id: the step's solution, then each check's own solution.
  * Unknown ids give an empty list.
  */
-export function solutionsFor(lab: Lab, id: string): SolutionSpec[] {
+export function solutionsFor(lab: Lab, id: string, ctx: LabContext = previewContext(lab)): SolutionSpec[] {
   const spec = (s: LabScript, stepId: string, checkId?: string): SolutionSpec => ({
     stepId,
     ...(checkId ? { checkId } : {}),
-    script: prepareScript(s.source, s.shell),
+    script: ready(s, ctx),
     timeoutMs: s.timeoutMs,
   });
   const check = findCheck(lab, id);

@@ -1,9 +1,14 @@
-// testLab: content CI for one lab, in one fresh sandbox. Setup runs once; then, step by step, in the
-// order a learner meets them, every check of the step must FAIL (the learner has not done it yet),
-// the step's solutions run, and every check must PASS. A check that passes before its solution
-// proves nothing; one that fails after it cannot be passed.
-import type { Lab, LabCheck, LabScript } from "./lab.js";
-import { prepareScript } from "./scripts.js";
+// testLab: content CI for one lab, in one fresh sandbox, as a fixed test learner (TEST_LEARNER's
+// variables) with the sandbox's measured facts. The assets are delivered and checked, setup runs
+// once; then, step by step, in the order a learner meets them, the step's own setup runs, every
+// check of the step must FAIL (the learner has not done it yet), the step's solutions run, and
+// every check must PASS; each quiz must pass with its right answers and fail with each wrong one.
+// A check that passes before its solution proves nothing; one that fails after it cannot be passed.
+import { assetsScript } from "./assets.js";
+import { FACTS_SCRIPT, TEST_LEARNER, learnerContext, parseFacts, scriptEnv, substitute } from "./context.js";
+import type { Lab, LabCheck, LabContext, LabScript } from "./lab.js";
+import { gradeQuiz, rightAnswers, wrongAnswers } from "./quiz.js";
+import { prepareScript, shellQuote } from "./scripts.js";
 
 /** Runs scripts in one sandbox; state (files, processes) carries over between calls. */
 export interface LabRunner {
@@ -47,53 +52,129 @@ export interface SolutionReport {
   run: ScriptRun;
 }
 
+export interface QuizReport {
+  quizId: string;
+  stepId: string;
+  /** The right answers passed. */
+  rightPassed: boolean;
+  /** How many wrong answers were tried, and how many of them failed (all must). */
+  wrongTried: number;
+  wrongFailed: number;
+  ok: boolean;
+  problems: string[];
+}
+
 export interface LabTestReport {
   labId: string;
   ok: boolean;
+  /** The context the lab ran with: the test learner's variables, the sandbox's facts. */
+  context: LabContext;
+  /** Delivering the assets and checking them in place; absent when the lab has none. */
+  assets?: ScriptRun & { problems: string[] };
   setup?: ScriptRun;
+  /** Per-step setups, in the order they ran. */
+  stepSetups: { stepId: string; run: ScriptRun }[];
   solutions: SolutionReport[];
   checks: CheckReport[];
+  quizzes: QuizReport[];
   durationMs: number;
+}
+
+export interface TestLabOptions {
+  /** Run as this context instead of the test learner with measured facts. */
+  context?: LabContext;
 }
 
 const MESSAGE_LIMIT = 4000;
 
-async function runScript(runner: LabRunner, s: LabScript, trusted: boolean): Promise<ScriptRun> {
+async function runRaw(runner: LabRunner, script: string, timeoutMs: number, trusted: boolean): Promise<ScriptRun> {
   const t0 = performance.now();
-  const r = await runner.exec(prepareScript(s.source, s.shell), { timeoutMs: s.timeoutMs, trusted });
+  const r = await runner.exec(script, { timeoutMs, trusted });
   return { ...r, durationMs: Math.round(performance.now() - t0) };
 }
 
-/** Runs one check the way grading does: exit 0 passes; stdout (or the lab's message) is the message. */
-export async function runCheck(check: LabCheck, runner: LabRunner): Promise<CheckRun> {
-  const r = await runScript(runner, check.script, true);
+/** `trusted`: checks and setups (run as grading runs them); solutions run as the learner's shell. */
+async function runScript(runner: LabRunner, s: LabScript, trusted: boolean, ctx?: LabContext): Promise<ScriptRun> {
+  const script = ctx ? prepareScript(substitute(s.source, ctx), s.shell, scriptEnv(ctx)) : prepareScript(s.source, s.shell);
+  return runRaw(runner, script, s.timeoutMs, trusted);
+}
+
+const failed = (r: ScriptRun) => r.exitCode !== 0 || r.timedOut;
+
+/**
+ * Runs one check the way grading does: exit 0 passes; stdout (or the lab's message) is the message.
+ * With a context, the learner's values are substituted and exported as the server does.
+ */
+export async function runCheck(check: LabCheck, runner: LabRunner, ctx?: LabContext): Promise<CheckRun> {
+  const r = await runScript(runner, check.script, true, ctx);
   const passed = r.exitCode === 0 && !r.timedOut;
   const printed = r.stdout.trim();
   let message: string;
   if (r.timedOut) message = `The check did not finish within ${Math.round(check.script.timeoutMs / 1000)} s.`;
   else if (printed) message = printed;
-  else message = passed ? "Done." : check.message;
+  else message = passed ? "Done." : ctx ? substitute(check.message, ctx) : check.message;
   return { ...r, passed, message: message.slice(0, MESSAGE_LIMIT) };
 }
 
-export async function testLab(lab: Lab, runner: LabRunner): Promise<LabTestReport> {
+export async function testLab(lab: Lab, runner: LabRunner, options: TestLabOptions = {}): Promise<LabTestReport> {
   const t0 = performance.now();
-  const report: LabTestReport = { labId: lab.id, ok: true, solutions: [], checks: [], durationMs: 0 };
+  let ctx = options.context;
+  if (!ctx) {
+    // What the learner's shell sees (not the trusted tools' root).
+    const probe = await runRaw(runner, FACTS_SCRIPT, 10_000, false);
+    ctx = learnerContext(lab, { ...TEST_LEARNER, facts: parseFacts(probe.stdout) });
+  }
+  const report: LabTestReport = { labId: lab.id, ok: true, context: ctx, stepSetups: [], solutions: [], checks: [], quizzes: [], durationMs: 0 };
   let setupFailed = false;
-  if (lab.setup) {
-    report.setup = await runScript(runner, lab.setup, true);
-    setupFailed = report.setup.exitCode !== 0 || report.setup.timedOut;
+  let why = "";
+
+  const assets = await assetsScript(lab);
+  if (assets) {
+    // Into the learner's file system, as the learner's shell writes.
+    const run = await runRaw(runner, assets, 60_000, false);
+    const problems: string[] = [];
+    if (failed(run)) problems.push(`delivering the assets ${run.timedOut ? "timed out" : `exited ${run.exitCode}`}: ${lastLine(run.stderr || run.stdout)}`);
+    else {
+      // Each asset must be in place, with its mode.
+      const verify = lab.assets.map((a) => `printf '%s %s\\n' ${shellQuote(a.to)} "$(stat -c %a ${shellQuote(a.to)} 2>/dev/null || echo missing)"`).join("\n");
+      const v = await runRaw(runner, verify + "\n", 10_000, false);
+      const modes = new Map(v.stdout.trim().split("\n").map((l: string) => [l.slice(0, l.lastIndexOf(" ")), l.slice(l.lastIndexOf(" ") + 1)] as const));
+      for (const a of lab.assets) {
+        const got = modes.get(a.to);
+        if (got !== a.mode.toString(8)) problems.push(`asset ${a.from} → ${a.to}: ${got === "missing" || !got ? "not in the sandbox" : `mode ${got}, not ${a.mode.toString(8)}`}`);
+      }
+    }
+    report.assets = { ...run, problems };
+    if (problems.length) {
+      setupFailed = true;
+      why = "the assets were not delivered";
+    }
+  }
+  if (lab.setup && !setupFailed) {
+    report.setup = await runScript(runner, lab.setup, true, ctx);
+    if (failed(report.setup)) {
+      setupFailed = true;
+      why = `the lab's setup failed (exit ${report.setup.exitCode}${report.setup.timedOut ? ", timed out" : ""})`;
+    }
   }
 
   for (const step of lab.steps) {
     const reports = step.checks.map<CheckReport>((c) => ({ checkId: c.id, stepId: step.id, title: c.title, ok: true, problems: [] }));
+    if (!setupFailed && step.setup) {
+      const run = await runScript(runner, step.setup, true, ctx);
+      report.stepSetups.push({ stepId: step.id, run });
+      if (failed(run)) {
+        setupFailed = true;
+        why = `the setup of step ${step.id} ${run.timedOut ? "timed out" : `exited ${run.exitCode}`}: ${lastLine(run.stderr || run.stdout)}`;
+      }
+    }
     if (setupFailed) {
-      for (const r of reports) r.problems.push(`not run: the lab's setup failed (exit ${report.setup!.exitCode}${report.setup!.timedOut ? ", timed out" : ""})`);
+      for (const r of reports) r.problems.push(`not run: ${why}`);
       report.checks.push(...reports);
       continue;
     }
     for (const [i, c] of step.checks.entries()) {
-      const before = await runCheck(c, runner);
+      const before = await runCheck(c, runner, ctx);
       reports[i]!.before = before;
       if (before.passed) reports[i]!.problems.push("passes before its solution ran: it does not prove the learner did anything");
     }
@@ -101,24 +182,45 @@ export async function testLab(lab: Lab, runner: LabRunner): Promise<LabTestRepor
     if (step.solution) solutions.push({ script: step.solution });
     for (const c of step.checks) if (c.solution) solutions.push({ script: c.solution, checkId: c.id });
     for (const s of solutions) {
-      const run = await runScript(runner, s.script, false);
+      const run = await runScript(runner, s.script, false, ctx);
       report.solutions.push({ stepId: step.id, ...(s.checkId ? { checkId: s.checkId } : {}), run });
-      if (run.exitCode !== 0 || run.timedOut) {
+      if (failed(run)) {
         const what = `the ${s.checkId ? `solution of check ${s.checkId}` : `solution of step ${step.id}`} ${run.timedOut ? "timed out" : `exited ${run.exitCode}`}: ${lastLine(run.stderr || run.stdout)}`;
         for (const r of reports) if (!s.checkId || r.checkId === s.checkId) r.problems.push(what);
       }
     }
     for (const [i, c] of step.checks.entries()) {
-      const after = await runCheck(c, runner);
+      const after = await runCheck(c, runner, ctx);
       reports[i]!.after = after;
       if (!after.passed) reports[i]!.problems.push(`fails after its solution ran: ${after.message}`);
     }
     report.checks.push(...reports);
+    for (const q of step.quizzes) report.quizzes.push(proveQuiz(lab, q.id, ctx));
   }
   for (const r of report.checks) r.ok = r.problems.length === 0;
-  report.ok = !setupFailed && report.checks.every((r) => r.ok);
+  report.ok = !setupFailed && report.checks.every((r) => r.ok) && report.quizzes.every((q) => q.ok);
   report.durationMs = Math.round(performance.now() - t0);
   return report;
+}
+
+/** A quiz's right answers must pass; each wrong answer (one question at a time) must fail. */
+function proveQuiz(lab: Lab, quizId: string, ctx: LabContext): QuizReport {
+  const quiz = lab.steps.flatMap((s) => s.quizzes).find((q) => q.id === quizId)!;
+  const problems: string[] = [];
+  const right = rightAnswers(quiz, ctx);
+  const graded = gradeQuiz(lab, quizId, right, ctx)!;
+  if (!graded.passed) {
+    const wrongIds = Object.entries(graded.perQuestion).filter(([, ok]) => !ok).map(([id]) => id);
+    problems.push(`its right answers do not pass (${wrongIds.join(", ")}): check the accepted answers`);
+  }
+  let wrongFailed = 0;
+  const tries = wrongAnswers(quiz);
+  for (const t of tries) {
+    const g = gradeQuiz(lab, quizId, { ...right, [t.questionId]: t.answer }, ctx)!;
+    if (!g.passed && !g.perQuestion[t.questionId]) wrongFailed++;
+    else problems.push(`question ${t.questionId} accepts the wrong answer ${JSON.stringify(t.answer)}`);
+  }
+  return { quizId, stepId: quiz.stepId, rightPassed: graded.passed, wrongTried: tries.length, wrongFailed, ok: problems.length === 0, problems };
 }
 
 function lastLine(text: string): string {

@@ -53,12 +53,15 @@ describe("parseLab on a good lab", () => {
       title: "The file exists",
       points: 2,
       message: "No /root/made yet.",
-      hint: "Use `touch`.",
+      hints: [{ markdown: "Use `touch`.", line: lineOf(GOOD, "```hint") }],
+      hintCost: 0,
+      pollMs: null,
+      needs: [],
     });
     expect(first!.checks[0]!.script.timeoutMs).toBe(5000);
     expect(first!.checks[0]!.script.line).toBe(lineOf(GOOD, "CHECK-SECRET-1"));
     expect(first!.solution!.source).toContain("SOLUTION-SECRET-1");
-    expect(second!.checks[0]).toMatchObject({ id: "second-check", points: 1, hint: "Write *yes*." });
+    expect(second!.checks[0]).toMatchObject({ id: "second-check", points: 1, hints: [{ markdown: "Write *yes*." }] });
     expect(second!.checks[0]!.script.timeoutMs).toBe(30_000);
     expect(second!.checks[0]!.solution!.timeoutMs).toBe(20_000);
     expect(second!.solution).toBeUndefined();
@@ -249,8 +252,8 @@ describe("parseLab on malformed labs (one error each, at the right line)", () =>
     let src = swap("The intro, with **bold** text.", "The intro.\n\n```check id=early title=Early\ntrue\n```");
     let { errors } = parseLab(src, FILE);
     expect(errors[0]).toMatchObject({ line: lineOf(src, "id=early"), message: expect.stringMatching(/comes before the first step/) });
-    src = swap("Some text.", "Some text.\n\n```setup\ntrue\n```");
-    expectOneError(src, lineOf(src, "Some text.") + 2, /setup block must come before the first step/);
+    src = swap("Some text.", "Some text.\n\n```setup\ntrue\n```\n\n```setup\nfalse\n```");
+    expectOneError(src, lineOf(src, "Some text.") + 6, /step "second-step" already has a setup block \(line \d+\)/);
     src = swap("Create the file:", "Create the file:\n\n> ```check id=quoted title=Quoted\n> true\n> ```");
     expectOneError(src, lineOf(src, "id=quoted"), /check block must start at the beginning of a line/);
     src = swap("Create the file:", "Create the file:\n\n- ```solution\n  true\n  ```");

@@ -25,7 +25,12 @@ describe("renderLab", () => {
     const view = renderLab(lab(GOOD));
     expect(view).toMatchObject({ id: "demo-lab", stepCount: 3, points: 3, chapter: 3, duration: "10m" });
     expect(view.introHtml).toBe("<p>The intro, with <strong>bold</strong> text.</p>\n");
-    expect(view.steps[0]!.checks).toEqual([{ id: "file-made", title: "The file exists", points: 2, hasHint: true }]);
+    expect(view.steps[0]!.checks).toEqual([
+      { id: "file-made", title: "The file exists", points: 2, hasHint: true, hintCount: 1, hintCost: 0, auto: false, pollMs: null, needs: [], hasSolution: true },
+    ]);
+    expect(view.steps[0]).toMatchObject({ quizzes: [], gated: false, hasSolution: true, hasSetup: false });
+    expect(view.steps[2]).toMatchObject({ hasSolution: false });
+    expect(view).toMatchObject({ recapHtml: null, next: null, difficulty: "beginner", tags: ["demo", "test"] });
     const html = view.steps[0]!.html;
     expect(html).toContain('<pre class="berth-code" data-runnable="true" data-lang="bash"><code>touch /root/made\n</code></pre>');
     expect(html).toContain('<pre class="berth-code" data-runnable="false" data-lang="text"><code>plain output, not runnable\n</code></pre>');
@@ -41,6 +46,9 @@ describe("renderLab", () => {
       chapter: 3,
       stepCount: 3,
       points: 3,
+      difficulty: "beginner",
+      tags: ["demo", "test"],
+      next: null,
     });
   });
 
