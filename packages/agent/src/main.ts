@@ -6,8 +6,17 @@ import { EngineProcess } from "./engine-process.js";
 import { readAgentToken } from "./token.js";
 import { startRegistryForwarder } from "./registry-forwarder.js";
 
-const socketPath = process.env.BERTH_AGENT_SOCKET || "/run/berth/agent.sock";
 const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
+
+// Node opens its inspector (a debugger that runs any code in this process) on SIGUSR1, and root in
+// the sandbox may signal us. A listener of our own turns that off (Node 20 has no
+// --disable-sigusr1); NODE_OPTIONS cannot turn it on again, as our environment is runc's config.
+process.on("SIGUSR1", () => log("agent: ignored SIGUSR1 (the inspector stays closed)"));
+
+// A sandbox's agent inherits its listening socket (BERTH_AGENT_LISTEN_FD, see the driver);
+// BERTH_AGENT_SOCKET is for running it by hand.
+const listenFd = process.env.BERTH_AGENT_LISTEN_FD ? Number(process.env.BERTH_AGENT_LISTEN_FD) : undefined;
+const socketPath = listenFd === undefined ? process.env.BERTH_AGENT_SOCKET || "/run/berth/agent.sock" : undefined;
 
 // The engine is started once the sandbox has answered its first health check (so it never
 // delays create()), or after a few seconds if nobody asks.
@@ -34,8 +43,9 @@ try {
   // Only the first start comes from here: later ones are the supervisor's (with its back-off), so
   // an orchestrator polling health cannot turn a crashing engine into a tight restart loop.
   const firstStart = engine && (() => engine.starts === 0 && engine.start());
-  const server = await AgentServer.listen({ socketPath, token, log, onHealth: firstStart });
-  log(`agent: listening on ${socketPath} (pid ${process.pid})`);
+  if (listenFd !== undefined && !(Number.isInteger(listenFd) && listenFd > 2)) throw new Error(`agent: BERTH_AGENT_LISTEN_FD=${process.env.BERTH_AGENT_LISTEN_FD} is not a file descriptor above 2`);
+  const server = await AgentServer.listen({ socketPath, listenFd, token, log, onHealth: firstStart });
+  log(`agent: listening on ${listenFd !== undefined ? `inherited fd ${listenFd}` : socketPath} (pid ${process.pid})`);
   // localhost:5000 in the sandbox = the lab registry, through the driver's gateway socket.
   if (process.env.BERTH_REGISTRY_SOCKET) startRegistryForwarder({ socketPath: process.env.BERTH_REGISTRY_SOCKET, log });
   const fallback = firstStart && setTimeout(firstStart, ENGINE_START_FALLBACK_MS);

@@ -27,7 +27,13 @@ import { listDir, readFileCapped, statFile, writeFileBytes } from "./files.js";
 import { Tunnels } from "./tunnels.js";
 
 export interface AgentOptions {
-  socketPath: string;
+  /**
+   * Where to listen: a path (tests, `labkit`), or a listening UNIX socket inherited as this file
+   * descriptor. A sandbox's agent gets the fd (the driver binds the socket in a host directory the
+   * sandbox cannot see, so nothing inside can replace what the host dials).
+   */
+  socketPath?: string;
+  listenFd?: number;
   token: string;
   /** Environment for shells and exec (the agent's own, scrubbed of secrets, is a poor default). */
   baseEnv?: Record<string, string>;
@@ -87,19 +93,24 @@ export class AgentServer {
     this.http.on("upgrade", (req, socket, head) => this.onUpgrade(req, socket, head));
   }
 
-  /** Listens on opts.socketPath (a stale socket file is replaced) and resolves once it accepts. */
+  /**
+   * Listens on opts.listenFd, or on opts.socketPath (a stale socket file is replaced), and resolves
+   * once it accepts.
+   */
   static async listen(opts: AgentOptions): Promise<AgentServer> {
     if (!opts.token) throw new Error("agent: refusing to start without a token");
+    if ((opts.socketPath === undefined) === (opts.listenFd === undefined)) throw new Error("agent: give exactly one of socketPath and listenFd");
     const server = new AgentServer(opts);
-    if (existsSync(opts.socketPath)) unlinkSync(opts.socketPath);
+    if (opts.socketPath !== undefined && existsSync(opts.socketPath)) unlinkSync(opts.socketPath);
     await new Promise<void>((resolve, reject) => {
       server.http.once("error", reject);
-      server.http.listen(opts.socketPath, () => {
+      const where = opts.socketPath !== undefined ? { path: opts.socketPath } : { fd: opts.listenFd! };
+      server.http.listen(where, () => {
         server.http.off("error", reject);
         resolve();
       });
     });
-    chmodSync(opts.socketPath, 0o600);
+    if (opts.socketPath !== undefined) chmodSync(opts.socketPath, 0o600);
     return server;
   }
 
@@ -117,7 +128,7 @@ export class AgentServer {
     this.ptys.dispose();
     this.wss.close();
     await new Promise<void>((resolve) => this.http.close(() => resolve()));
-    if (existsSync(this.opts.socketPath)) unlinkSync(this.opts.socketPath);
+    if (this.opts.socketPath !== undefined && existsSync(this.opts.socketPath)) unlinkSync(this.opts.socketPath);
   }
 
   private authorized(req: IncomingMessage): boolean {

@@ -5,6 +5,9 @@
 import { parseArgs } from "node:util";
 import { startEngine } from "./engine";
 
+// A listener keeps Node's inspector closed on SIGUSR1: in a sandbox, root may signal this process.
+process.on("SIGUSR1", () => console.error("berth engine: ignored SIGUSR1 (no inspector)"));
+
 const { values } = parseArgs({
   options: {
     root: { type: "string", default: "/var/lib/berth" },

@@ -10,7 +10,9 @@
 //     disk/upper/ disk/work/   the overlay's writable layer
 //     disk/data/  bind-mounted at /var/lib/berth: a real filesystem for nested overlays
 //   rootfs/     the overlay's mount point (what runc gets as root.path)
-//   run/        bind-mounted at /run/berth: the agent's socket (and, briefly, the token file)
+//   agent.sock  the agent's listening socket: bound here by the host, inherited by the agent (fd 3);
+//               never visible inside, so the sandbox cannot replace what the host dials
+//   run/        bind-mounted at /run/berth: briefly, the token file
 //   bundle/     runc's bundle (config.json); agent.log: the agent's stdout/stderr
 //   gw/         host-root-owned, bound read-only at /run/berth-gw: the registry gateway's socket
 import { randomBytes } from "node:crypto";
@@ -38,7 +40,7 @@ import { SandboxCgroup, type CgroupVersion } from "./cgroups.js";
 import { findHostTools, type HostTools } from "./host-tools.js";
 import { buildCheckHelper, runTrustedCheck } from "./check-exec.js";
 import { sandboxOciConfig } from "./oci-spec.js";
-import { Runc } from "./runc.js";
+import { AgentListener, Runc } from "./runc.js";
 import { DEFAULT_EGRESS_ALLOW, EgressProxy } from "./egress.js";
 import { createSandboxDisk, MIN_DISK_BYTES, remountSandboxDisk, sandboxDiskUsage } from "./disk.js";
 import { ensureSharedImages, removeUnusedSharedImages } from "./shared-images.js";
@@ -87,8 +89,13 @@ interface SandboxMeta {
   registryOwner?: string;
 }
 
-/** sun_path is 108 bytes including the terminating NUL. */
-const MAX_SOCKET_PATH = 107;
+/** sun_path is 108 bytes including the terminating NUL (and the host binds agent.sock.new first). */
+const MAX_SOCKET_PATH = 107 - ".new".length;
+
+/** Host only: in the sandbox's root-owned directory, which is never mounted into the sandbox. */
+function agentSocketPath(dir: string): string {
+  return join(dir, "agent.sock");
+}
 
 export class NamespacesDriver implements SandboxDriver {
   readonly name = "namespaces";
@@ -221,7 +228,7 @@ export class NamespacesDriver implements SandboxDriver {
     if (!/^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/.test(spec.hostname)) {
       throw new Error(`invalid hostname ${JSON.stringify(spec.hostname)}: use letters, digits and '-' (one label, at most 63)`);
     }
-    const socketPath = join(dir, "run", "agent.sock");
+    const socketPath = agentSocketPath(dir);
     if (socketPath.length > MAX_SOCKET_PATH) throw new Error(`agent socket path too long for a UNIX socket (${socketPath.length} > ${MAX_SOCKET_PATH}): use a shorter state dir or id`);
     const gatewaySocket = join(dir, "gw", "registry.sock");
     if (this.registryUpstream && gatewaySocket.length > MAX_SOCKET_PATH) throw new Error(`registry socket path too long for a UNIX socket (${gatewaySocket.length} > ${MAX_SOCKET_PATH}): use a shorter state dir or id`);
@@ -296,10 +303,13 @@ export class NamespacesDriver implements SandboxDriver {
       const firewall = this.uplink ? repairHostNetwork() : undefined;
       firewall?.catch(() => {});
       const log = openSync(join(dir, "agent.log"), "a");
+      const listener = await AgentListener.bind(socketPath);
       try {
-        await this.runc.run(["create", "--bundle", join(dir, "bundle"), "--pid-file", join(dir, "bundle", "pid"), spec.id], { stdio: ["ignore", log, log], detached: true });
+        await this.runc.run(["create", "--preserve-fds", "1", "--bundle", join(dir, "bundle"), "--pid-file", join(dir, "bundle", "pid"), spec.id], { stdio: ["ignore", log, log], detached: true, extraFds: [listener.fd] });
+        await listener.publish();
       } finally {
         closeSync(log);
+        await listener.close();
       }
       // The uplink goes in between create and start: the namespaces exist, the agent has not run,
       // so eth0 is there from the sandbox's first instruction.
@@ -392,7 +402,11 @@ export class NamespacesDriver implements SandboxDriver {
     const dir = this.dir(id);
     const tokenFile = join(dir, "token");
     if (!existsSync(tokenFile)) throw new Error(`no sandbox ${id} under ${this.stateDir}`);
-    return { socketPath: join(dir, "run", "agent.sock"), token: (await readFile(tokenFile, "utf8")).trim() };
+    const socketPath = agentSocketPath(dir);
+    if (!existsSync(socketPath) && existsSync(join(dir, "run", "agent.sock"))) {
+      throw new Error(`sandbox ${id} was made by an older Berth, whose agent listens inside the sandbox (a path the learner controls): destroy it and create it again`);
+    }
+    return { socketPath, token: (await readFile(tokenFile, "utf8")).trim() };
   }
 
   async stats(id: string): Promise<SandboxStats> {

@@ -13,7 +13,11 @@ export interface SandboxOciOptions {
   cgroupsPath: string;
   /** Host directory with the agent bundle and node-pty, mounted read-only at /opt/berth. */
   agentDir: string;
-  /** Host directory for the agent socket and the one-shot token file, at /run/berth. */
+  /**
+   * Host directory for the one-shot token file, at /run/berth. (The agent's socket is not in it: the
+   * agent inherits its listening socket as fd AGENT_LISTEN_FD, bound by the host where the sandbox
+   * cannot reach.)
+   */
   runDir: string;
   /** Host directory on a real filesystem for nested overlays (the engine's state), at /var/lib/berth. */
   dataDir: string;
@@ -34,7 +38,8 @@ export interface SandboxOciOptions {
   registrySocketDir?: string;
 }
 
-export const SANDBOX_AGENT_SOCKET = "/run/berth/agent.sock";
+/** The agent's listening socket, inherited through runc create --preserve-fds 1 (fd 3 = the first extra). */
+export const AGENT_LISTEN_FD = 3;
 export const SANDBOX_TOKEN_FILE = "/run/berth/token";
 export const SANDBOX_REGISTRY_SOCKET = "/run/berth-gw/registry.sock";
 /** Inside the sandbox, the lab registry is here (the agent's forwarder). */
@@ -113,11 +118,13 @@ export function sandboxOciConfig(o: SandboxOciOptions): object {
       user: { uid: 0, gid: 0 },
       // tini is PID 1: it reaps orphans (node cannot) and passes SIGTERM on to the agent.
       args: ["/usr/bin/tini", "--", "/usr/bin/node", "/opt/berth/agent.mjs"],
+      // The agent's whole environment, fixed here on the host: nothing in the sandbox can add to it
+      // (no NODE_OPTIONS, no --inspect), and a running process's environment cannot be changed.
       env: [
         "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
         "HOME=/root",
         "LANG=C.UTF-8",
-        `BERTH_AGENT_SOCKET=${SANDBOX_AGENT_SOCKET}`,
+        `BERTH_AGENT_LISTEN_FD=${AGENT_LISTEN_FD}`,
         // The token travels in a file the agent deletes, never in the environment (which stays
         // readable in /proc/1/environ).
         `BERTH_AGENT_TOKEN_FILE=${SANDBOX_TOKEN_FILE}`,
