@@ -191,7 +191,10 @@ export class SandboxManager {
   }
 
   private async connect(base: Omit<LearnerSandbox, "agent" | "terminals" | "unclaimed">): Promise<LearnerSandbox> {
-    const agent = await AgentClient.connect(await this.driver.connect(base.id), { timeoutMs: 10_000 });
+    // What the sandbox's agent sent that was dropped, and terminal input dropped for a stopped agent
+    // or past the input rate (AgentClient's caps), are logged (at most once a second per link).
+    const onWarning = (message: string) => this.log.warn({ sandbox: base.id }, `agent link: ${message}`);
+    const agent = await AgentClient.connect(await this.driver.connect(base.id), { timeoutMs: 10_000, onWarning });
     const sb: LearnerSandbox = { ...base, agent, terminals: new Map(), unclaimed: new Map() };
     agent.onOutput((handle, bytes) => {
       const owner = [...sb.terminals.values()].find((t) => t.handle === handle);
