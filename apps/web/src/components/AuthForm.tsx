@@ -1,6 +1,6 @@
 "use client";
 // One form for signing up and signing in. The server validates (400 {error, field}); the form shows
-// that message under the named field, or above the form when no field is named (401, 409).
+// that message under the named field, or above the form when no field is named (401, 429).
 // `noValidate`: the API is the single source of truth for what is valid, so its messages are the
 // ones a learner sees (the input types still give the right keyboards and autofill).
 import Link from "next/link";
@@ -31,19 +31,33 @@ export function AuthForm({ mode }: { mode: Mode }) {
     setBusy(true);
     setFormError(null);
     setFieldErrors({});
-    const res =
-      mode === "signup"
-        ? await api.signUp({ email, password, ...(name ? { name } : {}) })
-        : await api.signIn({ email, password });
+    // A sign-up never signs in, and answers a taken email like a new one (the server must not tell
+    // strangers who has an account): so the form signs in right after, with the same password.
+    if (mode === "signup") {
+      const created = await api.signUp({ email, password, ...(name ? { name } : {}) });
+      if (!created.ok) {
+        setBusy(false);
+        return showError(created.error);
+      }
+    }
+    const res = await api.signIn({ email, password });
+    if (!res.ok && mode === "signup" && res.status === 401) {
+      setBusy(false);
+      return setFormError("This email already has an account with another password. Sign in instead, or use another email.");
+    }
     if (res.ok) {
       setUser(res.data.user);
       router.replace(next);
       return; // stay "busy" while navigating away
     }
     setBusy(false);
-    const field = res.error.field;
-    if (field === "email" || field === "password" || field === "name") setFieldErrors({ [field]: res.error.error });
-    else setFormError(res.error.error);
+    showError(res.error);
+  }
+
+  function showError(error: { error: string; field?: string }) {
+    const field = error.field;
+    if (field === "email" || field === "password" || field === "name") setFieldErrors({ [field]: error.error });
+    else setFormError(error.error);
   }
 
   const fieldProps = (field: Field) => ({

@@ -7,6 +7,7 @@ import type {
   LabSummary,
   LabView,
   ProgressView,
+  SignUpResult,
   UserView,
 } from "@berth/protocol";
 
@@ -53,8 +54,10 @@ const seg = encodeURIComponent;
 
 export const api = {
   signUp: (body: { email: string; password: string; name?: string }) =>
-    call<{ user: UserView }>("POST", "/api/auth/signup", body),
+    call<SignUpResult>("POST", "/api/auth/signup", body),
   signIn: (body: { email: string; password: string }) => call<{ user: UserView }>("POST", "/api/auth/signin", body),
+  setupAdmin: (body: { token: string; email: string; password: string; name?: string }) =>
+    call<{ user: UserView }>("POST", "/api/setup/admin", body),
   signOut: () => call<void>("POST", "/api/auth/signout"),
   me: () => call<{ user: UserView }>("GET", "/api/me"),
   labs: () => call<{ labs: LabSummary[] }>("GET", "/api/labs"),
