@@ -14,6 +14,7 @@ import type { Logger } from "pino";
 import { Server, type Socket } from "socket.io";
 import type { SessionStore, SessionUser } from "./auth/sessions.js";
 import type { LabCatalog } from "./labs/catalog.js";
+import type { CheckResultPush, LabPresence } from "./labs/presence.js";
 import type { SandboxManager } from "./sandboxes/sandbox-manager.js";
 import type { TerminalSession, TerminalViewer } from "./terminals/terminal-session.js";
 
@@ -24,7 +25,14 @@ const userRoom = (userId: string) => `user:${userId}`;
 
 export function createGateway(
   http: HttpServer,
-  deps: { sessions: SessionStore; sandboxes: SandboxManager; catalog: LabCatalog; log: Logger },
+  deps: {
+    sessions: SessionStore;
+    sandboxes: SandboxManager;
+    catalog: LabCatalog;
+    log: Logger;
+    /** Told which labs each socket has open (automatic checks run for them, grading/auto-checks.ts). */
+    presence?: LabPresence;
+  },
 ): Server {
   const { sessions, sandboxes, catalog, log } = deps;
   const io = new Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, { user: SessionUser }>(http, {
@@ -87,6 +95,11 @@ export function createGateway(
         await session.resize(cols, rows).catch(() => undefined);
         session.attach(viewer);
         report("ready", `Connected to ${sb.hostname}`);
+        deps.presence?.join(socket.data.user.id, labId, {
+          id: socket.id,
+          // ("check:result" is in the contract; cast until ServerToClientEvents lists it.)
+          pushCheckResult: (msg) => (socket as unknown as { emit(ev: "check:result", m: CheckResultPush): void }).emit("check:result", msg),
+        });
         ack({ ok: true });
       } catch (err) {
         log.error({ err: String(err), labId }, "term:attach failed");
@@ -114,6 +127,7 @@ export function createGateway(
     });
 
     socket.on("disconnect", () => {
+      deps.presence?.leave(socket.id);
       for (const session of attached.values()) session.detach(socket.id);
       attached.clear();
     });

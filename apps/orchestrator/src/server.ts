@@ -5,7 +5,6 @@ import type { AddressInfo } from "node:net";
 import { pino, type Logger } from "pino";
 import type { SandboxDriver } from "@berth/sandbox";
 import { createNamespacesDriver } from "@berth/sandbox";
-import { getSetup } from "@berth/labkit";
 import { loadConfig, type OrchestratorConfig } from "./config.js";
 import { closeDatabase, openDatabase, type Db } from "./db/index.js";
 import { SessionStore } from "./auth/sessions.js";
@@ -13,6 +12,13 @@ import { SetupLink, ensureAdmin, hasAdmin } from "./auth/admin.js";
 import { LabCatalog } from "./labs/catalog.js";
 import { SandboxManager } from "./sandboxes/sandbox-manager.js";
 import { CheckRunner } from "./grading/check-runner.js";
+import { AutoChecks } from "./grading/auto-checks.js";
+import { ProgressBook } from "./grading/progress.js";
+import { QuizGrader } from "./grading/quiz-grader.js";
+import { Reveals } from "./grading/reveals.js";
+import { LearnerContexts, hostSandboxFacts, loadOrCreateSecret } from "./labs/learner-context.js";
+import { LearnerLabs } from "./labs/learner-labs.js";
+import { LabPresence } from "./labs/presence.js";
 import { createApi } from "./http/api.js";
 import { normalizeAddress, sendJson } from "./http/router.js";
 import { createGateway } from "./gateway.js";
@@ -70,14 +76,23 @@ async function assemble(config: OrchestratorConfig, log: Logger, registry: Regis
   } else if (!(await hasAdmin(db))) {
     setupToken = setupLink.issue(config.setupLinkTtlMs);
   }
-  const sandboxes = new SandboxManager(driver, db, config, log, (labId) => {
-    const entry = catalog.get(labId);
-    return entry ? getSetup(entry.lab) : undefined;
-  });
+  // A new sandbox is prepared by the learner's lab (assets, setups): `labs` is made below, before
+  // any sandbox can be acquired.
+  const sandboxes = new SandboxManager(driver, db, config, log, (sb) => labs.prepareSandbox(sb));
   await sandboxes.recover();
-  const checks = new CheckRunner(db, catalog, sandboxes);
+  const checks = new CheckRunner(db, sandboxes);
+  const contexts = new LearnerContexts(loadOrCreateSecret(config.labSecretFile), hostSandboxFacts());
+  const progress = new ProgressBook(db, catalog);
+  const presence = new LabPresence();
+  const autoChecks = new AutoChecks({ db, catalog, contexts, sandboxes, checks, progress, presence, log });
+  const labs: LearnerLabs = new LearnerLabs({
+    db, catalog, contexts, sandboxes, checks, progress, log,
+    quizzes: new QuizGrader(db, checks),
+    reveals: new Reveals(db),
+    onStepEntered: (userId, labId) => autoChecks.poke(userId, labId),
+  });
   const api = createApi({
-    db, sessions, catalog, sandboxes, checks, sessionTtlMs: config.sessionTtlMs, log,
+    db, sessions, catalog, sandboxes, checks, labs, sessionTtlMs: config.sessionTtlMs, log,
     authLimits: config.authLimits, trustProxy: config.http.trustProxy, setupLink,
   });
   const preview = new PreviewServer({ db, sessions, sandboxes, endpoint: (id) => driver.connect(id), log });
@@ -114,7 +129,7 @@ async function assemble(config: OrchestratorConfig, log: Logger, registry: Regis
     sendJson(res, 404, { error: "not found" });
   });
   capConnectionsPerAddress(http, config.http.maxConnectionsPerIp, log);
-  const io = createGateway(http, { sessions, sandboxes, catalog, log, maxSocketsPerIp: config.http.maxSocketsPerIp, trustProxy: config.http.trustProxy });
+  const io = createGateway(http, { sessions, sandboxes, catalog, presence, log, maxSocketsPerIp: config.http.maxSocketsPerIp, trustProxy: config.http.trustProxy });
   // WebSockets of a learner's previewed app. Preview upgrades must not reach socket.io's listener:
   // it ends any upgrade not its own that has written nothing after 1 s, and opening a tunnel and
   // hearing the learner's server can take longer on a busy machine. So one dispatcher in front.
@@ -146,6 +161,7 @@ async function assemble(config: OrchestratorConfig, log: Logger, registry: Regis
     close: () =>
       (closed ??= (async () => {
         setupLink.close();
+        autoChecks.dispose();
         io.close();
         preview.close();
         await new Promise<void>((r) => http.close(() => r()));

@@ -10,6 +10,7 @@ import { FailureBackoff, TokenBucket, type Verdict } from "../auth/rate-limit.js
 import { clearedSessionCookie, sessionCookie, type SessionStore, type SessionUser } from "../auth/sessions.js";
 import type { CheckRunner } from "../grading/check-runner.js";
 import type { LabCatalog } from "../labs/catalog.js";
+import type { LearnerLabs } from "../labs/learner-labs.js";
 import type { SandboxManager } from "../sandboxes/sandbox-manager.js";
 import { registerLabRoutes } from "./lab-routes.js";
 import { registerSandboxRoutes } from "./sandbox-routes.js";
@@ -22,6 +23,8 @@ export interface ApiDeps {
   catalog: LabCatalog;
   sandboxes: SandboxManager;
   checks: CheckRunner;
+  /** A learner working through labs (lab-routes.ts). */
+  labs: LearnerLabs;
   sessionTtlMs: number;
   log: Logger;
   /** Sign-up and sign-in throttles (config.authLimits). */

@@ -1,65 +1,98 @@
-// The lab routes under /api/labs: the catalog, a learner's view of a lab, checks and hints.
-// Shapes are in @berth/protocol (api.ts). Check scripts and solutions never leave the server.
-import { renderHint } from "@berth/labkit";
+// The lab routes under /api/labs: the catalog, a learner's view of a lab and progress, entering and
+// skipping steps, checks, hints, solutions, quizzes, and the lab's images. This file translates
+// HTTP; what each request does is decided in labs/learner-labs.ts. Shapes are in @berth/protocol
+// (api.ts). Check scripts, solutions, quiz answers and hint texts never leave the server unasked:
+// hints and solutions appear in the progress only once revealed.
+import { QuizAnswersBody } from "@berth/protocol";
 import type { IncomingMessage } from "node:http";
-import type { Db } from "../db/index.js";
 import type { SessionStore, SessionUser } from "../auth/sessions.js";
-import type { CheckRunner } from "../grading/check-runner.js";
-import type { LabCatalog } from "../labs/catalog.js";
-import type { SandboxManager } from "../sandboxes/sandbox-manager.js";
-import { HttpError, type Router } from "./router.js";
+import type { LearnerLabs } from "../labs/learner-labs.js";
+import { LabRefusal } from "../labs/refusal.js";
+import { HttpError, type RouteContext, type Router } from "./router.js";
 
 export interface LabRouteDeps {
-  db: Db;
   sessions: SessionStore;
-  catalog: LabCatalog;
-  sandboxes: SandboxManager;
-  checks: CheckRunner;
+  labs: LearnerLabs;
 }
 
+const STATUS = { missing: 404, conflict: 409, invalid: 400 } as const;
+
+/** A handler whose refusals become 4xx answers with the refusal's message. */
+const translated =
+  (handler: (ctx: RouteContext) => Promise<unknown>) =>
+  async (ctx: RouteContext): Promise<unknown> => {
+    try {
+      return await handler(ctx);
+    } catch (err) {
+      if (err instanceof LabRefusal) throw new HttpError(STATUS[err.kind], err.message);
+      throw err;
+    }
+  };
+
 export function registerLabRoutes(router: Router, deps: LabRouteDeps): void {
-  const { db, sessions, catalog, sandboxes, checks } = deps;
+  const { sessions, labs } = deps;
 
   const requireUser = async (req: IncomingMessage): Promise<SessionUser> => {
     const user = await sessions.fromRequest(req);
     if (!user) throw new HttpError(401, "sign in first");
     return user;
   };
-  const requireLab = (labId: string) => {
-    const entry = catalog.get(labId);
-    if (!entry) throw new HttpError(404, `no lab called "${labId}"`);
-    return entry;
-  };
 
-  router.on("GET", "/api/labs", async () => ({ labs: catalog.list() }));
+  // Signed in or not; a signed-in learner sees each lab's state.
+  router.on("GET", "/api/labs", translated(async ({ req }) => {
+    const user = await sessions.fromRequest(req);
+    return { labs: await labs.summaries(user?.id) };
+  }));
 
-  router.on("GET", "/api/labs/:labId", async ({ req, params }) => {
+  router.on("GET", "/api/labs/:labId", translated(async ({ req, params }) => {
     const user = await requireUser(req);
-    const entry = requireLab(params.labId!);
-    return { lab: entry.view, progress: await checks.progress(user.id, entry.lab.id) };
-  });
+    return labs.open(user.id, params.labId!);
+  }));
 
-  router.on("POST", "/api/labs/:labId/checks/:checkId", async ({ req, params }) => {
+  router.on("POST", "/api/labs/:labId/steps/:stepId/enter", translated(async ({ req, params }) => {
     const user = await requireUser(req);
-    const entry = requireLab(params.labId!);
-    if (!entry.view.steps.some((s) => s.checks.some((c) => c.id === params.checkId))) {
-      throw new HttpError(404, `lab "${entry.lab.id}" has no check "${params.checkId}"`);
-    }
-    const sb = sandboxes.find(user.id, entry.lab.id);
-    if (!sb || !sb.ready) throw new HttpError(409, "your sandbox is not running yet: open the lab's terminal first");
-    const result = await checks.run(user.id, entry.lab.id, params.checkId!, sb);
-    void sandboxes.touch(sb);
-    return { result, progress: await checks.progress(user.id, entry.lab.id) };
-  });
+    return { progress: await labs.enter(user.id, params.labId!, params.stepId!) };
+  }));
 
-  router.on("GET", "/api/labs/:labId/checks/:checkId/hint", async ({ req, params }) => {
+  router.on("POST", "/api/labs/:labId/steps/:stepId/skip", translated(async ({ req, params }) => {
     const user = await requireUser(req);
-    const entry = requireLab(params.labId!);
-    const html = renderHint(entry.lab, params.checkId!);
-    if (html === undefined) throw new HttpError(404, `check "${params.checkId}" has no hint`);
-    await db.event.create({
-      data: { userId: user.id, labId: entry.lab.id, kind: "hint", data: JSON.stringify({ checkId: params.checkId }) },
+    return { progress: await labs.skip(user.id, params.labId!, params.stepId!) };
+  }));
+
+  router.on("POST", "/api/labs/:labId/checks/:checkId", translated(async ({ req, params }) => {
+    const user = await requireUser(req);
+    return labs.check(user.id, params.labId!, params.checkId!);
+  }));
+
+  router.on("POST", "/api/labs/:labId/checks/:checkId/hints", translated(async ({ req, params }) => {
+    const user = await requireUser(req);
+    return { progress: await labs.hint(user.id, params.labId!, params.checkId!) };
+  }));
+
+  router.on("POST", "/api/labs/:labId/checks/:checkId/solution", translated(async ({ req, params }) => {
+    const user = await requireUser(req);
+    return { progress: await labs.solution(user.id, params.labId!, params.checkId!) };
+  }));
+
+  router.on("POST", "/api/labs/:labId/quizzes/:quizId", translated(async ({ req, params, body }) => {
+    const user = await requireUser(req);
+    const { answers } = await body(QuizAnswersBody);
+    return labs.quiz(user.id, params.labId!, params.quizId!, answers);
+  }));
+
+  // Images the lab's text shows (<img src="/api/labs/<lab>/assets/<path>">): lab content, like the
+  // catalog, so no session is needed (an <img> on a signed-out page still loads).
+  router.on("GET", "/api/labs/:labId/assets/*", translated(async ({ res, params }) => {
+    const asset = await labs.asset(params.labId!, params["*"]!);
+    res.writeHead(200, {
+      "content-type": asset.contentType,
+      "content-length": String(asset.bytes.length),
+      "x-content-type-options": "nosniff",
+      // A picture needs nothing else: should one be opened as a page, it runs and loads nothing.
+      "content-security-policy": "default-src 'none'; sandbox",
+      "cross-origin-resource-policy": "same-origin",
+      "cache-control": "private, max-age=300",
     });
-    return { html };
-  });
+    res.end(asset.bytes);
+  }));
 }

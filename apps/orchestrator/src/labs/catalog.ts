@@ -1,26 +1,34 @@
 // The lab catalog: labs/ read through labkit at start, each version recorded by its content hash so
-// that attempts can say which text of a lab they were graded against.
-import { loadLabs, renderLab, summarizeLab, labContentHash, type Lab } from "@berth/labkit";
+// that attempts can say which text of a lab they were graded against. A lab's view depends on the
+// learner (variables, sandbox facts): views are rendered on demand and kept in a small cache keyed
+// by the context, since most learners of one lab on one host differ only in their variables.
+import { loadLabs, renderLab, summarizeLab, labContentHash, type Lab, type LabContext } from "@berth/labkit";
 import type { LabSummary, LabView } from "@berth/protocol";
 import type { Db } from "../db/index.js";
 import type { Logger } from "pino";
 
-interface Entry {
+export interface CatalogEntry {
   lab: Lab;
-  view: LabView;
   summary: LabSummary;
   versionId: string;
 }
 
+/** Rendered views kept (a view of a 6-step lab is ~20 KB). */
+const VIEW_CACHE_SIZE = 500;
+
 export class LabCatalog {
-  private entries = new Map<string, Entry>();
+  private entries = new Map<string, CatalogEntry>();
+  private readonly views = new Map<string, LabView>();
 
   constructor(private readonly db: Db, private readonly log: Logger) {}
 
   async load(dir: string): Promise<void> {
     const { labs, errors } = await loadLabs(dir);
-    for (const e of errors) this.log.error({ file: e.file, line: e.line }, `lab error: ${e.message} (fix: ${e.fix})`);
-    const next = new Map<string, Entry>();
+    for (const e of errors) {
+      if (e.severity === "warning") this.log.warn({ file: e.file, line: e.line }, `lab warning: ${e.message} (fix: ${e.fix})`);
+      else this.log.error({ file: e.file, line: e.line }, `lab error: ${e.message} (fix: ${e.fix})`);
+    }
+    const next = new Map<string, CatalogEntry>();
     for (const lab of labs) {
       const summary = summarizeLab(lab);
       const hash = labContentHash(lab);
@@ -34,10 +42,11 @@ export class LabCatalog {
         create: { labId: lab.id, contentHash: hash },
         update: {},
       });
-      next.set(lab.id, { lab, summary, view: renderLab(lab), versionId: version.id });
+      next.set(lab.id, { lab, summary, versionId: version.id });
     }
     this.entries = next;
-    this.log.info({ labs: [...next.keys()], errors: errors.length }, "lab catalog loaded");
+    this.views.clear();
+    this.log.info({ labs: [...next.keys()], errors: errors.filter((e) => e.severity !== "warning").length }, "lab catalog loaded");
   }
 
   list(): LabSummary[] {
@@ -46,7 +55,23 @@ export class LabCatalog {
       .sort((a, b) => (a.chapter ?? 999) - (b.chapter ?? 999) || a.title.localeCompare(b.title));
   }
 
-  get(id: string): Entry | undefined {
+  get(id: string): CatalogEntry | undefined {
     return this.entries.get(id);
+  }
+
+  /** One learner's view of a lab (variables substituted, conditional blocks resolved). */
+  view(entry: CatalogEntry, ctx: LabContext): LabView {
+    const key = `${entry.lab.id}\0${JSON.stringify(ctx)}`;
+    const cached = this.views.get(key);
+    if (cached) {
+      // Refresh its place: the cache drops the least recently used view.
+      this.views.delete(key);
+      this.views.set(key, cached);
+      return cached;
+    }
+    const view = renderLab(entry.lab, ctx, { titleOf: (id) => this.entries.get(id)?.summary.title });
+    this.views.set(key, view);
+    if (this.views.size > VIEW_CACHE_SIZE) this.views.delete(this.views.keys().next().value!);
+    return view;
   }
 }

@@ -85,8 +85,11 @@ export class SandboxManager {
     private readonly db: Db,
     private readonly config: OrchestratorConfig,
     private readonly log: Logger,
-    /** Runs a lab's hidden setup script in a new sandbox. */
-    private readonly setupFor: (labId: string) => string | undefined,
+    /**
+     * Makes a new sandbox ready for its lab: the lab's files, its hidden setup, the setups of the
+     * steps the learner reached (labs/learner-labs.ts prepareSandbox). Throws when a setup fails.
+     */
+    private readonly prepare: (sb: LearnerSandbox) => Promise<void>,
   ) {
     this.pool = new WarmPool(driver, config.instance, config.warmPoolSize, config.sandboxLimits, log);
     this.caps = new SandboxCaps(config.sandboxCaps, Math.round(config.idleTimeoutMs / 60_000));
@@ -174,15 +177,13 @@ export class SandboxManager {
       data: { id: info.id, userId, labId, driver: this.driver.name, hostname: info.hostname, state: "starting", createdAt: now, lastActiveAt: now, expiresAt },
     });
     const sb = await this.connect({ id: info.id, userId, labId, hostname: info.hostname, createdAt: now, expiresAt, ready: false });
-    const setup = this.setupFor(labId);
-    if (setup) {
-      report("booting", "Preparing the lab");
-      const res = await this.execTrusted(sb, setup, 60_000);
-      if (res.exitCode !== 0) {
-        this.log.error({ labId, stderr: res.stderr.toString("utf8").slice(0, 2000) }, "lab setup failed");
-        await this.end(sb.id, "setup-failed");
-        throw new Error(`The lab's setup script failed (exit ${res.exitCode}). Tell your instructor.`);
-      }
+    report("booting", "Preparing the lab");
+    try {
+      await this.prepare(sb);
+    } catch (err) {
+      this.log.error({ labId, err: String(err) }, "lab setup failed");
+      await this.end(sb.id, "setup-failed");
+      throw err;
     }
     sb.ready = true;
     await this.db.sandbox.update({ where: { id: sb.id }, data: { state: "running" } });

@@ -1,0 +1,169 @@
+// Automatic checks: while a learner has a lab open (LabPresence: a live socket), the auto checks
+// of their current step that have not passed run every poll interval; a pass is recorded and pushed
+// to the learner's sockets as "check:result". Polling stops when every auto check of the step has
+// passed, when the step has none, and when the learner leaves (last socket closed); entering a step
+// (poke) looks again at once. A failing poll leaves no row (CheckRunner record "pass").
+//
+// Ownership: one Loop per (learner, lab) with at most one timer, cleared by stop(); AutoChecks owns
+// the loops and its presence subscription, and dispose() ends them all. A tick never overlaps the
+// previous one: the next timer is set when a tick ends.
+import { LIMITS, type LabCheck } from "@berth/labkit";
+import type { Logger } from "pino";
+import type { Db } from "../db/index.js";
+import type { LabCatalog } from "../labs/catalog.js";
+import type { LearnerContexts } from "../labs/learner-context.js";
+import type { LabPresence } from "../labs/presence.js";
+import type { SandboxManager } from "../sandboxes/sandbox-manager.js";
+import type { CheckRunner } from "./check-runner.js";
+import type { ProgressBook } from "./progress.js";
+
+export interface AutoChecksDeps {
+  db: Db;
+  catalog: LabCatalog;
+  contexts: LearnerContexts;
+  sandboxes: SandboxManager;
+  checks: CheckRunner;
+  progress: ProgressBook;
+  presence: LabPresence;
+  log: Logger;
+}
+
+interface Loop {
+  userId: string;
+  labId: string;
+  timer: NodeJS.Timeout | undefined;
+  running: boolean;
+  stopped: boolean;
+  /** A poke arrived during a tick: tick again right after it. */
+  again: boolean;
+  /** check id → when it last ran (ms). */
+  lastRun: Map<string, number>;
+}
+
+/** What the polling cost so far (for the benchmark and the logs). */
+export interface AutoCheckStats {
+  ticks: number;
+  runs: number;
+  passes: number;
+  /** Wall time spent in check runs (ms). */
+  runMs: number;
+}
+
+export class AutoChecks {
+  private readonly loops = new Map<string, Loop>();
+  private readonly unsubscribe: () => void;
+  readonly stats: AutoCheckStats = { ticks: 0, runs: 0, passes: 0, runMs: 0 };
+
+  constructor(private readonly deps: AutoChecksDeps) {
+    this.unsubscribe = deps.presence.onChange((userId, labId, open) => (open ? this.start(userId, labId) : this.stop(userId, labId)));
+  }
+
+  /** Look at the learner's current step again now (they entered a step). */
+  poke(userId: string, labId: string): void {
+    const loop = this.loops.get(key(userId, labId));
+    if (!loop || loop.stopped) return;
+    if (loop.running) {
+      loop.again = true;
+      return;
+    }
+    this.schedule(loop, 0);
+  }
+
+  dispose(): void {
+    this.unsubscribe();
+    for (const loop of this.loops.values()) this.end(loop);
+    this.loops.clear();
+  }
+
+  private start(userId: string, labId: string): void {
+    const k = key(userId, labId);
+    if (this.loops.has(k)) return;
+    const loop: Loop = { userId, labId, timer: undefined, running: false, stopped: false, again: false, lastRun: new Map() };
+    this.loops.set(k, loop);
+    this.schedule(loop, 0);
+  }
+
+  private stop(userId: string, labId: string): void {
+    const k = key(userId, labId);
+    const loop = this.loops.get(k);
+    if (!loop) return;
+    this.loops.delete(k);
+    this.end(loop);
+  }
+
+  private end(loop: Loop): void {
+    loop.stopped = true;
+    if (loop.timer) clearTimeout(loop.timer);
+    loop.timer = undefined;
+  }
+
+  private schedule(loop: Loop, delayMs: number): void {
+    if (loop.stopped) return;
+    if (loop.timer) clearTimeout(loop.timer);
+    loop.timer = setTimeout(() => {
+      loop.timer = undefined;
+      void this.tick(loop);
+    }, delayMs);
+  }
+
+  private async tick(loop: Loop): Promise<void> {
+    if (loop.stopped || loop.running) return;
+    loop.running = true;
+    loop.again = false;
+    this.stats.ticks++;
+    let next: number | null = null;
+    try {
+      next = await this.runDue(loop);
+    } catch (err) {
+      this.deps.log.warn({ err: String(err), userId: loop.userId, labId: loop.labId }, "automatic check failed to run");
+      next = LIMITS.defaultPollMs;
+    } finally {
+      loop.running = false;
+    }
+    if (loop.again) this.schedule(loop, 0);
+    else if (next !== null) this.schedule(loop, next);
+    // else: nothing to poll on this step until the learner enters another (poke).
+  }
+
+  /** Runs the auto checks that are due; returns when to look again (ms), or null for "not until poked". */
+  private async runDue(loop: Loop): Promise<number | null> {
+    const { userId, labId } = loop;
+    const entry = this.deps.catalog.get(labId);
+    if (!entry) return null;
+    const place = await this.deps.db.labProgress.findUnique({ where: { userId_labId: { userId, labId } } });
+    // Before the player reports a step, the learner is on the first one.
+    const step = entry.lab.steps.find((s) => s.id === place?.currentStep) ?? entry.lab.steps[0];
+    const autos = (step?.checks ?? []).filter((c): c is LabCheck & { pollMs: number } => c.pollMs !== null);
+    if (autos.length === 0) return null;
+    const passed = await this.deps.progress.passedChecks(userId, labId);
+    const pending = autos.filter((c) => !passed.has(c.id));
+    if (pending.length === 0) return null;
+    const soonest = Math.min(...pending.map((c) => c.pollMs));
+
+    const sb = this.deps.sandboxes.find(userId, labId);
+    if (!sb?.ready) return soonest; // the sandbox is still being made, or was reaped: try later
+
+    const ctx = this.deps.contexts.for(userId, entry.lab);
+    const now = Date.now();
+    for (const check of pending) {
+      if (loop.stopped) return null;
+      // Slack of a tenth: a tick that wakes a little early still runs a check that is nearly due.
+      if (now - (loop.lastRun.get(check.id) ?? 0) < check.pollMs * 0.9) continue;
+      if (!check.needs.every((id) => passed.has(id))) continue;
+      loop.lastRun.set(check.id, now);
+      const started = performance.now();
+      const result = await this.deps.checks.run(userId, entry, check.id, sb, ctx, { record: "pass" });
+      this.stats.runs++;
+      this.stats.runMs += performance.now() - started;
+      if (!result) continue;
+      this.stats.passes++;
+      passed.add(check.id);
+      const progress = await this.deps.progress.view(userId, entry, ctx);
+      for (const w of this.deps.presence.watchers(userId, labId)) w.pushCheckResult({ labId, result, progress });
+    }
+    const still = pending.filter((c) => !passed.has(c.id));
+    return still.length === 0 ? null : Math.min(...still.map((c) => c.pollMs));
+  }
+}
+
+const key = (userId: string, labId: string) => `${userId}\0${labId}`;

@@ -1,0 +1,180 @@
+// A learner's standing in a lab, derived from what the database recorded: check attempts, quiz
+// attempts, revealed hints and solutions, the step last entered. Nothing is kept in memory, so
+// progress survives a restart of the orchestrator. Scoring (protocol CheckView): a check earns its
+// points minus the cost of the hints taken before it passed, never below 0, and 0 when its
+// solution was revealed first; each attempt stores what it earned when it was graded.
+import { renderHint, renderSolution, type LabContext } from "@berth/labkit";
+import { type CheckResultView, type HintView, type LabStateView, type ProgressView, type QuizResultView } from "@berth/protocol";
+import type { Db } from "../db/index.js";
+import type { CatalogEntry, LabCatalog } from "../labs/catalog.js";
+
+interface AttemptRow {
+  checkId: string;
+  passed: boolean;
+  message: string;
+  points: number;
+  durationMs: number;
+  createdAt: Date;
+}
+interface QuizRow {
+  quizId: string;
+  passed: boolean;
+  perQuestion: string;
+  message: string;
+  points: number;
+  createdAt: Date;
+}
+
+export class ProgressBook {
+  constructor(
+    private readonly db: Db,
+    private readonly catalog: LabCatalog,
+  ) {}
+
+  async view(userId: string, entry: CatalogEntry, ctx: LabContext): Promise<ProgressView> {
+    const labId = entry.lab.id;
+    const [attempts, quizAttempts, hints, solutions, place] = await Promise.all([
+      this.db.checkAttempt.findMany({ where: { userId, labId }, orderBy: { createdAt: "asc" } }),
+      this.db.quizAttempt.findMany({ where: { userId, labId }, orderBy: { createdAt: "asc" } }),
+      this.db.hintReveal.findMany({ where: { userId, labId }, orderBy: [{ checkId: "asc" }, { index: "asc" }] }),
+      this.db.solutionReveal.findMany({ where: { userId, labId }, orderBy: { createdAt: "asc" } }),
+      this.db.labProgress.findUnique({ where: { userId_labId: { userId, labId } } }),
+    ]);
+    const checks = bestChecks(attempts);
+    const quizzes = bestQuizzes(quizAttempts);
+
+    const hintViews: Record<string, HintView[]> = {};
+    for (const h of hints) {
+      // A hint of a check the lab no longer has (the lab changed) is not shown.
+      const html = renderHint(entry.lab, h.checkId, h.index, ctx);
+      if (html === undefined) continue;
+      (hintViews[h.checkId] ??= []).push({ html, cost: h.cost });
+    }
+    const solutionViews: Record<string, string> = {};
+    for (const s of solutions) {
+      const html = renderSolution(entry.lab, s.checkId, ctx);
+      if (html !== undefined) solutionViews[s.checkId] = html;
+    }
+    const totals = standing(entry, checks, quizzes);
+    return {
+      labId,
+      checks,
+      hints: hintViews,
+      solutions: solutionViews,
+      quizzes,
+      currentStep: place?.currentStep ?? null,
+      ...totals,
+    };
+  }
+
+  /** The catalog's per-lab state for one learner, from four queries for all labs at once. */
+  async states(userId: string): Promise<Map<string, LabStateView>> {
+    const [attempts, quizAttempts, places, reveals] = await Promise.all([
+      this.db.checkAttempt.findMany({ where: { userId }, orderBy: { createdAt: "asc" } }),
+      this.db.quizAttempt.findMany({ where: { userId }, orderBy: { createdAt: "asc" } }),
+      this.db.labProgress.findMany({ where: { userId }, select: { labId: true } }),
+      this.db.hintReveal.findMany({ where: { userId }, select: { labId: true }, distinct: ["labId"] }),
+    ]);
+    const touched = new Set([...places, ...reveals].map((r) => r.labId));
+    const out = new Map<string, LabStateView>();
+    for (const summary of this.catalog.list()) {
+      const entry = this.catalog.get(summary.id)!;
+      const mine = attempts.filter((a) => a.labId === summary.id);
+      const myQuizzes = quizAttempts.filter((a) => a.labId === summary.id);
+      const totals = standing(entry, bestChecks(mine), bestQuizzes(myQuizzes));
+      const started = mine.length > 0 || myQuizzes.length > 0 || touched.has(summary.id);
+      out.set(summary.id, {
+        status: totals.completed ? "done" : started ? "in-progress" : "not-started",
+        percent: totals.percent,
+        score: totals.score,
+        maxScore: totals.maxScore,
+      });
+    }
+    return out;
+  }
+
+  /** Ids of the checks the learner has passed in this lab. */
+  async passedChecks(userId: string, labId: string): Promise<Set<string>> {
+    const rows = await this.db.checkAttempt.findMany({ where: { userId, labId, passed: true }, select: { checkId: true }, distinct: ["checkId"] });
+    return new Set(rows.map((r) => r.checkId));
+  }
+}
+
+/** Per check, the best attempt (a pass, else the latest); a pass shows the most it ever earned. */
+function bestChecks(attempts: AttemptRow[]): Record<string, CheckResultView> {
+  const out: Record<string, CheckResultView> = {};
+  const counts = new Map<string, number>();
+  for (const a of attempts) {
+    const n = (counts.get(a.checkId) ?? 0) + 1;
+    counts.set(a.checkId, n);
+    const prev = out[a.checkId];
+    if (prev?.passed && (!a.passed || a.points <= prev.points)) continue;
+    out[a.checkId] = checkResultView(a, n);
+  }
+  return out;
+}
+
+function bestQuizzes(attempts: QuizRow[]): Record<string, QuizResultView> {
+  const out: Record<string, QuizResultView> = {};
+  const counts = new Map<string, number>();
+  for (const a of attempts) {
+    const n = (counts.get(a.quizId) ?? 0) + 1;
+    counts.set(a.quizId, n);
+    if (out[a.quizId]?.passed) continue;
+    out[a.quizId] = quizResultView(a, n);
+  }
+  return out;
+}
+
+/** Score, the most there is, the share of checks and quizzes passed, and whether every step is complete. */
+function standing(entry: CatalogEntry, checks: Record<string, CheckResultView>, quizzes: Record<string, QuizResultView>) {
+  let score = 0;
+  let maxScore = 0;
+  let items = 0;
+  let done = 0;
+  for (const step of entry.lab.steps) {
+    for (const c of step.checks) {
+      maxScore += c.points;
+      items++;
+      if (checks[c.id]?.passed) {
+        score += checks[c.id]!.points;
+        done++;
+      }
+    }
+    for (const q of step.quizzes) {
+      maxScore += q.points;
+      items++;
+      if (quizzes[q.id]?.passed) {
+        score += quizzes[q.id]!.points;
+        done++;
+      }
+    }
+  }
+  const completed = items > 0 && entry.lab.steps.every((s) => labStepComplete(s, checks, quizzes));
+  return { score, maxScore, percent: items === 0 ? 0 : Math.floor((100 * done) / items), completed };
+}
+
+export function checkResultView(a: AttemptRow, attempt: number): CheckResultView {
+  return { checkId: a.checkId, passed: a.passed, message: a.message, points: a.points, attempt, durationMs: a.durationMs, at: a.createdAt.toISOString() };
+}
+
+export function quizResultView(a: QuizRow, attempt: number): QuizResultView {
+  return {
+    quizId: a.quizId,
+    passed: a.passed,
+    perQuestion: JSON.parse(a.perQuestion) as Record<string, boolean>,
+    message: a.message,
+    attempt,
+    points: a.points,
+    at: a.createdAt.toISOString(),
+  };
+}
+
+/** protocol's stepComplete, on the lab's model: every check passed and every quiz passed. */
+export function labStepComplete(
+  step: { checks: { id: string }[]; quizzes: { id: string }[] },
+  checks: Record<string, { passed: boolean }>,
+  quizzes: Record<string, { passed: boolean }>,
+): boolean {
+  return step.checks.every((c) => checks[c.id]?.passed === true) && step.quizzes.every((q) => quizzes[q.id]?.passed === true);
+}
