@@ -2,20 +2,26 @@
 //   labkit lint <dir> [--strict]              every error and warning as file:line: message (fix: ...);
 //                                             exit 1 on any error (with --strict, on any warning too)
 //   labkit render <dir>                       the browser's view of every lab, as JSON
-//   labkit test <dir> [--lab id] [--runner sandbox|host]
+//   labkit test <dir> [--lab id] [--runner sandbox|host] [--jobs N]
 //                                             prove each check fails before and passes after its
-//                                             solution, one fresh sandbox per lab; exit 1 on failure
+//                                             solution, one fresh sandbox per lab, N labs at a time
+//                                             (default 2); exit 1 on failure. With the sandbox
+//                                             runner, the lab registry (the storage setup pushed the
+//                                             lab images to; BERTH_REGISTRY_ROOT) is started for
+//                                             the run, so solutions can `docker pull`.
 import path from "node:path";
-import type { LabError } from "./lab.js";
+import type { Lab, LabError } from "./lab.js";
 import { loadLabs } from "./load.js";
 import { renderLab } from "./render.js";
 import { testLab, type LabTestReport } from "./test-lab.js";
 import { createHostNamespacesRunner, createSandboxRunner, namespacesDriver, type DisposableRunner } from "./runners/index.js";
+import { existsSync } from "node:fs";
+import { startRegistry, type Registry } from "../../../infra/registry/registry.js";
 
 const USAGE = `usage:
   labkit lint <dir> [--strict]
   labkit render <dir>
-  labkit test <dir> [--lab <id>] [--runner sandbox|host]
+  labkit test <dir> [--lab <id>] [--runner sandbox|host] [--jobs <n>]
 
 <dir> holds one folder per lab, each with a lab.md (e.g. labs/).`;
 
@@ -74,37 +80,82 @@ async function main(argv: string[]): Promise<number> {
         return 2;
       }
       const runnerKind = flags.get("runner") ?? "sandbox";
-      const driver = runnerKind === "sandbox" ? await namespacesDriver() : undefined;
-      if (runnerKind === "sandbox" && !driver) {
-        console.error("@berth/sandbox has no namespaces driver yet: run with --runner host (an unshare sandbox on this machine)");
+      const jobs = Number(flags.get("jobs") ?? 2);
+      if (!Number.isInteger(jobs) || jobs < 1 || jobs > 16) {
+        console.error(`--jobs ${flags.get("jobs")}: give a whole number from 1 to 16`);
         return 2;
       }
-      if (runnerKind !== "sandbox" && runnerKind !== "host") {
-        console.error(`unknown runner "${runnerKind}": use sandbox or host`);
-        return 2;
+      // The lab registry, as the orchestrator runs it: only where setup has pushed the lab images.
+      const registryRoot = process.env.BERTH_REGISTRY_ROOT || path.join(process.env.BERTH_STATE_DIR || "/var/lib/berth", "registry");
+      let registry: Registry | undefined;
+      if (runnerKind === "sandbox" && existsSync(path.join(registryRoot, "data"))) {
+        registry = await startRegistry({ root: registryRoot, host: "127.0.0.1" });
+      } else if (runnerKind === "sandbox") {
+        console.error(`labkit: no lab registry at ${registryRoot} (setup pushes the lab images there): labs that pull images will fail`);
       }
-      if (driver) await driver.prepare((line) => console.error(line));
-      let ok = true;
-      for (const lab of selected) {
-        let runner: DisposableRunner | undefined;
-        try {
-          runner = driver ? await createSandboxRunner(driver, lab.id) : await createHostNamespacesRunner();
-          const report = await testLab(lab, runner);
-          printReport(report);
-          ok &&= report.ok;
-        } catch (e) {
-          console.log(`${lab.id}: could not run: ${(e as Error).message}`);
-          ok = false;
-        } finally {
-          await runner?.dispose();
-        }
+      try {
+        return await runTests(selected, runnerKind, jobs, registry);
+      } finally {
+        await registry?.stop();
       }
-      return ok ? 0 : 1;
     }
     default:
       console.error(`unknown command "${cmd}"\n${USAGE}`);
       return 2;
   }
+}
+
+/** Proves `labs`, `jobs` at a time, each in a sandbox of its own; reports in the order given. */
+async function runTests(selected: Lab[], runnerKind: string, jobs: number, registry: Registry | undefined): Promise<number> {
+  const driver = runnerKind === "sandbox" ? await namespacesDriver(registry ? { registryUpstream: registry.url } : {}) : undefined;
+  if (runnerKind === "sandbox" && !driver) {
+    console.error("@berth/sandbox has no namespaces driver yet: run with --runner host (an unshare sandbox on this machine)");
+    return 2;
+  }
+  if (runnerKind !== "sandbox" && runnerKind !== "host") {
+    console.error(`unknown runner "${runnerKind}": use sandbox or host`);
+    return 2;
+  }
+  if (driver) await driver.prepare((line) => console.error(line));
+  const started = Date.now();
+  const one = async (lab: Lab): Promise<{ ok: boolean; print: () => void }> => {
+    let runner: DisposableRunner | undefined;
+    try {
+      runner = driver ? await createSandboxRunner(driver, lab.id) : await createHostNamespacesRunner();
+      const report = await testLab(lab, runner);
+      return { ok: report.ok, print: () => printReport(report) };
+    } catch (e) {
+      return { ok: false, print: () => console.log(`${lab.id}: could not run: ${(e as Error).message}`) };
+    } finally {
+      await runner?.dispose().catch(() => undefined);
+    }
+  };
+  // A small pool of sandboxes (the host runner, a stand-in for machines without the driver, runs one lab at a time).
+  const width = driver ? Math.min(jobs, selected.length) : 1;
+  const results: Promise<{ ok: boolean; print: () => void }>[] = [];
+  let next = 0;
+  const slots: Promise<void>[] = [];
+  const settled = new Map<number, (r: { ok: boolean; print: () => void }) => void>();
+  for (let i = 0; i < selected.length; i++) results.push(new Promise((resolve) => settled.set(i, resolve)));
+  for (let w = 0; w < width; w++) {
+    slots.push(
+      (async () => {
+        while (next < selected.length) {
+          const i = next++;
+          settled.get(i)!(await one(selected[i]!));
+        }
+      })(),
+    );
+  }
+  let ok = true;
+  for (const r of results) {
+    const done = await r;
+    done.print();
+    ok &&= done.ok;
+  }
+  await Promise.all(slots);
+  console.log(`\n${selected.length} lab(s) in ${((Date.now() - started) / 1000).toFixed(1)} s, ${width} at a time: ${ok ? "all proved" : "FAILURES above"}`);
+  return ok ? 0 : 1;
 }
 
 function printReport(r: LabTestReport): void {

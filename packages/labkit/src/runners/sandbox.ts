@@ -7,11 +7,15 @@ import { randomBytes } from "node:crypto";
 import { constants } from "node:os";
 import type { DisposableRunner } from "./host-namespaces.js";
 
-/** The namespaces driver, looked up at run time so labkit does not break while it is missing. */
-export async function namespacesDriver(): Promise<SandboxDriver | undefined> {
+/**
+ * The namespaces driver, looked up at run time so labkit does not break while it is missing.
+ * `registryUpstream` (the lab registry, http://127.0.0.1:<port>) gives each sandbox the gateway a
+ * learner's has, so labs whose solutions pull images can be proved.
+ */
+export async function namespacesDriver(opts: { registryUpstream?: string } = {}): Promise<SandboxDriver | undefined> {
   const mod = (await import("@berth/sandbox")) as Record<string, unknown>;
   const factory = mod.createNamespacesDriver;
-  return typeof factory === "function" ? (factory as () => SandboxDriver)() : undefined;
+  return typeof factory === "function" ? (factory as (o: { registryUpstream?: string }) => SandboxDriver)(opts) : undefined;
 }
 
 /** What a check may print (as the orchestrator's grading keeps). */
