@@ -1,6 +1,7 @@
 // The browser's live channel: socket.io over websocket only, authenticated by the session cookie at
 // the handshake, from this site's own pages only. It relays terminal bytes both ways; it never
-// decodes them.
+// decodes them. A socket lives no longer than its session: sign-out and expiry disconnect it, a
+// sweep catches sessions removed any other way, and every term:attach looks the session up again.
 import {
   TermAck,
   TermAttach,
@@ -13,6 +14,7 @@ import type { Server as HttpServer } from "node:http";
 import type { Logger } from "pino";
 import { Server, type Socket } from "socket.io";
 import type { SessionStore, SessionUser } from "./auth/sessions.js";
+import { clientAddress } from "./http/router.js";
 import type { LabCatalog } from "./labs/catalog.js";
 import type { CheckResultPush, LabPresence } from "./labs/presence.js";
 import type { SandboxManager } from "./sandboxes/sandbox-manager.js";
@@ -32,9 +34,18 @@ export function createGateway(
     log: Logger;
     /** Told which labs each socket has open (automatic checks run for them, grading/auto-checks.ts). */
     presence?: LabPresence;
+    /** Live sockets per client address (0: no cap). */
+    maxSocketsPerIp?: number;
+    trustProxy?: boolean;
+    /** How often every socket's session is looked up again (sessions ended outside this process). */
+    sessionSweepMs?: number;
   },
 ): Server {
   const { sessions, sandboxes, catalog, log } = deps;
+  const maxSocketsPerIp = deps.maxSocketsPerIp ?? 0;
+  const bySession = new Map<string, Set<BerthSocket>>();
+  const byAddress = new Map<string, number>();
+  const addressOf = (socket: BerthSocket) => clientAddress(socket.request, deps.trustProxy);
   const io = new Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, { user: SessionUser }>(http, {
     transports: ["websocket"],
     maxHttpBufferSize: 256 * 1024,
@@ -42,8 +53,9 @@ export function createGateway(
     allowRequest: (req, callback) => {
       const origin = req.headers.origin;
       if (!origin) return callback(null, true); // not a browser (tests, tools): the cookie still decides
+      const host = (deps.trustProxy && String(req.headers["x-forwarded-host"] ?? "").split(",")[0]!.trim()) || req.headers.host;
       try {
-        callback(null, new URL(origin).host === req.headers.host);
+        callback(null, new URL(origin).host === host);
       } catch {
         callback(null, false);
       }
@@ -53,8 +65,35 @@ export function createGateway(
   io.use(async (socket, next) => {
     const user = await sessions.fromRequest(socket.request).catch(() => null);
     if (!user) return next(new Error("unauthorized: sign in first"));
+    if (maxSocketsPerIp > 0 && (byAddress.get(addressOf(socket)) ?? 0) >= maxSocketsPerIp) {
+      return next(new Error(`too many live connections from your address (at most ${maxSocketsPerIp}): close some Berth tabs`));
+    }
     socket.data.user = user;
     next();
+  });
+
+  /** Ends a socket whose session is over; the browser then finds its handshake refused. */
+  const endSession = (sessionId: string) => {
+    for (const socket of bySession.get(sessionId) ?? []) {
+      log.info({ user: socket.data.user.id }, "session ended: closing its socket");
+      socket.disconnect(true);
+    }
+  };
+  const unsubscribe = sessions.onEnded(endSession);
+  const sweep = setInterval(() => {
+    for (const [sessionId, sockets] of bySession) {
+      const [socket] = sockets;
+      if (!socket) continue;
+      void sessions.fromRequest(socket.request).then(
+        (user) => (!user || user.sessionId !== sessionId ? endSession(sessionId) : undefined),
+        (err) => log.warn({ err: String(err) }, "session sweep: lookup failed"),
+      );
+    }
+  }, deps.sessionSweepMs ?? 60_000);
+  sweep.unref();
+  http.once("close", () => {
+    clearInterval(sweep);
+    unsubscribe();
   });
 
   // A learner's sandbox starting or ending (reaped, reset) reaches every tab of theirs: the player
@@ -73,6 +112,17 @@ export function createGateway(
   io.on("connection", (socket: BerthSocket) => {
     const attached = new Map<string, TerminalSession>();
     void socket.join(userRoom(socket.data.user.id));
+    const { sessionId, expiresAt } = socket.data.user;
+    const address = addressOf(socket);
+    byAddress.set(address, (byAddress.get(address) ?? 0) + 1);
+    const mine = bySession.get(sessionId) ?? new Set<BerthSocket>();
+    mine.add(socket);
+    bySession.set(sessionId, mine);
+    // Expiry needs no sweep: the socket knows when its session ends. (Timers top out at ~24.8 days;
+    // a longer session is caught by the sweep.)
+    const untilExpiry = expiresAt.getTime() - Date.now();
+    const expiry = untilExpiry < 2 ** 31 - 1 ? setTimeout(() => endSession(sessionId), Math.max(0, untilExpiry)) : undefined;
+    expiry?.unref();
     const viewer: TerminalViewer = {
       id: socket.id,
       send: (msg) => socket.emit("term:data", msg),
@@ -84,12 +134,20 @@ export function createGateway(
       const parsed = TermAttach.safeParse(raw);
       if (!parsed.success) return ack({ ok: false, error: `bad term:attach: ${parsed.error.issues[0]?.message}` });
       const { labId, term, cols, rows } = parsed.data;
+      // The handshake's session may have ended since (another tab signed out, the database changed).
+      const current = await sessions.fromRequest(socket.request).catch(() => null);
+      if (!current || current.sessionId !== sessionId) {
+        ack({ ok: false, error: "your session has ended: sign in again" });
+        return endSession(sessionId);
+      }
       if (!catalog.get(labId)) return ack({ ok: false, error: `no lab called "${labId}"` });
       const report = (phase: Parameters<ServerToClientEvents["sandbox:status"]>[0]["phase"], message: string) =>
         socket.emit("sandbox:status", { labId, phase, message });
       try {
         const sb = await sandboxes.acquire(socket.data.user.id, labId, report);
         const session = await sandboxes.terminal(sb, term, cols, rows);
+        // Gone while the sandbox came up (signed out, tab closed): attach nothing to a dead socket.
+        if (socket.disconnected) return;
         attached.get(term)?.detach(socket.id);
         attached.set(term, session);
         await session.resize(cols, rows).catch(() => undefined);
@@ -130,6 +188,12 @@ export function createGateway(
       deps.presence?.leave(socket.id);
       for (const session of attached.values()) session.detach(socket.id);
       attached.clear();
+      if (expiry) clearTimeout(expiry);
+      mine.delete(socket);
+      if (mine.size === 0 && bySession.get(sessionId) === mine) bySession.delete(sessionId);
+      const left = (byAddress.get(address) ?? 1) - 1;
+      if (left <= 0) byAddress.delete(address);
+      else byAddress.set(address, left);
     });
   });
 
