@@ -52,6 +52,9 @@ export class TunnelStream extends Duplex {
 
   constructor(private readonly client: TunnelClient, readonly id: number) {
     super({ allowHalfOpen: true });
+    // The agent can end a tunnel with an error at any moment, also before the HTTP client has put
+    // its listeners on: an 'error' nobody hears would end the process. Users still get it, and 'close'.
+    this.on("error", () => {});
   }
 
   // node's HTTP client calls these on its socket; a tunnel has no TCP options of its own here.
