@@ -147,6 +147,19 @@ describe("chapter 3: restart and attach", () => {
       "docker rm c3-s c3-r",
     ));
   });
+
+  it("a started-again container keeps the time it last finished (labs read it to tell a restart)", async () => {
+    const out = await same(steps(
+      "docker run -d --name c3-f busybox sleep 300 >/dev/null",
+      "docker inspect -f '{{.State.FinishedAt}}' c3-f | grep -c '^0001-'",
+      "docker stop -t 0 c3-f >/dev/null",
+      "docker start c3-f >/dev/null",
+      "docker inspect -f '{{.State.Running}}' c3-f",
+      "docker inspect -f '{{.State.FinishedAt}}' c3-f | grep -c '^0001-'",
+      "docker rm -f c3-f >/dev/null",
+    ));
+    expect(out).toContain("true");
+  });
 });
 
 describe("chapter 3: ttys and detaching", () => {

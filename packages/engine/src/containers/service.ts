@@ -426,7 +426,7 @@ export class ContainerService {
       // 7. execve worked: the user's process is PID 1 of the container.
       shim.once("started", () => {
         step(`sethostname ${cfg.Hostname}; mount /proc, /sys (ro), /dev, /dev/pts; pivot_root; execve ${r.Path}`);
-        Object.assign(r.State, { Status: "running", Running: true, Pid: recipe.hostPid, ExitCode: 0, StartedAt: new Date().toISOString(), FinishedAt: ZERO_TIME });
+        Object.assign(r.State, { Status: "running", Running: true, Pid: recipe.hostPid, ExitCode: 0, StartedAt: new Date().toISOString() }); // FinishedAt keeps the last stop, as dockerd does
         recipe.cgroup = { version: cgroup.version, paths: cgroup.dirs, writes: cgroup.writes };
         r.recipe = recipe;
         c.save();
