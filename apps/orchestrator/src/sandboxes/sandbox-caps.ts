@@ -96,10 +96,10 @@ export class SandboxCaps {
   private checkAccount(userId: string, labId: string, own?: symbol): void {
     if (this.limits.perAccount <= 0) return;
     const starting = [...this.starting].filter(([k]) => k !== own).map(([, s]) => s);
-    const labs = [...this.held.values(), ...starting].filter((s) => s.userId === userId && s.labId !== labId).map((s) => s.labId);
+    const labs = [...new Set([...this.held.values(), ...starting].filter((s) => s.userId === userId && s.labId !== labId).map((s) => s.labId))];
     if (labs.length < this.limits.perAccount) return;
     throw new SandboxCapError(
-      `You already have ${labs.length} labs running (${[...new Set(labs)].join(", ")}), the most one account may have at once. ` +
+      `You already have ${labs.length === 1 ? "a lab" : `${labs.length} labs`} running (${labs.join(", ")}), the most one account may have at once. ` +
         `Close the tab of one you are done with: a lab nobody has open ends ${this.idleMinutes} minutes later, and this one can start then.`,
     );
   }
