@@ -45,8 +45,8 @@ export interface SandboxStats {
   /**
    * What says a limit acted (counters only grow; compare with the last reading). Optional: a
    * driver that cannot tell leaves them out. oomKills: processes the OOM killer ended, at the
-   * sandbox's limit or a container's own; memoryLimitHits grows only when the sandbox's own memory
-   * limit was hit; pidsLimitHits: forks refused at the sandbox's pids limit.
+   * sandbox's limit or a container's own; memoryLimitHits grows only with OOMs at the sandbox's own
+   * memory limit; pidsLimitHits: forks refused at the sandbox's pids limit.
    */
   oomKills?: number;
   memoryLimitHits?: number;

@@ -13,6 +13,7 @@ import type { OrchestratorConfig } from "../config.js";
 import { TerminalSession } from "../terminals/terminal-session.js";
 import { WarmPool, newSandboxSpec } from "./warm-pool.js";
 import { SandboxCaps } from "./sandbox-caps.js";
+import { endNotice, limitNotices, LIMIT_WATCH_MS, type LimitReading } from "./limit-notices.js";
 
 /** A learner's namespace in the lab registry (one repository path component). */
 export function registryOwnerFor(userId: string): string {
@@ -78,6 +79,10 @@ export class SandboxManager {
   /** Per-account and total caps on live learner sandboxes, with the queue (sandbox-caps.ts). */
   readonly caps: SandboxCaps;
   private reaper: NodeJS.Timeout | undefined;
+  /** Watches live sandboxes' limit counters (limit-notices.ts); the last reading by sandbox id. */
+  private limitWatch: NodeJS.Timeout | undefined;
+  private readonly limitReadings = new Map<string, LimitReading>();
+  private watchingLimits = false;
   private readonly lifetimeListeners = new Set<(change: SandboxLifetimeChange) => void>();
 
   constructor(
@@ -126,6 +131,29 @@ export class SandboxManager {
     void this.pool.fill();
     this.reaper = setInterval(() => void this.reap().catch((err) => this.log.error({ err: String(err) }, "reap failed")), this.config.reapIntervalMs);
     this.reaper.unref();
+    this.limitWatch = setInterval(() => void this.watchLimits().catch((err) => this.log.error({ err: String(err) }, "limit watch failed")), LIMIT_WATCH_MS);
+    this.limitWatch.unref();
+  }
+
+  /** Tells each live sandbox's terminals when one of its limits acted since the last look. */
+  async watchLimits(now = Date.now()): Promise<void> {
+    if (this.watchingLimits) return; // a slow round (a busy host) is not overlapped by the next
+    this.watchingLimits = true;
+    try {
+      for (const id of this.limitReadings.keys()) if (!this.live.has(id)) this.limitReadings.delete(id);
+      for (const sb of [...this.live.values()]) {
+        const stats = await this.driver.stats(sb.id).catch(() => undefined);
+        if (!stats || this.live.get(sb.id) !== sb) continue;
+        const { reading, notices } = limitNotices(this.limitReadings.get(sb.id), stats, { ...this.config.sandboxLimits, ...stats.limits }, now);
+        this.limitReadings.set(sb.id, reading);
+        for (const text of notices) {
+          this.log.info({ sandbox: sb.id, notice: text }, "limit notice");
+          for (const t of sb.terminals.values()) t.notice(text);
+        }
+      }
+    } finally {
+      this.watchingLimits = false;
+    }
   }
 
   /** The learner's sandbox for this lab, made ready if need be. Concurrent calls share one attempt. */
@@ -308,7 +336,9 @@ export class SandboxManager {
     this.live.delete(id);
     this.caps.release(id);
     if (sb) {
+      const why = endNotice(reason, this.config);
       for (const t of sb.terminals.values()) {
+        if (why) t.notice(why);
         t.exit(-1);
         t.dispose();
       }
@@ -393,6 +423,7 @@ export class SandboxManager {
    */
   async dispose(): Promise<void> {
     if (this.reaper) clearInterval(this.reaper);
+    if (this.limitWatch) clearInterval(this.limitWatch);
     this.lifetimeListeners.clear();
     for (const sb of this.live.values()) {
       for (const t of sb.terminals.values()) t.dispose();

@@ -144,4 +144,21 @@ export class TerminalSession {
       // The agent is gone; the sandbox manager notices through the client's close event.
     });
   }
+
+  /**
+   * A line from Berth itself (a limit acted, the sandbox is ending; limit-notices.ts): to every
+   * viewer and into the kept screen like output, on a line of its own, but never into the pty
+   * (the learner's programs do not read it) and not counted as the learner's activity.
+   */
+  notice(text: string): void {
+    if (this.disposed) return;
+    const bytes = Buffer.from(`\r\n\x1b[1;33m${text.replace(/[\x00-\x1f\x7f]/g, " ")}\x1b[0m\r\n`, "utf8");
+    this.screen.write(bytes, this.onScreenParsed);
+    for (const v of this.viewers.values()) {
+      if (v.queued) v.queued.push(bytes);
+      else v.viewer.send({ term: this.key, data: bytes });
+      v.unacked += bytes.length;
+    }
+    this.updateFlow();
+  }
 }

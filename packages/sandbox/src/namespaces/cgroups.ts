@@ -173,9 +173,13 @@ export class SandboxCgroup {
    * child cgroup that was removed (a container that ended): a reader compares with what it saw last.
    *
    * Which limit killed: the sandbox's own (memory at berth/<id>) or a container's `--memory` below
-   * it. The kernel records an OOM against the cgroup whose limit was hit: v2's memory.events.local
-   * "oom" at the parent; v1 has no such counter, but a charge refused at the parent's limit
-   * increments the parent's failcnt (memory or memory+swap), and a container's limit does not.
+   * it. v2 records an OOM against the cgroup whose limit was hit: memory.events.local "oom" at the
+   * parent. v1 has no such counter (and on this kernel the parent's failcnt stays 0): a kill in a
+   * cgroup with no lower limit of its own on the way up to the parent is the sandbox's.
+   *
+   * The pids limit: where the kernel records a refused fork differs by version (the cgroup whose
+   * limit was hit on older kernels; since 6.9 the forking task's cgroup on v1, measured here: the
+   * box, and hierarchically on v2), so v1 sums the subtree, as for OOM kills.
    */
   async limitEvents(): Promise<Pick<SandboxStats, "oomKills" | "memoryLimitHits" | "pidsLimitHits">> {
     const field = (text: string, name: string) => Number(new RegExp(`^${name} (\\d+)`, "m").exec(text)?.[1] ?? 0);
@@ -191,12 +195,25 @@ export class SandboxCgroup {
       };
     }
     const memory = join(CGROUP_ROOT, "memory", this.parentPath);
-    const failcnt = async (f: string) => Number((await readFile(join(memory, f), "utf8").catch(() => "0")).trim()) || 0;
-    return {
-      oomKills: await this.oomKills(),
-      memoryLimitHits: (await failcnt("memory.failcnt")) + (await failcnt("memory.memsw.failcnt")),
-      pidsLimitHits: field(await readFile(join(CGROUP_ROOT, "pids", this.parentPath, "pids.events"), "utf8").catch(() => ""), "max"),
+    const limitOf = async (dir: string) => Number((await readFile(join(dir, "memory.limit_in_bytes"), "utf8").catch(() => "")).trim()) || Infinity;
+    const sandboxLimit = await limitOf(memory);
+    let oomKills = 0;
+    let sandboxKills = 0;
+    const walkMemory = async (dir: string, limitedBelow: boolean): Promise<void> => {
+      const limited = limitedBelow || (dir !== memory && (await limitOf(dir)) < sandboxLimit);
+      const kills = field(await readFile(join(dir, "memory.oom_control"), "utf8").catch(() => ""), "oom_kill");
+      oomKills += kills;
+      if (!limited) sandboxKills += kills;
+      for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) if (e.isDirectory()) await walkMemory(join(dir, e.name), limited);
     };
+    await walkMemory(memory, false);
+    let pidsLimitHits = 0;
+    const walkPids = async (dir: string): Promise<void> => {
+      pidsLimitHits += field(await readFile(join(dir, "pids.events"), "utf8").catch(() => ""), "max");
+      for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) if (e.isDirectory()) await walkPids(join(dir, e.name));
+    };
+    await walkPids(join(CGROUP_ROOT, "pids", this.parentPath));
+    return { oomKills, memoryLimitHits: sandboxKills, pidsLimitHits };
   }
 
   /**
