@@ -78,11 +78,12 @@ static const char *DEVICES[] = {"null", "zero", "full", "random", "urandom", "tt
 
 static const char *CHECK_ENV[] = {
     "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-    /* HOME and XDG_CONFIG_HOME point at the check's read-only root, not at the learner's /root:
-     * curl, docker and friends read their settings from there (a learner's ~/.curlrc could add
-     * output to every transfer). curl falls back to the passwd entry unless XDG_CONFIG_HOME is set. */
+    /* HOME points at the check's read-only root, not at the learner's /root: docker, wget, git
+     * and friends read their settings from there (a learner's ~/.docker/config.json could reformat
+     * `docker ps`). curl also tries the home in /etc/passwd (/root) when it finds no .curlrc in
+     * CURL_HOME, XDG_CONFIG_HOME or HOME, so CURL_HOME names a directory that has an empty one. */
     "HOME=/",
-    "XDG_CONFIG_HOME=/",
+    "CURL_HOME=/",
     "LANG=C.UTF-8",
     "TERM=dumb",
     NULL,
@@ -333,6 +334,9 @@ int main(int argc, char **argv) {
     else if (mkdirat(root, LIVE_DIRS[i], 0755) < 0) die("mkdir %s: %s", LIVE_DIRS[i], strerror(errno));
   }
   attach(sandbox_tree, root, "sandbox", 1);
+  int curlrc = openat(root, ".curlrc", O_WRONLY | O_CREAT | O_CLOEXEC, 0444); /* see CURL_HOME */
+  if (curlrc < 0) die("create /.curlrc: %s", strerror(errno));
+  close(curlrc);
   close(root);
 
   /* 9. Into the new root; the sandbox's own root (still on top after pivot_root(".", ".")) goes. */

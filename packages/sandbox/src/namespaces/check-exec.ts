@@ -164,13 +164,15 @@ async function makeCheckCgroups(sandboxId: string, version: CgroupVersion): Prom
 /** rmdir, retried while the check's last processes are still leaving (a destroy() removes leftovers). */
 async function removeCgroups(dirs: string[]): Promise<void> {
   for (const dir of dirs) {
-    for (let i = 0; i < 40; i++) {
+    for (let i = 0; ; i++) {
       try {
         await rmdir(dir);
         break;
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === "ENOENT") break;
-        await new Promise((r) => setTimeout(r, 25));
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === "ENOENT") break;
+        if (i === 100) throw new Error(`could not remove the check's cgroup ${dir}: ${code}`);
+        await new Promise((r) => setTimeout(r, 50));
       }
     }
   }
