@@ -7,6 +7,8 @@ import { DIFFICULTIES, LIMITS, type Difficulty, type Lab, type LabAsset, type La
 export type FrontMatter = Pick<Lab, "id" | "title" | "summary" | "duration" | "chapter" | "difficulty" | "tags" | "next" | "hintCost" | "variables" | "assets"> & {
   gate: boolean;
   nextLine?: number;
+  /** Every variable name declared, valid or not (so one bad declaration is one error). */
+  declaredVariables?: string[];
 };
 
 export const ID_PATTERN = /^[a-z0-9]+(?:-[a-z0-9]+)*$/;
@@ -157,6 +159,7 @@ export function readFrontMatter(
     if (!isMap(varsNode)) {
       err(lineOf(varsNode), "variables must be a mapping of names to generators", "write e.g. `variables:` then lines such as `  netns: word` or `  port: { kind: port, min: 8000, max: 8999 }`");
     } else {
+      fm.declaredVariables = varsNode.items.map((pair) => (isScalar(pair.key) ? String(pair.key.value) : String(pair.key)));
       for (const pair of varsNode.items) {
         const v = readVariable(pair.key as Node, pair.value as Node | null, lineOf, err);
         if (v) fm.variables.push(v);

@@ -98,7 +98,7 @@ export function parseLab(source: string, file: string, options: ParseOptions = {
       err(a.line, `asset ${a.from} is not in the lab's folder`, `add the file ${a.from} next to lab.md, or correct the path`);
     }
   }
-  const declared = new Set((fm.variables ?? []).map((v) => v.name));
+  const declared = new Set(fm.declaredVariables ?? []);
   checkReferences(lines, bodyStart, declared, err);
 
   const intro: Section = { title: "", line: bodyStart + 1, lines: [], hidden: [], runBlocks: [] };
@@ -472,6 +472,7 @@ function readContainer(rest: string, line: number, err: Err): string {
 function checkInlineSyntax(line: string, lineNo: number, options: ParseOptions, err: Err): void {
   for (const m of line.matchAll(/\]\((open|preview):([^)\s]*)\)/g)) {
     const column = m.index! + 3;
+    if (REFERENCE.test(m[2]!)) continue; // a learner's value: its shape is the generator's
     if (m[1] === "open" && !/^\/[A-Za-z0-9._@+\/-]+$/.test(m[2]!)) {
       err(lineNo, `open:${m[2]} is not an absolute file path`, "write e.g. [Open the Dockerfile](open:/root/app/Dockerfile)", column);
     } else if (m[1] === "preview" && !(/^\d{1,5}$/.test(m[2]!) && Number(m[2]) >= 1 && Number(m[2]) <= 65535)) {

@@ -18,7 +18,7 @@ const RUNNABLE_LANGS = new Set(["bash", "sh", "shell", "console"]);
 
 const md = new MarkdownIt({ html: false, linkify: true, typographer: false });
 
-interface RenderEnv extends Record<string, unknown> {
+interface RenderEnv {
   labId?: string;
 }
 
@@ -239,7 +239,7 @@ export function renderMarkdown(markdown: string, ctx?: LabContext, labId?: strin
   const text = ctx ? resolveConditions(substitute(markdown, ctx), ctx.facts) : markdown;
   if (text.trim() === "") return "";
   const env: RenderEnv = labId ? { labId } : {};
-  return sanitizeHtml(md.render(text, env), SANITIZE);
+  return sanitizeHtml(md.render(text, env as Parameters<typeof md.render>[1]), SANITIZE);
 }
 
 function renderInlineMarkdown(markdown: string, ctx: LabContext): string {

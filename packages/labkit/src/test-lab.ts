@@ -168,6 +168,8 @@ export async function testLab(lab: Lab, runner: LabRunner, options: TestLabOptio
         why = `the setup of step ${step.id} ${run.timedOut ? "timed out" : `exited ${run.exitCode}`}: ${lastLine(run.stderr || run.stdout)}`;
       }
     }
+    // Quizzes need no sandbox: proved even when a setup failed.
+    for (const q of step.quizzes) report.quizzes.push(proveQuiz(lab, q.id, ctx));
     if (setupFailed) {
       for (const r of reports) r.problems.push(`not run: ${why}`);
       report.checks.push(...reports);
@@ -195,7 +197,6 @@ export async function testLab(lab: Lab, runner: LabRunner, options: TestLabOptio
       if (!after.passed) reports[i]!.problems.push(`fails after its solution ran: ${after.message}`);
     }
     report.checks.push(...reports);
-    for (const q of step.quizzes) report.quizzes.push(proveQuiz(lab, q.id, ctx));
   }
   for (const r of report.checks) r.ok = r.problems.length === 0;
   report.ok = !setupFailed && report.checks.every((r) => r.ok) && report.quizzes.every((q) => q.ok);

@@ -2,9 +2,10 @@
 // and a lab whose checks prove nothing must be caught.
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { loadLabs, parseLab, runCheck, testLab, type Lab, type LabTestReport } from "../src/index.js";
+import { rm } from "node:fs/promises";
+import { learnerVariables, loadLabs, parseLab, runCheck, testLab, TEST_LEARNER, type Lab, type LabTestReport } from "../src/index.js";
 import { createHostNamespacesRunner } from "../src/runners/index.js";
-import { FILE, GOOD } from "./fixtures.js";
+import { FILE, GOOD, V2, writeV2Lab } from "./fixtures.js";
 
 const LABS_DIR = path.resolve(import.meta.dirname, "../../../labs");
 
@@ -96,6 +97,70 @@ describe("testLab catches labs that prove nothing", () => {
       expect(await runCheck(check, runner)).toMatchObject({ passed: false, timedOut: true, message: "The check did not finish within 1 s." });
     } finally {
       await runner.dispose();
+    }
+  });
+});
+
+describe("testLab on format v2: assets, step setups in order, variables, facts, quizzes", () => {
+  async function v2Lab(source = V2): Promise<{ lab: Lab; done: () => Promise<void> }> {
+    const file = await writeV2Lab(source);
+    const { labs, errors } = await loadLabs(path.dirname(file));
+    expect(errors).toEqual([]);
+    return { lab: labs[0]!, done: () => rm(path.dirname(path.dirname(file)), { recursive: true, force: true }) };
+  }
+
+  it("proves the v2 lab as the test learner, with the sandbox's facts", async () => {
+    const { lab, done } = await v2Lab();
+    try {
+      const report = await inSandbox(lab);
+      expect([...report.checks.flatMap((c) => c.problems), ...report.quizzes.flatMap((q) => q.problems), ...(report.assets?.problems ?? [])]).toEqual([]);
+      expect(report.ok).toBe(true);
+      expect(report.context.vars).toEqual(learnerVariables(lab, TEST_LEARNER));
+      expect(["v1", "v2"]).toContain(report.context.facts.cgroup);
+      expect(report.context.facts.arch).toMatch(/^[a-z0-9_]+$/);
+      expect(report.assets).toMatchObject({ exitCode: 0, problems: [] });
+      expect(report.stepSetups.map((s) => [s.stepId, s.run.exitCode])).toEqual([["asset", 0]]);
+      expect(report.checks.map((c) => [c.checkId, c.before?.passed, c.after?.passed])).toEqual([
+        ["ns-named", false, true],
+        ["token-copied", false, true],
+        ["asset-run", false, true],
+      ]);
+      expect(report.quizzes).toEqual([{ quizId: "v2-quiz", stepId: "asset", rightPassed: true, wrongTried: 5, wrongFailed: 5, ok: true, problems: [] }]);
+    } finally {
+      await done();
+    }
+  });
+
+  it("catches a quiz that accepts a wrong answer and a step setup that fails", async () => {
+    const { lab, done } = await v2Lab(V2.replace("~ cp( -[a-z]+)?", "~ .*").replace('echo "step two reached" > /root/step-two # STEP-SETUP-SECRET', "exit 3"));
+    try {
+      const report = await inSandbox(lab);
+      expect(report.ok).toBe(false);
+      expect(report.quizzes[0]!.problems).toEqual(['question q3 accepts the wrong answer "labkit: certainly not the answer"']);
+      expect(report.stepSetups.map((s) => [s.stepId, s.run.exitCode])).toEqual([["asset", 3]]);
+      expect(report.checks.find((c) => c.checkId === "asset-run")!.problems[0]).toMatch(/^not run: the setup of step asset exited 3/);
+      expect(report.checks.find((c) => c.checkId === "ns-named")!.ok).toBe(true);
+    } finally {
+      await done();
+    }
+  });
+
+  it("a check that relies on a variable fails when run without the learner's values", async () => {
+    const { lab, done } = await v2Lab();
+    try {
+      const runner = await createHostNamespacesRunner();
+      try {
+        await runner.exec(`echo ${learnerVariables(lab, TEST_LEARNER).netns} > /root/ns-name`, { timeoutMs: 5000 });
+        const check = lab.steps[0]!.checks[0]!;
+        expect((await runCheck(check, runner)).passed).toBe(false); // {{var.netns}} left as is, no BERTH_VAR_NETNS
+        const report = await testLab(lab, runner, { context: { vars: { ...learnerVariables(lab, TEST_LEARNER) }, facts: { cgroup: "v2", arch: "x86_64" } } });
+        expect(report.checks[0]!.before!.passed).toBe(true); // already done: the report says so
+        expect(report.checks[0]!.problems[0]).toMatch(/passes before its solution ran/);
+      } finally {
+        await runner.dispose();
+      }
+    } finally {
+      await done();
     }
   });
 });
