@@ -94,6 +94,30 @@ export function sandboxDriverConformance(opts: ConformanceOptions): void {
       expect((await execText(b, look)).stdout).toBe("conf-b\n0\n0\n");
     });
 
+    it("execTrusted() runs a check on the learner's state, out of sight of the learner, cut at its output cap and its timeout", async () => {
+      const a = await connect(driver, idA);
+      await execText(a, `echo learner-state > /root/trusted-${tag}`);
+      const r = await driver.execTrusted(idA, `cat /root/trusted-${tag}; hostname; echo oops >&2; exit 4`, { timeoutMs: 15_000 });
+      expect(r).toMatchObject({ exitCode: 4, timedOut: false, truncated: false });
+      expect(r.stdout.toString()).toBe("learner-state\nconf-a\n");
+      expect(r.stderr.toString()).toBe("oops\n");
+
+      // A running check has no process the learner can find (or kill).
+      const slow = driver.execTrusted(idA, "sleep 2.7182 && echo survived", { timeoutMs: 15_000 });
+      await new Promise((res) => setTimeout(res, 800));
+      expect((await execText(a, "pgrep -f 'sleep 2[.]7182' || pkill -9 -f 'sleep 2[.]7182' || echo none")).stdout).toBe("none\n");
+      expect((await slow).stdout.toString()).toBe("survived\n");
+
+      const big = await driver.execTrusted(idA, "head -c 100000 /dev/zero | tr '\\0' x", { timeoutMs: 15_000, maxOutputBytes: 1000 });
+      expect(big.truncated).toBe(true);
+      expect(big.stdout.length).toBe(1000);
+
+      const started = Date.now();
+      const late = await driver.execTrusted(idA, "sleep 30", { timeoutMs: 500 });
+      expect(late).toMatchObject({ exitCode: null, timedOut: true });
+      expect(Date.now() - started).toBeLessThan(10_000);
+    });
+
     it("a shell outlives its connection: a new client re-attaches to the same pid and gets the screen back", async () => {
       const first = await connect(driver, idB);
       const pty = await first.request({ op: "pty.start", key: "main", cols: 80, rows: 24 });
