@@ -1,22 +1,45 @@
 "use client";
-// The right pane of the player: an xterm.js terminal wired to the learner's sandbox, and a status
-// line with the sandbox phase. xterm, its addons and socket.io-client are loaded with import() so
-// they stay out of the catalog's and the forms' bundles and are never evaluated on the server.
+// The player's terminals: up to three shells ("1", "2", "3") in the learner's sandbox, as tabs, each
+// an xterm.js terminal with its own screen (kept on the server, restored at this size on reload),
+// and a status line with the sandbox phase. xterm, its addons and socket.io-client are loaded with
+// import() so they stay out of the catalog's and the forms' bundles and never run on the server.
+//
+// What the rest of the player may do (TerminalHandle, handed over through `onHandle`):
+//   run(term, text, { interrupt })  types `text` into terminal `term` ("1" when not one of the
+//                                   keys), opening and showing its tab; waits for the attach if
+//                                   the tab is new; with `interrupt`, Ctrl-C first. The caller
+//                                   adds the trailing newline. False only if the pane is gone.
+//   select(term)                    shows that terminal's tab (opening its shell the first time).
+//   focus(term?)                    shows it and puts the keyboard in it (default: the shown one).
+//   input(text)                     = run("1", text), for callers older than the tabs.
+// `onAttachedChange(attached)` reports terminal 1 (the one every lab opens with).
+//
+// Keyboard: the terminal does not trap focus. Ctrl+Shift+ArrowUp (a chord shells and editors leave
+// alone) moves focus out to the terminal's tab; it is announced when the terminal gets focus. With
+// "Tab moves focus" on, Tab and Shift+Tab leave the terminal instead of completing in the shell.
+import type { SandboxLifetimeEvent, TerminalKey } from "@berth/protocol";
 import type { Terminal } from "@xterm/xterm";
 import "@xterm/xterm/css/xterm.css";
+import "./terminal-pane.css";
 import Link from "next/link";
-import { useEffect, useRef, useState } from "react";
+import { useCallback, useEffect, useId, useRef, useState, type KeyboardEvent as ReactKeyboardEvent, type RefObject } from "react";
 import { signInUrl } from "@/lib/api";
-import { TerminalLink, type DisplayPhase, type LinkState } from "@/lib/terminal-link";
+import { openLabSocket, TerminalLink, type BerthSocket, type DisplayPhase, type LinkState } from "@/lib/terminal-link";
 
-/** What the rest of the player may do with the terminal (the Run buttons). */
+/** What the rest of the player may do with the terminals (see the top of this file). */
 export interface TerminalHandle {
-  /** Types `text` into the shell; false when the terminal is not attached. */
+  run(term: string, text: string, opts?: { interrupt?: boolean }): boolean;
+  select(term: string): void;
+  focus(term?: string): void;
   input(text: string): boolean;
-  focus(): void;
 }
 
-const TERM_KEY = "main";
+export const TERMINAL_TABS: readonly TerminalKey[] = ["1", "2", "3"];
+const asKey = (term: string | undefined): TerminalKey => (TERMINAL_TABS.includes(term as TerminalKey) ? (term as TerminalKey) : "1");
+
+/** The chord that leaves the terminal, in words for the hint and for screen readers. */
+export const LEAVE_TERMINAL_KEYS = "Ctrl+Shift+↑";
+const LEAVE_TERMINAL_SPOKEN = "Control plus Shift plus Up arrow";
 
 /** The start-up phases in order, for the progress shown while the sandbox comes up. */
 const START_STEPS: Array<{ phase: DisplayPhase; label: string }> = [
@@ -51,18 +74,28 @@ const THEME = {
   brightWhite: "#f3f4f5",
 };
 
+const INITIAL_STATE: LinkState = {
+  phase: "connecting",
+  message: "Loading the terminal…",
+  attached: false,
+  exit: null,
+  error: null,
+  signInRequired: false,
+};
+
 let modules: ReturnType<typeof importTerminalModules> | undefined;
 function importTerminalModules() {
   return Promise.all([
     import("@xterm/xterm"),
     import("@xterm/addon-fit"),
     import("@xterm/addon-web-links"),
-    import("socket.io-client"),
+    // Optional: without it xterm draws with its DOM renderer.
+    import("@xterm/addon-webgl").catch(() => null),
   ]);
 }
 /**
- * Starts (once) the download of xterm and socket.io. The player calls it while it still fetches the
- * lab, so the terminal's code is not a second round trip after the lab's JSON.
+ * Starts (once) the download of xterm and its addons. The player calls it as early as it can, so
+ * the terminal's code is not a second round trip after the page.
  */
 export function loadTerminalModules(): ReturnType<typeof importTerminalModules> {
   modules ??= importTerminalModules().catch((err: unknown) => {
@@ -70,6 +103,39 @@ export function loadTerminalModules(): ReturnType<typeof importTerminalModules> 
     throw err;
   });
   return modules;
+}
+type Modules = Awaited<ReturnType<typeof loadTerminalModules>>;
+
+/**
+ * Resolves once the element has a size that held for two frames in a row (fonts loaded, layout
+ * done): the first fit then agrees with every later one, and the attach names the size the
+ * server's kept screen is restored at. Frames stop in a background tab: a timer stands in.
+ */
+async function settledLayout(el: HTMLElement): Promise<void> {
+  await document.fonts?.ready.catch(() => undefined);
+  const frame = () => new Promise<void>((r) => {
+    const timer = setTimeout(r, 100);
+    requestAnimationFrame(() => {
+      clearTimeout(timer);
+      r();
+    });
+  });
+  let last = "";
+  for (let i = 0; i < 12; i++) {
+    await frame();
+    const { width, height } = el.getBoundingClientRect();
+    const now = `${width}x${height}`;
+    if (width > 0 && height > 0 && now === last) return;
+    last = now;
+  }
+}
+
+/** The live parts of one terminal tab, for the handle. */
+interface TerminalInstance {
+  term: Terminal;
+  link: TerminalLink | null;
+  /** Commands for this tab that came before its link existed. */
+  early: Array<{ text: string; interrupt: boolean }>;
 }
 
 export function TerminalPane({
@@ -81,206 +147,260 @@ export function TerminalPane({
   onHandle: (handle: TerminalHandle | null) => void;
   onAttachedChange: (attached: boolean) => void;
 }) {
-  const hostRef = useRef<HTMLDivElement>(null);
-  const termRef = useRef<Terminal | null>(null);
-  const linkRef = useRef<TerminalLink | null>(null);
-  const [state, setState] = useState<LinkState>({
-    phase: "connecting",
-    message: "Loading the terminal…",
-    attached: false,
-    exit: null,
-    error: null,
-    signInRequired: false,
-  });
-  const [screenReader, setScreenReader] = useState(false);
-  const screenReaderRef = useRef(screenReader);
-  screenReaderRef.current = screenReader;
-  // The start-up progress is for the first start only; later reconnects keep the old screen visible.
-  const [everAttached, setEverAttached] = useState(false);
+  const [opened, setOpened] = useState<TerminalKey[]>(["1"]);
+  const [active, setActive] = useState<TerminalKey>("1");
+  const activeRef = useRef(active);
+  activeRef.current = active;
+  const [states, setStates] = useState<Partial<Record<TerminalKey, LinkState>>>({});
+  const [conn, setConn] = useState<{ socket: BerthSocket; modules: Modules } | null>(null);
+  const [loadError, setLoadError] = useState<string | null>(null);
   const [renderer, setRenderer] = useState<"webgl" | "dom">("dom");
+  const [screenReader, setScreenReader] = useState(false);
+  const [tabMovesFocus, setTabMovesFocus] = useState(false);
+  const [announce, setAnnounce] = useState("");
+  const prefs = useRef({ screenReader, tabMovesFocus });
+  prefs.current = { screenReader, tabMovesFocus };
+  const instances = useRef(new Map<TerminalKey, TerminalInstance>());
+  /** Commands for a tab whose terminal does not exist yet (run() on a tab opened by that call). */
+  const pendingEarly = useRef(new Map<TerminalKey, Array<{ text: string; interrupt: boolean }>>());
+  /** Tabs that were attached once: their start-up progress is over (reconnects keep the screen). */
+  const [everAttached, setEverAttached] = useState<ReadonlySet<TerminalKey>>(new Set());
+  const tabRefs = useRef(new Map<TerminalKey, HTMLButtonElement>());
+  const base = useId();
+  const hintId = `${base}-leave-hint`;
 
-  // The parent's callbacks may change identity on every render; the effect below must not re-run.
+  // The parent's callbacks may change identity on every render; effects below must not re-run.
   const callbacks = useRef({ onHandle, onAttachedChange });
   callbacks.current = { onHandle, onAttachedChange };
 
+  // Modules and the socket first, and the socket connects at once: the handshake overlaps with
+  // making the terminal and settling its size (Open lab → prompt is on the critical path).
   useEffect(() => {
-    const host = hostRef.current;
-    if (!host) return;
     let cancelled = false;
-    const cleanups: Array<() => void> = [];
-
+    let release: (() => void) | undefined;
     void (async () => {
-      let loaded: Awaited<ReturnType<typeof loadTerminalModules>>;
       try {
-        loaded = await loadTerminalModules();
+        const [loaded, shared] = await Promise.all([loadTerminalModules(), openLabSocket()]);
+        release = shared.release;
+        if (cancelled) return shared.release();
+        if (!shared.socket.connected && !shared.socket.active) shared.socket.connect();
+        setConn({ socket: shared.socket, modules: loaded });
       } catch (err) {
-        if (!cancelled) {
-          const error = `Could not load the terminal (${err instanceof Error ? err.message : String(err)}).`;
-          setState((s) => ({ ...s, phase: "error", message: error, error }));
-        }
-        return;
+        if (!cancelled) setLoadError(`Could not load the terminal (${err instanceof Error ? err.message : String(err)}).`);
       }
-      if (cancelled) return;
-      const [{ Terminal }, { FitAddon }, { WebLinksAddon }, { io }] = loaded;
-
-      const term = new Terminal({
-        theme: THEME,
-        fontFamily: 'ui-monospace, "SFMono-Regular", "Cascadia Mono", "DejaVu Sans Mono", Menlo, Consolas, monospace',
-        fontSize: 14,
-        lineHeight: 1.15,
-        cursorBlink: true,
-        scrollback: 5000,
-        convertEol: false,
-        screenReaderMode: screenReaderRef.current,
-      });
-      const fit = new FitAddon();
-      term.loadAddon(fit);
-      term.loadAddon(new WebLinksAddon());
-      term.open(host);
-      termRef.current = term;
-      cleanups.push(() => {
-        termRef.current = null;
-        term.dispose();
-      });
-
-      // WebGL is faster but optional: no GPU, a blocklisted driver or a lost context all fall back
-      // to xterm's DOM renderer without telling the learner. It loads beside the connection, not
-      // before it: creating a GL context can take a few hundred milliseconds without a GPU.
-      void import("@xterm/addon-webgl")
-        .then(({ WebglAddon }) => {
-          if (cancelled) return;
-          const webgl = new WebglAddon();
-          webgl.onContextLoss(() => {
-            webgl.dispose();
-            setRenderer("dom");
-          });
-          term.loadAddon(webgl);
-          setRenderer("webgl");
-        })
-        .catch(() => setRenderer("dom"));
-      if (cancelled) return;
-
-      const safeFit = () => {
-        try {
-          fit.fit();
-        } catch {
-          // fit() throws if the renderer is not measured yet (element hidden); the next resize retries.
-        }
-      };
-      safeFit();
-
-      // Tests read the buffer through this hook, whichever renderer draws it (docs/web.md).
-      const berth = (window.__berth ??= { terminals: {} });
-      berth.terminals[TERM_KEY] = term;
-      cleanups.push(() => {
-        if (berth.terminals[TERM_KEY] === term) delete berth.terminals[TERM_KEY];
-      });
-
-      let frame = 0;
-      const observer = new ResizeObserver(() => {
-        cancelAnimationFrame(frame);
-        frame = requestAnimationFrame(safeFit);
-      });
-      observer.observe(host);
-      cleanups.push(() => {
-        cancelAnimationFrame(frame);
-        observer.disconnect();
-      });
-
-      const socket = io({ transports: ["websocket"], autoConnect: false });
-      const link = new TerminalLink({
-        labId,
-        termKey: TERM_KEY,
-        terminal: term,
-        socket,
-        onState: (next) => {
-          setState(next);
-          if (next.attached) setEverAttached(true);
-          callbacks.current.onAttachedChange(next.attached);
-        },
-      });
-      linkRef.current = link;
-      cleanups.push(() => {
-        linkRef.current = null;
-        link.dispose();
-        socket.disconnect();
-      });
-
-      callbacks.current.onHandle({
-        input: (text) => link.input(text),
-        focus: () => term.focus(),
-      });
-      cleanups.push(() => callbacks.current.onHandle(null));
-
-      link.start();
     })();
-
     return () => {
       cancelled = true;
-      for (const fn of cleanups.reverse()) fn();
+      release?.();
+      setConn(null);
     };
   }, [labId]);
 
-  // A screen-reader user should not have to turn the mode on in every lab: remember the choice.
+  const open = useCallback((term: TerminalKey) => {
+    setOpened((o) => (o.includes(term) ? o : [...o, term].sort()));
+  }, []);
+  const select = useCallback((term: TerminalKey) => {
+    open(term);
+    setActive(term);
+  }, [open]);
+
+  const focusTerminal = useCallback((term: TerminalKey) => {
+    select(term);
+    // After the tab is shown (a hidden terminal cannot take focus).
+    requestAnimationFrame(() => instances.current.get(term)?.term.focus());
+  }, [select]);
+
+  // The handle: stable for the pane's life, reading the live instances.
+  useEffect(() => {
+    const handle: TerminalHandle = {
+      run: (termName, text, opts = {}) => {
+        const term = asKey(termName);
+        select(term);
+        const inst = instances.current.get(term);
+        if (inst?.link) return inst.link.run(text, opts);
+        // The tab's terminal is being made: keep the command for it.
+        const early = inst?.early ?? pendingEarly.current.get(term) ?? [];
+        early.push({ text, interrupt: opts.interrupt === true });
+        if (inst) inst.early = early;
+        else pendingEarly.current.set(term, early);
+        return true;
+      },
+      select: (termName) => select(asKey(termName)),
+      focus: (termName) => focusTerminal(asKey(termName ?? activeRef.current)),
+      input: (text) => handle.run("1", text),
+    };
+    callbacks.current.onHandle(handle);
+    return () => callbacks.current.onHandle(null);
+  }, [select, focusTerminal]);
+
+  // A reset ends every shell of the old sandbox: attach them all to the fresh one.
+  useEffect(() => {
+    if (!conn) return;
+    const onLifetime = (msg: SandboxLifetimeEvent) => {
+      if (msg.labId !== labId || msg.endedReason !== "reset") return;
+      for (const inst of instances.current.values()) inst.link?.reattach();
+    };
+    conn.socket.on("sandbox:lifetime", onLifetime);
+    return () => {
+      conn.socket.off("sandbox:lifetime", onLifetime);
+    };
+  }, [conn, labId]);
+
+  // A screen-reader user should not have to turn the mode on in every lab: remember the choices.
   useEffect(() => {
     if (localStorage.getItem("berth.screenReader") === "1") setScreenReader(true);
+    if (localStorage.getItem("berth.tabMovesFocus") === "1") setTabMovesFocus(true);
   }, []);
   useEffect(() => {
     localStorage.setItem("berth.screenReader", screenReader ? "1" : "0");
-    // A terminal created later picks the choice up from screenReaderRef.
-    if (termRef.current) termRef.current.options.screenReaderMode = screenReader;
+    for (const inst of instances.current.values()) inst.term.options.screenReaderMode = screenReader;
   }, [screenReader]);
+  useEffect(() => {
+    localStorage.setItem("berth.tabMovesFocus", tabMovesFocus ? "1" : "0");
+  }, [tabMovesFocus]);
 
+  const onState = useCallback((term: TerminalKey, next: LinkState) => {
+    setStates((s) => ({ ...s, [term]: next }));
+    if (next.attached) setEverAttached((set) => (set.has(term) ? set : new Set([...set, term])));
+    if (term === "1") callbacks.current.onAttachedChange(next.attached);
+  }, []);
+
+  const register = useCallback((term: TerminalKey, inst: TerminalInstance | null) => {
+    if (!inst) {
+      instances.current.delete(term);
+      return;
+    }
+    const early = pendingEarly.current.get(term);
+    pendingEarly.current.delete(term);
+    if (early) inst.early.push(...early);
+    instances.current.set(term, inst);
+  }, []);
+
+  const leave = useCallback((term: TerminalKey) => {
+    tabRefs.current.get(term)?.focus();
+  }, []);
+
+  const onTabKeyDown = (e: ReactKeyboardEvent) => {
+    // Arrow keys move between the terminal tabs (the WAI-ARIA tabs pattern).
+    if (e.key !== "ArrowLeft" && e.key !== "ArrowRight" && e.key !== "Home" && e.key !== "End") return;
+    e.preventDefault();
+    const i = TERMINAL_TABS.indexOf(active);
+    const n = TERMINAL_TABS.length;
+    const next = TERMINAL_TABS[e.key === "Home" ? 0 : e.key === "End" ? n - 1 : (i + (e.key === "ArrowRight" ? 1 : n - 1)) % n]!;
+    select(next);
+    tabRefs.current.get(next)?.focus();
+  };
+
+  const state = loadError ? { ...INITIAL_STATE, phase: "error" as const, message: loadError, error: loadError } : (states[active] ?? INITIAL_STATE);
   const busy = state.phase !== "ready" && state.phase !== "error" && state.phase !== "ended";
 
   return (
-    <section className="terminal-pane" aria-label="Terminal">
-      <div className="terminal-host" ref={hostRef} data-testid="terminal" data-renderer={renderer} />
-      {state.exit ? (
-        <div className="terminal-overlay" role="alert">
-          <p>
-            Shell exited <span className="muted">(code {state.exit.exitCode})</span>
-          </p>
-          <button type="button" className="btn btn-primary" data-testid="reattach-button" onClick={() => linkRef.current?.reattach()}>
-            Start a new shell
+    <section className="terminal-pane" aria-label="Terminals">
+      <div className="terminal-tabs" role="tablist" aria-label="Terminals" onKeyDown={onTabKeyDown}>
+        {TERMINAL_TABS.map((key) => (
+          <button
+            key={key}
+            ref={(el) => {
+              if (el) tabRefs.current.set(key, el);
+              else tabRefs.current.delete(key);
+            }}
+            type="button"
+            role="tab"
+            id={`${base}-tab-${key}`}
+            aria-selected={active === key}
+            aria-controls={`${base}-panel-${key}`}
+            aria-label={`Terminal ${key}`}
+            tabIndex={active === key ? 0 : -1}
+            className="terminal-tab"
+            data-testid={`term-tab-${key}`}
+            data-opened={opened.includes(key) ? "true" : "false"}
+            onClick={() => select(key)}
+          >
+            {key}
+            {states[key]?.exit ? <span className="terminal-tab-mark" aria-label=" (exited)">×</span> : null}
           </button>
-        </div>
-      ) : state.error ? (
-        <div className="terminal-overlay" role="alert">
-          <p>{state.error}</p>
-          <div className="overlay-buttons">
-            <button
-              type="button"
-              className="btn btn-primary"
-              data-testid="reattach-button"
-              // Without a link the terminal's code never loaded: only a reload can retry that.
-              onClick={() => (linkRef.current ? linkRef.current.reattach() : window.location.reload())}
-            >
-              Try again
+        ))}
+        <span className="terminal-tabs-hint" id={hintId} data-testid="terminal-leave-hint">
+          {LEAVE_TERMINAL_KEYS} leaves the terminal{tabMovesFocus ? "; Tab moves focus" : ""}
+        </span>
+      </div>
+      <div className="terminal-stack" data-testid="terminal" data-renderer={renderer} data-active-term={active}>
+        {opened.map((key) => (
+          <TerminalView
+            key={`${labId}/${key}`}
+            termKey={key}
+            labId={labId}
+            active={active === key}
+            conn={conn}
+            panelId={`${base}-panel-${key}`}
+            tabId={`${base}-tab-${key}`}
+            hintId={hintId}
+            prefs={prefs}
+            onState={onState}
+            onRenderer={setRenderer}
+            register={register}
+            onLeave={leave}
+            onFocusAnnounce={() => {
+              setAnnounce(`Terminal ${key}. Press ${LEAVE_TERMINAL_SPOKEN} to leave the terminal${prefs.current.tabMovesFocus ? ", or Tab" : ""}.`);
+              // Cleared afterwards, so the next focus is announced again.
+              setTimeout(() => setAnnounce(""), 3000);
+            }}
+          />
+        ))}
+        {state.exit ? (
+          <div className="terminal-overlay" role="alert">
+            <p>
+              {state.exit.exitCode === -1 ? "The sandbox of this shell ended" : "Shell exited"}{" "}
+              <span className="muted">(code {state.exit.exitCode})</span>
+            </p>
+            <button type="button" className="btn btn-primary" data-testid="reattach-button" onClick={() => instances.current.get(active)?.link?.reattach()}>
+              Start a new shell
             </button>
-            {state.signInRequired ? (
-              <Link className="btn" href={signInUrl(`/labs/${encodeURIComponent(labId)}`)}>
-                Sign in again
-              </Link>
-            ) : null}
           </div>
-        </div>
-      ) : !everAttached && START_STEPS.some((s) => s.phase === state.phase) ? (
-        // Honest start-up progress: which phase the server reported, and its own words.
-        <div className="terminal-starting" aria-hidden="true">
-          <ol>
-            {START_STEPS.map((step, i) => {
-              const current = START_STEPS.findIndex((s) => s.phase === state.phase);
-              return (
-                <li key={step.phase} className={i < current ? "done" : i === current ? "current" : ""}>
-                  {i < current ? "✓" : i === current ? <span className="spinner spinner-small" /> : "·"} {step.label}
-                </li>
-              );
-            })}
-          </ol>
-          <p>{state.message}</p>
-        </div>
-      ) : null}
+        ) : state.error ? (
+          <div className="terminal-overlay" role="alert">
+            <p>{state.error}</p>
+            <div className="overlay-buttons">
+              <button
+                type="button"
+                className="btn btn-primary"
+                data-testid="reattach-button"
+                // Without a link the terminal's code never loaded: only a reload can retry that.
+                onClick={() => {
+                  const link = instances.current.get(active)?.link;
+                  if (link) link.reattach();
+                  else window.location.reload();
+                }}
+              >
+                Try again
+              </button>
+              {state.signInRequired ? (
+                <Link className="btn" href={signInUrl(`/labs/${encodeURIComponent(labId)}`)}>
+                  Sign in again
+                </Link>
+              ) : null}
+            </div>
+          </div>
+        ) : !everAttached.has(active) && START_STEPS.some((s) => s.phase === state.phase) ? (
+          // Honest start-up progress: which phase the server reported, and its own words.
+          <div className="terminal-starting" aria-hidden="true">
+            <ol>
+              {START_STEPS.map((step, i) => {
+                const current = START_STEPS.findIndex((s) => s.phase === state.phase);
+                return (
+                  <li key={step.phase} className={i < current ? "done" : i === current ? "current" : ""}>
+                    {i < current ? "✓" : i === current ? <span className="spinner spinner-small" /> : "·"} {step.label}
+                  </li>
+                );
+              })}
+            </ol>
+            <p>{state.message}</p>
+          </div>
+        ) : null}
+      </div>
+      <div className="sr-only" aria-live="polite" data-testid="terminal-announce">
+        {announce}
+      </div>
       <div className="terminal-status">
         <span className="sr-only">Sandbox phase: </span>
         <span className={`phase-badge phase-${state.phase}`} data-testid="sandbox-phase" data-attached={state.attached ? "true" : "false"}>
@@ -293,6 +413,16 @@ export function TerminalPane({
         <button
           type="button"
           className="btn btn-quiet btn-small"
+          aria-pressed={tabMovesFocus}
+          data-testid="tab-focus-toggle"
+          title="When on, Tab and Shift+Tab move focus out of the terminal instead of completing in the shell"
+          onClick={() => setTabMovesFocus((v) => !v)}
+        >
+          Tab moves focus
+        </button>
+        <button
+          type="button"
+          className="btn btn-quiet btn-small"
           aria-pressed={screenReader}
           data-testid="screen-reader-toggle"
           onClick={() => setScreenReader((v) => !v)}
@@ -301,5 +431,182 @@ export function TerminalPane({
         </button>
       </div>
     </section>
+  );
+}
+
+/** One terminal tab: its xterm, fitted to the pane, and its link to the shell of the same key. */
+function TerminalView({
+  termKey,
+  labId,
+  active,
+  conn,
+  panelId,
+  tabId,
+  hintId,
+  prefs,
+  onState,
+  onRenderer,
+  register,
+  onLeave,
+  onFocusAnnounce,
+}: {
+  termKey: TerminalKey;
+  labId: string;
+  active: boolean;
+  conn: { socket: BerthSocket; modules: Modules } | null;
+  panelId: string;
+  tabId: string;
+  hintId: string;
+  prefs: RefObject<{ screenReader: boolean; tabMovesFocus: boolean }>;
+  onState: (term: TerminalKey, state: LinkState) => void;
+  onRenderer: (r: "webgl" | "dom") => void;
+  register: (term: TerminalKey, inst: TerminalInstance | null) => void;
+  onLeave: (term: TerminalKey) => void;
+  onFocusAnnounce: () => void;
+}) {
+  const hostRef = useRef<HTMLDivElement>(null);
+  const live = useRef({ onState, onRenderer, register, onLeave, onFocusAnnounce });
+  live.current = { onState, onRenderer, register, onLeave, onFocusAnnounce };
+  const fitRef = useRef<(() => void) | null>(null);
+
+  useEffect(() => {
+    const host = hostRef.current;
+    if (!host || !conn) return;
+    let cancelled = false;
+    const cleanups: Array<() => void> = [];
+    const [{ Terminal }, { FitAddon }, { WebLinksAddon }, webglModule] = conn.modules;
+
+    const term = new Terminal({
+      theme: THEME,
+      fontFamily: 'ui-monospace, "SFMono-Regular", "Cascadia Mono", "DejaVu Sans Mono", Menlo, Consolas, monospace',
+      fontSize: 14,
+      lineHeight: 1.15,
+      cursorBlink: true,
+      scrollback: 5000,
+      convertEol: false,
+      screenReaderMode: prefs.current.screenReader,
+    });
+    const fit = new FitAddon();
+    term.loadAddon(fit);
+    term.loadAddon(new WebLinksAddon());
+    const inst: TerminalInstance = { term, link: null, early: [] };
+    live.current.register(termKey, inst);
+    cleanups.push(() => {
+      live.current.register(termKey, null);
+      term.dispose();
+    });
+
+    // The terminal must not trap the keyboard (see the top of the file).
+    term.attachCustomKeyEventHandler((e) => {
+      if (e.ctrlKey && e.shiftKey && !e.altKey && !e.metaKey && e.key === "ArrowUp") {
+        if (e.type === "keydown") {
+          e.preventDefault();
+          live.current.onLeave(termKey);
+        }
+        return false;
+      }
+      // Returning false without preventDefault leaves Tab to the browser: focus moves on.
+      if (e.key === "Tab" && !e.ctrlKey && !e.altKey && !e.metaKey && prefs.current.tabMovesFocus) return false;
+      return true;
+    });
+
+    term.open(host);
+    const textarea = term.textarea;
+    if (textarea) {
+      textarea.setAttribute("aria-describedby", hintId);
+      const onFocus = () => live.current.onFocusAnnounce();
+      textarea.addEventListener("focus", onFocus);
+      cleanups.push(() => textarea.removeEventListener("focus", onFocus));
+    }
+
+    // Tests read each buffer through this hook, whichever renderer draws it (docs/web.md);
+    // `main` is terminal 1, as before there were tabs.
+    const berth = (window.__berth ??= { terminals: {} });
+    berth.terminals[termKey] = term;
+    if (termKey === "1") berth.terminals.main = term;
+    cleanups.push(() => {
+      if (berth.terminals[termKey] === term) delete berth.terminals[termKey];
+      if (berth.terminals.main === term) delete berth.terminals.main;
+    });
+
+    const safeFit = () => {
+      // A tab that is not shown keeps its size (it is hidden, not removed), but never fit at zero.
+      if (host.clientWidth === 0 || host.clientHeight === 0) return;
+      try {
+        fit.fit();
+      } catch {
+        // fit() throws if the renderer is not measured yet; the next resize retries.
+      }
+    };
+    fitRef.current = safeFit;
+
+    const link = new TerminalLink({
+      labId,
+      termKey,
+      terminal: term,
+      socket: conn.socket,
+      onState: (next) => live.current.onState(termKey, next),
+    });
+    cleanups.push(() => link.dispose());
+
+    void (async () => {
+      // The renderer decides the cell size (WebGL rounds it to device pixels, the DOM renderer
+      // does not), so it is chosen before the first fit, or the next fit would change the width.
+      if (webglModule) {
+        try {
+          const webgl = new webglModule.WebglAddon();
+          webgl.onContextLoss(() => {
+            webgl.dispose();
+            live.current.onRenderer("dom");
+            safeFit(); // the DOM renderer's cells are not the same size
+          });
+          term.loadAddon(webgl);
+          live.current.onRenderer("webgl");
+        } catch {
+          live.current.onRenderer("dom");
+        }
+      }
+      await settledLayout(host);
+      if (cancelled) return;
+      safeFit();
+      let frame = 0;
+      const observer = new ResizeObserver(() => {
+        cancelAnimationFrame(frame);
+        frame = requestAnimationFrame(safeFit);
+      });
+      observer.observe(host);
+      cleanups.push(() => {
+        cancelAnimationFrame(frame);
+        observer.disconnect();
+      });
+      inst.link = link;
+      for (const item of inst.early.splice(0)) link.run(item.text, { interrupt: item.interrupt });
+      link.start();
+    })();
+
+    return () => {
+      cancelled = true;
+      fitRef.current = null;
+      for (const fn of cleanups.reverse()) fn();
+    };
+    // prefs and the ids are read once at creation; the callbacks through `live`.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [conn, labId, termKey]);
+
+  // A tab shown again may have missed a resize of the pane while it was hidden.
+  useEffect(() => {
+    if (active) fitRef.current?.();
+  }, [active]);
+
+  return (
+    <div
+      ref={hostRef}
+      className={`terminal-host ${active ? "" : "terminal-host-hidden"}`}
+      role="tabpanel"
+      id={panelId}
+      aria-labelledby={tabId}
+      aria-hidden={!active}
+      data-testid={`terminal-${termKey}`}
+    />
   );
 }

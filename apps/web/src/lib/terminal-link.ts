@@ -1,7 +1,9 @@
 // TerminalLink joins one xterm.js Terminal to one terminal of a learner's sandbox over socket.io.
 // Lifecycle: construct → start() (connects; every (re)connect attaches) → reattach() after the shell
 // exits or an attach fails → dispose(). It owns the socket's listeners and the terminal's listeners
-// it adds; the Terminal and the socket themselves belong to the caller.
+// it adds; the Terminal and the socket themselves belong to the caller. Several links (the player's
+// terminal tabs) share one socket, each with its own term key; `openLabSocket` hands out that
+// socket, counted, so the lifetime banner can listen on it too.
 //
 // Invariants that matter:
 // - output bytes are written to xterm as Uint8Array, never decoded here (a UTF-8 character can be
@@ -10,8 +12,11 @@
 //   acknowledged every FLOW_ACK_EVERY bytes and whenever the write queue drains, so the server can
 //   pause the pty when we fall behind (a hidden tab acknowledges on receipt, see write());
 // - keystrokes are only sent while attached: socket.io would otherwise buffer them while offline
-//   and deliver them before the re-attach, to a terminal the server does not know yet.
-import type { ClientToServerEvents, SandboxPhase, ServerToClientEvents } from "@berth/protocol";
+//   and deliver them before the re-attach, to a terminal the server does not know yet. A command
+//   from a Run button (run()) is the exception: it waits for the attach, once, in order;
+// - on attach the server sends the kept screen (term:data with `reset`), made for the size the
+//   attach named: the caller starts the link only once its fit has settled (see TerminalPane).
+import type { ClientToServerEvents, SandboxPhase, ServerToClientEvents, TerminalKey } from "@berth/protocol";
 import type { Terminal } from "@xterm/xterm";
 import type { Socket } from "socket.io-client";
 // Only the flow-control constants: the package's index would pull zod and the agent schemas in.
@@ -19,6 +24,34 @@ import { FLOW_ACK_EVERY } from "@berth/protocol/flow";
 
 
 export type BerthSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
+
+let shared: { socket: BerthSocket; users: number } | undefined;
+
+/**
+ * The page's one socket to the orchestrator (made on first use, closed when its last user lets go).
+ * One socket for all terminals of the player and its lifetime banner: one handshake, one session
+ * check, one place that learns about a lost network.
+ */
+export async function openLabSocket(): Promise<{ socket: BerthSocket; release(): void }> {
+  const { io } = await import("socket.io-client");
+  shared ??= { socket: io({ transports: ["websocket"], autoConnect: false }), users: 0 };
+  const mine = shared;
+  mine.users++;
+  let released = false;
+  return {
+    socket: mine.socket,
+    release: () => {
+      if (released) return;
+      released = true;
+      if (--mine.users > 0) return;
+      mine.socket.disconnect();
+      if (shared === mine) shared = undefined;
+    },
+  };
+}
+
+/** After Ctrl-C, how long to wait for the shell's answer (a new prompt) before typing the command. */
+const INTERRUPT_SETTLE_MS = 400;
 
 /**
  * What the status line shows: the sandbox phase from the server, plus two values the browser adds
@@ -42,8 +75,8 @@ export interface LinkState {
 
 export interface TerminalLinkOptions {
   labId: string;
-  /** The terminal's key within the lab session ("main"). */
-  termKey: string;
+  /** The terminal's key within the lab session ("1", "2", "3"). */
+  termKey: TerminalKey;
   terminal: Terminal;
   socket: BerthSocket;
   onState: (state: LinkState) => void;
@@ -57,6 +90,11 @@ export class TerminalLink {
   private writesInFlight = 0;
   private readonly disposers: Array<() => void> = [];
   private disposed = false;
+  /** Commands from run() waiting for the attach (sent in order once attached). */
+  private waitingRuns: Array<{ text: string; interrupt: boolean }> = [];
+  /** Set while a run waits for the shell to answer its Ctrl-C: the next output ends the wait. */
+  private onNextOutput: (() => void) | null = null;
+  private runChain: Promise<void> = Promise.resolve();
 
   constructor(private readonly opts: TerminalLinkOptions) {
     const { socket, terminal } = opts;
@@ -101,6 +139,9 @@ export class TerminalLink {
         this.update({ attached: true, phase: "ready", message: "Terminal attached" });
       }
       this.write(bytes);
+      const next = this.onNextOutput;
+      this.onNextOutput = null;
+      next?.();
     };
     const onExit: ServerToClientEvents["term:exit"] = (msg) => {
       if (msg.term !== opts.termKey) return;
@@ -165,10 +206,25 @@ export class TerminalLink {
     else this.opts.socket.connect();
   }
 
-  /** Send keystrokes (or a whole command, as the Run button does). False when not attached. */
+  /** Send keystrokes. False when not attached (they are dropped, see the invariants above). */
   input(data: string | Uint8Array<ArrayBuffer>): boolean {
     if (!this.state.attached || this.disposed) return false;
     this.opts.socket.emit("term:input", { term: this.opts.termKey, data });
+    return true;
+  }
+
+  /**
+   * Type a command (a Run button): sent now if attached, else as soon as the attach succeeds (a
+   * terminal tab opened by this very click is still connecting). With `interrupt`, Ctrl-C goes
+   * first and the command follows once the shell answered: the kernel throws away input typed
+   * before a SIGINT is delivered, so sending both at once could lose the command.
+   * False only when the link is gone.
+   */
+  run(text: string, opts: { interrupt?: boolean } = {}): boolean {
+    if (this.disposed) return false;
+    const item = { text, interrupt: opts.interrupt === true };
+    if (this.state.attached) this.sendRun(item);
+    else this.waitingRuns.push(item);
     return true;
   }
 
@@ -176,7 +232,31 @@ export class TerminalLink {
     if (this.disposed) return;
     this.disposed = true;
     this.generation++;
+    this.waitingRuns = [];
+    this.onNextOutput = null;
     for (const d of this.disposers.splice(0)) d();
+  }
+
+  private sendRun(item: { text: string; interrupt: boolean }): void {
+    // Runs stay in order even when one waits for its interrupt to land.
+    this.runChain = this.runChain.then(async () => {
+      if (this.disposed) return;
+      if (item.interrupt) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(() => {
+            this.onNextOutput = null;
+            resolve();
+          }, INTERRUPT_SETTLE_MS);
+          this.onNextOutput = () => {
+            clearTimeout(timer);
+            // The prompt may come in more than one chunk: give it a moment to finish.
+            setTimeout(resolve, 50);
+          };
+          this.input("\x03");
+        });
+      }
+      this.input(item.text);
+    });
   }
 
   private attach(): void {
@@ -194,6 +274,7 @@ export class TerminalLink {
         // the answer): then the overlay stays and input stays off.
         const alive = this.state.exit === null;
         this.update({ attached: alive, error: null, ...(alive && this.state.phase === "ready" ? { message: "Terminal attached" } : {}) });
+        if (alive) for (const item of this.waitingRuns.splice(0)) this.sendRun(item);
         // Resizes are not sent while detached: catch up if the size changed during the attach.
         if (terminal.cols !== cols || terminal.rows !== rows) {
           socket.emit("term:resize", { term: termKey, cols: terminal.cols, rows: terminal.rows });
