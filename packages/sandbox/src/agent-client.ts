@@ -103,6 +103,8 @@ export interface AgentClientOptions {
   maxPayload?: number;
 }
 
+/** Requests one link may have waiting for replies. */
+const MAX_PENDING = 1024;
 const DEFAULTS = { maxQueuedBytes: 1024 * 1024, inputBytesPerSecond: 1024 * 1024, inputBurstBytes: 2 * 1024 * 1024 };
 
 interface Pending {
@@ -162,8 +164,18 @@ export class AgentClient {
     return this.ws.bufferedAmount;
   }
 
+  /**
+   * One request, answered by one validated reply. Refused at once (code EAGAIN), not queued, while
+   * the agent is not reading (maxQueuedBytes waiting) or MAX_PENDING requests wait for replies: a
+   * learner's browser can send resizes and saves to a stopped agent as fast as it likes.
+   */
   request<K extends AgentOp>(req: Extract<AgentRequestInput, { op: K }>): Promise<AgentReplies[K]> {
     if (!this.isOpen) return Promise.reject(new AgentRequestError(req.op, "connection is closed"));
+    if (this.ws.bufferedAmount > this.maxQueuedBytes || this.pending.size >= MAX_PENDING) {
+      const why = this.pending.size >= MAX_PENDING ? `${this.pending.size} requests wait for replies` : `${this.ws.bufferedAmount} bytes wait to be sent`;
+      this.warnings.warn(`refused a ${req.op} request: the agent is not keeping up (${why})`);
+      return Promise.reject(new AgentRequestError(req.op, `the sandbox's agent is not answering (${why}); try again later`, "EAGAIN"));
+    }
     const rid = this.nextRid++;
     return new Promise<AgentReplies[K]>((resolve, reject) => {
       this.pending.set(rid, { op: req.op, resolve: resolve as (v: unknown) => void, reject });

@@ -152,6 +152,17 @@ describe("a hostile agent", () => {
     expect(warnings.join("\n")).toMatch(/over the input rate/);
     bad.close();
   });
+
+  it("never answers: requests past the cap are refused at once (EAGAIN), not queued", async () => {
+    onRequest = () => {};
+    const bad = await AgentClient.connect(hostileEp());
+    const waiting = Array.from({ length: 1100 }, () => bad.request({ op: "pty.resize", handle: 1, cols: 80, rows: 24 }).then(() => "answered", (e: AgentRequestError) => e.code ?? e.message));
+    await sleep(100);
+    bad.close();
+    const outcomes = await Promise.all(waiting);
+    expect(outcomes.filter((o) => o === "EAGAIN").length).toBe(1100 - 1024);
+    expect(outcomes.slice(0, 1024).every((o) => /connection closed/.test(o))).toBe(true);
+  });
 });
 
 describe("dialling", () => {
