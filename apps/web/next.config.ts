@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import path from "node:path";
 import type { NextConfig } from "next";
 
@@ -6,6 +7,13 @@ import type { NextConfig } from "next";
 // hoisted packages, so both roots point at the repo, not at apps/web.
 const repoRoot = path.join(__dirname, "..", "..");
 
+// Monaco's prebuilt browser build (min/vs) is served by this app from the installed package
+// (app/monaco/[version]/[...path]/route.ts): no CDN, and no 35 MB of editor sources through the
+// bundler. The version is in the URL so those files can be cached for good.
+// (Its exports map hides package.json; its CommonJS entry is min/vs/index.js, two folders down.)
+const monacoDir = path.resolve(path.dirname(require.resolve("monaco-editor", { paths: [__dirname] })), "..", "..");
+const monacoVersion = (JSON.parse(readFileSync(path.join(monacoDir, "package.json"), "utf8")) as { version: string }).version;
+
 const config: NextConfig = {
   turbopack: { root: repoRoot },
   outputFileTracingRoot: repoRoot,
@@ -13,6 +21,10 @@ const config: NextConfig = {
   transpilePackages: ["@berth/protocol"],
   reactStrictMode: true,
   poweredByHeader: false,
+  env: {
+    NEXT_PUBLIC_MONACO_VERSION: monacoVersion,
+    BERTH_MONACO_MIN_DIR: path.join(monacoDir, "min"),
+  },
 };
 
 export default config;

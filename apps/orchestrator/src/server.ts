@@ -146,6 +146,8 @@ async function assemble(config: OrchestratorConfig, log: Logger, registry: Regis
   });
   const port = (http.address() as AddressInfo).port;
   const url = `http://localhost:${port}`;
+  // The web app's server components ask /api over loopback (apps/web/src/lib/server-api.ts).
+  if (config.serveWeb) (globalThis as Record<symbol, unknown>)[Symbol.for("berth.web.apiUrl")] = `http://127.0.0.1:${port}`;
   sandboxes.start();
   log.info({ url, driver: driver.name, warmPool: config.warmPoolSize, registry: registry?.url }, "Berth is ready");
   const setupUrl = setupToken ? `${url}/setup#${setupToken}` : undefined;

@@ -1,28 +1,39 @@
 "use client";
 // One check of a step: the Check button (runs the check in the sandbox, may take up to its timeout),
-// the verdict of the latest attempt, and the hint on demand.
-import type { CheckResultView, CheckView, ProgressView } from "@berth/protocol";
+// the verdict of the latest attempt, the hints revealed one at a time (each may cost points), and the
+// solution behind a confirmation (a revealed solution earns the check no points). Automatic checks
+// also pass by themselves: the server runs them while the step is open and the verdict arrives on
+// the socket ("check:result"), replacing the progress this component is given.
+import type { CheckResultView, CheckView, HintView, ProgressView } from "@berth/protocol";
 import { useEffect, useState } from "react";
 import { api } from "@/lib/api";
-
-type Hint = { state: "closed" } | { state: "loading" } | { state: "open"; html: string } | { state: "error"; message: string };
+import { LabHtml } from "./LabHtml";
 
 export function CheckItem({
   labId,
   check,
   result,
+  hints,
+  solutionHtml,
+  needs,
   onProgress,
   onUnauthorized,
 }: {
   labId: string;
   check: CheckView;
   result: CheckResultView | undefined;
+  hints: HintView[];
+  solutionHtml: string | undefined;
+  /** The checks this one needs first, with whether each has passed. */
+  needs: { id: string; title: string; passed: boolean }[];
   onProgress: (progress: ProgressView) => void;
   onUnauthorized: () => void;
 }) {
   const [running, setRunning] = useState(false);
   const [error, setError] = useState<string | null>(null);
-  const [hint, setHint] = useState<Hint>({ state: "closed" });
+  const [hintBusy, setHintBusy] = useState(false);
+  const [confirmSolution, setConfirmSolution] = useState(false);
+  const [solutionBusy, setSolutionBusy] = useState(false);
   // Seconds since the Check click: a check may legitimately take up to its timeout (~30 s).
   const [elapsed, setElapsed] = useState(0);
   useEffect(() => {
@@ -33,33 +44,46 @@ export function CheckItem({
     return () => clearInterval(timer);
   }, [running]);
 
+  const fail = (status: number, message: string) => {
+    if (status === 401) onUnauthorized();
+    else if (status === 409 && /sandbox/i.test(message)) setError(`${message} Wait until the terminal says “ready”, then try again.`);
+    else setError(message);
+  };
+
   async function runCheck() {
     setRunning(true);
     setError(null);
     const res = await api.runCheck(labId, check.id);
     setRunning(false);
     if (res.ok) onProgress(res.data.progress);
-    else if (res.status === 401) onUnauthorized();
-    else if (res.status === 409) setError(`${res.error.error} Wait until the terminal says “ready”, then check again.`);
-    else setError(res.error.error);
+    else fail(res.status, res.error.error);
   }
 
-  async function toggleHint() {
-    if (hint.state === "open" || hint.state === "error") {
-      setHint({ state: "closed" });
-      return;
-    }
-    setHint({ state: "loading" });
-    const res = await api.hint(labId, check.id);
-    if (res.ok) setHint({ state: "open", html: res.data.html });
-    else if (res.status === 401) onUnauthorized();
-    else setHint({ state: "error", message: res.error.error });
+  async function revealHint() {
+    setHintBusy(true);
+    setError(null);
+    const res = await api.nextHint(labId, check.id);
+    setHintBusy(false);
+    if (res.ok) onProgress(res.data.progress);
+    else fail(res.status, res.error.error);
+  }
+
+  async function revealSolution() {
+    setSolutionBusy(true);
+    setError(null);
+    const res = await api.solution(labId, check.id);
+    setSolutionBusy(false);
+    setConfirmSolution(false);
+    if (res.ok) onProgress(res.data.progress);
+    else fail(res.status, res.error.error);
   }
 
   const passed = result?.passed === true;
+  const hintsLeft = check.hintCount - hints.length;
+  const blocked = needs.filter((n) => !n.passed);
 
   return (
-    <li className={`check ${passed ? "check-passed" : ""}`} data-testid={`check-${check.id}`}>
+    <li className={`check ${passed ? "check-passed" : ""}`} data-testid={`check-${check.id}`} data-auto={check.auto ? "true" : "false"}>
       <div className="check-head">
         <span className={`check-icon ${result ? (passed ? "ok" : "fail") : "todo"}`} aria-hidden="true">
           {result ? (passed ? "✓" : "✗") : "○"}
@@ -67,19 +91,6 @@ export function CheckItem({
         <span className="check-title">{check.title}</span>
         <span className="check-points">{check.points} pts</span>
         <span className="check-buttons">
-          {check.hasHint ? (
-            <button
-              type="button"
-              className="btn btn-small btn-quiet"
-              data-testid={`hint-button-${check.id}`}
-              aria-expanded={hint.state === "open" || hint.state === "error"}
-              aria-controls={`hint-${check.id}`}
-              disabled={hint.state === "loading"}
-              onClick={toggleHint}
-            >
-              {hint.state === "open" ? "Hide hint" : hint.state === "loading" ? "Hint…" : "Hint"}
-            </button>
-          ) : null}
           <button
             type="button"
             className="btn btn-small btn-primary"
@@ -100,6 +111,25 @@ export function CheckItem({
           </button>
         </span>
       </div>
+      {check.auto && !passed ? (
+        <p className="check-auto muted" data-testid={`check-auto-${check.id}`}>
+          <span className="pulse" aria-hidden="true" /> Checked automatically while you work: no need to click.
+        </p>
+      ) : null}
+      {needs.length > 0 ? (
+        <p className="check-needs muted" data-testid={`check-needs-${check.id}`}>
+          Needs first:{" "}
+          {needs.map((n, i) => (
+            <span key={n.id}>
+              {i > 0 ? ", " : null}
+              <span className={n.passed ? "need-ok" : "need-todo"}>
+                {n.passed ? "✓" : "○"} {n.title}
+              </span>
+            </span>
+          ))}
+          {blocked.length > 0 ? <span className="visually-hidden"> ({blocked.length} not passed yet)</span> : null}
+        </p>
+      ) : null}
       <div className="check-body" aria-live="polite">
         {running ? (
           // The previous verdict is hidden while a new attempt runs, so nothing (person or test)
@@ -130,12 +160,51 @@ export function CheckItem({
           </p>
         ) : null}
       </div>
-      {hint.state === "open" ? (
-        // The hint HTML is sanitized by the server (labkit), like the step text.
-        <div className="hint lab-html" id={`hint-${check.id}`} data-testid={`hint-${check.id}`} dangerouslySetInnerHTML={{ __html: hint.html }} />
-      ) : hint.state === "error" ? (
-        <div className="hint hint-error" id={`hint-${check.id}`} data-testid={`hint-${check.id}`} role="alert">
-          Could not load the hint: {hint.message}
+      {hints.length > 0 ? (
+        <ol className="hints" aria-label={`Hints for ${check.title}`} data-testid={`hint-${check.id}`}>
+          {hints.map((h, i) => (
+            <li key={i} className="hint" data-testid={`hint-${check.id}-${i + 1}`}>
+              <span className="hint-label">
+                Hint {i + 1}
+                {h.cost > 0 ? <span className="muted"> (−{h.cost} pt{h.cost === 1 ? "" : "s"})</span> : null}
+              </span>
+              {/* Hint HTML is sanitized by the server (labkit), like the step text. */}
+              <LabHtml html={h.html} />
+            </li>
+          ))}
+        </ol>
+      ) : null}
+      {solutionHtml !== undefined ? (
+        <div className="solution" data-testid={`solution-${check.id}`}>
+          <p className="hint-label">Solution (this check earns no points now)</p>
+          <LabHtml html={solutionHtml} />
+        </div>
+      ) : null}
+      {hintsLeft > 0 || (check.hasSolution && solutionHtml === undefined) ? (
+        <div className="check-help">
+          {hintsLeft > 0 ? (
+            <button type="button" className="btn btn-small btn-quiet" data-testid={`hint-button-${check.id}`} disabled={hintBusy} onClick={revealHint}>
+              {hintBusy ? "Hint…" : `Show hint ${hints.length + 1} of ${check.hintCount}`}
+              {check.hintCost > 0 ? ` (costs ${check.hintCost} pt${check.hintCost === 1 ? "" : "s"})` : " (free)"}
+            </button>
+          ) : null}
+          {check.hasSolution && solutionHtml === undefined ? (
+            confirmSolution ? (
+              <span className="confirm" role="group" aria-label="Confirm showing the solution">
+                <span>The solution earns this check no points. Show it?</span>
+                <button type="button" className="btn btn-small btn-danger" data-testid={`solution-confirm-${check.id}`} disabled={solutionBusy} onClick={revealSolution} autoFocus>
+                  {solutionBusy ? "Showing…" : "Show the solution"}
+                </button>
+                <button type="button" className="btn btn-small btn-quiet" onClick={() => setConfirmSolution(false)}>
+                  Cancel
+                </button>
+              </span>
+            ) : (
+              <button type="button" className="btn btn-small btn-quiet" data-testid={`solution-button-${check.id}`} onClick={() => setConfirmSolution(true)}>
+                Show solution
+              </button>
+            )
+          ) : null}
         </div>
       ) : null}
     </li>

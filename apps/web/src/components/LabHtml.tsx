@@ -1,28 +1,38 @@
 "use client";
 // Lab text as HTML from the API (sanitized server-side by labkit), with a Copy button on every
-// code block (`pre.berth-code`) and a Run button on runnable ones (`data-runnable="true"`).
+// code block (`pre.berth-code`) and a Run button on runnable ones (`data-runnable="true"`; it types
+// into the terminal named by `data-term`, after a Ctrl-C when `data-interrupt="true"`).
 // The buttons are React components rendered through portals into small toolbars that this
-// component inserts next to each block after the HTML is in the DOM.
+// component inserts next to each block after the HTML is in the DOM. Workspace actions in the text
+// (`button.berth-action`: open a file in the editor, open the preview on a port) are wired here too.
 import { createContext, memo, useContext, useEffect, useRef, useState } from "react";
 import { createPortal } from "react-dom";
 
-/** How a Run button reaches the terminal. Provided by the player. */
+/** How the lab text reaches the workspace (terminals, editor, preview). Provided by the player. */
 export interface RunTarget {
   canRun: boolean;
-  run(code: string): boolean;
+  /** Types `code` into terminal `term` ("1" is the first); false when it cannot. */
+  run(code: string, opts: { term: string; interrupt: boolean }): boolean;
+  openFile(path: string): void;
+  preview(port: number): void;
 }
-export const RunContext = createContext<RunTarget>({ canRun: false, run: () => false });
+export const RunContext = createContext<RunTarget>({ canRun: false, run: () => false, openFile: () => {}, preview: () => {} });
 
 interface CodeBlock {
   toolbar: HTMLElement;
   code: string;
   runnable: boolean;
   lang: string;
+  term: string;
+  interrupt: boolean;
 }
 
 export const LabHtml = memo(function LabHtml({ html, className }: { html: string; className?: string }) {
   const rootRef = useRef<HTMLDivElement>(null);
   const [blocks, setBlocks] = useState<CodeBlock[]>([]);
+  const target = useContext(RunContext);
+  const targetRef = useRef(target);
+  targetRef.current = target;
 
   useEffect(() => {
     const root = rootRef.current;
@@ -44,10 +54,24 @@ export const LabHtml = memo(function LabHtml({ html, className }: { html: string
       undo.push(() => {
         wrapper.replaceWith(pre);
       });
-      found.push({ toolbar, code, runnable, lang: pre.dataset.lang ?? "" });
+      const term = pre.dataset.term ?? codeEl?.dataset.term ?? "1";
+      const interrupt = (pre.dataset.interrupt ?? codeEl?.dataset.interrupt) === "true";
+      found.push({ toolbar, code, runnable, lang: pre.dataset.lang ?? "", term, interrupt });
     }
     setBlocks(found);
+    // Workspace actions: plain buttons in the sanitized HTML, handled by delegation.
+    for (const b of Array.from(root.querySelectorAll<HTMLButtonElement>("button.berth-action"))) b.type = "button";
+    const onClick = (ev: MouseEvent) => {
+      const button = (ev.target as Element | null)?.closest?.("button.berth-action") as HTMLButtonElement | null;
+      if (!button || !root.contains(button)) return;
+      ev.preventDefault();
+      const { action, path, port } = button.dataset;
+      if (action === "open-file" && path) targetRef.current.openFile(path);
+      else if (action === "preview" && port && /^\d{1,5}$/.test(port)) targetRef.current.preview(Number(port));
+    };
+    root.addEventListener("click", onClick);
     return () => {
+      root.removeEventListener("click", onClick);
       setBlocks([]);
       for (const fn of undo.reverse()) fn();
     };
@@ -56,12 +80,12 @@ export const LabHtml = memo(function LabHtml({ html, className }: { html: string
   return (
     <>
       <div ref={rootRef} className={`lab-html ${className ?? ""}`} dangerouslySetInnerHTML={{ __html: html }} />
-      {blocks.map((b, i) => createPortal(<CodeActions code={b.code} runnable={b.runnable} lang={b.lang} />, b.toolbar, `code-${i}`))}
+      {blocks.map((b, i) => createPortal(<CodeActions code={b.code} runnable={b.runnable} lang={b.lang} term={b.term} interrupt={b.interrupt} />, b.toolbar, `code-${i}`))}
     </>
   );
 });
 
-function CodeActions({ code, runnable, lang }: { code: string; runnable: boolean; lang: string }) {
+function CodeActions({ code, runnable, lang, term, interrupt }: { code: string; runnable: boolean; lang: string; term: string; interrupt: boolean }) {
   const target = useContext(RunContext);
   const [copied, setCopied] = useState<"idle" | "copied" | "failed">("idle");
   const [ran, setRan] = useState(false);
@@ -86,10 +110,11 @@ function CodeActions({ code, runnable, lang }: { code: string; runnable: boolean
           className="btn btn-small btn-run"
           data-testid="run-button"
           disabled={!target.canRun}
-          title={target.canRun ? "Type this into the terminal and press Enter" : "Waiting for the terminal"}
+          data-term={term}
+          title={target.canRun ? `Type this into terminal ${term}${interrupt ? " (after Ctrl-C)" : ""} and press Enter` : "Waiting for the terminal"}
           onClick={() => {
             // One trailing newline submits the command; the block's own trailing newlines are dropped.
-            if (target.run(code.replace(/\n+$/, "") + "\n")) setRan(true);
+            if (target.run(code.replace(/\n+$/, "") + "\n", { term, interrupt })) setRan(true);
           }}
         >
           {ran ? "Sent ▸" : "Run ▸"}

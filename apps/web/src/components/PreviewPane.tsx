@@ -19,7 +19,13 @@ function parsePort(text: string): number | undefined {
   return port >= 1 && port <= 65535 ? port : undefined;
 }
 
-export function PreviewPane({ labId }: { labId: string }) {
+/** A "preview" action from the lab text: show this port (a new nonce shows it again). */
+export interface PreviewRequest {
+  port: number;
+  nonce: number;
+}
+
+export function PreviewPane({ labId, request }: { labId: string; request?: PreviewRequest | null }) {
   const [portText, setPortText] = useState("8080");
   const [port, setPort] = useState<number | undefined>(undefined);
   const [error, setError] = useState<string | undefined>(undefined);
@@ -32,6 +38,14 @@ export function PreviewPane({ labId }: { labId: string }) {
     const kept = localStorage.getItem(PORT_KEY(labId));
     if (kept && parsePort(kept)) setPortText(kept);
   }, [labId]);
+
+  useEffect(() => {
+    if (!request) return;
+    setPortText(String(request.port));
+    setError(undefined);
+    setPort(request.port);
+    setGeneration((g) => g + 1);
+  }, [request]);
 
   const open = (e: FormEvent) => {
     e.preventDefault();

@@ -1,14 +1,27 @@
 "use client";
 // Two panes side by side with a draggable (and keyboard-movable) divider. The left pane's share is
-// remembered in localStorage. Below 900px wide the CSS stacks the panes and hides the divider.
-import { useEffect, useRef, useState, type KeyboardEvent, type PointerEvent, type ReactNode } from "react";
+// remembered in localStorage. Below 900px wide only one pane shows (`narrowShow`), full width.
+import { useEffect, useRef, useState, type HTMLAttributes, type KeyboardEvent, type PointerEvent, type ReactNode } from "react";
 
 const STORAGE_KEY = "berth.split";
 const MIN = 20;
 const MAX = 80;
 const clamp = (v: number) => Math.min(MAX, Math.max(MIN, v));
 
-export function SplitPane({ left, right, label }: { left: ReactNode; right: ReactNode; label: string }) {
+export function SplitPane({
+  left,
+  right,
+  label,
+  narrowShow = null,
+  leftProps = {},
+}: {
+  left: ReactNode;
+  right: ReactNode;
+  label: string;
+  /** On a narrow screen, the one pane that shows (the other stays mounted, hidden). */
+  narrowShow?: "left" | "right" | null;
+  leftProps?: HTMLAttributes<HTMLDivElement> & Record<`aria-${string}`, string>;
+}) {
   const rootRef = useRef<HTMLDivElement>(null);
   const [share, setShare] = useState(42);
   const dragging = useRef(false);
@@ -37,9 +50,12 @@ export function SplitPane({ left, right, label }: { left: ReactNode; right: Reac
   };
 
   return (
-    <div className="split" ref={rootRef} style={{ ["--split-left" as string]: `${share}%` }}>
-      <div className="split-left">{left}</div>
+    <div className="split" ref={rootRef} data-narrow-show={narrowShow ?? undefined} style={{ ["--split-left" as string]: `${share}%` }}>
+      <div className="split-left" {...leftProps}>
+        {left}
+      </div>
       <div
+        hidden={narrowShow !== null}
         className="split-divider"
         role="separator"
         tabIndex={0}

@@ -1,59 +1,86 @@
 "use client";
-// The right-hand side of the player: the terminal and the web preview as two tabs. The terminal
-// stays mounted while the preview shows (hidden, not unmounted), so its shell, screen and
-// connection carry on; the preview frame is only made once the learner asks for it.
-import { useId, useState, type KeyboardEvent, type ReactNode } from "react";
-import { PreviewPane } from "./PreviewPane";
+// The player's views and the tabs between them. Wide screens: instructions on the left, and
+// Terminal / Editor / Preview as tabs on the right. Narrow screens (≤ 900 px): one view at a time,
+// Instructions / Terminal / Editor / Preview as tabs across the top. The terminal stays mounted
+// while another view shows (hidden, not unmounted), so its shell, screen and connection carry on;
+// the editor and the preview are only made once first shown.
+import { useEffect, useState, type KeyboardEvent, type ReactNode } from "react";
 
-type Tab = "terminal" | "preview";
-const TABS: { id: Tab; label: string }[] = [
-  { id: "terminal", label: "Terminal" },
-  { id: "preview", label: "Preview" },
-];
+export type View = "instructions" | "terminal" | "editor" | "preview";
+export type WorkspaceView = Exclude<View, "instructions">;
 
-export function Workspace({ labId, terminal }: { labId: string; terminal: ReactNode }) {
-  const [tab, setTab] = useState<Tab>("terminal");
-  const [previewOpened, setPreviewOpened] = useState(false);
-  const base = useId();
-  const select = (next: Tab) => {
-    setTab(next);
-    if (next === "preview") setPreviewOpened(true);
-  };
-  // Arrow keys move between tabs (the WAI-ARIA tabs pattern).
+const LABELS: Record<View, string> = { instructions: "Instructions", terminal: "Terminal", editor: "Editor", preview: "Preview" };
+
+export const tabId = (v: View) => `view-tab-${v}`;
+export const panelId = (v: View) => `view-panel-${v}`;
+
+/** True while the viewport is at most 900 px wide (the CSS breakpoint of the player). */
+export function useNarrow(): boolean {
+  const [narrow, setNarrow] = useState(false);
+  useEffect(() => {
+    const mq = window.matchMedia("(max-width: 900px)");
+    const update = () => setNarrow(mq.matches);
+    update();
+    mq.addEventListener("change", update);
+    return () => mq.removeEventListener("change", update);
+  }, []);
+  return narrow;
+}
+
+export function ViewTabs({ views, selected, onSelect, label }: { views: View[]; selected: View; onSelect: (v: View) => void; label: string }) {
+  // Arrow keys, Home and End move between tabs (the WAI-ARIA tabs pattern).
   const onKeyDown = (e: KeyboardEvent) => {
-    if (e.key !== "ArrowLeft" && e.key !== "ArrowRight") return;
+    const i = views.indexOf(selected);
+    let next: View | undefined;
+    if (e.key === "ArrowRight") next = views[(i + 1) % views.length];
+    else if (e.key === "ArrowLeft") next = views[(i + views.length - 1) % views.length];
+    else if (e.key === "Home") next = views[0];
+    else if (e.key === "End") next = views[views.length - 1];
+    if (!next) return;
     e.preventDefault();
-    const step = e.key === "ArrowRight" ? 1 : TABS.length - 1;
-    const next = TABS[(TABS.findIndex((t) => t.id === tab) + step) % TABS.length]!.id;
-    select(next);
-    document.getElementById(`${base}-tab-${next}`)?.focus();
+    onSelect(next);
+    document.getElementById(tabId(next))?.focus();
   };
-
   return (
-    <div className="workspace">
-      <div className="workspace-tabs" role="tablist" aria-label="Workspace" onKeyDown={onKeyDown}>
-        {TABS.map((t) => (
-          <button
-            key={t.id}
-            type="button"
-            role="tab"
-            id={`${base}-tab-${t.id}`}
-            aria-selected={tab === t.id}
-            aria-controls={`${base}-panel-${t.id}`}
-            tabIndex={tab === t.id ? 0 : -1}
-            className="workspace-tab"
-            data-testid={`${t.id}-tab`}
-            onClick={() => select(t.id)}
-          >
-            {t.label}
-          </button>
-        ))}
-      </div>
-      {TABS.map((t) => (
-        <div key={t.id} role="tabpanel" id={`${base}-panel-${t.id}`} aria-labelledby={`${base}-tab-${t.id}`} className="workspace-panel" hidden={tab !== t.id}>
-          {t.id === "terminal" ? terminal : previewOpened ? <PreviewPane labId={labId} /> : null}
-        </div>
+    <div className="workspace-tabs" role="tablist" aria-label={label} onKeyDown={onKeyDown}>
+      {views.map((v) => (
+        <button
+          key={v}
+          type="button"
+          role="tab"
+          id={tabId(v)}
+          aria-selected={selected === v}
+          aria-controls={panelId(v)}
+          tabIndex={selected === v ? 0 : -1}
+          className="workspace-tab"
+          data-testid={`${v}-tab`}
+          onClick={() => onSelect(v)}
+        >
+          {LABELS[v]}
+        </button>
       ))}
     </div>
+  );
+}
+
+/** The Terminal, Editor and Preview panels; only `selected` shows. */
+export function WorkspacePanels({ selected, terminal, editor, preview }: { selected: WorkspaceView | null; terminal: ReactNode; editor: ReactNode; preview: ReactNode }) {
+  const [made, setMade] = useState<Record<WorkspaceView, boolean>>({ terminal: true, editor: false, preview: false });
+  useEffect(() => {
+    if (selected && !made[selected]) setMade((m) => ({ ...m, [selected]: true }));
+  }, [selected, made]);
+  const panels: Array<[WorkspaceView, ReactNode]> = [
+    ["terminal", terminal],
+    ["editor", editor],
+    ["preview", preview],
+  ];
+  return (
+    <>
+      {panels.map(([v, node]) => (
+        <div key={v} role="tabpanel" id={panelId(v)} aria-labelledby={tabId(v)} className="workspace-panel" hidden={selected !== v}>
+          {made[v] || selected === v ? node : null}
+        </div>
+      ))}
+    </>
   );
 }

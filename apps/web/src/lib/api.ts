@@ -8,8 +8,18 @@ import type {
   LabView,
   ProgressView,
   SignUpResult,
+  QuizAnswers,
+  QuizResultView,
   UserView,
 } from "@berth/protocol";
+
+/** One entry of a folder in the learner's sandbox (GET /api/labs/:lab/files). */
+export interface FileEntry {
+  name: string;
+  type: "file" | "dir";
+  size: number;
+  mtimeMs: number;
+}
 
 export type ApiResult<T> =
   | { ok: true; status: number; data: T }
@@ -64,8 +74,25 @@ export const api = {
   lab: (labId: string) => call<{ lab: LabView; progress: ProgressView }>("GET", `/api/labs/${seg(labId)}`),
   runCheck: (labId: string, checkId: string) =>
     call<{ result: CheckResultView; progress: ProgressView }>("POST", `/api/labs/${seg(labId)}/checks/${seg(checkId)}`),
-  hint: (labId: string, checkId: string) =>
-    call<{ html: string }>("GET", `/api/labs/${seg(labId)}/checks/${seg(checkId)}/hint`),
+  enterStep: (labId: string, stepId: string) =>
+    call<{ progress: ProgressView }>("POST", `/api/labs/${seg(labId)}/steps/${seg(stepId)}/enter`),
+  skipStep: (labId: string, stepId: string) =>
+    call<{ progress: ProgressView }>("POST", `/api/labs/${seg(labId)}/steps/${seg(stepId)}/skip`),
+  nextHint: (labId: string, checkId: string) =>
+    call<{ progress: ProgressView }>("POST", `/api/labs/${seg(labId)}/checks/${seg(checkId)}/hints`),
+  solution: (labId: string, checkId: string) =>
+    call<{ progress: ProgressView }>("POST", `/api/labs/${seg(labId)}/checks/${seg(checkId)}/solution`),
+  answerQuiz: (labId: string, quizId: string, answers: QuizAnswers) =>
+    call<{ result: QuizResultView; progress: ProgressView }>("POST", `/api/labs/${seg(labId)}/quizzes/${seg(quizId)}`, { answers }),
+  listFiles: (labId: string, dir?: string) =>
+    call<{ path: string; workdir: string; entries: FileEntry[]; truncated: boolean }>(
+      "GET",
+      `/api/labs/${seg(labId)}/files${dir === undefined ? "" : `?path=${seg(dir)}`}`,
+    ),
+  readFile: (labId: string, file: string) =>
+    call<{ path: string; content: string; mtimeMs: number; size: number }>("GET", `/api/labs/${seg(labId)}/file?path=${seg(file)}`),
+  saveFile: (labId: string, file: string, content: string, baseMtimeMs: number | null) =>
+    call<{ path: string; mtimeMs: number; size: number }>("PUT", `/api/labs/${seg(labId)}/file?path=${seg(file)}`, { content, baseMtimeMs }),
 };
 
 /** The page to return to after signing in: only same-site paths, never `//evil.example`. */
