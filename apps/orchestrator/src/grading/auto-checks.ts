@@ -4,6 +4,11 @@
 // passed, when the step has none, and when the learner leaves (last socket closed); entering a step
 // (poke) looks again at once. A failing poll leaves no row (CheckRunner record "pass").
 //
+// Cost: each run is a trusted exec (a helper process, its mounts and cgroups: tens of ms of CPU).
+// While nothing happens in the learner's terminals a check's answer rarely changes, so a check
+// that ran since the last terminal activity waits QUIET_FACTOR poll intervals (at most 30 s);
+// the next keystroke or output brings it back to its interval. See test/bench/check-roundtrip.ts.
+//
 // Ownership: one Loop per (learner, lab) with at most one timer, cleared by stop(); AutoChecks owns
 // the loops and its presence subscription, and dispose() ends them all. A tick never overlaps the
 // previous one: the next timer is set when a tick ends.
@@ -38,6 +43,8 @@ interface Loop {
   again: boolean;
   /** check id → when it last ran (ms). */
   lastRun: Map<string, number>;
+  /** The current step's auto checks not passed yet, and the passed checks; undefined: read again. */
+  known?: { pending: AutoCheck[]; passed: Set<string> };
 }
 
 /** What the polling cost so far (for the benchmark and the logs). */
@@ -62,6 +69,7 @@ export class AutoChecks {
   poke(userId: string, labId: string): void {
     const loop = this.loops.get(key(userId, labId));
     if (!loop || loop.stopped) return;
+    loop.known = undefined;
     if (loop.running) {
       loop.again = true;
       return;
@@ -130,40 +138,66 @@ export class AutoChecks {
     const { userId, labId } = loop;
     const entry = this.deps.catalog.get(labId);
     if (!entry) return null;
-    const place = await this.deps.db.labProgress.findUnique({ where: { userId_labId: { userId, labId } } });
-    // Before the player reports a step, the learner is on the first one.
-    const step = entry.lab.steps.find((s) => s.id === place?.currentStep) ?? entry.lab.steps[0];
-    const autos = (step?.checks ?? []).filter((c): c is LabCheck & { pollMs: number } => c.pollMs !== null);
-    if (autos.length === 0) return null;
-    const passed = await this.deps.progress.passedChecks(userId, labId);
-    const pending = autos.filter((c) => !passed.has(c.id));
+    // The step and what passed are read from the database once per poke, and again before a run:
+    // a tick with nothing due costs no query.
+    if (!loop.known) {
+      const place = await this.deps.db.labProgress.findUnique({ where: { userId_labId: { userId, labId } } });
+      // Before the player reports a step, the learner is on the first one.
+      const step = entry.lab.steps.find((s) => s.id === place?.currentStep) ?? entry.lab.steps[0];
+      const autos = (step?.checks ?? []).filter((c): c is AutoCheck => c.pollMs !== null);
+      const passed = autos.length > 0 ? await this.deps.progress.passedChecks(userId, labId) : new Set<string>();
+      loop.known = { pending: autos.filter((c) => !passed.has(c.id)), passed };
+    }
+    const { pending, passed } = loop.known;
     if (pending.length === 0) return null;
-    const soonest = Math.min(...pending.map((c) => c.pollMs));
 
     const sb = this.deps.sandboxes.find(userId, labId);
-    if (!sb?.ready) return soonest; // the sandbox is still being made, or was reaped: try later
+    if (!sb?.ready) return Math.min(...pending.map((c) => c.pollMs)); // being made, or reaped: try later
 
-    const ctx = this.deps.contexts.for(userId, entry.lab);
     const now = Date.now();
-    for (const check of pending) {
-      if (loop.stopped) return null;
-      // Slack of a tenth: a tick that wakes a little early still runs a check that is nearly due.
-      if (now - (loop.lastRun.get(check.id) ?? 0) < check.pollMs * 0.9) continue;
-      if (!check.needs.every((id) => passed.has(id))) continue;
-      loop.lastRun.set(check.id, now);
-      const started = performance.now();
-      const result = await this.deps.checks.run(userId, entry, check.id, sb, ctx, { record: "pass" });
-      this.stats.runs++;
-      this.stats.runMs += performance.now() - started;
-      if (!result) continue;
-      this.stats.passes++;
-      passed.add(check.id);
-      const progress = await this.deps.progress.view(userId, entry, ctx);
-      for (const w of this.deps.presence.watchers(userId, labId)) w.pushCheckResult({ labId, result, progress });
+    const activity = Math.max(0, ...[...sb.terminals.values()].map((t) => t.lastActivity));
+    const dueAt = (c: AutoCheck) => {
+      const last = loop.lastRun.get(c.id) ?? 0;
+      // Nothing happened in the terminals since the last run: the answer is likely the same, so
+      // look less often (background work such as a container starting can still change it).
+      return last + (activity > last ? c.pollMs : Math.min(c.pollMs * QUIET_FACTOR, QUIET_MAX_MS));
+    };
+    // Slack of a tenth: a tick that wakes a little early still runs a check that is nearly due.
+    const due = pending.filter((c) => dueAt(c) - c.pollMs * 0.1 <= now);
+    if (due.length > 0) {
+      // A click may have passed a check (or one it needs) since: read what passed again.
+      for (const id of await this.deps.progress.passedChecks(userId, labId)) passed.add(id);
+      const ctx = this.deps.contexts.for(userId, entry.lab);
+      for (const check of due) {
+        if (loop.stopped) return null;
+        loop.lastRun.set(check.id, Date.now());
+        if (passed.has(check.id) || !check.needs.every((id) => passed.has(id))) continue;
+        const started = performance.now();
+        const result = await this.deps.checks.run(userId, entry, check.id, sb, ctx, { record: "pass" });
+        this.stats.runs++;
+        this.stats.runMs += performance.now() - started;
+        if (!result) continue;
+        this.stats.passes++;
+        passed.add(check.id);
+        const progress = await this.deps.progress.view(userId, entry, ctx);
+        for (const w of this.deps.presence.watchers(userId, labId)) w.pushCheckResult({ labId, result, progress });
+      }
+      loop.known.pending = pending.filter((c) => !passed.has(c.id));
     }
-    const still = pending.filter((c) => !passed.has(c.id));
-    return still.length === 0 ? null : Math.min(...still.map((c) => c.pollMs));
+    const still = loop.known.pending;
+    if (still.length === 0) return null;
+    // Wake at the poll interval at the latest: terminal activity may make a quiet check due again.
+    const next = Math.min(...still.map((c) => Math.min(dueAt(c), Date.now() + c.pollMs)));
+    return Math.max(MIN_TICK_MS, next - Date.now());
   }
 }
+
+type AutoCheck = LabCheck & { pollMs: number };
+
+/** A check with no terminal activity since its last run is polled this many times less often ... */
+const QUIET_FACTOR = 5;
+/** ... but at least this often. */
+const QUIET_MAX_MS = 30_000;
+const MIN_TICK_MS = 200;
 
 const key = (userId: string, labId: string) => `${userId}\0${labId}`;

@@ -1,0 +1,148 @@
+// Lab format v2 on the server: how long a learner waits for a check and for a quiz (the HTTP round
+// trip: request → grading in the sandbox or on the server → recorded → progress back), and what
+// automatic checks cost a sandbox while its learner sits on a step with one.
+//
+// Round trips are measured by curl on the host (`-w %{time_total}`): the client must not share the
+// orchestrator's one thread. The auto-check cost is the sandbox's own CPU time (its cgroup, which
+// also holds the trusted check processes) and the orchestrator's, in two windows of the same
+// length: the learner on the step with the auto check (polled every 2 s, the fastest a lab may
+// ask for) with a quiet terminal and with a key typed every second, and on a step without one.
+//
+//   tsx test/bench/check-roundtrip.ts [requests=40] [window-seconds=30]     (root: real sandboxes)
+import { execFile } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { promisify } from "node:util";
+import { io as connectSocket } from "socket.io-client";
+import { getCheck, parseLab } from "@berth/labkit";
+import { createNamespacesDriver } from "@berth/sandbox";
+import { startOrchestrator } from "../../apps/orchestrator/src/server.js";
+import { summary } from "./lib.js";
+
+const N = Number(process.argv[2] ?? 40);
+const WINDOW_S = Number(process.argv[3] ?? 30);
+const LAB = "v2-fixture";
+const labsDir = path.resolve(import.meta.dirname, "../../apps/orchestrator/test/fixtures/labs");
+const instance = `cbench${process.pid}`;
+const dataDir = mkdtempSync(path.join(os.tmpdir(), "berth-cbench-"));
+process.env.BERTH_DATA_DIR = dataDir;
+process.env.LOG_LEVEL ??= "warn";
+const run = promisify(execFile);
+
+/** This process's CPU time and that of its reaped children (/proc/self/stat utime stime cutime cstime), ns. */
+function cpuNs(): number {
+  const stat = readFileSync("/proc/self/stat", "utf8");
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const ticks = [11, 12, 13, 14].reduce((n, i) => n + Number(f[i]), 0);
+  return (ticks * 1e9) / 100; // USER_HZ is 100 on Linux
+}
+
+const berth = await startOrchestrator({
+  port: 0, host: "127.0.0.1", serveWeb: false, warmPoolSize: 0, instance, labsDir, reapIntervalMs: 3_600_000,
+  labSecretFile: path.join(dataDir, "lab-variables.key"),
+  registry: { enabled: false, root: dataDir, port: 0 },
+});
+const driver = createNamespacesDriver();
+try {
+  const email = `cbench${Date.now()}@example.org`;
+  const json = { "content-type": "application/json" };
+  await fetch(`${berth.url}/api/auth/signup`, { method: "POST", headers: json, body: JSON.stringify({ email, password: "bench-password" }) });
+  const signin = await fetch(`${berth.url}/api/auth/signin`, { method: "POST", headers: json, body: JSON.stringify({ email, password: "bench-password" }) });
+  const cookie = signin.headers.get("set-cookie")!.split(";")[0]!;
+  const { user } = (await signin.json()) as { user: { id: string } };
+  const socket = connectSocket(berth.url, { transports: ["websocket"], extraHeaders: { cookie }, reconnection: false });
+  await new Promise<void>((resolve, reject) => {
+    socket.emit("term:attach", { labId: LAB, term: "1", cols: 80, rows: 24 }, (r: { ok: boolean; error?: string }) => (r.ok ? resolve() : reject(new Error(r.error))));
+  });
+  const sb = berth.sandboxes.find(user.id, LAB)!;
+
+  /** One POST by curl; its total time in ms (and the status, which must be 200). */
+  const curl = async (url: string, body?: unknown): Promise<number> => {
+    const args = ["-s", "-o", "/dev/null", "-w", "%{http_code} %{time_total}", "-X", "POST", "-H", `cookie: ${cookie}`];
+    if (body !== undefined) args.push("-H", "content-type: application/json", "--data", JSON.stringify(body));
+    const { stdout } = await run("curl", [...args, `${berth.url}${url}`]);
+    const [code, seconds] = stdout.trim().split(" ");
+    if (code !== "200") throw new Error(`POST ${url}: HTTP ${code}`);
+    return Number(seconds) * 1000;
+  };
+  const post = (url: string, body?: unknown) =>
+    fetch(`${berth.url}${url}`, { method: "POST", headers: { cookie, ...(body ? json : {}) }, body: body ? JSON.stringify(body) : undefined });
+
+  const failing: number[] = [];
+  const passing: number[] = [];
+  const quizzes: number[] = [];
+  for (let i = 0; i < 3; i++) await curl(`/api/labs/${LAB}/checks/made`); // warm up
+  for (let i = 0; i < N; i++) failing.push(await curl(`/api/labs/${LAB}/checks/made`));
+  const skip = await post(`/api/labs/${LAB}/steps/make/skip`); // solves step 1 (solutions run in the sandbox)
+  if (!skip.ok) throw new Error(`skip: ${skip.status} ${await skip.text()}`);
+  for (let i = 0; i < N; i++) passing.push(await curl(`/api/labs/${LAB}/checks/made`));
+  for (let i = 0; i < N; i++) {
+    const answers = i % 2 === 0 ? { q1: "a", q2: ["b"], q3: "cat" } : { q1: "b", q2: ["a", "c"], q3: "echo" };
+    quizzes.push(await curl(`/api/labs/${LAB}/quizzes/basics`, { answers }));
+  }
+
+  // The same check script through the trusted exec alone (no HTTP, no database): what grading itself costs.
+  const labFile = path.join(labsDir, LAB, "lab.md");
+  const script = getCheck(parseLab(readFileSync(labFile, "utf8"), labFile).lab!, "made")!.script;
+  const direct: number[] = [];
+  const cpu0 = cpuNs();
+  for (let i = 0; i < N; i++) {
+    const t = performance.now();
+    await berth.sandboxes.execTrusted(sb, script, 10_000);
+    direct.push(performance.now() - t);
+  }
+  const cpuPerExecMs = (cpuNs() - cpu0) / N / 1e6;
+
+  console.log(`check and quiz round trips (curl on the host, ${N} each, one learner, ${os.cpus().length} cores, load ${os.loadavg()[0]!.toFixed(2)})`);
+  console.log(summary("check, failing (script in the sandbox)", failing));
+  console.log(summary("check, passing", passing));
+  console.log(summary("quiz answer (graded on the server)", quizzes));
+  console.log(summary("the check script alone (execTrusted)", direct));
+  console.log(`${"CPU of one execTrusted (orchestrator + its children)".padEnd(44)} ${cpuPerExecMs.toFixed(1)} ms`);
+
+  /**
+   * CPU of the sandbox's cgroup and of this process with its reaped children (the trusted check
+   * helper and the script: on a v1 host with cpuacct mounted apart from cpu, their time is not in
+   * the sandbox's cpuacct group) over `seconds`, as a share of one CPU.
+   */
+  const window = async (seconds: number) => {
+    const s0 = await driver.stats(sb.id);
+    const p0 = cpuNs();
+    const t0 = process.hrtime.bigint();
+    await new Promise((r) => setTimeout(r, seconds * 1000));
+    const s1 = await driver.stats(sb.id);
+    const p1 = cpuNs();
+    const wallNs = Number(process.hrtime.bigint() - t0);
+    return { sandbox: (s1.cpuUsageNs - s0.cpuUsageNs) / wallNs, orchestrator: (p1 - p0) / wallNs };
+  };
+  const pct = (x: number) => `${(x * 100).toFixed(2)} %`;
+
+  // On step 2 the auto check (poll=2s) runs until /root/flag exists: it never will here.
+  await berth.sandboxes.exec(sb, "rm -f /root/flag", 5000);
+  const enter2 = await post(`/api/labs/${LAB}/steps/flag/enter`);
+  if (!enter2.ok) throw new Error(`enter flag: ${enter2.status} ${await enter2.text()}`);
+  const before = await berth.db.checkAttempt.count({ where: { userId: user.id, checkId: "flag" } });
+  const polling = await window(WINDOW_S);
+  // A learner at work: a key every second (the shell answers with a prompt) keeps the check at 2 s.
+  const typing = setInterval(() => socket.emit("term:input", { term: "1", data: "\r" }), 1000);
+  const busy = await window(WINDOW_S).finally(() => clearInterval(typing));
+  const attemptsDuringPolling = (await berth.db.checkAttempt.count({ where: { userId: user.id, checkId: "flag" } })) - before;
+  await post(`/api/labs/${LAB}/steps/make/enter`); // a step without auto checks: polling stops
+  await new Promise((r) => setTimeout(r, 2500)); // let a run in flight finish
+  const idle = await window(WINDOW_S);
+
+  console.log(`\nautomatic checks: one learner, one auto check polled every 2 s, ${WINDOW_S} s windows (failing polls leave no row: ${attemptsDuringPolling} rows)`);
+  const line = (label: string, w: { sandbox: number; orchestrator: number }) =>
+    console.log(`${label.padEnd(52)} sandbox ${pct(w.sandbox)}  orchestrator+children ${pct(w.orchestrator)}  sum ${pct(w.sandbox + w.orchestrator)}`);
+  line("on the step with the auto check, terminal quiet", polling);
+  line("the same, a key typed every second", busy);
+  line("on a step without auto checks", idle);
+  const cost = (w: { sandbox: number; orchestrator: number }) => pct(w.sandbox + w.orchestrator - idle.sandbox - idle.orchestrator);
+  console.log(`${"auto-check cost (sum minus the step without)".padEnd(52)} quiet ${cost(polling)}, typing ${cost(busy)} of one CPU`);
+  socket.close();
+} finally {
+  await berth.close();
+  for (const s of await driver.list()) if (s.id.startsWith(`${instance}-`)) await driver.destroy(s.id);
+  rmSync(dataDir, { recursive: true, force: true });
+}
