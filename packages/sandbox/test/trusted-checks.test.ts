@@ -110,8 +110,8 @@ describe("trusted checks: what a root learner cannot influence", () => {
     expect(r.timedOut).toBe(false);
     const lines = r.stdout.toString().trim().split("\n");
     expect(lines.slice(0, 3)).toEqual(["out", "trusted", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/"]);
-    // PATH HOME CURL_HOME LANG TERM, and bash's own PWD SHLVL _: nothing of the host's
-    expect(Number(lines[3])).toBeLessThanOrEqual(8);
+    // PATH HOME CURL_HOME LANG TERM TMPDIR, and bash's own PWD SHLVL _: nothing of the host's
+    expect(Number(lines[3])).toBeLessThanOrEqual(9);
     expect(r.stderr.toString()).toBe("err\n");
   });
 
@@ -181,10 +181,9 @@ describe("trusted checks: what a root learner cannot influence", () => {
 
   it("a running check's script is nowhere in the sandbox's /proc: not in any cmdline, environ or open fd", async () => {
     const secret = `check-secret-${randomBytes(6).toString("hex")}`;
-    const script = `export MARK=${secret}\nsleep 4\n# ${secret}\necho done\n`;
-    // The old way leaks it: the rest of the script waits in bash's stdin, which root can read.
-    // (the check's sleep inherits MARK: its environ shows it once it has started)
-    const oldRun = agentCheck(client, script);
+    const script = `export MARK=${secret}\nsleep 10\n# ${secret}\necho done\n`;
+    // The old way leaks it: the check's sleep inherits MARK, and its environ is root's to read.
+    const oldRun = agentCheck(client, script, 8000);
     let oldScan = "";
     for (let i = 0; i < 10 && !oldScan.includes(secret); i++) {
       await new Promise((r) => setTimeout(r, 300));
@@ -194,8 +193,10 @@ describe("trusted checks: what a root learner cannot influence", () => {
     await oldRun;
 
     const run = driver.execTrusted(id, script, { timeoutMs: 20_000 });
-    await waitFor(() => hostPidsWith("sleep 4").length > 0);
+    await waitFor(() => hostPidsWith("sleep 10").length > 0);
     const scan = await learner(client, SCAN);
+    // (still running when the scan ended: it looked while the check ran)
+    expect(hostPidsWith("sleep 10").length).toBeGreaterThan(0);
     // (the scan did look: it saw the agent, and read the learner's own processes)
     expect(scan).toContain("/opt/berth/agent.mjs");
     expect(scan).not.toContain(secret);
@@ -203,6 +204,22 @@ describe("trusted checks: what a root learner cannot influence", () => {
     expect(await learner(client, `grep -rlsF -- "$(printf '%s' '${secret.slice(0, 12)}')$(printf '%s' '${secret.slice(12)}')" /tmp /root /run /var/tmp /dev/shm; true`)).toBe("");
     const r = await run;
     expect(r.stdout.toString()).toBe("done\n");
+  });
+
+  it("a long script's here-document stays out of the sandbox's /tmp (the check's TMPDIR is its own)", async () => {
+    // bash keeps a here-document over 64 KiB in a deleted file in $TMPDIR; `head` holds it open
+    // while the pipe is full, and the host reads where it is from head's fd 0.
+    const tag = String(Math.floor(Math.random() * 100_000) + 100_000);
+    const check = `head -c ${tag} <<'EOF' | (sleep 2; wc -c)\n${"x".repeat(70_000)}\nEOF\n`;
+    const heredocOf = async (run: Promise<unknown>) => {
+      await waitFor(() => hostPidsWith(`head -c ${tag}`).length > 0);
+      const [pid] = hostPidsWith(`head -c ${tag}`);
+      const where = execFileSync("readlink", [`/proc/${pid}/fd/0`]).toString().trim();
+      await run;
+      return where;
+    };
+    expect(await heredocOf(agentCheck(client, check))).toMatch(/^\/tmp\/sh-thd.* \(deleted\)$/);
+    expect(await heredocOf(driver.execTrusted(id, check, { timeoutMs: 10_000 }))).toMatch(/^\/check-tmp\/sh-thd.* \(deleted\)$/);
   });
 
   it("the learner cannot see, signal or ptrace a check: no pid of it exists in the sandbox", async () => {

@@ -25,6 +25,7 @@
  *     and a /dev of host device nodes; the sandbox's live state bound in (/proc, /sys, /run, /tmp,
  *     /root, /home, /var, its whole root at /sandbox). So no binary, library, ld.so.preload or
  *     PATH entry comes from the learner;
+ *   - a private tmpfs at /check-tmp (TMPDIR) for what the check writes for itself;
  *   - a fixed environment (nothing inherited), then /usr/bin/bash -s with the script on stdin.
  * When the driver kills berth-check (timeout), the kernel sends SIGKILL to the check's PID 1
  * (PR_SET_PDEATHSIG), and PID 1's death kills everything left in its pid namespace.
@@ -86,6 +87,9 @@ static const char *CHECK_ENV[] = {
     "CURL_HOME=/",
     "LANG=C.UTF-8",
     "TERM=dumb",
+    /* bash keeps a here-document over 64 KiB in a temporary file: in the check's own tmpfs, not
+     * in the sandbox's /tmp where the learner could read it (labkit wraps every script in one). */
+    "TMPDIR=/check-tmp",
     NULL,
 };
 
@@ -334,6 +338,8 @@ int main(int argc, char **argv) {
     else if (mkdirat(root, LIVE_DIRS[i], 0755) < 0) die("mkdir %s: %s", LIVE_DIRS[i], strerror(errno));
   }
   attach(sandbox_tree, root, "sandbox", 1);
+  if (mkdirat(root, "check-tmp", 0700) < 0) die("mkdir check-tmp: %s", strerror(errno));
+  if (mount("berth-check", "/proc/check-tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0700,size=64m") < 0) die("mount /check-tmp: %s", strerror(errno));
   int curlrc = openat(root, ".curlrc", O_WRONLY | O_CREAT | O_CLOEXEC, 0444); /* see CURL_HOME */
   if (curlrc < 0) die("create /.curlrc: %s", strerror(errno));
   close(curlrc);
