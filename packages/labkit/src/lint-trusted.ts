@@ -46,6 +46,11 @@ const RULES: Rule[] = [
     message: "a check cannot enter the learner's pid namespaces (nsenter --pid fails: the check's pid namespace is not their ancestor)",
     fix: "read what you need through /proc/<pid>/ (status, ns/, root/) instead",
   },
+  {
+    pattern: /\bnsenter\b.*(\s--mount\b|\s-[a-zA-Z]*m)/,
+    message: "nsenter --mount runs its command from the learner's mount namespace: a binary of the learner's, inside the check",
+    fix: "read the other namespace's files through /proc/<pid>/root/... with the check's own tools",
+  },
 ];
 
 /**

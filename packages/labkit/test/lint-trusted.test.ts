@@ -19,7 +19,8 @@ describe("lintTrustedScript", () => {
     expect(lint("n=$(ps -e | wc -l)")).toHaveLength(1);
     expect(lint("pkill -f web")).toHaveLength(1);
     expect(lint("kill -9 $pid")).toHaveLength(1);
-    expect(lint("nsenter --target $pid --pid --mount true")).toHaveLength(1);
+    expect(lint("nsenter --target $pid --pid true")).toHaveLength(1);
+    expect(lint('x=$(nsenter -t "$pid" -m readlink /proc/1/ns/pid)')).toHaveLength(1);
   });
 
   it("leaves alone messages, comments, awk programs and docker's own ps", () => {
