@@ -1,7 +1,9 @@
 // Assembles the orchestrator: database, lab catalog, sandbox driver and pool, grading, the REST API,
 // the socket.io gateway and (optionally) the Next.js web app, all behind one HTTP server.
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server as HttpServer } from "node:http";
 import type { AddressInfo } from "node:net";
+import path from "node:path";
 import { pino, type Logger } from "pino";
 import type { SandboxDriver } from "@berth/sandbox";
 import { createNamespacesDriver } from "@berth/sandbox";
@@ -23,7 +25,7 @@ import { createApi } from "./http/api.js";
 import { normalizeAddress, sendJson } from "./http/router.js";
 import { createGateway } from "./gateway.js";
 import { PreviewServer } from "./preview/preview.js";
-import { startRegistry, type Registry } from "../../../infra/registry/registry.js";
+import { REGISTRY_BINARY, startRegistry, type Registry } from "../../../infra/registry/registry.js";
 
 export interface Orchestrator {
   http: HttpServer;
@@ -210,6 +212,26 @@ function capConnectionsPerAddress(http: HttpServer, max: number, log: Logger): v
   });
 }
 
+/** Stops the registry a crashed run of this instance left behind (only if the pid is still one). */
+function stopOrphanedRegistry(pidFile: string, log: Logger): void {
+  let pid: number;
+  try {
+    pid = Number(readFileSync(pidFile, "utf8").trim());
+  } catch {
+    return; // no earlier run, or it stopped cleanly
+  }
+  try {
+    // A recycled pid must not be shot: only a process running the registry binary is ours.
+    if (Number.isInteger(pid) && pid > 1 && readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")[0] === REGISTRY_BINARY) {
+      process.kill(pid, "SIGTERM");
+      log.warn({ pid }, "stopped the lab registry a crashed orchestrator left running");
+    }
+  } catch {
+    /* gone already */
+  }
+  rmSync(pidFile, { force: true });
+}
+
 /**
  * The registry that serves the lab images to sandboxes' `docker pull`. Without it Berth still
  * works (containers from images a sandbox already has, builds FROM them), so a failure to start
@@ -219,9 +241,14 @@ function capConnectionsPerAddress(http: HttpServer, max: number, log: Logger): v
 async function startLabRegistry(config: OrchestratorConfig, log: Logger): Promise<Registry | undefined> {
   if (!config.registry.enabled) return undefined;
   try {
+    // A crash (kill -9, the OOM killer) skips the exit hook below: the last run's registry may
+    // still be serving. Its pid is kept per instance, so a restart under a supervisor stops it.
+    const pidFile = path.join(config.registry.root, `registry-${config.instance}.pid`);
+    stopOrphanedRegistry(pidFile, log);
     // (startRegistry itself tries again when the free port it picked is taken before the bind)
     const registry = await startRegistry({ root: config.registry.root, host: "127.0.0.1", port: config.registry.port });
     log.info({ url: registry.url, storage: config.registry.root }, "lab registry started");
+    writeFileSync(pidFile, `${registry.pid}\n`);
     // A child process outlives its parent unless told: if the orchestrator exits without close()
     // (a failed start, a crash), take the registry down with it.
     const onExit = () => {
@@ -233,7 +260,7 @@ async function startLabRegistry(config: OrchestratorConfig, log: Logger): Promis
     };
     process.once("exit", onExit);
     const stop = registry.stop.bind(registry);
-    return { ...registry, stop: () => (process.off("exit", onExit), stop()) };
+    return { ...registry, stop: () => (process.off("exit", onExit), rmSync(pidFile, { force: true }), stop()) };
   } catch (err) {
     log.warn({ err: String(err) }, "lab registry did not start: `docker pull` in sandboxes will fail (BERTH_REGISTRY=0 silences this)");
     return undefined;
