@@ -25,11 +25,10 @@ process.env.LOG_LEVEL ??= "warn";
 const berth = await startOrchestrator({ port: 0, host: "127.0.0.1", serveWeb: false, warmPoolSize: 0, instance, reapIntervalMs: 3_600_000 });
 const driver = createNamespacesDriver();
 try {
-  const res = await fetch(`${berth.url}/api/auth/signup`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ email: `pbench${Date.now()}@example.org`, password: "bench-password" }),
-  });
+  const account = JSON.stringify({ email: `pbench${Date.now()}@example.org`, password: "bench-password" });
+  await fetch(`${berth.url}/api/auth/signup`, { method: "POST", headers: { "content-type": "application/json" }, body: account });
+  // Sign-up never signs in (its answer must not tell whether the email was taken).
+  const res = await fetch(`${berth.url}/api/auth/signin`, { method: "POST", headers: { "content-type": "application/json" }, body: account });
   const cookie = res.headers.get("set-cookie")!.split(";")[0]!;
   const { user } = (await res.json()) as { user: { id: string } };
   const socket = connectSocket(berth.url, { transports: ["websocket"], extraHeaders: { cookie }, reconnection: false });
