@@ -7,6 +7,7 @@ import { ID_PATTERN, LAB_RELATIVE_PATH, readFrontMatter } from "./front-matter.j
 import { parseDuration, parseInfoString, type Attribute } from "./info-string.js";
 import { LIMITS, type Lab, type LabCheck, type LabError, type LabQuiz, type LabQuizQuestion, type LabScript, type LabStep } from "./lab.js";
 import { CONDITION, CONTAINER_KINDS, IMAGE_TYPES, REFERENCE, SANDBOX_FACT_NAMES, imageExtension } from "./syntax.js";
+import { lintTrustedScripts } from "./lint-trusted.js";
 import { solutionShownInRunBlocks } from "./run-lint.js";
 
 export const HIDDEN_KINDS = ["setup", "check", "hint", "solution", "quiz"] as const;
@@ -398,6 +399,9 @@ export function parseLab(source: string, file: string, options: ParseOptions = {
     source,
     ...(setup ? { setup } : {}),
   };
+  // Checks and setups run as trusted checks, outside the learner's pid namespace: say what breaks there.
+  warnings.push(...lintTrustedScripts(lab, file));
+  warnings.sort((a, b) => a.line - b.line || (a.column ?? 0) - (b.column ?? 0));
   return { lab, errors, warnings };
 }
 
