@@ -10,6 +10,9 @@ import { createNamespacesDriver } from "@berth/sandbox";
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
+/** The administrator every test Berth is started with (BERTH_ADMIN_EMAIL / BERTH_ADMIN_PASSWORD). */
+export const ADMIN = { email: "admin@example.org", password: "e2e administrator password" };
+
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
@@ -45,7 +48,14 @@ export async function startBerth(env: Record<string, string> = {}): Promise<Bert
   const launch = async () => {
     child = spawn(path.join(ROOT, "node_modules/.bin/tsx"), ["apps/orchestrator/src/main.ts"], {
       cwd: ROOT,
-      env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", BERTH_DATA_DIR: dataDir, BERTH_INSTANCE: instance, LOG_LEVEL: "warn", ...env },
+      env: {
+        ...process.env, PORT: String(port), HOST: "127.0.0.1", BERTH_DATA_DIR: dataDir, BERTH_INSTANCE: instance, LOG_LEVEL: "warn",
+        // Every learner of a run signs up from 127.0.0.1: lift the per-address sign-up throttle
+        // (a spec that tests it passes its own), and make the administrator from the console.
+        BERTH_SIGNUPS_PER_IP_HOUR: "100000",
+        BERTH_ADMIN_EMAIL: ADMIN.email, BERTH_ADMIN_PASSWORD: ADMIN.password,
+        ...env,
+      },
       stdio: ["ignore", "pipe", "pipe"],
     });
     const keep = (b: Buffer) => {
