@@ -153,7 +153,8 @@ export function createGateway(
         await session.resize(cols, rows).catch(() => undefined);
         session.attach(viewer);
         report("ready", `Connected to ${sb.hostname}`);
-        deps.presence?.join(socket.data.user.id, labId, {
+        // (Checked again after the awaits above: a presence joined after "disconnect" would never leave.)
+        if (socket.connected) deps.presence?.join(socket.data.user.id, labId, {
           id: socket.id,
           // ("check:result" is in the contract; cast until ServerToClientEvents lists it.)
           pushCheckResult: (msg) => (socket as unknown as { emit(ev: "check:result", m: CheckResultPush): void }).emit("check:result", msg),
