@@ -61,7 +61,8 @@ try {
   const curl = async (url: string, body?: unknown): Promise<number> => {
     const args = ["-s", "-o", "/dev/null", "-w", "%{http_code} %{time_total}", "-X", "POST", "-H", `cookie: ${cookie}`];
     if (body !== undefined) args.push("-H", "content-type: application/json", "--data", JSON.stringify(body));
-    const { stdout } = await run("curl", [...args, `${berth.url}${url}`]);
+    // 127.0.0.1, not localhost: curl would try ::1 first, where nothing listens.
+    const { stdout } = await run("curl", [...args, `${berth.url.replace("localhost", "127.0.0.1")}${url}`]);
     const [code, seconds] = stdout.trim().split(" ");
     if (code !== "200") throw new Error(`POST ${url}: HTTP ${code}`);
     return Number(seconds) * 1000;
