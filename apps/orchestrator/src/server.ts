@@ -63,7 +63,7 @@ async function assemble(config: OrchestratorConfig, log: Logger, registry: Regis
   const db = await openDatabase(config.databaseUrl, { migrate: true });
   // Each sandbox reaches the lab registry through a gateway of the driver's (pulls, and pushes
   // into the learner's own namespace): the driver needs the registry's address on this host.
-  const driver = opts.driver ?? createNamespacesDriver(registry ? { registryUpstream: registry.url } : {});
+  const driver = opts.driver ?? createNamespacesDriver(registry ? { registryUpstream: registry.url, registryQuota: { storageDir: path.join(registry.root, "data") } } : {});
   await driver.prepare((line) => log.info(line));
 
   const catalog = new LabCatalog(db, log);

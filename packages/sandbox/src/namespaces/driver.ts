@@ -46,6 +46,7 @@ import { createSandboxDisk, MIN_DISK_BYTES, remountSandboxDisk, sandboxDiskUsage
 import { ensureSharedImages, removeUnusedSharedImages } from "./shared-images.js";
 import { attachUplink, claimSlot, detachUplinksOf, ensureHostNetwork, removeStaleUplinks, repairHostNetwork, sandboxResolvConf, type UplinkSlot } from "./network.js";
 import { RegistryGateway, registryOwner } from "./registry-gateway.js";
+import type { RegistryQuota } from "./registry-quota.js";
 
 export interface NamespacesDriverOptions {
   stateDir?: string;
@@ -72,6 +73,11 @@ export interface NamespacesDriverOptions {
    * everything else outside is refused (egress.ts). With the uplink only.
    */
   egressAllow?: string[];
+  /**
+   * Each learner's storage quota in the lab registry (with registryUpstream): where the registry
+   * keeps its data, and the bytes per owner (default 2 GiB). Without it pushes are not limited.
+   */
+  registryQuota?: RegistryQuota;
 }
 
 interface SandboxMeta {
@@ -106,6 +112,7 @@ export class NamespacesDriver implements SandboxDriver {
   private readonly uplink: boolean;
   private readonly registryUpstream: string | undefined;
   private readonly egressAllow: string[];
+  private readonly registryQuota: RegistryQuota | undefined;
   private nameservers: string[] = [];
   private prepared: Promise<{ rootfs: string; agentDir: string; hostTools: HostTools; sharedImages?: string; checkHelper: string }> | undefined;
 
@@ -117,6 +124,7 @@ export class NamespacesDriver implements SandboxDriver {
     this.uplink = opts.uplink ?? true;
     this.registryUpstream = opts.registryUpstream;
     this.egressAllow = opts.egressAllow ?? DEFAULT_EGRESS_ALLOW;
+    this.registryQuota = opts.registryQuota;
     if (this.registryUpstream !== undefined && !/^http:\/\/[^/]+\/?$/.test(this.registryUpstream)) {
       throw new Error(`registryUpstream ${JSON.stringify(this.registryUpstream)}: want http://host:port (the lab registry on this host)`);
     }
@@ -178,6 +186,7 @@ export class NamespacesDriver implements SandboxDriver {
   /** Sandboxes outlive the process that made them: serve the gateways of those still here. */
   private async serveExistingGateways(onProgress?: (line: string) => void): Promise<void> {
     if (!this.registryUpstream) return;
+    if (!this.registryQuota) onProgress?.("sandbox: learners' pushes to the lab registry have no quota (registryQuota not set)");
     for (const id of await readdir(join(this.stateDir, "sandboxes"))) {
       if (this.gateways.has(id)) continue;
       const meta = await this.readMeta(id).catch(() => undefined);
@@ -474,7 +483,7 @@ export class NamespacesDriver implements SandboxDriver {
     if (!this.registryUpstream) return;
     let gw = this.gateways.get(id);
     if (!gw) {
-      gw = RegistryGateway.listen({ socketPath: join(this.dir(id), "gw", "registry.sock"), upstream: this.registryUpstream, owner });
+      gw = RegistryGateway.listen({ socketPath: join(this.dir(id), "gw", "registry.sock"), upstream: this.registryUpstream, owner, quota: this.registryQuota });
       this.gateways.set(id, gw);
       gw.catch(() => this.gateways.get(id) === gw && this.gateways.delete(id));
     }

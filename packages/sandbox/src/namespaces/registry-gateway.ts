@@ -12,7 +12,8 @@
 import { createHash } from "node:crypto";
 import { chmod, rm } from "node:fs/promises";
 import http from "node:http";
-import type { Duplex } from "node:stream";
+import type { Duplex, Readable } from "node:stream";
+import { removeUpload, uploadWithinQuota, type RegistryQuota } from "./registry-quota.js";
 
 /** One path component of a repository name (the distribution spec's grammar). */
 const COMPONENT = "[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*";
@@ -73,6 +74,8 @@ export interface RegistryGatewayOptions {
   upstream: string;
   /** Whose namespace this sandbox's pushes go to (see registryOwner). */
   owner: string;
+  /** Each owner's storage quota (registry-quota.ts); without it, pushes are not limited. */
+  quota?: RegistryQuota;
   log?: (line: string) => void;
 }
 
@@ -107,7 +110,7 @@ export class RegistryGateway {
     // Read per request, so setOwner() applies to the next request without re-listening.
     const whose = { owner: registryOwner(opts.owner) };
     const server = http.createServer((req, res) => {
-      handle(req, res, upstream, whose.owner).catch((err: Error) => {
+      handle(req, res, upstream, whose.owner, opts.quota).catch((err: Error) => {
         opts.log?.(`registry gateway: ${err.message}`);
         if (!res.headersSent) registryError(res, 502, "UNAVAILABLE", `the lab registry is not reachable: ${err.message}`);
         else res.destroy();
@@ -152,7 +155,7 @@ export class RegistryGateway {
   }
 }
 
-async function handle(req: http.IncomingMessage, res: http.ServerResponse, upstream: URL, owner: string): Promise<void> {
+async function handle(req: http.IncomingMessage, res: http.ServerResponse, upstream: URL, owner: string, quota?: RegistryQuota): Promise<void> {
   const raw = req.url ?? "/";
   const q = raw.indexOf("?");
   const path = q < 0 ? raw : raw.slice(0, q);
@@ -191,7 +194,20 @@ async function handle(req: http.IncomingMessage, res: http.ServerResponse, upstr
     if ("error" in source) params.delete("mount");
     upstreamQuery = params.toString();
   }
-  return proxy(req, res, upstream, `/v2/${mapped.upstream}/${rest}`, upstreamQuery, owner, { name, upstream: mapped.upstream, tagsList: rest === "tags/list" });
+  const repo = { name, upstream: mapped.upstream, tagsList: rest === "tags/list" };
+  if (quota && !mapped.readOnly && rest.startsWith("blobs/uploads/") && (method === "POST" || method === "PATCH" || method === "PUT")) {
+    // An upload: within the owner's quota, or refused as the registry refuses (DENIED).
+    const refused = await uploadWithinQuota(
+      req,
+      quota,
+      owner,
+      (body, signal) => proxy(req, res, upstream, `/v2/${mapped.upstream}/${rest}`, upstreamQuery, owner, repo, { body, signal }),
+      () => removeUpload(quota.storageDir, mapped.upstream, rest),
+    );
+    if (refused) return registryError(res, 403, "DENIED", refused, { name });
+    return;
+  }
+  return proxy(req, res, upstream, `/v2/${mapped.upstream}/${rest}`, upstreamQuery, owner, repo);
 }
 
 /** Upstream header values that name upstream paths, made relative and back into the learner's names. */
@@ -214,6 +230,8 @@ function proxy(
   query: string,
   owner: string,
   repo: { name: string; upstream: string; tagsList: boolean } | undefined,
+  /** The request body to send (default the request itself) and what aborts the upstream request. */
+  opts: { body?: Readable; signal?: AbortSignal } = {},
 ): Promise<void> {
   return new Promise((resolve, reject) => {
     const headers: http.OutgoingHttpHeaders = {};
@@ -258,7 +276,7 @@ function proxy(
         resolve();
       });
     };
-    const up = http.request({ host: upstream.hostname, port: upstream.port || 80, method: req.method, path: path + (query ? `?${query}` : ""), headers }, (ur) => {
+    const up = http.request({ host: upstream.hostname, port: upstream.port || 80, method: req.method, path: path + (query ? `?${query}` : ""), headers, signal: opts.signal }, (ur) => {
       // (a listener: nothing may throw out of it; handle()'s caller answers the error)
       try {
         respond(ur);
@@ -268,7 +286,7 @@ function proxy(
       }
     });
     up.on("error", reject);
-    req.pipe(up);
+    (opts.body ?? req).pipe(up);
     // The sandbox hung up mid-request: drop the upstream request, never throw.
     req.on("error", () => up.destroy());
     req.on("aborted", () => up.destroy());
