@@ -51,12 +51,33 @@ describe("labkit CLI", () => {
     expect(r.status).toBe(1);
   });
 
+  it("lint: warnings say so, exit 0 (1 with --strict); next must name a lab of the folder", () => {
+    const runAnswers = GOOD.replace("touch /root/made # SOLUTION-SECRET-1", "touch /root/made");
+    const dir = labsDir(runAnswers);
+    const file = path.join(dir, "demo-lab", "lab.md");
+    const r = labkit("lint", dir);
+    expect(r.stdout.trim().split("\n")).toEqual([
+      expect.stringMatching(new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}:${lineOf(runAnswers, "```bash run")}: warning: the Run block here .* is the solution of check "file-made" .* \\(fix: `)),
+    ]);
+    expect(r.stderr).toMatch(/1 lab\(s\), no errors, 1 warning\(s\)/);
+    expect(r.status).toBe(0);
+    expect(labkit("lint", dir, "--strict").status).toBe(1);
+
+    const chained = labsDir(GOOD.replace("tags: [demo, test]", "tags: [demo, test]\nnext: no-such-lab"));
+    const c = labkit("lint", chained);
+    expect(c.stdout).toMatch(/lab\.md:\d+: next names "no-such-lab", which is not a lab in/);
+    expect(c.status).toBe(1);
+  });
+
   it("render: the browser's view as JSON, without scripts", () => {
     const r = labkit("render", LABS);
     expect(r.status).toBe(0);
     const views = JSON.parse(r.stdout) as LabView[];
-    expect(views.map((v) => v.id).sort()).toEqual(["cgroups-by-hand", "namespaces-by-hand", "networking", "volumes"]);
-    expect(views.every((v) => v.steps.length >= 3 && v.steps.every((s) => s.html.length > 0))).toBe(true);
+    const four = views.filter((v) => ["cgroups-by-hand", "namespaces-by-hand", "networking", "volumes"].includes(v.id));
+    expect(four).toHaveLength(4);
+    expect(four.every((v) => v.steps.length >= 3 && v.steps.every((s) => s.html.length > 0) && v.recapHtml && v.steps.some((s) => s.quizzes.length > 0))).toBe(true);
+    // next: carries the next lab's title
+    expect(four.find((v) => v.id === "networking")!.next).toEqual({ id: "volumes", title: views.find((v) => v.id === "volumes")!.title });
     // lines that only check, solution and setup scripts contain
     for (const hidden of ["NSpid", "tail /dev/zero", "readlink /proc/1/ns/uts", "$1 == "]) expect(r.stdout).not.toContain(hidden);
   });
