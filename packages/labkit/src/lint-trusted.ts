@@ -47,6 +47,12 @@ const RULES: Rule[] = [
     fix: "read what you need through /proc/<pid>/ (status, ns/, root/) instead",
   },
   {
+    // (writing a pid there is a learner's move; a check reading it gets an empty list)
+    pattern: /(?<!>\s*)(?<![^\s<("'=])[^\s<>()"'=]*(cgroup\.procs|cgroup\.threads|\/tasks)\b/,
+    message: "cgroup.procs, cgroup.threads and tasks list only the pids the reader's pid namespace can see: none of the learner's in a check",
+    fix: "find a cgroup's processes in /proc/[0-9]*/cgroup, or count them with pids.current (v2: cgroup.events says populated)",
+  },
+  {
     pattern: /\bnsenter\b.*(\s--mount\b|\s-[a-zA-Z]*m)/,
     message: "nsenter --mount runs its command from the learner's mount namespace: a binary of the learner's, inside the check",
     fix: "read the other namespace's files through /proc/<pid>/root/... with the check's own tools",
@@ -54,14 +60,20 @@ const RULES: Rule[] = [
 ];
 
 /**
- * The line with what is quoted blanked out (same length, so columns hold): messages to the learner
- * ("... check with cat /proc/self/cgroup") and awk programs are not commands. Command
- * substitutions inside double quotes ("$(docker ps ...)") stay, since they do run.
+ * The line with quoted text blanked out (same length, so columns hold) where it reads as words:
+ * messages to the learner ("... check with cat /proc/self/cgroup") and awk programs are not
+ * commands. A quoted word without spaces ("$cg/cgroup.procs") is an argument and stays, and so do
+ * command substitutions inside double quotes ("$(docker ps ...)"), since they run.
  */
 export function codeOf(line: string): string {
   const out = line.split("");
-  const blank = (from: number, to: number) => {
-    for (let k = from; k < to && k < out.length; k++) out[k] = " ";
+  // Blanks [from, to) except the kept ranges, when the rest has a space in it.
+  const blankWords = (from: number, to: number, keep: [number, number][] = []) => {
+    const inKeep = (k: number) => keep.some(([a, b]) => k >= a && k < b);
+    let spaced = false;
+    for (let k = from; k < to; k++) if (!inKeep(k) && /\s/.test(line[k]!)) spaced = true;
+    if (!spaced) return;
+    for (let k = from; k < to && k < out.length; k++) if (!inKeep(k)) out[k] = " ";
   };
   for (let i = 0; i < line.length; i++) {
     const c = line[i];
@@ -69,29 +81,31 @@ export function codeOf(line: string): string {
       i++;
     } else if (c === "'") {
       const end = line.indexOf("'", i + 1);
-      blank(i + 1, end < 0 ? line.length : end);
+      blankWords(i + 1, end < 0 ? line.length : end);
       i = end < 0 ? line.length : end;
     } else if (c === '"') {
+      const keep: [number, number][] = [];
       let j = i + 1;
       while (j < line.length && line[j] !== '"') {
         if (line[j] === "\\") {
-          blank(j, j + 2);
           j += 2;
         } else if (line.startsWith("$(", j)) {
+          const start = j;
           let depth = 0;
           for (; j < line.length; j++) {
             if (line[j] === "(") depth++;
             else if (line[j] === ")" && --depth === 0) break;
           }
           j++;
+          keep.push([start, j]);
         } else {
-          blank(j, j + 1);
           j++;
         }
       }
+      blankWords(i + 1, Math.min(j, line.length), keep);
       i = j;
     } else if (c === "#" && (i === 0 || /\s/.test(line[i - 1]!))) {
-      blank(i, line.length); // a comment may talk about anything
+      for (let k = i; k < out.length; k++) out[k] = " "; // a comment may talk about anything
       break;
     }
   }

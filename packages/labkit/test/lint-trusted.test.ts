@@ -20,6 +20,9 @@ describe("lintTrustedScript", () => {
     expect(lint("pkill -f web")).toHaveLength(1);
     expect(lint("kill -9 $pid")).toHaveLength(1);
     expect(lint("nsenter --target $pid --pid true")).toHaveLength(1);
+    expect(lint('for p in $(cat "$cg/cgroup.procs"); do :; done')).toHaveLength(1);
+    expect(lint("n=$(wc -l < /sys/fs/cgroup/pids/x/tasks)")).toHaveLength(1);
+    expect(lint("echo $$ > /sys/fs/cgroup/x/cgroup.procs")).toEqual([]);
     expect(lint('x=$(nsenter -t "$pid" -m readlink /proc/1/ns/pid)')).toHaveLength(1);
   });
 
