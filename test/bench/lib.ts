@@ -24,10 +24,12 @@ let counter = 0;
 /** A new learner account, signed up inside a new browser context (which keeps its cookie). */
 export async function learnerContext(browser: Browser, baseUrl: string): Promise<BrowserContext> {
   const context = await browser.newContext({ baseURL: baseUrl });
-  const res = await context.request.post("/api/auth/signup", {
-    data: { email: `bench${Date.now()}-${counter++}@example.org`, password: "bench-password" },
-  });
-  if (res.status() !== 201) throw new Error(`signup failed: ${res.status()} ${await res.text()}`);
+  const account = { email: `bench${Date.now()}-${counter++}@example.org`, password: "bench-password" };
+  const res = await context.request.post("/api/auth/signup", { data: account });
+  if (!res.ok()) throw new Error(`signup failed: ${res.status()} ${await res.text()}`);
+  // Sign-up never signs in (its answer must not tell whether the email was taken).
+  const signin = await context.request.post("/api/auth/signin", { data: account });
+  if (!signin.ok()) throw new Error(`signin failed: ${signin.status()} ${await signin.text()}`);
   return context;
 }
 

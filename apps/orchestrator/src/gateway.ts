@@ -3,6 +3,7 @@
 // decodes them. A socket lives no longer than its session: sign-out and expiry disconnect it, a
 // sweep catches sessions removed any other way, and every term:attach looks the session up again.
 import {
+  SandboxPrepare,
   TermAck,
   TermAttach,
   TermInput,
@@ -165,6 +166,20 @@ export function createGateway(
         report("error", err instanceof Error ? err.message : String(err));
         ack({ ok: false, error: err instanceof Error ? err.message : String(err) });
       }
+    });
+
+    // The player says which lab it opens before its terminal is laid out: the sandbox's hand-over
+    // (and the lab's setup) overlaps with the page's own work. term:attach shares the attempt.
+    socket.on("sandbox:prepare", (raw) => {
+      const parsed = SandboxPrepare.safeParse(raw);
+      if (!parsed.success || !catalog.get(parsed.data.labId)) return;
+      const { labId } = parsed.data;
+      const report = (phase: Parameters<ServerToClientEvents["sandbox:status"]>[0]["phase"], message: string) =>
+        socket.emit("sandbox:status", { labId, phase, message });
+      sandboxes.acquire(socket.data.user.id, labId, report).catch((err) => {
+        // The attach that follows meets the same failure and reports it.
+        log.debug({ err: String(err), labId }, "sandbox:prepare failed");
+      });
     });
 
     socket.on("term:input", (raw) => {

@@ -32,6 +32,11 @@ export const TermResize = z.object({
   rows: z.number().int().min(1).max(1000),
 });
 export const TermAck = z.object({ term: TermKey, bytes: z.number().int().min(0) });
+/**
+ * "I am about to attach to this lab": the server starts handing over the learner's sandbox (warm
+ * pool, lab setup) while the page still lays out its terminal, whose size the attach needs.
+ */
+export const SandboxPrepare = z.object({ labId: z.string().min(1).max(100) });
 
 /** Events the browser sends. */
 export interface ClientToServerEvents {
@@ -39,6 +44,7 @@ export interface ClientToServerEvents {
   "term:input": (msg: z.input<typeof TermInput>) => void;
   "term:resize": (msg: z.infer<typeof TermResize>) => void;
   "term:ack": (msg: z.infer<typeof TermAck>) => void;
+  "sandbox:prepare": (msg: z.infer<typeof SandboxPrepare>) => void;
 }
 
 export type SandboxPhase = "queued" | "allocating" | "booting" | "ready" | "error" | "ended";

@@ -24,7 +24,7 @@ import "./terminal-pane.css";
 import Link from "next/link";
 import { useCallback, useEffect, useId, useRef, useState, type KeyboardEvent as ReactKeyboardEvent, type RefObject } from "react";
 import { signInUrl } from "@/lib/api";
-import { openLabSocket, TerminalLink, type BerthSocket, type DisplayPhase, type LinkState } from "@/lib/terminal-link";
+import { openLabSocket, prepareLab, TerminalLink, type BerthSocket, type DisplayPhase, type LinkState } from "@/lib/terminal-link";
 
 /** What the rest of the player may do with the terminals (see the top of this file). */
 export interface TerminalHandle {
@@ -106,6 +106,22 @@ export function loadTerminalModules(): ReturnType<typeof importTerminalModules> 
 }
 type Modules = Awaited<ReturnType<typeof loadTerminalModules>>;
 
+// Open lab → first prompt is the path that matters most, so the work starts when this module is
+// evaluated with the player page's scripts, before React hydrates: the terminal's code downloads,
+// the socket connects and the server starts handing over the sandbox (the lab's id is in the
+// URL: /labs/<lab>/...). The pane's props decide everything else.
+if (typeof window !== "undefined") {
+  const lab = /^\/labs\/([^/]+)/.exec(window.location.pathname)?.[1];
+  if (lab) {
+    loadTerminalModules().catch(() => undefined);
+    try {
+      prepareLab(decodeURIComponent(lab));
+    } catch {
+      // a malformed URL: the pane prepares from its props
+    }
+  }
+}
+
 /**
  * Resolves once the element has a size that held for two frames in a row (fonts loaded, layout
  * done): the first fit then agrees with every later one, and the attach names the size the
@@ -178,6 +194,7 @@ export function TerminalPane({
   useEffect(() => {
     let cancelled = false;
     let release: (() => void) | undefined;
+    prepareLab(labId);
     void (async () => {
       try {
         const [loaded, shared] = await Promise.all([loadTerminalModules(), openLabSocket()]);
@@ -475,6 +492,7 @@ function TerminalView({
     let cancelled = false;
     const cleanups: Array<() => void> = [];
     const [{ Terminal }, { FitAddon }, { WebLinksAddon }, webglModule] = conn.modules;
+    performance.mark(`berth:terminal-created:${termKey}`);
 
     const term = new Terminal({
       theme: THEME,
@@ -569,6 +587,7 @@ function TerminalView({
       await settledLayout(host);
       if (cancelled) return;
       safeFit();
+      performance.mark(`berth:fitted:${termKey}`);
       let frame = 0;
       const observer = new ResizeObserver(() => {
         cancelAnimationFrame(frame);

@@ -50,6 +50,36 @@ export async function openLabSocket(): Promise<{ socket: BerthSocket; release():
   };
 }
 
+const prepared = new Set<string>();
+
+/**
+ * Opens the page's socket now and asks the server to start handing over the learner's sandbox for
+ * `labId` (sandbox:prepare), before any terminal is laid out: the hand-over then overlaps with
+ * the page's own start. Once per lab and page. The socket is held for PREPARE_HOLD_MS, by which
+ * time the terminals hold it themselves.
+ */
+export function prepareLab(labId: string): void {
+  if (prepared.has(labId)) return;
+  prepared.add(labId);
+  void openLabSocket()
+    .then(({ socket, release }) => {
+      if (!socket.connected && !socket.active) socket.connect();
+      // Buffered by socket.io until connected; harmless if it arrives twice (the server shares one attempt).
+      socket.emit("sandbox:prepare", { labId });
+      setTimeout(release, PREPARE_HOLD_MS);
+    })
+    .catch(() => prepared.delete(labId));
+}
+const PREPARE_HOLD_MS = 30_000;
+
+/**
+ * Start-up milestones on the page's performance timeline (connected, attach:<term>,
+ * first-output:<term>): test/bench/open-lab.ts reads them to say where the time goes.
+ */
+function mark(name: string): void {
+  if (typeof performance !== "undefined" && typeof performance.mark === "function") performance.mark(name);
+}
+
 /** After Ctrl-C, how long to wait for the shell's answer (a new prompt) before typing the command. */
 const INTERRUPT_SETTLE_MS = 400;
 
@@ -95,10 +125,17 @@ export class TerminalLink {
   /** Set while a run waits for the shell to answer its Ctrl-C: the next output ends the wait. */
   private onNextOutput: (() => void) | null = null;
   private runChain: Promise<void> = Promise.resolve();
+  /** For the start-up marks (see mark()): output arrived since the last attach. */
+  private sawOutput = false;
+  /** start() was called: connects attach from then on. */
+  private started = false;
 
   constructor(private readonly opts: TerminalLinkOptions) {
     const { socket, terminal } = opts;
     const onConnect = () => {
+      mark("berth:connected");
+      // The socket is shared and may connect before this link was started (its size settled).
+      if (!this.started) return;
       this.update({ phase: "connecting", message: "Connected, attaching to your sandbox…", attached: false, error: null, signInRequired: false });
       this.attach();
     };
@@ -133,6 +170,10 @@ export class TerminalLink {
     const onData: ServerToClientEvents["term:data"] = (msg) => {
       if (msg.term !== opts.termKey) return;
       if (msg.reset) this.resetInOrder();
+      if (!this.sawOutput) {
+        this.sawOutput = true;
+        mark(`berth:first-output:${opts.termKey}`);
+      }
       const bytes = msg.data instanceof Uint8Array ? msg.data : new Uint8Array(msg.data);
       if (this.state.exit === null && (!this.state.attached || this.state.phase !== "ready")) {
         // Output means the shell is live, whatever status messages we may have missed.
@@ -195,6 +236,7 @@ export class TerminalLink {
   }
 
   start(): void {
+    this.started = true;
     if (this.opts.socket.connected) this.attach();
     else this.opts.socket.connect();
   }
@@ -265,6 +307,8 @@ export class TerminalLink {
     this.writesInFlight = 0;
     const { socket, terminal, labId, termKey } = this.opts;
     const { cols, rows } = terminal;
+    this.sawOutput = false;
+    mark(`berth:attach:${termKey}`);
     // A new attach starts a new shell if the old one exited; if it is still gone, the server says so again.
     if (this.state.exit) this.update({ exit: null });
     socket.emit("term:attach", { labId, term: termKey, cols, rows }, (res) => {

@@ -1,0 +1,119 @@
+// "Open lab" → the first prompt byte on the learner's screen, warm pool, in real Chromium against a
+// real Berth: a signed-in learner on the catalog clicks the lab's card, and we time, inside the
+// page, from the click to the moment terminal 1 first holds any text. Also a direct navigation to
+// the lab's URL (a bookmark, a reload), and where the time goes, from the marks the player leaves
+// on the page's performance timeline (terminal-link.ts, TerminalPane.tsx).
+//
+//   tsx test/bench/open-lab.ts [trials=10]
+import type { Browser, Page } from "@playwright/test";
+import { startBerth, type Berth } from "../e2e/berth.js";
+import { launchChromium, learnerContext, percentile, summary } from "./lib.js";
+
+const TRIALS = Number(process.argv[2] ?? 10);
+const LAB = process.env.BENCH_LAB ?? "namespaces-by-hand";
+const POOL = 2;
+
+async function poolReady(berth: Berth, want: number): Promise<void> {
+  for (let i = 0; i < 480; i++) {
+    const h = (await (await fetch(`${berth.url}/healthz`)).json()) as { warmPool: number };
+    if (h.warmPool >= want) return;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error("the warm pool did not refill within 120 s");
+}
+
+// Watches, from the moment each document exists, for the first text in terminal 1 and for the
+// click on a lab card. A string, not a function: tsx would wrap functions in a helper the page lacks.
+const WATCH = `
+  document.addEventListener("click", (e) => {
+    if (e.target instanceof Element && e.target.closest("[data-testid^=lab-card-]")) window.__clickAt = performance.now();
+  }, true);
+  (function watch() {
+    const term = window.__berth && window.__berth.terminals && window.__berth.terminals["1"];
+    if (term) {
+      const buf = term.buffer.active;
+      for (let y = 0; y < buf.length; y++) {
+        const line = buf.getLine(y);
+        if (line && line.translateToString(true).trim() !== "") { window.__firstByte = performance.now(); return; }
+      }
+    }
+    requestAnimationFrame(watch);
+  })();
+`;
+
+type Stages = Record<string, number>;
+
+/** The page's own milestones, in ms from `origin` (navigation start or the click). */
+async function stages(page: Page, origin: number): Promise<Stages> {
+  return page.evaluate((o) => {
+    const out: Record<string, number> = {};
+    const nav = performance.getEntriesByType("navigation")[0] as PerformanceNavigationTiming | undefined;
+    if (nav && o === 0) {
+      out["page response"] = nav.responseEnd;
+      out["page interactive"] = nav.domInteractive;
+    }
+    for (const name of ["berth:terminal-created:1", "berth:fitted:1", "berth:connected", "berth:attach:1", "berth:first-output:1"]) {
+      const e = performance.getEntriesByName(name).find((m) => m.startTime >= o);
+      if (e) out[name.replace("berth:", "").replace(/:1$/, "")] = e.startTime - o;
+    }
+    out["prompt on screen"] = (window as unknown as { __firstByte: number }).__firstByte - o;
+    return out;
+  }, origin);
+}
+
+async function fromCatalog(browser: Browser, berth: Berth): Promise<Stages> {
+  const context = await learnerContext(browser, berth.url);
+  await context.addInitScript(WATCH);
+  const page = await context.newPage();
+  await page.goto(`${berth.url}/`);
+  await page.getByTestId(`lab-card-${LAB}`).waitFor();
+  await page.getByTestId(`lab-card-${LAB}`).click();
+  await page.waitForFunction(() => (window as unknown as { __firstByte?: number }).__firstByte !== undefined, undefined, { timeout: 90_000, polling: 50 });
+  const click = await page.evaluate(() => (window as unknown as { __clickAt: number }).__clickAt);
+  const result = await stages(page, click);
+  await context.close();
+  return result;
+}
+
+async function direct(browser: Browser, berth: Berth): Promise<Stages> {
+  const context = await learnerContext(browser, berth.url);
+  await context.addInitScript(WATCH);
+  const page = await context.newPage();
+  await page.goto(`${berth.url}/labs/${LAB}`);
+  await page.waitForFunction(() => (window as unknown as { __firstByte?: number }).__firstByte !== undefined, undefined, { timeout: 90_000, polling: 50 });
+  const result = await stages(page, 0);
+  await context.close();
+  return result;
+}
+
+function report(label: string, runs: Stages[]): string {
+  const lines = [summary(`${label}: prompt on screen`, runs.map((r) => r["prompt on screen"]!))];
+  const names = [...new Set(runs.flatMap((r) => Object.keys(r)))].filter((n) => n !== "prompt on screen");
+  for (const name of names) {
+    const values = runs.map((r) => r[name]).filter((v): v is number => v !== undefined);
+    lines.push(`    ${name.padEnd(22)} p50 ${percentile(values, 50).toFixed(1).padStart(7)} ms  p90 ${percentile(values, 90).toFixed(1).padStart(7)} ms`);
+  }
+  return lines.join("\n");
+}
+
+const browser = await launchChromium();
+// Every trial is a new learner: lift the sign-up throttle for this run.
+const berth = await startBerth({ BERTH_WARM_POOL: String(POOL), BERTH_SIGNUPS_PER_IP_HOUR: "10000" });
+const out: string[] = [];
+try {
+  for (const [label, trial] of [["Open lab from the catalog → first prompt byte, warm pool", fromCatalog], ["Lab URL → first prompt byte, warm pool", direct]] as const) {
+    // One unmeasured run warms the page bundle and the caches of the web server.
+    await poolReady(berth, POOL);
+    await trial(browser, berth);
+    const runs: Stages[] = [];
+    for (let i = 0; i < TRIALS; i++) {
+      await poolReady(berth, POOL);
+      runs.push(await trial(browser, berth));
+    }
+    out.push(report(label, runs));
+  }
+} finally {
+  await berth.stop({ destroySandboxes: true });
+  await browser.close();
+}
+console.log("\n" + out.join("\n\n"));
