@@ -32,8 +32,9 @@ function normalizeText(text: string, caseSensitive: boolean): string {
   return caseSensitive ? t : t.toLowerCase();
 }
 
-function questionRight(q: LabQuizQuestion, answer: string | string[] | undefined, caseSensitive: boolean, ctx: LabContext): boolean {
-  if (answer === undefined) return false;
+function questionRight(q: LabQuizQuestion, answer: unknown, caseSensitive: boolean, ctx: LabContext): boolean {
+  // Whatever a client sent: only a string or a list of strings can be right.
+  if (typeof answer !== "string" && !(Array.isArray(answer) && answer.length <= 100 && answer.every((a) => typeof a === "string"))) return false;
   if (q.kind === "single") {
     const right = q.options.find((o) => o.correct)!.id;
     return typeof answer === "string" ? answer === right : answer.length === 1 && answer[0] === right;

@@ -45,6 +45,14 @@ describe("gradeQuiz", () => {
     expect(gradeQuiz(lab, "v2-quiz", missing)!.perQuestion).toEqual({ q1: true, q2: true, q3: false });
   });
 
+  it("answers of any other shape are wrong, never a crash", () => {
+    for (const odd of [null, 1, true, { 0: "b", length: 1 }, [1, 2], [["a"]], { toString: () => "b" }]) {
+      const g = gradeQuiz(lab, "v2-quiz", { q1: odd, q2: odd, q3: odd } as unknown as Record<string, string>)!;
+      expect(g.perQuestion).toEqual({ q1: false, q2: false, q3: false });
+    }
+    expect(gradeQuiz(lab, "v2-quiz", { ...right, q3: "x".repeat(5000) })!.passed).toBe(false);
+  });
+
   it("ignores unknown questions and prototype keys; unknown quizzes are undefined", () => {
     expect(gradeQuiz(lab, "v2-quiz", { ...right, q9: "x", __proto__: "y", constructor: "z" } as Record<string, string | string[]>)!.passed).toBe(true);
     expect(gradeQuiz(lab, "nope", right)).toBeUndefined();
