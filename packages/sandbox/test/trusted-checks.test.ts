@@ -314,5 +314,8 @@ describe("trusted checks: what a root learner cannot influence", () => {
   it("refuses a sandbox that is not running, with the reason", async () => {
     await expect(driver.execTrusted("no-such-sandbox", "true", { timeoutMs: 1000 })).rejects.toThrow(/no sandbox no-such-sandbox/);
     expect(existsSync(driver.sandboxDir(id))).toBe(true);
+    // A stopped sandbox: its recorded init is gone, and berth-check says so (no check runs anywhere else).
+    await driver.stop(spoiled);
+    await expect(driver.execTrusted(spoiled, "true", { timeoutMs: 5000 })).rejects.toThrow(/the trusted check runner failed: (pidfd_open|setns|process \d+ is not in cgroup)/);
   });
 });
