@@ -57,9 +57,15 @@ export async function createSandboxDisk(sandboxDir: string, bytes: number): Prom
   return mountPoint;
 }
 
+/**
+ * nodev: a device node on it would open nothing anyway (the device cgroup), but say so twice.
+ * noinit_itable: no background zeroing of the inode tables mkfs left uninitialised (ext4lazyinit
+ * would write tens of MiB into every sparse file, and the I/O, for zeros the fresh file reads as).
+ */
+const MOUNT_OPTIONS = "nodev,noinit_itable";
+
 async function mountImage(image: string, mountPoint: string): Promise<void> {
-  // nodev: a device node on it would open nothing anyway (the device cgroup), but say so twice.
-  await runHostCommand("mount", ["-t", "ext4", "-o", "loop,nodev", image, mountPoint]);
+  await runHostCommand("mount", ["-t", "ext4", "-o", `loop,${MOUNT_OPTIONS}`, image, mountPoint]);
 }
 
 /** Whether the sandbox's disk is mounted where it belongs (a different device than its parent). */
@@ -95,7 +101,7 @@ export async function remountSandboxDisk(sandboxDir: string): Promise<boolean> {
   const mountPoint = sandboxDiskDir(sandboxDir);
   await mkdir(mountPoint, { recursive: true });
   const [held] = await loopDevicesOf(image);
-  if (held) await runHostCommand("mount", ["-t", "ext4", "-o", "nodev", held, mountPoint]);
+  if (held) await runHostCommand("mount", ["-t", "ext4", "-o", MOUNT_OPTIONS, held, mountPoint]);
   else await mountImage(image, mountPoint);
   return true;
 }
