@@ -380,7 +380,10 @@ describe("housekeeping and the rest", () => {
       "docker run --name h-done2 --label keep=no busybox false",
       "docker container prune -f --filter label=keep=no | grep -c '^[0-9a-f]'",
       "docker ps -a --filter name=h- --format '{{.Names}}' | sort",
-      "docker rm -f h-run h-done1",
+      "docker run --name h-keep --label keep=yes busybox true",
+      "docker container prune -f --filter label!=keep | grep -c '^[0-9a-f]'",
+      "docker ps -a --filter name=h- --format '{{.Names}}' | sort",
+      "docker rm -f h-run h-done1 h-keep",
       "docker run --rm --name h-gone busybox true",
       "docker ps -a --filter name=h-gone --format '{{.Names}}'",
     ));

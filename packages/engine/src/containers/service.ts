@@ -592,6 +592,8 @@ export class ContainerService {
     let space = 0;
     for (const c of this.list()) {
       if (c.running || !matchesLabels(c, filters.label ?? [])) continue;
+      // label!=k (or k=v) keeps what carries it: `docker container prune --filter label!=keep`
+      if ((filters["label!"] ?? []).some((l) => matchesLabels(c, [l]))) continue;
       space += treeSize(path.join(c.dir, "upper"));
       this.remove(c, {});
       deleted.push(c.id);
