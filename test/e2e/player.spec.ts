@@ -151,6 +151,9 @@ test("a Dockerfile written in the editor builds in the terminal", async () => {
   await expect(page.locator(".monaco-editor .mtk1, .monaco-editor [class*=mtk]").first()).toBeVisible();
   await page.keyboard.press("Control+s");
   await expect(page.getByTestId("editor-notice")).toHaveText("Saved /root/app/Dockerfile");
+  // The editor does not trap the keyboard: Escape leaves it for the Save button.
+  await page.keyboard.press("Escape");
+  await expect(page.getByTestId("editor-save")).toBeFocused();
   await page.screenshot({ path: path.join(SHOTS, "editor.png") });
 
   await page.getByTestId("terminal-tab").click();
@@ -175,6 +178,7 @@ test("a Dockerfile written in the editor builds in the terminal", async () => {
 
 test("hints are revealed one at a time, with their cost", async () => {
   await page.goto(`${berth.url}/labs/${LAB}/help`);
+  await waitForPrompt(page); // hydrated: the page is live, not only its server-rendered HTML
   const button = page.getByTestId("hint-button-marker");
   await expect(button).toHaveText("Show hint 1 of 2 (costs 1 pt)");
   await button.click();

@@ -5,7 +5,7 @@
 // also pass by themselves: the server runs them while the step is open and the verdict arrives on
 // the socket ("check:result"), replacing the progress this component is given.
 import type { CheckResultView, CheckView, HintView, ProgressView } from "@berth/protocol";
-import { useEffect, useState } from "react";
+import { useEffect, useRef, useState } from "react";
 import { api } from "@/lib/api";
 import { LabHtml } from "./LabHtml";
 
@@ -59,6 +59,19 @@ export function CheckItem({
     else fail(res.status, res.error.error);
   }
 
+  // A double click must not reveal (and charge for) two hints: state updates land too late to
+  // disable the button for the second click, a ref does not.
+  const inFlight = useRef(false);
+  async function once(action: () => Promise<void>) {
+    if (inFlight.current) return;
+    inFlight.current = true;
+    try {
+      await action();
+    } finally {
+      inFlight.current = false;
+    }
+  }
+
   async function revealHint() {
     setHintBusy(true);
     setError(null);
@@ -79,7 +92,9 @@ export function CheckItem({
   }
 
   const passed = result?.passed === true;
-  const hintsLeft = check.hintCount - hints.length;
+  // Once passed, hints and the solution would only cost points: they are not offered any more.
+  const hintsLeft = passed ? 0 : check.hintCount - hints.length;
+  const offerSolution = check.hasSolution && solutionHtml === undefined && !passed;
   const blocked = needs.filter((n) => !n.passed);
 
   return (
@@ -180,19 +195,19 @@ export function CheckItem({
           <LabHtml html={solutionHtml} />
         </div>
       ) : null}
-      {hintsLeft > 0 || (check.hasSolution && solutionHtml === undefined) ? (
+      {hintsLeft > 0 || offerSolution ? (
         <div className="check-help">
           {hintsLeft > 0 ? (
-            <button type="button" className="btn btn-small btn-quiet" data-testid={`hint-button-${check.id}`} disabled={hintBusy} onClick={revealHint}>
+            <button type="button" className="btn btn-small btn-quiet" data-testid={`hint-button-${check.id}`} disabled={hintBusy} onClick={() => void once(revealHint)}>
               {hintBusy ? "Hint…" : `Show hint ${hints.length + 1} of ${check.hintCount}`}
               {check.hintCost > 0 ? ` (costs ${check.hintCost} pt${check.hintCost === 1 ? "" : "s"})` : " (free)"}
             </button>
           ) : null}
-          {check.hasSolution && solutionHtml === undefined ? (
+          {offerSolution ? (
             confirmSolution ? (
               <span className="confirm" role="group" aria-label="Confirm showing the solution">
                 <span>The solution earns this check no points. Show it?</span>
-                <button type="button" className="btn btn-small btn-danger" data-testid={`solution-confirm-${check.id}`} disabled={solutionBusy} onClick={revealSolution} autoFocus>
+                <button type="button" className="btn btn-small btn-danger" data-testid={`solution-confirm-${check.id}`} disabled={solutionBusy} onClick={() => void once(revealSolution)} autoFocus>
                   {solutionBusy ? "Showing…" : "Show the solution"}
                 </button>
                 <button type="button" className="btn btn-small btn-quiet" onClick={() => setConfirmSolution(false)}>

@@ -199,10 +199,14 @@ function Player({
     setSkipConfirm(false);
     setSkipError(null);
   }, [current]);
+  const skipping = useRef(false);
   const skip = async () => {
+    if (skipping.current) return; // a double click runs the solution once
+    skipping.current = true;
     setSkipBusy(true);
     setSkipError(null);
     const res = await api.skipStep(lab.id, step.id);
+    skipping.current = false;
     setSkipBusy(false);
     setSkipConfirm(false);
     if (res.ok) onProgress(res.data.progress);
@@ -231,7 +235,7 @@ function Player({
             <span data-testid="score" data-score={progress.score} data-max-score={progress.maxScore}>
               {progress.score} / {progress.maxScore}
             </span>{" "}
-            points · <span data-testid="percent">{progress.percent}%</span>
+            points · <span data-testid="percent">{progress.percent}%</span> done
           </span>
         </div>
       </header>
