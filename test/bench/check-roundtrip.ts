@@ -58,13 +58,13 @@ try {
   const sb = berth.sandboxes.find(user.id, LAB)!;
 
   /** One POST by curl; its total time in ms (and the status, which must be 200). */
-  const curl = async (url: string, body?: unknown): Promise<number> => {
-    const args = ["-s", "-o", "/dev/null", "-w", "%{http_code} %{time_total}", "-X", "POST", "-H", `cookie: ${cookie}`];
+  const curl = async (url: string, body?: unknown, method = "POST"): Promise<number> => {
+    const args = ["-s", "-o", "/dev/null", "-w", "%{http_code} %{time_total}", "-X", method, "-H", `cookie: ${cookie}`];
     if (body !== undefined) args.push("-H", "content-type: application/json", "--data", JSON.stringify(body));
     // 127.0.0.1, not localhost: curl would try ::1 first, where nothing listens.
     const { stdout } = await run("curl", [...args, `${berth.url.replace("localhost", "127.0.0.1")}${url}`]);
     const [code, seconds] = stdout.trim().split(" ");
-    if (code !== "200") throw new Error(`POST ${url}: HTTP ${code}`);
+    if (code !== "200") throw new Error(`${method} ${url}: HTTP ${code}`);
     return Number(seconds) * 1000;
   };
   const post = (url: string, body?: unknown) =>
@@ -78,6 +78,9 @@ try {
   const skip = await post(`/api/labs/${LAB}/steps/make/skip`); // solves step 1 (solutions run in the sandbox)
   if (!skip.ok) throw new Error(`skip: ${skip.status} ${await skip.text()}`);
   for (let i = 0; i < N; i++) passing.push(await curl(`/api/labs/${LAB}/checks/made`));
+  // What any signed-in request costs here (session lookup, JSON), to read the others against.
+  const baseline: number[] = [];
+  for (let i = 0; i < N; i++) baseline.push(await curl(`/api/me`, undefined, "GET"));
   for (let i = 0; i < N; i++) {
     const answers = i % 2 === 0 ? { q1: "a", q2: ["b"], q3: "cat" } : { q1: "b", q2: ["a", "c"], q3: "echo" };
     quizzes.push(await curl(`/api/labs/${LAB}/quizzes/basics`, { answers }));
@@ -96,6 +99,7 @@ try {
   const cpuPerExecMs = (cpuNs() - cpu0) / N / 1e6;
 
   console.log(`check and quiz round trips (curl on the host, ${N} each, one learner, ${os.cpus().length} cores, load ${os.loadavg()[0]!.toFixed(2)})`);
+  console.log(summary("GET /api/me (baseline: any signed-in request)", baseline));
   console.log(summary("check, failing (script in the sandbox)", failing));
   console.log(summary("check, passing", passing));
   console.log(summary("quiz answer (graded on the server)", quizzes));
@@ -132,15 +136,20 @@ try {
   await post(`/api/labs/${LAB}/steps/make/enter`); // a step without auto checks: polling stops
   await new Promise((r) => setTimeout(r, 2500)); // let a run in flight finish
   const idle = await window(WINDOW_S);
+  // Typing costs something by itself (the terminal relay, the shell): the same keys, no auto check.
+  const typingIdle = setInterval(() => socket.emit("term:input", { term: "1", data: "\r" }), 1000);
+  const busyIdle = await window(WINDOW_S).finally(() => clearInterval(typingIdle));
 
   console.log(`\nautomatic checks: one learner, one auto check polled every 2 s, ${WINDOW_S} s windows (failing polls leave no row: ${attemptsDuringPolling} rows)`);
   const line = (label: string, w: { sandbox: number; orchestrator: number }) =>
     console.log(`${label.padEnd(52)} sandbox ${pct(w.sandbox)}  orchestrator+children ${pct(w.orchestrator)}  sum ${pct(w.sandbox + w.orchestrator)}`);
   line("on the step with the auto check, terminal quiet", polling);
   line("the same, a key typed every second", busy);
-  line("on a step without auto checks", idle);
-  const cost = (w: { sandbox: number; orchestrator: number }) => pct(w.sandbox + w.orchestrator - idle.sandbox - idle.orchestrator);
-  console.log(`${"auto-check cost (sum minus the step without)".padEnd(52)} quiet ${cost(polling)}, typing ${cost(busy)} of one CPU`);
+  line("on a step without auto checks, terminal quiet", idle);
+  line("the same, a key typed every second", busyIdle);
+  type W = { sandbox: number; orchestrator: number };
+  const cost = (w: W, base: W) => pct(w.sandbox + w.orchestrator - base.sandbox - base.orchestrator);
+  console.log(`${"auto-check cost (sum minus the same without)".padEnd(52)} quiet ${cost(polling, idle)}, typing ${cost(busy, busyIdle)} of one CPU`);
   socket.close();
 } finally {
   await berth.close();
