@@ -81,7 +81,9 @@ chmod +x /root/site/cgi-bin/env /root/site/cgi-bin/sum /root/upgrade.sh
 setsid busybox httpd -f -p 8080 -h /root/site </dev/null >/dev/null 2>&1 &
 setsid busybox nc -ll -p 9000 -e /root/upgrade.sh </dev/null >/dev/null 2>&1 &
 setsid node -e 'require("http").createServer((q, s) => s.end("hello over ipv6")).listen(8090, "::1")' </dev/null >/dev/null 2>&1 &
-for i in $(seq 100); do grep -q ':1F90 00000000:0000 0A' /proc/net/tcp && grep -q ':2328 00000000:0000 0A' /proc/net/tcp && grep -q ':1F9A 00000000000000000000000000000000:0000 0A' /proc/net/tcp6 && break; sleep 0.1; done
+# (busybox may bind 8080 and 9000 dual-stack, so they show in tcp6: look in both)
+listening() { cat /proc/net/tcp /proc/net/tcp6 | grep -q ":$1 0*:0000 0A"; }
+for i in $(seq 100); do listening 1F90 && listening 2328 && listening 1F9A && break; sleep 0.1; done
 sha256sum /root/site/big.bin | cut -d' ' -f1`,
     )
   ).trim();
