@@ -52,12 +52,14 @@ describe("a hostile sandbox", () => {
       client,
       [
         "ls -A /run/berth | wc -l",
+        // The agent's listening fd is close-on-exec: what it starts does not inherit it.
+        "readlink /proc/$$/fd/3 | grep -c socket",
         "rm -f /tmp/squatted",
         `(node -e 'require("net").createServer(() => require("fs").writeFileSync("/tmp/squatted", "x")).listen("/run/berth/agent.sock")' >/dev/null 2>&1 &)`,
         "for i in $(seq 50); do test -S /run/berth/agent.sock && break; sleep 0.1; done; test -S /run/berth/agent.sock && echo squatting",
       ].join("; "),
     );
-    expect(squat.stdout).toBe("0\nsquatting\n");
+    expect(squat.stdout).toBe("0\n0\nsquatting\n");
     // ... and the host still reaches the real agent, which the squatter never hears of.
     const again = await AgentClient.connect(await driver.connect(id), { timeoutMs: 3000 });
     try {
