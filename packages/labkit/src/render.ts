@@ -43,7 +43,8 @@ function codeBlock(content: string, lang: string, runnable: boolean, term?: stri
 // --- ::: note | tip | warning [title] / ::: details <summary> containers ----------------------
 // (`::: if=` containers are resolved before markdown-it sees the text, see resolveConditions.)
 function containerRule(state: StateBlock, startLine: number, endLine: number, silent: boolean): boolean {
-  if (state.sCount[startLine]! - state.blkIndent >= 4) return false;
+  // At the start of its block, as the parser (which only knows column 0) reads it.
+  if (state.sCount[startLine]! !== state.blkIndent) return false;
   const first = state.src.slice(state.bMarks[startLine]! + state.tShift[startLine]!, state.eMarks[startLine]);
   const m = /^:::\s*(\S+)\s*(.*)$/.exec(first);
   if (!m || !(CONTAINER_KINDS as readonly string[]).includes(m[1]!)) return false;

@@ -51,6 +51,7 @@ describe("the workshop's labs in real sandboxes", async () => {
       } finally {
         await runner.dispose();
       }
-    });
+      // A lab takes 25-40 s here alone, the first one also prepares the driver; a loaded machine doubles that.
+    }, 180_000);
   }
 });
