@@ -25,11 +25,22 @@ function parse(source: string): Lab {
 }
 
 describe("the workshop's labs", async () => {
-  const { labs, errors } = await loadLabs(LABS_DIR);
+  const { labs, errors, warnings } = await loadLabs(LABS_DIR);
 
   it("lint clean", () => {
     expect(errors).toEqual([]);
     expect(labs.map((l) => l.id)).toEqual(expect.arrayContaining(["namespaces-by-hand", "cgroups-by-hand"]));
+  });
+
+  it("the first four labs use format v2: no warnings, hints for every check, a quiz, a recap, chained", () => {
+    const four = ["networking", "volumes", "namespaces-by-hand", "cgroups-by-hand"].map((id) => labs.find((l) => l.id === id)!);
+    expect(warnings.filter((w) => four.some((l) => l.file === w.file))).toEqual([]);
+    for (const lab of four) {
+      expect(lab.recap, lab.id).not.toBeNull();
+      expect(lab.steps.flatMap((s) => s.quizzes).length, lab.id).toBeGreaterThanOrEqual(1);
+      expect(lab.steps.flatMap((s) => s.checks).filter((c) => c.hints.length === 0).map((c) => c.id), lab.id).toEqual([]);
+    }
+    expect(four.map((l) => l.next)).toEqual(["volumes", "namespaces-by-hand", "cgroups-by-hand", null]);
   });
 
   for (const id of ["namespaces-by-hand", "cgroups-by-hand"]) {
