@@ -40,6 +40,8 @@ function normalize(line: string): string {
   l = l.replace(/\s+/g, " ");
   // Redirections that only silence output or detach stdin do not change what a command does.
   l = l.replace(/\s*(?:[012]?>>?\s*\/dev\/null|<\s*\/dev\/null|2>&1|>&\s*\/dev\/null|&>\s*\/dev\/null)/g, "");
+  // Neither does ignoring a failure (`|| true`), which solutions add so that a rerun does not stop.
+  l = l.replace(/\s*(?:\|\|\s*(?:true|:)|;\s*true)\s*$/, "");
   return l.trim();
 }
 

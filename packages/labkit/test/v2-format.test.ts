@@ -241,6 +241,7 @@ describe("lint warns when pressing Run answers a check", () => {
       ['mkdir -p /root\necho "$BERTH_VAR_NETNS" > /root/ns-name\nls /root', 'echo "$BERTH_VAR_NETNS" > /root/ns-name'],
       // redirections to /dev/null, comments, sleeps and waiting loops do not hide it
       ["setsid -f sleep-forever", "# start it\nsetsid -f sleep-forever </dev/null >/dev/null 2>&1\nfor _ in $(seq 50); do pgrep sleep && break; sleep 0.1; done\nsleep 1"],
+      ["docker rm -f writer", "docker rm -f writer >/dev/null 2>&1 || true"],
     ]) {
       const src = step(run!, solution!);
       const { lab, errors, warnings } = parseLab(src, FILE, { fileExists: exists });
