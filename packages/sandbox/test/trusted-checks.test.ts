@@ -4,7 +4,7 @@
 // agent, as the learner's own shell runs), the test shows it working there first, so a pass here
 // cannot come from a trick that does nothing.
 import { execFileSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
@@ -160,7 +160,7 @@ describe("trusted checks: what a root learner cannot influence", () => {
   it("/etc/ld.so.preload and a replaced /dev/null in the sandbox do not reach a check", async () => {
     // A library that ends every process it is loaded into with status 0: every check would pass.
     const work = join(tmpdir(), `berth-preload-${randomBytes(4).toString("hex")}`);
-    execFileSync("mkdir", ["-p", work]);
+    mkdirSync(work, { recursive: true });
     writeFileSync(join(work, "p.c"), '#include <unistd.h>\n__attribute__((constructor)) static void pass(void) { write(1, "Well done!\\n", 11); _exit(0); }\n');
     execFileSync("cc", ["-shared", "-fPIC", "-o", join(work, "libpass.so"), join(work, "p.c")]);
     const lib = readFileSync(join(work, "libpass.so"));
@@ -214,7 +214,7 @@ describe("trusted checks: what a root learner cannot influence", () => {
     const heredocOf = async (run: Promise<unknown>) => {
       await waitFor(() => hostPidsWith(`head -c ${tag}`).length > 0);
       const [pid] = hostPidsWith(`head -c ${tag}`);
-      const where = execFileSync("readlink", [`/proc/${pid}/fd/0`]).toString().trim();
+      const where = readlinkSync(`/proc/${pid}/fd/0`);
       await run;
       return where;
     };
@@ -240,7 +240,7 @@ describe("trusted checks: what a root learner cannot influence", () => {
     expect(checkPids.length).toBe(1);
     // Every pid in the sandbox belongs to its own pid namespace; the check's does not.
     const status = readFileSync(`/proc/${checkPids[0]}/status`, "utf8");
-    const checkNs = execFileSync("readlink", [`/proc/${checkPids[0]}/ns/pid`]).toString();
+    const checkNs = `${readlinkSync(`/proc/${checkPids[0]}/ns/pid`)}\n`;
     expect(status).toMatch(/^NSpid:\s+\d+\s+\d+$/m);
     expect(await learner(client, "readlink /proc/1/ns/pid")).not.toBe(checkNs);
     const found = await sh(client, killer.replace("exit 1", "exit 3"), { timeoutMs: 30_000 });
