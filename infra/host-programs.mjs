@@ -35,6 +35,7 @@ export const HOST_PROGRAMS = [
   { program: "busybox", pkg: "busybox-static", need: "runtime", why: "the engine's busybox image, and a static toolbox lent to sandboxes" },
   { program: "cc", pkg: "gcc", need: "runtime", why: "compiles the engine's shim (shim.c) and the trusted check runner" },
   { program: "ps", pkg: "procps", need: "runtime", why: "`docker top`" },
+  { program: "/usr/bin/tini-static", pkg: "tini", need: "runtime", why: "`docker run --init`: the init put in front of a container's command" },
   { program: "tar", pkg: "tar", need: "runtime", why: "image layers: pack and unpack" },
   { program: "cp", pkg: "coreutils", need: "runtime", why: "copies layers and volume contents" },
   { program: "mknod", pkg: "coreutils", need: "runtime", why: "overlayfs whiteouts (0/0 character devices)" },

@@ -371,6 +371,21 @@ describe("chapter 13 (first cut): volumes and binds", () => {
   });
 });
 
+describe("chapter 23: logs and PID 1", () => {
+  it("--init puts docker-init in front as PID 1 and passes docker stop's TERM on", async () => {
+    const out = await same(steps(
+      "docker run --rm --init busybox sh -c 'tr \"\\0\" \" \" < /proc/1/cmdline; echo'",
+      "docker run -d --init --name c23-init busybox sh -c 'while true; do sleep 1; done' >/dev/null",
+      "docker inspect -f '{{.HostConfig.Init}}' c23-init",
+      "docker stop c23-init >/dev/null",
+      "docker inspect -f '{{.State.ExitCode}}' c23-init",
+      "docker rm c23-init >/dev/null",
+    ));
+    expect(out).toContain("/sbin/docker-init -- sh -c");
+    expect(out).toContain("143");
+  });
+});
+
 describe("housekeeping and the rest", () => {
   it("rm of a running container, container prune, --rm, wait", async () => {
     await same(steps(

@@ -102,6 +102,10 @@ export interface ExecInstance {
   startError?: string; // execve failed: Docker prints this on the exec's stream
 }
 
+
+/** The init `docker run --init` puts in front of the command (Debian's tini package; static, so any image can run it). */
+const INIT_BINARY = "/usr/bin/tini-static";
+
 export class ContainerService {
   readonly containers = new Map<string, Container>();
   readonly execs = new Map<string, ExecInstance>();
@@ -324,6 +328,13 @@ export class ContainerService {
       placed.push({ Destination: dest, Source: m.Source });
       binds.push(`${m.Source}:${dest}${m.RW ? "" : ":ro"}`);
     }
+    // --init: Docker's docker-init is tini, statically linked, bound in read-only and run as PID 1
+    // in front of the command: it reaps orphans and passes every signal on (chapter 23).
+    const init = r.HostConfig.Init === true;
+    if (init) {
+      if (!fs.existsSync(INIT_BINARY)) throw new EngineError(500, `--init needs ${INIT_BINARY}: install Debian's tini`);
+      binds.push(`${INIT_BINARY}:/sbin/docker-init:ro`);
+    }
     recipe.mounts = [
       { destination: "/", type: "overlay", source: "overlay", options: overlayOptions(snapshot) },
       { destination: "/proc", type: "proc", source: "proc", options: "nosuid,nodev,noexec" },
@@ -377,7 +388,7 @@ export class ContainerService {
       hostNetwork: net.hostNetwork,
       netns: net.netns,
       size: consoleSize(r.HostConfig.ConsoleSize),
-      argv: [r.Path, ...r.Args],
+      argv: init ? ["/sbin/docker-init", "--", r.Path, ...r.Args] : [r.Path, ...r.Args],
       stdin: cfg.OpenStdin,
     };
     const shim = new ShimProcess(this.shimBin, spec);
