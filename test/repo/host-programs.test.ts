@@ -34,11 +34,14 @@ const INDIRECT: { file: string; evidence: string; programs: string[] }[] = [
   { file: "infra/registry/registry.ts", evidence: "REGISTRY_BINARY", programs: ["docker-registry"] },
 ];
 
-/** Host-side source: everything but the agent, whose spawns (the learner's shell) run inside a sandbox. */
+/**
+ * Host-side source: everything but the agent, whose spawns (the learner's shell) run inside a
+ * sandbox, and the web app, which runs in the browser (its run("1", …) types into a terminal).
+ */
 function hostSources(): string[] {
   const files = execFileSync("git", ["ls-files", "--cached", "--others", "--exclude-standard", "apps", "packages", "infra", "scripts", "test"], { cwd: ROOT, encoding: "utf8" })
     .split("\n")
-    .filter((f) => /\.(ts|tsx|mjs|js)$/.test(f) && !f.includes("/dist/") && !f.startsWith("packages/agent/src/"));
+    .filter((f) => /\.(ts|tsx|mjs|js)$/.test(f) && !f.includes("/dist/") && !f.startsWith("packages/agent/src/") && !f.startsWith("apps/web/"));
   return files.filter((f) => {
     try {
       readFileSync(path.join(ROOT, f));
