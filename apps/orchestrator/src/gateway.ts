@@ -112,6 +112,8 @@ export function createGateway(
 
   io.on("connection", (socket: BerthSocket) => {
     const attached = new Map<string, TerminalSession>();
+    // Aborted when the socket goes: a learner waiting in the sandbox queue leaves it.
+    const gone = new AbortController();
     void socket.join(userRoom(socket.data.user.id));
     const { sessionId, expiresAt } = socket.data.user;
     const address = addressOf(socket);
@@ -145,7 +147,7 @@ export function createGateway(
       const report = (phase: Parameters<ServerToClientEvents["sandbox:status"]>[0]["phase"], message: string) =>
         socket.emit("sandbox:status", { labId, phase, message });
       try {
-        const sb = await sandboxes.acquire(socket.data.user.id, labId, report);
+        const sb = await sandboxes.acquire(socket.data.user.id, labId, report, gone.signal);
         const session = await sandboxes.terminal(sb, term, cols, rows);
         // Gone while the sandbox came up (signed out, tab closed): attach nothing to a dead socket.
         if (socket.disconnected) return;
@@ -176,7 +178,7 @@ export function createGateway(
       const { labId } = parsed.data;
       const report = (phase: Parameters<ServerToClientEvents["sandbox:status"]>[0]["phase"], message: string) =>
         socket.emit("sandbox:status", { labId, phase, message });
-      sandboxes.acquire(socket.data.user.id, labId, report).catch((err) => {
+      sandboxes.acquire(socket.data.user.id, labId, report, gone.signal).catch((err) => {
         // The attach that follows meets the same failure and reports it.
         log.debug({ err: String(err), labId }, "sandbox:prepare failed");
       });
@@ -201,6 +203,7 @@ export function createGateway(
     });
 
     socket.on("disconnect", () => {
+      gone.abort();
       deps.presence?.leave(socket.id);
       for (const session of attached.values()) session.detach(socket.id);
       attached.clear();

@@ -52,6 +52,23 @@ describe("SandboxCaps", () => {
     expect(caps.liveCount).toBe(1);
   });
 
+  it("a learner whose browser goes away leaves the queue; the one behind moves up", async () => {
+    const caps = new SandboxCaps({ perAccount: 0, total: 1, queueTimeoutMs: 60_000 }, 30);
+    (await caps.admit("ann", "x", () => {})).held("sb-1");
+    const gone = new AbortController();
+    const bob = caps.admit("bob", "x", () => {}, gone.signal).catch((e: unknown) => e);
+    const cat = statuses();
+    const catTicket = caps.admit("cat", "x", cat.report);
+    expect(cat.seen.at(-1)!.message).toMatch(/number 2 in the queue/);
+    gone.abort();
+    expect(String(await bob)).toMatch(/Left the queue/);
+    expect(cat.seen.at(-1)!.message).toMatch(/number 1 in the queue/);
+    caps.release("sb-1");
+    await catTicket; // cat, not the departed bob, gets the free slot
+    expect(caps.queueLength).toBe(0);
+    expect(caps.liveCount).toBe(1);
+  });
+
   it("a learner who waits too long is told to try later, and leaves the queue", async () => {
     const caps = new SandboxCaps({ perAccount: 0, total: 1, queueTimeoutMs: 50 }, 30);
     (await caps.admit("ann", "x", () => {})).held("sb-1");

@@ -60,13 +60,14 @@ export class SandboxCaps {
 
   /**
    * Room for one more sandbox of `userId` for `labId`: at once, after a wait in the queue
-   * (reported as the "queued" phase), or a SandboxCapError.
+   * (reported as the "queued" phase), or a SandboxCapError. `signal` takes a waiting learner out
+   * of the queue (their browser went away), so nobody waits behind a sandbox for nobody.
    */
-  async admit(userId: string, labId: string, report: PhaseReporter): Promise<Ticket> {
+  async admit(userId: string, labId: string, report: PhaseReporter, signal?: AbortSignal): Promise<Ticket> {
     this.checkAccount(userId, labId);
     const key = Symbol(labId);
     const reserve = () => this.starting.set(key, { userId, labId });
-    if (this.queue.length > 0 || this.liveCount >= this.limits.total) await this.wait(reserve, report);
+    if (this.queue.length > 0 || this.liveCount >= this.limits.total) await this.wait(reserve, report, signal);
     else reserve();
     let done = false;
     const ticket: Ticket = {
@@ -105,7 +106,7 @@ export class SandboxCaps {
   }
 
   /** Queues until this waiter is at the head and there is room, then runs `reserve` synchronously. */
-  private async wait(reserve: () => void, report: PhaseReporter): Promise<void> {
+  private async wait(reserve: () => void, report: PhaseReporter, signal?: AbortSignal): Promise<void> {
     const waiter: Waiter = { wake: () => undefined };
     this.queue.push(waiter);
     let told = 0;
@@ -120,10 +121,17 @@ export class SandboxCaps {
       await new Promise<void>((resolve, reject) => {
         const timer = setTimeout(() => reject(new SandboxCapError(`No sandbox became free within ${Math.round(this.limits.queueTimeoutMs / 60_000)} minutes. Please try again later.`)), this.limits.queueTimeoutMs);
         timer.unref();
+        const leave = () => {
+          clearTimeout(timer);
+          reject(new SandboxCapError("Left the queue: the browser went away."));
+        };
+        if (signal?.aborted) return leave();
+        signal?.addEventListener("abort", leave, { once: true });
         waiter.wake = () => {
           // Our turn when we are at the head and there is room; otherwise tell our new place.
           if (this.queue[0] !== waiter || this.liveCount >= this.limits.total) return tell();
           clearTimeout(timer);
+          signal?.removeEventListener("abort", leave);
           waiter.wake = () => undefined;
           this.queue.shift();
           reserve(); // before anyone else can look at the count

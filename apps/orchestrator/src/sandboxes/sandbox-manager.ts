@@ -157,16 +157,16 @@ export class SandboxManager {
   }
 
   /** The learner's sandbox for this lab, made ready if need be. Concurrent calls share one attempt. */
-  acquire(userId: string, labId: string, report: PhaseReporter = () => {}): Promise<LearnerSandbox> {
+  acquire(userId: string, labId: string, report: PhaseReporter = () => {}, signal?: AbortSignal): Promise<LearnerSandbox> {
     const key = `${userId}:${labId}`;
     const existing = this.pending.get(key);
     if (existing) return existing;
-    const work = this.acquireNow(userId, labId, report).finally(() => this.pending.delete(key));
+    const work = this.acquireNow(userId, labId, report, signal).finally(() => this.pending.delete(key));
     this.pending.set(key, work);
     return work;
   }
 
-  private async acquireNow(userId: string, labId: string, report: PhaseReporter): Promise<LearnerSandbox> {
+  private async acquireNow(userId: string, labId: string, report: PhaseReporter, signal?: AbortSignal): Promise<LearnerSandbox> {
     for (const sb of this.live.values()) {
       if (sb.userId === userId && sb.labId === labId) return sb;
     }
@@ -183,7 +183,7 @@ export class SandboxManager {
     }
 
     // Room under the caps (or a place in the queue, or "close another lab first").
-    const ticket = await this.caps.admit(userId, labId, report);
+    const ticket = await this.caps.admit(userId, labId, report, signal);
     report("allocating", "Finding a sandbox for you");
     let info: SandboxInfo | undefined = this.pool.take();
     try {
