@@ -36,7 +36,7 @@ const INDIRECT: { file: string; evidence: string; programs: string[] }[] = [
 
 /**
  * Host-side source: everything but the agent, whose spawns (the learner's shell) run inside a
- * sandbox, and the web app, which runs in the browser (its run("1", …) types into a terminal).
+ * sandbox, and the web app, which runs in the browser (its Run buttons type into a terminal).
  */
 function hostSources(): string[] {
   const files = execFileSync("git", ["ls-files", "--cached", "--others", "--exclude-standard", "apps", "packages", "infra", "scripts", "test"], { cwd: ROOT, encoding: "utf8" })
