@@ -25,7 +25,12 @@ interface QuizRow {
   createdAt: Date;
 }
 
+/** Rendered hints and solutions kept (a few KB each). */
+const RENDERED_CACHE_SIZE = 2000;
+
 export class ProgressBook {
+  private readonly html = new Map<string, string | undefined>();
+
   constructor(
     private readonly db: Db,
     private readonly catalog: LabCatalog,
@@ -33,26 +38,36 @@ export class ProgressBook {
 
   async view(userId: string, entry: CatalogEntry, ctx: LabContext): Promise<ProgressView> {
     const labId = entry.lab.id;
-    const [attempts, quizAttempts, hints, solutions, place] = await Promise.all([
-      this.db.checkAttempt.findMany({ where: { userId, labId }, orderBy: { createdAt: "asc" } }),
-      this.db.quizAttempt.findMany({ where: { userId, labId }, orderBy: { createdAt: "asc" } }),
-      this.db.hintReveal.findMany({ where: { userId, labId }, orderBy: [{ checkId: "asc" }, { index: "asc" }] }),
-      this.db.solutionReveal.findMany({ where: { userId, labId }, orderBy: { createdAt: "asc" } }),
-      this.db.labProgress.findUnique({ where: { userId_labId: { userId, labId } } }),
-    ]);
+    // One query through the user's relations, not five: Prisma 6's client compiles every query
+    // (WebAssembly, no plan cache), and that compile was most of a request's time.
+    const user = await this.db.user.findUnique({
+      where: { id: userId },
+      select: {
+        attempts: { where: { labId }, orderBy: { createdAt: "asc" } },
+        quizzes: { where: { labId }, orderBy: { createdAt: "asc" } },
+        hints: { where: { labId }, orderBy: [{ checkId: "asc" }, { index: "asc" }] },
+        solutions: { where: { labId }, orderBy: { createdAt: "asc" } },
+        labProgress: { where: { labId } },
+      },
+    });
+    const attempts = user?.attempts ?? [];
+    const quizAttempts = user?.quizzes ?? [];
+    const hints = user?.hints ?? [];
+    const solutions = user?.solutions ?? [];
+    const place = user?.labProgress[0];
     const checks = bestChecks(attempts);
     const quizzes = bestQuizzes(quizAttempts);
 
     const hintViews: Record<string, HintView[]> = {};
     for (const h of hints) {
       // A hint of a check the lab no longer has (the lab changed) is not shown.
-      const html = renderHint(entry.lab, h.checkId, h.index, ctx);
+      const html = this.rendered(`hint\0${entry.versionId}\0${h.checkId}\0${h.index}`, ctx, () => renderHint(entry.lab, h.checkId, h.index, ctx));
       if (html === undefined) continue;
       (hintViews[h.checkId] ??= []).push({ html, cost: h.cost });
     }
     const solutionViews: Record<string, string> = {};
     for (const s of solutions) {
-      const html = renderSolution(entry.lab, s.checkId, ctx);
+      const html = this.rendered(`solution\0${entry.versionId}\0${s.checkId}`, ctx, () => renderSolution(entry.lab, s.checkId, ctx));
       if (html !== undefined) solutionViews[s.checkId] = html;
     }
     const totals = standing(entry, checks, quizzes);
@@ -69,13 +84,18 @@ export class ProgressBook {
 
   /** The catalog's per-lab state for one learner, from four queries for all labs at once. */
   async states(userId: string): Promise<Map<string, LabStateView>> {
-    const [attempts, quizAttempts, places, reveals] = await Promise.all([
-      this.db.checkAttempt.findMany({ where: { userId }, orderBy: { createdAt: "asc" } }),
-      this.db.quizAttempt.findMany({ where: { userId }, orderBy: { createdAt: "asc" } }),
-      this.db.labProgress.findMany({ where: { userId }, select: { labId: true } }),
-      this.db.hintReveal.findMany({ where: { userId }, select: { labId: true }, distinct: ["labId"] }),
-    ]);
-    const touched = new Set([...places, ...reveals].map((r) => r.labId));
+    const user = await this.db.user.findUnique({
+      where: { id: userId },
+      select: {
+        attempts: { orderBy: { createdAt: "asc" } },
+        quizzes: { orderBy: { createdAt: "asc" } },
+        labProgress: { select: { labId: true } },
+        hints: { select: { labId: true }, distinct: ["labId"] },
+      },
+    });
+    const attempts = user?.attempts ?? [];
+    const quizAttempts = user?.quizzes ?? [];
+    const touched = new Set([...(user?.labProgress ?? []), ...(user?.hints ?? [])].map((r) => r.labId));
     const out = new Map<string, LabStateView>();
     for (const summary of this.catalog.list()) {
       const entry = this.catalog.get(summary.id)!;
@@ -91,6 +111,16 @@ export class ProgressBook {
       });
     }
     return out;
+  }
+
+  /** Hint and solution HTML (markdown and sanitizing: milliseconds each), by lab version, item and context. */
+  private rendered(key: string, ctx: LabContext, render: () => string | undefined): string | undefined {
+    const full = `${key}\0${JSON.stringify(ctx)}`;
+    if (this.html.has(full)) return this.html.get(full);
+    const html = render();
+    this.html.set(full, html);
+    if (this.html.size > RENDERED_CACHE_SIZE) this.html.delete(this.html.keys().next().value!);
+    return html;
   }
 
   /** Ids of the checks the learner has passed in this lab. */
