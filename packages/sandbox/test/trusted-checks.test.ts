@@ -309,6 +309,11 @@ describe("trusted checks: what a root learner cannot influence", () => {
       { timeoutMs: 30_000 },
     );
     expect(r.stdout.toString()).toBe("process\nfrom-the-learner\ncgroup\nnetwork\nseen-by-check\n");
+    // A setup changes the learner's /etc under /sandbox (its own /etc is Berth's, read-only), and
+    // runs the learner's programs with chroot /sandbox.
+    const setup = await driver.execTrusted(id, "echo from-setup > /sandbox/etc/berth-note; touch /etc/x 2>/dev/null || echo etc-read-only; chroot /sandbox /bin/cat /etc/berth-note", { timeoutMs: 10_000 });
+    expect(setup.stdout.toString()).toBe("etc-read-only\nfrom-setup\n");
+    expect(await learner(client, "cat /etc/berth-note")).toBe("from-setup\n");
   }, 90_000);
 
   it("refuses a sandbox that is not running, with the reason", async () => {
