@@ -170,18 +170,22 @@ export function createGateway(
       }
     });
 
-    // The player says which lab it opens before its terminal is laid out: the sandbox's hand-over
-    // (and the lab's setup) overlaps with the page's own work. term:attach shares the attempt.
+    // The player says which lab it opens before its terminal is laid out: the sandbox's hand-over,
+    // the lab's setup and terminal 1's shell start (at a stand-in size; the attach resizes it)
+    // overlap with the page's own work. term:attach shares these attempts.
     socket.on("sandbox:prepare", (raw) => {
       const parsed = SandboxPrepare.safeParse(raw);
       if (!parsed.success || !catalog.get(parsed.data.labId)) return;
       const { labId } = parsed.data;
       const report = (phase: Parameters<ServerToClientEvents["sandbox:status"]>[0]["phase"], message: string) =>
         socket.emit("sandbox:status", { labId, phase, message });
-      sandboxes.acquire(socket.data.user.id, labId, report, gone.signal).catch((err) => {
-        // The attach that follows meets the same failure and reports it.
-        log.debug({ err: String(err), labId }, "sandbox:prepare failed");
-      });
+      sandboxes
+        .acquire(socket.data.user.id, labId, report, gone.signal)
+        .then((sb) => sandboxes.terminal(sb, "1", 80, 24))
+        .catch((err) => {
+          // The attach that follows meets the same failure and reports it.
+          log.debug({ err: String(err), labId }, "sandbox:prepare failed");
+        });
     });
 
     socket.on("term:input", (raw) => {

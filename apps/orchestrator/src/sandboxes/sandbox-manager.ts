@@ -84,6 +84,8 @@ export class SandboxManager {
   private readonly limitReadings = new Map<string, LimitReading>();
   private watchingLimits = false;
   private readonly lifetimeListeners = new Set<(change: SandboxLifetimeChange) => void>();
+  /** Terminals whose pty.start is in flight, per sandbox (see terminal()). */
+  private readonly startingTerminals = new WeakMap<LearnerSandbox, Map<string, Promise<TerminalSession>>>();
 
   constructor(
     private readonly driver: SandboxDriver,
@@ -253,9 +255,20 @@ export class SandboxManager {
   }
 
   /** The terminal `key` of a sandbox: the same shell every time while it lives. */
-  async terminal(sb: LearnerSandbox, key: string, cols: number, rows: number): Promise<TerminalSession> {
+  terminal(sb: LearnerSandbox, key: string, cols: number, rows: number): Promise<TerminalSession> {
     const known = sb.terminals.get(key);
-    if (known && !known.exited) return known;
+    if (known && !known.exited) return Promise.resolve(known);
+    // Two starts of one key at once (sandbox:prepare's and the attach's) share one pty.
+    let starting = this.startingTerminals.get(sb);
+    if (!starting) this.startingTerminals.set(sb, (starting = new Map()));
+    const inFlight = starting.get(key);
+    if (inFlight) return inFlight;
+    const work = this.startTerminal(sb, key, cols, rows).finally(() => starting.delete(key));
+    starting.set(key, work);
+    return work;
+  }
+
+  private async startTerminal(sb: LearnerSandbox, key: string, cols: number, rows: number): Promise<TerminalSession> {
     // A shell that outlived us (orchestrator restart) is re-attached by the agent, which then sends
     // its replay ring: the new session's screen is rebuilt from it (it arrives before the answer
     // to the gateway's next request, the resize, so before the first viewer's snapshot).

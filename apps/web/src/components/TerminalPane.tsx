@@ -85,13 +85,21 @@ const INITIAL_STATE: LinkState = {
 
 let modules: ReturnType<typeof importTerminalModules> | undefined;
 function importTerminalModules() {
-  return Promise.all([
-    import("@xterm/xterm"),
-    import("@xterm/addon-fit"),
-    import("@xterm/addon-web-links"),
-    // Optional: without it xterm draws with its DOM renderer.
-    import("@xterm/addon-webgl").catch(() => null),
-  ]);
+  loadWebgl();
+  return Promise.all([import("@xterm/xterm"), import("@xterm/addon-fit"), import("@xterm/addon-web-links")]);
+}
+
+/**
+ * The WebGL renderer is optional (null: xterm's DOM renderer draws). Its code downloads beside the
+ * rest; a terminal waits for it before its first fit and never switches later: its cells are not
+ * the DOM renderer's size, so a late switch would change the width the shell was started with (and
+ * the width a reload restores at). A download slower than WEBGL_WAIT_MS is not waited for.
+ */
+let webgl: Promise<typeof import("@xterm/addon-webgl") | null> | undefined;
+const WEBGL_WAIT_MS = 3000;
+function loadWebgl(): Promise<typeof import("@xterm/addon-webgl") | null> {
+  webgl ??= import("@xterm/addon-webgl").catch(() => null);
+  return webgl;
 }
 /**
  * Starts (once) the download of xterm and its addons. The player calls it as early as it can, so
@@ -491,7 +499,7 @@ function TerminalView({
     if (!host || !conn) return;
     let cancelled = false;
     const cleanups: Array<() => void> = [];
-    const [{ Terminal }, { FitAddon }, { WebLinksAddon }, webglModule] = conn.modules;
+    const [{ Terminal }, { FitAddon }, { WebLinksAddon }] = conn.modules;
     performance.mark(`berth:terminal-created:${termKey}`);
 
     const term = new Terminal({
@@ -570,6 +578,11 @@ function TerminalView({
     void (async () => {
       // The renderer decides the cell size (WebGL rounds it to device pixels, the DOM renderer
       // does not), so it is chosen before the first fit, or the next fit would change the width.
+      const [webglModule] = await Promise.all([
+        Promise.race([loadWebgl(), new Promise<null>((r) => setTimeout(() => r(null), WEBGL_WAIT_MS))]),
+        settledLayout(host),
+      ]);
+      if (cancelled) return;
       if (webglModule) {
         try {
           const webgl = new webglModule.WebglAddon();
@@ -584,8 +597,6 @@ function TerminalView({
           live.current.onRenderer("dom");
         }
       }
-      await settledLayout(host);
-      if (cancelled) return;
       safeFit();
       performance.mark(`berth:fitted:${termKey}`);
       let frame = 0;
