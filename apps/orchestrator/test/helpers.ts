@@ -38,7 +38,8 @@ export async function attachTerminal(url: string, cookie: string, labId: string)
     await new Promise<void>((resolve, reject) => {
       socket.on("term:data", (m: { data: ArrayBuffer }) => {
         text += Buffer.from(m.data).toString("utf8");
-        if (/[#$] $/.test(text)) resolve();
+        // A re-attached screen is a serialized copy that may end in cursor and mode sequences.
+        if (/[#$] $/.test(text.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, ""))) resolve();
       });
       socket.on("connect_error", reject);
       socket.emit("term:attach", { labId, term: "1", cols: 80, rows: 24 }, (r: { ok: boolean; error?: string }) => {
