@@ -165,15 +165,15 @@ describe("TerminalSession", () => {
     const reference = term(50, 10);
     const chunks = Array.from({ length: 60 }, (_, i) => enc(`${i === 0 ? PROMPT : ""}out ${i} ${"·".repeat(i % 7)}\r\n`));
     let viewer: ReturnType<typeof xtermViewer> | undefined;
+    // All in one go: xterm parses on a timer, so at the attach the screen has parsed none of it.
     for (const [i, chunk] of chunks.entries()) {
       session.output(chunk);
-      await write(reference, chunk);
-      // Attach in the middle, while the screen has not parsed the last chunks yet.
       if (i === 30) {
         viewer = xtermViewer("v1", 50, 10);
         session.attach(viewer.viewer);
       }
     }
+    for (const chunk of chunks) await write(reference, chunk);
     await session.screen.settled();
     await viewer!.idle();
     expect(viewer!.sent[0]!.reset).toBe(true);
