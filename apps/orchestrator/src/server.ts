@@ -181,9 +181,9 @@ async function assemble(config: OrchestratorConfig, log: Logger, registry: Regis
 }
 
 /**
- * At most `max` open TCP connections per client address (0: no cap). One more is answered 503 and
- * closed before anything is parsed, so a client holding many slow connections cannot starve the
- * others. Behind a reverse proxy every connection comes from the proxy: raise or turn off the cap
+ * At most `max` open TCP connections per client address (0: no cap), except from this machine's
+ * own loopback address. One more is answered 503 and closed before anything is parsed, so a client
+ * holding many slow connections cannot starve the others. Behind a reverse proxy every connection comes from the proxy: raise or turn off the cap
  * there, and let the proxy cap clients.
  */
 function capConnectionsPerAddress(http: HttpServer, max: number, log: Logger): void {
@@ -192,6 +192,9 @@ function capConnectionsPerAddress(http: HttpServer, max: number, log: Logger): v
   let warned = 0;
   http.on("connection", (socket: import("node:net").Socket) => {
     const address = normalizeAddress(socket.remoteAddress ?? "unknown");
+    // The web app's server-side renders call /api over 127.0.0.1 (many at once under load), as
+    // does a reverse proxy on this host: the machine itself is not capped.
+    if (address === "127.0.0.1" || address === "::1") return;
     const count = open.get(address) ?? 0;
     if (count >= max) {
       if (Date.now() - warned > 60_000) {
