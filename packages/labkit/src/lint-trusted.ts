@@ -33,7 +33,7 @@ const RULES: Rule[] = [
     pattern: /(^|[\s;&|(`]|\$\()(?<!(docker|podman|compose|container)\s+)ps(\s|$)/,
     lead: true,
     message: "procps' ps needs /proc/self and fails in a check",
-    fix: "use pgrep -a, pidof, or read /proc/[0-9]*/cmdline and /proc/[0-9]*/status",
+    fix: "use pgrep -a, pidof, busybox ps, or read /proc/[0-9]*/cmdline and /proc/[0-9]*/status",
   },
   {
     pattern: /(^|[\s;&|(`]|\$\()(kill|pkill|killall)(\s|$)/,
