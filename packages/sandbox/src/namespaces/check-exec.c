@@ -5,7 +5,7 @@
  *
  *   berth-check --pid PID --cgroup-of PATH --base DIR [--tool HOSTFILE:NAME]... [--join FILE]...
  *
- *   --pid        the sandbox's init as the host sees it (runc's state)
+ *   --pid        the sandbox's init as the host sees it (runc create's pid file)
  *   --cgroup-of  the sandbox's box cgroup (berth/<id>/box): PID must be in it, so a recycled pid
  *                can never send the check into somebody else's namespaces
  *   --base       the sandbox's read-only base root filesystem on the host: the check's tools
@@ -15,6 +15,9 @@
  * stdin is the script (a pipe from the driver: it is never an argument and never a file), stdout
  * and stderr are the check's. Exit status: the script's, 128+N if it died of signal N, 125 if
  * berth-check itself failed (the reason on stderr, prefixed "berth-check:").
+ *
+ * A check's /proc is the sandbox's, where the check has no entry: /proc/self, /dev/fd, <(...),
+ * procps' ps and cgroup.procs do not work in it (docs/lab-format.md; labkit lint warns).
  *
  * What the check gets, and why the learner (root in the sandbox) cannot touch it:
  *   - the sandbox's user, mount, net, uts, ipc and cgroup namespaces, so it sees the learner's
