@@ -65,7 +65,7 @@ describe("isolation between sandboxes", () => {
         "grep -c ' /usr/bin/node ro,' /proc/self/mountinfo",
       ].join("; "),
     );
-    expect(r.stdout).toBe("own-socket\n0\n1\n2\nagent.mjs bin engine.mjs node_modules \nnode-pty \n1\nnode-write=1\n1\n");
+    expect(r.stdout).toBe("own-socket\n0\n1\n2\nagent.mjs bin engine.mjs node_modules \nfs-xattr node-pty \n1\nnode-write=1\n1\n");
   });
 
   it("cannot read the agent's token: the file is gone and the environment never had it", async () => {
