@@ -33,7 +33,7 @@ afterAll(async () => {
 });
 
 describe("disk quota", () => {
-  it("refuses writes past the quota with ENOSPC, in / and in /var/lib/berth, and the host's disk holds at most the quota", async () => {
+  it("refuses writes past the quota with ENOSPC, in /, /var/lib/berth and /run/berth, and the host's disk holds at most the quota", async () => {
     const dir = driver.sandboxDir(idA);
     // The learner's df sees the quota (the overlay reports its upper filesystem).
     const df = await sh(a, "df -B1 --output=size / | tail -1");
@@ -43,9 +43,11 @@ describe("disk quota", () => {
     const fill = await sh(a, "dd if=/dev/zero of=/root/fill bs=1M count=400 2>&1; echo rc=$?", { timeoutMs: 60_000 });
     expect(fill.stdout).toMatch(/No space left on device/);
     expect(fill.stdout).toMatch(/rc=1\n$/);
-    // The engine's state is on the same disk: full too.
-    const engineState = await sh(a, "dd if=/dev/zero of=/var/lib/berth/more bs=1M count=16 2>&1; echo rc=$?");
-    expect(engineState.stdout).toMatch(/No space left on device/);
+    // The engine's state and /run/berth (the only other writable host directory) are on the same disk: full too.
+    for (const dir of ["/var/lib/berth", "/run/berth"]) {
+      const more = await sh(a, `dd if=/dev/zero of=${dir}/more bs=1M count=16 2>&1; echo rc=$?`);
+      expect(more.stdout, dir).toMatch(/No space left on device/);
+    }
 
     const hostBytes = await sandboxDiskHostBytes(dir);
     console.log(`disk quota ${QUOTA / MiB} MiB: learner wrote until ENOSPC; the image holds ${(hostBytes / MiB).toFixed(1)} MiB on the host`);

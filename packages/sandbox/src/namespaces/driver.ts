@@ -12,12 +12,12 @@
 //   rootfs/     the overlay's mount point (what runc gets as root.path)
 //   agent.sock  the agent's listening socket: bound here by the host, inherited by the agent (fd 3);
 //               never visible inside, so the sandbox cannot replace what the host dials
-//   run/        bind-mounted at /run/berth: briefly, the token file
+//   run/        -> disk/run, bind-mounted at /run/berth: briefly, the token file
 //   bundle/     runc's bundle (config.json); agent.log: the agent's stdout/stderr
 //   gw/         host-root-owned, bound read-only at /run/berth-gw: the registry gateway's socket
 import { randomBytes } from "node:crypto";
 import { existsSync, openSync, closeSync, readFileSync } from "node:fs";
-import { chown, mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { chown, mkdir, readdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { connect } from "node:net";
 import { join } from "node:path";
 import { runHostCommand } from "./host-command.js";
@@ -42,7 +42,7 @@ import { buildCheckHelper, runTrustedCheck } from "./check-exec.js";
 import { sandboxOciConfig } from "./oci-spec.js";
 import { AgentListener, Runc } from "./runc.js";
 import { DEFAULT_EGRESS_ALLOW, EgressProxy } from "./egress.js";
-import { createSandboxDisk, MIN_DISK_BYTES, remountSandboxDisk, sandboxDiskUsage } from "./disk.js";
+import { createSandboxDisk, DISK_MOUNT, MIN_DISK_BYTES, remountSandboxDisk, sandboxDiskUsage } from "./disk.js";
 import { ensureSharedImages, removeUnusedSharedImages } from "./shared-images.js";
 import { attachUplink, claimSlot, detachUplinksOf, ensureHostNetwork, removeStaleUplinks, repairHostNetwork, sandboxResolvConf, type UplinkSlot } from "./network.js";
 import { RegistryGateway, registryOwner } from "./registry-gateway.js";
@@ -264,10 +264,12 @@ export class NamespacesDriver implements SandboxDriver {
 
     try {
       await writeFile(join(dir, "meta.json"), JSON.stringify(meta, null, 2) + "\n");
-      for (const sub of ["rootfs", "run", "bundle"]) await mkdir(join(dir, sub));
-      // What the learner writes goes to the sandbox's own sized filesystem, not the host's disk.
+      for (const sub of ["rootfs", "bundle"]) await mkdir(join(dir, sub));
+      // What the learner writes goes to the sandbox's own sized filesystem, not the host's disk:
+      // run/ too (bound writable at /run/berth), reached through the link run -> disk/run.
       const disk = await createSandboxDisk(dir, limits.diskBytes);
-      for (const sub of ["upper", "work", "data"]) await mkdir(join(disk, sub));
+      for (const sub of ["upper", "work", "data", "run"]) await mkdir(join(disk, sub));
+      await symlink(join(DISK_MOUNT, "run"), join(dir, "run"));
       // Owned by the sandbox's root: the overlay's top directory, the socket dir, the data dir.
       for (const path of [join(disk, "upper"), join(dir, "run"), join(disk, "data")]) await chown(path, uid, gid);
 
