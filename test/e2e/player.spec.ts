@@ -118,6 +118,22 @@ test("Run switches to the terminal; open-file and preview actions open their tab
   await expect(page.getByTestId("terminal-tab")).toHaveAttribute("aria-selected", "true");
   await waitForText(page, /^look-around-ran$/m);
 
+  // A block for terminal 2 goes there; with `interrupt` it stops what runs there first.
+  const second = () =>
+    page.evaluate(() => {
+      const term = (window as unknown as { __berth?: { terminals: Record<string, { buffer: { active: { length: number; getLine(y: number): { translateToString(trim: boolean): string } | undefined } } }> } }).__berth?.terminals["2"];
+      const buf = term?.buffer.active;
+      const lines: string[] = [];
+      for (let y = 0; buf && y < buf.length; y++) lines.push(buf.getLine(y)?.translateToString(true) ?? "");
+      return lines.join("\n");
+    });
+  await page.getByTestId("run-button").nth(1).click();
+  await expect.poll(second, { timeout: 60_000 }).toMatch(/sleep 600/);
+  await page.getByTestId("run-button").nth(2).click();
+  await expect(page.getByTestId("terminal-tab")).toHaveAttribute("aria-selected", "true");
+  await expect.poll(second, { timeout: 30_000 }).toMatch(/^in-terminal-2$/m);
+  await expect.poll(second).toMatch(/\^C/);
+
   await page.getByRole("button", { name: "preview port 8080" }).click();
   await expect(page.getByTestId("preview-tab")).toHaveAttribute("aria-selected", "true");
   await expect(page.getByTestId("preview-frame")).toHaveAttribute("src", `/preview/${LAB}/8080/`);
@@ -168,7 +184,8 @@ test("a Dockerfile written in the editor builds in the terminal", async () => {
   await page.keyboard.press("Control+End");
   await page.keyboard.type("# from the editor\n");
   await page.getByTestId("terminal-tab").click();
-  await typeCommand(page, "echo '# from the terminal' >> /root/app/Dockerfile");
+  await typeCommand(page, "echo '# from the terminal' >> /root/app/Dockerfile && echo APPENDED-$((1+1))");
+  await waitForText(page, /^APPENDED-2$/m);
   await page.getByTestId("editor-tab").click();
   await page.getByTestId("editor-save").click();
   await expect(page.getByTestId("editor-notice")).toHaveAttribute("data-kind", "changed");

@@ -271,18 +271,19 @@ export function EditorPane({ labId, active, request, sandboxReady }: { labId: st
       const full = `${dir === "/" ? "" : dir}/${e.name}`;
       if (e.type === "dir") {
         return (
-          <li key={full} role="treeitem" aria-expanded={!!expanded[full]} aria-selected={false}>
-            <button type="button" className="tree-row" style={{ paddingLeft: `${depth * 0.9 + 0.4}rem` }} onClick={() => toggleDir(full)}>
+          <li key={full}>
+            <button type="button" className="tree-row" aria-expanded={!!expanded[full]} style={{ paddingLeft: `${depth * 0.9 + 0.4}rem` }} onClick={() => toggleDir(full)}>
               <span aria-hidden="true">{expanded[full] ? "▾" : "▸"}</span> {e.name}/
             </button>
-            {expanded[full] ? <ul role="group">{renderDir(full, depth + 1)}</ul> : null}
+            {expanded[full] ? <ul aria-label={`Files in ${full}`}>{renderDir(full, depth + 1)}</ul> : null}
           </li>
         );
       }
       return (
-        <li key={full} role="treeitem" aria-selected={file?.path === full}>
+        <li key={full}>
           <button
             type="button"
+            aria-current={file?.path === full ? "true" : undefined}
             className={`tree-row ${file?.path === full ? "tree-current" : ""}`}
             style={{ paddingLeft: `${depth * 0.9 + 1.3}rem` }}
             data-testid={`file-${full}`}
@@ -312,7 +313,8 @@ export function EditorPane({ labId, active, request, sandboxReady }: { labId: st
         {!sandboxReady ? (
           <p className="tree-note muted">Waiting for your sandbox…</p>
         ) : root ? (
-          <ul role="tree" aria-label={`Files in ${root}`}>
+          // Plain lists of buttons (Tab and Enter), folders with aria-expanded.
+          <ul aria-label={`Files in ${root}`}>
             {renderDir(root, 0)}
           </ul>
         ) : (
