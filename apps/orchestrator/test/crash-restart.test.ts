@@ -76,7 +76,7 @@ afterAll(async () => {
     });
   }
   for (const s of await driver.list()) if (s.id.startsWith(`${instance}-`)) await driver.destroy(s.id);
-});
+}, 120_000); // a busy machine: the orchestrator's close() and the destroy must not be cut short
 
 /** Attaches the lab's terminal; `screen()` is everything it showed since. */
 async function openTerminal(url: string, cookie: string): Promise<{ socket: Socket; screen(): string }> {

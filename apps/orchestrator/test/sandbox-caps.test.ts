@@ -88,7 +88,7 @@ describe("caps through the orchestrator, with real sandboxes", () => {
     for (const s of sockets) s.close();
     await berth?.close();
     for (const s of await driver.list()) if (s.id.startsWith(`${instance}-`)) await driver.destroy(s.id);
-  });
+  }, 120_000);
 
   /** Attaches a lab's first terminal; resolves with the ack and every status the learner saw. */
   function attach(cookie: string, labId: string) {

@@ -27,7 +27,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await berth?.close();
   for (const s of await driver.list()) if (s.id.startsWith(`${instance}-`)) await driver.destroy(s.id);
-});
+}, 120_000);
 
 /** A browser's socket: attached to the lab's main terminal, with everything the shell printed. */
 async function openTerminal(cookie: string): Promise<{ socket: Socket; screen(): string; disconnected: Promise<string> }> {
