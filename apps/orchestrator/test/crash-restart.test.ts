@@ -73,6 +73,7 @@ afterAll(async () => {
     await new Promise<void>((resolve) => {
       c.once("exit", () => resolve());
       c.kill("SIGTERM");
+      setTimeout(() => c.kill("SIGKILL"), 30_000).unref();
     });
   }
   for (const s of await driver.list()) if (s.id.startsWith(`${instance}-`)) await driver.destroy(s.id);
