@@ -56,18 +56,18 @@ describe("egress: default deny with an allow-list", () => {
     const http = await curl(`http://${npm}/`);
     expect(http.status).toBe(403);
     expect(http.body).toContain(`${npm} is not on this sandbox's egress allow-list`);
-    expect(http.seconds).toBeLessThan(2);
-    // HTTPS is not forwarded at all: refused by the host's firewall ("No route to host"), not a timeout.
-    const t0 = Date.now();
+    // (curl's own clock, inside: its -m 10 would end a hanging attempt at 10 s with exit 28)
+    expect(http.seconds).toBeLessThan(5);
+    // HTTPS is not forwarded at all: refused by the host's firewall ("No route to host", exit 7), not a timeout.
     const https = await curl(`https://${other?.address ?? npm}/`, "-k");
     expect(https.exit).toBe(7);
-    expect(Date.now() - t0).toBeLessThan(3000);
+    expect(https.seconds).toBeLessThan(5);
   });
 
   it("refuses other ports on an allowed host, and checks every request on a kept-alive connection", async (ctx) => {
-    const t0 = Date.now();
-    expect((await curl("http://deb.debian.org:8080/")).exit).toBe(7);
-    expect(Date.now() - t0).toBeLessThan(3000);
+    const other = await curl("http://deb.debian.org:8080/");
+    expect(other.exit).toBe(7);
+    expect(other.seconds).toBeLessThan(5);
     if (!hostOnline) return ctx.skip("no route to Debian's archive from this machine");
     // One connection, two requests: the archive's, then another site's on the same socket.
     const r = await sh(
@@ -83,6 +83,13 @@ describe("egress: default deny with an allow-list", () => {
     if (!hostOnline) return ctx.skip("no route to Debian's archive from this machine");
     const r = await sh(c, "apt-get update -qq >/dev/null 2>&1 || apt-get update -qq >/dev/null 2>&1; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq figlet >/dev/null 2>&1; figlet -v | head -1", { timeoutMs: 240_000 });
     expect(r.stdout).toMatch(/FIGlet/);
+  }, 300_000);
+
+  it("apt-get installs a package in a debian container inside the sandbox too (the engine's bridge, NAT, then the proxy)", async (ctx) => {
+    if (!hostOnline) return ctx.skip("no route to Debian's archive from this machine");
+    await sh(c, "until docker info >/dev/null 2>&1; do sleep 0.2; done", { timeoutMs: 30_000 });
+    const r = await sh(c, "docker run --rm debian:bookworm sh -c 'apt-get update -qq >/dev/null 2>&1 || apt-get update -qq >/dev/null 2>&1; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq figlet >/dev/null 2>&1; figlet -v | head -1'", { timeoutMs: 240_000 });
+    expect(r.stdout, r.stderr).toMatch(/FIGlet/);
   }, 300_000);
 
   it("rate-limits new connections per sandbox, and lets them through again afterwards", async () => {
