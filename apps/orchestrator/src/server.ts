@@ -73,7 +73,8 @@ async function assemble(config: OrchestratorConfig, log: Logger, registry: Regis
   const setupLink = new SetupLink();
   let setupToken: string | undefined;
   if (config.admin) {
-    const { created } = await ensureAdmin(db, config.admin);
+    const { id, created, passwordChanged } = await ensureAdmin(db, config.admin);
+    if (passwordChanged) await sessions.destroyAllOf(id); // the old password's sessions end with it
     log.info({ email: config.admin.email.trim().toLowerCase(), created }, "administrator from BERTH_ADMIN_EMAIL is ready");
   } else if (!(await hasAdmin(db))) {
     setupToken = setupLink.issue(config.setupLinkTtlMs);

@@ -83,7 +83,14 @@ describe("administrators come from the console", () => {
     expect(me.json.user.role).toBe("admin");
     await berth.close();
 
+    // The same password at the next start: nothing changes, the session lives on.
+    const same = (await start({ admin: { email: "root@example.org", password: "first admin password" } }, dataDir)).berth;
+    expect((await call(same.url, "GET", "/api/me", { cookie: me.cookie })).status).toBe(200);
+    await same.close();
+
+    // A new password: the old one no longer signs in, and its sessions have ended.
     const again = (await start({ admin: { email: "root@example.org", password: "second admin password" } }, dataDir)).berth;
+    expect((await call(again.url, "GET", "/api/me", { cookie: me.cookie })).status).toBe(401);
     expect((await call(again.url, "POST", "/api/auth/signin", { body: { email: "root@example.org", password: "first admin password" } })).status).toBe(401);
     expect((await call(again.url, "POST", "/api/auth/signin", { body: { email: "root@example.org", password: "second admin password" } })).json.user.role).toBe("admin");
   });

@@ -7,22 +7,32 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { SignUpBody } from "@berth/protocol";
 import type { Db } from "../db/index.js";
-import { hashPassword } from "./passwords.js";
+import { hashPassword, verifyPassword } from "./passwords.js";
 
-export async function ensureAdmin(db: Db, admin: { email: string; password: string }): Promise<{ id: string; created: boolean }> {
+/**
+ * Creates the account as an admin, or makes an existing one admin with this password.
+ * `passwordChanged`: the account existed with another password, so whoever signed in with the old
+ * one should be signed out (the caller ends its sessions); the same password at every start
+ * changes nothing.
+ */
+export async function ensureAdmin(
+  db: Db,
+  admin: { email: string; password: string },
+): Promise<{ id: string; created: boolean; passwordChanged: boolean }> {
   const parsed = SignUpBody.safeParse(admin);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     throw new Error(`BERTH_ADMIN_${String(issue.path[0] ?? "").toUpperCase()} is not usable: ${issue.message}`);
   }
-  const passwordHash = await hashPassword(parsed.data.password);
   const existing = await db.user.findUnique({ where: { email: parsed.data.email } });
   if (existing) {
+    const same = await verifyPassword(parsed.data.password, existing.passwordHash);
+    const passwordHash = same ? existing.passwordHash : await hashPassword(parsed.data.password);
     await db.user.update({ where: { id: existing.id }, data: { role: "admin", passwordHash } });
-    return { id: existing.id, created: false };
+    return { id: existing.id, created: false, passwordChanged: !same };
   }
-  const user = await db.user.create({ data: { email: parsed.data.email, passwordHash, role: "admin" } });
-  return { id: user.id, created: true };
+  const user = await db.user.create({ data: { email: parsed.data.email, passwordHash: await hashPassword(parsed.data.password), role: "admin" } });
+  return { id: user.id, created: true, passwordChanged: false };
 }
 
 export async function hasAdmin(db: Db): Promise<boolean> {

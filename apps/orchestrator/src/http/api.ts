@@ -103,7 +103,8 @@ export function createApi(deps: ApiDeps): Router {
       throw new HttpError(403, "This setup link is not valid: it was used already, it expired, or Berth restarted since. Restart Berth for a new one (it is printed while no administrator exists).");
     }
     deps.setupLink.close();
-    const { id } = await ensureAdmin(db, { email: input.email, password: input.password });
+    const { id, passwordChanged } = await ensureAdmin(db, { email: input.email, password: input.password });
+    if (passwordChanged) await sessions.destroyAllOf(id);
     if (input.name) await db.user.update({ where: { id }, data: { name: input.name } });
     const user = await db.user.findUniqueOrThrow({ where: { id } });
     log.info({ email: user.email }, "administrator created through the setup link");
