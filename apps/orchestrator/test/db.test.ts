@@ -21,6 +21,9 @@ import {
 import { listMigrations } from "../src/db/migrations.js";
 import { repoRoot } from "../src/db/location.js";
 import { startTempPostgres, type TempPostgres } from "../src/db/temp-postgres.js";
+import { parseLab, previewContext, summarizeLab } from "@berth/labkit";
+import { ProgressBook } from "../src/grading/progress.js";
+import type { LabCatalog } from "../src/labs/catalog.js";
 
 const run = promisify(execFile);
 
@@ -150,6 +153,30 @@ function conformance(name: string, location: () => DatabaseLocation) {
       expect(await db.quizAttempt.count({ where: { userId: user.id } })).toBe(0);
       expect(await db.labProgress.count({ where: { userId: user.id } })).toBe(0);
       expect(await db.stepSetupRun.count({ where: { sandboxId: sb.id } })).toBe(0);
+    });
+
+    it("reads a learner's progress (ProgressBook's SQL) the same way", async () => {
+      const file = path.join(repoRoot, "apps/orchestrator/test/fixtures/labs/v2-fixture/lab.md");
+      const lab = parseLab(fs.readFileSync(file, "utf8"), file).lab!;
+      const entry = { lab, summary: summarizeLab(lab), versionId: "v1" };
+      const book = new ProgressBook(db, { list: () => [entry.summary], get: () => entry } as unknown as LabCatalog);
+      const user = await db.user.create({ data: { email: `book.${name}@example.org`, passwordHash: "h" } });
+      const base = { userId: user.id, labId: lab.id, stepId: "make", durationMs: 5, output: "" };
+      await db.checkAttempt.create({ data: { ...base, checkId: "made", passed: false, message: "no", points: 0 } });
+      await db.checkAttempt.create({ data: { ...base, checkId: "made", passed: true, message: "yes", points: 2, createdAt: new Date(Date.now() + 1000) } });
+      await db.hintReveal.create({ data: { userId: user.id, labId: lab.id, checkId: "made", index: 0, cost: 1 } });
+      await db.solutionReveal.create({ data: { userId: user.id, labId: lab.id, checkId: "written", how: "shown" } });
+      await db.quizAttempt.create({ data: { userId: user.id, labId: lab.id, stepId: "make", quizId: "basics", passed: true, answers: "{}", perQuestion: '{"q1":true}', message: "ok", points: 2 } });
+      await db.labProgress.create({ data: { userId: user.id, labId: lab.id, currentStep: "make" } });
+      const view = await book.view(user.id, entry, previewContext(lab));
+      expect(view.checks.made).toMatchObject({ passed: true, points: 2, attempt: 2, message: "yes" });
+      expect(view.hints.made).toHaveLength(1);
+      expect(view.hints.made![0]!.cost).toBe(1);
+      expect(view.solutions.written).toContain("echo hello");
+      expect(view.quizzes.basics).toMatchObject({ passed: true, points: 2, perQuestion: { q1: true }, attempt: 1 });
+      expect(view).toMatchObject({ currentStep: "make", score: 4, maxScore: 8, percent: 50, completed: false });
+      expect([...(await book.passedChecks(user.id, lab.id))]).toEqual(["made"]);
+      expect((await book.states(user.id)).get(lab.id)).toEqual({ status: "in-progress", percent: 50, score: 4, maxScore: 8 });
     });
 
     it("finds a learner's live sandbox and a lab's recent events", async () => {
