@@ -117,7 +117,7 @@ function CodeActions({ code, runnable, lang, term, interrupt }: { code: string; 
             if (target.run(code.replace(/\n+$/, "") + "\n", { term, interrupt })) setRan(true);
           }}
         >
-          {ran ? "Sent ▸" : "Run ▸"}
+          {ran ? "Sent ▸" : term === "1" ? "Run ▸" : `Run in terminal ${term} ▸`}
         </button>
       ) : null}
       <button
