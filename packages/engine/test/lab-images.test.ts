@@ -127,6 +127,9 @@ describe("each lab image runs", () => {
       expect(page).toMatch(/^HTTP\/1\.1 200 OK/);
       // As in the official image, requests go to the container's stdout: `docker logs` shows them.
       expect(await ok(["logs", id])).toMatch(/"GET \/ HTTP\/1\.0" 200/);
+      // And the web root is the official image's, where a bind-mounted site goes (-v site:/usr/share/nginx/html).
+      await ok(["exec", id, "sh", "-c", "echo berth-web-root > /usr/share/nginx/html/index.html"]);
+      expect(await eventually(["exec", id, "bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/80; printf 'GET / HTTP/1.0\\r\\nHost: x\\r\\n\\r\\n' >&3; cat <&3"], /berth-web-root/)).toMatch(/200 OK/);
     } finally {
       await docker(host, ["rm", "-f", id]);
     }
