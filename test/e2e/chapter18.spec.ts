@@ -1,0 +1,155 @@
+// Chapter 18 (labs/copy-on-write) walked end to end as a learner walks it, in real Chromium against
+// a real Berth, a real sandbox and its real docker engine: sign up, open the lab, build the
+// playground with its Run button, then type every task in the terminal (the overlay mount, a
+// copy-up, a whiteout, an opaque directory, a container's own upper layer), press each check and
+// see it pass, watch the demonstrations, answer the quiz (once wrong), and finish: the completion
+// view with the score, and the catalog showing the lab done.
+import { expect, test, type Page } from "@playwright/test";
+import { startBerth, type Berth } from "./berth";
+import { signUp, typeCommand, uniqueEmail, waitForPrompt, waitForText } from "./helpers";
+
+const LAB = "copy-on-write";
+const STEPS = 8;
+
+let berth: Berth;
+
+// One long test: a failure leaves a screenshot of the page where the learner stood.
+test.use({ screenshot: "only-on-failure" });
+
+test.beforeAll(async () => {
+  // The default labs directory (labs/): the lab as it ships.
+  berth = await startBerth({ BERTH_WARM_POOL: "0" });
+});
+
+test.afterAll(async () => {
+  await berth?.stop({ destroySandboxes: true });
+});
+
+let marks = 0;
+/** Types a task's command, then waits until it has finished (a marker echoed after it). */
+async function type(page: Page, command: string, timeout = 120_000): Promise<string> {
+  const n = ++marks;
+  // The marker is computed by the shell, so the echoed command line never matches it.
+  await typeCommand(page, `${command}; echo "done-$((${n} * 1))-$?"`);
+  const screen = await waitForText(page, new RegExp(`^done-${n}-\\d+$`, "m"), timeout);
+  const status = new RegExp(`^done-${n}-(\\d+)$`, "m").exec(screen)![1];
+  if (status !== "0") throw new Error(`\`${command}\` exited ${status}; the screen ends:\n${screen.trimEnd().split("\n").slice(-25).join("\n")}`);
+  return screen;
+}
+
+async function passCheck(page: Page, id: string): Promise<void> {
+  await page.getByTestId(`check-button-${id}`).click();
+  const verdict = page.getByTestId(`check-result-${id}`);
+  // On failure the verdict's own message (the check script's words) is in the assertion's output.
+  await expect(verdict).toHaveAttribute("data-passed", /true|false/, { timeout: 90_000 });
+  if ((await verdict.getAttribute("data-passed")) !== "true") throw new Error(`check ${id} failed: ${await verdict.innerText()}`);
+}
+
+async function next(page: Page, stepId: string, index: number): Promise<void> {
+  await page.getByTestId("step-next").click();
+  await expect(page.getByTestId("step-count")).toHaveText(`Step ${index} of ${STEPS}`);
+  await expect(page).toHaveURL(`${berth.url}/labs/${LAB}/${stepId}`);
+}
+
+function demo(page: Page, stepId: string) {
+  return page.getByTestId(`step-${stepId}`).getByTestId("run-button");
+}
+
+test("a learner walks copy-on-write from sign-up to the finished lab", async ({ page }) => {
+  test.setTimeout(600_000);
+  await signUp(page, berth.url, uniqueEmail("chapter18"), "/");
+  await expect(page.getByTestId(`lab-state-${LAB}`)).toHaveAttribute("data-status", "not-started");
+  await page.getByTestId(`lab-card-${LAB}`).click();
+  await page.waitForURL(`**/labs/${LAB}`);
+  await waitForPrompt(page);
+  await expect(page.getByTestId("step-count")).toHaveText(`Step 1 of ${STEPS}`);
+
+  await test.step("1 playground: its Run button builds lower/ on a tmpfs", async () => {
+    await expect(demo(page, "playground").first()).toBeEnabled({ timeout: 60_000 });
+    await demo(page, "playground").first().click();
+    await waitForText(page, /^\/root\/cow\/work$/m, 60_000);
+    await waitForText(page, /^\/root\/cow\/lower\/config\/b\.conf$/m);
+  });
+
+  await test.step("2 mount: the overlay typed by hand", async () => {
+    await next(page, "mount", 2);
+    await type(page, "cd /root/cow && mount -t overlay overlay -o lowerdir=lower,upperdir=upper,workdir=work,userxattr merged && ls merged");
+    await waitForText(page, /^config\s+greeting\.txt\s+old-notes\.txt$/m);
+    await passCheck(page, "overlay-mounted");
+  });
+
+  let word = "";
+  await test.step("3 copy-up: a line appended through merged/", async () => {
+    await next(page, "copy-up", 3);
+    // The learner's own word, as the page shows it (it differs per learner).
+    const text = await page.getByTestId("step-copy-up").innerText();
+    word = /add a line saying ([a-z0-9-]+) to the end/.exec(text)?.[1] ?? "";
+    expect(word, "the step names the learner's word").toMatch(/^[a-z0-9-]+$/);
+    await type(page, `echo ${word} >> /root/cow/merged/greeting.txt && wc -l /root/cow/lower/greeting.txt /root/cow/upper/greeting.txt`);
+    await waitForText(page, /^\s*1 \/root\/cow\/lower\/greeting\.txt$/m);
+    await waitForText(page, /^\s*2 \/root\/cow\/upper\/greeting\.txt$/m);
+    await passCheck(page, "copied-up");
+  });
+
+  await test.step("4 whiteout: a lower file deleted through merged/", async () => {
+    await next(page, "whiteout", 4);
+    await type(page, "rm /root/cow/merged/old-notes.txt && stat -c '%F %t:%T' /root/cow/upper/old-notes.txt");
+    await waitForText(page, /^character special file 0:0$/m);
+    await passCheck(page, "whiteout");
+  });
+
+  await test.step("5 opaque: config replaced by a new directory", async () => {
+    await next(page, "opaque", 5);
+    await type(page, `rm -r /root/cow/merged/config && mkdir /root/cow/merged/config && touch /root/cow/merged/config/${word}.conf && ls /root/cow/merged/config`);
+    await type(page, "getfattr -d -m - /root/cow/upper/config");
+    await waitForText(page, /^user\.overlay\.opaque="y"$/m);
+    await passCheck(page, "opaque");
+  });
+
+  await test.step("6 container: the same marks in a container's upper layer", async () => {
+    await next(page, "container", 6);
+    await type(page, `docker run --name cow-${word} debian:bookworm sh -c 'rm /etc/issue.net; echo changed >> /etc/motd' && docker diff cow-${word}`, 180_000);
+    await waitForText(page, /^D \/etc\/issue\.net$/m);
+    await passCheck(page, "container-upper");
+  });
+
+  await test.step("7 shared: two containers, one lowerdir (demonstration)", async () => {
+    await next(page, "shared", 7);
+    await demo(page, "shared").first().click();
+    await waitForText(page, /^twin-b upper=\//m, 120_000);
+  });
+
+  await test.step("8 volumes: the demonstration, the quiz wrong then right, and the lab is complete", async () => {
+    await next(page, "volumes", 8);
+    await demo(page, "volumes").first().click();
+    await waitForText(page, /^A \/root\/file$/m, 120_000);
+
+    const quiz = page.getByTestId("quiz-cow-quiz");
+    const submit = page.getByTestId("quiz-submit-cow-quiz");
+    const result = page.getByTestId("quiz-result-cow-quiz");
+    await quiz.getByRole("radio", { name: "the one new line", exact: true }).check();
+    await quiz.getByRole("radio", { name: "a 0/0 character device in the upper layer that hides a lower file of the same name", exact: true }).check();
+    await quiz.getByRole("textbox").fill("an extended attribute");
+    await quiz.getByRole("checkbox", { name: "writes to a volume do not go through copy-up", exact: true }).check();
+    await quiz.getByRole("checkbox", { name: "the data outlives the container", exact: true }).check();
+    await submit.click();
+    await expect(result).toHaveAttribute("data-passed", "false");
+    await expect(page.getByTestId("completion")).toHaveCount(0);
+
+    await quiz.getByRole("radio", { name: "a copy of the whole 200 MB file, with the line added", exact: true }).check();
+    await submit.click();
+    await expect(result).toHaveAttribute("data-passed", "true");
+    await expect(result).toHaveAttribute("data-attempt", "2");
+
+    const done = page.getByTestId("completion");
+    await expect(done).toBeVisible();
+    const max = await page.getByTestId("score").getAttribute("data-max-score");
+    expect(Number(max)).toBeGreaterThan(0);
+    // No hint, no solution: every point.
+    await expect(page.getByTestId("final-score")).toHaveText(`${max} / ${max}`);
+    await expect(done).toContainText("Volumes are mounted over the overlay");
+  });
+
+  await page.goto(`${berth.url}/`);
+  await expect(page.getByTestId(`lab-state-${LAB}`)).toHaveAttribute("data-status", "done");
+});
