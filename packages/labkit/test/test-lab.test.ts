@@ -182,10 +182,13 @@ describe("the labs' checks turn down near misses, with a message that says what 
 
   it("namespaces-by-hand", async () => {
     const runner = await createHostNamespacesRunner();
+    const lab = labs.find((l) => l.id === "namespaces-by-hand")!;
+    const vars = learnerVariables(lab, TEST_LEARNER);
+    const ctx = { vars, facts: { cgroup: "v1" as const, arch: "x86_64" } };
     const attempt = async (script: string, checkId: string) => {
       const r = await runner.exec(script, { timeoutMs: 10_000 });
       expect(r.stderr).toBe("");
-      return runCheck(check("namespaces-by-hand", checkId), runner);
+      return runCheck(check("namespaces-by-hand", checkId), runner, ctx);
     };
     try {
       let res = await attempt("setsid -f unshare --uts sh -c 'hostname wrong-name && exec sleep infinity' </dev/null >/dev/null 2>&1; sleep 0.3", "uts-hostname");
@@ -193,11 +196,34 @@ describe("the labs' checks turn down near misses, with a message that says what 
       // a PID namespace without --mount-proc: its /proc still shows the sandbox's processes
       res = await attempt("setsid -f unshare --pid --fork sleep infinity </dev/null >/dev/null 2>&1; sleep 0.3", "pid-one");
       expect(res).toMatchObject({ passed: false, message: expect.stringMatching(/add --mount-proc/) });
+      // a mount made in the sandbox's own mount namespace is seen by everyone
+      res = await attempt(`mkdir -p /mnt/${vars.dir} && mount -t tmpfs tmpfs /mnt/${vars.dir}`, "mount-private");
+      expect(res).toMatchObject({ passed: false, message: expect.stringMatching(/is mounted in the sandbox's own mount namespace/) });
+      await attempt(`umount /mnt/${vars.dir}`, "mount-private");
+      // root made the user namespace: root inside is root outside, not the learner's UID
+      res = await attempt("setsid -f unshare --user --map-root-user sleep infinity </dev/null >/dev/null 2>&1; sleep 0.3", "userns-root");
+      expect(res).toMatchObject({ passed: false, message: expect.stringMatching(new RegExp(`uid_map: 0 0 1.*not root inside mapped from UID ${vars.uid}`)) });
       // a child started by the namespace's own PID 1 did not join from outside
       res = await attempt("setsid -f unshare --pid --fork --mount-proc sh -c 'sleep infinity & wait' </dev/null >/dev/null 2>&1; sleep 0.3", "nsenter-join");
       expect(res).toMatchObject({ passed: false, message: expect.stringMatching(/No process has joined/) });
-      res = await attempt("ip netns add berth-net; ip link add veth-host type veth peer name veth-lab; ip link set veth-lab netns berth-net", "netns-veth");
-      expect(res).toMatchObject({ passed: false, message: expect.stringMatching(/veth-host has no address 10\.200\.0\.1\/24/) });
+      // joined the PID namespace, but not the berth-lab UTS namespace
+      res = await attempt(
+        "t=$(for s in /proc/[0-9]*/status; do [ \"$(awk '/^NSpid:/ { print $NF }' $s)\" = 1 ] && p=${s#/proc/} && [ \"$(cat /proc/${p%%/*}/comm)\" = sh ] && echo ${p%%/*}; done | head -n 1); setsid -f nsenter --target $t --pid --mount sleep infinity </dev/null >/dev/null 2>&1; sleep 0.3",
+        "nsenter-join",
+      );
+      expect(res).toMatchObject({ passed: false, message: expect.stringMatching(/joined the PID namespace from outside, but not the UTS namespace/) });
+      const ns = `/run/netns/${vars.netns}`;
+      res = await attempt(`ip netns add ${vars.netns}; ip link add veth-host type veth peer name veth-lab; ip link set veth-lab netns ${vars.netns}`, "netns-veth");
+      expect(res).toMatchObject({ passed: false, message: expect.stringMatching(new RegExp(`veth-host has no address 10\\.${vars.net}\\.0\\.1/24`)) });
+      // wired and up, but no packet sent: the neighbour table is still empty
+      res = await attempt(
+        `ip addr add 10.${vars.net}.0.1/24 dev veth-host; ip link set veth-host up; nsenter --net=${ns} ip addr add 10.${vars.net}.0.2/24 dev veth-lab; nsenter --net=${ns} ip link set veth-lab up; nsenter --net=${ns} ip link set lo up`,
+        "netns-veth",
+      );
+      expect(res).toMatchObject({ passed: false, message: expect.stringMatching(/is wired .* but no IPv4 packet has crossed yet/) });
+      // any IPv4 packet teaches the sandbox the other end's MAC (this machine may have no ping)
+      res = await attempt(`timeout 2 bash -c 'exec 3<>/dev/tcp/10.${vars.net}.0.2/9' 2>/dev/null; true`, "netns-veth");
+      expect(res).toMatchObject({ passed: true, message: expect.stringMatching(/a ping crossed/) });
     } finally {
       await runner.dispose();
     }
@@ -208,18 +234,27 @@ describe("the labs' checks turn down near misses, with a message that says what 
     const v2 = (await runner.exec("test -f /sys/fs/cgroup/cgroup.controllers", { timeoutMs: 5000 })).exitCode === 0;
     const mem = v2 ? "/sys/fs/cgroup/berth-demo" : "/sys/fs/cgroup/memory/berth-demo";
     const pids = v2 ? "/sys/fs/cgroup/berth-bomb" : "/sys/fs/cgroup/pids/berth-bomb";
+    const vars = learnerVariables(labs.find((l) => l.id === "cgroups-by-hand")!, TEST_LEARNER);
+    const ctx = { vars, facts: { cgroup: v2 ? ("v2" as const) : ("v1" as const), arch: "x86_64" } };
+    const busy = v2 ? "/sys/fs/cgroup/berth-busy" : "/sys/fs/cgroup/cpu/berth-busy";
+    const freezer = v2 ? "/sys/fs/cgroup/berth-busy" : "/sys/fs/cgroup/freezer/berth-busy";
     const attempt = async (script: string, checkId: string) => {
       const r = await runner.exec(script, { timeoutMs: 10_000 });
       expect(r.exitCode, r.stderr).toBe(0);
-      return runCheck(check("cgroups-by-hand", checkId), runner);
+      return runCheck(check("cgroups-by-hand", checkId), runner, ctx);
     };
     try {
-      let res = await attempt(`echo ${v2 ? 1 : 2} > /root/cgroup-version`, "cgroup-version");
-      expect(res).toMatchObject({ passed: false, message: expect.stringMatching(/says '[12]'. Look again/) });
+      // a line of the wrong hierarchy (on v1, the v2 one that holds no controllers here)
+      let res = await attempt(v2 ? "echo 9:cpu:/ > /root/cgroup-line" : "echo 0::/ > /root/cgroup-line", "cgroup-version");
+      expect(res).toMatchObject({ passed: false, message: expect.stringMatching(v2 ? /is a hierarchy of cpu, not the one that holds memory/ : /is the v2 hierarchy's line/) });
+      const want = Number(vars.mem) * 1024 * 1024;
       const setLimit = v2
         ? `mkdir /sys/fs/cgroup/init; for p in $(cat /sys/fs/cgroup/cgroup.procs); do echo $p > /sys/fs/cgroup/init/cgroup.procs; done; echo "+memory +pids" > /sys/fs/cgroup/cgroup.subtree_control; mkdir ${mem}; echo 64M > ${mem}/memory.max` : `mkdir ${mem}; echo 64M > ${mem}/memory.limit_in_bytes`;
       res = await attempt(setLimit, "memory-limit");
-      expect(res).toMatchObject({ passed: false, message: expect.stringMatching(/is 67108864, not 33554432/) });
+      expect(res).toMatchObject({ passed: false, message: expect.stringMatching(new RegExp(`is 67108864, not ${want}`)) });
+      // the right limit, with swap still open
+      res = await attempt(v2 ? `echo max > ${mem}/memory.swap.max; echo ${want} > ${mem}/memory.max` : `echo ${want} > ${mem}/memory.limit_in_bytes`, "memory-limit");
+      expect(res).toMatchObject({ passed: false, message: expect.stringMatching(/would be swapped instead of stopped/) });
       res = await attempt(`setsid -f sh -c 'echo $$ > ${mem}/cgroup.procs; exec sleep infinity' </dev/null >/dev/null 2>&1; sleep 0.3`, "shell-inside");
       expect(res).toMatchObject({ passed: false, message: expect.stringMatching(/holds \d+\(sleep\), but no shell/) });
       // a bomb that is contained but still running
@@ -228,7 +263,23 @@ describe("the labs' checks turn down near misses, with a message that says what 
         "fork-bomb",
       );
       expect(res).toMatchObject({ passed: false, message: expect.stringMatching(/contained \(\d+ processes, \d+ forks refused\) but still burning/) });
+      // a quota of a whole CPU instead of the learner's share
+      res = await attempt(
+        v2
+          ? `echo +cpu > /sys/fs/cgroup/cgroup.subtree_control; mkdir ${busy}; echo "100000 100000" > ${busy}/cpu.max`
+          : `mkdir ${busy}; echo 100000 > ${busy}/cpu.cfs_quota_us`,
+        "cpu-quota",
+      );
+      expect(res).toMatchObject({ passed: false, message: expect.stringMatching(new RegExp(`that is 100% of one CPU, not ${vars.cpu}%`)) });
+      // frozen, then left frozen: the clean-up check names the process and why kill did not reach it
+      const freeze = v2
+        ? `setsid -f bash -c 'echo $$ > ${busy}/cgroup.procs; while :; do :; done' </dev/null >/dev/null 2>&1; sleep 0.3; echo 1 > ${freezer}/cgroup.freeze; sleep 0.3`
+        : `mkdir ${freezer}; setsid -f bash -c 'echo $$ > ${busy}/cgroup.procs; echo $$ > ${freezer}/cgroup.procs; while :; do :; done' </dev/null >/dev/null 2>&1; sleep 0.3; echo FROZEN > ${freezer}/freezer.state; sleep 0.3`;
+      res = await attempt(freeze, "cleanup");
+      expect(res).toMatchObject({ passed: false, message: expect.stringMatching(/\(bash, state [DST]\) still runs in berth-busy/) });
     } finally {
+      // thaw what the near misses froze, or nothing in the box can be killed
+      await runner.exec(v2 ? `echo 0 > ${freezer}/cgroup.freeze` : `echo THAWED > ${freezer}/freezer.state`, { timeoutMs: 5000 }).catch(() => {});
       await runner.dispose();
     }
   });
