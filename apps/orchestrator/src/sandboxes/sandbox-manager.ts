@@ -3,6 +3,7 @@
 // orchestrator restart, and reaped when idle or too old.
 import {
   AgentClient,
+  type TrustedExecResult,
   type SandboxDriver,
   type SandboxInfo,
 } from "@berth/sandbox";
@@ -63,14 +64,8 @@ export interface SandboxLifetime {
   idleTimeoutMs: number;
 }
 
-export interface ExecResult {
-  exitCode: number | null;
-  stdout: Buffer;
-  stderr: Buffer;
-  timedOut: boolean;
-  truncated: boolean;
-  durationMs: number;
-}
+/** A script's result, whether it ran as a check (trusted) or through the agent: one shape for both. */
+export type ExecResult = TrustedExecResult;
 
 export class SandboxManager {
   private readonly live = new Map<string, LearnerSandbox>(); // by sandbox id
