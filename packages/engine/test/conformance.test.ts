@@ -298,6 +298,8 @@ describe("chapter 11: getting inside", () => {
       "echo stdin | docker exec -i c11-x cat",
       "docker exec c11-x nothere",
       "docker exec -d c11-x sleep 100",
+      // exec -d returns before the process runs: on a loaded machine top could race it in either engine.
+      "for i in $(seq 1 100); do docker top c11-x | grep -q 'sleep 100' && break; sleep 0.1; done",
       "docker top c11-x | awk '{print $NF}'",
       "docker exec c11-x ps -o comm | sort",
       "docker rm -f c11-x",
