@@ -238,12 +238,18 @@ export class SandboxCgroup {
     return roots.map((r) => join(r, this.parentPath)).filter((d) => existsSync(d));
   }
 
+  /** Thaws whatever the learner froze in the subtree (see thawTree). */
+  async thaw(): Promise<void> {
+    for (const dir of this.existingDirs()) await thawTree(dir);
+  }
+
   /**
    * Removes the whole subtree, deepest first (learners may have made children). runc normally has
    * killed everything already; if its state was lost (host reboot, a deleted runc root), whatever
    * is still listed in the subtree is killed here first.
    */
   async remove(): Promise<void> {
+    await this.thaw();
     for (let round = 0; round < 20; round++) {
       const pids = new Set<number>();
       for (const dir of this.existingDirs()) await collectProcs(dir, pids);
@@ -259,6 +265,17 @@ export class SandboxCgroup {
     }
     for (const dir of this.existingDirs()) await rmdirTree(dir);
   }
+}
+
+/**
+ * Thaws every frozen cgroup in the sandbox's subtree (a learner may have frozen one, as chapter
+ * 16 teaches): a frozen process cannot die, so runc's delete and the kill below would wait forever.
+ */
+export async function thawTree(dir: string): Promise<void> {
+  for (const [file, thawed] of [["freezer.state", "THAWED"], ["cgroup.freeze", "0"]] as const) {
+    if (existsSync(join(dir, file))) await writeFile(join(dir, file), thawed).catch(() => {});
+  }
+  for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) if (e.isDirectory()) await thawTree(join(dir, e.name));
 }
 
 async function collectProcs(dir: string, into: Set<number>): Promise<void> {

@@ -391,6 +391,8 @@ export class NamespacesDriver implements SandboxDriver {
     const dir = this.dir(id);
     const meta = await this.readMeta(id);
     if (await this.runc.state(id)) {
+      // A process in a cgroup the learner froze cannot be killed: thaw first, or the delete fails.
+      await new SandboxCgroup(id, meta?.cgroupVersion).thaw();
       // --force kills every process in the sandbox's cgroup, then removes runc's state.
       await this.runc.run(["delete", "--force", id]);
     }
