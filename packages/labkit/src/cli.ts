@@ -179,7 +179,8 @@ function printReport(r: LabTestReport): void {
 }
 
 main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
+  // Exit once stdout has drained: `render` prints megabytes, and exit() would cut a pipe short.
+  (code) => void process.stdout.write("", () => process.exit(code)),
   (e: unknown) => {
     console.error(`labkit: ${(e as Error).stack ?? e}`);
     process.exit(2);
