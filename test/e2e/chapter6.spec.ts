@@ -6,12 +6,14 @@
 // only for the lab's demonstrations, never for a task's answer.
 import { expect, test, type Page } from "@playwright/test";
 import { startBerth, type Berth } from "./berth";
-import { signUp, typeCommand, uniqueEmail, waitForPrompt, waitForText } from "./helpers";
+import { signUp, uniqueEmail, waitForPrompt, waitForText } from "./helpers";
+import { labWalk } from "./lab-walk";
 
 const LAB = "cmd-and-entrypoint";
 const STEPS = 7;
 
 let berth: Berth;
+const { type, passCheck, next, demo } = labWalk(() => berth.url, LAB, STEPS);
 
 // One long test: a failure leaves a screenshot of the page where the learner stood.
 test.use({ screenshot: "only-on-failure" });
@@ -24,18 +26,6 @@ test.beforeAll(async () => {
 test.afterAll(async () => {
   await berth?.stop({ destroySandboxes: true });
 });
-
-let marks = 0;
-/** Types a task's command, then waits until it has finished (a marker echoed after it). */
-async function type(page: Page, command: string, timeout = 120_000): Promise<string> {
-  const n = ++marks;
-  // The marker is computed by the shell, so the echoed command line never matches it.
-  await typeCommand(page, `${command}; echo "done-$((${n} * 1))-$?"`);
-  const screen = await waitForText(page, new RegExp(`^done-${n}-\\d+$`, "m"), timeout);
-  const status = new RegExp(`^done-${n}-(\\d+)$`, "m").exec(screen)![1];
-  if (status !== "0") throw new Error(`\`${command}\` exited ${status}; the screen ends:\n${screen.trimEnd().split("\n").slice(-25).join("\n")}`);
-  return screen;
-}
 
 /** Creates a file in the editor tab by typing it, saves it with Ctrl+S, and goes back to the terminal. */
 async function writeInEditor(page: Page, relPath: string, text: string): Promise<void> {
@@ -59,24 +49,6 @@ async function writeInEditor(page: Page, relPath: string, text: string): Promise
   await page.keyboard.press("Control+s");
   await expect(page.getByTestId("editor-notice")).toHaveText(`Saved /root/${relPath}`);
   await page.getByTestId("terminal-tab").click();
-}
-
-async function passCheck(page: Page, id: string): Promise<void> {
-  await page.getByTestId(`check-button-${id}`).click();
-  const verdict = page.getByTestId(`check-result-${id}`);
-  // On failure the verdict's own message (the check script's words) is in the assertion's output.
-  await expect(verdict).toHaveAttribute("data-passed", /true|false/, { timeout: 90_000 });
-  if ((await verdict.getAttribute("data-passed")) !== "true") throw new Error(`check ${id} failed: ${await verdict.innerText()}`);
-}
-
-async function next(page: Page, stepId: string, index: number): Promise<void> {
-  await page.getByTestId("step-next").click();
-  await expect(page.getByTestId("step-count")).toHaveText(`Step ${index} of ${STEPS}`);
-  await expect(page).toHaveURL(`${berth.url}/labs/${LAB}/${stepId}`);
-}
-
-function demo(page: Page, stepId: string) {
-  return page.getByTestId(`step-${stepId}`).getByTestId("run-button");
 }
 
 test("a learner walks CMD and ENTRYPOINT from sign-up to the finished lab", async ({ page }) => {
