@@ -167,8 +167,12 @@ export class SandboxManager {
     for (const sb of this.live.values()) {
       if (sb.userId === userId && sb.labId === labId) return sb;
     }
-    // One from before a restart?
-    const row = await this.db.sandbox.findFirst({ where: { userId, labId, state: "running" }, orderBy: { createdAt: "desc" } });
+    // One from before a restart? Only this instance's (as recover() does): another orchestrator's
+    // sandbox is its own to serve, and a failed reconnect below would end it.
+    const row = await this.db.sandbox.findFirst({
+      where: { userId, labId, state: "running", id: { startsWith: `${this.config.instance}-` } },
+      orderBy: { createdAt: "desc" },
+    });
     if (row) {
       report("booting", "Reconnecting to your sandbox");
       try {
