@@ -254,12 +254,26 @@ export function EditorPane({ labId, active, request, sandboxReady }: { labId: st
     if (open) void listDir(dir);
   };
 
+  // A name typed before the first listing has told us the home folder waits for it, rather than
+  // being dropped (a learner who opens the tab and types at once would see nothing happen).
+  const [pendingNew, setPendingNew] = useState<string | null>(null);
+  useEffect(() => {
+    if (!pendingNew || !root) return;
+    setPendingNew(null);
+    void openFile(`${root}/${pendingNew}`, { focus: true });
+  }, [pendingNew, root, openFile]);
+
   const createFile = (e: FormEvent) => {
     e.preventDefault();
     const name = newName.trim();
-    if (!name || !root) return;
-    void openFile(name.startsWith("/") ? name : `${root}/${name}`, { focus: true });
+    if (!name) return;
     setNewName("");
+    if (name.startsWith("/")) void openFile(name, { focus: true });
+    else if (root) void openFile(`${root}/${name}`, { focus: true });
+    else {
+      setPendingNew(name);
+      setNotice({ kind: "info", text: `${name} opens as soon as your files are listed.` });
+    }
   };
 
   const renderDir = (dir: string, depth: number) => {
@@ -325,7 +339,7 @@ export function EditorPane({ labId, active, request, sandboxReady }: { labId: st
             New file name
           </label>
           <input id="editor-new-name" data-testid="editor-new-name" placeholder="new file name" value={newName} onChange={(e) => setNewName(e.target.value)} />
-          <button type="submit" className="btn btn-small" disabled={!root}>
+          <button type="submit" className="btn btn-small">
             New
           </button>
         </form>
