@@ -6,13 +6,13 @@ import { createHash } from "node:crypto";
 import { existsSync, readFileSync, readdirSync, statSync, writeFileSync, mkdirSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { debianPackages, requireHostPrograms } from "../infra/host-programs.mjs";
+import { debianPackages, requireHostPrograms } from "./host-programs.mjs";
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
 /**
  * Debian packages Berth needs at run time, and the test suite on top: both come from the one list of
- * host programs (infra/host-programs.mjs), which .ci/run and the start-up check read too.
+ * host programs (scripts/host-programs.mjs), which .ci/run and the start-up check read too.
  */
 export const RUNTIME_PACKAGES = debianPackages("runtime");
 export const TEST_PACKAGES = debianPackages("test").filter((p) => !RUNTIME_PACKAGES.includes(p));
@@ -120,7 +120,7 @@ export function buildLabImages() {
  */
 export function setup({ packages, need = "runtime" }) {
   ensureDebianPackages(packages);
-  say("Checking the host programs Berth runs (infra/host-programs.mjs)");
+  say("Checking the host programs Berth runs (scripts/host-programs.mjs)");
   requireHostPrograms(need);
   ensureNodeModules();
   prepareDatabase();

@@ -1,4 +1,4 @@
-// The list of host programs (infra/host-programs.mjs) against the code: every program the code
+// The list of host programs (scripts/host-programs.mjs) against the code: every program the code
 // spawns on the host is on the list with its Debian package, and a machine that lacks one is
 // told which package to install. Reads files only: no root, no sandbox, a second or so.
 import { execFileSync, spawnSync } from "node:child_process";
@@ -8,7 +8,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 // @ts-expect-error: plain JavaScript (setup reads it before npm ci), typed by its JSDoc
-import { HOST_PROGRAMS, debianPackages, missingPrograms } from "../../infra/host-programs.mjs";
+import { HOST_PROGRAMS, debianPackages, missingPrograms } from "../../scripts/host-programs.mjs";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
@@ -81,7 +81,7 @@ describe("host programs", () => {
     const listed = new Set(LIST.map((p) => p.program));
     const missing = [...spawnedPrograms()]
       .filter(([program]) => !listed.has(program) && !listed.has(path.basename(program)))
-      .map(([program, where]) => `${program} (spawned at ${where.slice(0, 3).join(", ")}): add it to infra/host-programs.mjs with its Debian package`);
+      .map(([program, where]) => `${program} (spawned at ${where.slice(0, 3).join(", ")}): add it to scripts/host-programs.mjs with its Debian package`);
     expect(missing).toEqual([]);
   });
 
@@ -101,7 +101,7 @@ describe("host programs", () => {
       if (!p.pkg.startsWith("(")) expect(debianPackages(p.need)).toContain(p.pkg);
     }
     // .ci/run and setup read the same list rather than a copy of it.
-    expect(readFileSync(path.join(ROOT, ".ci/run"), "utf8")).toContain("node infra/host-programs.mjs packages test");
+    expect(readFileSync(path.join(ROOT, ".ci/run"), "utf8")).toContain("node scripts/host-programs.mjs packages test");
     expect(readFileSync(path.join(ROOT, "scripts/setup.mjs"), "utf8")).toContain('debianPackages("runtime")');
   });
 
@@ -124,7 +124,7 @@ describe("host programs", () => {
 
   it("stops the command-line check with the package named", () => {
     // The check as setup runs it, on a PATH that has node and nothing else: it must fail, naming packages.
-    const res = spawnSync(process.execPath, [path.join(ROOT, "infra/host-programs.mjs"), "check", "runtime"], { encoding: "utf8" });
+    const res = spawnSync(process.execPath, [path.join(ROOT, "scripts/host-programs.mjs"), "check", "runtime"], { encoding: "utf8" });
     // On this machine everything is installed: the check passes...
     expect(res.status, res.stderr).toBe(0);
     // ...and the same code over an empty stand-in machine reports every runtime program.

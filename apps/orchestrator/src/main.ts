@@ -1,7 +1,7 @@
 // `npm start` ends here: one process serving the web app, the API and the terminals on PORT (3000).
 import { startOrchestrator } from "./server.js";
 // @ts-expect-error: plain JavaScript shared with setup (which runs before npm ci), typed by its JSDoc
-import { requireHostPrograms } from "../../../infra/host-programs.mjs";
+import { requireHostPrograms } from "../../../scripts/host-programs.mjs";
 
 if (process.getuid?.() !== 0) {
   console.error(

@@ -177,7 +177,7 @@ describe("a learner working through the lab", () => {
 
   it("delivers the assets and runs the lab's setup when the sandbox is made", async () => {
     lab = await openLab(me.cookie);
-    expect(await inSandbox(me.id, "cat /root/work/hello.txt; ls -a /root")).toMatch(/hello from the lab folder[\s\S]*\.lab-setup-ran/);
+    expect(await inSandbox(me.id, "cat /root/lab/hello.txt; ls -a /root")).toMatch(/hello from the lab folder[\s\S]*\.lab-setup-ran/);
   });
 
   it("reveals hints one at a time, each costing points, and 409 when none is left", async () => {

@@ -76,7 +76,7 @@ describe("chapter 1: first containers", () => {
   it("honours -e, -w, -u, --entrypoint, --hostname and PID 1", async () => {
     await same(steps(
       "docker run --rm -e GREETING=hi busybox sh -c 'echo $GREETING $HOME'",
-      "docker run --rm -w /work/dir busybox pwd",
+      "docker run --rm -w /srv/dir busybox pwd",
       "docker run --rm -u nobody busybox id",
       "docker run --rm -u 1000:1000 busybox id",
       "docker run --rm --entrypoint echo busybox from entrypoint",

@@ -7,7 +7,7 @@
 //   meta.json   what list() reports after an orchestrator restart
 //   token       the agent's token (host only, 0600)
 //   disk.img, disk/   the sandbox's own sized ext4 (disk.ts), mounted at disk/; it holds
-//     disk/upper/ disk/work/   the overlay's writable layer
+//     disk/upper, disk/work: the overlay's writable layer and its scratch dir
 //     disk/data/  bind-mounted at /var/lib/berth: a real filesystem for nested overlays
 //   rootfs/     the overlay's mount point (what runc gets as root.path)
 //   agent.sock  the agent's listening socket: bound here by the host, inherited by the agent (fd 3);

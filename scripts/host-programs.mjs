@@ -120,8 +120,8 @@ export function requireHostPrograms(need, dirs, root) {
   if (missing.length) throw new Error(`Berth cannot run without these host programs:\n  - ${missing.join("\n  - ")}`);
 }
 
-// `node infra/host-programs.mjs packages runtime|test` prints the package list (for .ci/run, which
-// runs before npm ci); `node infra/host-programs.mjs check runtime|test` checks the machine.
+// `node scripts/host-programs.mjs packages runtime|test` prints the package list (for .ci/run, which
+// runs before npm ci); `node scripts/host-programs.mjs check runtime|test` checks the machine.
 if (process.argv[1] && path.resolve(process.argv[1]) === new URL(import.meta.url).pathname) {
   const [verb, need = "runtime"] = process.argv.slice(2);
   if (verb === "packages") console.log(debianPackages(need).join(" "));
@@ -133,7 +133,7 @@ if (process.argv[1] && path.resolve(process.argv[1]) === new URL(import.meta.url
       process.exit(1);
     }
   } else {
-    console.error("usage: node infra/host-programs.mjs packages|check runtime|test");
+    console.error("usage: node scripts/host-programs.mjs packages|check runtime|test");
     process.exit(2);
   }
 }
