@@ -3,20 +3,19 @@
 // console (`/setup#<token>`). The token rides in the fragment, so it never reaches a server log or a
 // Referer header; it is read once and wiped from the address bar.
 import { useRouter } from "next/navigation";
-import { useEffect, useId, useState, type FormEvent } from "react";
+import { useEffect, useState, type FormEvent } from "react";
 import { api } from "@/lib/api";
+import { useFormErrors } from "@/lib/form-errors";
 import { useSession } from "@/lib/session";
 
-type Field = "email" | "password" | "name";
 
 export function SetupForm() {
   const router = useRouter();
   const { setUser } = useSession();
-  const id = useId();
   const [token, setToken] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
-  const [formError, setFormError] = useState<string | null>(null);
-  const [fieldErrors, setFieldErrors] = useState<Partial<Record<Field, string>>>({});
+  const errors = useFormErrors();
+  const { formError, fieldErrors, fieldProps, fieldError } = errors;
 
   useEffect(() => {
     const fromHash = window.location.hash.slice(1);
@@ -30,8 +29,7 @@ export function SetupForm() {
     const data = new FormData(ev.currentTarget);
     const name = String(data.get("name") ?? "").trim();
     setBusy(true);
-    setFormError(null);
-    setFieldErrors({});
+    errors.clear();
     const res = await api.setupAdmin({
       token,
       email: String(data.get("email") ?? ""),
@@ -44,23 +42,9 @@ export function SetupForm() {
       return;
     }
     setBusy(false);
-    const field = res.error.field;
-    if (field === "email" || field === "password" || field === "name") setFieldErrors({ [field]: res.error.error });
-    else setFormError(res.error.error);
+    errors.show(res.error);
   }
 
-  const fieldProps = (field: Field) => ({
-    id: `${id}-${field}`,
-    name: field,
-    "aria-invalid": fieldErrors[field] ? true : undefined,
-    "aria-describedby": fieldErrors[field] ? `${id}-${field}-error` : undefined,
-  });
-  const fieldError = (field: Field) =>
-    fieldErrors[field] ? (
-      <p className="field-error" id={`${id}-${field}-error`} data-testid={`field-error-${field}`}>
-        {fieldErrors[field]}
-      </p>
-    ) : null;
 
   return (
     <main className="auth-page">
@@ -80,19 +64,19 @@ export function SetupForm() {
           </p>
         ) : null}
         <div className="field">
-          <label htmlFor={`${id}-name`}>
+          <label htmlFor={errors.inputId("name")}>
             Name <span className="optional">(optional)</span>
           </label>
           <input {...fieldProps("name")} type="text" autoComplete="name" maxLength={100} />
           {fieldError("name")}
         </div>
         <div className="field">
-          <label htmlFor={`${id}-email`}>Email</label>
+          <label htmlFor={errors.inputId("email")}>Email</label>
           <input {...fieldProps("email")} type="email" autoComplete="email" required autoFocus />
           {fieldError("email")}
         </div>
         <div className="field">
-          <label htmlFor={`${id}-password`}>Password</label>
+          <label htmlFor={errors.inputId("password")}>Password</label>
           <input {...fieldProps("password")} type="password" autoComplete="new-password" required />
           {!fieldErrors.password ? <p className="field-help">At least 8 characters.</p> : null}
           {fieldError("password")}

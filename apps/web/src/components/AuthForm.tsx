@@ -5,22 +5,21 @@
 // ones a learner sees (the input types still give the right keyboards and autofill).
 import Link from "next/link";
 import { useRouter, useSearchParams } from "next/navigation";
-import { useId, useState, type FormEvent } from "react";
+import { useState, type FormEvent } from "react";
 import { api, safeNext } from "@/lib/api";
+import { useFormErrors } from "@/lib/form-errors";
 import { useSession } from "@/lib/session";
 
 type Mode = "signup" | "signin";
-type Field = "email" | "password" | "name";
 
 export function AuthForm({ mode }: { mode: Mode }) {
   const router = useRouter();
   const params = useSearchParams();
   const next = safeNext(params.get("next"));
   const { setUser } = useSession();
-  const id = useId();
   const [busy, setBusy] = useState(false);
-  const [formError, setFormError] = useState<string | null>(null);
-  const [fieldErrors, setFieldErrors] = useState<Partial<Record<Field, string>>>({});
+  const errors = useFormErrors();
+  const { formError, setFormError, fieldErrors, fieldProps, fieldError } = errors;
 
   async function onSubmit(ev: FormEvent<HTMLFormElement>) {
     ev.preventDefault();
@@ -29,8 +28,7 @@ export function AuthForm({ mode }: { mode: Mode }) {
     const password = String(data.get("password") ?? "");
     const name = String(data.get("name") ?? "").trim();
     setBusy(true);
-    setFormError(null);
-    setFieldErrors({});
+    errors.clear();
     // A sign-up never signs in, and answers a taken email like a new one (the server must not tell
     // strangers who has an account): so the form signs in right after, with the same password.
     if (mode === "signup") {
@@ -54,24 +52,8 @@ export function AuthForm({ mode }: { mode: Mode }) {
     showError(res.error);
   }
 
-  function showError(error: { error: string; field?: string }) {
-    const field = error.field;
-    if (field === "email" || field === "password" || field === "name") setFieldErrors({ [field]: error.error });
-    else setFormError(error.error);
-  }
+  const showError = errors.show;
 
-  const fieldProps = (field: Field) => ({
-    id: `${id}-${field}`,
-    name: field,
-    "aria-invalid": fieldErrors[field] ? true : undefined,
-    "aria-describedby": fieldErrors[field] ? `${id}-${field}-error` : undefined,
-  });
-  const fieldError = (field: Field) =>
-    fieldErrors[field] ? (
-      <p className="field-error" id={`${id}-${field}-error`} data-testid={`field-error-${field}`}>
-        {fieldErrors[field]}
-      </p>
-    ) : null;
 
   const other = mode === "signup" ? "/signin" : "/signup";
   const otherHref = next === "/" ? other : `${other}?next=${encodeURIComponent(next)}`;
@@ -87,7 +69,7 @@ export function AuthForm({ mode }: { mode: Mode }) {
         ) : null}
         {mode === "signup" ? (
           <div className="field">
-            <label htmlFor={`${id}-name`}>
+            <label htmlFor={errors.inputId("name")}>
               Name <span className="optional">(optional)</span>
             </label>
             <input {...fieldProps("name")} type="text" autoComplete="name" maxLength={100} />
@@ -95,12 +77,12 @@ export function AuthForm({ mode }: { mode: Mode }) {
           </div>
         ) : null}
         <div className="field">
-          <label htmlFor={`${id}-email`}>Email</label>
+          <label htmlFor={errors.inputId("email")}>Email</label>
           <input {...fieldProps("email")} type="email" autoComplete="email" required autoFocus />
           {fieldError("email")}
         </div>
         <div className="field">
-          <label htmlFor={`${id}-password`}>Password</label>
+          <label htmlFor={errors.inputId("password")}>Password</label>
           <input
             {...fieldProps("password")}
             type="password"
