@@ -1,7 +1,7 @@
 // One-shot commands (checks, setup scripts, `labkit test`): spawn, feed stdin, collect capped
 // output, and on timeout kill the whole process group so a check's children die with it.
 import { spawn } from "node:child_process";
-import type { ExecReply } from "@berth/protocol";
+import { collectCapped, type ExecReply } from "@berth/protocol";
 import { raiseOomScore } from "./oom.js";
 
 export interface ExecOptions {
@@ -36,23 +36,9 @@ export function runExec(opts: ExecOptions): { done: Promise<ExecReply>; kill(): 
   };
 
   const done = new Promise<ExecReply>((resolve, reject) => {
-    let truncated = false;
     let timedOut = false;
-    const collect = (stream: NodeJS.ReadableStream) => {
-      const parts: Buffer[] = [];
-      let size = 0;
-      stream.on("data", (chunk: Buffer) => {
-        const room = opts.maxOutputBytes - size;
-        if (chunk.length > room) truncated = true;
-        if (room <= 0) return; // keep draining so the process never blocks on a full pipe
-        const kept = chunk.length > room ? chunk.subarray(0, room) : chunk;
-        parts.push(kept);
-        size += kept.length;
-      });
-      return () => Buffer.concat(parts, size);
-    };
-    const stdout = collect(child.stdout);
-    const stderr = collect(child.stderr);
+    const out = collectCapped(child.stdout, opts.maxOutputBytes);
+    const errs = collectCapped(child.stderr, opts.maxOutputBytes);
 
     const timer = setTimeout(() => {
       timedOut = true;
@@ -71,10 +57,10 @@ export function runExec(opts: ExecOptions): { done: Promise<ExecReply>; kill(): 
       resolve({
         exitCode: code,
         signal,
-        stdout: stdout().toString("base64"),
-        stderr: stderr().toString("base64"),
+        stdout: out.bytes().toString("base64"),
+        stderr: errs.bytes().toString("base64"),
         timedOut,
-        truncated,
+        truncated: out.truncated() || errs.truncated(),
         durationMs: Date.now() - started,
       });
     };

@@ -6,3 +6,4 @@ export * from "./replay.js";
 export * from "./flow.js";
 export * from "./tunnel.js";
 export * from "./api.js";
+export * from "./capped-output.js";

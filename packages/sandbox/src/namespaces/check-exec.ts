@@ -11,6 +11,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync } from "node:fs";
 import { mkdir, rmdir } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { collectCapped } from "@berth/protocol";
 import type { TrustedExecOptions, TrustedExecResult } from "../driver.js";
 import { CGROUP_ROOT, type CgroupVersion } from "./cgroups.js";
 import type { HostTools } from "./host-tools.js";
@@ -70,23 +71,9 @@ function runHelper(helper: string, args: string[], script: string, timeoutMs: nu
   // No environment at all: berth-check sets the check's own.
   const child = spawn(helper, args, { stdio: ["pipe", "pipe", "pipe"], env: {} as NodeJS.ProcessEnv });
   return new Promise((resolve, reject) => {
-    let truncated = false;
     let timedOut = false;
-    const collect = (stream: NodeJS.ReadableStream) => {
-      const parts: Buffer[] = [];
-      let size = 0;
-      stream.on("data", (chunk: Buffer) => {
-        const room = maxOutputBytes - size;
-        if (chunk.length > room) truncated = true;
-        if (room <= 0) return; // keep draining: a check blocked on a full pipe would only time out
-        const kept = chunk.length > room ? chunk.subarray(0, room) : chunk;
-        parts.push(kept);
-        size += kept.length;
-      });
-      return () => Buffer.concat(parts, size);
-    };
-    const stdout = collect(child.stdout);
-    const stderr = collect(child.stderr);
+    const out = collectCapped(child.stdout, maxOutputBytes);
+    const errs = collectCapped(child.stderr, maxOutputBytes);
     // Killing berth-check kills the check's PID 1 (its parent-death signal), which takes every
     // process of the check's pid namespace with it.
     const timer = setTimeout(() => {
@@ -107,13 +94,13 @@ function runHelper(helper: string, args: string[], script: string, timeoutMs: nu
       if (grace) clearTimeout(grace);
       child.stdout.destroy();
       child.stderr.destroy();
-      const err = stderr();
+      const err = errs.bytes();
       if (code === HELPER_FAILED && /^berth-check: /m.test(err.toString("utf8")) && !timedOut) {
         const reason = /^berth-check: (.*)$/m.exec(err.toString("utf8"))![1];
         reject(new Error(`the trusted check runner failed: ${reason}`));
         return;
       }
-      resolve({ exitCode: code, stdout: stdout(), stderr: err, timedOut, truncated, durationMs: Math.round(performance.now() - started) });
+      resolve({ exitCode: code, stdout: out.bytes(), stderr: err, timedOut, truncated: out.truncated() || errs.truncated(), durationMs: Math.round(performance.now() - started) });
     };
     child.on("error", (e) => {
       clearTimeout(timer);
