@@ -19,5 +19,5 @@ export {
 } from "./context.js";
 export { assetsScript, assetFile } from "./assets.js";
 export { testLab, runCheck } from "./test-lab.js";
-export type { LabRunner, LabTestReport, CheckReport, CheckRun, ScriptRun, SolutionReport, QuizReport } from "./test-lab.js";
+export type { LabRunner, LabTestReport, TestLabEvent, TestLabOptions, CheckReport, CheckRun, ScriptRun, SolutionReport, QuizReport } from "./test-lab.js";
 // Sandboxes to run testLab in: import "@berth/labkit/runners".

@@ -80,9 +80,23 @@ export interface LabTestReport {
   durationMs: number;
 }
 
+/**
+ * One thing testLab finished, as it happens (for a live view of a proof, e.g. the browser editor's
+ * "Prove it"). `ok` says whether it went as a proved lab needs: a check's "before" run is ok when
+ * it failed, its "after" run when it passed.
+ */
+export type TestLabEvent =
+  | { kind: "assets" | "setup"; ok: boolean; run: ScriptRun }
+  | { kind: "step-setup"; stepId: string; ok: boolean; run: ScriptRun }
+  | { kind: "check"; phase: "before" | "after"; stepId: string; checkId: string; title: string; ok: boolean; run: CheckRun }
+  | { kind: "solution"; stepId: string; checkId?: string; ok: boolean; run: ScriptRun }
+  | { kind: "quiz"; report: QuizReport };
+
 export interface TestLabOptions {
   /** Run as this context instead of the test learner with measured facts. */
   context?: LabContext;
+  /** Told of each script run and quiz as it finishes. */
+  onEvent?: (event: TestLabEvent) => void;
 }
 
 const MESSAGE_LIMIT = 4000;
@@ -145,6 +159,7 @@ export async function testLab(lab: Lab, runner: LabRunner, options: TestLabOptio
       }
     }
     report.assets = { ...run, problems };
+    options.onEvent?.({ kind: "assets", ok: problems.length === 0, run });
     if (problems.length) {
       setupFailed = true;
       why = "the assets were not delivered";
@@ -152,6 +167,7 @@ export async function testLab(lab: Lab, runner: LabRunner, options: TestLabOptio
   }
   if (lab.setup && !setupFailed) {
     report.setup = await runScript(runner, lab.setup, true, ctx);
+    options.onEvent?.({ kind: "setup", ok: !failed(report.setup), run: report.setup });
     if (failed(report.setup)) {
       setupFailed = true;
       why = `the lab's setup failed (exit ${report.setup.exitCode}${report.setup.timedOut ? ", timed out" : ""})`;
@@ -163,13 +179,18 @@ export async function testLab(lab: Lab, runner: LabRunner, options: TestLabOptio
     if (!setupFailed && step.setup) {
       const run = await runScript(runner, step.setup, true, ctx);
       report.stepSetups.push({ stepId: step.id, run });
+      options.onEvent?.({ kind: "step-setup", stepId: step.id, ok: !failed(run), run });
       if (failed(run)) {
         setupFailed = true;
         why = `the setup of step ${step.id} ${run.timedOut ? "timed out" : `exited ${run.exitCode}`}: ${lastLine(run.stderr || run.stdout)}`;
       }
     }
     // Quizzes need no sandbox: proved even when a setup failed.
-    for (const q of step.quizzes) report.quizzes.push(proveQuiz(lab, q.id, ctx));
+    for (const q of step.quizzes) {
+      const quiz = proveQuiz(lab, q.id, ctx);
+      report.quizzes.push(quiz);
+      options.onEvent?.({ kind: "quiz", report: quiz });
+    }
     if (setupFailed) {
       for (const r of reports) r.problems.push(`not run: ${why}`);
       report.checks.push(...reports);
@@ -179,6 +200,7 @@ export async function testLab(lab: Lab, runner: LabRunner, options: TestLabOptio
       const before = await runCheck(c, runner, ctx);
       reports[i]!.before = before;
       if (before.passed) reports[i]!.problems.push("passes before its solution ran: it does not prove the learner did anything");
+      options.onEvent?.({ kind: "check", phase: "before", stepId: step.id, checkId: c.id, title: c.title, ok: !before.passed, run: before });
     }
     const solutions: { script: LabScript; checkId?: string }[] = [];
     if (step.solution) solutions.push({ script: step.solution });
@@ -186,6 +208,7 @@ export async function testLab(lab: Lab, runner: LabRunner, options: TestLabOptio
     for (const s of solutions) {
       const run = await runScript(runner, s.script, false, ctx);
       report.solutions.push({ stepId: step.id, ...(s.checkId ? { checkId: s.checkId } : {}), run });
+      options.onEvent?.({ kind: "solution", stepId: step.id, ...(s.checkId ? { checkId: s.checkId } : {}), ok: !failed(run), run });
       if (failed(run)) {
         const what = `the ${s.checkId ? `solution of check ${s.checkId}` : `solution of step ${step.id}`} ${run.timedOut ? "timed out" : `exited ${run.exitCode}`}: ${lastLine(run.stderr || run.stdout)}`;
         for (const r of reports) if (!s.checkId || r.checkId === s.checkId) r.problems.push(what);
@@ -195,6 +218,7 @@ export async function testLab(lab: Lab, runner: LabRunner, options: TestLabOptio
       const after = await runCheck(c, runner, ctx);
       reports[i]!.after = after;
       if (!after.passed) reports[i]!.problems.push(`fails after its solution ran: ${after.message}`);
+      options.onEvent?.({ kind: "check", phase: "after", stepId: step.id, checkId: c.id, title: c.title, ok: after.passed, run: after });
     }
     report.checks.push(...reports);
   }
