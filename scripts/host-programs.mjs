@@ -21,6 +21,10 @@ import path from "node:path";
 export const HOST_PROGRAMS = [
   // Sandboxes (packages/sandbox) and their root filesystem (infra/rootfs).
   { program: "runc", pkg: "runc", need: "runtime", why: "makes each learner's sandbox from an OCI config" },
+  { program: "linux.uml", pkg: "user-mode-linux", need: "runtime", why: "the uml sandbox driver: each learner's sandbox is a User-mode Linux guest with its own kernel" },
+  { program: "mke2fs", pkg: "e2fsprogs", need: "runtime", why: "the uml driver's root disk image, built from the sandbox root filesystem" },
+  { program: "setpriv", pkg: "util-linux", need: "runtime", why: "drops the uml driver's guest kernel process to an unprivileged uid without capabilities" },
+  { program: "socat", pkg: "socat", need: "runtime", why: "the uml driver's relay from a sandbox's agent socket on the host to the agent in the guest" },
   { program: "mmdebstrap", pkg: "mmdebstrap", need: "runtime", why: "builds the sandbox root filesystem and the debian images from Debian's archive" },
   { program: "mount", pkg: "mount", need: "runtime", why: "overlay and bind mounts for sandboxes and containers" },
   { program: "umount", pkg: "mount", need: "runtime", why: "takes those mounts down" },
