@@ -16,6 +16,13 @@
  *                          "resize ROWS COLS\n" for a tty.
  *   fd 4 (shim -> engine): "pid N\n" as soon as the child exists (namespaces made, nothing run yet),
  *                          "started\n" or "error MESSAGE\n" after execve, "exit N\n" at the end.
+ *                          Before "started", the child also reports every step it took, one line
+ *                          each: "report\tKIND\tLINE\tFIELD..." (LINE: this file's line that did it;
+ *                          fields escaped: \\ \t \n). The engine builds the container's recipe from
+ *                          these lines only (src/recipe/), so the recipe says what the kernel was
+ *                          asked and what it answered, fallbacks included. KINDs: ns, mount,
+ *                          fallback, mounted (the kernel's mountinfo line, before pivot_root),
+ *                          hostname, sysctl, cgroup (/proc/self/cgroup), cwd, caps, user, exec.
  * Without a tty the child's stdin/stdout/stderr are the shim's own fds 0, 1, 2 (pipes from the
  * engine), so stdout and stderr stay apart. With a tty the child opens a console inside its own
  * /dev/pts, hands the master back over a socket (SCM_RIGHTS) and the shim relays bytes.
@@ -102,6 +109,47 @@ static void status(const char *fmt, ...) {
   (void)ignored;
 }
 
+/* Set in the child: its copy of STATUS_FD, close-on-exec, so reports stop at execve. */
+static int report_fd = -1;
+
+/* One report line: KIND, the line of this file that acted, then fields (escaped). */
+static void report_at(int line, const char *kind, int n, ...) {
+  if (report_fd < 0) return;
+  char out[8192];
+  size_t len = (size_t)snprintf(out, sizeof out, "report\t%s\t%d", kind, line);
+  va_list ap;
+  va_start(ap, n);
+  for (int i = 0; i < n; i++) {
+    const char *f = va_arg(ap, const char *);
+    if (len < sizeof out - 1) out[len++] = '\t';
+    for (; f && *f && len < sizeof out - 3; f++) {
+      char c = *f;
+      if (c == '\\' || c == '\t' || c == '\n') { out[len++] = '\\'; out[len++] = c == '\t' ? 't' : c == '\n' ? 'n' : '\\'; }
+      else out[len++] = c;
+    }
+  }
+  va_end(ap);
+  out[len++] = '\n';
+  ssize_t ignored = write(report_fd, out, len);
+  (void)ignored;
+}
+#define NARGS(...) NARGS_(__VA_ARGS__, 8, 7, 6, 5, 4, 3, 2, 1, 0)
+#define NARGS_(a, b, c, d, e, f, g, h, N, ...) N
+#define REPORT(kind, ...) report_at(__LINE__, kind, NARGS(__VA_ARGS__), __VA_ARGS__)
+
+/* mount(2) flags as words, for the report. */
+static const char *flag_words(unsigned long flags, char *buf, size_t size) {
+  static const struct { unsigned long bit; const char *word; } names[] = {
+      {MS_RDONLY, "ro"}, {MS_NOSUID, "nosuid"}, {MS_NODEV, "nodev"}, {MS_NOEXEC, "noexec"},
+      {MS_REMOUNT, "remount"}, {MS_BIND, "bind"}, {MS_REC, "rec"}, {MS_PRIVATE, "private"},
+      {MS_STRICTATIME, "strictatime"}, {MS_NOATIME, "noatime"}, {MS_NODIRATIME, "nodiratime"}, {MS_RELATIME, "relatime"}};
+  size_t len = 0;
+  buf[0] = 0;
+  for (unsigned i = 0; i < sizeof names / sizeof names[0]; i++)
+    if (flags & names[i].bit) len += snprintf(buf + len, len < size ? size - len : 0, "%s%s", len ? "," : "", names[i].word);
+  return buf;
+}
+
 static void parse(int argc, char **argv, struct options *o) {
   memset(o, 0, sizeof *o);
   o->cwd = "/";
@@ -138,9 +186,17 @@ static void parse(int argc, char **argv, struct options *o) {
 
 /* ---------- steps inside the new namespaces ---------- */
 
-static void mount_or_fail(const char *src, const char *dst, const char *type, unsigned long flags, const char *data) {
-  if (mount(src, dst, type, flags, data) < 0) fail("mount %s on %s (%s): %s", src ? src : "none", dst, type ? type : "bind", strerror(errno));
+/* mount(2), reported with the caller's line: "mount DST SOURCE TYPE FLAGS DATA". */
+static int mount_reported(int line, const char *src, const char *dst, const char *type, unsigned long flags, const char *data) {
+  if (mount(src, dst, type, flags, data) < 0) return -1;
+  char words[200];
+  report_at(line, "mount", 5, dst, src ? src : "", type ? type : "", flag_words(flags, words, sizeof words), data ? data : "");
+  return 0;
 }
+static void mount_at(int line, const char *src, const char *dst, const char *type, unsigned long flags, const char *data) {
+  if (mount_reported(line, src, dst, type, flags, data) < 0) fail("mount %s on %s (%s): %s", src ? src : "none", dst, type ? type : "bind", strerror(errno));
+}
+#define mount_or_fail(...) mount_at(__LINE__, __VA_ARGS__)
 
 static void mkdir_p(const char *path, mode_t mode) {
   char buf[4096];
@@ -184,6 +240,7 @@ static void make_device(const char *at, const char *name, unsigned maj, unsigned
   if (errno != EPERM) fail("mknod %s: %s", at, strerror(errno));
   char src[64];
   snprintf(src, sizeof src, "/dev/%s", name);
+  REPORT("fallback", at, "mknod: EPERM (a user namespace)", src);
   int fd = open(at, O_CREAT | O_WRONLY | O_CLOEXEC, 0666);
   if (fd < 0) fail("create %s: %s", at, strerror(errno));
   close(fd);
@@ -218,7 +275,7 @@ static void make_dev(const char *rootfs) {
   mount_or_fail("shm", p, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k");
   snprintf(p, sizeof p, "%s/mqueue", dev);
   mkdir(p, 0755);
-  mount("mqueue", p, "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+  mount_reported(__LINE__, "mqueue", p, "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL); /* optional */
 }
 
 /* A tmpfs from "DEST:FLAGS:DATA": the engine has turned Docker's options into mount(2) flags and data. */
@@ -274,8 +331,7 @@ static void bind_mounts(const struct options *o) {
 static void write_quietly(const char *file, const char *value) {
   int fd = open(file, O_WRONLY | O_CLOEXEC);
   if (fd < 0) return;
-  ssize_t ignored = write(fd, value, strlen(value));
-  (void)ignored;
+  if (write(fd, value, strlen(value)) == (ssize_t)strlen(value)) REPORT("sysctl", file, value);
   close(fd);
 }
 
@@ -292,6 +348,31 @@ static void loopback_up(void) {
   ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
   if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0) fail("loopback up: %s", strerror(errno));
   close(s);
+  REPORT("net", "lo", "up");
+}
+
+/*
+ * What the kernel made of the mounts: every line of /proc/self/mountinfo at or below the new root,
+ * read once before pivot_root ("mounted ID PARENT MOUNTPOINT OPTIONS FSTYPE SOURCE SUPEROPTIONS").
+ * A bind mount shows the type of the file system it came from, a fallback shows what it became.
+ */
+static void report_mountinfo(const char *rootfs) {
+  FILE *f = fopen("/proc/self/mountinfo", "re");
+  if (!f) return;
+  char line[8192];
+  size_t rl = strlen(rootfs);
+  while (fgets(line, sizeof line, f)) {
+    line[strcspn(line, "\n")] = 0;
+    char *field[6], *save = NULL, *t = strtok_r(line, " ", &save);
+    int n = 0;
+    for (; t && n < 6; t = strtok_r(NULL, " ", &save)) field[n++] = t; /* id parent dev root point options */
+    if (n < 6 || strncmp(field[4], rootfs, rl) != 0 || (field[4][rl] != 0 && field[4][rl] != '/')) continue;
+    while (t && strcmp(t, "-") != 0) t = strtok_r(NULL, " ", &save); /* optional fields end at "-" */
+    char *fstype = t ? strtok_r(NULL, " ", &save) : NULL, *source = fstype ? strtok_r(NULL, " ", &save) : NULL;
+    char *super = source ? strtok_r(NULL, " ", &save) : NULL;
+    REPORT("mounted", field[0], field[1], field[4], field[5], fstype ? fstype : "", source ? source : "", super ? super : "");
+  }
+  fclose(f);
 }
 
 /* The new root: mounts first, then pivot_root(".", ".") and detach the old root stacked under it. */
@@ -310,14 +391,16 @@ static void enter_rootfs(const struct options *o) {
    * nested in a sandbox the kernel refuses it (EPERM). Then the engine's own /sys is bound, alone
    * (not its submounts: no cgroup tree), and made read-only.
    */
-  if (mount("sysfs", p, "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
+  if (mount_reported(__LINE__, "sysfs", p, "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
     if (errno != EPERM && errno != EACCES) fail("mount sysfs on %s: %s", p, strerror(errno));
+    REPORT("fallback", p, errno == EPERM ? "sysfs: EPERM (a user namespace)" : "sysfs: EACCES", "/sys");
     mount_or_fail("/sys", p, NULL, MS_BIND, NULL);
     remount_bind_readonly(p);
   }
   make_dev(o->rootfs);
   bind_mounts(o);
   if (o->readonly) mount_or_fail(NULL, o->rootfs, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL);
+  report_mountinfo(o->rootfs);
   if (chdir(o->rootfs) < 0) fail("chdir %s: %s", o->rootfs, strerror(errno));
   if (syscall(SYS_pivot_root, ".", ".") < 0) fail("pivot_root: %s", strerror(errno));
   if (umount2(".", MNT_DETACH) < 0) fail("umount old root: %s", strerror(errno));
@@ -378,12 +461,25 @@ static const char *env_get(const struct options *o, const char *key) {
   return NULL;
 }
 
+/* "exec PATH ARGV...": the program about to replace this process, with its arguments. */
+static void report_exec(const char *path, char **argv) {
+  char buf[8000];
+  size_t len = 0;
+  for (int i = 0; argv[i] && len < sizeof buf - 2; i++) {
+    if (i) buf[len++] = '\n'; /* one argument per (escaped) line */
+    for (const char *c = argv[i]; *c && len < sizeof buf - 2; c++) buf[len++] = *c;
+  }
+  buf[len] = 0;
+  REPORT("exec", path, buf);
+}
+
 /* execvp would search the shim's PATH; a container searches its own. */
 static void exec_command(struct options *o) {
   const char *cmd = o->argv[0];
   if (!cmd || !*cmd) fail("exec: \"\": executable file not found in $PATH");
   o->env[o->nenv] = NULL;
   if (strchr(cmd, '/')) {
+    report_exec(cmd, o->argv);
     execve(cmd, o->argv, o->env);
     if (errno == ENOENT) fail("exec: \"%s\": stat %s: no such file or directory", cmd, cmd);
     if (errno == EACCES) fail("exec: \"%s\": permission denied", cmd);
@@ -398,11 +494,45 @@ static void exec_command(struct options *o) {
     snprintf(full, sizeof full, "%s/%s", d, cmd);
     struct stat st;
     if (stat(full, &st) < 0 || S_ISDIR(st.st_mode)) continue;
+    report_exec(full, o->argv);
     execve(full, o->argv, o->env);
     if (errno == EACCES) denied = 1;
   }
   if (denied) fail("exec: \"%s\": permission denied", cmd);
   fail("exec: \"%s\": executable file not found in $PATH", cmd);
+}
+
+/* "cgroup LINE" for each line of /proc/self/cgroup: where the engine put this process. */
+static void report_cgroups(void) {
+  FILE *f = fopen("/proc/self/cgroup", "re");
+  if (!f) return;
+  char line[4096];
+  while (fgets(line, sizeof line, f)) {
+    line[strcspn(line, "\n")] = 0;
+    REPORT("cgroup", line);
+  }
+  fclose(f);
+}
+
+/* Who is about to run: "user UID GID GROUPS" and "caps BOUNDING EFFECTIVE PERMITTED" as read back. */
+static void report_identity(int no_new_privs) {
+  char uid[16], gid[16], groups[1024] = "", bnd[24], eff[24], prm[24];
+  snprintf(uid, sizeof uid, "%u", getuid());
+  snprintf(gid, sizeof gid, "%u", getgid());
+  gid_t list[64];
+  int n = getgroups(64, list);
+  for (int i = 0, len = 0; i < n && len < (int)sizeof groups - 12; i++) len += snprintf(groups + len, sizeof groups - len, "%s%u", i ? "," : "", list[i]);
+  REPORT("user", uid, gid, groups);
+  unsigned long long bounding = 0;
+  for (int cap = 0; cap <= CAP_LAST_CAP && cap < 64; cap++)
+    if (prctl(PR_CAPBSET_READ, cap, 0, 0, 0) == 1) bounding |= 1ULL << cap;
+  struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct data[2] = {{0, 0, 0}, {0, 0, 0}};
+  syscall(SYS_capget, &hdr, data);
+  snprintf(bnd, sizeof bnd, "%llx", bounding);
+  snprintf(eff, sizeof eff, "%llx", (unsigned long long)data[1].effective << 32 | data[0].effective);
+  snprintf(prm, sizeof prm, "%llx", (unsigned long long)data[1].permitted << 32 | data[0].permitted);
+  REPORT("caps", bnd, eff, prm, no_new_privs ? "no_new_privs" : "");
 }
 
 /* Everything that happens inside, in the order of the lesson. */
@@ -411,20 +541,24 @@ static void child(struct options *o, int go_fd, int console_sock) {
   /* Wait until the engine has written our pid into cgroup.procs. */
   if (read(go_fd, &byte, 1) != 1) _exit(1);
   close(go_fd);
+  report_cgroups();
   if (!o->exec_mode) {
     if (o->hostname && sethostname(o->hostname, strlen(o->hostname)) < 0) fail("sethostname: %s", strerror(errno));
+    if (o->hostname) REPORT("hostname", o->hostname);
     enter_rootfs(o);
     if (!o->host_net && !o->netns) loopback_up();
   }
   if (o->tty) make_console(console_sock, o->rows, o->cols);
   mkdir_p(o->cwd, 0755); /* Docker creates a missing working directory */
   if (chdir(o->cwd) < 0) fail("chdir to cwd (\"%s\") set in config.json failed: %s", o->cwd, strerror(errno));
+  REPORT("cwd", o->cwd);
   drop_bounding_set(o->caps);
   if (setgroups(o->ngroups, o->groups) < 0) fail("setgroups: %s", strerror(errno));
   if (setgid(o->gid) < 0) fail("setgid %u: %s", o->gid, strerror(errno));
   if (setuid(o->uid) < 0) fail("setuid %u: %s", o->uid, strerror(errno));
   limit_capabilities(o->caps);
   if (o->no_new_privs) prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+  report_identity(o->no_new_privs);
   signal(SIGPIPE, SIG_DFL);
   exec_command(o);
 }
@@ -444,6 +578,32 @@ static void join_namespaces(pid_t target) {
 }
 
 /* ---------- the shim itself: start the child, relay a tty, report the exit ---------- */
+
+/* Namespace inodes: the shim's own (the engine's, i.e. the sandbox's or host's) and the child's. */
+static const char *ns_names[] = {"pid", "mnt", "uts", "ipc", "net", "cgroup", "user"};
+#define NS_COUNT (int)(sizeof ns_names / sizeof ns_names[0])
+static unsigned long long outer_ns[8];
+
+static unsigned long long ns_inode(const char *name) {
+  char p[64];
+  struct stat st;
+  snprintf(p, sizeof p, "/proc/self/ns/%s", name);
+  return stat(p, &st) == 0 ? (unsigned long long)st.st_ino : 0;
+}
+
+static void record_outer_namespaces(void) {
+  for (int i = 0; i < NS_COUNT; i++) outer_ns[i] = ns_inode(ns_names[i]);
+}
+
+/* "ns TYPE INODE OUTER": equal numbers mean shared with the engine, different ones new (or joined). */
+static void report_namespaces(void) {
+  for (int i = 0; i < NS_COUNT; i++) {
+    char in[24], out[24];
+    snprintf(in, sizeof in, "%llu", ns_inode(ns_names[i]));
+    snprintf(out, sizeof out, "%llu", outer_ns[i]);
+    REPORT("ns", ns_names[i], in, out);
+  }
+}
 
 static int sigchld_pipe[2];
 static void on_sigchld(int sig) { (void)sig; ssize_t ignored = write(sigchld_pipe[1], "c", 1); (void)ignored; }
@@ -576,6 +736,7 @@ int main(int argc, char **argv) {
   if (!o.tty && !o.exec_mode && is_socket(1) && pipe2(out_pipe, O_CLOEXEC) < 0) fail("pipe: %s", strerror(errno));
   if (!o.tty && !o.exec_mode && is_socket(2) && pipe2(err_pipe, O_CLOEXEC) < 0) fail("pipe: %s", strerror(errno));
 
+  record_outer_namespaces();
   if (o.exec_mode) {
     join_namespaces(o.target);
   } else {
@@ -600,9 +761,12 @@ int main(int argc, char **argv) {
       close(fd);
     }
     if (!o.exec_mode && unshare(flags) < 0) fail("unshare: %s", strerror(errno));
-    /* Tell the shim the namespaces exist; it tells the engine, which records their inode numbers. */
+    /* Reports go straight to the engine until execve closes this copy of STATUS_FD. */
+    if (fcntl(STATUS_FD, F_SETFD, FD_CLOEXEC) == 0) report_fd = STATUS_FD;
+    report_namespaces();
+    /* Tell the shim the namespaces exist; it tells the engine the pid. */
     if (write(ready[1], "r", 1) != 1) _exit(1);
-    close(ready[1]); close(STATUS_FD); close(CTL_FD);
+    close(ready[1]); close(CTL_FD);
     child(&o, go[0], console[1]);
   }
   close(go[0]); close(err[1]); close(ready[1]);

@@ -2,7 +2,9 @@
  * The runtime: compile berth-shim (shim.c, beside this file) once, then spawn it per container or
  * exec. The engine speaks to it on two extra pipes (see the comment at the top of shim.c):
  *   fd 3: engine -> shim   "go", "resize R C"
- *   fd 4: shim -> engine   "pid N", "started" | "error MESSAGE", "exit N"
+ *   fd 4: shim -> engine   "pid N", "started" | "error MESSAGE", "exit N", and before "started"
+ *                          "report\tKIND\tLINE\tFIELD..." for each step the child took (kept in
+ *                          `reports`, in order: the recipe is built from them, src/recipe/)
  */
 import { spawn, execFileSync, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -74,6 +76,21 @@ export function shimArgs(s: ShimSpec): string[] {
   return a;
 }
 
+/** One step the shim's child reported: what it did, and the line of shim.c that did it. */
+export interface ShimReport {
+  kind: string;
+  line: number;
+  fields: string[];
+}
+
+/** "report\tmount\t212\t/a\\tb\t..." -> { kind: "mount", line: 212, fields: ["/a\tb", ...] } */
+export function parseReport(line: string): ShimReport | undefined {
+  const [word, kind, at, ...fields] = line.split("\t");
+  if (word !== "report" || !kind || !/^\d+$/.test(at ?? "")) return undefined;
+  const unescape = (f: string) => f.replace(/\\([\\tn])/g, (_, c: string) => (c === "t" ? "\t" : c === "n" ? "\n" : "\\"));
+  return { kind, line: Number(at), fields: fields.map(unescape) };
+}
+
 /**
  * One running shim. Events: "pid" (host pid; the engine must answer with go()), "started",
  * "failed" (message), "exit" (code) — always emitted last, once.
@@ -81,11 +98,16 @@ export function shimArgs(s: ShimSpec): string[] {
 export class ShimProcess extends EventEmitter {
   readonly child: ChildProcess;
   pid = 0;
+  /** The steps the child reported, in order, until execve. */
+  readonly reports: ShimReport[] = [];
+  /** The exact command line it was started with. */
+  readonly argv: string[];
   private exitCode: number | undefined;
 
   constructor(bin: string, spec: ShimSpec) {
     super();
-    this.child = spawn(bin, shimArgs(spec), { stdio: [spec.stdin ? "pipe" : "ignore", "pipe", "pipe", "pipe", "pipe"] });
+    this.argv = [bin, ...shimArgs(spec)];
+    this.child = spawn(bin, this.argv.slice(1), { stdio: [spec.stdin ? "pipe" : "ignore", "pipe", "pipe", "pipe", "pipe"] });
     const status = this.child.stdio[4] as Readable;
     let buf = "";
     status.setEncoding("utf8");
@@ -104,6 +126,11 @@ export class ShimProcess extends EventEmitter {
   }
 
   private onStatus(line: string): void {
+    if (line.startsWith("report\t")) {
+      const r = parseReport(line);
+      if (r) this.reports.push(r);
+      return;
+    }
     const [word, ...rest] = line.split(" ");
     const value = rest.join(" ");
     if (word === "pid") {
