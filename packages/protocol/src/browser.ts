@@ -2,6 +2,7 @@
 // the session cookie at the handshake. Terminal output arrives as binary (ArrayBuffer) and is
 // written to xterm.js as Uint8Array without decoding.
 import { z } from "zod";
+import type { BoardRow, BoardView, ClassMessageView, ClassWatchingEvent } from "./cohorts.js";
 
 /**
  * The terminals of a lab session: a sandbox has at most these shells (the player's tabs; a code
@@ -45,6 +46,15 @@ export interface ClientToServerEvents {
   "term:resize": (msg: z.infer<typeof TermResize>) => void;
   "term:ack": (msg: z.infer<typeof TermAck>) => void;
   "sandbox:prepare": (msg: z.infer<typeof SandboxPrepare>) => void;
+  // Instructors only (cohorts.ts; each is checked on the server against the cohort's owner).
+  "board:watch": (msg: { cohortId: string }, reply: (res: { ok: true; board: BoardView } | { ok: false; error: string }) => void) => void;
+  "board:unwatch": (msg: { cohortId: string }) => void;
+  "mirror:open": (
+    msg: { cohortId: string; userId: string; labId: string; term?: string; cols: number; rows: number },
+    reply: (res: { ok: true; mirrorId: string } | { ok: false; error: string }) => void,
+  ) => void;
+  "mirror:ack": (msg: { mirrorId: string; bytes: number }) => void;
+  "mirror:close": (msg: { mirrorId: string }) => void;
 }
 
 export type SandboxPhase = "queued" | "allocating" | "booting" | "ready" | "error" | "ended";
@@ -90,4 +100,13 @@ export interface ServerToClientEvents {
   "term:exit": (msg: { term: string; exitCode: number }) => void;
   "sandbox:status": (msg: { labId: string; phase: SandboxPhase; message: string }) => void;
   "sandbox:lifetime": (msg: SandboxLifetimeEvent) => void;
+  /** To an instructor watching a board: a learner's row changed. */
+  "board:row": (msg: { cohortId: string; row: BoardRow }) => void;
+  /** A mirrored terminal's bytes (like term:data: `reset` first means the kept screen follows). */
+  "mirror:data": (msg: { mirrorId: string; data: ArrayBuffer | Uint8Array; reset?: boolean }) => void;
+  "mirror:exit": (msg: { mirrorId: string; reason: string }) => void;
+  /** To a learner: an instructor opened or closed a mirror of their terminal. */
+  "class:watching": (msg: ClassWatchingEvent) => void;
+  /** To a learner: a message from their instructor. */
+  "class:message": (msg: ClassMessageView) => void;
 }

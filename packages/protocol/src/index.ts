@@ -6,4 +6,5 @@ export * from "./replay.js";
 export * from "./flow.js";
 export * from "./tunnel.js";
 export * from "./api.js";
+export * from "./cohorts.js";
 export * from "./capped-output.js";
