@@ -1,5 +1,6 @@
 export { startEngine, type Engine, type EngineOptions } from "./engine";
-export { ContainerService, Container, EngineError } from "./containers/service";
+export { ContainerService, Container } from "./containers/service";
+export { EngineError } from "./errors";
 export type { ContainerRecord, Recipe } from "./containers/container";
 export { ImageStore, normalizeReference } from "./images/store";
 export { ensureBusyboxImage, makeBusyboxRootfs, makeBusyboxTarball } from "./images/busybox";

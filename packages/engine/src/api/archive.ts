@@ -9,7 +9,7 @@ import fs from "node:fs";
 import path from "node:path";
 import tar from "tar-stream";
 import type { ContainerService } from "../containers/service";
-import { EngineError } from "../containers/service";
+import { EngineError } from "../errors";
 import { boolParam, send, startStream, type Ctx, type Router } from "./http";
 
 const MAX_ARCHIVE = 1 << 30;

@@ -5,7 +5,8 @@
 import { spawn } from "node:child_process";
 import { PassThrough } from "node:stream";
 import { statusText, type ContainerRecord } from "../containers/container";
-import { ContainerService, EngineError, matchesLabels, type Container } from "../containers/service";
+import { ContainerService, matchesLabels, type Container } from "../containers/service";
+import { EngineError } from "../errors";
 import type { ImageStore } from "../images/store";
 import { publicMounts } from "../volumes/mounts";
 import type { StreamName } from "../logs/json-file";

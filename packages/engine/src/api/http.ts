@@ -5,7 +5,7 @@
  */
 import http from "node:http";
 import type { Duplex } from "node:stream";
-import { EngineError } from "../containers/service";
+import { EngineError } from "../errors";
 
 export const API_VERSION = "1.45";
 export const MIN_API_VERSION = "1.24";

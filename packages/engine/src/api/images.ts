@@ -7,15 +7,15 @@ import fs from "node:fs";
 import path from "node:path";
 import { execFileSync } from "node:child_process";
 import type { ContainerService } from "../containers/service";
-import { EngineError } from "../containers/service";
+import { EngineError } from "../errors";
 import { normalizeReference, type ContainerDefaults, type Image, type ImageStore } from "../images/store";
 import { applyChange } from "../images/changes";
 import { exportImages, importImages } from "../images/archive";
 import { Builder, type RunConfig } from "../build/builder";
 import { handleBuild } from "../build/route";
 import { spawn } from "node:child_process";
-import { RegistryClient, RegistryError } from "../registry/client";
-import { DOCKER_HUB, familiarName, familiarString, parseReference, ReferenceError, type Reference } from "../registry/reference";
+import { RegistryClient } from "../registry/client";
+import { DOCKER_HUB, familiarName, familiarString, parseReference, type Reference } from "../registry/reference";
 import { resolvePull, runPull, type PullPlan } from "../registry/pull";
 import { pushImage } from "../registry/push";
 import { boolParam, parseFilters, readJson, send, sendJson, startStream, type Ctx, type Router } from "./http";
@@ -95,11 +95,11 @@ export function imageRoutes(router: Router, svc: ContainerService, images: Image
       }
       return res.end();
     }
-    if (ref.domain !== DOCKER_HUB) throw new RegistryError(500, `cannot pull ${familiar}: no registry for ${ref.domain}`);
+    if (ref.domain !== DOCKER_HUB) throw new EngineError(500, `cannot pull ${familiar}: no registry for ${ref.domain}`);
     if (!images.resolve(familiar) && !images.canBuildLocally(familiar)) {
-      if (registry.mirror) throw new RegistryError(404, `manifest for ${familiar} not found: manifest unknown: manifest unknown`);
+      if (registry.mirror) throw new EngineError(404, `manifest for ${familiar} not found: manifest unknown: manifest unknown`);
       const local = images.list().flatMap((i) => i.tags).join(", ") || "none";
-      throw new RegistryError(500, `cannot pull ${familiar}: docker.io is not reachable from this machine and no registry mirror is configured (start the engine with --registry-mirror http://host:port or BERTH_REGISTRY_MIRROR; local images: ${local})`);
+      throw new EngineError(500, `cannot pull ${familiar}: docker.io is not reachable from this machine and no registry mirror is configured (start the engine with --registry-mirror http://host:port or BERTH_REGISTRY_MIRROR; local images: ${local})`);
     }
     const res = startStream(ctx, "application/json");
     const say = (o: object) => res.write(`${goJson(o)}\n`);
@@ -128,7 +128,7 @@ export function imageRoutes(router: Router, svc: ContainerService, images: Image
     }
     const repoName = familiarName(ref);
     if (ref.domain === DOCKER_HUB) {
-      throw new RegistryError(500, `cannot push ${repoName}: docker.io is not reachable from this machine (and a mirror only serves pulls); tag the image with a registry's address first, e.g. docker tag ${repoName} 127.0.0.1:5000/${repoName}`);
+      throw new EngineError(500, `cannot push ${repoName}: docker.io is not reachable from this machine (and a mirror only serves pulls); tag the image with a registry's address first, e.g. docker tag ${repoName} 127.0.0.1:5000/${repoName}`);
     }
     const tags = tag ? [tag] : [...new Set(images.list().flatMap((i) => i.tags).filter((t) => t.slice(0, t.lastIndexOf(":")) === repoName).map((t) => t.slice(t.lastIndexOf(":") + 1)))].sort();
     const chosen = tags.map((t) => ({ t, image: images.resolve(`${repoName}:${t}`) }));
@@ -148,7 +148,7 @@ export function imageRoutes(router: Router, svc: ContainerService, images: Image
   // docker search: the mirror's catalog (a registry has no search API; the catalog is a list).
   router.on("GET", "/images/search", async (ctx) => {
     const term = (ctx.query.get("term") ?? "").toLowerCase();
-    if (!registry.mirror) throw new RegistryError(500, "docker search needs a registry: docker.io is not reachable from this machine and no registry mirror is configured");
+    if (!registry.mirror) throw new EngineError(500, "docker search needs a registry: docker.io is not reachable from this machine and no registry mirror is configured");
     const repos = await registry.catalog(parseReference("library/x"));
     const limit = Number(ctx.query.get("limit") || 25);
     sendJson(ctx, 200, repos.filter((r) => r.includes(term)).slice(0, limit).map((r) => ({
@@ -423,15 +423,10 @@ function untarRequest(ctx: Ctx, dir: string): Promise<void> {
 
 /** fromImage + tag of POST /images/create as one reference (tag may be a digest). */
 function referenceFromQuery(from: string, tag: string): Reference {
-  try {
-    const r = parseReference(from);
-    if (!tag) return r;
-    if (tag.startsWith("sha256:")) return { ...r, tag: undefined, digest: parseReference(`x@${tag}`).digest };
-    return { ...r, tag: parseReference(`x:${tag}`).tag, digest: undefined };
-  } catch (e) {
-    if (e instanceof ReferenceError) throw new EngineError(400, e.message);
-    throw e;
-  }
+  const r = parseReference(from);
+  if (!tag) return r;
+  if (tag.startsWith("sha256:")) return { ...r, tag: undefined, digest: parseReference(`x@${tag}`).digest };
+  return { ...r, tag: parseReference(`x:${tag}`).tag, digest: undefined };
 }
 
 function repoOf(name: string): string {

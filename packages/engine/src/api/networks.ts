@@ -3,19 +3,9 @@
  * the work). Docker's words for every refusal; the CLI adds "Error response from daemon: ".
  */
 import type { ContainerService } from "../containers/service";
-import { EngineError } from "../containers/service";
-import { NetworkError, type NetworkManager, type NetworkRecord } from "../network/manager";
+import { EngineError } from "../errors";
+import { type NetworkManager, type NetworkRecord } from "../network/manager";
 import { parseFilters, readJson, send, sendJson, type Router } from "./http";
-
-/** A NetworkError is an EngineError to the HTTP layer. */
-export function asEngineError<T>(fn: () => T): T {
-  try {
-    return fn();
-  } catch (e) {
-    if (e instanceof NetworkError) throw new EngineError(e.status, e.message);
-    throw e;
-  }
-}
 
 export function networkRoutes(router: Router, svc: ContainerService, net: NetworkManager): void {
   const netContainer = (ref: string) => {
@@ -41,33 +31,33 @@ export function networkRoutes(router: Router, svc: ContainerService, net: Networ
   });
 
   router.on("GET", "/networks/:id", (ctx) => {
-    sendJson(ctx, 200, asEngineError(() => net.inspect(net.get(ctx.params[0]!))));
+    sendJson(ctx, 200, net.inspect(net.get(ctx.params[0]!)));
   });
 
   router.on("POST", "/networks/create", async (ctx) => {
     const body = await readJson(ctx);
-    const n = asEngineError(() => net.create(body));
+    const n = net.create(body);
     sendJson(ctx, 201, { Id: n.Id, Warning: "" });
   });
 
   router.on("DELETE", "/networks/:id", (ctx) => {
-    asEngineError(() => net.remove(ctx.params[0]!));
+    net.remove(ctx.params[0]!);
     send(ctx, 204);
   });
 
   router.on("POST", "/networks/:id/connect", async (ctx) => {
     const body = await readJson(ctx);
-    const n = asEngineError(() => net.get(ctx.params[0]!));
-    asEngineError(() => net.connect(n.Id, netContainer(String(body.Container ?? "")), body as Parameters<NetworkManager["connect"]>[2]));
+    const n = net.get(ctx.params[0]!);
+    net.connect(n.Id, netContainer(String(body.Container ?? "")), body as Parameters<NetworkManager["connect"]>[2]);
     send(ctx, 200);
   });
 
   router.on("POST", "/networks/:id/disconnect", async (ctx) => {
     const body = await readJson(ctx);
-    const n = asEngineError(() => net.get(ctx.params[0]!));
-    asEngineError(() => net.disconnect(n.Id, netContainer(String(body.Container ?? ""))));
+    const n = net.get(ctx.params[0]!);
+    net.disconnect(n.Id, netContainer(String(body.Container ?? "")));
     send(ctx, 200);
   });
 
-  router.on("POST", "/networks/prune", (ctx) => sendJson(ctx, 200, { NetworksDeleted: asEngineError(() => net.prune()) }));
+  router.on("POST", "/networks/prune", (ctx) => sendJson(ctx, 200, { NetworksDeleted: net.prune() }));
 }

@@ -3,8 +3,8 @@
  * cache to report). Networks are in networks.ts.
  */
 import type { ContainerService } from "../containers/service";
-import { EngineError } from "../containers/service";
-import { labelsMatch, volumeFilter, VolumeError, type Volume, type VolumeStore } from "../volumes/store";
+import { EngineError } from "../errors";
+import { labelsMatch, volumeFilter, type Volume, type VolumeStore } from "../volumes/store";
 import { boolParam, parseFilters, readJson, send, sendJson, versionAtLeast, type Ctx, type Router } from "./http";
 
 /** As dockerd shows it: no labels is null, not {}. */
@@ -12,21 +12,10 @@ function view({ anonymous: _a, ...v }: Volume) {
   return { ...v, Labels: Object.keys(v.Labels).length ? v.Labels : null };
 }
 
-/** Volume errors carry dockerd's status and words; everything else is the engine's own. */
-function asEngineError(e: unknown): unknown {
-  return e instanceof VolumeError ? new EngineError(e.status, e.message) : e;
-}
-
 export function volumeRoutes(router: Router, svc: ContainerService, volumes: VolumeStore): void {
   // A volume is in use while any container (running or not) names it, as in dockerd.
   const users = (name: string) => svc.list().filter((c) => c.record.Mounts?.some((m) => m.Type === "volume" && m.Name === name));
-  const filtersOf = (ctx: Ctx) => {
-    try {
-      return volumeFilter(parseFilters(ctx), (n) => users(n).length > 0);
-    } catch (e) {
-      throw asEngineError(e);
-    }
-  };
+  const filtersOf = (ctx: Ctx) => volumeFilter(parseFilters(ctx), (n) => users(n).length > 0);
 
   router.on("GET", "/volumes", (ctx) => {
     const keep = filtersOf(ctx);
@@ -38,11 +27,7 @@ export function volumeRoutes(router: Router, svc: ContainerService, volumes: Vol
     const name = typeof body.Name === "string" && body.Name ? body.Name : undefined;
     const labels = body.Labels && typeof body.Labels === "object" ? (body.Labels as Record<string, string>) : {};
     const options = body.DriverOpts && typeof body.DriverOpts === "object" ? (body.DriverOpts as Record<string, string>) : null;
-    try {
-      sendJson(ctx, 201, view(volumes.create(name, labels, { driver: typeof body.Driver === "string" ? body.Driver : "", options })));
-    } catch (e) {
-      throw asEngineError(e);
-    }
+    sendJson(ctx, 201, view(volumes.create(name, labels, { driver: typeof body.Driver === "string" ? body.Driver : "", options })));
   });
 
   // Since API 1.42 only anonymous volumes go, unless all=true; before, every unused volume.

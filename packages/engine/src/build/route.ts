@@ -9,7 +9,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { pipeline } from "node:stream/promises";
-import { EngineError } from "../containers/service";
+import { EngineError } from "../errors";
 import type { ImageStore } from "../images/store";
 import { boolParam, startStream, type Ctx } from "../api/http";
 import { BuildError, type Builder } from "./builder";

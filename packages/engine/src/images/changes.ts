@@ -3,7 +3,7 @@
  * LABEL, EXPOSE, VOLUME, STOPSIGNAL, ONBUILD): used by `docker commit --change` (the Dockerfile
  * builder has its own, stricter, version of each in ../build/builder.ts).
  */
-import { EngineError } from "../containers/service";
+import { EngineError } from "../errors";
 import type { ContainerDefaults } from "./store";
 
 /** `--change 'CMD ["x"]'`: the Dockerfile instructions commit accepts. */

@@ -20,6 +20,7 @@ import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
+import { EngineError } from "../errors";
 import { DnsServer } from "./dns";
 import { AddressSpace, contains, defaultPool, firstHost, formatSubnet, ipToNum, numToIp, overlaps, parseSubnet, routedSubnets, type Subnet } from "./ipam";
 import { tcpProxy, udpProxy, type Proxy } from "./proxy";
@@ -33,15 +34,8 @@ export interface NetworkOptions {
   enabled?: boolean;
 }
 
-/** Docker's error for a request: the HTTP status and Docker's words. */
-export class NetworkError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
+/** @deprecated the one error type is EngineError; this name goes once nothing imports it. */
+export const NetworkError = EngineError;
 
 export interface NetworkRecord {
   Name: string;
@@ -121,7 +115,7 @@ const PORT_RE = /^(\d+)(?:-(\d+))?(?:\/(tcp|udp|sctp))?$/;
 /** "80/tcp" from "80", refusing what Docker refuses. */
 export function normalizePort(spec: string): string {
   const m = PORT_RE.exec(spec);
-  if (!m || Number(m[1]) < 1 || Number(m[1]) > 65535 || (m[2] && Number(m[2]) > 65535)) throw new NetworkError(400, `invalid port specification: "${spec}"`);
+  if (!m || Number(m[1]) < 1 || Number(m[1]) > 65535 || (m[2] && Number(m[2]) > 65535)) throw new EngineError(400, `invalid port specification: "${spec}"`);
   return `${m[1]}${m[2] ? `-${m[2]}` : ""}/${m[3] ?? "tcp"}`;
 }
 
@@ -228,7 +222,7 @@ export class NetworkManager {
 
   get(ref: string): NetworkRecord {
     const n = this.find(ref);
-    if (!n) throw new NetworkError(404, `network ${ref} not found`);
+    if (!n) throw new EngineError(404, `network ${ref} not found`);
     return n;
   }
 
@@ -239,13 +233,13 @@ export class NetworkManager {
   /** POST /networks/create. */
   create(body: Record<string, unknown>): NetworkRecord {
     const name = String(body.Name ?? "");
-    if (!name) throw new NetworkError(400, "network name is required");
-    if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(name)) throw new NetworkError(400, `invalid network name "${name}"`);
-    if (this.find(name)?.Name === name) throw new NetworkError(409, `network with name ${name} already exists`);
+    if (!name) throw new EngineError(400, "network name is required");
+    if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(name)) throw new EngineError(400, `invalid network name "${name}"`);
+    if (this.find(name)?.Name === name) throw new EngineError(409, `network with name ${name} already exists`);
     const driver = String(body.Driver || "bridge");
     if (driver !== "bridge") {
-      if (driver === "host" || driver === "null") throw new NetworkError(403, `only one instance of "${driver}" network is allowed`);
-      throw new NetworkError(404, `plugin "${driver}" not found`);
+      if (driver === "host" || driver === "null") throw new EngineError(403, `only one instance of "${driver}" network is allowed`);
+      throw new EngineError(404, `plugin "${driver}" not found`);
     }
     const ipam = (body.IPAM ?? {}) as { Config?: { Subnet?: string; Gateway?: string; IPRange?: string }[] };
     const cfg = ipam.Config?.[0];
@@ -256,23 +250,23 @@ export class NetworkManager {
       try {
         subnet = parseSubnet(cfg.Subnet);
       } catch (e) {
-        throw new NetworkError(400, `Invalid subnet ${cfg.Subnet} : ${(e as Error).message}`);
+        throw new EngineError(400, `Invalid subnet ${cfg.Subnet} : ${(e as Error).message}`);
       }
-      if (subnet.prefix > 30) throw new NetworkError(400, `invalid subnet ${cfg.Subnet}: too small for a network`);
-      if (taken.some((t) => overlaps(t, subnet))) throw new NetworkError(403, "Pool overlaps with other one on this address space");
+      if (subnet.prefix > 30) throw new EngineError(400, `invalid subnet ${cfg.Subnet}: too small for a network`);
+      if (taken.some((t) => overlaps(t, subnet))) throw new EngineError(403, "Pool overlaps with other one on this address space");
       if (cfg.Gateway) {
         try {
           gateway = ipToNum(cfg.Gateway);
         } catch (e) {
-          throw new NetworkError(400, (e as Error).message);
+          throw new EngineError(400, (e as Error).message);
         }
-        if (!contains(subnet, gateway)) throw new NetworkError(403, `no matching subnet for gateway ${cfg.Gateway}`);
+        if (!contains(subnet, gateway)) throw new EngineError(403, `no matching subnet for gateway ${cfg.Gateway}`);
       }
     } else {
       // The first pool entry that neither our networks nor this namespace's routes use.
       const routes = this.enabled ? routedSubnets() : [];
       const free = [...defaultPool()].find((p) => !taken.some((t) => overlaps(t, p)) && !routes.some((r) => r.prefix > 0 && overlaps(r, p)));
-      if (!free) throw new NetworkError(403, "could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network");
+      if (!free) throw new EngineError(403, "could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network");
       subnet = free;
     }
     const n = this.record(name, "bridge", subnet, (body.Labels as Record<string, string>) ?? {}, (body.Options as Record<string, string>) ?? {}, !!body.Internal, gateway);
@@ -286,7 +280,7 @@ export class NetworkManager {
       } catch (e) {
         this.state.networks = this.state.networks.filter((x) => x !== n);
         this.save();
-        throw new NetworkError(500, `failed to create network ${name}: ${(e as Error).message}`);
+        throw new EngineError(500, `failed to create network ${name}: ${(e as Error).message}`);
       }
     }
     return n;
@@ -295,9 +289,9 @@ export class NetworkManager {
   /** DELETE /networks/{id}. */
   remove(ref: string): void {
     const n = this.get(ref);
-    if (!this.isUserDefined(n)) throw new NetworkError(403, `${n.Name} is a pre-defined network and cannot be removed`);
+    if (!this.isUserDefined(n)) throw new EngineError(403, `${n.Name} is a pre-defined network and cannot be removed`);
     const users = this.endpointsOn(n).filter(([, cn]) => this.live.has(cn.id));
-    if (users.length) throw new NetworkError(403, `error while removing network: network ${n.Name} id ${n.Id} has active endpoints`);
+    if (users.length) throw new EngineError(403, `error while removing network: network ${n.Name} id ${n.Id} has active endpoints`);
     // Stopped containers keep their configuration; like Docker they then fail to start.
     this.teardownBridge(n);
     this.state.networks = this.state.networks.filter((x) => x !== n);
@@ -355,27 +349,27 @@ export class NetworkManager {
     for (const [key, list] of Object.entries(bindings)) {
       const port = normalizePort(key);
       for (const b of list ?? []) {
-        if (!validHostPort(String(b?.HostPort ?? ""))) throw new NetworkError(400, `invalid port specification: "${b.HostPort}"`);
-        if (b?.HostIp && !/^[\d.]+$|:/.test(b.HostIp)) throw new NetworkError(400, `invalid IP address: ${b.HostIp}`);
+        if (!validHostPort(String(b?.HostPort ?? ""))) throw new EngineError(400, `invalid port specification: "${b.HostPort}"`);
+        if (b?.HostIp && !/^[\d.]+$|:/.test(b.HostIp)) throw new EngineError(400, `invalid IP address: ${b.HostIp}`);
       }
       cleanBindings[port] = (list ?? []).map((b) => ({ HostIp: b?.HostIp ?? "", HostPort: String(b?.HostPort ?? "") }));
     }
     const exposed = Object.keys(config.ExposedPorts ?? {}).map(normalizePort);
     if ((netName === "host" || netName === "none" || !netName) && Object.keys(cleanBindings).length && netName !== "host") {
       // dockerd refuses published ports without a network to publish them on.
-      throw new NetworkError(400, `conflicting options: port publishing and the container type network mode`);
+      throw new EngineError(400, `conflicting options: port publishing and the container type network mode`);
     }
     // Networks are kept by id when they exist, by the name given when not (start then fails).
     for (const [key, ep] of Object.entries(endpoints)) {
       const n = this.find(key === "default" ? "bridge" : key);
       const aliases = ep?.Aliases ?? [];
-      if (n && aliases.length && !this.isUserDefined(n)) throw new NetworkError(400, "network-scoped alias is supported only for containers in user defined networks");
+      if (n && aliases.length && !this.isUserDefined(n)) throw new EngineError(400, "network-scoped alias is supported only for containers in user defined networks");
       if (n && !this.isUserDefined(n) && n.Name !== netName) continue; // host/none/bridge are the mode's business
       attachments.push({ network: n?.Id ?? key, aliases, ipv4: ep?.IPAMConfig?.IPv4Address || undefined });
     }
     if (netName && netName !== "none" && netName !== "host") {
       const n = this.find(netName);
-      if (n && n.Driver !== "bridge") throw new NetworkError(400, `container cannot be connected to network ${n.Name}`);
+      if (n && n.Driver !== "bridge") throw new EngineError(400, `container cannot be connected to network ${n.Name}`);
       const id = n?.Id ?? netName;
       if (!attachments.some((a) => a.network === id)) attachments.unshift({ network: id, aliases: [] });
       else attachments.unshift(...attachments.splice(attachments.findIndex((a) => a.network === id), 1));
@@ -387,7 +381,7 @@ export class NetworkManager {
       try {
         other = resolve(target!.replace(/^\//, ""));
       } catch {
-        throw new NetworkError(400, `could not get container for ${target}`);
+        throw new EngineError(400, `could not get container for ${target}`);
       }
       links.push({ name: other.id, alias: (alias ?? other.name).replace(/^.*\//, "") });
     }
@@ -426,7 +420,7 @@ export class NetworkManager {
     if (cn.mode === "none") return { hostNetwork: false, hosts: localhost, resolvConf: hostResolv, steps };
     if (cn.mode.startsWith("container:")) {
       const other = resolve(cn.mode.slice("container:".length));
-      if (!other.running) throw new NetworkError(409, `cannot join network of a non running container: ${other.id}`);
+      if (!other.running) throw new EngineError(409, `cannot join network of a non running container: ${other.id}`);
       const o = this.live.get(other.id);
       const first = o?.attachments.find((a) => a.ip);
       steps.push(`join the network namespace of ${other.name}: setns(/proc/${other.pid}/ns/net)`);
@@ -447,10 +441,10 @@ export class NetworkManager {
       const other = this.live.get(l.name);
       const otherName = this.state.containers[l.name]?.name ?? l.name;
       if (other && !other.attachments.some((a) => a.network === bridgeId)) {
-        throw new NetworkError(400, `Cannot link to /${otherName}, as it does not belong to the default network`);
+        throw new EngineError(400, `Cannot link to /${otherName}, as it does not belong to the default network`);
       }
       const ip = other?.attachments.find((a) => a.ip)?.ip;
-      if (!ip) throw new NetworkError(400, `Cannot link to a non running container: /${this.state.containers[l.name]?.name ?? l.name} AS /${c.name}/${l.alias}`);
+      if (!ip) throw new EngineError(400, `Cannot link to a non running container: /${this.state.containers[l.name]?.name ?? l.name} AS /${c.name}/${l.alias}`);
       const otherC = resolve(l.name);
       linkLines += `${ip}\t${l.alias === otherC.name ? "" : `${l.alias} `}${otherC.hostname} ${otherC.name}\n`;
       env.push(...linkEnvironment(c.name, l.alias, ip, this.state.containers[l.name]?.exposed ?? [], otherC.env ?? []));
@@ -538,13 +532,13 @@ export class NetworkManager {
   /** `docker network connect`: to a running container at once (eth<N>), to a stopped one at its next start. */
   connect(ref: string, c: NetContainer, body: { EndpointConfig?: { Aliases?: string[] | null; IPAMConfig?: { IPv4Address?: string } | null } }): void {
     const n = this.get(ref);
-    if (n.Driver !== "bridge") throw new NetworkError(400, `container cannot be disconnected from host network or connected to host network`);
+    if (n.Driver !== "bridge") throw new EngineError(400, `container cannot be disconnected from host network or connected to host network`);
     const cn = this.state.containers[c.id];
-    if (!cn) throw new NetworkError(400, `container ${c.id} has no network configuration`);
-    if (cn.mode === "host" || cn.mode === "none" || cn.mode.startsWith("container:")) throw new NetworkError(400, `container sharing network namespace with another container or host cannot be connected to any other network`);
-    if (cn.attachments.some((a) => a.network === n.Id)) throw new NetworkError(403, `endpoint with name ${c.name} already exists in network ${n.Name}`);
+    if (!cn) throw new EngineError(400, `container ${c.id} has no network configuration`);
+    if (cn.mode === "host" || cn.mode === "none" || cn.mode.startsWith("container:")) throw new EngineError(400, `container sharing network namespace with another container or host cannot be connected to any other network`);
+    if (cn.attachments.some((a) => a.network === n.Id)) throw new EngineError(403, `endpoint with name ${c.name} already exists in network ${n.Name}`);
     const aliases = body.EndpointConfig?.Aliases ?? [];
-    if (aliases.length && !this.isUserDefined(n)) throw new NetworkError(400, "network-scoped alias is supported only for containers in user defined networks");
+    if (aliases.length && !this.isUserDefined(n)) throw new EngineError(400, "network-scoped alias is supported only for containers in user defined networks");
     const a: Attachment = { network: n.Id, aliases, ipv4: body.EndpointConfig?.IPAMConfig?.IPv4Address || undefined };
     const live = this.live.get(c.id);
     if (live && c.running && this.enabled) {
@@ -559,7 +553,7 @@ export class NetworkManager {
         this.plugIn(cn, a, c.pid, !cn.attachments.some((x) => x.ip));
       } catch (e) {
         this.spaceOf(n).release(ip);
-        throw new NetworkError(500, `failed to connect ${c.name} to ${n.Name}: ${(e as Error).message}`);
+        throw new EngineError(500, `failed to connect ${c.name} to ${n.Name}: ${(e as Error).message}`);
       }
     }
     cn.attachments.push(a);
@@ -570,7 +564,7 @@ export class NetworkManager {
     const n = this.get(ref);
     const cn = this.state.containers[c.id];
     const a = cn?.attachments.find((x) => x.network === n.Id);
-    if (!cn || !a) throw new NetworkError(403, `container ${c.id} is not connected to network ${n.Name}`);
+    if (!cn || !a) throw new EngineError(403, `container ${c.id} is not connected to network ${n.Name}`);
     if (a.hostVeth) {
       try {
         execFileSync("ip", ["link", "del", a.hostVeth], { stdio: "ignore" });
@@ -597,7 +591,7 @@ export class NetworkManager {
       for (const [key, b] of wanted) {
         const [portSpec, proto] = key.split("/") as [string, string];
         const containerPort = Number(portSpec.split("-")[0]);
-        if (proto === "sctp") throw new NetworkError(500, "sctp ports cannot be published by Berth's userland proxy");
+        if (proto === "sctp") throw new EngineError(500, "sctp ports cannot be published by Berth's userland proxy");
         const hostIp = b.HostIp || "0.0.0.0";
         // No address given: every IPv4 and IPv6 address, one dual-stack socket (Docker lists both).
         const dual = !b.HostIp && ipv6Available();
@@ -605,14 +599,14 @@ export class NetworkManager {
         const listenOn = dual ? "::" : hostIp;
         let port = b.HostPort ? Number(b.HostPort.split("-")[0]) : 0;
         const clash = (p: number) => this.portTaken(hostIp, p, proto);
-        if (port && clash(port)) throw new NetworkError(500, `driver failed programming external connectivity on endpoint ${c.name} (${cn.attachments[0]!.endpointId}): Bind for ${hostIp}:${port} failed: port is already allocated`);
+        if (port && clash(port)) throw new EngineError(500, `driver failed programming external connectivity on endpoint ${c.name} (${cn.attachments[0]!.endpointId}): Bind for ${hostIp}:${port} failed: port is already allocated`);
         const open = (p: number) => (proto === "udp" ? udpProxy(listenOn, p, target, containerPort) : tcpProxy(listenOn, p, target, containerPort));
         let proxy: Proxy | undefined;
         if (port) {
           try {
             proxy = await open(port);
           } catch (e) {
-            throw new NetworkError(500, `driver failed programming external connectivity on endpoint ${c.name} (${cn.attachments[0]!.endpointId}): Error starting userland proxy: listen ${proto}4 ${hostIp}:${port}: bind: ${(e as NodeJS.ErrnoException).code === "EADDRINUSE" ? "address already in use" : (e as Error).message}`);
+            throw new EngineError(500, `driver failed programming external connectivity on endpoint ${c.name} (${cn.attachments[0]!.endpointId}): Error starting userland proxy: listen ${proto}4 ${hostIp}:${port}: bind: ${(e as NodeJS.ErrnoException).code === "EADDRINUSE" ? "address already in use" : (e as Error).message}`);
           }
         } else {
           // Docker's range for ephemeral host ports (the kernel's ip_local_port_range), lowest free first.
@@ -626,7 +620,7 @@ export class NetworkManager {
               /* in use by someone else: next */
             }
           }
-          if (!proxy) throw new NetworkError(500, `Bind for ${hostIp}:0 failed: no free port in ${lo}-${hi}`);
+          if (!proxy) throw new EngineError(500, `Bind for ${hostIp}:0 failed: no free port in ${lo}-${hi}`);
         }
         // IPv4 traffic to the port goes through the kernel (DNAT, as dockerd without its proxy);
         // the proxy keeps the port reserved and serves IPv6 and, if DNAT is not possible, all.

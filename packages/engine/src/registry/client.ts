@@ -12,7 +12,7 @@ import http from "node:http";
 import https from "node:https";
 import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { EngineError } from "../containers/service";
+import { EngineError } from "../errors";
 import { DOCKER_HUB, familiarName, familiarString, type Reference } from "./reference";
 
 export const MT = {
@@ -47,8 +47,6 @@ export interface RegistryClientOptions {
   mirror?: string;
 }
 
-/** A registry error in dockerd's words, with the HTTP status the API should answer with. */
-export class RegistryError extends EngineError {}
 
 interface RegistryErrorBody {
   errors?: { code?: string; message?: string }[];
@@ -78,7 +76,7 @@ export class RegistryClient {
   base(r: Reference): string {
     if (r.domain === DOCKER_HUB) {
       if (!this.mirror) {
-        throw new RegistryError(500, `cannot pull ${familiarString(r)}: docker.io is not reachable from this machine and no registry mirror is configured (start the engine with --registry-mirror http://host:port or BERTH_REGISTRY_MIRROR)`);
+        throw new EngineError(500, `cannot pull ${familiarString(r)}: docker.io is not reachable from this machine and no registry mirror is configured (start the engine with --registry-mirror http://host:port or BERTH_REGISTRY_MIRROR)`);
       }
       return this.mirror.origin + this.mirror.pathname.replace(/\/+$/, "");
     }
@@ -103,7 +101,7 @@ export class RegistryClient {
         return await fetch(url, { method, headers, body: init.body ? new Uint8Array(init.body) : undefined, redirect: "follow" });
       } catch (e) {
         const cause = (e as { cause?: { code?: string; message?: string } }).cause;
-        throw new RegistryError(500, `Get "${url}": ${cause?.code === "ECONNREFUSED" ? `dial tcp ${new URL(url).host}: connect: connection refused` : (cause?.message ?? (e as Error).message)}`);
+        throw new EngineError(500, `Get "${url}": ${cause?.code === "ECONNREFUSED" ? `dial tcp ${new URL(url).host}: connect: connection refused` : (cause?.message ?? (e as Error).message)}`);
       }
     };
     const key = `${new URL(url).host} ${scope}`;
@@ -112,7 +110,7 @@ export class RegistryClient {
       const challenge = res.headers.get("www-authenticate") ?? "";
       await res.arrayBuffer().catch(() => undefined);
       const token = await this.fetchToken(challenge, scope);
-      if (!token) throw new RegistryError(401, `pull access denied for ${familiarName(r)}, repository does not exist or may require 'docker login': denied: requested access to the resource is denied`);
+      if (!token) throw new EngineError(401, `pull access denied for ${familiarName(r)}, repository does not exist or may require 'docker login': denied: requested access to the resource is denied`);
       this.tokens.set(key, token);
       res = await send(token);
     }
@@ -146,12 +144,12 @@ export class RegistryClient {
     const e = body.errors?.[0];
     const cause = e?.code ? `${e.code.toLowerCase().replace(/_/g, " ")}: ${e.message ?? ""}` : `unexpected status ${res.status} ${res.statusText}${text ? `: ${text.trim().slice(0, 200)}` : ""}`;
     if (what !== "push") {
-      if (e?.code === "MANIFEST_UNKNOWN") throw new RegistryError(404, `manifest for ${familiarString(r)} not found: ${cause}`);
-      if (e?.code === "NAME_UNKNOWN") throw new RegistryError(404, `repository ${familiarName(r)} not found: ${cause}`);
-      if (e?.code === "DENIED" || res.status === 401) throw new RegistryError(404, `pull access denied for ${familiarName(r)}, repository does not exist or may require 'docker login': ${cause}`);
-      if (res.status === 404) throw new RegistryError(404, `manifest for ${familiarString(r)} not found: manifest unknown: manifest unknown`);
+      if (e?.code === "MANIFEST_UNKNOWN") throw new EngineError(404, `manifest for ${familiarString(r)} not found: ${cause}`);
+      if (e?.code === "NAME_UNKNOWN") throw new EngineError(404, `repository ${familiarName(r)} not found: ${cause}`);
+      if (e?.code === "DENIED" || res.status === 401) throw new EngineError(404, `pull access denied for ${familiarName(r)}, repository does not exist or may require 'docker login': ${cause}`);
+      if (res.status === 404) throw new EngineError(404, `manifest for ${familiarString(r)} not found: manifest unknown: manifest unknown`);
     }
-    throw new RegistryError(500, cause);
+    throw new EngineError(500, cause);
   }
 
   /** GET a manifest (by tag or digest), with the bytes it came as and their digest. */
@@ -160,12 +158,12 @@ export class RegistryClient {
     if (!res.ok) return this.fail(r, res, "manifest");
     const bytes = Buffer.from(await res.arrayBuffer());
     const digest = `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
-    if (tagOrDigest.startsWith("sha256:") && digest !== tagOrDigest) throw new RegistryError(500, `manifest verification failed for digest ${tagOrDigest}`);
+    if (tagOrDigest.startsWith("sha256:") && digest !== tagOrDigest) throw new EngineError(500, `manifest verification failed for digest ${tagOrDigest}`);
     let mediaType = (res.headers.get("content-type") ?? "").split(";")[0]!.trim();
     try {
       mediaType = (JSON.parse(bytes.toString("utf8")) as { mediaType?: string }).mediaType ?? mediaType;
     } catch {
-      throw new RegistryError(500, `the registry sent a manifest that is not JSON`);
+      throw new EngineError(500, `the registry sent a manifest that is not JSON`);
     }
     return { bytes, mediaType, digest };
   }
@@ -181,7 +179,7 @@ export class RegistryClient {
     const token = this.tokens.get(`${u.host} ${scope}`);
     const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
       const req = (u.protocol === "https:" ? https : http).request(u, { method, headers: { ...headers, ...(token ? { Authorization: `Bearer ${token}` } : {}) } }, resolve);
-      req.on("error", (e) => reject(new RegistryError(500, `${method} "${url}": ${e.message}`)));
+      req.on("error", (e) => reject(new EngineError(500, `${method} "${url}": ${e.message}`)));
       if (body) pipeline(body(), req).catch((e: Error) => req.destroy(e));
       else req.end();
     });
@@ -220,7 +218,7 @@ export class RegistryClient {
     });
     await pipeline(res, count, fs.createWriteStream(file));
     const got = `sha256:${hash.digest("hex")}`;
-    if (got !== d.digest) throw new RegistryError(500, `filesystem layer verification failed for digest ${d.digest}`);
+    if (got !== d.digest) throw new EngineError(500, `filesystem layer verification failed for digest ${d.digest}`);
   }
 
   async blobExists(r: Reference, digest: string): Promise<boolean> {
@@ -244,7 +242,7 @@ export class RegistryClient {
       if (start.status !== 202) return this.fail(r, start, "push");
       await start.arrayBuffer().catch(() => undefined);
       location = start.headers.get("location") ?? undefined;
-      if (!location) throw new RegistryError(500, "the registry started an upload without a Location");
+      if (!location) throw new EngineError(500, "the registry started an upload without a Location");
     }
     const url = new URL(location, this.base(r));
     url.searchParams.set("digest", digest);

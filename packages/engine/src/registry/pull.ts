@@ -11,7 +11,8 @@
 import fs from "node:fs";
 import { extractLayer } from "../images/layers";
 import type { ImageStore } from "../images/store";
-import { MT, RegistryClient, RegistryError, type Descriptor, type Manifest } from "./client";
+import { EngineError } from "../errors";
+import { MT, RegistryClient, type Descriptor, type Manifest } from "./client";
 import { familiarName, familiarString, type Reference } from "./reference";
 import { shortId, status, throttled, type Say } from "./progress";
 
@@ -31,13 +32,13 @@ export async function resolvePull(client: RegistryClient, ref: Reference): Promi
   if (top.mediaType === MT.list || top.mediaType === MT.index) {
     const list = JSON.parse(top.bytes.toString("utf8")) as { manifests: Descriptor[] };
     const pick = list.manifests.find((d) => d.platform?.os === "linux" && d.platform.architecture === ARCH && (!d.platform.variant || ARCH !== "arm64" || d.platform.variant === "v8"));
-    if (!pick) throw new RegistryError(404, `no matching manifest for linux/${ARCH} in the manifest list entries`);
+    if (!pick) throw new EngineError(404, `no matching manifest for linux/${ARCH} in the manifest list entries`);
     m = await client.getManifest(ref, pick.digest);
   }
-  if (m.mediaType === MT.schema1) throw new RegistryError(400, `${familiarString(ref)}: schema 1 manifests (Docker before 1.10) are not supported; push the image again with a current client`);
-  if (m.mediaType !== MT.schema2 && m.mediaType !== MT.oci) throw new RegistryError(400, `unsupported manifest media type ${m.mediaType} for ${familiarString(ref)}`);
+  if (m.mediaType === MT.schema1) throw new EngineError(400, `${familiarString(ref)}: schema 1 manifests (Docker before 1.10) are not supported; push the image again with a current client`);
+  if (m.mediaType !== MT.schema2 && m.mediaType !== MT.oci) throw new EngineError(400, `unsupported manifest media type ${m.mediaType} for ${familiarString(ref)}`);
   const manifest = JSON.parse(m.bytes.toString("utf8")) as Manifest;
-  if (!manifest.config?.digest || !Array.isArray(manifest.layers)) throw new RegistryError(500, `the manifest of ${familiarString(ref)} has no config or no layers`);
+  if (!manifest.config?.digest || !Array.isArray(manifest.layers)) throw new EngineError(500, `the manifest of ${familiarString(ref)} has no config or no layers`);
   return { ref, digest: top.digest, manifest };
 }
 
@@ -59,7 +60,7 @@ export async function runPull(store: ImageStore, client: RegistryClient, plan: P
   const config = JSON.parse(configBytes.toString("utf8")) as { rootfs?: { diff_ids?: string[] } };
   const diffIds = config.rootfs?.diff_ids ?? [];
   const layers = manifest.layers.filter((l) => !/foreign|nondistributable/.test(l.mediaType));
-  if (diffIds.length !== layers.length) throw new RegistryError(500, `${familiarString(ref)}: the config names ${diffIds.length} layers, the manifest ${layers.length}`);
+  if (diffIds.length !== layers.length) throw new EngineError(500, `${familiarString(ref)}: the config names ${diffIds.length} layers, the manifest ${layers.length}`);
   const id = `sha256:${manifest.config.digest.replace(/^sha256:/, "")}`;
   const familiar = familiarString(ref);
   const repo = `${ref.domain}/${ref.path}`;
@@ -109,7 +110,7 @@ export async function runPull(store: ImageStore, client: RegistryClient, plan: P
       const dir = store.tmpPath("layer");
       try {
         const got = await extractLayer(file, dir, throttled(say, sid, "Extracting", l.size));
-        if (got !== diffId) throw new RegistryError(500, `failed to register layer: the layer ${shortId(l.digest)} unpacks to ${got}, the image config says ${diffId}`);
+        if (got !== diffId) throw new EngineError(500, `failed to register layer: the layer ${shortId(l.digest)} unpacks to ${got}, the image config says ${diffId}`);
         store.adoptLayer(dir, diffId);
       } finally {
         fs.rmSync(dir, { recursive: true, force: true });

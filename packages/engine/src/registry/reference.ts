@@ -7,6 +7,8 @@
  * The "familiar" form (what `docker images` shows and tags are stored under) drops
  * `docker.io/library/` and `docker.io/`.
  */
+import { EngineError } from "../errors";
+
 export const DOCKER_HUB = "docker.io";
 
 export interface Reference {
@@ -20,17 +22,15 @@ const COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
 const TAG = /^[\w][\w.-]{0,127}$/;
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
 
-export class ReferenceError extends Error {}
-
 export function parseReference(input: string, defaultTag = "latest"): Reference {
   let rest = input.trim();
-  if (!rest) throw new ReferenceError("invalid reference format");
+  if (!rest) throw new EngineError(400, "invalid reference format");
   let digest: string | undefined;
   const at = rest.indexOf("@");
   if (at >= 0) {
     digest = rest.slice(at + 1);
     rest = rest.slice(0, at);
-    if (!DIGEST.test(digest)) throw new ReferenceError(`invalid reference format: invalid digest ${digest}`);
+    if (!DIGEST.test(digest)) throw new EngineError(400, `invalid reference format: invalid digest ${digest}`);
   }
   let tag: string | undefined;
   const lastSlash = rest.lastIndexOf("/");
@@ -38,7 +38,7 @@ export function parseReference(input: string, defaultTag = "latest"): Reference 
   if (colon > lastSlash) {
     tag = rest.slice(colon + 1);
     rest = rest.slice(0, colon);
-    if (!TAG.test(tag)) throw new ReferenceError(`invalid reference format: invalid tag ${tag}`);
+    if (!TAG.test(tag)) throw new EngineError(400, `invalid reference format: invalid tag ${tag}`);
   }
   let domain = DOCKER_HUB;
   let path = rest;
@@ -51,8 +51,8 @@ export function parseReference(input: string, defaultTag = "latest"): Reference 
     }
   }
   if (domain === DOCKER_HUB && !path.includes("/")) path = `library/${path}`;
-  if (path !== path.toLowerCase()) throw new ReferenceError("invalid reference format: repository name must be lowercase");
-  if (!path.split("/").every((c) => COMPONENT.test(c))) throw new ReferenceError(`invalid reference format: ${input}`);
+  if (path !== path.toLowerCase()) throw new EngineError(400, "invalid reference format: repository name must be lowercase");
+  if (!path.split("/").every((c) => COMPONENT.test(c))) throw new EngineError(400, `invalid reference format: ${input}`);
   if (!tag && !digest) tag = defaultTag;
   return { domain, path, tag, digest };
 }

@@ -9,7 +9,8 @@
 import fs from "node:fs";
 import path from "node:path";
 import type { MountPoint } from "../containers/container";
-import { VolumeError, type VolumeStore } from "./store";
+import { EngineError } from "../errors";
+import type { VolumeStore } from "./store";
 
 /** A mount as planned: what inspect shows, plus what only the engine needs at start. */
 export interface PlannedMount extends MountPoint {
@@ -51,7 +52,7 @@ export interface ApiMount {
   TmpfsOptions?: { SizeBytes?: number; Mode?: number } | null;
 }
 
-const err = (message: string) => new VolumeError(400, message);
+const err = (message: string) => new EngineError(400, message);
 
 // ---------- modes of `-v src:dst:mode` ----------
 
@@ -244,7 +245,7 @@ export function parseMounts(req: MountRequest, deps: { store: VolumeStore; mount
       if (m.TmpfsOptions) throw fail("field TmpfsOptions must not be specified");
       if (!source && m.ReadOnly) throw fail("must not set ReadOnly mode when using anonymous volumes");
       const driver = m.VolumeOptions?.DriverConfig?.Name;
-      if (driver && driver !== "local") throw new VolumeError(404, `create ${source}: error looking up volume plugin ${driver}: plugin "${driver}" not found`);
+      if (driver && driver !== "local") throw new EngineError(404, `create ${source}: error looking up volume plugin ${driver}: plugin "${driver}" not found`);
       if (Object.keys(m.VolumeOptions?.DriverConfig?.Options ?? {}).length) throw err(`create ${source}: the local driver's mount options (volume-opt) are not supported by Berth's engine: use --mount type=tmpfs or a bind mount instead`);
       if (source) checkVolumeName(source);
       add({ Type: "volume", Name: source || undefined, Source: "", Destination: target, Driver: "local", Mode: "z", RW: !m.ReadOnly, Propagation: "", copyData: !m.VolumeOptions?.NoCopy, volumeLabels: m.VolumeOptions?.Labels ?? undefined }, true);

@@ -9,6 +9,10 @@ import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
+import { EngineError } from "../errors";
+
+/** @deprecated the one error type is EngineError; this name goes once nothing imports it. */
+export const VolumeError = EngineError;
 
 export interface Volume {
   Name: string;
@@ -26,16 +30,6 @@ export interface Volume {
  * this label; `volume prune` without `--all` removes only those.
  */
 export const ANONYMOUS_LABEL = "com.docker.volume.anonymous";
-
-/** Docker's own words for a bad volume name, so the learner sees what they would with dockerd. */
-export class VolumeError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
 
 export interface VolumeStoreOptions {
   /**
@@ -77,14 +71,14 @@ export class VolumeStore {
    */
   create(name?: string, labels: Record<string, string> = {}, opts: { driver?: string; options?: Record<string, string> | null } = {}): Volume {
     if (name) {
-      if (name.length < 2 && /^[a-zA-Z0-9]$/.test(name)) throw new VolumeError(400, `create ${name}: volume name is too short, names should be at least two alphanumeric characters`);
-      if (!validName(name)) throw new VolumeError(400, `create ${name}: "${name}" includes invalid characters for a local volume name, only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host directory, use absolute path`);
+      if (name.length < 2 && /^[a-zA-Z0-9]$/.test(name)) throw new EngineError(400, `create ${name}: volume name is too short, names should be at least two alphanumeric characters`);
+      if (!validName(name)) throw new EngineError(400, `create ${name}: "${name}" includes invalid characters for a local volume name, only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host directory, use absolute path`);
     }
     const driver = opts.driver || "local";
-    if (driver !== "local") throw new VolumeError(404, `create ${name ?? ""}: error looking up volume plugin ${driver}: plugin "${driver}" not found`);
+    if (driver !== "local") throw new EngineError(404, `create ${name ?? ""}: error looking up volume plugin ${driver}: plugin "${driver}" not found`);
     for (const k of Object.keys(opts.options ?? {})) {
-      if (!["type", "device", "o", "size"].includes(k)) throw new VolumeError(400, `create ${name ?? ""}: invalid option: "${k}"`);
-      throw new VolumeError(400, `create ${name ?? ""}: the local driver's mount options (type, device, o) are not supported by Berth's engine: use --mount type=tmpfs or a bind mount instead`);
+      if (!["type", "device", "o", "size"].includes(k)) throw new EngineError(400, `create ${name ?? ""}: invalid option: "${k}"`);
+      throw new EngineError(400, `create ${name ?? ""}: the local driver's mount options (type, device, o) are not supported by Berth's engine: use --mount type=tmpfs or a bind mount instead`);
     }
     const existing = name ? this.get(name) : undefined;
     if (existing) return existing;
@@ -180,9 +174,9 @@ function realOrResolved(p: string): string {
 
 /** `docker volume ls` filters: name (substring), driver, label (key or key=value), dangling. */
 export function volumeFilter(filters: Record<string, string[]>, inUse: (name: string) => boolean): (v: Volume) => boolean {
-  for (const k of Object.keys(filters)) if (!["name", "driver", "label", "dangling"].includes(k)) throw new VolumeError(400, `Invalid filter '${k}'`);
+  for (const k of Object.keys(filters)) if (!["name", "driver", "label", "dangling"].includes(k)) throw new EngineError(400, `Invalid filter '${k}'`);
   const dangling = filters.dangling ?? [];
-  for (const d of dangling) if (!["true", "false", "1", "0"].includes(d)) throw new VolumeError(400, `Invalid filter 'dangling=[${d}]'`);
+  for (const d of dangling) if (!["true", "false", "1", "0"].includes(d)) throw new EngineError(400, `Invalid filter 'dangling=[${d}]'`);
   return (v) => {
     if (filters.name && !filters.name.some((n) => v.Name.includes(n))) return false;
     if (filters.driver && !filters.driver.includes(v.Driver)) return false;
