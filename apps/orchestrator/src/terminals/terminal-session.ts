@@ -8,6 +8,12 @@
 // the screen has parsed every byte that came before the attach, then gets that screen (with
 // `reset`), then the queued bytes, then live output. So nothing is shown twice or lost between
 // the snapshot and the live stream.
+//
+// A mirror (an instructor watching the learner's terminal, cohorts/live.ts) is a viewer that does
+// not hold the pty back: when it falls more than the high watermark behind, it stops getting live
+// bytes, and once its acknowledgements bring it under the low watermark it gets the kept screen
+// again (a fresh snapshot with `reset`). The learner's own flow control is untouched by it, and it
+// does not count as someone watching (the reaper and lifetime go by the learner's viewers).
 import { FLOW_HIGH_WATERMARK, FLOW_LOW_WATERMARK } from "@berth/protocol";
 import type { AgentClient } from "@berth/sandbox";
 import { TerminalScreen } from "./terminal-screen.js";
@@ -25,6 +31,10 @@ interface ViewerEntry {
   unacked: number;
   /** Live output that arrived while the viewer's snapshot was being made; null once it is live. */
   queued: Buffer[] | null;
+  /** False for a mirror: it never pauses the pty (see the top of the file). */
+  holdsFlow: boolean;
+  /** A mirror that fell too far behind: no live bytes until it has caught up, then a new snapshot. */
+  stale: boolean;
 }
 
 export class TerminalSession {
@@ -48,20 +58,37 @@ export class TerminalSession {
     return this.exitCode !== null;
   }
 
+  /** The learner's own viewers (mirrors not counted). */
   get viewerCount(): number {
-    return this.viewers.size;
+    let n = 0;
+    for (const v of this.viewers.values()) if (v.holdsFlow) n++;
+    return n;
+  }
+
+  /** Mirrors attached now. */
+  get mirrorCount(): number {
+    return this.viewers.size - this.viewerCount;
   }
 
   /** Bytes from the agent's pty. */
   output(bytes: Buffer): void {
     this.lastActivity = Date.now();
     this.screen.write(bytes, this.onScreenParsed);
-    for (const v of this.viewers.values()) {
-      if (v.queued) v.queued.push(Buffer.from(bytes));
-      else v.viewer.send({ term: this.key, data: bytes });
-      v.unacked += bytes.length;
-    }
+    for (const v of this.viewers.values()) this.deliver(v, bytes, true);
     this.updateFlow();
+  }
+
+  /** Live bytes to one viewer: queued during its snapshot, dropped while a mirror is stale. */
+  private deliver(v: ViewerEntry, bytes: Buffer, copy: boolean): void {
+    if (v.stale) return;
+    if (!v.holdsFlow && v.unacked > FLOW_HIGH_WATERMARK) {
+      v.stale = true; // caught up again in ack(), with a fresh snapshot
+      v.queued = null;
+      return;
+    }
+    if (v.queued) v.queued.push(copy ? Buffer.from(bytes) : bytes);
+    else v.viewer.send({ term: this.key, data: bytes });
+    v.unacked += bytes.length;
   }
 
   exit(exitCode: number): void {
@@ -72,9 +99,16 @@ export class TerminalSession {
   }
 
   /** A browser (re)attaches: it gets the kept screen (after a reset), then live bytes. */
-  attach(viewer: TerminalViewer): void {
-    const entry: ViewerEntry = { viewer, unacked: 0, queued: [] };
+  attach(viewer: TerminalViewer, opts: { mirror?: boolean } = {}): void {
+    const entry: ViewerEntry = { viewer, unacked: 0, queued: [], holdsFlow: !opts.mirror, stale: false };
     this.viewers.set(viewer.id, entry);
+    this.sendSnapshot(entry);
+    this.updateFlow();
+  }
+
+  /** The kept screen (after a reset), then what arrived meanwhile; then the viewer is live. */
+  private sendSnapshot(entry: ViewerEntry): void {
+    const { viewer } = entry;
     this.screen.snapshot((screen) => {
       if (this.viewers.get(viewer.id) !== entry) return; // detached (or attached again) meanwhile
       viewer.send({ term: this.key, data: screen, reset: true });
@@ -84,7 +118,6 @@ export class TerminalSession {
       if (this.exitCode !== null) viewer.exited({ term: this.key, exitCode: this.exitCode });
       this.updateFlow();
     });
-    this.updateFlow();
   }
 
   detach(viewerId: string): void {
@@ -102,6 +135,13 @@ export class TerminalSession {
     const v = this.viewers.get(viewerId);
     if (!v) return;
     v.unacked = Math.max(0, v.unacked - bytes);
+    if (v.stale && v.unacked < FLOW_LOW_WATERMARK) {
+      // The mirror caught up with what it was sent: give it the screen as it is now.
+      v.stale = false;
+      v.unacked = 0;
+      v.queued = [];
+      this.sendSnapshot(v);
+    }
     this.updateFlow();
   }
 
@@ -133,7 +173,7 @@ export class TerminalSession {
   private updateFlow(): void {
     if (this.disposed) return;
     let worst = this.screen.backlog;
-    for (const v of this.viewers.values()) worst = Math.max(worst, v.unacked);
+    for (const v of this.viewers.values()) if (v.holdsFlow) worst = Math.max(worst, v.unacked);
     if (!this.paused && worst > FLOW_HIGH_WATERMARK) this.setPaused(true);
     else if (this.paused && worst < FLOW_LOW_WATERMARK) this.setPaused(false);
   }
@@ -154,11 +194,7 @@ export class TerminalSession {
     if (this.disposed) return;
     const bytes = Buffer.from(`\r\n\x1b[1;33m${text.replace(/[\x00-\x1f\x7f]/g, " ")}\x1b[0m\r\n`, "utf8");
     this.screen.write(bytes, this.onScreenParsed);
-    for (const v of this.viewers.values()) {
-      if (v.queued) v.queued.push(bytes);
-      else v.viewer.send({ term: this.key, data: bytes });
-      v.unacked += bytes.length;
-    }
+    for (const v of this.viewers.values()) this.deliver(v, bytes, false);
     this.updateFlow();
   }
 }
