@@ -51,7 +51,7 @@ export interface ClientToServerEvents {
   "board:unwatch": (msg: { cohortId: string }) => void;
   "mirror:open": (
     msg: { cohortId: string; userId: string; labId: string; term?: string; cols: number; rows: number },
-    reply: (res: { ok: true; mirrorId: string } | { ok: false; error: string }) => void,
+    reply: (res: { ok: true; mirrorId: string; cols: number; rows: number } | { ok: false; error: string }) => void,
   ) => void;
   "mirror:ack": (msg: { mirrorId: string; bytes: number }) => void;
   "mirror:close": (msg: { mirrorId: string }) => void;
@@ -103,7 +103,7 @@ export interface ServerToClientEvents {
   /** To an instructor watching a board: a learner's row changed. */
   "board:row": (msg: { cohortId: string; row: BoardRow }) => void;
   /** A mirrored terminal's bytes (like term:data: `reset` first means the kept screen follows). */
-  "mirror:data": (msg: { mirrorId: string; data: ArrayBuffer | Uint8Array; reset?: boolean }) => void;
+  "mirror:data": (msg: { mirrorId: string; data: ArrayBuffer | Uint8Array; reset?: boolean; cols?: number; rows?: number }) => void;
   "mirror:exit": (msg: { mirrorId: string; reason: string }) => void;
   /** To a learner: an instructor opened or closed a mirror of their terminal. */
   "class:watching": (msg: ClassWatchingEvent) => void;
