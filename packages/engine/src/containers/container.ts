@@ -1,9 +1,17 @@
 /**
  * A container as the engine keeps it: Docker's own field names (Config, HostConfig, State), so that
  * inspect is a plain copy, plus the recipe — what the engine did to make it, step by step.
- * Persisted as <root>/containers/<id>/config.json on every state change.
+ * Persisted as <root>/containers/<id>/config.json on every state change. `Container` wraps a record
+ * with what exists only while the engine runs (the shim, stdin, the cgroup, attached clients).
  */
-import type { CgroupWrite } from "../cgroups/cgroups";
+import { EventEmitter } from "node:events";
+import fs from "node:fs";
+import path from "node:path";
+import type { PassThrough } from "node:stream";
+import type { Cgroup, CgroupWrite } from "../cgroups/cgroups";
+import { JsonFileLog, type StreamName } from "../logs/json-file";
+import type { ShimProcess } from "../runtime/shim";
+import type { Snapshot } from "../snapshots/overlay";
 
 export interface ContainerConfig {
   Hostname: string;
@@ -158,4 +166,54 @@ export function randomName(taken: (n: string) => boolean): string {
     const n = `${ADJECTIVES[Math.floor(Math.random() * ADJECTIVES.length)]}_${NAMES[Math.floor(Math.random() * NAMES.length)]}${i > 10 ? i : ""}`;
     if (!taken(n)) return n;
   }
+}
+
+type OutputListener = (stream: StreamName, chunk: Buffer) => void;
+
+/** A running or stopped container: its record plus what only exists while the engine runs. */
+export class Container extends EventEmitter {
+  shim?: ShimProcess;
+  stdin?: PassThrough;
+  log: JsonFileLog;
+  cgroup?: Cgroup;
+  readonly listeners_ = new Set<OutputListener>();
+  stopping = false;
+
+  constructor(
+    public record: ContainerRecord,
+    readonly dir: string,
+  ) {
+    super();
+    this.setMaxListeners(0);
+    this.log = new JsonFileLog(record.LogPath);
+  }
+
+  get id(): string {
+    return this.record.Id;
+  }
+  get name(): string {
+    return this.record.Name.slice(1);
+  }
+  get running(): boolean {
+    return this.record.State.Running;
+  }
+  get snapshot(): Snapshot {
+    return { ...snapshotPaths(this.dir), lower: this.record.recipe?.rootfs.lower ?? [] };
+  }
+
+  save(): void {
+    const file = path.join(this.dir, "config.json");
+    fs.writeFileSync(`${file}.tmp`, JSON.stringify(this.record));
+    fs.renameSync(`${file}.tmp`, file);
+  }
+
+  /** Output goes to the log and to every attached client. */
+  output(stream: StreamName, chunk: Buffer): void {
+    this.log.write(stream, chunk);
+    for (const l of this.listeners_) l(stream, chunk);
+  }
+}
+
+export function snapshotPaths(dir: string) {
+  return { upper: path.join(dir, "upper"), work: path.join(dir, "work"), merged: path.join(dir, "merged") };
 }

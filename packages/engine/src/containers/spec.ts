@@ -1,0 +1,135 @@
+/**
+ * Docker's JSON (a create or exec request, an image's config) into the engine's typed record:
+ * pure functions, no files, no processes, so they are unit-tested without root
+ * (test/spec.test.ts). Defaults and refusals follow dockerd's, in its words.
+ */
+import os from "node:os";
+import type { Limits } from "../cgroups/cgroups";
+import { EngineError } from "../errors";
+import type { ContainerDefaults } from "../images/store";
+import type { PlannedMount } from "../volumes/mounts";
+import type { ContainerConfig, HostConfig } from "./container";
+
+/** A tmpfs mount's flags and data as `mount` would print them, for the recipe. */
+export function tmpfsRecipeOptions(m: PlannedMount): string {
+  const flags = m.tmpfs?.flags ?? 2 | 4 | 8;
+  const names: [number, string][] = [[1, "ro"], [2, "nosuid"], [4, "nodev"], [8, "noexec"]];
+  return [...(flags & 1 ? [] : ["rw"]), ...names.filter(([f]) => flags & f).map(([, n]) => n), ...(m.tmpfs?.data ? [m.tmpfs.data] : [])].join(",");
+}
+
+export function asStrings(v: unknown): string[] {
+  if (Array.isArray(v)) return v.map(String);
+  if (typeof v === "string") return [v];
+  return [];
+}
+
+/** What Docker adds to every process's environment: PATH, HOSTNAME, TERM with a tty, HOME. */
+export function daemonEnvironment(env: string[], hostname: string, tty: boolean, home: string): string[] {
+  const base = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", `HOSTNAME=${hostname}`];
+  if (tty) base.push("TERM=xterm");
+  const merged = mergeEnv(base, env);
+  if (!merged.some((e) => e.startsWith("HOME="))) merged.push(`HOME=${home}`);
+  return merged;
+}
+
+export function mergeEnv(base: string[], extra: string[]): string[] {
+  const m = new Map<string, string>();
+  for (const e of [...base, ...extra]) {
+    const k = e.split("=")[0]!;
+    m.delete(k);
+    m.set(k, e);
+  }
+  return [...m.values()];
+}
+
+/** Image defaults under the create request, the way Docker merges them. */
+export function containerConfig(body: Record<string, unknown>, defaults: ContainerDefaults | undefined, id: string, imageRef: string): ContainerConfig {
+  const d = defaults ?? {};
+  const entrypointGiven = body.Entrypoint !== undefined && body.Entrypoint !== null;
+  let entrypoint = entrypointGiven ? asStrings(body.Entrypoint) : d.Entrypoint ?? null;
+  if (entrypoint && entrypoint.length === 1 && entrypoint[0] === "") entrypoint = null; // --entrypoint ""
+  const cmdGiven = Array.isArray(body.Cmd) && (body.Cmd as unknown[]).length > 0;
+  // A new entrypoint drops the image's Cmd, as in Docker.
+  const cmd = cmdGiven ? asStrings(body.Cmd) : entrypointGiven ? null : d.Cmd ?? null;
+  const labels = { ...(d.Labels ?? {}), ...((body.Labels as Record<string, string>) ?? {}) };
+  const hostname = typeof body.Hostname === "string" && body.Hostname ? body.Hostname : id.slice(0, 12);
+  const ports = { ...(d.ExposedPorts ?? {}), ...((body.ExposedPorts as Record<string, object>) ?? {}) };
+  const volumes = { ...(d.Volumes ?? {}), ...((body.Volumes as Record<string, object>) ?? {}) };
+  const cfg: ContainerConfig = {
+    Hostname: hostname,
+    Domainname: String(body.Domainname ?? ""),
+    User: String(body.User || d.User || ""),
+    AttachStdin: !!body.AttachStdin,
+    AttachStdout: !!body.AttachStdout,
+    AttachStderr: !!body.AttachStderr,
+    Tty: !!body.Tty,
+    OpenStdin: !!body.OpenStdin,
+    StdinOnce: !!body.StdinOnce,
+    Env: mergeEnv(d.Env ?? [], asStrings(body.Env)),
+    Cmd: cmd,
+    Image: imageRef,
+    Volumes: Object.keys(volumes).length ? volumes : null,
+    WorkingDir: String(body.WorkingDir || d.WorkingDir || ""),
+    Entrypoint: entrypoint,
+    OnBuild: null,
+    Labels: labels,
+  };
+  if (Object.keys(ports).length) cfg.ExposedPorts = ports;
+  if (body.StopSignal || d.StopSignal) cfg.StopSignal = String(body.StopSignal || d.StopSignal);
+  if (typeof body.StopTimeout === "number") cfg.StopTimeout = body.StopTimeout;
+  return cfg;
+}
+
+/** HostConfig as dockerd stores it; `cpus` is the host's CPU count (limits are checked against it). */
+export function hostConfigFrom(h: Record<string, unknown>, cpus = os.cpus().length): HostConfig {
+  const num = (k: string) => (typeof h[k] === "number" ? (h[k] as number) : 0);
+  const strs = (k: string) => (Array.isArray(h[k]) ? (h[k] as unknown[]).map(String) : null);
+  const nanoCpus = num("NanoCpus");
+  if (nanoCpus && (nanoCpus < 0.01e9 || nanoCpus > cpus * 1e9)) throw new EngineError(400, `Range of CPUs is from 0.01 to ${cpus}.00, as there are only ${cpus} CPUs available`);
+  const memory = num("Memory");
+  if (memory && memory < 6 * 1024 * 1024) throw new EngineError(400, "Minimum memory limit allowed is 6MB");
+  const swap = num("MemorySwap");
+  if (memory && swap > 0 && swap < memory) throw new EngineError(400, "Minimum memoryswap limit should be larger than memory limit, see usage");
+  const cpuset = typeof h.CpusetCpus === "string" ? h.CpusetCpus : "";
+  if (cpuset && !validCpuset(cpuset, cpus)) throw new EngineError(400, `Requested CPUs are not available - requested ${cpuset}, available: 0-${cpus - 1}`);
+  return {
+    ...h,
+    Binds: strs("Binds"),
+    NetworkMode: typeof h.NetworkMode === "string" && h.NetworkMode ? h.NetworkMode : "default",
+    PortBindings: (h.PortBindings as HostConfig["PortBindings"]) ?? {},
+    RestartPolicy: (h.RestartPolicy as HostConfig["RestartPolicy"]) ?? { Name: "no", MaximumRetryCount: 0 },
+    AutoRemove: !!h.AutoRemove,
+    CapAdd: strs("CapAdd"),
+    CapDrop: strs("CapDrop"),
+    Privileged: !!h.Privileged,
+    ReadonlyRootfs: !!h.ReadonlyRootfs,
+    SecurityOpt: strs("SecurityOpt"),
+    Memory: memory,
+    MemorySwap: swap,
+    NanoCpus: nanoCpus,
+    CpuShares: num("CpuShares"),
+    CpuPeriod: num("CpuPeriod"),
+    CpuQuota: num("CpuQuota"),
+    CpusetCpus: cpuset,
+    CpusetMems: typeof h.CpusetMems === "string" ? h.CpusetMems : "",
+    PidsLimit: typeof h.PidsLimit === "number" && h.PidsLimit > 0 ? h.PidsLimit : null,
+    LogConfig: { Type: "json-file", Config: {} },
+    ConsoleSize: Array.isArray(h.ConsoleSize) ? (h.ConsoleSize as [number, number]) : [0, 0],
+  };
+}
+
+export function validCpuset(spec: string, n = os.cpus().length): boolean {
+  return spec.split(",").every((part) => {
+    const m = /^(\d+)(?:-(\d+))?$/.exec(part);
+    return !!m && Number(m[1]) < n && (m[2] === undefined || (Number(m[2]) < n && Number(m[2]) >= Number(m[1])));
+  });
+}
+
+export function limitsOf(h: HostConfig): Limits {
+  return { memory: h.Memory, memorySwap: h.MemorySwap, nanoCpus: h.NanoCpus, cpuQuota: h.CpuQuota, cpuPeriod: h.CpuPeriod, cpuShares: h.CpuShares, cpusetCpus: h.CpusetCpus, pidsLimit: h.PidsLimit ?? undefined };
+}
+
+export function consoleSize(s: [number, number] | undefined): { rows: number; cols: number } | undefined {
+  return s && s[0] && s[1] ? { rows: s[0], cols: s[1] } : undefined;
+}
+

@@ -1,0 +1,54 @@
+/**
+ * Who a container's process runs as: `-u name`, `-u uid`, `-u uid:gid`, `-u name:group`, looked up
+ * in the container's own /etc/passwd and /etc/group (never the host's), as runc does.
+ */
+import fs from "node:fs";
+import path from "node:path";
+import { EngineError } from "../errors";
+
+/** `-u name`, `-u uid`, `-u uid:gid`, `-u name:group`, looked up in the container's own files. */
+export function resolveUser(rootfs: string, spec: string): { uid: number; gid: number; groups: number[]; home: string } {
+  if (!spec) spec = "0";
+  const [u, g] = spec.split(":");
+  const passwd = readColonFile(path.join(rootfs, "etc/passwd"));
+  const groupFile = readColonFile(path.join(rootfs, "etc/group"));
+  let uid: number, gid: number | undefined;
+  let userName: string | undefined;
+  let home = "/";
+  if (/^\d+$/.test(u!)) {
+    uid = Number(u);
+    const entry = passwd.find((p) => Number(p[2]) === uid);
+    if (entry) {
+      gid = Number(entry[3]);
+      userName = entry[0];
+      home = entry[5] || "/";
+    }
+  } else {
+    const entry = passwd.find((p) => p[0] === u);
+    if (!entry) throw new EngineError(400, `unable to find user ${u}: no matching entries in passwd file`);
+    uid = Number(entry[2]);
+    gid = Number(entry[3]);
+    userName = entry[0];
+    home = entry[5] || "/";
+  }
+  if (g !== undefined) {
+    if (/^\d+$/.test(g)) gid = Number(g);
+    else {
+      const entry = groupFile.find((x) => x[0] === g);
+      if (!entry) throw new EngineError(400, `unable to find group ${g}: no matching entries in group file`);
+      gid = Number(entry[2]);
+    }
+  }
+  // Like runc: the primary group is also a supplementary one, plus every group naming the user.
+  const member = userName ? groupFile.filter((x) => (x[3] ?? "").split(",").includes(userName!)).map((x) => Number(x[2])) : [];
+  const groups = [...new Set([gid ?? 0, ...member])];
+  return { uid, gid: gid ?? 0, groups, home: uid === 0 && home === "/" ? "/root" : home };
+}
+
+function readColonFile(file: string): string[][] {
+  try {
+    return fs.readFileSync(file, "utf8").split("\n").filter((l) => l && !l.startsWith("#")).map((l) => l.split(":"));
+  } catch {
+    return [];
+  }
+}
