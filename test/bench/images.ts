@@ -32,7 +32,7 @@ const regStart = performance.now() - t0;
 const socket = path.join(root, "berth.sock");
 const engine = await startEngine({ root: path.join(root, "state"), socket, network: { enabled: false }, registryMirror: reg.url });
 const berth = `unix://${socket}`;
-const dockerd: Daemon = await startDockerd();
+const dockerd: Daemon = await startDockerd({ forward: [reg.port] });
 const rows: [string, number[], number[]][] = [];
 const add = (label: string, ours: number, theirs: number) => {
   let row = rows.find((r) => r[0] === label);

@@ -5,6 +5,7 @@
 import { execFile, spawn, execFileSync, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import http from "node:http";
+import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { startEngine, type Engine } from "../src/engine";
@@ -83,15 +84,16 @@ export function makeNetns(tag: string): { name: string; exec(cmd: string[], time
  * Our engine as its own process (`src/main.ts`), inside a fresh network namespace: its default
  * bridge, NAT and isolation rules are then the namespace's, as they are a sandbox's.
  */
-export async function startBerthInNetns(): Promise<Daemon & { netns: ReturnType<typeof makeNetns>; root: string }> {
+export async function startBerthInNetns(opts: { netns?: ReturnType<typeof makeNetns>; args?: string[] } = {}): Promise<Daemon & { netns: ReturnType<typeof makeNetns>; root: string }> {
   const root = tmpDir("berth-net-");
   const socket = path.join(root, "docker.sock");
-  const netns = makeNetns("berthn");
+  // A namespace given by the caller (several engines in one) is the caller's to remove.
+  const netns = opts.netns ?? makeNetns("berthn");
   const log = fs.openSync(path.join(root, "log"), "w");
   const repo = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../../..");
   const main = path.join(repo, "packages/engine/src/main.ts");
   // node itself (nsenter execs it), not the tsx wrapper: SIGTERM must reach the engine.
-  const child = spawn("nsenter", [`--net=/run/netns/${netns.name}`, process.execPath, "--import", "tsx", main, "--root", path.join(root, "state"), "--socket", socket, "--no-debian"], { stdio: ["ignore", log, log], cwd: repo });
+  const child = spawn("nsenter", [`--net=/run/netns/${netns.name}`, process.execPath, "--import", "tsx", main, "--root", path.join(root, "state"), "--socket", socket, "--no-debian", ...(opts.args ?? [])], { stdio: ["ignore", log, log], cwd: repo });
   for (let i = 0; i < 300 && child.exitCode === null; i++) {
     if (fs.existsSync(socket) && (await ping(socket))) break;
     await sleep(100);
@@ -118,7 +120,7 @@ export async function startBerthInNetns(): Promise<Daemon & { netns: ReturnType<
           }
         }
       }
-      netns.remove();
+      if (!opts.netns) netns.remove();
       unmountUnder(root);
       fs.rmSync(root, { recursive: true, force: true });
     },
@@ -126,21 +128,24 @@ export async function startBerthInNetns(): Promise<Daemon & { netns: ReturnType<
 }
 
 /**
- * A real dockerd (Debian's docker.io) with busybox:latest imported from the same busybox-static.
- * By default without networking (`--bridge=none --iptables=false`); with `{ network: true }` it runs
- * in a fresh network namespace with its own docker0, iptables and userland proxy (see makeNetns),
- * removed with the namespace at stop().
+ * A real dockerd (Debian's docker.io) with busybox:latest imported from the same busybox-static,
+ * always in a fresh network namespace of its own (see makeNetns), removed with it at stop().
+ * Never in the host's: a dockerd started with `--bridge=none` deletes the interface named docker0
+ * of the namespace it starts in (moby's removeDefaultBridgeInterface), which on a host is the
+ * bridge of the host's own dockerd. By default without networking (`--bridge=none
+ * --iptables=false`); with `{ network: true }` with its own docker0, iptables and userland proxy.
+ * `forward`: TCP ports of this host's 127.0.0.1 (a registry) that dockerd reaches at the same
+ * address inside its namespace, through a relay (see relayIntoNetns).
  */
-export async function startDockerd(opts: { network?: boolean } = {}): Promise<Daemon & { netns?: ReturnType<typeof makeNetns> }> {
+export async function startDockerd(opts: { network?: boolean; forward?: number[] } = {}): Promise<Daemon & { netns: ReturnType<typeof makeNetns>; pid: number }> {
   const root = tmpDir("dockerd-test-");
   const socket = path.join(root, "d.sock");
   const log = fs.openSync(path.join(root, "log"), "w");
-  const netns = opts.network ? makeNetns("berthd") : undefined;
+  const netns = makeNetns("berthd");
+  const relays = await Promise.all((opts.forward ?? []).map((port) => relayIntoNetns(netns.name, port, path.join(root, `relay-${port}.sock`))));
   const args = ["--data-root", path.join(root, "data"), "--exec-root", path.join(root, "exec"), "-H", `unix://${socket}`, "--pidfile", path.join(root, "pid"), "--containerd-namespace", `berthtest${process.pid}`];
-  if (!netns) args.push("--bridge=none", "--iptables=false", "--ip-masq=false");
-  const child: ChildProcess = netns
-    ? spawn("nsenter", [`--net=/run/netns/${netns.name}`, "dockerd", ...args], { stdio: ["ignore", log, log] })
-    : spawn("dockerd", args, { stdio: ["ignore", log, log] });
+  if (!opts.network) args.push("--bridge=none", "--iptables=false", "--ip-masq=false");
+  const child: ChildProcess = spawn("nsenter", [`--net=/run/netns/${netns.name}`, "dockerd", ...args], { stdio: ["ignore", log, log] });
   const host = `unix://${socket}`;
   for (let i = 0; i < 150; i++) {
     if (fs.existsSync(socket) && (await ping(socket))) break;
@@ -154,6 +159,7 @@ export async function startDockerd(opts: { network?: boolean } = {}): Promise<Da
     host,
     socket,
     netns,
+    pid: child.pid!,
     async stop() {
       try {
         execFileSync(CLI_28, ["rm", "-f", ...listAll(host)], { env: { ...process.env, DOCKER_HOST: host }, stdio: "ignore" });
@@ -164,9 +170,37 @@ export async function startDockerd(opts: { network?: boolean } = {}): Promise<Da
       child.kill("SIGTERM");
       await Promise.race([exited, sleep(15000)]);
       if (child.exitCode === null) child.kill("SIGKILL");
-      netns?.remove();
+      for (const r of relays) r.close();
+      netns.remove();
       unmountUnder(root);
       fs.rmSync(root, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * 127.0.0.1:<port> inside a network namespace reaching 127.0.0.1:<port> of this one. A UNIX
+ * socket belongs to no network namespace: a small node process inside listens on the port and
+ * hands each connection to a UNIX socket, which this process carries on to the real port.
+ */
+async function relayIntoNetns(netns: string, port: number, via: string): Promise<{ close(): void }> {
+  const server = net.createServer((inner) => {
+    const outer = net.connect(port, "127.0.0.1");
+    inner.pipe(outer).pipe(inner);
+    inner.on("error", () => outer.destroy());
+    outer.on("error", () => inner.destroy());
+  });
+  await new Promise<void>((r) => server.listen(via, r));
+  const script = `const net=require("node:net");net.createServer((c)=>{const u=net.connect(${JSON.stringify(via)});c.pipe(u).pipe(c);c.on("error",()=>u.destroy());u.on("error",()=>c.destroy());}).listen(${port},"127.0.0.1",()=>console.log("ready"));`;
+  const child = spawn("nsenter", [`--net=/run/netns/${netns}`, process.execPath, "-e", script], { stdio: ["ignore", "pipe", "inherit"] });
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.once("data", () => resolve());
+    child.once("exit", (code) => reject(new Error(`the relay for port ${port} into ${netns} exited with ${code}`)));
+  });
+  return {
+    close() {
+      child.kill("SIGKILL");
+      server.close();
     },
   };
 }

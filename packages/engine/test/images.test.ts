@@ -36,7 +36,7 @@ beforeAll(async () => {
   const socket = path.join(root, "docker.sock");
   engine = await startEngine({ root: path.join(root, "state"), socket, network: { enabled: false } });
   berth = `unix://${socket}`;
-  dockerd = await startDockerd();
+  dockerd = await startDockerd({ forward: [reg.port] });
   // The same busybox on both sides, with the same names: busybox and <registry>/library/busybox.
   for (const args of [["tag", "busybox", `${addr}/library/busybox`], ["push", `${addr}/library/busybox`]]) expect((await run(berth, args)).code).toBe(0);
   for (const args of [["rmi", "busybox"], ["pull", `${addr}/library/busybox`], ["tag", `${addr}/library/busybox`, "busybox"]]) expect((await run(dockerd, args)).code).toBe(0);

@@ -23,7 +23,7 @@ beforeAll(async () => {
   const socket = path.join(root, "docker.sock");
   engine = await startEngine({ root: path.join(root, "state"), socket, network: { enabled: false }, registryMirror: reg.url });
   berth = `unix://${socket}`;
-  dockerd = await startDockerd();
+  dockerd = await startDockerd({ forward: [reg.port] });
 });
 
 afterAll(async () => {

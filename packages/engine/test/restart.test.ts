@@ -19,13 +19,14 @@ afterAll(async () => {
 });
 
 it("finds its containers again after a restart", async () => {
-  engine = await startEngine({ root: path.join(root, "state"), socket });
+  // In this process, so in the host's network namespace: no bridge (berth0 may be another engine's).
+  engine = await startEngine({ root: path.join(root, "state"), socket, network: { enabled: false } });
   const host = `unix://${socket}`;
   expect((await docker(host, ["run", "--name", "done", "--label", "k=v", "busybox", "echo", "kept log"])).code).toBe(0);
   expect((await docker(host, ["run", "-d", "--name", "busy", "busybox", "sleep", "300"])).code).toBe(0);
   await engine.close();
 
-  engine = await startEngine({ root: path.join(root, "state"), socket });
+  engine = await startEngine({ root: path.join(root, "state"), socket, network: { enabled: false } });
   const ps = await docker(host, ["ps", "-a", "--format", "{{.Names}} {{.State}} {{.Labels}}"]);
   expect(ps.stdout.split("\n").filter(Boolean).sort()).toEqual(["busy exited ", "done exited k=v"]);
   expect((await docker(host, ["logs", "done"])).stdout).toBe("kept log\n");

@@ -31,7 +31,8 @@ beforeAll(async () => {
   fs.rmSync(path.join(shared, "tmp"), { recursive: true, force: true });
 
   const socket = path.join(root, "docker.sock");
-  engine = await startEngine({ root: path.join(root, "state"), socket, sharedImages: [shared] });
+  // In this process, so in the host's network namespace: no bridge (berth0 may be another engine's).
+  engine = await startEngine({ root: path.join(root, "state"), socket, sharedImages: [shared], network: { enabled: false } });
   resolvedAtStart = engine.images.resolve("teach:shared");
   host = `unix://${socket}`;
 });

@@ -139,6 +139,8 @@ export class NetworkManager {
   private live = new Map<string, ContainerNet>(); // container id -> runtime view (same objects as state)
   private tablesReady = false;
   private readonly chain: string;
+  /** The alias of every bridge this engine makes: its state dir, which no other engine shares. */
+  private readonly owner: string;
   /** Problems met while setting up (iptables missing ...): shown in `docker info` warnings and logs. */
   readonly warnings: string[] = [];
 
@@ -152,6 +154,7 @@ export class NetworkManager {
     if (!/^[a-zA-Z0-9_.-]{1,15}$/.test(this.defaultBridge)) throw new Error(`invalid bridge name: ${this.defaultBridge}`);
     this.defaultSubnet = parseSubnet(opts.subnet ?? "172.17.0.0/16");
     this.chain = this.defaultBridge.toUpperCase().replace(/[^A-Z0-9]/g, "").slice(0, 12);
+    this.owner = `berth-engine:${path.resolve(root)}`.slice(0, 255);
     const dir = path.join(root, "network");
     fs.mkdirSync(dir, { recursive: true });
     this.file = path.join(dir, "state.json");
@@ -759,15 +762,26 @@ export class NetworkManager {
 
   // ---------- bridges and iptables ----------
 
+  /**
+   * The bridge of a network, made if missing. Each bridge this engine makes carries its owner tag
+   * as the link's alias (`ip link show` prints it): one found with our tag was left by this
+   * engine's own earlier run (a crash) and is taken over; one without it belongs to someone else
+   * (another engine, a dockerd, the administrator) and is never used or removed. The default
+   * bridge is claimed before any other, so the iptables chains named after it are ours alone.
+   */
   private ensureBridge(n: NetworkRecord): void {
     if (this.bridgesUp.has(n.Id) || !n.bridge) return;
+    if (n.Name !== "bridge") this.ensureBridge(this.get("bridge"));
     const { Subnet, Gateway } = n.IPAM.Config[0]!;
     const prefix = parseSubnet(Subnet).prefix;
-    if (!linkExists(n.bridge)) {
+    const alias = linkAlias(n.bridge);
+    if (alias === undefined) {
       ipBatch([`link add name ${n.bridge} type bridge`, `addr add ${Gateway}/${prefix} dev ${n.bridge}`, `link set ${n.bridge} up`]);
-    } else {
-      // Left by an engine that did not close (a crash): take it over as it is, with our address.
+      setLinkAlias(n.bridge, this.owner);
+    } else if (alias === this.owner) {
       ipBatch([`addr replace ${Gateway}/${prefix} dev ${n.bridge}`, `link set ${n.bridge} up`]);
+    } else {
+      throw new EngineError(500, `the bridge ${n.bridge} exists and was not made by this engine (${alias ? `its owner: ${alias}` : "it has no owner tag"}): another engine or program uses it; start this engine with a bridge of its own (--bridge <name> --bridge-subnet <cidr>)`);
     }
     this.bridgesUp.add(n.Id);
     this.setupTables();
@@ -784,10 +798,13 @@ export class NetworkManager {
     this.dns.delete(n.Id);
     if (!this.bridgesUp.has(n.Id) || !n.bridge) return;
     this.rules(n, "-D");
-    try {
-      execFileSync("ip", ["link", "del", n.bridge], { stdio: "ignore" });
-    } catch {
-      /* already gone */
+    // Only while it still carries our tag: a bridge someone else made since is theirs.
+    if (linkAlias(n.bridge) === this.owner) {
+      try {
+        execFileSync("ip", ["link", "del", n.bridge], { stdio: "ignore" });
+      } catch {
+        /* already gone */
+      }
     }
     this.bridgesUp.delete(n.Id);
   }
@@ -926,13 +943,24 @@ function ipBatch(cmds: string[], pid?: number): void {
   }
 }
 
-function linkExists(name: string): boolean {
+/**
+ * A link's alias ("" if it has none), or undefined if there is no such link. Asked through
+ * netlink (`ip -j`), not /sys/class/net: a process moved into a namespace with nsenter still sees
+ * the sysfs of the namespace that mounted it.
+ */
+function linkAlias(name: string): string | undefined {
+  let out: string;
   try {
-    execFileSync("ip", ["link", "show", name], { stdio: "ignore" });
-    return true;
+    out = execFileSync("ip", ["-j", "link", "show", "dev", name], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
   } catch {
-    return false;
+    return undefined;
   }
+  const [link] = JSON.parse(out || "[]") as { ifalias?: string }[];
+  return link ? (link.ifalias ?? "") : undefined;
+}
+
+function setLinkAlias(name: string, alias: string): void {
+  execFileSync("ip", ["link", "set", "dev", name, "alias", alias], { stdio: ["ignore", "ignore", "pipe"] });
 }
 
 function ipv6Available(): boolean {
