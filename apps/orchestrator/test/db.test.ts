@@ -99,7 +99,7 @@ function conformance(name: string, location: () => DatabaseLocation) {
       await db.lab.create({ data: { id: "volumes", title: "Volumes", summary: "s", duration: "15 min" } });
       await db.labVersion.create({ data: { labId: "volumes", contentHash: "h1" } });
       await expect(db.labVersion.create({ data: { labId: "volumes", contentHash: "h1" } })).rejects.toSatisfy(isUniqueViolation);
-      const cohort = await db.cohort.create({ data: { name: "Monday" } });
+      const cohort = await db.cohort.create({ data: { name: "Monday", ownerId: user.id } });
       await db.cohortMember.create({ data: { cohortId: cohort.id, userId: user.id } });
       await expect(db.cohortMember.create({ data: { cohortId: cohort.id, userId: user.id, role: "instructor" } })).rejects.toSatisfy(
         isUniqueViolation,
