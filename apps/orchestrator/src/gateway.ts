@@ -143,7 +143,7 @@ export function createGateway(
         ack({ ok: false, error: "your session has ended: sign in again" });
         return endSession(sessionId);
       }
-      if (!catalog.get(labId)) return ack({ ok: false, error: `no lab called "${labId}"` });
+      if (!catalog.get(labId, socket.data.user.id)) return ack({ ok: false, error: `no lab called "${labId}"` });
       const report = (phase: Parameters<ServerToClientEvents["sandbox:status"]>[0]["phase"], message: string) =>
         socket.emit("sandbox:status", { labId, phase, message });
       try {
@@ -175,7 +175,7 @@ export function createGateway(
     // overlap with the page's own work. term:attach shares these attempts.
     socket.on("sandbox:prepare", (raw) => {
       const parsed = SandboxPrepare.safeParse(raw);
-      if (!parsed.success || !catalog.get(parsed.data.labId)) return;
+      if (!parsed.success || !catalog.get(parsed.data.labId, socket.data.user.id)) return;
       const { labId } = parsed.data;
       const report = (phase: Parameters<ServerToClientEvents["sandbox:status"]>[0]["phase"], message: string) =>
         socket.emit("sandbox:status", { labId, phase, message });

@@ -22,6 +22,8 @@ import { LearnerContexts, hostSandboxFacts, loadOrCreateSecret } from "./labs/le
 import { LearnerLabs } from "./labs/learner-labs.js";
 import { LabPresence } from "./labs/presence.js";
 import { createApi } from "./http/api.js";
+import { AuthoredCatalog } from "./authoring/published.js";
+import { Authoring } from "./authoring/drafts.js";
 import { normalizeAddress, sendJson } from "./http/router.js";
 import { createGateway } from "./gateway.js";
 import { PreviewServer } from "./preview/preview.js";
@@ -68,6 +70,10 @@ async function assemble(config: OrchestratorConfig, log: Logger, registry: Regis
 
   const catalog = new LabCatalog(db, log);
   await catalog.load(config.labsDir);
+  // Labs authored in the browser: published versions join the catalog (docs/authoring.md).
+  const authored = new AuthoredCatalog(db, path.join(path.dirname(config.labSecretFile), "authored"), log, (id) => catalog.isFileLab(id));
+  await authored.load();
+  catalog.attach(authored);
   const sessions = new SessionStore(db, config.sessionTtlMs);
   // Administrators come from the console, never from the first sign-up (auth/admin.ts).
   const setupLink = new SetupLink();
@@ -97,6 +103,7 @@ async function assemble(config: OrchestratorConfig, log: Logger, registry: Regis
   const api = createApi({
     db, sessions, catalog, sandboxes, checks, labs, sessionTtlMs: config.sessionTtlMs, log,
     authLimits: config.authLimits, trustProxy: config.http.trustProxy, setupLink,
+    authoring: new Authoring({ db, catalog, authored, driver, log }),
   });
   const preview = new PreviewServer({ db, sessions, sandboxes, endpoint: (id) => driver.connect(id), log });
 

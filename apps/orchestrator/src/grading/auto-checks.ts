@@ -136,7 +136,7 @@ export class AutoChecks {
   /** Runs the auto checks that are due; returns when to look again (ms), or null for "not until poked". */
   private async runDue(loop: Loop): Promise<number | null> {
     const { userId, labId } = loop;
-    const entry = this.deps.catalog.get(labId);
+    const entry = this.deps.catalog.get(labId, userId);
     if (!entry) return null;
     // The step and what passed are read from the database once per poke, and again before a run:
     // a tick with nothing due costs no query.

@@ -15,6 +15,8 @@ import type { SandboxManager } from "../sandboxes/sandbox-manager.js";
 import { registerLabRoutes } from "./lab-routes.js";
 import { registerSandboxRoutes } from "./sandbox-routes.js";
 import { registerFileRoutes } from "./file-routes.js";
+import type { Authoring } from "../authoring/drafts.js";
+import { registerAuthoringRoutes } from "../authoring/routes.js";
 import { HttpError, Router, clientAddress, sendJson } from "./router.js";
 
 export interface ApiDeps {
@@ -33,6 +35,8 @@ export interface ApiDeps {
   trustProxy?: boolean;
   /** Open while the installation has no administrator (auth/admin.ts). */
   setupLink?: SetupLink;
+  /** Labs authored in the browser (authoring/): instructors' routes under /api/authoring. */
+  authoring?: Authoring;
 }
 
 /** 429 with Retry-After when a throttle says wait. */
@@ -125,6 +129,7 @@ export function createApi(deps: ApiDeps): Router {
   registerLabRoutes(router, deps);
   registerSandboxRoutes(router, deps);
   registerFileRoutes(router, deps);
+  if (deps.authoring) registerAuthoringRoutes(router, { sessions, authoring: deps.authoring, log });
 
   return router;
 }

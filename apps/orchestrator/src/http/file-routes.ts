@@ -49,7 +49,7 @@ export function registerFileRoutes(router: Router, deps: FileRouteDeps): void {
   const target = async (req: IncomingMessage, labId: string): Promise<{ sb: LearnerSandbox; workdir: string }> => {
     const user = await sessions.fromRequest(req);
     if (!user) throw new HttpError(401, "sign in first");
-    const entry = catalog.get(labId);
+    const entry = catalog.get(labId, user.id);
     if (!entry) throw new HttpError(404, `no lab called "${labId}"`);
     const sb = sandboxes.find(user.id, entry.lab.id);
     if (!sb || !sb.ready) throw new HttpError(409, "your sandbox is not running yet: open the lab's terminal first");

@@ -46,21 +46,21 @@ export function registerSandboxRoutes(router: Router, deps: SandboxRouteDeps): v
     if (!user) throw new HttpError(401, "sign in first");
     return user;
   };
-  const requireLab = (labId: string) => {
-    const entry = catalog.get(labId);
+  const requireLab = (labId: string, userId: string) => {
+    const entry = catalog.get(labId, userId);
     if (!entry) throw new HttpError(404, `no lab called "${labId}"`);
     return entry.lab.id;
   };
 
   router.on("GET", "/api/labs/:labId/sandbox", async ({ req, params }) => {
     const user = await requireUser(req);
-    const labId = requireLab(params.labId!);
+    const labId = requireLab(params.labId!, user.id);
     return view(await sandboxes.lifetime(user.id, labId), sandboxes.idleTimeoutMs);
   });
 
   router.on("POST", "/api/labs/:labId/sandbox/reset", async ({ req, params }) => {
     const user = await requireUser(req);
-    const labId = requireLab(params.labId!);
+    const labId = requireLab(params.labId!, user.id);
     const key = `${user.id}:${labId}`;
     let work = resetting.get(key);
     if (!work) {

@@ -45,8 +45,9 @@ export interface LearnerLabsDeps {
 export class LearnerLabs {
   constructor(private readonly deps: LearnerLabsDeps) {}
 
-  entry(labId: string): CatalogEntry {
-    const entry = this.deps.catalog.get(labId);
+  /** With the learner: the version of the lab they started (labs authored in the browser keep it). */
+  entry(labId: string, userId?: string): CatalogEntry {
+    const entry = this.deps.catalog.get(labId, userId);
     if (!entry) throw new LabRefusal("missing", `no lab called "${labId}"`);
     return entry;
   }
@@ -64,7 +65,7 @@ export class LearnerLabs {
   }
 
   async open(userId: string, labId: string): Promise<{ lab: LabView; progress: ProgressView }> {
-    const entry = this.entry(labId);
+    const entry = this.entry(labId, userId);
     const ctx = this.context(userId, entry);
     return { lab: this.view(entry, ctx), progress: await this.deps.progress.view(userId, entry, ctx) };
   }
@@ -75,7 +76,7 @@ export class LearnerLabs {
 
   /** The learner reached a step: it must be open to them; its setup runs (once per sandbox). */
   async enter(userId: string, labId: string, stepId: string): Promise<ProgressView> {
-    const entry = this.entry(labId);
+    const entry = this.entry(labId, userId);
     const ctx = this.context(userId, entry);
     await this.requireStepOpen(userId, entry, ctx, this.stepIndex(entry, stepId));
     await this.deps.db.labProgress.upsert({
@@ -91,7 +92,7 @@ export class LearnerLabs {
   }
 
   async check(userId: string, labId: string, checkId: string): Promise<{ result: CheckResultView; progress: ProgressView }> {
-    const entry = this.entry(labId);
+    const entry = this.entry(labId, userId);
     const check = CheckRunner.find(entry, checkId);
     const ctx = this.context(userId, entry);
     await this.requireStepOpen(userId, entry, ctx, this.stepIndex(entry, check.stepId));
@@ -102,7 +103,7 @@ export class LearnerLabs {
   }
 
   async hint(userId: string, labId: string, checkId: string): Promise<ProgressView> {
-    const entry = this.entry(labId);
+    const entry = this.entry(labId, userId);
     const check = CheckRunner.find(entry, checkId);
     const ctx = this.context(userId, entry);
     await this.requireStepOpen(userId, entry, ctx, this.stepIndex(entry, check.stepId));
@@ -111,7 +112,7 @@ export class LearnerLabs {
   }
 
   async solution(userId: string, labId: string, checkId: string): Promise<ProgressView> {
-    const entry = this.entry(labId);
+    const entry = this.entry(labId, userId);
     const check = CheckRunner.find(entry, checkId);
     const ctx = this.context(userId, entry);
     await this.requireStepOpen(userId, entry, ctx, this.stepIndex(entry, check.stepId));
@@ -124,7 +125,7 @@ export class LearnerLabs {
    * the step counts as solved with help (no points), recorded before anything runs.
    */
   async skip(userId: string, labId: string, stepId: string): Promise<ProgressView> {
-    const entry = this.entry(labId);
+    const entry = this.entry(labId, userId);
     const ctx = this.context(userId, entry);
     const index = this.stepIndex(entry, stepId);
     await this.requireStepOpen(userId, entry, ctx, index);
@@ -152,7 +153,7 @@ export class LearnerLabs {
   }
 
   async quiz(userId: string, labId: string, quizId: string, answers: QuizAnswers): Promise<{ result: QuizResultView; progress: ProgressView }> {
-    const entry = this.entry(labId);
+    const entry = this.entry(labId, userId);
     const quiz = QuizGrader.find(entry, quizId);
     const ctx = this.context(userId, entry);
     await this.requireStepOpen(userId, entry, ctx, this.stepIndex(entry, quiz.stepId));
@@ -177,7 +178,7 @@ export class LearnerLabs {
    * (a fresh sandbox after a reset must look like the one they left). Throws when a setup fails.
    */
   async prepareSandbox(sb: LearnerSandbox): Promise<void> {
-    const entry = this.deps.catalog.get(sb.labId);
+    const entry = this.deps.catalog.get(sb.labId, sb.userId);
     if (!entry) return;
     const ctx = this.context(sb.userId, entry);
     await this.deliverAssets(sb, entry);
