@@ -36,6 +36,8 @@ export interface SandboxInfo {
   state: "running" | "stopped" | "missing";
   pid?: number;
   createdAt: Date;
+  /** VM drivers: how the guest's CPU runs ("kvm", or "tcg": software emulation, much slower). */
+  accelerator?: "kvm" | "tcg";
 }
 
 export interface SandboxStats {
