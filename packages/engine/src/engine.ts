@@ -22,6 +22,7 @@ import { RegistryClient } from "./registry/client";
 import { VolumeStore } from "./volumes/store";
 import { volumeRoutes } from "./api/volumes";
 import { networkRoutes } from "./api/networks";
+import { xrayRoutes } from "./recipe/xray";
 import { NetworkManager, type NetworkOptions } from "./network/manager";
 
 const OVERLAYFS_SUPER_MAGIC = 0x794c7630;
@@ -113,6 +114,7 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
   imageRoutes(router, containers, images);
   volumeRoutes(router, containers, volumes);
   networkRoutes(router, containers, containers.network);
+  xrayRoutes(router, containers); // Berth's own /berth/xray, for the X-ray panel
   const server = createApiServer(router, opts.log);
   // Hijacked connections (attach, exec) leave the HTTP server's bookkeeping: track every socket
   // so close() can end them all, or server.close() would wait for them forever.

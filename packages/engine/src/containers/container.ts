@@ -8,7 +8,8 @@ import { EventEmitter } from "node:events";
 import fs from "node:fs";
 import path from "node:path";
 import type { PassThrough } from "node:stream";
-import type { Cgroup, CgroupWrite } from "../cgroups/cgroups";
+import type { Cgroup } from "../cgroups/cgroups";
+import type { Recipe } from "../recipe/recipe";
 import { JsonFileLog, type StreamName } from "../logs/json-file";
 import type { ShimProcess } from "../runtime/shim";
 import type { Snapshot } from "../snapshots/overlay";
@@ -75,19 +76,8 @@ export interface ContainerState {
   FinishedAt: string;
 }
 
-/** What the engine did to make the container, for the X-ray panel and the lessons. */
-export interface Recipe {
-  hostPid: number;
-  shim: string[]; // the command line that started it
-  namespaces: { type: string; inode: number; path: string }[];
-  rootfs: { lower: string[]; upper: string; work: string; merged: string; command: string };
-  mounts: { destination: string; type: string; source: string; options: string }[];
-  cgroup: { version: 1 | 2; paths: string[]; writes: CgroupWrite[] };
-  capabilities: string[];
-  user: { uid: number; gid: number; groups: number[] };
-  hostname: string;
-  steps: string[];
-}
+/** What the engine did to make the container, for the X-ray panel and the lessons (../recipe). */
+export type { Recipe } from "../recipe/recipe";
 
 /** A volume, bind or tmpfs mount, in the shape inspect shows. */
 export interface MountPoint {

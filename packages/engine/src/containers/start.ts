@@ -11,22 +11,24 @@
  *   7. join      ... which waits while the engine puts it in the cgroup and plugs in its network
  *   8. exec      pivot_root, execve: the user's command runs
  *
- * Each step appends what it did to the recipe (`recipe.steps`), which the X-ray panel shows.
+ * The recipe (what the X-ray panel shows) is built when it has started, only from what the code
+ * that did each step reported: berth-shim's report lines, the cgroup's recorded writes, and the
+ * lines the network and volume code return (../recipe/recipe.ts).
  */
 import fs from "node:fs";
-import path from "node:path";
 import { PassThrough } from "node:stream";
 import { Cgroup, type CgroupVersion } from "../cgroups/cgroups";
 import { EngineError } from "../errors";
 import type { ImageStore } from "../images/store";
 import { NetworkError, type NetContainer, type NetworkManager } from "../network/manager";
 import { capabilityMask, capabilitySet, ShimProcess, type ShimSpec } from "../runtime/shim";
-import { mountSnapshot, overlayOptions, prepareSnapshot, type Snapshot } from "../snapshots/overlay";
+import { mountSnapshot, type Snapshot } from "../snapshots/overlay";
+import { buildRecipe } from "../recipe/recipe";
 import { resolveContainerPath, resolveInRoot, type MountMap } from "../api/archive";
 import type { PlannedMount } from "../volumes/mounts";
 import type { VolumeStore } from "../volumes/store";
-import { snapshotPaths, type Container, type Recipe } from "./container";
-import { consoleSize, daemonEnvironment, limitsOf, mergeEnv, tmpfsRecipeOptions } from "./spec";
+import { snapshotPaths, type Container } from "./container";
+import { consoleSize, daemonEnvironment, limitsOf, mergeEnv } from "./spec";
 import { resolveUser } from "./user";
 
 /** The init `docker run --init` puts in front of the command (Debian's tini package; static, so any image can run it). */
@@ -49,30 +51,25 @@ export interface StartEnv {
 export async function startContainer(env: StartEnv, c: Container): Promise<void> {
   const r = c.record;
   const cfg = r.Config;
-  const recipe = r.recipe ?? emptyRecipe(prepareSnapshot(c.dir, env.images.lowerDirs(env.images.get(r.Image)!)), cfg.Hostname);
-  recipe.steps = [];
-  recipe.mounts = [];
-  const step = (s: string) => recipe.steps.push(s);
+  // What the engine's own code reports doing (volume copy-up, network); the shim reports the rest.
+  const steps: string[] = [];
+  const step = (s: string) => steps.push(s);
 
   // 1. The root filesystem: image layers below, this container's changes above.
-  const snapshot: Snapshot = { ...snapshotPaths(c.dir), lower: recipe.rootfs.lower };
+  const snapshot: Snapshot = { ...snapshotPaths(c.dir), lower: r.recipe?.rootfs.lower ?? env.images.lowerDirs(env.images.get(r.Image)!) };
   mountSnapshot(snapshot);
-  step(recipe.rootfs.command);
 
   // 2. The files Docker gives every container, and the volumes, binds and tmpfs asked for.
-  const binds = placeFiles(env, c, snapshot, recipe, step);
+  const binds = placeFiles(env, c, snapshot, step);
 
   // 3. A cgroup with the limits asked for.
   const cgroup = new Cgroup(env.cgroupVersion, c.id, "/sys/fs/cgroup", env.cgroupParent);
   cgroup.create(limitsOf(r.HostConfig));
-  for (const note of cgroup.notes) step(note);
   c.cgroup = cgroup;
 
   // 4. Who runs: user and groups from the image's /etc/passwd, the capabilities it keeps.
   const user = resolveUser(snapshot.merged, cfg.User);
   const caps = capabilitySet(r.HostConfig.CapAdd ?? [], r.HostConfig.CapDrop ?? [], r.HostConfig.Privileged);
-  recipe.capabilities = caps.map((x) => `CAP_${x}`);
-  recipe.user = { uid: user.uid, gid: user.gid, groups: user.groups };
 
   // 5. The network: addresses and published ports are taken (a port conflict fails here, before
   //    anything runs), /etc/hosts and /etc/resolv.conf written (bound in as step 2 said).
@@ -108,8 +105,8 @@ export async function startContainer(env: StartEnv, c: Container): Promise<void>
     stdin: cfg.OpenStdin,
   };
   const shim = new ShimProcess(env.shimBin, spec);
-  recipe.shim = [env.shimBin, ...shimArgsForRecipe(spec)];
   c.shim = shim;
+  let hostPid = 0;
   c.stopping = false;
   Object.assign(r.State, { OOMKilled: false, Error: "" });
   connectStreams(c, shim);
@@ -121,18 +118,15 @@ export async function startContainer(env: StartEnv, c: Container): Promise<void>
       process.kill(pid, "SIGKILL");
       reject(e);
     };
-    // 7. The child exists, in its new namespaces, but has not run anything: record the namespaces,
-    //    put it in the cgroup (cgroup.procs), plug in its network, then let it go on.
+    // 7. The child exists, in its new namespaces (it has reported their inodes), but has not run
+    //    anything: put it in the cgroup (cgroup.procs), plug in its network, then let it go on.
     shim.once("pid", (pid: number) => {
-      recipe.hostPid = pid;
-      recipe.namespaces = readNamespaces(pid);
-      step(`unshare pid, mnt, uts, ipc${spec.hostNetwork ? " (net: the host's)" : ", net"} namespaces -> host pid ${pid}`);
+      hostPid = pid;
       try {
         cgroup.addProcess(pid);
       } catch (e) {
         return fail(pid, new EngineError(500, `failed to join cgroup: ${(e as Error).message}`));
       }
-      step(`echo ${pid} > ${cgroup.dirs.map((d) => path.join(d, "cgroup.procs")).join(", ")}`);
       // Its network namespace is still empty: a veth pair per network, eth0 addressed and routed.
       try {
         for (const s of env.network.attach(env.netView(c), pid)) step(s);
@@ -143,10 +137,16 @@ export async function startContainer(env: StartEnv, c: Container): Promise<void>
     });
     // 8. execve worked: the user's process is PID 1 of the container.
     shim.once("started", () => {
-      step(`sethostname ${cfg.Hostname}; mount /proc, /sys (ro), /dev, /dev/pts; pivot_root; execve ${r.Path}`);
-      Object.assign(r.State, { Status: "running", Running: true, Pid: recipe.hostPid, ExitCode: 0, StartedAt: new Date().toISOString() }); // FinishedAt keeps the last stop, as dockerd does
-      recipe.cgroup = { version: cgroup.version, paths: cgroup.dirs, writes: cgroup.writes };
-      r.recipe = recipe;
+      Object.assign(r.State, { Status: "running", Running: true, Pid: hostPid, ExitCode: 0, StartedAt: new Date().toISOString() }); // FinishedAt keeps the last stop, as dockerd does
+      r.recipe = buildRecipe({
+        argv: shim.argv,
+        reports: shim.reports,
+        hostPid,
+        snapshot,
+        cgroup: { version: cgroup.version, dirs: cgroup.dirs, writes: cgroup.writes, notes: cgroup.notes },
+        hostname: cfg.Hostname,
+        engineSteps: steps,
+      });
       c.save();
       settled = true;
       resolve();
@@ -178,20 +178,17 @@ export async function startContainer(env: StartEnv, c: Container): Promise<void>
  * inside the container first (symlinks followed within its root and through the mounts already
  * placed), so an image's symlink cannot aim a mount or a copy-up at the engine's own files.
  */
-function placeFiles(env: StartEnv, c: Container, snapshot: Snapshot, recipe: Recipe, step: (s: string) => void): string[] {
+function placeFiles(env: StartEnv, c: Container, snapshot: Snapshot, step: (s: string) => void): string[] {
   const r = c.record;
   fs.writeFileSync(r.HostnamePath, `${r.Config.Hostname}\n`);
   const binds = [`${r.HostnamePath}:/etc/hostname`, `${r.HostsPath}:/etc/hosts`, `${r.ResolvConfPath}:/etc/resolv.conf`];
   const placed: MountMap[] = [];
   // A tmpfs takes its place in the same ordered list ("tmpfs:DEST:FLAGS:DATA"), so a mount below
   // it is not hidden by it.
-  const tmpfsOptions = new Map<string, string>();
   for (const m of (r.Mounts ?? []) as PlannedMount[]) {
     const dest = resolveContainerPath(snapshot.merged, m.Destination, placed);
     if (m.Type === "tmpfs") {
-      const spec = `tmpfs:${dest}:${m.tmpfs?.flags ?? 2 | 4 | 8}:${m.tmpfs?.data ?? ""}`;
-      tmpfsOptions.set(spec, tmpfsRecipeOptions(m));
-      binds.push(spec);
+      binds.push(`tmpfs:${dest}:${m.tmpfs?.flags ?? 2 | 4 | 8}:${m.tmpfs?.data ?? ""}`);
       continue;
     }
     if (m.Type === "volume" && m.Name) {
@@ -212,20 +209,6 @@ function placeFiles(env: StartEnv, c: Container, snapshot: Snapshot, recipe: Rec
     if (!fs.existsSync(INIT_BINARY)) throw new EngineError(500, `--init needs ${INIT_BINARY}: install Debian's tini`);
     binds.push(`${INIT_BINARY}:/sbin/docker-init:ro`);
   }
-  recipe.mounts = [
-    { destination: "/", type: "overlay", source: "overlay", options: overlayOptions(snapshot) },
-    { destination: "/proc", type: "proc", source: "proc", options: "nosuid,nodev,noexec" },
-    { destination: "/sys", type: "sysfs", source: "sysfs", options: "ro,nosuid,nodev,noexec" },
-    { destination: "/dev", type: "tmpfs", source: "tmpfs", options: "nosuid,strictatime,mode=755,size=65536k" },
-    { destination: "/dev/pts", type: "devpts", source: "devpts", options: "newinstance,ptmxmode=0666,mode=0620,gid=5" },
-    { destination: "/dev/shm", type: "tmpfs", source: "shm", options: "nosuid,nodev,noexec,mode=1777,size=65536k" },
-    { destination: "/dev/mqueue", type: "mqueue", source: "mqueue", options: "nosuid,nodev,noexec" },
-    ...binds.map((b) =>
-      b.startsWith("tmpfs:")
-        ? { destination: b.split(":")[1]!, type: "tmpfs", source: "tmpfs", options: tmpfsOptions.get(b)! }
-        : { destination: b.split(":")[1]!, type: "bind", source: b.split(":")[0]!, options: b.endsWith(":ro") ? "rbind,ro" : "rbind" },
-    ),
-  ];
   return binds;
 }
 
@@ -240,42 +223,8 @@ function connectStreams(c: Container, shim: ShimProcess): void {
   }
 }
 
-export function emptyRecipe(s: Snapshot, hostname: string): Recipe {
-  return {
-    hostPid: 0,
-    shim: [],
-    namespaces: [],
-    rootfs: { ...s, command: `mount -t overlay overlay -o ${overlayOptions(s)} ${s.merged}` },
-    mounts: [],
-    cgroup: { version: 1, paths: [], writes: [] },
-    capabilities: [],
-    user: { uid: 0, gid: 0, groups: [] },
-    hostname,
-    steps: [],
-  };
-}
-
-function shimArgsForRecipe(spec: ShimSpec): string[] {
-  const a = [spec.mode, "--rootfs", spec.rootfs ?? "", "--hostname", spec.hostname ?? "", "--cwd", spec.cwd, "--uid", String(spec.uid), "--gid", String(spec.gid)];
-  if (spec.tty) a.push("--tty");
-  if (spec.readOnly) a.push("--read-only");
-  return [...a, "--", ...spec.argv];
-}
-
-/** /proc/<pid>/ns/* of the container's init: "pid:[4026532283]" -> { type: "pid", inode }. */
-function readNamespaces(pid: number): Recipe["namespaces"] {
-  const out: Recipe["namespaces"] = [];
-  for (const type of ["pid", "mnt", "uts", "ipc", "net", "cgroup", "user"]) {
-    try {
-      // The pid namespace a child is born in is pid_for_children of its parent, which is /ns/pid of the child.
-      const link = fs.readlinkSync(`/proc/${pid}/ns/${type}`);
-      out.push({ type, inode: Number(/\[(\d+)\]/.exec(link)?.[1] ?? 0), path: `/proc/${pid}/ns/${type}` });
-    } catch {
-      /* namespace type not supported by this kernel */
-    }
-  }
-  return out;
-}
+/** A created container's recipe: only where its layers are, until it starts. */
+export { emptyRecipe } from "../recipe/recipe";
 
 function hostResolvConf(): string {
   try {
