@@ -10,68 +10,27 @@ import path from "node:path";
 import tar from "tar-stream";
 import type { ContainerService } from "../containers/service";
 import { EngineError } from "../errors";
+import { walkInRoot, type RootMount } from "../paths/in-root";
 import { boolParam, send, startStream, type Ctx, type Router } from "./http";
 
 const MAX_ARCHIVE = 1 << 30;
 
-/** A volume or bind of a stopped container: its files are at Source, the container sees them at Destination. */
+/** A volume or bind of a stopped container, as its record holds it. */
 export interface MountMap {
   Destination: string;
   Source: string;
 }
 
-/**
- * Resolve `p` as the container sees it; the result always lies inside `root` or inside the source
- * of one of `mounts` (a path at or below a mount's destination is that mount's, the deepest wins).
- */
+const rootMounts = (mounts: MountMap[]): RootMount[] => mounts.map((m) => ({ destination: m.Destination, source: m.Source }));
+
+/** @deprecated use walkInRoot (paths/in-root.ts); kept while the container start still imports it from here. */
 export function resolveInRoot(root: string, p: string, followLast = true, mounts: MountMap[] = []): string {
-  return walkInRoot(root, p, followLast, mounts).host;
+  return walkInRoot(root, p, { followLast, mounts: rootMounts(mounts) }).host;
 }
 
-/**
- * The container's own name for `p` once every symlink on the way is followed inside its root: where
- * a mount must go, so that an image's `/data -> /etc` cannot send a mount (or a copy-up) to the
- * engine's own /etc, as Docker's FollowSymlinkInScope prevents.
- */
+/** @deprecated use walkInRoot (paths/in-root.ts); kept while the container start still imports it from here. */
 export function resolveContainerPath(root: string, p: string, mounts: MountMap[] = []): string {
-  return walkInRoot(root, p, true, mounts).logical;
-}
-
-function walkInRoot(root: string, p: string, followLast: boolean, mounts: MountMap[]): { host: string; logical: string } {
-  const parts = p.split("/").filter((x) => x && x !== ".");
-  const resolved: string[] = [];
-  let hops = 0;
-  const hostOf = (logicalParts: string[]) => {
-    const logical = `/${logicalParts.join("/")}`;
-    let best: MountMap | undefined;
-    for (const m of mounts) {
-      if ((logical === m.Destination || logical.startsWith(`${m.Destination}/`)) && (!best || m.Destination.length > best.Destination.length)) best = m;
-    }
-    return best ? path.join(best.Source, logical.slice(best.Destination.length)) : path.join(root, logical);
-  };
-  while (parts.length) {
-    const part = parts.shift()!;
-    if (part === "..") {
-      resolved.pop();
-      continue;
-    }
-    const candidate = hostOf([...resolved, part]);
-    let st: fs.Stats | undefined;
-    try {
-      st = fs.lstatSync(candidate);
-    } catch {
-      st = undefined;
-    }
-    if (st?.isSymbolicLink() && (parts.length > 0 || followLast)) {
-      if (++hops > 40) throw new EngineError(400, `too many levels of symbolic links: ${p}`);
-      const target = fs.readlinkSync(candidate);
-      if (target.startsWith("/")) resolved.length = 0;
-      parts.unshift(...target.split("/").filter((x) => x && x !== "."));
-      continue;
-    }
-    resolved.push(part);
-  }
-  return { host: hostOf(resolved), logical: `/${resolved.join("/")}` };
+  return walkInRoot(root, p, { mounts: rootMounts(mounts) }).logical;
 }
 
 /** Go's os.FileMode bits, which the CLI decodes from X-Docker-Container-Path-Stat. */
@@ -106,10 +65,10 @@ export function archiveRoutes(router: Router, svc: ContainerService): void {
     // mapped to where their files are.
     const running = c.running && c.record.State.Pid > 0 && fs.existsSync(`/proc/${c.record.State.Pid}/root`);
     const root = running ? `/proc/${c.record.State.Pid}/root` : svc.rootfs(c);
-    const mounts: MountMap[] = running ? [] : (c.record.Mounts ?? []).filter((m) => m.Type !== "tmpfs" && m.Source);
+    const mounts = running ? [] : rootMounts((c.record.Mounts ?? []).filter((m) => m.Type !== "tmpfs" && m.Source));
     // A trailing "/." asks for the contents of a directory (and follows a final symlink).
     const followLast = p.endsWith("/.") || p.endsWith("/");
-    const hostPath = resolveInRoot(root, p, followLast, mounts);
+    const hostPath = walkInRoot(root, p, { followLast, mounts }).host;
     // The destination as the container names it: tar members are resolved below it (symlinks
     // followed again there), which works whether it lies in a layer, a volume or a bind.
     const logical = path.posix.normalize(`/${p}`).replace(/\/\.?$/, "") || "/";
@@ -158,7 +117,7 @@ function escapeSed(s: string): string {
 }
 
 /** Unpack the request's tar under `dest`, refusing members that would escape it. */
-function extractInto(ctx: Ctx, root: string, dest: string, keepOwner: boolean, mounts: MountMap[], logicalDest: string): Promise<void> {
+function extractInto(ctx: Ctx, root: string, dest: string, keepOwner: boolean, mounts: RootMount[], logicalDest: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const extract = tar.extract();
     let received = 0;
@@ -184,7 +143,7 @@ function extractInto(ctx: Ctx, root: string, dest: string, keepOwner: boolean, m
       }
       let target: string;
       try {
-        target = resolveInRoot(root, logical, false, mounts);
+        target = walkInRoot(root, logical, { followLast: false, mounts }).host;
       } catch (e) {
         fail(e as Error);
         return;
@@ -212,7 +171,7 @@ function extractInto(ctx: Ctx, root: string, dest: string, keepOwner: boolean, m
           stream.resume();
           stream.on("end", done);
         } else if (h.type === "link") {
-          const src = resolveInRoot(root, path.posix.join("/", containerDest, h.linkname ?? ""), false, mounts);
+          const src = walkInRoot(root, path.posix.join("/", containerDest, h.linkname ?? ""), { followLast: false, mounts }).host;
           fs.rmSync(target, { force: true });
           fs.linkSync(src, target);
           stream.resume();

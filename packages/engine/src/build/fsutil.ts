@@ -10,48 +10,17 @@
 import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
+import { PathError, walkInRoot } from "../paths/in-root";
 
-export class PathError extends Error {}
+export { PathError };
 
 /**
- * Resolve `rel` inside `root`: ".." stops at the root, and symbolic links (when followed) are
- * read and resolved inside the root too, absolute ones from the root. With `mkdir`, missing
- * directories are made (mode 0755, owned by `owner`). Returns a host path below root.
+ * The builder's view of the one walker (paths/in-root.ts): a missing component is an error unless
+ * `mkdir` (then made, owned by `owner`); `followSymlinks: false` refuses any link on the way (a
+ * build context's members).
  */
 export function resolveInRoot(root: string, rel: string, opts: { mkdir?: boolean; followSymlinks?: boolean; owner?: { uid: number; gid: number } } = {}): string {
-  const follow = opts.followSymlinks ?? true;
-  let parts = rel.split("/").filter((p) => p && p !== ".");
-  const stack: string[] = [];
-  let hops = 0;
-  while (parts.length) {
-    const p = parts.shift()!;
-    if (p === "..") {
-      stack.pop();
-      continue;
-    }
-    const cur = path.join(root, ...stack, p);
-    let st: fs.Stats | undefined;
-    try {
-      st = fs.lstatSync(cur);
-    } catch {
-      if (!opts.mkdir) throw new PathError(`${path.posix.join("/", ...stack, p)}: no such file or directory`);
-      fs.mkdirSync(cur, { mode: 0o755 });
-      if (opts.owner) fs.chownSync(cur, opts.owner.uid, opts.owner.gid);
-      stack.push(p);
-      continue;
-    }
-    if (st.isSymbolicLink()) {
-      if (!follow) throw new PathError(`${path.posix.join("/", ...stack, p)} is a symbolic link`);
-      if (++hops > 40) throw new PathError(`${rel}: too many levels of symbolic links`);
-      const target = fs.readlinkSync(cur);
-      if (target.startsWith("/")) stack.length = 0;
-      parts = [...target.split("/").filter((x) => x && x !== "."), ...parts];
-      continue;
-    }
-    if (!st.isDirectory() && parts.length) throw new PathError(`${path.posix.join("/", ...stack, p)}: not a directory`);
-    stack.push(p);
-  }
-  return path.join(root, ...stack);
+  return walkInRoot(root, rel, { missing: opts.mkdir ? "mkdir" : "error", symlinks: opts.followSymlinks === false ? "refuse" : "follow", owner: opts.owner }).host;
 }
 
 export function lstatOrNull(p: string): fs.Stats | null {
