@@ -26,6 +26,7 @@ import { AuthoredCatalog } from "./authoring/published.js";
 import { Authoring } from "./authoring/drafts.js";
 import { normalizeAddress, sendJson } from "./http/router.js";
 import { createGateway } from "./gateway.js";
+import { startCohorts, type CohortSide } from "./cohorts/index.js";
 import { PreviewServer } from "./preview/preview.js";
 import { REGISTRY_BINARY, startRegistry, type Registry } from "../../../infra/registry/registry.js";
 
@@ -41,6 +42,8 @@ export interface Orchestrator {
    * (`<url>/setup#<token>`), for main.ts to print.
    */
   setupUrl: string | undefined;
+  /** Cohorts, the live board and mirrors (the board bench drives it). */
+  classroom: CohortSide;
   close(): Promise<void>;
 }
 
@@ -90,6 +93,9 @@ async function assemble(config: OrchestratorConfig, log: Logger, registry: Regis
   const sandboxes = new SandboxManager(driver, db, config, log, (sb) => labs.prepareSandbox(sb));
   await sandboxes.recover();
   const checks = new CheckRunner(db, sandboxes);
+  // Instructors' live boards hear what learners do (cohorts/; made once the gateway exists).
+  let classroom: CohortSide | undefined;
+  checks.onRecorded = (userId, labId) => classroom?.activity(userId, labId);
   const contexts = new LearnerContexts(loadOrCreateSecret(config.labSecretFile), hostSandboxFacts());
   const progress = new ProgressBook(db, catalog);
   const presence = new LabPresence();
@@ -98,7 +104,11 @@ async function assemble(config: OrchestratorConfig, log: Logger, registry: Regis
     db, catalog, contexts, sandboxes, checks, progress, log,
     quizzes: new QuizGrader(db, checks),
     reveals: new Reveals(db),
-    onStepEntered: (userId, labId) => autoChecks.poke(userId, labId),
+    onStepEntered: (userId, labId) => {
+      autoChecks.poke(userId, labId);
+      classroom?.activity(userId, labId);
+    },
+    onActivity: (userId, labId) => classroom?.activity(userId, labId),
   });
   const api = createApi({
     db, sessions, catalog, sandboxes, checks, labs, sessionTtlMs: config.sessionTtlMs, log,
@@ -140,6 +150,8 @@ async function assemble(config: OrchestratorConfig, log: Logger, registry: Regis
   });
   capConnectionsPerAddress(http, config.http.maxConnectionsPerIp, log);
   const io = createGateway(http, { sessions, sandboxes, catalog, presence, log, maxSocketsPerIp: config.http.maxSocketsPerIp, trustProxy: config.http.trustProxy });
+  // Cohorts, the admin's role routes, the live board and terminal mirrors (cohorts/index.ts).
+  classroom = startCohorts({ db, sessions, catalog, presence, sandboxes, log, router: api, io: io as never });
   // WebSockets of a learner's previewed app. Preview upgrades must not reach socket.io's listener:
   // it ends any upgrade not its own that has written nothing after 1 s, and opening a tunnel and
   // hearing the learner's server can take longer on a busy machine. So one dispatcher in front.
@@ -170,10 +182,12 @@ async function assemble(config: OrchestratorConfig, log: Logger, registry: Regis
     sandboxes,
     registry,
     setupUrl,
+    classroom,
     close: () =>
       (closed ??= (async () => {
         setupLink.close();
         autoChecks.dispose();
+        classroom?.dispose();
         io.close();
         preview.close();
         await new Promise<void>((r) => http.close(() => r()));

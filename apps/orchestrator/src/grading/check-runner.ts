@@ -20,6 +20,9 @@ export interface RunOptions {
 }
 
 export class CheckRunner {
+  /** Told after every stored attempt (instructors' live board, cohorts/live.ts). */
+  onRecorded: ((userId: string, labId: string) => void) | undefined;
+
   constructor(
     private readonly db: Db,
     private readonly sandboxes: SandboxManager,
@@ -89,6 +92,7 @@ export class CheckRunner {
       },
     });
     if (passed) await this.markStepIfComplete(userId, entry, model.stepId);
+    this.onRecorded?.(userId, labId);
     return checkResultView(attempt, previous + 1);
   }
 

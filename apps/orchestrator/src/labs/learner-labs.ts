@@ -40,6 +40,8 @@ export interface LearnerLabsDeps {
   log: Logger;
   /** Told when a learner enters a step, so automatic checks follow at once. */
   onStepEntered?: (userId: string, labId: string) => void;
+  /** Told after a hint, a solution or a quiz answer is recorded (instructors' live board; checks tell through CheckRunner). */
+  onActivity?: (userId: string, labId: string) => void;
 }
 
 export class LearnerLabs {
@@ -108,6 +110,7 @@ export class LearnerLabs {
     const ctx = this.context(userId, entry);
     await this.requireStepOpen(userId, entry, ctx, this.stepIndex(entry, check.stepId));
     await this.deps.reveals.nextHint(userId, entry, checkId);
+    this.deps.onActivity?.(userId, labId);
     return this.progress(userId, entry, ctx);
   }
 
@@ -117,6 +120,7 @@ export class LearnerLabs {
     const ctx = this.context(userId, entry);
     await this.requireStepOpen(userId, entry, ctx, this.stepIndex(entry, check.stepId));
     await this.deps.reveals.solution(userId, entry, checkId, ctx, "shown");
+    this.deps.onActivity?.(userId, labId);
     return this.progress(userId, entry, ctx);
   }
 
@@ -158,6 +162,7 @@ export class LearnerLabs {
     const ctx = this.context(userId, entry);
     await this.requireStepOpen(userId, entry, ctx, this.stepIndex(entry, quiz.stepId));
     const result = await this.deps.quizzes.answer(userId, entry, quizId, answers, ctx);
+    this.deps.onActivity?.(userId, labId);
     return { result, progress: await this.progress(userId, entry, ctx) };
   }
 
