@@ -25,7 +25,7 @@ export type ApiResult<T> =
   | { ok: true; status: number; data: T }
   | { ok: false; status: number; error: ApiError };
 
-async function call<T>(method: string, path: string, body?: unknown): Promise<ApiResult<T>> {
+export async function call<T>(method: string, path: string, body?: unknown): Promise<ApiResult<T>> {
   let res: Response;
   try {
     res = await fetch(path, {
