@@ -20,6 +20,7 @@ import type { LabCatalog } from "./labs/catalog.js";
 import type { CheckResultPush, LabPresence } from "./labs/presence.js";
 import type { SandboxManager } from "./sandboxes/sandbox-manager.js";
 import type { TerminalSession, TerminalViewer } from "./terminals/terminal-session.js";
+import { XrayHub, type XraySocket } from "./xray/xray-hub.js";
 
 type BerthSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, { user: SessionUser }>;
 
@@ -43,6 +44,9 @@ export function createGateway(
   },
 ): Server {
   const { sessions, sandboxes, catalog, log } = deps;
+  // The X-ray panel: a learner's own containers, pushed from the engine in their sandbox.
+  const xray = new XrayHub({ sandboxes, catalog, log });
+  http.once("close", () => xray.dispose());
   const maxSocketsPerIp = deps.maxSocketsPerIp ?? 0;
   const bySession = new Map<string, Set<BerthSocket>>();
   const byAddress = new Map<string, number>();
@@ -115,6 +119,7 @@ export function createGateway(
     // Aborted when the socket goes: a learner waiting in the sandbox queue leaves it.
     const gone = new AbortController();
     void socket.join(userRoom(socket.data.user.id));
+    xray.attach(socket as unknown as XraySocket, socket.data.user.id);
     const { sessionId, expiresAt } = socket.data.user;
     const address = addressOf(socket);
     byAddress.set(address, (byAddress.get(address) ?? 0) + 1);
