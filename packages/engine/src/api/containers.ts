@@ -6,6 +6,7 @@ import { spawn } from "node:child_process";
 import { PassThrough } from "node:stream";
 import { statusText, type ContainerRecord } from "../containers/container";
 import { ContainerService, matchesLabels, type Container } from "../containers/service";
+import { statsSample, type StatsSample } from "../containers/stats";
 import { EngineError } from "../errors";
 import type { ImageStore } from "../images/store";
 import { publicMounts } from "../volumes/mounts";
@@ -163,9 +164,34 @@ export function containerRoutes(router: Router, svc: ContainerService, images: I
 
   router.on("POST", "/containers/prune", async (ctx) => sendJson(ctx, 200, await svc.prune(parseFilters(ctx))));
 
-  router.on("GET", "/containers/:id/stats", (ctx) => {
+  // docker stats: figures from the container's cgroup. Streamed once a second; without streaming
+  // two samples a second apart (as dockerd), so CPU % has a "before"; one-shot: a single sample.
+  router.on("GET", "/containers/:id/stats", async (ctx) => {
     const c = find(ctx);
-    sendJson(ctx, 200, { read: new Date().toISOString(), id: c.id, name: c.record.Name, pids_stats: { current: c.cgroup?.pids().length ?? 0 }, memory_stats: {}, cpu_stats: { cpu_usage: { total_usage: 0 }, system_cpu_usage: 0, online_cpus: 1 }, precpu_stats: { cpu_usage: { total_usage: 0 }, system_cpu_usage: 0, online_cpus: 1 }, networks: {} });
+    const stream = ctx.query.get("stream") === null ? true : boolParam(ctx, "stream");
+    if (!stream) {
+      let sample = statsSample(c);
+      if (!boolParam(ctx, "one-shot") && c.running) {
+        await new Promise((r) => setTimeout(r, 1000));
+        sample = statsSample(c, sample);
+      }
+      return sendJson(ctx, 200, sample);
+    }
+    const res = startStream(ctx, "application/json");
+    let previous: StatsSample | undefined;
+    const tick = () => {
+      previous = statsSample(c, previous);
+      res.write(`${JSON.stringify(previous)}\n`);
+    };
+    tick();
+    const timer = setInterval(tick, 1000);
+    res.on("close", () => clearInterval(timer));
+  });
+
+  router.on("POST", "/containers/:id/update", async (ctx) => {
+    const c = find(ctx);
+    svc.update(c, await readJson(ctx));
+    sendJson(ctx, 200, { Warnings: [] });
   });
 
   // The X-ray panel: what the engine did to make this container.

@@ -7,6 +7,7 @@
  */
 import fs from "node:fs";
 import path from "node:path";
+import { readCgroupStats, type CgroupStats } from "./stats";
 
 export interface Limits {
   memory?: number; // bytes
@@ -30,13 +31,15 @@ export function detectCgroupVersion(base = "/sys/fs/cgroup"): CgroupVersion {
   return fs.existsSync(path.join(base, "cgroup.controllers")) ? 2 : 1;
 }
 
-const V1_CONTROLLERS = ["memory", "cpu", "cpuset", "pids", "devices", "freezer"] as const;
+const V1_CONTROLLERS = ["memory", "cpu", "cpuacct", "cpuset", "pids", "blkio", "devices", "freezer"] as const;
+/** Hierarchies joined only to count (`docker stats`): where one cannot be made (not delegated), the container goes on without it. */
+const V1_COUNTING_ONLY = ["cpuacct", "blkio"];
 
 export class Cgroup {
   readonly writes: CgroupWrite[] = [];
   /** What could not be written and why it is still safe (the recipe shows these as steps). */
   readonly notes: string[] = [];
-  readonly dirs: string[];
+  dirs: string[];
 
   constructor(
     readonly version: CgroupVersion,
@@ -62,9 +65,16 @@ export class Cgroup {
 
   create(limits: Limits): void {
     if (this.version === 2) this.prepareV2Parent();
-    for (const d of this.dirs) {
+    for (const d of [...this.dirs]) {
       if (this.version === 1 && d.includes("/cpuset/")) this.prepareV1Cpuset(path.dirname(d));
-      fs.mkdirSync(d, { recursive: true });
+      try {
+        fs.mkdirSync(d, { recursive: true });
+      } catch (e) {
+        const hierarchy = path.relative(this.base, d).split("/")[0]!;
+        if (this.version === 2 || !V1_COUNTING_ONLY.includes(hierarchy)) throw e;
+        this.dirs = this.dirs.filter((x) => x !== d);
+        this.notes.push(`${d}: ${(e as Error).message} (counted in the parent's cgroup instead)`);
+      }
     }
     if (this.version === 1) this.applyV1(limits);
     else this.applyV2(limits);
@@ -134,20 +144,37 @@ export class Cgroup {
     const wanted = ["cpu", "cpuset", "memory", "pids"].filter((c) => available.includes(c));
     for (const dir of [this.base, parent]) {
       const enabled = readTrim(path.join(dir, "cgroup.subtree_control")).split(" ");
-      for (const c of wanted) if (!enabled.includes(c)) {
-        try {
-          this.write(path.join(dir, "cgroup.subtree_control"), `+${c}`);
-        } catch (e) {
+      const missing = wanted.filter((c) => !enabled.includes(c));
+      if (!missing.length) continue;
+      // All in one write. Alone, cpu or pids (threaded controllers) would be accepted in a cgroup
+      // that holds processes and make it a threaded subtree's root: memory could then never be
+      // enabled there and every new child would be "domain invalid" (joining one fails with
+      // EOPNOTSUPP). With memory in the same write the kernel refuses it all with EBUSY instead.
+      const line = missing.map((c) => `+${c}`).join(" ");
+      const control = path.join(dir, "cgroup.subtree_control");
+      try {
+        this.write(control, line);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === "EBUSY") {
           // v2's "no internal processes" rule: a cgroup that holds processes cannot hand controllers
           // to children. The host's root cgroup is exempt, but nested in a sandbox our base is the
           // sandbox's own cgroup (its cgroup namespace root), where tini, the agent and we live.
           // Move them into a leaf first, as docker-in-docker does, then enable again.
-          if ((e as NodeJS.ErrnoException).code !== "EBUSY") continue; // not delegated to us: the limit fails later, clearly
           this.moveProcessesToLeaf(dir);
           try {
-            this.write(path.join(dir, "cgroup.subtree_control"), `+${c}`);
+            this.write(control, line);
+            continue;
           } catch {
-            /* still refused: the limit will be refused later */
+            /* one at a time below */
+          }
+        }
+        // Some controller is not delegated to us: enable what can be, domain controllers first
+        // (the limit that needs a missing one fails later, clearly).
+        for (const c of [...missing].sort((a, b) => Number(a !== "memory") - Number(b !== "memory"))) {
+          try {
+            this.write(control, `+${c}`);
+          } catch {
+            /* not ours to enable */
           }
         }
       }
@@ -200,6 +227,54 @@ export class Cgroup {
     } catch {
       return false;
     }
+  }
+
+  /**
+   * `docker update`: new limits into a live cgroup. Only memory, CPU and pids (what update may
+   * change); on v1 memory and memory+swap are written in the order the kernel accepts (the limit
+   * may never exceed memsw).
+   */
+  update(l: Limits): void {
+    if (this.version === 2) {
+      const d = this.dirs[0]!;
+      if (l.memory !== undefined) this.write(path.join(d, "memory.max"), l.memory > 0 ? String(l.memory) : "max");
+      if (l.memory !== undefined && fs.existsSync(path.join(d, "memory.swap.max"))) {
+        const swap = l.memorySwap === undefined || l.memorySwap === 0 ? l.memory * 2 : l.memorySwap;
+        this.write(path.join(d, "memory.swap.max"), swap < 0 || l.memory <= 0 ? "max" : String(Math.max(0, swap - l.memory)));
+      }
+      const { quota, period } = cpuQuota(l);
+      if (l.nanoCpus !== undefined || l.cpuQuota !== undefined) this.write(path.join(d, "cpu.max"), quota > 0 ? `${quota} ${period}` : `max ${period || 100000}`);
+      if (l.cpuShares) this.write(path.join(d, "cpu.weight"), String(Math.round(1 + ((l.cpuShares - 2) * 9999) / 262142)));
+      if (l.cpusetCpus) this.write(path.join(d, "cpuset.cpus"), l.cpusetCpus);
+      if (l.pidsLimit !== undefined) this.write(path.join(d, "pids.max"), l.pidsLimit > 0 ? String(l.pidsLimit) : "max");
+      return;
+    }
+    if (l.memory !== undefined) {
+      const mem = this.dir("memory");
+      const memFile = path.join(mem, "memory.limit_in_bytes");
+      const swFile = path.join(mem, "memory.memsw.limit_in_bytes");
+      const limit = l.memory > 0 ? l.memory : -1;
+      const swap = l.memory <= 0 ? -1 : l.memorySwap === undefined || l.memorySwap === 0 ? l.memory * 2 : l.memorySwap;
+      const hasSwap = fs.existsSync(swFile);
+      const currentSwap = hasSwap ? Number(readTrim(swFile)) : 0;
+      const raising = swap < 0 || swap > currentSwap;
+      if (hasSwap && raising) this.write(swFile, String(swap));
+      this.write(memFile, String(limit));
+      if (hasSwap && !raising) this.write(swFile, String(swap));
+    }
+    if (l.nanoCpus !== undefined || l.cpuQuota !== undefined) {
+      const { quota, period } = cpuQuota(l);
+      if (quota > 0) this.write(path.join(this.dir("cpu"), "cpu.cfs_period_us"), String(period));
+      this.write(path.join(this.dir("cpu"), "cpu.cfs_quota_us"), quota > 0 ? String(quota) : "-1");
+    }
+    if (l.cpuShares) this.write(path.join(this.dir("cpu"), "cpu.shares"), String(l.cpuShares));
+    if (l.cpusetCpus) this.write(path.join(this.dir("cpuset"), "cpuset.cpus"), l.cpusetCpus);
+    if (l.pidsLimit !== undefined) this.write(path.join(this.dir("pids"), "pids.max"), l.pidsLimit > 0 ? String(l.pidsLimit) : "max");
+  }
+
+  /** CPU, memory, pids and block I/O as counted so far (src/cgroups/stats.ts). */
+  stats(): CgroupStats {
+    return readCgroupStats(this.version, this.dirs, this.base);
   }
 
   pids(): number[] {

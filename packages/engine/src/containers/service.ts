@@ -20,7 +20,7 @@ import { materializeMounts, parseMounts, type ApiMount } from "../volumes/mounts
 import { VolumeError, type VolumeStore } from "../volumes/store";
 import { Container, newState, randomName, type ContainerConfig, type ContainerRecord, type HostConfig, type MountPoint } from "./container";
 import { newExec, runExec, type ExecInstance } from "./exec";
-import { containerConfig, hostConfigFrom } from "./spec";
+import { containerConfig, hostConfigFrom, updatedHostConfig } from "./spec";
 import { emptyRecipe, startContainer, type StartEnv } from "./start";
 
 export { EngineError } from "../errors";
@@ -306,6 +306,21 @@ export class ContainerService implements StartEnv {
     Object.assign(c.record.State, { Paused: paused, Status: paused ? "paused" : "running" });
     c.save();
     this.emit(c, paused ? "pause" : "unpause");
+  }
+
+  /** `docker update`: limits into the record and, while it runs, into its cgroup; the restart policy. */
+  update(c: Container, body: Record<string, unknown>): void {
+    const { hostConfig, limits } = updatedHostConfig(c.record.HostConfig, body, c.id);
+    if (c.running && c.cgroup && Object.keys(limits).length) {
+      try {
+        c.cgroup.update(limits);
+      } catch (e) {
+        throw new EngineError(500, `Cannot update container ${c.id}: ${(e as Error).message}`);
+      }
+    }
+    c.record.HostConfig = hostConfig;
+    c.save();
+    this.emit(c, "update");
   }
 
   // ---------- remove, rename ----------

@@ -97,7 +97,7 @@ export function hostConfigFrom(h: Record<string, unknown>, cpus = os.cpus().leng
     Binds: strs("Binds"),
     NetworkMode: typeof h.NetworkMode === "string" && h.NetworkMode ? h.NetworkMode : "default",
     PortBindings: (h.PortBindings as HostConfig["PortBindings"]) ?? {},
-    RestartPolicy: (h.RestartPolicy as HostConfig["RestartPolicy"]) ?? { Name: "no", MaximumRetryCount: 0 },
+    RestartPolicy: restartPolicy(h.RestartPolicy as { Name?: string; MaximumRetryCount?: number } | undefined),
     AutoRemove: !!h.AutoRemove,
     CapAdd: strs("CapAdd"),
     CapDrop: strs("CapDrop"),
@@ -105,7 +105,7 @@ export function hostConfigFrom(h: Record<string, unknown>, cpus = os.cpus().leng
     ReadonlyRootfs: !!h.ReadonlyRootfs,
     SecurityOpt: strs("SecurityOpt"),
     Memory: memory,
-    MemorySwap: swap,
+    MemorySwap: memory > 0 && swap === 0 ? memory * 2 : swap, // dockerd's default: as much swap as memory
     NanoCpus: nanoCpus,
     CpuShares: num("CpuShares"),
     CpuPeriod: num("CpuPeriod"),
@@ -133,3 +133,60 @@ export function consoleSize(s: [number, number] | undefined): { rows: number; co
   return s && s[0] && s[1] ? { rows: s[0], cols: s[1] } : undefined;
 }
 
+
+/**
+ * `docker update`: the request's non-zero fields onto a container's HostConfig, refused in
+ * dockerd's words where they conflict with what is set. Returns the new HostConfig and the limits
+ * a running container's cgroup must get (only what changed).
+ */
+export function updatedHostConfig(h: HostConfig, body: Record<string, unknown>, id: string, cpus = os.cpus().length): { hostConfig: HostConfig; limits: Limits } {
+  const num = (k: string) => (typeof body[k] === "number" ? (body[k] as number) : 0);
+  const refuse = (why: string) => new EngineError(409, `Cannot update container ${id}: ${why}`);
+  const next: HostConfig = { ...h };
+  const limits: Limits = {};
+  const nanoCpus = num("NanoCpus"), quota = num("CpuQuota"), period = num("CpuPeriod");
+  if (nanoCpus && (h.CpuQuota || quota)) throw refuse("Conflicting options: Nano CPUs cannot be updated as CPU Quota has already been set");
+  if ((quota || period) && h.NanoCpus) throw refuse(`Conflicting options: CPU ${quota ? "Quota" : "Period"} cannot be updated as NanoCPUs has already been set`);
+  if (nanoCpus && (nanoCpus < 0.01e9 || nanoCpus > cpus * 1e9)) throw refuse(`Range of CPUs is from 0.01 to ${cpus}.00, as there are only ${cpus} CPUs available`);
+  const memory = num("Memory"), swap = num("MemorySwap");
+  if (memory && memory < 6 * 1024 * 1024) throw refuse("Minimum memory limit allowed is 6MB");
+  if (memory && swap > 0 && swap < memory) throw refuse("Minimum memoryswap limit should be larger than memory limit, see usage");
+  if (memory && memory > h.MemorySwap && !swap) throw refuse("Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time");
+  const cpuset = typeof body.CpusetCpus === "string" ? body.CpusetCpus : "";
+  if (cpuset && !validCpuset(cpuset, cpus)) throw refuse(`Requested CPUs are not available - requested ${cpuset}, available: 0-${cpus - 1}`);
+  if (memory) next.Memory = limits.memory = memory;
+  if (swap) next.MemorySwap = swap;
+  if (memory || swap) {
+    limits.memory = next.Memory;
+    limits.memorySwap = next.MemorySwap;
+  }
+  if (nanoCpus) next.NanoCpus = limits.nanoCpus = nanoCpus;
+  if (quota || period) {
+    if (quota) next.CpuQuota = quota;
+    if (period) next.CpuPeriod = period;
+    limits.cpuQuota = next.CpuQuota;
+    limits.cpuPeriod = next.CpuPeriod;
+  }
+  if (num("CpuShares")) next.CpuShares = limits.cpuShares = num("CpuShares");
+  if (cpuset) next.CpusetCpus = limits.cpusetCpus = cpuset;
+  if (typeof body.PidsLimit === "number" && body.PidsLimit !== 0) {
+    next.PidsLimit = body.PidsLimit > 0 ? body.PidsLimit : null;
+    limits.pidsLimit = body.PidsLimit > 0 ? body.PidsLimit : -1;
+  }
+  const policy = body.RestartPolicy as { Name?: string; MaximumRetryCount?: number } | undefined;
+  if (policy?.Name) {
+    if (h.AutoRemove && policy.Name !== "no") throw refuse("Restart policy cannot be updated because AutoRemove is enabled for the container");
+    next.RestartPolicy = restartPolicy(policy);
+  }
+  return { hostConfig: next, limits };
+}
+
+/** --restart: no, always, unless-stopped, on-failure[:N]; refused as dockerd refuses them. */
+export function restartPolicy(p: { Name?: string; MaximumRetryCount?: number } | undefined): HostConfig["RestartPolicy"] {
+  const name = p?.Name || "no";
+  const max = typeof p?.MaximumRetryCount === "number" ? p.MaximumRetryCount : 0;
+  if (!["no", "always", "unless-stopped", "on-failure"].includes(name)) throw new EngineError(400, `invalid restart policy '${name}'`);
+  if (max > 0 && name !== "on-failure") throw new EngineError(400, `maximum retry count cannot be used with restart policy '${name}'`);
+  if (max < 0) throw new EngineError(400, "maximum retry count cannot be negative");
+  return { Name: name, MaximumRetryCount: max };
+}
