@@ -1,6 +1,7 @@
 import type { Metadata, Viewport } from "next";
 import type { ReactNode } from "react";
 import { SiteHeader } from "@/components/SiteHeader";
+import { ClassNotices } from "@/components/instructor/ClassNotices";
 import { SessionProvider } from "@/lib/session";
 import "./globals.css";
 
@@ -22,6 +23,7 @@ export default function RootLayout({ children }: { children: ReactNode }) {
         <SessionProvider>
           <SiteHeader />
           {children}
+          <ClassNotices />
         </SessionProvider>
       </body>
     </html>

@@ -18,6 +18,16 @@ export function SiteHeader() {
       <nav aria-label="Account" className="account" data-testid="account">
         {user === undefined ? null : user ? (
           <>
+            {user.role !== "learner" ? (
+              <Link className="btn btn-quiet" href="/instructor" data-testid="nav-instructor">
+                Cohorts
+              </Link>
+            ) : null}
+            {user.role === "admin" ? (
+              <Link className="btn btn-quiet" href="/admin" data-testid="nav-admin">
+                Accounts
+              </Link>
+            ) : null}
             <span className="who">
               <span data-testid="current-user" title={user.email}>
                 {user.name ?? user.email}

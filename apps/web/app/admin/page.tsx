@@ -1,0 +1,7 @@
+import { AdminUsers } from "@/components/instructor/AdminUsers";
+
+export const metadata = { title: "Accounts" };
+
+export default function Page() {
+  return <AdminUsers />;
+}
