@@ -1,0 +1,129 @@
+// PID 1 of a uml guest, written into the root image as /sbin/berth-uml-init. The kernel runs it
+// with the non-secret settings from its command line as environment variables (berth_*: the kernel
+// hands every unknown `name=value` parameter to init that way) and the secrets on the seed disk
+// (/dev/ubdc), which it wipes after reading. It sets up the guest, then starts two agents:
+//   - the trusted agent (port TRUSTED_AGENT_PORT, cgroup /berth): runs checks and reads stats,
+//     outside the learner's pid namespace, so a learner finds no trace of a running check;
+//   - the learner's agent (port LEARNER_AGENT_PORT) in a pid, mount and cgroup namespace of its own,
+//     in the cgroup /learner that carries the sandbox's limits, without CAP_SYS_MODULE/SYS_RAWIO.
+// The engine runs under the learner's agent and uses the guest's own cgroup v2 (the kernel boots
+// with cgroup_no_v1=all: there is no v1 hierarchy to fall back on).
+
+/** Bump when the script changes: it is part of the root image's cache key. */
+export const GUEST_INIT_VERSION = 2;
+export const GUEST_INIT_PATH = "/sbin/berth-uml-init";
+export const LEARNER_AGENT_PORT = 7701;
+export const TRUSTED_AGENT_PORT = 7702;
+/** Where the trusted side keeps the pid through which checks enter the learner's namespaces. */
+export const LEARNER_PID_FILE = "/run/berth-trusted/learner.pid";
+
+export const GUEST_INIT = String.raw`#!/bin/bash
+# Berth uml guest init: see packages/sandbox/src/uml/guest-init.ts.
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 HOME=/root
+say() { echo "berth-uml-init: [$(cut -d' ' -f1 /proc/uptime 2>/dev/null)] $*" >&2; }
+# Exiting PID 1 panics the kernel, and the guest process ends on the host: create() sees it.
+fail() { say "$*"; exit 1; }
+
+mount -t proc -o nosuid,nodev,noexec proc /proc || fail "no /proc"
+mount -t sysfs -o nosuid,nodev,noexec sysfs /sys
+mountpoint -q /dev || mount -t devtmpfs -o nosuid devtmpfs /dev
+mkdir -p /dev/pts /dev/shm /dev/mqueue
+mount -t devpts -o nosuid,noexec,newinstance,ptmxmode=0666,mode=0620,gid=5 devpts /dev/pts
+ln -sf pts/ptmx /dev/ptmx
+mount -t tmpfs -o nosuid,nodev,mode=1777 shm /dev/shm
+mount -t mqueue -o nosuid,nodev,noexec mqueue /dev/mqueue
+mount -t tmpfs -o nosuid,nodev,mode=755 run /run
+mount -t tmpfs -o nosuid,nodev,mode=1777 tmp /tmp
+# Only the unified hierarchy (cgroup_no_v1=all): the guest is a cgroup v2 machine whatever the host is.
+mount -t cgroup2 -o nosuid,nodev,noexec,nsdelegate cgroup2 /sys/fs/cgroup || fail "no cgroup2"
+mkdir -p /var/lib/berth
+mount -t ext4 -o nodev /dev/ubdb /var/lib/berth || fail "the sandbox disk (ubdb) does not mount"
+mkdir -p /var/lib/berth/engine
+
+# The secrets: read once from the seed disk, which is wiped at once (its host file with it).
+seed=$(head -c 4096 /dev/ubdc | tr -d '\0')
+dd if=/dev/zero of=/dev/ubdc bs=4096 count=1 conv=fsync status=none 2>/dev/null
+agent_token=$(sed -n 's/^agent_token=\([0-9a-f]\{64\}\)$/\1/p' <<<"$seed")
+trusted_token=$(sed -n 's/^trusted_token=\([0-9a-f]\{64\}\)$/\1/p' <<<"$seed")
+unset seed
+[ -n "$agent_token" ] && [ -n "$trusted_token" ] || fail "no tokens on the seed disk"
+say "mounted"
+
+hostname "$berth_hostname"
+echo "$berth_hostname" > /etc/hostname
+printf '127.0.0.1\tlocalhost\n127.0.1.1\t%s\n::1\tlocalhost ip6-localhost ip6-loopback\n' "$berth_hostname" > /etc/hosts
+: > /etc/resolv.conf
+for ns in ${"$"}{berth_dns//,/ }; do echo "nameserver $ns" >> /etc/resolv.conf; done
+
+# eth0 is the vector interface on the host's veth peer; the host firewall checks its address.
+ip link set lo up
+ip link set vec0 name eth0 2>/dev/null || true
+ip addr add "$berth_addr/$berth_prefix" dev eth0 || fail "no address on eth0"
+ip link set eth0 up
+ip route add default via "$berth_gw"
+
+# What the engine and the labs need, loaded now (the kernel also loads others on demand through
+# /sbin/modprobe, busybox's).
+for m in overlay veth bridge br_netfilter nf_conntrack nf_nat iptable_nat iptable_filter xt_MASQUERADE xt_conntrack xt_addrtype xt_nat xt_tcpudp; do
+  modprobe "$m" 2>/dev/null || say "module $m did not load"
+done
+sysctl -qw net.ipv4.ip_forward=1
+say "network and modules ready"
+
+# cgroups: /berth for init and the trusted agent, /learner for everything the learner starts,
+# with the sandbox's limits on it.
+echo "+cpu +memory +pids +io" > /sys/fs/cgroup/cgroup.subtree_control
+mkdir -p /sys/fs/cgroup/berth /sys/fs/cgroup/learner
+echo $$ > /sys/fs/cgroup/berth/cgroup.procs
+L=/sys/fs/cgroup/learner
+echo "$berth_memory" > $L/memory.max
+echo 0 > $L/memory.swap.max 2>/dev/null
+echo "$berth_pids" > $L/pids.max
+echo "$berth_cpu_max 100000" > $L/cpu.max
+
+# The agent inherits its listening socket as fd 3 (as in the namespaces driver); perl makes it.
+listen_on() {
+  local port=$1; shift
+  exec perl -MSocket -e '
+    BEGIN { $^F = 255 }  # no close-on-exec on what perl opens: fd 3 must reach the agent
+    socket(my $s, PF_INET, SOCK_STREAM, 0) or die "socket: $!";
+    setsockopt($s, SOL_SOCKET, SO_REUSEADDR, 1);
+    bind($s, pack_sockaddr_in($ARGV[0], inet_aton($ARGV[1]))) or die "bind: $!";
+    listen($s, 64) or die "listen: $!";
+    require POSIX;
+    if (fileno($s) != 3) { POSIX::dup2(fileno($s), 3) or die "dup2: $!"; POSIX::close(fileno($s)); }
+    shift @ARGV; shift @ARGV; exec { $ARGV[0] } @ARGV or die "exec: $!";
+  ' "$port" "$berth_addr" "$@"
+}
+agent_env=(PATH=$PATH HOME=/root LANG=C.UTF-8 BERTH_AGENT_LISTEN_FD=3)
+
+mkdir -m 700 /run/berth-trusted
+printf %s "$trusted_token" > /run/berth-trusted/token
+( listen_on ${TRUSTED_AGENT_PORT} env -i "${"$"}{agent_env[@]}" BERTH_AGENT_TOKEN_FILE=/run/berth-trusted/token /usr/bin/node /opt/berth/agent.mjs ) >>/var/log/berth-trusted-agent.log 2>&1 &
+
+mkdir -p -m 755 /run/berth
+printf %s "$agent_token" > /run/berth/token
+unset agent_token trusted_token
+engine_env=()
+if [ "$berth_engine" = 1 ]; then
+  engine_env=(BERTH_ENGINE_BUNDLE=/opt/berth/engine.mjs BERTH_ENGINE_SHIM=/opt/berth/bin/berth-shim)
+fi
+(
+  echo $BASHPID > $L/cgroup.procs
+  # unshare keeps this pid (perl execs it) and enters the new mount and cgroup namespaces itself:
+  # the trusted side enters them through it.
+  listen_on ${LEARNER_AGENT_PORT} unshare --pid --mount --cgroup --fork --mount-proc --propagation private /bin/bash -c '
+    umount -l /sys/fs/cgroup && mount -t cgroup2 -o nosuid,nodev,noexec,nsdelegate cgroup2 /sys/fs/cgroup
+    mount -t tmpfs -o size=4k,mode=700 none /run/berth-trusted
+    exec setpriv --bounding-set=-sys_module,-sys_rawio,-syslog env -i "$@" /usr/bin/tini -- /usr/bin/node /opt/berth/agent.mjs
+  ' learner "${"$"}{agent_env[@]}" BERTH_AGENT_TOKEN_FILE=/run/berth/token "${"$"}{engine_env[@]}"
+) >>/var/log/berth-agent.log 2>&1 &
+echo $! > ${LEARNER_PID_FILE}
+say "agents started"
+
+# PID 1 reaps orphans until the learner's world ends; then the guest halts.
+wait $!
+say "the learner's agent ended; halting"
+echo o > /proc/sysrq-trigger
+sleep 5
+`;
