@@ -5,6 +5,7 @@
 // the lab already loaded; without that (no orchestrator beside Next) it loads the lab itself.
 // Signed-out visitors are sent to /signin?next=<this lab>.
 import type { LabView, ProgressView } from "@berth/protocol";
+import dynamic from "next/dynamic";
 import Link from "next/link";
 import { useRouter } from "next/navigation";
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
@@ -21,6 +22,8 @@ import { SplitPane } from "./SplitPane";
 import { LockIcon, StepOutline } from "./StepOutline";
 import { loadTerminalModules, TerminalPane, type TerminalHandle } from "./TerminalPane";
 import { useNarrow, ViewTabs, WorkspacePanels, panelId, type View, type WorkspaceView } from "./Workspace";
+// The X-ray's code loads when its tab is first shown, not with the player.
+const XrayPane = dynamic(() => import("./xray/XrayPane").then((m) => m.XrayPane), { ssr: false });
 
 type Load =
   | { kind: "loading" }
@@ -352,7 +355,7 @@ function Player({
   const tabs = (
     <ViewTabs
       label={narrow ? "Lab views" : "Workspace"}
-      views={narrow ? ["instructions", "terminal", "editor", "preview"] : ["terminal", "editor", "preview"]}
+      views={narrow ? ["instructions", "terminal", "editor", "preview", "xray"] : ["terminal", "editor", "preview", "xray"]}
       selected={narrow ? view : workspaceView}
       onSelect={select}
     />
@@ -385,6 +388,7 @@ function Player({
                 terminal={terminal}
                 editor={<EditorPane labId={lab.id} active={shownWorkspace === "editor"} request={openRequest} sandboxReady={attached} />}
                 preview={<PreviewPane labId={lab.id} request={previewRequest} />}
+                xray={<XrayPane labId={lab.id} active={shownWorkspace === "xray"} />}
               />
             </div>
           }

@@ -1,15 +1,15 @@
 "use client";
 // The player's views and the tabs between them. Wide screens: instructions on the left, and
-// Terminal / Editor / Preview as tabs on the right. Narrow screens (≤ 900 px): one view at a time,
-// Instructions / Terminal / Editor / Preview as tabs across the top. The terminal stays mounted
+// Terminal / Editor / Preview / X-ray as tabs on the right. Narrow screens (≤ 900 px): one view at a
+// time, Instructions / Terminal / Editor / Preview / X-ray as tabs across the top. The terminal stays mounted
 // while another view shows (hidden, not unmounted), so its shell, screen and connection carry on;
 // the editor and the preview are only made once first shown.
 import { useEffect, useState, type KeyboardEvent, type ReactNode } from "react";
 
-export type View = "instructions" | "terminal" | "editor" | "preview";
+export type View = "instructions" | "terminal" | "editor" | "preview" | "xray";
 export type WorkspaceView = Exclude<View, "instructions">;
 
-const LABELS: Record<View, string> = { instructions: "Instructions", terminal: "Terminal", editor: "Editor", preview: "Preview" };
+const LABELS: Record<View, string> = { instructions: "Instructions", terminal: "Terminal", editor: "Editor", preview: "Preview", xray: "X-ray" };
 
 export const tabId = (v: View) => `view-tab-${v}`;
 export const panelId = (v: View) => `view-panel-${v}`;
@@ -63,9 +63,9 @@ export function ViewTabs({ views, selected, onSelect, label }: { views: View[]; 
   );
 }
 
-/** The Terminal, Editor and Preview panels; only `selected` shows. */
-export function WorkspacePanels({ selected, terminal, editor, preview }: { selected: WorkspaceView | null; terminal: ReactNode; editor: ReactNode; preview: ReactNode }) {
-  const [made, setMade] = useState<Record<WorkspaceView, boolean>>({ terminal: true, editor: false, preview: false });
+/** The Terminal, Editor, Preview and X-ray panels; only `selected` shows. */
+export function WorkspacePanels({ selected, terminal, editor, preview, xray }: { selected: WorkspaceView | null; terminal: ReactNode; editor: ReactNode; preview: ReactNode; xray?: ReactNode }) {
+  const [made, setMade] = useState<Record<WorkspaceView, boolean>>({ terminal: true, editor: false, preview: false, xray: false });
   useEffect(() => {
     if (selected && !made[selected]) setMade((m) => ({ ...m, [selected]: true }));
   }, [selected, made]);
@@ -73,6 +73,7 @@ export function WorkspacePanels({ selected, terminal, editor, preview }: { selec
     ["terminal", terminal],
     ["editor", editor],
     ["preview", preview],
+    ...(xray ? [["xray", xray] as [WorkspaceView, ReactNode]] : []),
   ];
   return (
     <>
