@@ -8,7 +8,7 @@ import os from "node:os";
 import path from "node:path";
 import { rm } from "node:fs/promises";
 import { randomBytes } from "node:crypto";
-import { testLab, type LabTestReport, type TestLabEvent } from "@berth/labkit";
+import { summarizeLab, testLab, type Lab, type LabTestReport, type TestLabEvent } from "@berth/labkit";
 import { createSandboxRunner } from "@berth/labkit/runners";
 import type { SandboxDriver } from "@berth/sandbox";
 import type { Logger } from "pino";
@@ -16,7 +16,7 @@ import type { Db } from "../db/index.js";
 import type { SessionUser } from "../auth/sessions.js";
 import type { LabCatalog } from "../labs/catalog.js";
 import { HttpError } from "../http/router.js";
-import { contentFiles, contentHash, folderFiles, frontMatterId, lintDraft, materialize, type DraftContent, type DraftLint } from "./folder.js";
+import { contentFiles, contentHash, folderFiles, frontMatterId, lintDraft, materialize, sha256, type DraftContent, type DraftLint } from "./folder.js";
 import { AuthoredCatalog, PREVIEW_SUFFIX } from "./published.js";
 import { ASSET_LIMITS, MAX_PROOFS } from "./limits.js";
 import { readTar, TarError, writeTar } from "./tar.js";
@@ -60,6 +60,11 @@ export interface AuthoringDeps {
 
 /** Bytes as Prisma stores them (a plain Uint8Array over its own ArrayBuffer). */
 const stored = (b: Buffer): Uint8Array<ArrayBuffer> => new Uint8Array(b);
+
+/** A draft's files without their bytes (what most requests need). */
+const FILE_META = { select: { path: true, size: true, sha256: true } } as const;
+type FileMeta = { path: string; size: number; sha256: string };
+type DraftRow = { id: string; labId: string; authorId: string; markdown: string; provedHash: string | null; updatedAt: Date; assets: FileMeta[] };
 
 function tail(text: string, max = 1500): string {
   const t = text.trim();
@@ -109,7 +114,7 @@ export class Authoring {
 
   /** The draft, when this user may work on it: its author or an administrator. 404 otherwise (no hint it exists). */
   private async own(user: SessionUser, labId: string) {
-    const draft = await this.deps.db.labDraft.findUnique({ where: { labId }, include: { assets: true } });
+    const draft: DraftRow | null = await this.deps.db.labDraft.findUnique({ where: { labId }, include: { assets: FILE_META } });
     if (!draft || (draft.authorId !== user.id && user.role !== "admin")) {
       if (draft) throw new HttpError(403, `"${labId}" is another instructor's draft`);
       throw new HttpError(404, `no draft called "${labId}"`);
@@ -117,25 +122,27 @@ export class Authoring {
     return draft;
   }
 
-  private content(draft: { labId: string; markdown: string; assets: { path: string; bytes: Uint8Array }[] }): DraftContent {
-    return { labId: draft.labId, markdown: draft.markdown, assets: draft.assets.map((a) => ({ path: a.path, bytes: Buffer.from(a.bytes) })) };
+  /** The draft with its files' bytes (read only to prove, try, publish or export). */
+  private async content(draft: Pick<DraftRow, "id" | "labId" | "markdown">): Promise<DraftContent> {
+    const files = await this.deps.db.labDraftAsset.findMany({ where: { draftId: draft.id }, select: { path: true, bytes: true } });
+    return { labId: draft.labId, markdown: draft.markdown, assets: files.map((a) => ({ path: a.path, bytes: Buffer.from(a.bytes) })) };
   }
 
-  lint(content: DraftContent) {
+  lint(content: { labId: string; markdown: string; assets: { path: string }[] }) {
     return lintDraft(content, (id) => !!this.deps.catalog.get(id));
   }
 
   async list(user: SessionUser): Promise<DraftSummary[]> {
-    const drafts = await this.deps.db.labDraft.findMany({ where: user.role === "admin" ? {} : { authorId: user.id }, include: { assets: true }, orderBy: { updatedAt: "desc" } });
+    const drafts = await this.deps.db.labDraft.findMany({ where: user.role === "admin" ? {} : { authorId: user.id }, include: { assets: FILE_META }, orderBy: { updatedAt: "desc" } });
     return Promise.all(drafts.map((d) => this.summary(d)));
   }
 
-  private async summary(d: { labId: string; authorId: string; updatedAt: Date; markdown: string; provedHash: string | null; assets: { path: string; bytes: Uint8Array }[] }): Promise<DraftSummary> {
+  private async summary(d: DraftRow): Promise<DraftSummary> {
     const versions = await this.deps.db.authoredLabVersion.findMany({ where: { labId: d.labId }, orderBy: { publishedAt: "desc" }, select: { versionId: true, publishedAt: true } });
     const title = /^title\s*:\s*(.+)$/m.exec(d.markdown)?.[1]?.trim() ?? d.labId;
     return {
       labId: d.labId, title, authorId: d.authorId, updatedAt: d.updatedAt.toISOString(),
-      proved: d.provedHash === contentHash(this.content(d)),
+      proved: d.provedHash === contentHash(d),
       versions: versions.map((v) => ({ versionId: v.versionId, publishedAt: v.publishedAt.toISOString() })),
     };
   }
@@ -143,10 +150,10 @@ export class Authoring {
   async create(user: SessionUser, labId: string, markdown?: string, assets: DraftContent["assets"] = []): Promise<DraftDetail> {
     await this.requireFreeId(labId);
     const md = markdown ?? STARTER(labId);
-    this.checkSizes(md, assets);
+    this.checkSizes(md, assets.map((a) => ({ path: a.path, size: a.bytes.length })));
     try {
       await this.deps.db.labDraft.create({
-        data: { labId, authorId: user.id, markdown: md, assets: { create: assets.map((a) => ({ path: a.path, bytes: stored(a.bytes), size: a.bytes.length })) } },
+        data: { labId, authorId: user.id, markdown: md, assets: { create: assets.map((a) => ({ path: a.path, bytes: stored(a.bytes), size: a.bytes.length, sha256: sha256(a.bytes) })) } },
       });
     } catch (err) {
       if (await this.deps.db.labDraft.findUnique({ where: { labId } })) throw new HttpError(409, `a lab called "${labId}" is already being authored: choose another id`, "id");
@@ -157,8 +164,7 @@ export class Authoring {
 
   async detail(user: SessionUser, labId: string): Promise<DraftDetail> {
     const draft = await this.own(user, labId);
-    const content = this.content(draft);
-    const { errors, warnings, view } = this.lint(content);
+    const { errors, warnings, view } = this.lint(draft);
     return {
       ...(await this.summary(draft)),
       markdown: draft.markdown, errors, warnings, ...(view ? { view } : {}),
@@ -172,32 +178,32 @@ export class Authoring {
     const draft = await this.own(user, labId);
     this.checkSizes(markdown, []);
     await this.deps.db.labDraft.update({ where: { id: draft.id }, data: { markdown } });
-    const content = { ...this.content(draft), markdown };
+    const content = { ...draft, markdown };
     const { errors, warnings, view } = this.lint(content);
     return { errors, warnings, ...(view ? { view } : {}), proved: draft.provedHash === contentHash(content) };
   }
 
-  private checkSizes(markdown: string, assets: DraftContent["assets"]): void {
+  private checkSizes(markdown: string, assets: { path: string; size: number }[]): void {
     const md = Buffer.byteLength(markdown, "utf8");
     if (md > ASSET_LIMITS.markdownBytes) throw new HttpError(413, `lab.md is ${md} bytes; a lab may have at most ${ASSET_LIMITS.markdownBytes} (${ASSET_LIMITS.markdownBytes / 1024} KiB): split it into two labs`);
     if (assets.length > ASSET_LIMITS.files) throw new HttpError(413, `a lab may have at most ${ASSET_LIMITS.files} files besides lab.md`);
     let total = 0;
     for (const a of assets) {
       if (!FILE_PATH.test(a.path) || a.path === "lab.md" || a.path.length > 200) throw new HttpError(400, `"${a.path}" is not a file path inside the lab's folder (letters, digits, ._@+-/; no leading /, no ..)`, "path");
-      if (a.bytes.length > ASSET_LIMITS.fileBytes) throw new HttpError(413, `${a.path} is ${a.bytes.length} bytes; a file may have at most ${ASSET_LIMITS.fileBytes} (${ASSET_LIMITS.fileBytes / 1024 / 1024} MiB)`);
-      total += a.bytes.length;
+      if (a.size > ASSET_LIMITS.fileBytes) throw new HttpError(413, `${a.path} is ${a.size} bytes; a file may have at most ${ASSET_LIMITS.fileBytes} (${ASSET_LIMITS.fileBytes / 1024 / 1024} MiB)`);
+      total += a.size;
     }
     if (total > ASSET_LIMITS.totalBytes) throw new HttpError(413, `the lab's files add up to ${total} bytes; at most ${ASSET_LIMITS.totalBytes} (${ASSET_LIMITS.totalBytes / 1024 / 1024} MiB) in all`);
   }
 
   async putFile(user: SessionUser, labId: string, filePath: string, bytes: Buffer): Promise<DraftDetail> {
     const draft = await this.own(user, labId);
-    const others = draft.assets.filter((a) => a.path !== filePath).map((a) => ({ path: a.path, bytes: Buffer.from(a.bytes) }));
-    this.checkSizes(draft.markdown, [...others, { path: filePath, bytes }]);
+    const others = draft.assets.filter((a) => a.path !== filePath);
+    this.checkSizes(draft.markdown, [...others, { path: filePath, size: bytes.length }]);
     await this.deps.db.labDraftAsset.upsert({
       where: { draftId_path: { draftId: draft.id, path: filePath } },
-      create: { draftId: draft.id, path: filePath, bytes: stored(bytes), size: bytes.length },
-      update: { bytes: stored(bytes), size: bytes.length },
+      create: { draftId: draft.id, path: filePath, bytes: stored(bytes), size: bytes.length, sha256: sha256(bytes) },
+      update: { bytes: stored(bytes), size: bytes.length, sha256: sha256(bytes) },
     });
     await this.deps.db.labDraft.update({ where: { id: draft.id }, data: { updatedAt: new Date() } });
     return this.detail(user, labId);
@@ -218,7 +224,7 @@ export class Authoring {
   }
 
   /** A parsing draft, or 400 with every error by line (a draft that does not parse cannot be proved or published). */
-  private parsed(content: DraftContent) {
+  private parsed(content: { labId: string; markdown: string; assets: { path: string }[] }) {
     const lint = this.lint(content);
     if (lint.errors.length > 0 || !lint.lab) {
       const lines = lint.errors.map((e) => `line ${e.line}: ${e.message}`).join("; ");
@@ -234,15 +240,14 @@ export class Authoring {
    */
   async prove(user: SessionUser, labId: string, send: (e: ProofEvent) => void): Promise<LabTestReport> {
     const draft = await this.own(user, labId);
-    const content = this.content(draft);
-    this.parsed(content);
+    this.parsed(draft);
     if (this.proving.has(labId)) throw new HttpError(409, "a proof of this draft is running already");
     if (this.proving.size >= MAX_PROOFS) throw new HttpError(429, `${MAX_PROOFS} proofs are running on this server: try again in a minute`, undefined, { "retry-after": "30" });
     this.proving.add(labId);
-    const hash = contentHash(content);
+    const hash = contentHash(draft);
     const work = path.join(os.tmpdir(), `berth-proof-${labId}-${randomBytes(4).toString("hex")}`);
     try {
-      const { lab } = await materialize(work, content);
+      const { lab } = await materialize(work, await this.content(draft));
       send({ kind: "start", labId, checks: lab.steps.reduce((n, s) => n + s.checks.length, 0) });
       const runner = await createSandboxRunner(this.deps.driver, `proof-${labId}`);
       let report: LabTestReport;
@@ -259,8 +264,8 @@ export class Authoring {
       if (report.setup && (report.setup.exitCode !== 0 || report.setup.timedOut)) problems.unshift(`the lab's setup failed (exit ${report.setup.exitCode}): ${tail(report.setup.stderr, 300)}`);
       // Only the content that was proved is publishable, and only if it has not changed since.
       if (report.ok) await this.deps.db.labDraft.updateMany({ where: { id: draft.id }, data: { provedHash: hash, provedAt: new Date() } });
-      const now = await this.deps.db.labDraft.findUnique({ where: { id: draft.id }, include: { assets: true } });
-      send({ kind: "done", ok: report.ok, problems, ms: report.durationMs, publishable: report.ok && !!now && contentHash(this.content(now)) === hash });
+      const now = await this.deps.db.labDraft.findUnique({ where: { id: draft.id }, include: { assets: FILE_META } });
+      send({ kind: "done", ok: report.ok, problems, ms: report.durationMs, publishable: report.ok && !!now && contentHash(now) === hash });
       return report;
     } finally {
       this.proving.delete(labId);
@@ -271,14 +276,13 @@ export class Authoring {
   /** A new version for learners: the draft as it is now, which must be the content its last proof passed. */
   async publish(user: SessionUser, labId: string): Promise<{ versionId: string; publishedAt: string }> {
     const draft = await this.own(user, labId);
-    const content = this.content(draft);
-    const lab = this.parsed(content);
-    const hash = contentHash(content);
+    const lab = this.parsed(draft);
+    const hash = contentHash(draft);
     if (draft.provedHash !== hash) {
       throw new HttpError(409, draft.provedHash ? "the draft changed since its last passing proof: prove it again, then publish" : "prove the draft first: publishing needs a passing proof of this exact content");
     }
-    const version = await this.recordVersion(lab.id, lab.title, content, hash);
-    const bundle = writeTar(contentFiles(content));
+    const version = await this.recordVersion(lab, hash);
+    const bundle = writeTar(contentFiles(await this.content(draft)));
     const row = await this.deps.db.authoredLabVersion.upsert({
       where: { versionId: version },
       create: { versionId: version, labId, authorId: user.id, bundle: stored(bundle) },
@@ -290,9 +294,9 @@ export class Authoring {
   }
 
   /** The Lab row (the catalog's mirror) and a LabVersion for this content; attempts name it. */
-  private async recordVersion(labId: string, title: string, content: DraftContent, hash: string): Promise<string> {
-    const lab = this.parsed(content);
-    const { summarizeLab } = await import("@berth/labkit");
+  private async recordVersion(lab: Lab, hash: string): Promise<string> {
+    const labId = lab.id;
+    const title = lab.title;
     const s = summarizeLab(lab);
     await this.deps.db.lab.upsert({
       where: { id: labId },
@@ -310,10 +314,9 @@ export class Authoring {
   /** "Try it": the draft as it is now in the real player, under `<lab>--draft`, for this author only. */
   async tryIt(user: SessionUser, labId: string): Promise<{ previewId: string; url: string }> {
     const draft = await this.own(user, labId);
-    const content = this.content(draft);
-    const lab = this.parsed(content);
-    const version = await this.recordVersion(labId, lab.title, content, contentHash(content));
-    const previewId = await this.deps.authored.setPreview(user.id, content, version);
+    const lab = this.parsed(draft);
+    const version = await this.recordVersion(lab, contentHash(draft));
+    const previewId = await this.deps.authored.setPreview(user.id, await this.content(draft), version);
     return { previewId, url: `/labs/${previewId}` };
   }
 
@@ -324,7 +327,7 @@ export class Authoring {
       return writeTar(await folderFiles(path.dirname(entry.lab.file), labId));
     }
     const draft = await this.own(user, labId);
-    return writeTar(contentFiles(this.content(draft)));
+    return writeTar(contentFiles(await this.content(draft)));
   }
 
   /**

@@ -23,12 +23,12 @@ export interface DraftLint {
   view?: LabView;
 }
 
-/** sha256 over lab.md and every file (path and bytes), in path order. */
-export function contentHash(content: Pick<DraftContent, "markdown" | "assets">): string {
+export const sha256 = (bytes: Uint8Array): string => createHash("sha256").update(bytes).digest("hex");
+
+/** sha256 over lab.md and every file (path and the sha256 of its bytes), in path order. */
+export function contentHash(content: { markdown: string; assets: { path: string; sha256: string }[] }): string {
   const h = createHash("sha256").update("lab.md\0").update(content.markdown).update("\0");
-  for (const a of [...content.assets].sort((x, y) => (x.path < y.path ? -1 : 1))) {
-    h.update(a.path).update("\0").update(createHash("sha256").update(a.bytes).digest("hex")).update("\0");
-  }
+  for (const a of [...content.assets].sort((x, y) => (x.path < y.path ? -1 : 1))) h.update(a.path).update("\0").update(a.sha256).update("\0");
   return h.digest("hex");
 }
 
@@ -53,7 +53,7 @@ export function frontMatterId(markdown: string): string | undefined {
  * labkit's lint of a draft, without touching the disk: parse (with the draft's files for asset
  * and picture checks), plus the rules of drafts: the id is the draft's, `next:` names a lab Berth has.
  */
-export function lintDraft(content: DraftContent, labExists: (id: string) => boolean): DraftLint & { lab?: Lab } {
+export function lintDraft(content: { labId: string; markdown: string; assets: { path: string }[] }, labExists: (id: string) => boolean): DraftLint & { lab?: Lab } {
   const files = new Set(content.assets.map((a) => a.path));
   const res = parseLab(content.markdown, "lab.md", { fileExists: (rel) => files.has(rel) });
   const errors = [...res.errors];

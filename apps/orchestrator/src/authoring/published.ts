@@ -14,7 +14,7 @@ import type { LabSummary } from "@berth/protocol";
 import type { Logger } from "pino";
 import type { Db } from "../db/index.js";
 import type { CatalogEntry } from "../labs/catalog.js";
-import { contentHash, materialize, type DraftContent } from "./folder.js";
+import { materialize, type DraftContent } from "./folder.js";
 import { readTar } from "./tar.js";
 import { ASSET_LIMITS } from "./limits.js";
 
@@ -117,4 +117,3 @@ export function bundleContent(labId: string, bundle: Buffer): DraftContent {
   };
 }
 
-export { contentHash };

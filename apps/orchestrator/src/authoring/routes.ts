@@ -19,21 +19,31 @@ export interface AuthoringRouteDeps {
   log: Logger;
 }
 
+/**
+ * The request's body, at most `max` bytes. A bigger one is refused with 413 once the client has
+ * sent it (read and dropped, up to a bound): a client still writing its body when the answer comes
+ * would never read the answer.
+ */
 async function readRaw(req: IncomingMessage, max: number, what: string): Promise<Buffer> {
-  const tooBig = () => new HttpError(413, `${what} is too large: at most ${max} bytes (${Math.floor(max / 1024)} KiB)`);
-  if (Number(req.headers["content-length"] ?? 0) > max) throw tooBig();
   const chunks: Buffer[] = [];
   let size = 0;
+  const declared = Number(req.headers["content-length"] ?? 0);
   for await (const chunk of req) {
     size += (chunk as Buffer).length;
-    if (size > max) {
-      req.resume(); // drain the rest so the answer reaches the client
-      throw tooBig();
+    if (size > max + DRAIN_BOUND) {
+      req.socket.destroy(); // not worth reading on
+      break;
     }
-    chunks.push(chunk as Buffer);
+    if (size <= max && declared <= max) chunks.push(chunk as Buffer);
+  }
+  if (size > max || declared > max) {
+    throw new HttpError(413, `${what} is too large: at most ${max} bytes (${Math.floor(max / 1024)} KiB)`, undefined, { connection: "close" });
   }
   return Buffer.concat(chunks);
 }
+
+/** How much of a too-large body is read (and dropped) so that its sender hears the 413. */
+const DRAIN_BOUND = 16 * 1024 * 1024;
 
 function requireType(req: IncomingMessage, type: string): void {
   if (!String(req.headers["content-type"] ?? "").startsWith(type)) throw new HttpError(415, `send the body as ${type}`);
