@@ -130,6 +130,8 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
     server.listen(opts.socket, () => resolve());
   });
   fs.chmodSync(opts.socket, 0o660);
+  // Restart policies (always, unless-stopped, on-failure) start their containers again.
+  void containers.startByPolicy().catch((e: Error) => opts.log?.(`restart policies: ${e.message}`));
   return {
     server,
     containers,

@@ -58,7 +58,7 @@ export function containerRoutes(router: Router, svc: ContainerService, images: I
     const all = boolParam(ctx, "all");
     const limit = Number(ctx.query.get("limit") ?? 0) || 0;
     const before = svc.list();
-    let list = before.filter((c) => all || limit > 0 || c.running || (filters.status ?? []).some((s) => s !== "running"));
+    let list = before.filter((c) => all || limit > 0 || c.record.State.Running || (filters.status ?? []).some((s) => s !== "running"));
     list = list.filter((c) => matchesFilters(c, filters));
     if (limit > 0) list = list.slice(0, limit);
     const withSize = boolParam(ctx, "size");
@@ -410,7 +410,7 @@ function summary(c: Container, images: ImageStore, net: NetworkManager) {
 }
 
 export function inspect(c: Container, net: NetworkManager) {
-  const { recipe, ...r } = c.record;
+  const { recipe, manuallyStopped, ...r } = c.record;
   const s = c.snapshot;
   return {
     ...r,

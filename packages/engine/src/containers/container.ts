@@ -114,6 +114,8 @@ export interface ContainerRecord {
   HostConfig: HostConfig;
   Config: ContainerConfig;
   recipe?: Recipe;
+  /** dockerd's HasBeenManuallyStopped: stopped by a user, so `unless-stopped` leaves it down. Not shown by inspect. */
+  manuallyStopped?: boolean;
 }
 
 export const ZERO_TIME = "0001-01-01T00:00:00Z";
@@ -141,6 +143,7 @@ export function humanDuration(ms: number): string {
 }
 
 export function statusText(s: ContainerState, now = Date.now()): string {
+  if (s.Restarting) return `Restarting (${s.ExitCode}) ${humanDuration(now - Date.parse(s.FinishedAt))} ago`;
   if (s.Running) return `Up ${humanDuration(now - Date.parse(s.StartedAt))}${s.Paused ? " (Paused)" : ""}`;
   if (s.Status === "created") return "Created";
   if (s.Status === "removing") return "Removal In Progress";
@@ -167,7 +170,11 @@ export class Container extends EventEmitter {
   log: JsonFileLog;
   cgroup?: Cgroup;
   readonly listeners_ = new Set<OutputListener>();
+  /** Stopped by a user (stop, kill, rm -f): no restart policy brings it back. */
   stopping = false;
+  /** A restart policy's pending start, and the back-off before the next (restart.ts). */
+  restartTimer?: NodeJS.Timeout;
+  backoffMs = 0;
 
   constructor(
     public record: ContainerRecord,
@@ -184,8 +191,10 @@ export class Container extends EventEmitter {
   get name(): string {
     return this.record.Name.slice(1);
   }
+  /** A process is there. (A container a restart policy is about to start again is "Running" in
+   *  Docker's state, with Restarting set, but has none.) */
   get running(): boolean {
-    return this.record.State.Running;
+    return this.record.State.Running && !this.record.State.Restarting;
   }
   get snapshot(): Snapshot {
     return { ...snapshotPaths(this.dir), lower: this.record.recipe?.rootfs.lower ?? [] };

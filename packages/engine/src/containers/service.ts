@@ -20,6 +20,7 @@ import { materializeMounts, parseMounts, type ApiMount } from "../volumes/mounts
 import { VolumeError, type VolumeStore } from "../volumes/store";
 import { Container, newState, randomName, type ContainerConfig, type ContainerRecord, type HostConfig, type MountPoint } from "./container";
 import { newExec, runExec, type ExecInstance } from "./exec";
+import { restartDelay, startsWithEngine } from "./restart";
 import { containerConfig, hostConfigFrom, updatedHostConfig } from "./spec";
 import { emptyRecipe, startContainer, type StartEnv } from "./start";
 
@@ -213,7 +214,20 @@ export class ContainerService implements StartEnv {
 
   async start(c: Container): Promise<void> {
     if (c.running) throw new EngineError(304, "container already started");
+    // A user's start: a pending policy restart is now this one, and the count begins again.
+    clearTimeout(c.restartTimer);
+    c.backoffMs = 0;
+    c.record.RestartCount = 0;
+    c.record.manuallyStopped = false;
+    await this.launch(c);
+  }
+
+  private async launch(c: Container): Promise<void> {
     await startContainer(this, c);
+    if (c.record.State.Restarting) {
+      c.record.State.Restarting = false;
+      c.save();
+    }
     this.emit(c, "start");
   }
 
@@ -239,16 +253,59 @@ export class ContainerService implements StartEnv {
     }
     c.shim = undefined;
     c.stdin = undefined;
+    // The restart policy: "restarting" (still Running in Docker's state) until the next start.
+    const delay = wasStarted && !this.closing && this.containers.has(c.id) ? restartDelay(c, code, Date.now() - Date.parse(r.State.StartedAt)) : null;
+    if (delay !== null) {
+      Object.assign(r.State, { Status: "restarting", Running: true, Restarting: true });
+      r.RestartCount++;
+      c.restartTimer = setTimeout(() => this.restartByPolicy(c), delay);
+    }
     if (this.containers.has(c.id)) c.save();
-    c.emit("exit", r.State.ExitCode);
     this.emit(c, "die");
+    if (delay !== null) return;
+    c.emit("exit", r.State.ExitCode);
     if (r.HostConfig.AutoRemove && this.containers.has(c.id)) this.remove(c, { force: true });
+  }
+
+  private restartByPolicy(c: Container): void {
+    c.restartTimer = undefined;
+    if (!this.containers.has(c.id) || !c.record.State.Restarting || this.closing) return;
+    this.launch(c).catch((e: Error) => {
+      // Could not start again (the image's command vanished, a port taken): it stays down, saying why.
+      Object.assign(c.record.State, { Status: "exited", Running: false, Restarting: false, Error: e.message });
+      c.save();
+      c.emit("exit", c.record.State.ExitCode);
+    });
+  }
+
+  /** A restarting container's pending start is cancelled (stop, kill, rm): it is simply exited. */
+  private cancelRestart(c: Container): boolean {
+    if (!c.record.State.Restarting) return false;
+    clearTimeout(c.restartTimer);
+    c.restartTimer = undefined;
+    Object.assign(c.record.State, { Status: "exited", Running: false, Restarting: false });
+    c.save();
+    c.emit("exit", c.record.State.ExitCode);
+    return true;
+  }
+
+  /** After a restart of the engine: start what the restart policies say should run. */
+  async startByPolicy(): Promise<void> {
+    for (const c of this.list()) {
+      if (c.running || !startsWithEngine(c)) continue;
+      await this.launch(c).catch((e: Error) => {
+        c.record.State.Error = e.message;
+        c.save();
+      });
+    }
   }
 
   private emit(c: Container, action: string): void {
     this.events.emit("event", { Type: "container", Action: action, id: c.id, Actor: { ID: c.id, Attributes: { name: c.name, image: c.record.Config.Image } }, time: Math.floor(Date.now() / 1000), timeNano: Date.now() * 1e6 });
   }
   readonly events = new EventEmitter();
+  /** Engine shutdown under way: no restart policy starts anything now. */
+  private closing = false;
 
   // ---------- wait, signals, stop ----------
 
@@ -257,21 +314,28 @@ export class ContainerService implements StartEnv {
     if (condition === "removed") {
       return new Promise((resolve) => c.once("removed", () => resolve(c.record.State.ExitCode)));
     }
-    if (condition !== "next-exit" && !c.running) return Promise.resolve(c.record.State.ExitCode);
+    if (condition !== "next-exit" && !c.record.State.Running) return Promise.resolve(c.record.State.ExitCode);
     return new Promise((resolve) => c.once("exit", (code: number) => resolve(code)));
   }
 
   kill(c: Container, signal?: string): void {
+    if (c.record.State.Restarting) throw new EngineError(409, `Cannot kill container: ${c.name}: Container ${c.id} is restarting, wait until the container is running`);
     if (!c.running) throw new EngineError(409, `Cannot kill container: ${c.name}: Container ${c.id} is not running`);
     const sig = parseSignal(signal, 9);
     if (sig === undefined) throw new EngineError(400, `Invalid signal: ${signal}`);
+    if (sig === 9 || sig === parseSignal(c.record.Config.StopSignal, 15)) {
+      c.stopping = true; // killed by a user: its restart policy does not bring it back
+      c.record.manuallyStopped = true;
+    }
     process.kill(c.record.State.Pid, sig);
     if (sig === 9 && c.record.State.Paused) c.cgroup?.freeze(false); // a frozen task dies only once thawed
   }
 
   /** `docker stop`: the stop signal, `timeout` seconds to go, then SIGKILL. */
   async stop(c: Container, timeout?: number, signal?: string): Promise<boolean> {
+    if (this.cancelRestart(c)) return true;
     if (!c.running) return false;
+    c.record.manuallyStopped = true;
     c.stopping = true;
     const sig = parseSignal(signal || c.record.Config.StopSignal, 15) ?? 15;
     const t = timeout ?? c.record.Config.StopTimeout ?? 10;
@@ -326,6 +390,10 @@ export class ContainerService implements StartEnv {
   // ---------- remove, rename ----------
 
   async removeAsync(c: Container, opts: { force?: boolean; volumes?: boolean }): Promise<void> {
+    if (c.record.State.Restarting) {
+      if (!opts.force) throw new EngineError(409, `cannot remove container "${c.record.Name}": container is restarting: stop the container before removing or force remove`);
+      this.cancelRestart(c);
+    }
     if (c.running) {
       if (!opts.force) throw new EngineError(409, `cannot remove container "${c.record.Name}": container is running: stop the container before removing or force remove`);
       const exited = new Promise<void>((resolve) => c.once("exit", () => resolve()));
@@ -444,6 +512,8 @@ export class ContainerService implements StartEnv {
 
   /** Stop everything at engine shutdown: containers die with their engine, as documented. */
   async shutdown(): Promise<void> {
+    this.closing = true;
+    for (const c of this.containers.values()) clearTimeout(c.restartTimer);
     const running = this.list().filter((c) => c.running);
     await Promise.all(running.map((c) => new Promise<void>((resolve) => {
       c.once("exit", () => resolve());
