@@ -10,7 +10,7 @@
 // about every second. Unwatched when hidden or unmounted, so a closed tab costs the sandbox nothing.
 import "./xray.css";
 import { useEffect, useMemo, useRef, useState, type ReactNode } from "react";
-import { labSocket } from "@/lib/terminal-link";
+import { openLabSocket } from "@/lib/terminal-link";
 import type { ChapterLink, Excerpt, LiveMsg, SourceLink, SourceRef, StatusMsg, ViewMsg, XContainer, XView } from "./types";
 import { sourceKey } from "./types";
 import { Sparkline } from "./Sparkline";
@@ -53,8 +53,20 @@ function useXrayFeed(labId: string, active: boolean) {
 
   useEffect(() => {
     if (!active) return;
-    const shared = labSocket();
-    const socket = shared.socket as unknown as LooseSocket;
+    let stop: (() => void) | undefined;
+    let cancelled = false;
+    void openLabSocket().then((shared) => {
+      if (cancelled) return shared.release();
+      stop = follow(shared.socket as unknown as LooseSocket, shared.release);
+    });
+    return () => {
+      cancelled = true;
+      stop?.();
+    };
+  }, [labId, active]);
+
+  /** Listens on the shared socket and watches this lab; returns what undoes it. */
+  function follow(socket: LooseSocket, release: () => void): () => void {
     socketRef.current = socket;
     const record = (containers: Record<string, { live: XContainer["live"] }>) =>
       setHistory((prev) => {
@@ -106,9 +118,9 @@ function useXrayFeed(labId: string, active: boolean) {
       socket.off("xray:status", onStatus);
       socket.off("connect", watch);
       socketRef.current = null;
-      shared.release();
+      release();
     };
-  }, [labId, active]);
+  }
 
   return { view, links, chapters, status, history, socketRef };
 }
@@ -213,7 +225,7 @@ function ContainerXray({
   const sandboxNs = useMemo(() => new Map(engine.namespaces.map((n) => [n.type, n.inode])), [engine]);
 
   return (
-    <div className="xray-body" data-testid="xray-container" data-name={c.name}>
+    <div className="xray-body" data-testid="xray-container" data-name={c.name} data-started-at={c.state.startedAt}>
       <p className="xray-summary">
         <strong>{c.name}</strong> · {c.image} · {c.state.status}
         {c.state.running ? ` · host pid ${c.state.pid}` : ` · exit ${c.state.exitCode}`}
