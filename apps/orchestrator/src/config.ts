@@ -31,6 +31,8 @@ export interface OrchestratorConfig {
   databaseUrl: string | undefined;
   /** Sandboxes kept ready so "Start lab" hands one over at once. */
   warmPoolSize: number;
+  /** Which sandbox driver makes learners' sandboxes (BERTH_SANDBOX_DRIVER: namespaces, uml, qemu). */
+  sandboxDriver: string;
   /** A sandbox with no viewer and no activity for this long is reaped. */
   idleTimeoutMs: number;
   /** No sandbox lives longer than this. */
@@ -109,6 +111,7 @@ export function loadConfig(overrides: Partial<OrchestratorConfig> = {}): Orchest
     serveWeb: process.env.BERTH_SERVE_WEB !== "0",
     databaseUrl: process.env.DATABASE_URL || undefined,
     warmPoolSize: intFromEnv("BERTH_WARM_POOL", 1),
+    sandboxDriver: process.env.BERTH_SANDBOX_DRIVER?.trim() || "namespaces",
     idleTimeoutMs: intFromEnv("BERTH_IDLE_MINUTES", 30) * 60_000,
     maxLifetimeMs: intFromEnv("BERTH_MAX_LIFETIME_MINUTES", 240) * 60_000,
     reapIntervalMs: intFromEnv("BERTH_REAP_SECONDS", 60) * 1000,

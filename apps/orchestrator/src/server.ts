@@ -6,7 +6,7 @@ import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { pino, type Logger } from "pino";
 import type { SandboxDriver } from "@berth/sandbox";
-import { createNamespacesDriver } from "@berth/sandbox";
+import { createSandboxDriver } from "@berth/sandbox";
 import { loadConfig, type OrchestratorConfig } from "./config.js";
 import { closeDatabase, openDatabase, type Db } from "./db/index.js";
 import { SessionStore } from "./auth/sessions.js";
@@ -68,7 +68,9 @@ async function assemble(config: OrchestratorConfig, log: Logger, registry: Regis
   const db = await openDatabase(config.databaseUrl, { migrate: true });
   // Each sandbox reaches the lab registry through a gateway of the driver's (pulls, and pushes
   // into the learner's own namespace): the driver needs the registry's address on this host.
-  const driver = opts.driver ?? createNamespacesDriver(registry ? { registryUpstream: registry.url, registryQuota: { storageDir: path.join(registry.root, "data") } } : {});
+  const driver =
+    opts.driver ??
+    createSandboxDriver(config.sandboxDriver, registry ? { registryUpstream: registry.url, registryQuota: { storageDir: path.join(registry.root, "data") } } : {}, (line) => log.warn(line));
   await driver.prepare((line) => log.info(line));
 
   const catalog = new LabCatalog(db, log);

@@ -44,6 +44,7 @@ import { SandboxCgroup } from "../namespaces/cgroups.js";
 import { runHostCommand } from "../namespaces/host-command.js";
 import { findHostTools } from "../namespaces/host-tools.js";
 import { MIN_DISK_BYTES } from "../namespaces/disk.js";
+import { DEFAULT_EGRESS_ALLOW, EgressProxy } from "../namespaces/egress.js";
 import { claimSlot, detachUplinksOf, ensureHostNetwork, removeStaleUplinks, repairHostNetwork, type UplinkSlot } from "../namespaces/network.js";
 import { LEARNER_AGENT_PORT, LEARNER_PID_FILE, TRUSTED_AGENT_PORT } from "./guest-init.js";
 import { ensureUmlRootImage, removeUnusedUmlImages, UML_KERNEL } from "./image.js";
@@ -61,6 +62,8 @@ export interface UmlDriverOptions {
   agentTimeoutMs?: number;
   /** Run the container engine in each sandbox (default true). */
   engine?: boolean;
+  /** The names a guest may reach over HTTP, through its egress proxy (as the namespaces driver). */
+  egressAllow?: string[];
 }
 
 interface UmlMeta {
@@ -84,6 +87,9 @@ export class UmlDriver implements SandboxDriver {
   readonly stateDir: string;
   private readonly agentTimeoutMs: number;
   private readonly engine: boolean;
+  private readonly egressAllow: string[];
+  /** This process's egress proxies by sandbox id (the guest's HTTP goes there, as a namespaces sandbox's). */
+  private readonly egress = new Map<string, Promise<EgressProxy>>();
   private nameservers: string[] = [];
   private prepared: Promise<{ image: string }> | undefined;
 
@@ -91,9 +97,22 @@ export class UmlDriver implements SandboxDriver {
     this.stateDir = opts.stateDir ?? defaultStateDir();
     this.agentTimeoutMs = opts.agentTimeoutMs ?? 60_000;
     this.engine = opts.engine ?? true;
+    this.egressAllow = opts.egressAllow ?? DEFAULT_EGRESS_ALLOW;
   }
 
-  prepare(onProgress?: (line: string) => void): Promise<void> {
+  async prepare(onProgress?: (line: string) => void): Promise<void> {
+    await this.prepareOnce(onProgress);
+    // Guests outlive the process that made them: serve the egress of those no live process serves.
+    for (const id of await readdir(join(this.stateDir, "sandboxes"))) {
+      const meta = await this.readMeta(id).catch(() => undefined);
+      if (!meta || this.egress.has(id) || !this.alive(meta)) continue;
+      await this.serveEgress(id, meta.uplink).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== "EADDRINUSE") onProgress?.(`sandbox: ${id}: no egress proxy (${err.message})`);
+      });
+    }
+  }
+
+  private prepareOnce(onProgress?: (line: string) => void): Promise<{ image: string }> {
     if (!this.prepared) {
       this.prepared = (async () => {
         if (process.getuid?.() !== 0) throw new Error("the uml driver needs root (host cgroups, the uplink, the guest's jail)");
@@ -116,7 +135,24 @@ export class UmlDriver implements SandboxDriver {
       })();
       this.prepared.catch(() => (this.prepared = undefined));
     }
-    return this.prepared.then(() => {});
+    return this.prepared;
+  }
+
+  private async serveEgress(id: string, uplink: UplinkSlot): Promise<void> {
+    let proxy = this.egress.get(id);
+    if (!proxy) {
+      proxy = EgressProxy.listen({ gateway: uplink.gateway, client: uplink.address, allow: this.egressAllow });
+      this.egress.set(id, proxy);
+      proxy.catch(() => this.egress.get(id) === proxy && this.egress.delete(id));
+    }
+    await proxy;
+  }
+
+  /** Stops this process's egress proxies (the guests keep running; a new driver's prepare() serves them). */
+  async close(): Promise<void> {
+    const all = [...this.egress.values()];
+    this.egress.clear();
+    await Promise.all(all.map((p) => p.then((x) => x.close(), () => {})));
   }
 
   private dir(id: string): string {
@@ -134,8 +170,7 @@ export class UmlDriver implements SandboxDriver {
     if (!(limits.memoryBytes >= 32 * 1024 * 1024) || !(limits.cpus > 0) || !(Number.isInteger(limits.pids) && limits.pids >= 16) || !(Number.isInteger(limits.diskBytes) && limits.diskBytes >= MIN_DISK_BYTES)) {
       throw new Error(`invalid limits ${JSON.stringify(limits)}: memoryBytes ≥ 32 MiB, cpus > 0, pids an integer ≥ 16, diskBytes an integer ≥ 64 MiB`);
     }
-    await this.prepare();
-    const { image } = await this.prepared!;
+    const { image } = await this.prepareOnce();
     try {
       await mkdir(dir, { mode: 0o711 });
     } catch (err) {
@@ -224,6 +259,9 @@ export class UmlDriver implements SandboxDriver {
       await runHostCommand("ip", ["addr", "add", `${uplink.gateway}/${uplink.prefix}`, "dev", uplink.ifname]);
       await runHostCommand("ip", ["link", "set", uplink.ifname, "up"]);
       await runHostCommand("iptables", ["-w", "-A", "BERTH-SANDBOXES", "-i", uplink.ifname, "-s", `${uplink.address}/32`, "-j", "BERTH-EGRESS"]);
+      await this.serveEgress(spec.id, uplink).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== "EADDRINUSE") throw err;
+      });
       (launcher.stdin as NodeJS.WritableStream).end("go\n");
       launcher.unref();
       (launcher.stdio[3] as NodeJS.ReadableStream & { destroy(): void }).destroy();
@@ -297,6 +335,9 @@ export class UmlDriver implements SandboxDriver {
     // Every process of it is in its host cgroup: the launcher, the guest, the relays.
     const cgroup = new SandboxCgroup(id);
     await cgroup.remove();
+    const egress = this.egress.get(id);
+    this.egress.delete(id);
+    await egress?.then((p) => p.close(), () => {});
     await detachUplinksOf(dir);
     // The jail was mounted only in the guest's own mount namespace, which died with it.
     await rm(dir, { recursive: true, force: true });

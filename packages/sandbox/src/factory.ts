@@ -1,0 +1,58 @@
+// Picks a sandbox driver by name: BERTH_SANDBOX_DRIVER=namespaces|uml|qemu for the orchestrator,
+// `labkit test --driver <name>` for labkit. Each driver registers a maker here; a maker takes the
+// options every caller may pass and ignores what its driver has no use for (said in `unsupported`).
+import type { SandboxDriver } from "./driver.js";
+import { createNamespacesDriver, type NamespacesDriverOptions } from "./namespaces/driver.js";
+import { createUmlDriver } from "./uml/driver.js";
+
+/** What a caller may ask of any driver (the namespaces driver's options are the widest set). */
+export type SandboxDriverOptions = NamespacesDriverOptions;
+
+export interface SandboxDriverMaker {
+  make(opts: SandboxDriverOptions): SandboxDriver;
+  /** Options this driver does not implement: a caller that sets one is told, not ignored silently. */
+  unsupported?: (keyof SandboxDriverOptions)[];
+  /** One line for `--help` and error messages. */
+  summary: string;
+}
+
+const makers = new Map<string, SandboxDriverMaker>();
+
+export function registerSandboxDriver(name: string, maker: SandboxDriverMaker): void {
+  makers.set(name, maker);
+}
+
+export function sandboxDriverNames(): string[] {
+  return [...makers.keys()];
+}
+
+export const DEFAULT_SANDBOX_DRIVER = "namespaces";
+
+/** The driver name from the environment (BERTH_SANDBOX_DRIVER), default namespaces. */
+export function sandboxDriverFromEnv(env: NodeJS.ProcessEnv = process.env): string {
+  return env.BERTH_SANDBOX_DRIVER?.trim() || DEFAULT_SANDBOX_DRIVER;
+}
+
+/**
+ * Makes the named driver. An unknown name throws with the list of known ones; options the driver
+ * does not implement are passed to `onWarning` (e.g. the lab registry with the uml driver).
+ */
+export function createSandboxDriver(name: string, opts: SandboxDriverOptions = {}, onWarning?: (line: string) => void): SandboxDriver {
+  const maker = makers.get(name);
+  if (!maker) throw new Error(`unknown sandbox driver ${JSON.stringify(name)}: use one of ${sandboxDriverNames().join(", ")} (BERTH_SANDBOX_DRIVER)`);
+  for (const key of maker.unsupported ?? []) {
+    if (opts[key] !== undefined) onWarning?.(`sandbox: the ${name} driver has no ${key} yet: sandboxes go without it`);
+  }
+  return maker.make(opts);
+}
+
+registerSandboxDriver("namespaces", {
+  summary: "Linux namespaces and cgroups on the host kernel (runc): fastest, the default",
+  make: (opts) => createNamespacesDriver(opts),
+});
+
+registerSandboxDriver("uml", {
+  summary: "a User-mode Linux guest per learner: a kernel of its own, cgroup v2 inside whatever the host runs",
+  unsupported: ["registryUpstream", "registryQuota"],
+  make: (opts) => createUmlDriver({ stateDir: opts.stateDir, agentTimeoutMs: opts.agentTimeoutMs, engine: opts.engine, egressAllow: opts.egressAllow }),
+});
