@@ -240,6 +240,8 @@ export interface BaseImageInput {
   vmFiles: Record<string, string>;
   /** The node binary for /usr/bin/node (dynamically linked against the same Debian release). */
   node?: string;
+  /** Host files copied in, guest path → host path (the static docker CLI and busybox the namespaces driver binds). */
+  hostFiles?: Record<string, string>;
 }
 
 /**
@@ -253,6 +255,7 @@ export async function ensureBaseImage(input: BaseImageInput, stateDir = defaultS
   const st = statSync(node);
   h.update(`${node}:${st.size}:${st.mtimeMs}`);
   for (const [name, path] of Object.entries(input.vmFiles).sort()) h.update(name).update(await readFile(path));
+  for (const [guest, path] of Object.entries(input.hostFiles ?? {}).sort()) h.update(guest).update(`${statSync(path).size}:${statSync(path).mtimeMs}`);
   const key = h.digest("hex").slice(0, 16);
   const out = join(stateDir, "qemu", `base-${key}.img`);
   if (existsSync(out)) return out;
@@ -274,6 +277,13 @@ export async function ensureBaseImage(input: BaseImageInput, stateDir = defaultS
     for (const [name, path] of Object.entries(input.vmFiles)) {
       await cp(path, join(tree, "opt", "berth", "vm", name));
       await chmod(join(tree, "opt", "berth", "vm", name), 0o755);
+    }
+    for (const [guest, path] of Object.entries(input.hostFiles ?? {})) {
+      if (!guest.startsWith("/") || guest.includes("..")) throw new Error(`qemu: bad guest path ${guest}`);
+      await mkdir(dirname(join(tree, guest)), { recursive: true });
+      await rm(join(tree, guest), { force: true });
+      await cp(path, join(tree, guest));
+      await chmod(join(tree, guest), 0o755);
     }
     // Mount points the guest's init uses.
     for (const d of ["run/berth", "run/berth-vm", "sys/fs/cgroup"]) await mkdir(join(tree, d), { recursive: true });

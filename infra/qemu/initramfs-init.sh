@@ -34,6 +34,10 @@ mount -t ext4 "$own" /disk || fail "cannot mount this guest's disk $own"
 mkdir -p /disk/upper /disk/work
 mount -t overlay overlay -o "lowerdir=/lower,upperdir=/disk/upper,workdir=/disk/work" /newroot || fail "cannot mount the overlay root"
 mount -t tmpfs -o mode=0755,size=16m run /newroot/run || fail "no tmpfs for /run"
+# The container engine's state needs a real filesystem (overlayfs cannot stack its upper dir on
+# another overlay): the guest's own disk, directly.
+mkdir -p /disk/data /newroot/var/lib/berth
+mount --bind /disk/data /newroot/var/lib/berth || fail "cannot bind /var/lib/berth"
 mkdir -p /newroot/run/berth /newroot/run/berth-vm
 chmod 0700 /newroot/run/berth-vm
 cp /berth/token /newroot/run/berth/token && chmod 0600 /newroot/run/berth/token

@@ -40,6 +40,7 @@ import {
 import { ensureAgentDir } from "../namespaces/agent-dir.js";
 import { SandboxCgroup, type CgroupVersion } from "../namespaces/cgroups.js";
 import { runHostCommand } from "../namespaces/host-command.js";
+import { findHostTools } from "../namespaces/host-tools.js";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 export type Accelerator = "kvm" | "tcg";
@@ -112,7 +113,13 @@ export class QemuDriver implements SandboxDriver {
         const agentDir = await ensureAgentDir(this.stateDir);
         const kernel = await ensureGuestKernel(this.stateDir, progress);
         const initramfs = await ensureInitramfs(kernel, this.stateDir);
-        const baseImage = await ensureBaseImage({ rootfs, agentDir, vmFiles: { "berth-vmmux": mux, "guest-init": join(HERE, "guest-init.sh") } }, this.stateDir, progress);
+        // The learner's docker CLI and the engine's busybox: the same static host binaries the
+        // namespaces driver binds, copied into the image (a guest has no bind mounts from the host).
+        const tools = findHostTools(progress);
+        const hostFiles: Record<string, string> = {};
+        if (tools.dockerCli) hostFiles["/usr/local/bin/docker"] = tools.dockerCli;
+        if (tools.busybox) hostFiles["/bin/busybox"] = tools.busybox;
+        const baseImage = await ensureBaseImage({ rootfs, agentDir, hostFiles, vmFiles: { "berth-vmmux": mux, "guest-init": join(HERE, "guest-init.sh") } }, this.stateDir, progress);
         await mkdir(join(this.stateDir, "vms"), { recursive: true });
         const inUse = new Set([initramfs, baseImage]);
         for (const id of await readdir(join(this.stateDir, "vms"))) {

@@ -1,0 +1,112 @@
+// The qemu driver: the shared conformance suite, then what only a VM has (a kernel of its own, the
+// VM's memory as the limit, QEMU confined on the host). Real guests: under TCG (no KVM here) each
+// boots in 30-60 s, so this file takes minutes; it runs as root wherever qemu-system-x86_64 is
+// installed (setup installs it) and says why it skips otherwise.
+import { execFileSync } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { AgentClient } from "../src/agent-client.js";
+import { createQemuDriver, type QemuDriver } from "../src/qemu/driver.js";
+import { execText, sandboxDriverConformance } from "../src/testsuite/driver-conformance.js";
+
+vi.setConfig({ testTimeout: 300_000, hookTimeout: 600_000 });
+
+function unavailable(): string | undefined {
+  if (process.getuid?.() !== 0) return "needs root";
+  try {
+    execFileSync("qemu-system-x86_64", ["--version"], { stdio: "ignore" });
+  } catch {
+    return "qemu-system-x86_64 is not installed (Debian: qemu-system-x86)";
+  }
+  return undefined;
+}
+const why = unavailable();
+if (why) console.warn(`qemu driver tests skipped: ${why}`);
+
+// The engine stays out here: under TCG its start would slow every other step (it is the same
+// engine as in the namespaces driver, started the same way by the same agent).
+const makeDriver = () => createQemuDriver({ engine: false });
+
+if (!why) sandboxDriverConformance({ name: "qemu", makeDriver });
+
+describe.skipIf(!!why)("qemu driver: a VM per learner", () => {
+  const driver: QemuDriver = makeDriver();
+  const id = `qm-${process.pid.toString(36)}${Date.now().toString(36).slice(-4)}`;
+  let client: AgentClient;
+
+  beforeAll(async () => {
+    await driver.prepare();
+    await driver.create({ id, hostname: "qm", limits: { memoryBytes: 256 << 20, diskBytes: 128 << 20, pids: 100 } });
+    client = await AgentClient.connect(await driver.connect(id));
+  });
+  afterAll(async () => {
+    client?.close();
+    await driver.destroy(id);
+  });
+
+  it("says which accelerator runs it, in list() too", async () => {
+    const accel = await driver.accelerator();
+    expect(["kvm", "tcg"]).toContain(accel);
+    expect((await driver.list()).find((s) => s.id === id)).toMatchObject({ state: "running", accelerator: accel });
+    if (!existsSync("/dev/kvm")) expect(accel).toBe("tcg");
+  });
+
+  it("runs a kernel of its own, with the VM's memory and its own disk", async () => {
+    const r = await execText(client, "uname -r; awk '/MemTotal/ {print $2}' /proc/meminfo; df -k --output=size / | tail -1; cat /proc/1/comm");
+    const [kernel, memKb, diskKb, init] = r.stdout.trim().split("\n");
+    expect(kernel).not.toBe(execFileSync("uname", ["-r"], { encoding: "utf8" }).trim());
+    expect(kernel).toMatch(/-amd64$/);
+    // The guest sees at most its 256 MiB (less what the kernel keeps for itself).
+    expect(Number(memKb)).toBeGreaterThan(150 * 1024);
+    expect(Number(memKb)).toBeLessThanOrEqual(256 * 1024);
+    expect(Number(diskKb)).toBeLessThanOrEqual(128 * 1024);
+    // The learner's world is a pid namespace whose PID 1 is tini (the agent's), not the guest's init.
+    expect(init).toBe("tini");
+  });
+
+  it("a learner's writes stay in its own disk; the shared root image is never written", async () => {
+    const base = JSON.parse(readFileSync(`${driver.sandboxDir(id)}/meta.json`, "utf8")).baseImage as string;
+    const before = readFileSync(base).subarray(0, 1 << 20);
+    expect((await execText(client, "echo mine > /etc/learner-file && rm -f /usr/bin/file && cat /etc/learner-file")).stdout).toBe("mine\n");
+    expect(readFileSync(base).subarray(0, 1 << 20).equals(before)).toBe(true);
+  });
+
+  it("QEMU runs as the guest's own unprivileged uid, without capabilities, in its host cgroup", async () => {
+    const view = (await driver.hostView(id))!;
+    const status = readFileSync(`/proc/${view.qemuPid}/status`, "utf8");
+    const uid = Number(/^Uid:\s+(\d+)/m.exec(status)![1]);
+    expect(uid).toBe(view.uid);
+    expect(uid).toBeGreaterThanOrEqual(300_000);
+    expect(/^CapEff:\s+(\S+)/m.exec(status)![1]).toBe("0000000000000000");
+    expect(/^CapBnd:\s+(\S+)/m.exec(status)![1]).toBe("0000000000000000");
+    expect(/^NoNewPrivs:\s+1/m.test(status)).toBe(true);
+    // seccomp filter mode (QEMU's -sandbox).
+    expect(/^Seccomp:\s+2/m.test(status)).toBe(true);
+    const cgroups = readFileSync(`/proc/${view.qemuPid}/cgroup`, "utf8");
+    expect(cgroups).toContain(`berth/${view.cgroupId}/box`);
+    // The guest's files on the host are QEMU's own; the token and sockets are root's.
+    const dir = driver.sandboxDir(id);
+    expect(execFileSync("stat", ["-c", "%u %a", `${dir}/vm`], { encoding: "utf8" }).trim()).toBe(`${uid} 700`);
+    expect(execFileSync("stat", ["-c", "%u %a", `${dir}/token`, `${dir}/agent.sock`], { encoding: "utf8" }).trim().split("\n")).toEqual(["0 600", "0 600"]);
+    // The initrd that carried the token to the guest is gone once the agent answered.
+    expect(existsSync(`${dir}/vm/initrd`)).toBe(false);
+  });
+
+  it("root in the guest cannot see the host's processes or the check channel's state", async () => {
+    const r = await execText(client, "ps -eo comm | sort -u | tr '\\n' ' '; ls /run/berth-vm | wc -l; test -e /run/berth/token && echo token-left || echo no-token");
+    expect(r.stdout).not.toMatch(/qemu|vitest|berth-vmmux|guest-init/);
+    expect(r.stdout.trim().endsWith("0\nno-token")).toBe(true);
+  });
+
+  it("stop() ends the VM (list says stopped) and destroy() leaves no process, cgroup or file", async () => {
+    const view = (await driver.hostView(id))!;
+    await driver.stop(id);
+    expect((await driver.list()).find((s) => s.id === id)?.state).toBe("stopped");
+    await driver.destroy(id);
+    expect(existsSync(`/proc/${view.qemuPid}`) && !/ Z /.test(readFileSync(`/proc/${view.qemuPid}/stat`, "utf8"))).toBe(false);
+    expect(existsSync(`/proc/${view.muxPid}`) && !/ Z /.test(readFileSync(`/proc/${view.muxPid}/stat`, "utf8"))).toBe(false);
+    expect(existsSync(driver.sandboxDir(id))).toBe(false);
+    expect(readFileSync("/proc/self/mounts", "utf8")).not.toContain(id);
+    for (const c of ["memory", "pids", "cpu"]) expect(existsSync(`/sys/fs/cgroup/${c}/berth/${view.cgroupId}`)).toBe(false);
+  });
+});
