@@ -8,7 +8,8 @@ import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { execConfig } from "../src/containers/exec";
-import { containerConfig, hostConfigFrom, limitsOf, mergeEnv, daemonEnvironment, validCpuset } from "../src/containers/spec";
+import { containerConfig, healthcheck, hostConfigFrom, limitsOf, mergeEnv, daemonEnvironment, restartPolicy, updatedHostConfig, validCpuset } from "../src/containers/spec";
+import { probeCommand } from "../src/containers/health";
 import { resolveUser } from "../src/containers/user";
 import { EngineError } from "../src/errors";
 
@@ -79,5 +80,30 @@ describe("execConfig", () => {
   it("needs a command", () => {
     expect(refused(() => execConfig({ Cmd: [] })).message).toBe("No exec command specified");
     expect(execConfig({ Cmd: ["ls"], Tty: true, User: "app" })).toMatchObject({ Cmd: ["ls"], Tty: true, User: "app", AttachStdin: false });
+  });
+});
+
+describe("health checks, restart policies and update (pure parts)", () => {
+  it("--health-* over the image's HEALTHCHECK: empty fields inherit, bad durations are refused", () => {
+    const image = { Test: ["CMD-SHELL", "curl -f localhost"], Interval: 5e9, Retries: 2 };
+    expect(healthcheck({ Test: [], Timeout: 1e9 }, image)).toEqual({ Test: ["CMD-SHELL", "curl -f localhost"], Interval: 5e9, Timeout: 1e9, Retries: 2 });
+    expect(healthcheck(undefined, image)).toEqual(image);
+    expect(healthcheck({ Test: ["NONE"] }, image)!.Test).toEqual(["NONE"]);
+    expect(refused(() => healthcheck({ Test: ["CMD", "true"], Interval: 1000 }, undefined)).message).toBe("Interval in Healthcheck cannot be less than 1ms");
+    expect(probeCommand({ Test: ["CMD-SHELL", "exit 1"] })).toEqual(["/bin/sh", "-c", "exit 1"]);
+    expect(probeCommand({ Test: ["NONE"] })).toBeNull();
+  });
+  it("restart policies in dockerd's words", () => {
+    expect(restartPolicy(undefined)).toEqual({ Name: "no", MaximumRetryCount: 0 });
+    expect(restartPolicy({ Name: "on-failure", MaximumRetryCount: 3 })).toEqual({ Name: "on-failure", MaximumRetryCount: 3 });
+    expect(refused(() => restartPolicy({ Name: "always", MaximumRetryCount: 3 })).message).toBe("maximum retry count cannot be used with restart policy 'always'");
+    expect(refused(() => restartPolicy({ Name: "sometimes" })).message).toBe("invalid restart policy 'sometimes'");
+  });
+  it("update: only what is asked changes; memory above the stored swap needs --memory-swap", () => {
+    const h = hostConfigFrom({ Memory: 64 << 20 }, 2);
+    expect(h.MemorySwap).toBe(128 << 20);
+    const { hostConfig, limits } = updatedHostConfig(h, { Memory: 100 << 20, CpuShares: 0 }, "id", 2);
+    expect([hostConfig.Memory, hostConfig.MemorySwap, limits]).toEqual([100 << 20, 128 << 20, { memory: 100 << 20, memorySwap: 128 << 20 }]);
+    expect(refused(() => updatedHostConfig(h, { Memory: 256 << 20 }, "id", 2)).message).toBe("Cannot update container id: Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time");
   });
 });

@@ -426,6 +426,7 @@ function matchesFilters(c: Container, f: Record<string, string[]>): boolean {
   if (f.status && !f.status.includes(r.State.Status)) return false;
   if (f.name && !f.name.some((n) => new RegExp(n).test(c.name))) return false;
   if (f.id && !f.id.some((i) => r.Id.startsWith(i))) return false;
+  if (f.health && !f.health.includes(r.State.Health?.Status ?? "none")) return false;
   if (f.exited && (r.State.Running || !f.exited.map(Number).includes(r.State.ExitCode))) return false;
   if (f.ancestor && !f.ancestor.some((a) => a === r.Config.Image || r.Image.includes(a))) return false;
   // volume=: a volume name, a bind's host path, or a mount's destination, as dockerd matches it.

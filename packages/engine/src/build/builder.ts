@@ -57,13 +57,8 @@ export class BuildError extends Error {
   }
 }
 
-export interface HealthConfig {
-  Test: string[];
-  Interval?: number;
-  Timeout?: number;
-  StartPeriod?: number;
-  Retries?: number;
-}
+import type { HealthConfig } from "../containers/container";
+export type { HealthConfig };
 
 /** The image config's container part, with what only builds set. */
 export type RunConfig = ContainerDefaults & { Shell?: string[]; Healthcheck?: HealthConfig; OnBuild?: string[] | null };

@@ -35,6 +35,24 @@ export interface ContainerConfig {
   Labels: Record<string, string>;
   StopSignal?: string;
   StopTimeout?: number;
+  Healthcheck?: HealthConfig;
+}
+
+/** HEALTHCHECK / --health-*: durations in ns; Test is ["CMD", ...], ["CMD-SHELL", cmd] or ["NONE"]. */
+export interface HealthConfig {
+  Test: string[];
+  Interval?: number;
+  Timeout?: number;
+  StartPeriod?: number;
+  StartInterval?: number;
+  Retries?: number;
+}
+
+/** State.Health: what the probes found, the last five of them kept. */
+export interface HealthState {
+  Status: "starting" | "healthy" | "unhealthy";
+  FailingStreak: number;
+  Log: { Start: string; End: string; ExitCode: number; Output: string }[];
 }
 
 export interface HostConfig {
@@ -74,6 +92,7 @@ export interface ContainerState {
   Error: string;
   StartedAt: string;
   FinishedAt: string;
+  Health?: HealthState;
 }
 
 /** What the engine did to make the container, for the X-ray panel and the lessons (../recipe). */
@@ -144,7 +163,10 @@ export function humanDuration(ms: number): string {
 
 export function statusText(s: ContainerState, now = Date.now()): string {
   if (s.Restarting) return `Restarting (${s.ExitCode}) ${humanDuration(now - Date.parse(s.FinishedAt))} ago`;
-  if (s.Running) return `Up ${humanDuration(now - Date.parse(s.StartedAt))}${s.Paused ? " (Paused)" : ""}`;
+  if (s.Running) {
+    const health = s.Health ? ` (${s.Health.Status === "starting" ? "health: starting" : s.Health.Status})` : "";
+    return `Up ${humanDuration(now - Date.parse(s.StartedAt))}${s.Paused ? " (Paused)" : health}`;
+  }
   if (s.Status === "created") return "Created";
   if (s.Status === "removing") return "Removal In Progress";
   if (s.Status === "dead") return "Dead";

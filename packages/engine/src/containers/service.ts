@@ -20,6 +20,7 @@ import { materializeMounts, parseMounts, type ApiMount } from "../volumes/mounts
 import { VolumeError, type VolumeStore } from "../volumes/store";
 import { Container, newState, randomName, type ContainerConfig, type ContainerRecord, type HostConfig, type MountPoint } from "./container";
 import { newExec, runExec, type ExecInstance } from "./exec";
+import { HealthMonitor } from "./health";
 import { restartDelay, startsWithEngine } from "./restart";
 import { containerConfig, hostConfigFrom, updatedHostConfig } from "./spec";
 import { emptyRecipe, startContainer, type StartEnv } from "./start";
@@ -224,12 +225,16 @@ export class ContainerService implements StartEnv {
 
   private async launch(c: Container): Promise<void> {
     await startContainer(this, c);
-    if (c.record.State.Restarting) {
-      c.record.State.Restarting = false;
-      c.save();
-    }
+    c.record.State.Restarting = false;
+    delete c.record.State.Health;
+    // HEALTHCHECK / --health-*: probes from now on (health.ts).
+    const monitor = new HealthMonitor(c, this.shimBin, (x, status) => this.emit(x, `health_status: ${status}`));
+    this.health.set(c.id, monitor);
+    monitor.start();
+    c.save();
     this.emit(c, "start");
   }
+  private readonly health = new Map<string, HealthMonitor>();
 
   /** The shim is gone (StartEnv's hook). */
   exited(c: Container, code: number): void {
@@ -253,6 +258,8 @@ export class ContainerService implements StartEnv {
     }
     c.shim = undefined;
     c.stdin = undefined;
+    this.health.get(c.id)?.stop();
+    this.health.delete(c.id);
     // The restart policy: "restarting" (still Running in Docker's state) until the next start.
     const delay = wasStarted && !this.closing && this.containers.has(c.id) ? restartDelay(c, code, Date.now() - Date.parse(r.State.StartedAt)) : null;
     if (delay !== null) {

@@ -8,7 +8,7 @@ import type { Limits } from "../cgroups/cgroups";
 import { EngineError } from "../errors";
 import type { ContainerDefaults } from "../images/store";
 import type { PlannedMount } from "../volumes/mounts";
-import type { ContainerConfig, HostConfig } from "./container";
+import type { ContainerConfig, HealthConfig, HostConfig } from "./container";
 
 /** A tmpfs mount's flags and data as `mount` would print them, for the recipe. */
 export function tmpfsRecipeOptions(m: PlannedMount): string {
@@ -77,7 +77,28 @@ export function containerConfig(body: Record<string, unknown>, defaults: Contain
   if (Object.keys(ports).length) cfg.ExposedPorts = ports;
   if (body.StopSignal || d.StopSignal) cfg.StopSignal = String(body.StopSignal || d.StopSignal);
   if (typeof body.StopTimeout === "number") cfg.StopTimeout = body.StopTimeout;
+  const health = healthcheck(body.Healthcheck as HealthConfig | undefined, (d as { Healthcheck?: HealthConfig }).Healthcheck);
+  if (health) cfg.Healthcheck = health;
   return cfg;
+}
+
+/**
+ * --health-* flags over the image's HEALTHCHECK, as dockerd merges them: an empty Test or a zero
+ * duration takes the image's. Durations under a millisecond and negative retries are refused.
+ */
+export function healthcheck(asked: HealthConfig | undefined | null, image: HealthConfig | undefined): HealthConfig | undefined {
+  if (!asked) return image ? { ...image } : undefined;
+  const h: HealthConfig = { ...asked, Test: asked.Test?.length ? asked.Test : image?.Test ?? [] };
+  for (const k of ["Interval", "Timeout", "StartPeriod", "StartInterval", "Retries"] as const) {
+    if (!h[k] && image?.[k]) h[k] = image[k];
+    if (!h[k]) delete h[k];
+  }
+  for (const k of ["Interval", "Timeout", "StartPeriod", "StartInterval"] as const) {
+    const v = h[k];
+    if (v !== undefined && v !== 0 && v < 1e6) throw new EngineError(400, `${k === "StartPeriod" ? "StartPeriod" : k === "StartInterval" ? "StartInterval" : k} in Healthcheck cannot be less than 1ms`);
+  }
+  if ((h.Retries ?? 0) < 0) throw new EngineError(400, "Retries in Healthcheck cannot be negative");
+  return h.Test.length ? h : undefined;
 }
 
 /** HostConfig as dockerd stores it; `cpus` is the host's CPU count (limits are checked against it). */
