@@ -15,6 +15,10 @@ const monacoDir = path.resolve(path.dirname(require.resolve("monaco-editor", { p
 const monacoVersion = (JSON.parse(readFileSync(path.join(monacoDir, "package.json"), "utf8")) as { version: string }).version;
 
 const config: NextConfig = {
+  // BERTH_WEB_DIST_DIR (relative to apps/web) builds and serves from another folder than .next: a
+  // benchmark or a second checkout can build its own copy without replacing the chunks a running
+  // server refers to. It must be the same at `next build` and when the orchestrator starts.
+  ...(process.env.BERTH_WEB_DIST_DIR ? { distDir: process.env.BERTH_WEB_DIST_DIR } : {}),
   turbopack: { root: repoRoot },
   outputFileTracingRoot: repoRoot,
   // @berth/protocol ships TypeScript source (its flow constants are imported, the rest is types).

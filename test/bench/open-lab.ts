@@ -4,14 +4,26 @@
 // the lab's URL (a bookmark, a reload), and where the time goes, from the marks the player leaves
 // on the page's performance timeline (terminal-link.ts, TerminalPane.tsx).
 //
+// The learner looks at the catalog for BENCH_READ_MS (1000) before the click, as a person does; the
+// time is counted from the click. It measures the production build the orchestrator serves
+// (`next build` output in apps/web/.next, or BERTH_WEB_DIST_DIR), and refuses to run when that is
+// older than the web app's sources (BENCH_STALE_OK=1 runs anyway). BENCH_VERBOSE=1 prints every
+// request and mark of every trial.
+//
 //   tsx test/bench/open-lab.ts [trials=10]
+import { readdirSync, statSync } from "node:fs";
+import path from "node:path";
 import type { Browser, Page } from "@playwright/test";
-import { startBerth, type Berth } from "../e2e/berth.js";
+import { ROOT, startBerth, type Berth } from "../e2e/berth.js";
 import { launchChromium, learnerContext, percentile, summary } from "./lib.js";
 
 const TRIALS = Number(process.argv[2] ?? 10);
 const LAB = process.env.BENCH_LAB ?? "namespaces-by-hand";
 const POOL = 2;
+/** How long the learner looks at the catalog before the click (BENCH_READ_MS). */
+const READ_MS = Number(process.env.BENCH_READ_MS ?? 1000);
+/** BENCH_VERBOSE=1: every request and mark of each trial, in ms from the click or navigation. */
+const VERBOSE = process.env.BENCH_VERBOSE === "1";
 
 async function poolReady(berth: Berth, want: number): Promise<void> {
   for (let i = 0; i < 480; i++) {
@@ -45,20 +57,31 @@ type Stages = Record<string, number>;
 
 /** The page's own milestones, in ms from `origin` (navigation start or the click). */
 async function stages(page: Page, origin: number): Promise<Stages> {
-  return page.evaluate((o) => {
+  if (VERBOSE) page.on("console", (m) => console.log(m.text()));
+  return page.evaluate(([o, verbose]) => {
     const out: Record<string, number> = {};
     const nav = performance.getEntriesByType("navigation")[0] as PerformanceNavigationTiming | undefined;
     if (nav && o === 0) {
       out["page response"] = nav.responseEnd;
       out["page interactive"] = nav.domInteractive;
     }
-    for (const name of ["berth:terminal-created:1", "berth:fitted:1", "berth:connected", "berth:attach:1", "berth:first-output:1"]) {
+    for (const name of ["berth:terminal-created:1", "berth:opened:1", "berth:renderer:1", "berth:fitted:1", "berth:connected", "berth:attach:1", "berth:first-output:1"]) {
       const e = performance.getEntriesByName(name).find((m) => m.startTime >= o);
       if (e) out[name.replace("berth:", "").replace(/:1$/, "")] = e.startTime - o;
     }
+    // The network's share: the page's data (the RSC payload of a client navigation) and the code.
+    for (const r of performance.getEntriesByType("resource") as PerformanceResourceTiming[]) {
+      if (r.startTime < o) continue;
+      const kind = r.name.includes("_rsc=") ? "rsc response" : r.initiatorType === "script" || r.name.endsWith(".js") ? "last script loaded" : null;
+      if (kind && (out[kind] === undefined || r.responseEnd - o > out[kind]!)) out[kind] = r.responseEnd - o;
+      if (verbose) console.log(`  ${(r.startTime - o).toFixed(0)} → ${(r.responseEnd - o).toFixed(0)} ms ${r.name.replace(location.origin, "")}`);
+    }
     out["prompt on screen"] = (window as unknown as { __firstByte: number }).__firstByte - o;
+    if (verbose) {
+      for (const m of performance.getEntriesByType("mark")) if (m.startTime >= o) console.log(`  ${(m.startTime - o).toFixed(0)} ms ${m.name}`);
+    }
     return out;
-  }, origin);
+  }, [origin, VERBOSE] as const);
 }
 
 async function fromCatalog(browser: Browser, berth: Berth): Promise<Stages> {
@@ -67,6 +90,9 @@ async function fromCatalog(browser: Browser, berth: Berth): Promise<Stages> {
   const page = await context.newPage();
   await page.goto(`${berth.url}/`);
   await page.getByTestId(`lab-card-${LAB}`).waitFor();
+  // A learner looks at the catalog for a moment before choosing (the page uses that moment to
+  // fetch the player's code: lab-warmup.ts). Then the pointer moves onto the card and clicks.
+  await page.waitForTimeout(READ_MS);
   await page.getByTestId(`lab-card-${LAB}`).click();
   await page.waitForFunction(() => (window as unknown as { __firstByte?: number }).__firstByte !== undefined, undefined, { timeout: 90_000, polling: 50 });
   const click = await page.evaluate(() => (window as unknown as { __clickAt: number }).__clickAt);
@@ -96,6 +122,33 @@ function report(label: string, runs: Stages[]): string {
   return lines.join("\n");
 }
 
+/**
+ * The orchestrator serves the production build (`next build` output, never `next dev`): make sure
+ * it exists and is newer than the sources it was built from, or the figures are of other code.
+ */
+function assertFreshBuild(): void {
+  const web = path.join(ROOT, "apps/web");
+  const distDir = path.join(web, process.env.BERTH_WEB_DIST_DIR ?? ".next");
+  let built: number;
+  try {
+    built = statSync(path.join(distDir, "BUILD_ID")).mtimeMs;
+  } catch {
+    throw new Error(`no production build in ${distDir}: run \`cd apps/web && npx next build\` first`);
+  }
+  const newest = (dir: string): number => {
+    let t = 0;
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const p = path.join(dir, entry.name);
+      t = Math.max(t, entry.isDirectory() ? newest(p) : statSync(p).mtimeMs);
+    }
+    return t;
+  };
+  const sources = [path.join(web, "app"), path.join(web, "src"), path.join(ROOT, "packages/protocol/src"), path.join(web, "next.config.ts")];
+  const changed = Math.max(...sources.map((p) => (statSync(p).isDirectory() ? newest(p) : statSync(p).mtimeMs)));
+  if (changed > built && process.env.BENCH_STALE_OK !== "1") throw new Error(`the production build in ${distDir} is older than the web app's sources: run \`cd apps/web && npx next build\` first (BENCH_STALE_OK=1 runs anyway)`);
+}
+
+assertFreshBuild();
 const browser = await launchChromium();
 // Every trial is a new learner: lift the sign-up throttle for this run.
 const berth = await startBerth({ BERTH_WARM_POOL: String(POOL), BERTH_SIGNUPS_PER_IP_HOUR: "10000" });

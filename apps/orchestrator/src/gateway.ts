@@ -18,7 +18,9 @@ import type { SessionStore, SessionUser } from "./auth/sessions.js";
 import { clientAddress } from "./http/router.js";
 import type { LabCatalog } from "./labs/catalog.js";
 import type { CheckResultPush, LabPresence } from "./labs/presence.js";
+import { SandboxCapError } from "./sandboxes/sandbox-caps.js";
 import type { SandboxManager } from "./sandboxes/sandbox-manager.js";
+import { prepareLabSandbox } from "./terminals/prepare.js";
 import type { TerminalSession, TerminalViewer } from "./terminals/terminal-session.js";
 import { XrayHub, type XraySocket } from "./xray/xray-hub.js";
 
@@ -152,7 +154,12 @@ export function createGateway(
       const report = (phase: Parameters<ServerToClientEvents["sandbox:status"]>[0]["phase"], message: string) =>
         socket.emit("sandbox:status", { labId, phase, message });
       try {
-        const sb = await sandboxes.acquire(socket.data.user.id, labId, report, gone.signal);
+        // A prepare from the page's request (no one to report to) may have been the attempt this
+        // joined, and it does not queue: when the caps said "wait", ask again, as this socket.
+        const sb = await sandboxes.acquire(socket.data.user.id, labId, report, gone.signal).catch((err: unknown) => {
+          if (!(err instanceof SandboxCapError) || gone.signal.aborted) throw err;
+          return sandboxes.acquire(socket.data.user.id, labId, report, gone.signal);
+        });
         const session = await sandboxes.terminal(sb, term, cols, rows);
         // Gone while the sandbox came up (signed out, tab closed): attach nothing to a dead socket.
         if (socket.disconnected) return;
@@ -184,9 +191,7 @@ export function createGateway(
       const { labId } = parsed.data;
       const report = (phase: Parameters<ServerToClientEvents["sandbox:status"]>[0]["phase"], message: string) =>
         socket.emit("sandbox:status", { labId, phase, message });
-      sandboxes
-        .acquire(socket.data.user.id, labId, report, gone.signal)
-        .then((sb) => sandboxes.terminal(sb, "1", 80, 24))
+      prepareLabSandbox(sandboxes, socket.data.user.id, labId, report, gone.signal)
         .catch((err) => {
           // The attach that follows meets the same failure and reports it.
           log.debug({ err: String(err), labId }, "sandbox:prepare failed");

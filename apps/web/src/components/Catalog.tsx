@@ -8,6 +8,7 @@ import Link from "next/link";
 import { useRouter } from "next/navigation";
 import { useEffect, useMemo, useState } from "react";
 import { api, signInUrl } from "@/lib/api";
+import { openingLab, warmLabConnection, warmPlayerCode } from "@/lib/lab-warmup";
 
 type State = { kind: "loading" } | { kind: "error"; message: string } | { kind: "ready"; labs: LabSummary[] };
 
@@ -72,9 +73,13 @@ export function Catalog() {
 }
 
 function LabList({ labs, filters, setFilter }: { labs: LabSummary[]; filters: Filters; setFilter: (key: keyof Filters, value: string) => void }) {
+  const router = useRouter();
   const tags = useMemo(() => [...new Set(labs.flatMap((l) => l.tags))].sort(), [labs]);
   const difficulties = useMemo(() => [...new Set(labs.map((l) => l.difficulty))], [labs]);
   const signedIn = labs.some((l) => l.state !== undefined);
+  // Opening a lab is what the catalog is for: get the player ready before the click (lab-warmup.ts).
+  const firstHref = labs[0] ? `/labs/${encodeURIComponent(labs[0].id)}` : null;
+  useEffect(() => (signedIn && firstHref ? warmPlayerCode(router, firstHref) : undefined), [signedIn, firstHref, router]);
   const shown = labs.filter(
     (l) =>
       (!filters.tag || l.tags.includes(filters.tag)) &&
@@ -129,7 +134,15 @@ function LabList({ labs, filters, setFilter }: { labs: LabSummary[]; filters: Fi
         <ul className="lab-grid" aria-label="Labs">
           {shown.map((lab) => (
             <li key={lab.id}>
-              <Link href={`/labs/${encodeURIComponent(lab.id)}`} className="lab-card" data-testid={`lab-card-${lab.id}`}>
+              <Link
+                href={`/labs/${encodeURIComponent(lab.id)}`}
+                className="lab-card"
+                data-testid={`lab-card-${lab.id}`}
+                prefetch={false}
+                onPointerEnter={signedIn ? warmLabConnection : undefined}
+                onFocus={signedIn ? warmLabConnection : undefined}
+                onClick={signedIn ? (e) => !e.defaultPrevented && !e.metaKey && !e.ctrlKey && !e.shiftKey && openingLab(lab.id) : undefined}
+              >
                 <span className="lab-card-top">
                   <span className="lab-card-chapter">{lab.chapter === null ? "Extra" : `Chapter ${lab.chapter}`}</span>
                   {lab.state ? (

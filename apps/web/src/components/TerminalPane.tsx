@@ -1,8 +1,10 @@
 "use client";
 // The player's terminals: up to three shells ("1", "2", "3") in the learner's sandbox, as tabs, each
 // an xterm.js terminal with its own screen (kept on the server, restored at this size on reload),
-// and a status line with the sandbox phase. xterm, its addons and socket.io-client are loaded with
-// import() so they stay out of the catalog's and the forms' bundles and never run on the server.
+// and a status line with the sandbox phase. xterm, its addons and socket.io-client are imported
+// statically: they are in the player page's own scripts (downloaded beside the framework, not a
+// second round trip after it), never in the catalog's or the forms' bundles, and nothing of them
+// runs on the server (a Terminal is only made in an effect).
 //
 // What the rest of the player may do (TerminalHandle, handed over through `onHandle`):
 //   run(term, text, { interrupt })  types `text` into terminal `term` ("1" when not one of the
@@ -18,13 +20,16 @@
 // alone) moves focus out to the terminal's tab; it is announced when the terminal gets focus. With
 // "Tab moves focus" on, Tab and Shift+Tab leave the terminal instead of completing in the shell.
 import type { SandboxLifetimeEvent, TerminalKey } from "@berth/protocol";
-import type { Terminal } from "@xterm/xterm";
+import { FitAddon } from "@xterm/addon-fit";
+import { WebglAddon } from "@xterm/addon-webgl";
+import { WebLinksAddon } from "@xterm/addon-web-links";
+import { Terminal } from "@xterm/xterm";
 import "@xterm/xterm/css/xterm.css";
 import "./terminal-pane.css";
 import Link from "next/link";
 import { useCallback, useEffect, useId, useRef, useState, type KeyboardEvent as ReactKeyboardEvent, type RefObject } from "react";
 import { signInUrl } from "@/lib/api";
-import { openLabSocket, prepareLab, TerminalLink, type BerthSocket, type DisplayPhase, type LinkState } from "@/lib/terminal-link";
+import { labSocket, prepareLab, TerminalLink, type BerthSocket, type DisplayPhase, type LinkState } from "@/lib/terminal-link";
 
 /** What the rest of the player may do with the terminals (see the top of this file). */
 export interface TerminalHandle {
@@ -83,45 +88,13 @@ const INITIAL_STATE: LinkState = {
   signInRequired: false,
 };
 
-let modules: ReturnType<typeof importTerminalModules> | undefined;
-function importTerminalModules() {
-  loadWebgl();
-  return Promise.all([import("@xterm/xterm"), import("@xterm/addon-fit"), import("@xterm/addon-web-links")]);
-}
-
-/**
- * The WebGL renderer is optional (null: xterm's DOM renderer draws). Its code downloads beside the
- * rest; a terminal waits for it before its first fit and never switches later: its cells are not
- * the DOM renderer's size, so a late switch would change the width the shell was started with (and
- * the width a reload restores at). A download slower than WEBGL_WAIT_MS is not waited for.
- */
-let webgl: Promise<typeof import("@xterm/addon-webgl") | null> | undefined;
-const WEBGL_WAIT_MS = 3000;
-function loadWebgl(): Promise<typeof import("@xterm/addon-webgl") | null> {
-  webgl ??= import("@xterm/addon-webgl").catch(() => null);
-  return webgl;
-}
-/**
- * Starts (once) the download of xterm and its addons. The player calls it as early as it can, so
- * the terminal's code is not a second round trip after the page.
- */
-export function loadTerminalModules(): ReturnType<typeof importTerminalModules> {
-  modules ??= importTerminalModules().catch((err: unknown) => {
-    modules = undefined; // let the next attempt download again
-    throw err;
-  });
-  return modules;
-}
-type Modules = Awaited<ReturnType<typeof loadTerminalModules>>;
-
 // Open lab → first prompt is the path that matters most, so the work starts when this module is
-// evaluated with the player page's scripts, before React hydrates: the terminal's code downloads,
-// the socket connects and the server starts handing over the sandbox (the lab's id is in the
-// URL: /labs/<lab>/...). The pane's props decide everything else.
+// evaluated with the player page's scripts, before React hydrates: the socket connects and the
+// server starts handing over the sandbox (the lab's id is in the URL: /labs/<lab>/...; the server
+// usually started already, when it rendered the page: app/labs/[labId]/[[...step]]/page.tsx).
 if (typeof window !== "undefined") {
   const lab = /^\/labs\/([^/]+)/.exec(window.location.pathname)?.[1];
   if (lab) {
-    loadTerminalModules().catch(() => undefined);
     try {
       prepareLab(decodeURIComponent(lab));
     } catch {
@@ -131,27 +104,29 @@ if (typeof window !== "undefined") {
 }
 
 /**
- * Resolves once the element has a size that held for two frames in a row (fonts loaded, layout
- * done): the first fit then agrees with every later one, and the attach names the size the
- * server's kept screen is restored at. Frames stop in a background tab: a timer stands in.
+ * Once started the terminal's code on demand; xterm is now in the player's own scripts, so there is
+ * nothing left to start. Kept until its last caller (LabPlayer) drops the call.
  */
-async function settledLayout(el: HTMLElement): Promise<void> {
+export function loadTerminalModules(): Promise<void> {
+  return Promise.resolve();
+}
+
+/**
+ * Resolves when the terminal's first fit can be trusted: fonts loaded (the app uses system fonts,
+ * so this is normally at once) and one frame later, so layout set by the player's own effects
+ * (the split's saved position, read from localStorage after hydration) is in place. A frame stops
+ * in a background tab: a timer stands in. Any later change of size is a resize (ResizeObserver →
+ * term:resize); the server's kept screen follows it, so a late change garbles nothing.
+ */
+async function layoutReady(): Promise<void> {
   await document.fonts?.ready.catch(() => undefined);
-  const frame = () => new Promise<void>((r) => {
-    const timer = setTimeout(r, 100);
+  await new Promise<void>((r) => {
+    const timer = setTimeout(r, 50);
     requestAnimationFrame(() => {
       clearTimeout(timer);
       r();
     });
   });
-  let last = "";
-  for (let i = 0; i < 12; i++) {
-    await frame();
-    const { width, height } = el.getBoundingClientRect();
-    const now = `${width}x${height}`;
-    if (width > 0 && height > 0 && now === last) return;
-    last = now;
-  }
 }
 
 /** The live parts of one terminal tab, for the handle. */
@@ -176,8 +151,7 @@ export function TerminalPane({
   const activeRef = useRef(active);
   activeRef.current = active;
   const [states, setStates] = useState<Partial<Record<TerminalKey, LinkState>>>({});
-  const [conn, setConn] = useState<{ socket: BerthSocket; modules: Modules } | null>(null);
-  const [loadError, setLoadError] = useState<string | null>(null);
+  const [conn, setConn] = useState<{ socket: BerthSocket } | null>(null);
   const [renderer, setRenderer] = useState<"webgl" | "dom">("dom");
   const [screenReader, setScreenReader] = useState(false);
   const [tabMovesFocus, setTabMovesFocus] = useState(false);
@@ -197,26 +171,14 @@ export function TerminalPane({
   const callbacks = useRef({ onHandle, onAttachedChange });
   callbacks.current = { onHandle, onAttachedChange };
 
-  // Modules and the socket first, and the socket connects at once: the handshake overlaps with
-  // making the terminal and settling its size (Open lab → prompt is on the critical path).
+  // The page's socket, connecting at once: the handshake overlaps with making the terminal.
   useEffect(() => {
-    let cancelled = false;
-    let release: (() => void) | undefined;
     prepareLab(labId);
-    void (async () => {
-      try {
-        const [loaded, shared] = await Promise.all([loadTerminalModules(), openLabSocket()]);
-        release = shared.release;
-        if (cancelled) return shared.release();
-        if (!shared.socket.connected && !shared.socket.active) shared.socket.connect();
-        setConn({ socket: shared.socket, modules: loaded });
-      } catch (err) {
-        if (!cancelled) setLoadError(`Could not load the terminal (${err instanceof Error ? err.message : String(err)}).`);
-      }
-    })();
+    const shared = labSocket();
+    if (!shared.socket.connected && !shared.socket.active) shared.socket.connect();
+    setConn({ socket: shared.socket });
     return () => {
-      cancelled = true;
-      release?.();
+      shared.release();
       setConn(null);
     };
   }, [labId]);
@@ -316,7 +278,7 @@ export function TerminalPane({
     tabRefs.current.get(next)?.focus();
   };
 
-  const state = loadError ? { ...INITIAL_STATE, phase: "error" as const, message: loadError, error: loadError } : (states[active] ?? INITIAL_STATE);
+  const state = states[active] ?? INITIAL_STATE;
   const busy = state.phase !== "ready" && state.phase !== "error" && state.phase !== "ended";
 
   return (
@@ -390,12 +352,7 @@ export function TerminalPane({
                 type="button"
                 className="btn btn-primary"
                 data-testid="reattach-button"
-                // Without a link the terminal's code never loaded: only a reload can retry that.
-                onClick={() => {
-                  const link = instances.current.get(active)?.link;
-                  if (link) link.reattach();
-                  else window.location.reload();
-                }}
+                onClick={() => instances.current.get(active)?.link?.reattach()}
               >
                 Try again
               </button>
@@ -478,7 +435,7 @@ function TerminalView({
   termKey: TerminalKey;
   labId: string;
   active: boolean;
-  conn: { socket: BerthSocket; modules: Modules } | null;
+  conn: { socket: BerthSocket } | null;
   panelId: string;
   tabId: string;
   hintId: string;
@@ -499,7 +456,6 @@ function TerminalView({
     if (!host || !conn) return;
     let cancelled = false;
     const cleanups: Array<() => void> = [];
-    const [{ Terminal }, { FitAddon }, { WebLinksAddon }] = conn.modules;
     performance.mark(`berth:terminal-created:${termKey}`);
 
     const term = new Terminal({
@@ -537,6 +493,7 @@ function TerminalView({
     });
 
     term.open(host);
+    performance.mark(`berth:opened:${termKey}`);
     const textarea = term.textarea;
     if (textarea) {
       textarea.setAttribute("aria-describedby", hintId);
@@ -575,28 +532,24 @@ function TerminalView({
     });
     cleanups.push(() => link.dispose());
 
-    void (async () => {
-      // The renderer decides the cell size (WebGL rounds it to device pixels, the DOM renderer
-      // does not), so it is chosen before the first fit, or the next fit would change the width.
-      const [webglModule] = await Promise.all([
-        Promise.race([loadWebgl(), new Promise<null>((r) => setTimeout(() => r(null), WEBGL_WAIT_MS))]),
-        settledLayout(host),
-      ]);
+    // The renderer decides the cell size (WebGL rounds it to device pixels, the DOM renderer does
+    // not), so it is chosen before the first fit and never changed but by a lost context.
+    try {
+      const webgl = new WebglAddon();
+      webgl.onContextLoss(() => {
+        webgl.dispose();
+        live.current.onRenderer("dom");
+        safeFit(); // the DOM renderer's cells are not the same size
+      });
+      term.loadAddon(webgl);
+      live.current.onRenderer("webgl");
+    } catch {
+      live.current.onRenderer("dom");
+    }
+
+    performance.mark(`berth:renderer:${termKey}`);
+    void layoutReady().then(() => {
       if (cancelled) return;
-      if (webglModule) {
-        try {
-          const webgl = new webglModule.WebglAddon();
-          webgl.onContextLoss(() => {
-            webgl.dispose();
-            live.current.onRenderer("dom");
-            safeFit(); // the DOM renderer's cells are not the same size
-          });
-          term.loadAddon(webgl);
-          live.current.onRenderer("webgl");
-        } catch {
-          live.current.onRenderer("dom");
-        }
-      }
       safeFit();
       performance.mark(`berth:fitted:${termKey}`);
       let frame = 0;
@@ -612,7 +565,7 @@ function TerminalView({
       inst.link = link;
       for (const item of inst.early.splice(0)) link.run(item.text, { interrupt: item.interrupt });
       link.start();
-    })();
+    });
 
     return () => {
       cancelled = true;

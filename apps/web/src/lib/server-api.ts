@@ -16,12 +16,16 @@ export type ServerLab =
   /** No orchestrator beside us, or it failed: the browser loads the lab itself. */
   | { kind: "unavailable" };
 
-/** Once per request: the page and its metadata share one answer. */
-export const loadLabOnServer = cache(async (labId: string, cookie: string | null): Promise<ServerLab> => {
+/**
+ * Once per request: the page and its metadata share one answer. With `prepare` (a learner opening
+ * the lab, not a prefetch), the API also starts handing over the learner's sandbox and its first
+ * shell, so that work runs while this page travels to the browser and starts there.
+ */
+export const loadLabOnServer = cache(async (labId: string, cookie: string | null, prepare = false): Promise<ServerLab> => {
   const base = (globalThis as Record<symbol, unknown>)[API_URL_KEY];
   if (typeof base !== "string") return { kind: "unavailable" };
   try {
-    const res = await fetch(`${base}/api/labs/${encodeURIComponent(labId)}`, {
+    const res = await fetch(`${base}/api/labs/${encodeURIComponent(labId)}${prepare ? "?prepare=1" : ""}`, {
       headers: { accept: "application/json", ...(cookie ? { cookie } : {}) },
       cache: "no-store",
     });

@@ -18,7 +18,7 @@
 //   attach named: the caller starts the link only once its fit has settled (see TerminalPane).
 import type { ClientToServerEvents, SandboxPhase, ServerToClientEvents, TerminalKey } from "@berth/protocol";
 import type { Terminal } from "@xterm/xterm";
-import type { Socket } from "socket.io-client";
+import { io, type Socket } from "socket.io-client";
 // Only the flow-control constants: the package's index would pull zod and the agent schemas in.
 import { FLOW_ACK_EVERY } from "@berth/protocol/flow";
 
@@ -28,12 +28,12 @@ export type BerthSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
 let shared: { socket: BerthSocket; users: number } | undefined;
 
 /**
- * The page's one socket to the orchestrator (made on first use, closed when its last user lets go).
- * One socket for all terminals of the player and its lifetime banner: one handshake, one session
- * check, one place that learns about a lost network.
+ * The page's one socket to the orchestrator (made on first use, not connected until a user
+ * connects it, closed when its last user lets go). One socket for all terminals of the player, its
+ * lifetime banner and the catalog's warm-up (lab-warmup.ts): one handshake, one session check, one
+ * place that learns about a lost network. A client-side navigation from the catalog keeps it.
  */
-export async function openLabSocket(): Promise<{ socket: BerthSocket; release(): void }> {
-  const { io } = await import("socket.io-client");
+export function labSocket(): { socket: BerthSocket; release(): void } {
   shared ??= { socket: io({ transports: ["websocket"], autoConnect: false }), users: 0 };
   const mine = shared;
   mine.users++;
@@ -50,25 +50,38 @@ export async function openLabSocket(): Promise<{ socket: BerthSocket; release():
   };
 }
 
+/** labSocket(), for callers written when socket.io-client was loaded on demand. */
+export async function openLabSocket(): Promise<{ socket: BerthSocket; release(): void }> {
+  return labSocket();
+}
+
+/**
+ * Connects the page's socket now and keeps it for `holdMs` (a catalog card pointed at: the lab is
+ * probably about to open; the player's own users hold it from then on).
+ */
+export function warmLabSocket(holdMs = PREPARE_HOLD_MS): void {
+  const { socket, release } = labSocket();
+  if (!socket.connected && !socket.active) socket.connect();
+  setTimeout(release, holdMs);
+}
+
 const prepared = new Set<string>();
 
 /**
- * Opens the page's socket now and asks the server to start handing over the learner's sandbox for
- * `labId` (sandbox:prepare), before any terminal is laid out: the hand-over then overlaps with
- * the page's own start. Once per lab and page. The socket is held for PREPARE_HOLD_MS, by which
- * time the terminals hold it themselves.
+ * Connects the page's socket now and asks the server to start handing over the learner's sandbox
+ * for `labId` (sandbox:prepare), before any terminal is laid out: the hand-over then overlaps with
+ * the page's own start. Once per lab and page (the catalog calls it on the click that opens a lab;
+ * the player again, which is then a no-op). The socket is held for PREPARE_HOLD_MS, by which time
+ * the terminals hold it themselves.
  */
 export function prepareLab(labId: string): void {
   if (prepared.has(labId)) return;
   prepared.add(labId);
-  void openLabSocket()
-    .then(({ socket, release }) => {
-      if (!socket.connected && !socket.active) socket.connect();
-      // Buffered by socket.io until connected; harmless if it arrives twice (the server shares one attempt).
-      socket.emit("sandbox:prepare", { labId });
-      setTimeout(release, PREPARE_HOLD_MS);
-    })
-    .catch(() => prepared.delete(labId));
+  const { socket, release } = labSocket();
+  if (!socket.connected && !socket.active) socket.connect();
+  // Buffered by socket.io until connected; harmless if it arrives twice (the server shares one attempt).
+  socket.emit("sandbox:prepare", { labId });
+  setTimeout(release, PREPARE_HOLD_MS);
 }
 const PREPARE_HOLD_MS = 30_000;
 

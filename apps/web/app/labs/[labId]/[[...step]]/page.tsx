@@ -16,7 +16,7 @@ export default async function Page({ params }: { params: Params }) {
   if (step && step.length > 1) notFound();
   const stepId = step?.[0] ?? null;
   const here = `/labs/${encodeURIComponent(labId)}${stepId ? `/${encodeURIComponent(stepId)}` : ""}`;
-  const loaded = await loadLabOnServer(labId, (await headers()).get("cookie"));
+  const loaded = await loadLabOnServer(labId, ...(await visitor()));
   if (loaded.kind === "missing") notFound();
   if (loaded.kind === "signin") redirect(signInUrl(here));
   if (loaded.kind === "ready" && stepId !== null && !loaded.lab.steps.some((s) => s.id === stepId)) notFound();
@@ -25,6 +25,15 @@ export default async function Page({ params }: { params: Params }) {
 
 export async function generateMetadata({ params }: { params: Params }): Promise<Metadata> {
   const { labId } = await params;
-  const loaded = await loadLabOnServer(labId, (await headers()).get("cookie"));
+  const loaded = await loadLabOnServer(labId, ...(await visitor()));
   return { title: loaded.kind === "ready" ? loaded.lab.title : loaded.kind === "missing" ? "Lab not found" : "Lab" };
+}
+
+/**
+ * The visitor's cookie, and whether this request opens the lab: a page load or a navigation does
+ * (the server then starts the sandbox's hand-over at once), a router prefetch does not.
+ */
+async function visitor(): Promise<[cookie: string | null, prepare: boolean]> {
+  const h = await headers();
+  return [h.get("cookie"), h.get("next-router-prefetch") === null];
 }
