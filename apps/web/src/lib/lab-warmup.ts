@@ -1,0 +1,41 @@
+// The catalog's share of "Open lab → first prompt": it is where labs are opened from, so it gets the
+// player ready before the click, in three steps of rising cost and certainty:
+//   1. the catalog is idle (its cards are shown): the player's code, xterm.js included, is fetched
+//      into the router's cache (one prefetch; the lab cards themselves do not prefetch, or every
+//      card would make the server render a lab page on each catalog visit);
+//   2. a card is pointed at or focused: the page's socket connects (handshake and session check
+//      done before the click; held for a while, then closed if nothing opened);
+//   3. the card is clicked (mouse or keyboard): sandbox:prepare, so the server hands over the
+//      learner's sandbox and starts its shell while the browser fetches and renders the player.
+// Never before the click is a sandbox claimed: pointing at a card costs the server a socket only.
+// socket.io-client stays out of the catalog's first bundle: terminal-link is imported on demand
+// (the player's scripts hold the same module, so the socket made here is the one the player uses).
+
+type Router = { prefetch(href: string): void };
+
+let codeWarmed = false;
+
+/** Step 1: once per page, when the browser has nothing better to do. */
+export function warmPlayerCode(router: Router, href: string): () => void {
+  if (codeWarmed) return () => undefined;
+  const run = () => {
+    codeWarmed = true;
+    router.prefetch(href);
+  };
+  if (typeof window.requestIdleCallback === "function") {
+    const id = window.requestIdleCallback(run, { timeout: 1500 });
+    return () => window.cancelIdleCallback(id);
+  }
+  const timer = setTimeout(run, 200);
+  return () => clearTimeout(timer);
+}
+
+/** Step 2: a lab card is pointed at or focused. */
+export function warmLabConnection(): void {
+  void import("./terminal-link").then((m) => m.warmLabSocket(), () => undefined);
+}
+
+/** Step 3: a lab card was clicked. */
+export function openingLab(labId: string): void {
+  void import("./terminal-link").then((m) => m.prepareLab(labId), () => undefined);
+}
