@@ -4,6 +4,7 @@
 import type { SandboxDriver } from "./driver.js";
 import { createNamespacesDriver, type NamespacesDriverOptions } from "./namespaces/driver.js";
 import { createUmlDriver } from "./uml/driver.js";
+import { createQemuDriver } from "./qemu/driver.js";
 
 /** What a caller may ask of any driver (the namespaces driver's options are the widest set). */
 export type SandboxDriverOptions = NamespacesDriverOptions;
@@ -55,4 +56,10 @@ registerSandboxDriver("uml", {
   summary: "a User-mode Linux guest per learner: a kernel of its own, cgroup v2 inside whatever the host runs",
   unsupported: ["registryUpstream", "registryQuota"],
   make: (opts) => createUmlDriver({ stateDir: opts.stateDir, agentTimeoutMs: opts.agentTimeoutMs, engine: opts.engine, egressAllow: opts.egressAllow }),
+});
+
+registerSandboxDriver("qemu", {
+  summary: "a QEMU VM per learner (KVM; TCG without it, slow): a kernel of its own behind the hypervisor, no network yet",
+  unsupported: ["uplink", "egressAllow", "registryUpstream", "registryQuota"],
+  make: (opts) => createQemuDriver({ stateDir: opts.stateDir, agentTimeoutMs: opts.agentTimeoutMs, engine: opts.engine }),
 });
