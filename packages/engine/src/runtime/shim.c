@@ -595,13 +595,14 @@ static void record_outer_namespaces(void) {
   for (int i = 0; i < NS_COUNT; i++) outer_ns[i] = ns_inode(ns_names[i]);
 }
 
-/* "ns TYPE INODE OUTER": equal numbers mean shared with the engine, different ones new (or joined). */
-static void report_namespaces(void) {
+/* "ns TYPE INODE OUTER": equal numbers mean shared with the engine, different ones new (or joined).
+   LINE is the caller's, right after the unshare or setns that made them. */
+static void report_namespaces(int line) {
   for (int i = 0; i < NS_COUNT; i++) {
     char in[24], out[24];
     snprintf(in, sizeof in, "%llu", ns_inode(ns_names[i]));
     snprintf(out, sizeof out, "%llu", outer_ns[i]);
-    REPORT("ns", ns_names[i], in, out);
+    report_at(line, "ns", 3, ns_names[i], in, out);
   }
 }
 
@@ -763,7 +764,7 @@ int main(int argc, char **argv) {
     if (!o.exec_mode && unshare(flags) < 0) fail("unshare: %s", strerror(errno));
     /* Reports go straight to the engine until execve closes this copy of STATUS_FD. */
     if (fcntl(STATUS_FD, F_SETFD, FD_CLOEXEC) == 0) report_fd = STATUS_FD;
-    report_namespaces();
+    report_namespaces(__LINE__);
     /* Tell the shim the namespaces exist; it tells the engine the pid. */
     if (write(ready[1], "r", 1) != 1) _exit(1);
     close(ready[1]); close(CTL_FD);
