@@ -4,10 +4,18 @@
 // passed, when the step has none, and when the learner leaves (last socket closed); entering a step
 // (poke) looks again at once. A failing poll leaves no row (CheckRunner record "pass").
 //
-// Cost: each run is a trusted exec (a helper process, its mounts and cgroups: tens of ms of CPU).
-// While nothing happens in the learner's terminals a check's answer rarely changes, so a check
-// that ran since the last terminal activity waits QUIET_FACTOR poll intervals (at most 30 s);
-// the next keystroke or output brings it back to its interval. See test/bench/check-roundtrip.ts.
+// Cost: each run is a trusted exec (a helper process, its mounts and cgroups: tens of ms of CPU),
+// so a check runs when its answer may have changed rather than on every interval:
+// - after a command: the learner ended a line they typed (TerminalSession.lastCommandAt), and its
+//   output has been quiet for SETTLE_MS (the prompt is back): the check runs then, so a learner
+//   whose command solved the task sees it pass a moment later; commands in quick succession share
+//   a run (half an interval apart at least);
+// - output nobody typed for (a background job): every poll interval, as declared by the lab;
+// - otherwise (a quiet terminal, or keys typed that have not run anything: the echo of a half-typed
+//   command changes nothing): QUIET_FACTOR intervals, at most 30 s (changes made elsewhere, e.g. a
+//   file saved from the editor, are still seen).
+// The loop itself wakes every WATCH_MS while the learner types (a timer, no query, no exec) to
+// notice a command. Cost and latency: test/bench/auto-check-cost.ts.
 //
 // Ownership: one Loop per (learner, lab) with at most one timer, cleared by stop(); AutoChecks owns
 // the loops and its presence subscription, and dispose() ends them all. A tick never overlaps the
@@ -155,15 +163,15 @@ export class AutoChecks {
     if (!sb?.ready) return Math.min(...pending.map((c) => c.pollMs)); // being made, or reaped: try later
 
     const now = Date.now();
-    const activity = Math.max(0, ...[...sb.terminals.values()].map((t) => t.lastActivity));
-    const dueAt = (c: AutoCheck) => {
-      const last = loop.lastRun.get(c.id) ?? 0;
-      // Nothing happened in the terminals since the last run: the answer is likely the same, so
-      // look less often (background work such as a container starting can still change it).
-      return last + (activity > last ? c.pollMs : Math.min(c.pollMs * QUIET_FACTOR, QUIET_MAX_MS));
-    };
-    // Slack of a tenth: a tick that wakes a little early still runs a check that is nearly due.
-    const due = pending.filter((c) => dueAt(c) - c.pollMs * 0.1 <= now);
+    const terms = [...sb.terminals.values()];
+    const latest = (pick: (t: (typeof terms)[number]) => number) => Math.max(0, ...terms.map(pick));
+    const lastCommand = latest((t) => t.lastCommandAt);
+    const lastOutput = latest((t) => t.lastOutputAt);
+    const lastInput = latest((t) => t.lastInputAt);
+    const activity: TerminalActivity = { lastCommand, lastOutput, lastInput };
+    const dueAt = (c: AutoCheck) => checkDueAt(c.pollMs, loop.lastRun.get(c.id) ?? 0, activity);
+    // A little slack: a tick that wakes early still runs a check that is nearly due.
+    const due = pending.filter((c) => dueAt(c) - DUE_SLACK_MS <= now);
     if (due.length > 0) {
       // A click may have passed a check (or one it needs) since: read what passed again.
       for (const id of await this.deps.progress.passedChecks(userId, labId)) passed.add(id);
@@ -186,18 +194,51 @@ export class AutoChecks {
     }
     const still = loop.known.pending;
     if (still.length === 0) return null;
-    // Wake at the poll interval at the latest: terminal activity may make a quiet check due again.
-    const next = Math.min(...still.map((c) => Math.min(dueAt(c), Date.now() + c.pollMs)));
+    // Wake at the poll interval at the latest (terminal activity may make a quiet check due again),
+    // and every WATCH_MS while the learner types, so a command is noticed as it is entered.
+    const watch = Date.now() - lastInput < WATCH_FOR_MS ? WATCH_MS : Infinity;
+    const next = Math.min(...still.map((c) => Math.min(dueAt(c), Date.now() + Math.min(c.pollMs, watch))));
     return Math.max(MIN_TICK_MS, next - Date.now());
   }
 }
 
 type AutoCheck = LabCheck & { pollMs: number };
 
-/** A check with no terminal activity since its last run is polled this many times less often ... */
-const QUIET_FACTOR = 5;
+/** The latest moments of a sandbox's terminals (ms; 0: never), from TerminalSession. */
+export interface TerminalActivity {
+  /** A line the learner typed something on was ended (Enter). */
+  lastCommand: number;
+  lastOutput: number;
+  lastInput: number;
+}
+
+/** When an automatic check polled every `pollMs`, last run at `last` (0: never), is due again. */
+export function checkDueAt(pollMs: number, last: number, t: TerminalActivity): number {
+  if (t.lastCommand > last) {
+    // A command was entered since: look as soon as its output has settled (and one interval
+    // after it at the latest, for a command that goes on printing), but not again within half
+    // an interval of the last run (commands typed in quick succession share a run).
+    const settled = Math.max(t.lastCommand, t.lastOutput) + SETTLE_MS;
+    return Math.max(last + pollMs / 2, Math.min(settled, t.lastCommand + pollMs));
+  }
+  // Output that nobody typed for (a job in the background, a container starting) may be changing
+  // what the check looks at: the check's own interval.
+  if (t.lastOutput > last && t.lastInput <= last) return last + pollMs;
+  // Nothing happened, or only typing that has not run anything yet (its echo included): the
+  // answer is very likely the same, so look less often.
+  return last + Math.min(pollMs * QUIET_FACTOR, QUIET_MAX_MS);
+}
+
+/** A check with no command or background output since its last run is polled this many times less often ... */
+export const QUIET_FACTOR = 5;
 /** ... but at least this often. */
-const QUIET_MAX_MS = 30_000;
+export const QUIET_MAX_MS = 30_000;
+/** A command's output is taken as finished after this long without output (a prompt came back). */
+export const SETTLE_MS = 300;
+/** While the learner types (input in the last WATCH_FOR_MS), the loop looks for commands this often (no exec, no query). */
+const WATCH_MS = 250;
+const WATCH_FOR_MS = 60_000;
 const MIN_TICK_MS = 200;
+const DUE_SLACK_MS = 50;
 
 const key = (userId: string, labId: string) => `${userId}\0${labId}`;

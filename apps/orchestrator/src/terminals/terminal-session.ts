@@ -44,6 +44,18 @@ export class TerminalSession {
   private exitCode: number | null = null;
   private disposed = false;
   lastActivity = Date.now();
+  /** When the pty last sent output (ms). */
+  lastOutputAt = 0;
+  /** When the learner last typed anything (ms). */
+  lastInputAt = 0;
+  /**
+   * When the learner last ended a line they had typed something on (Enter after text: a command,
+   * a pasted script, a Run block). Enter on an empty line does not count: it changes nothing.
+   * Automatic checks look again once its output has settled (grading/auto-checks.ts).
+   */
+  lastCommandAt = 0;
+  /** Something other than Enter was typed since the last Enter. */
+  private typedSinceEnter = false;
 
   constructor(
     readonly key: string,
@@ -72,7 +84,7 @@ export class TerminalSession {
 
   /** Bytes from the agent's pty. */
   output(bytes: Buffer): void {
-    this.lastActivity = Date.now();
+    this.lastActivity = this.lastOutputAt = Date.now();
     this.screen.write(bytes, this.onScreenParsed);
     for (const v of this.viewers.values()) this.deliver(v, bytes, true);
     this.updateFlow();
@@ -127,7 +139,13 @@ export class TerminalSession {
 
   input(bytes: Uint8Array): void {
     if (this.exitCode !== null) return;
-    this.lastActivity = Date.now();
+    const now = (this.lastActivity = this.lastInputAt = Date.now());
+    for (const b of bytes) {
+      if (b === 0x0d || b === 0x0a) {
+        if (this.typedSinceEnter) this.lastCommandAt = now;
+        this.typedSinceEnter = false;
+      } else this.typedSinceEnter = true;
+    }
     this.agent.sendInput(this.handle, bytes);
   }
 
