@@ -36,28 +36,28 @@ export function networkRoutes(router: Router, svc: ContainerService, net: Networ
 
   router.on("POST", "/networks/create", async (ctx) => {
     const body = await readJson(ctx);
-    const n = net.create(body);
+    const n = await net.create(body);
     sendJson(ctx, 201, { Id: n.Id, Warning: "" });
   });
 
-  router.on("DELETE", "/networks/:id", (ctx) => {
-    net.remove(ctx.params[0]!);
+  router.on("DELETE", "/networks/:id", async (ctx) => {
+    await net.remove(ctx.params[0]!);
     send(ctx, 204);
   });
 
   router.on("POST", "/networks/:id/connect", async (ctx) => {
     const body = await readJson(ctx);
     const n = net.get(ctx.params[0]!);
-    net.connect(n.Id, netContainer(String(body.Container ?? "")), body as Parameters<NetworkManager["connect"]>[2]);
+    await net.connect(n.Id, netContainer(String(body.Container ?? "")), body as Parameters<NetworkManager["connect"]>[2]);
     send(ctx, 200);
   });
 
   router.on("POST", "/networks/:id/disconnect", async (ctx) => {
     const body = await readJson(ctx);
     const n = net.get(ctx.params[0]!);
-    net.disconnect(n.Id, netContainer(String(body.Container ?? "")));
+    await net.disconnect(n.Id, netContainer(String(body.Container ?? "")));
     send(ctx, 200);
   });
 
-  router.on("POST", "/networks/prune", (ctx) => sendJson(ctx, 200, { NetworksDeleted: net.prune() }));
+  router.on("POST", "/networks/prune", async (ctx) => sendJson(ctx, 200, { NetworksDeleted: await net.prune() }));
 }

@@ -13,11 +13,11 @@ import path from "node:path";
 import { Cgroup, detectCgroupVersion, type CgroupVersion } from "../cgroups/cgroups";
 import { EngineError } from "../errors";
 import { treeSize, type ImageStore } from "../images/store";
-import { NetworkError, NetworkManager, type NetContainer } from "../network/manager";
+import { NetworkManager, type NetContainer } from "../network/manager";
 import { buildShim, capabilitySet, parseSignal, type ShimProcess } from "../runtime/shim";
 import { changes, mountSnapshot, prepareSnapshot, unmountSnapshot, unmountSnapshotAsync } from "../snapshots/overlay";
 import { materializeMounts, parseMounts, type ApiMount } from "../volumes/mounts";
-import { VolumeError, type VolumeStore } from "../volumes/store";
+import type { VolumeStore } from "../volumes/store";
 import { Container, newState, randomName, type ContainerConfig, type ContainerRecord, type HostConfig, type MountPoint } from "./container";
 import { newExec, runExec, type ExecInstance } from "./exec";
 import { HealthMonitor } from "./health";
@@ -141,7 +141,7 @@ export class ContainerService implements StartEnv {
     const mounts = this.planMounts(config, hostConfig, (body.HostConfig ?? {}) as Record<string, unknown>);
     // The network mode, ports, aliases and links are checked now (dockerd refuses them at create).
     try {
-      netErrors(() => this.network.register({ id, name: finalName, hostname: config.Hostname, running: false, pid: 0 }, (body.HostConfig ?? {}) as Record<string, unknown>, config, body.NetworkingConfig as Record<string, unknown> | undefined, (ref) => this.netView(this.find(ref))));
+      this.network.register({ id, name: finalName, hostname: config.Hostname, running: false, pid: 0 }, (body.HostConfig ?? {}) as Record<string, unknown>, config, body.NetworkingConfig as Record<string, unknown> | undefined, (ref) => this.netView(this.find(ref)));
     } catch (e) {
       fs.rmSync(dir, { recursive: true, force: true });
       throw e;
@@ -192,22 +192,17 @@ export class ContainerService implements StartEnv {
    */
   private planMounts(cfg: ContainerConfig, h: HostConfig, raw: Record<string, unknown>): MountPoint[] {
     const list = <T>(v: unknown): T[] => (Array.isArray(v) ? (v as T[]) : []);
-    try {
-      const plan = parseMounts(
-        {
-          binds: h.Binds ?? [],
-          mounts: list<ApiMount>(raw.Mounts),
-          tmpfs: raw.Tmpfs && typeof raw.Tmpfs === "object" ? (raw.Tmpfs as Record<string, string>) : {},
-          volumesFrom: list<string>(raw.VolumesFrom).map(String),
-          volumes: Object.keys(cfg.Volumes ?? {}),
-        },
-        { store: this.volumes, mountsOf: (ref) => this.find(ref).record.Mounts ?? [] },
-      );
-      return materializeMounts(plan, this.volumes);
-    } catch (e) {
-      if (e instanceof VolumeError) throw new EngineError(e.status, e.message);
-      throw e;
-    }
+    const plan = parseMounts(
+      {
+        binds: h.Binds ?? [],
+        mounts: list<ApiMount>(raw.Mounts),
+        tmpfs: raw.Tmpfs && typeof raw.Tmpfs === "object" ? (raw.Tmpfs as Record<string, string>) : {},
+        volumesFrom: list<string>(raw.VolumesFrom).map(String),
+        volumes: Object.keys(cfg.Volumes ?? {}),
+      },
+      { store: this.volumes, mountsOf: (ref) => this.find(ref).record.Mounts ?? [] },
+    );
+    return materializeMounts(plan, this.volumes);
   }
 
 
@@ -538,21 +533,12 @@ export class ContainerService implements StartEnv {
       }
     }
     while (this.cleanups.size) await new Promise((r) => setTimeout(r, 20)); // removals still in flight
-    this.network.close(); // proxies, DNS, bridges, iptables chains
+    await this.network.close(); // proxies, DNS, bridges, iptables chains
   }
 }
 
 // ---------- small pieces ----------
 
-/** The network manager's errors carry Docker's status and words: hand them to the API as such. */
-function netErrors<T>(fn: () => T): T {
-  try {
-    return fn();
-  } catch (e) {
-    if (e instanceof NetworkError) throw new EngineError(e.status, e.message);
-    throw e;
-  }
-}
 
 
 /**

@@ -20,7 +20,7 @@ import { PassThrough } from "node:stream";
 import { Cgroup, type CgroupVersion } from "../cgroups/cgroups";
 import { EngineError } from "../errors";
 import type { ImageStore } from "../images/store";
-import { NetworkError, type NetContainer, type NetworkManager } from "../network/manager";
+import type { NetContainer, NetworkManager } from "../network/manager";
 import { capabilityMask, capabilitySet, ShimProcess, type ShimSpec } from "../runtime/shim";
 import { mountSnapshot, type Snapshot } from "../snapshots/overlay";
 import { buildRecipe } from "../recipe/recipe";
@@ -78,7 +78,6 @@ export async function startContainer(env: StartEnv, c: Container): Promise<void>
     net = await env.network.prepare(env.netView(c), (ref) => env.netView(env.find(ref)), hostResolvConf());
   } catch (e) {
     cgroup.remove();
-    if (e instanceof NetworkError) throw new EngineError(e.status, e.message);
     throw e;
   }
   for (const s of net.steps) step(s);
@@ -128,12 +127,13 @@ export async function startContainer(env: StartEnv, c: Container): Promise<void>
         return fail(pid, new EngineError(500, `failed to join cgroup: ${(e as Error).message}`));
       }
       // Its network namespace is still empty: a veth pair per network, eth0 addressed and routed.
-      try {
-        for (const s of env.network.attach(env.netView(c), pid)) step(s);
-      } catch (e) {
-        return fail(pid, new EngineError(500, `failed to set up the container's network: ${(e as Error).message}`));
-      }
-      shim.go();
+      env.network.attach(env.netView(c), pid).then(
+        (cmds) => {
+          for (const s of cmds) step(s);
+          shim.go();
+        },
+        (e: Error) => fail(pid, new EngineError(500, `failed to set up the container's network: ${e.message}`)),
+      );
     });
     // 8. execve worked: the user's process is PID 1 of the container.
     shim.once("started", () => {

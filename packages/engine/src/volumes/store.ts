@@ -11,9 +11,6 @@ import fs from "node:fs";
 import path from "node:path";
 import { EngineError } from "../errors";
 
-/** @deprecated the one error type is EngineError; this name goes once nothing imports it. */
-export const VolumeError = EngineError;
-
 export interface Volume {
   Name: string;
   Driver: "local";
