@@ -18,7 +18,10 @@ mount -t cgroup2 cgroup2 /sys/fs/cgroup
 mount -t tmpfs -o mode=1777 tmp /tmp
 hostname "$(cat /etc/hostname)"
 ip link set lo up
+# BERTH_PIDS_MAX, BERTH_ENGINE: exported, the learner's bash -c below reads BERTH_ENGINE.
+set -a
 . /run/berth-vm/config
+set +a
 
 # Controllers for the learner's cgroup; the learner's limits inside the VM (the VM's memory and
 # CPUs are the real ones, set by the host).
