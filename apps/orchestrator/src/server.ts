@@ -115,7 +115,7 @@ async function assemble(config: OrchestratorConfig, log: Logger, registry: Regis
   const api = createApi({
     db, sessions, catalog, sandboxes, checks, labs, sessionTtlMs: config.sessionTtlMs, log,
     authLimits: config.authLimits, trustProxy: config.http.trustProxy, setupLink,
-    authoring: new Authoring({ db, catalog, authored, driver, log }),
+    authoring: new Authoring({ db, catalog, authored, driver, instance: config.instance, log }),
   });
   const preview = new PreviewServer({ db, sessions, sandboxes, endpoint: (id) => driver.connect(id), log });
 
@@ -185,6 +185,8 @@ async function assemble(config: OrchestratorConfig, log: Logger, registry: Regis
     registry,
     setupUrl,
     classroom,
+    // Its stats (check runs) are read by test/bench/check-roundtrip.ts.
+    autoChecks,
     close: () =>
       (closed ??= (async () => {
         setupLink.close();
