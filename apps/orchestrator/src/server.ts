@@ -44,6 +44,8 @@ export interface Orchestrator {
   setupUrl: string | undefined;
   /** Cohorts, the live board and mirrors (the board bench drives it). */
   classroom: CohortSide;
+  /** Automatic checks (their stats: the check-roundtrip bench). */
+  autoChecks: AutoChecks;
   close(): Promise<void>;
 }
 
@@ -185,7 +187,6 @@ async function assemble(config: OrchestratorConfig, log: Logger, registry: Regis
     registry,
     setupUrl,
     classroom,
-    // Its stats (check runs) are read by test/bench/check-roundtrip.ts.
     autoChecks,
     close: () =>
       (closed ??= (async () => {
