@@ -7,15 +7,7 @@ import os from "node:os";
 import type { Limits } from "../cgroups/cgroups";
 import { EngineError } from "../errors";
 import type { ContainerDefaults } from "../images/store";
-import type { PlannedMount } from "../volumes/mounts";
 import type { ContainerConfig, HealthConfig, HostConfig } from "./container";
-
-/** A tmpfs mount's flags and data as `mount` would print them, for the recipe. */
-export function tmpfsRecipeOptions(m: PlannedMount): string {
-  const flags = m.tmpfs?.flags ?? 2 | 4 | 8;
-  const names: [number, string][] = [[1, "ro"], [2, "nosuid"], [4, "nodev"], [8, "noexec"]];
-  return [...(flags & 1 ? [] : ["rw"]), ...names.filter(([f]) => flags & f).map(([, n]) => n), ...(m.tmpfs?.data ? [m.tmpfs.data] : [])].join(",");
-}
 
 export function asStrings(v: unknown): string[] {
   if (Array.isArray(v)) return v.map(String);

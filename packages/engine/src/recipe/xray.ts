@@ -128,6 +128,7 @@ export class XrayChanges {
         resolve();
       };
       const timer = setTimeout(done, ms);
+      timer.unref(); // a waiting request never keeps a closing engine alive
       this.waiters.add(done);
       signal?.addEventListener("abort", done, { once: true });
     });
