@@ -55,6 +55,8 @@ export interface AuthoringDeps {
   catalog: LabCatalog;
   authored: AuthoredCatalog;
   driver: SandboxDriver;
+  /** This orchestrator's sandbox id prefix: a proof's sandbox carries it, so recovery ends one a crash left. */
+  instance: string;
   log: Logger;
 }
 
