@@ -275,7 +275,7 @@ test("narrow screens: one view at a time, Run shows the terminal, code stays rea
   await page.setViewportSize({ width: 800, height: 900 });
   await page.goto(`${berth.url}/labs/${LAB}/look`);
   const tabs = page.getByRole("tablist", { name: "Lab views" });
-  await expect(tabs.getByRole("tab")).toHaveText(["Instructions", "Terminal", "Editor", "Preview"]);
+  await expect(tabs.getByRole("tab")).toHaveText(["Instructions", "Terminal", "Editor", "Preview", "X-ray"]);
   await expect(page.getByTestId("instructions-tab")).toHaveAttribute("aria-selected", "true");
   await expect(page.getByTestId("terminal")).toBeHidden();
   await page.screenshot({ path: path.join(SHOTS, "narrow-instructions.png") });
