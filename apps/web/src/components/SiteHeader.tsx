@@ -19,9 +19,14 @@ export function SiteHeader() {
         {user === undefined ? null : user ? (
           <>
             {user.role !== "learner" ? (
-              <Link className="btn btn-quiet" href="/instructor" data-testid="nav-instructor">
-                Cohorts
-              </Link>
+              <>
+                <Link className="btn btn-quiet" href="/instructor" data-testid="nav-instructor">
+                  Cohorts
+                </Link>
+                <Link className="btn btn-quiet" href="/instructor/labs" data-testid="nav-authoring">
+                  Labs
+                </Link>
+              </>
             ) : null}
             {user.role === "admin" ? (
               <Link className="btn btn-quiet" href="/admin" data-testid="nav-admin">
