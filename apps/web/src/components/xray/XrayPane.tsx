@@ -235,36 +235,40 @@ function ContainerXray({
 
       {r ? (
         <Section title="Namespaces" aside={chapter("namespaces")} testId="xray-namespaces">
-          <table className="xray-table">
-            <thead>
-              <tr>
-                <th>type</th>
-                <th>container</th>
-                <th>sandbox</th>
-                <th></th>
-                <th></th>
-              </tr>
-            </thead>
-            <tbody>
-              {r.namespaces.map((n) => (
-                <tr key={n.type} className={n.shared ? "xray-shared" : "xray-new"} data-testid={`xray-ns-${n.type}`}>
-                  <td>{n.type}</td>
-                  <td>
-                    <code>{n.inode}</code>
-                  </td>
-                  <td>
-                    <code>{sandboxNs.get(n.type) ?? n.outer}</code>
-                  </td>
-                  <td>
-                    <span className={`xray-badge ${n.shared ? "shared" : "new"}`}>{n.shared ? "shared" : "new"}</span>
-                  </td>
-                  <td>
-                    {src(n.source)} {chapter(`namespace:${n.type}`)}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
+          {/* Drawn as two columns, the sandbox and the container: a shared namespace is one box across
+              both, a new one is a box on each side with its own inode. */}
+          <div className="xray-ns" role="table" aria-label="The container's namespaces against the sandbox's">
+            <div className="xray-ns-row xray-ns-head" role="row">
+              <span role="columnheader">type</span>
+              <span role="columnheader">sandbox</span>
+              <span role="columnheader">container</span>
+              <span role="columnheader"></span>
+            </div>
+            {r.namespaces.map((n) => (
+              <div key={n.type} role="row" className={`xray-ns-row ${n.shared ? "xray-shared" : "xray-new"}`} data-testid={`xray-ns-${n.type}`}>
+                <span role="cell" className="xray-ns-type">
+                  {n.type}
+                </span>
+                {n.shared ? (
+                  <span role="cell" className="xray-ns-box shared wide">
+                    <code>{n.inode}</code> <span className="xray-badge shared">shared</span>
+                  </span>
+                ) : (
+                  <>
+                    <span role="cell" className="xray-ns-box outer">
+                      <code>{sandboxNs.get(n.type) ?? n.outer}</code>
+                    </span>
+                    <span role="cell" className="xray-ns-box new">
+                      <code>{n.inode}</code> <span className="xray-badge new">new</span>
+                    </span>
+                  </>
+                )}
+                <span role="cell" className="xray-ns-links">
+                  {src(n.source)} {chapter(`namespace:${n.type}`)}
+                </span>
+              </div>
+            ))}
+          </div>
         </Section>
       ) : null}
 
