@@ -274,6 +274,7 @@ export function containerRoutes(router: Router, svc: ContainerService, images: I
   // ---------- attach and logs ----------
 
   function attach(ctx: Ctx, c: Container): void {
+    svc.attached(c);
     const tty = c.record.Config.Tty;
     const want = { stdin: boolParam(ctx, "stdin"), stdout: boolParam(ctx, "stdout"), stderr: boolParam(ctx, "stderr") };
     const detachKeys = parseDetachKeys(ctx.query.get("detachKeys"));
@@ -337,12 +338,13 @@ export function containerRoutes(router: Router, svc: ContainerService, images: I
     const tty = c.record.Config.Tty;
     const timestamps = boolParam(ctx, "timestamps");
     const tail = ctx.query.get("tail");
-    const since = Number(ctx.query.get("since") ?? 0) || 0;
-    const until = Number(ctx.query.get("until") ?? 0) || 0;
+    // --since/--until to the nanosecond (the CLI sends seconds.nanoseconds; a float would round).
+    const since = unixNanos(ctx.query.get("since"));
+    const until = unixNanos(ctx.query.get("until"));
     const res = startStream(ctx, streamType(ctx, tty));
     const write = (e: { stream: StreamName; log: Buffer; time: string }) => {
       if (!want[e.stream]) return;
-      const t = Date.parse(e.time) / 1000;
+      const t = rfc3339Nanos(e.time);
       if (since && t < since) return;
       if (until && t > until) return;
       const line = timestamps ? Buffer.concat([Buffer.from(`${e.time} `), e.log]) : e.log;
@@ -368,6 +370,23 @@ export function containerRoutes(router: Router, svc: ContainerService, images: I
     c.once("exit", onExit);
     res.on("close", stop);
   }
+}
+
+/** "1700000000.5" (seconds, optional fraction) -> ns as a bigint; 0n when absent. */
+function unixNanos(s: string | null): bigint {
+  const m = /^(\d+)(?:\.(\d{1,9}))?$/.exec(s ?? "");
+  if (!m) {
+    if (s) throw new EngineError(400, `invalid time: ${s}`);
+    return 0n;
+  }
+  return BigInt(m[1]!) * 1_000_000_000n + BigInt((m[2] ?? "").padEnd(9, "0"));
+}
+
+/** A log entry's RFC 3339 time with up to nine fraction digits -> ns since the epoch. */
+function rfc3339Nanos(t: string): bigint {
+  const m = /^(.*T\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?Z$/.exec(t);
+  if (!m) return BigInt(Date.parse(t)) * 1_000_000n;
+  return BigInt(Date.parse(`${m[1]}Z`)) * 1_000_000n + BigInt((m[2] ?? "").padEnd(9, "0"));
 }
 
 /** End our side of a hijacked stream; drop the connection if the client never closes its side. */

@@ -11,6 +11,7 @@ import { EngineError } from "../errors";
 import { normalizeReference, type ContainerDefaults, type Image, type ImageStore } from "../images/store";
 import { applyChange } from "../images/changes";
 import { exportImages, importImages } from "../images/archive";
+import { importImage } from "../images/import";
 import { Builder, type RunConfig } from "../build/builder";
 import { handleBuild } from "../build/route";
 import { spawn } from "node:child_process";
@@ -80,7 +81,16 @@ export function imageRoutes(router: Router, svc: ContainerService, images: Image
   };
 
   router.on("POST", "/images/create", async (ctx) => {
-    if (ctx.query.get("fromSrc")) throw new EngineError(501, "docker import is not supported by this engine: use docker load, or build FROM scratch with ADD");
+    const fromSrc = ctx.query.get("fromSrc");
+    if (fromSrc) {
+      // docker import (../images/import.ts): the body is a root filesystem tarball.
+      const repo = ctx.query.get("repo");
+      const tag = ctx.query.get("tag");
+      const reference = repo ? (tag ? `${repo}:${tag}` : repo) : undefined; // the CLI sends "name:tag" as repo
+      const id = await importImage(images, ctx.req, { source: fromSrc, changes: ctx.query.getAll("changes"), message: ctx.query.get("message") ?? undefined, reference });
+      const res = startStream(ctx, "application/json");
+      return res.end(`${JSON.stringify({ status: id })}\n`);
+    }
     const ref = referenceFromQuery(ctx.query.get("fromImage") ?? "", ctx.query.get("tag") ?? "");
     const familiar = familiarString(ref);
     const plan = await pullPlan(ref);

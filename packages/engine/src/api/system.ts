@@ -4,10 +4,11 @@
 import os from "node:os";
 import fs from "node:fs";
 import type { ContainerService } from "../containers/service";
+import { eventTime, streamEvents } from "../events/log";
 import { statusText } from "../containers/container";
 import type { ImageStore } from "../images/store";
 import type { VolumeStore } from "../volumes/store";
-import { API_VERSION, MIN_API_VERSION, send, sendJson, startStream, type Router } from "./http";
+import { API_VERSION, MIN_API_VERSION, parseFilters, send, sendJson, startStream, type Router } from "./http";
 
 export const ENGINE_VERSION = "0.1.0-berth";
 
@@ -92,20 +93,10 @@ export function systemRoutes(router: Router, svc: ContainerService, images: Imag
 
   // Listed for old clients (API < 1.30 needs it for run) and `docker events`.
   router.on("GET", "/events", (ctx) => {
-    const res = startStream(ctx, "application/json");
-    const on = (e: unknown) => res.write(`${JSON.stringify(e)}\n`);
-    const until = Number(ctx.query.get("until") ?? 0);
-    // No history is kept: past events are not replayed; `until` ends the stream at that time.
-    if (until) {
-      const left = until * 1000 - Date.now();
-      if (left <= 0) {
-        res.end();
-        return;
-      }
-      setTimeout(() => res.end(), left).unref();
-    }
-    svc.events.on("event", on);
-    res.on("close", () => svc.events.off("event", on));
+    const filters = parseFilters(ctx);
+    const since = eventTime(ctx.query.get("since"), "since");
+    const until = eventTime(ctx.query.get("until"), "until");
+    streamEvents(svc.events, startStream(ctx, "application/json"), { since, until, filters });
   });
 
   // system df: a layer counts once however many images share it (LayersSize); an image's

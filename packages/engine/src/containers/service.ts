@@ -4,7 +4,6 @@
  * container to "exited" (unmounting nothing: the overlay stays until rm, so cp/export work on
  * stopped containers); remove() unmounts and deletes. exec is in exec.ts, users in user.ts.
  */
-import { EventEmitter } from "node:events";
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
@@ -12,6 +11,7 @@ import os from "node:os";
 import path from "node:path";
 import { Cgroup, detectCgroupVersion, type CgroupVersion } from "../cgroups/cgroups";
 import { EngineError } from "../errors";
+import { EventLog } from "../events/log";
 import { treeSize, type ImageStore } from "../images/store";
 import { NetworkManager, type NetContainer } from "../network/manager";
 import { buildShim, capabilitySet, parseSignal, type ShimProcess } from "../runtime/shim";
@@ -174,6 +174,7 @@ export class ContainerService implements StartEnv {
     const c = new Container(record, dir);
     c.save();
     this.containers.set(id, c);
+    this.emit(c, "create");
     return c;
   }
 
@@ -263,7 +264,8 @@ export class ContainerService implements StartEnv {
       c.restartTimer = setTimeout(() => this.restartByPolicy(c), delay);
     }
     if (this.containers.has(c.id)) c.save();
-    this.emit(c, "die");
+    if (oom) this.emit(c, "oom");
+    this.emit(c, "die", { exitCode: String(r.State.ExitCode) });
     if (delay !== null) return;
     c.emit("exit", r.State.ExitCode);
     if (r.HostConfig.AutoRemove && this.containers.has(c.id)) this.remove(c, { force: true });
@@ -302,10 +304,11 @@ export class ContainerService implements StartEnv {
     }
   }
 
-  private emit(c: Container, action: string): void {
-    this.events.emit("event", { Type: "container", Action: action, id: c.id, Actor: { ID: c.id, Attributes: { name: c.name, image: c.record.Config.Image } }, time: Math.floor(Date.now() / 1000), timeNano: Date.now() * 1e6 });
+  /** A container event (src/events): its labels, image and name, plus what the action adds. */
+  emit(c: Container, action: string, extra: Record<string, string> = {}): void {
+    this.events.publish("container", action, c.id, { ...c.record.Config.Labels, image: c.record.Config.Image, name: c.name, ...extra });
   }
-  readonly events = new EventEmitter();
+  readonly events = new EventLog();
   /** Engine shutdown under way: no restart policy starts anything now. */
   private closing = false;
 
@@ -330,6 +333,7 @@ export class ContainerService implements StartEnv {
       c.record.manuallyStopped = true;
     }
     process.kill(c.record.State.Pid, sig);
+    this.emit(c, "kill", { signal: String(sig) });
     if (sig === 9 && c.record.State.Paused) c.cgroup?.freeze(false); // a frozen task dies only once thawed
   }
 
@@ -344,6 +348,7 @@ export class ContainerService implements StartEnv {
     const exited = new Promise<void>((resolve) => c.once("exit", () => resolve()));
     try {
       process.kill(c.record.State.Pid, sig);
+      this.emit(c, "kill", { signal: String(sig) });
     } catch {
       /* already exiting */
     }
@@ -356,13 +361,14 @@ export class ContainerService implements StartEnv {
       }
       await exited;
     }
+    this.emit(c, "stop");
     return true;
   }
 
   async restart(c: Container, timeout?: number): Promise<void> {
     await this.stop(c, timeout);
-    c.record.RestartCount = c.record.RestartCount; // `docker restart` does not count (only restart policies do)
     await this.start(c);
+    this.emit(c, "restart");
   }
 
   pause(c: Container, paused: boolean): void {
@@ -436,9 +442,11 @@ export class ContainerService implements StartEnv {
     if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/.test(n)) throw new EngineError(400, `Invalid container name (${newName}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
     if (c.name === n) throw new EngineError(400, `Renaming a container with the same name as its current name`);
     this.checkNameFree(n, c.id);
+    const oldName = c.record.Name;
     c.record.Name = `/${n}`;
     this.network.rename(c.id, n);
     c.save();
+    this.emit(c, "rename", { oldName });
   }
 
   async prune(filters: Record<string, string[]>): Promise<{ ContainersDeleted: string[]; SpaceReclaimed: number }> {
@@ -496,13 +504,25 @@ export class ContainerService implements StartEnv {
   // ---------- exec (exec.ts) ----------
 
   createExec(c: Container, body: Record<string, unknown>): ExecInstance {
+    if (c.record.State.Restarting) throw new EngineError(409, `Container ${c.id} is restarting, wait until the container is running`);
     const e = newExec(c, body);
     this.execs.set(e.ID, e);
+    this.emit(c, `exec_create: ${execLine(e)}`, { execID: e.ID });
     return e;
   }
 
-  startExec(e: ExecInstance): Promise<ShimProcess> {
-    return runExec(this.shimBin, e);
+  async startExec(e: ExecInstance): Promise<ShimProcess> {
+    const shim = await runExec(this.shimBin, e);
+    this.emit(e.container, `exec_start: ${execLine(e)}`, { execID: e.ID });
+    const died = () => this.emit(e.container, "exec_die", { execID: e.ID, exitCode: String(e.ExitCode ?? 0) });
+    if (!e.Running) died();
+    else shim.once("exit", () => setImmediate(died)); // after runExec's own exit handler set ExitCode
+    return shim;
+  }
+
+  /** `docker attach` (and run without -d) attached a client. */
+  attached(c: Container): void {
+    this.emit(c, "attach");
   }
 
 
@@ -551,6 +571,11 @@ function makeInitLayer(containerDir: string): string {
   for (const d of ["etc", "dev", "proc", "sys"]) fs.mkdirSync(path.join(init, d), { recursive: true });
   for (const f of ["etc/hostname", "etc/hosts", "etc/resolv.conf", ".dockerenv"]) fs.writeFileSync(path.join(init, f), "");
   return init;
+}
+
+/** An exec as dockerd names it in events: the program, a space, its arguments (so "true " alone). */
+function execLine(e: ExecInstance): string {
+  return `${e.config.Cmd[0]} ${e.config.Cmd.slice(1).join(" ")}`;
 }
 
 export function matchesLabels(c: Container, labels: string[]): boolean {
