@@ -10,7 +10,7 @@ import type { ContainerService } from "../containers/service";
 import { EngineError } from "../errors";
 import { normalizeReference, type ContainerDefaults, type Image, type ImageStore } from "../images/store";
 import { applyChange } from "../images/changes";
-import { exportImages, importImages } from "../images/archive";
+import { importImages, saveImages } from "../images/archive";
 import { importImage } from "../images/import";
 import { Builder, type RunConfig } from "../build/builder";
 import { handleBuild } from "../build/route";
@@ -286,19 +286,10 @@ export function imageRoutes(router: Router, svc: ContainerService, images: Image
       const ref = normalizeReference(n);
       return { image, tags: image.tags.includes(ref) ? [ref] : /^(sha256:)?[0-9a-f]+$/.test(n) ? [] : image.tags };
     });
-    const dir = path.join(images.root, "tmp", `save-${Date.now()}-${Math.random().toString(16).slice(2)}`);
-    fs.mkdirSync(dir, { recursive: true });
-    try {
-      await exportImages(images, chosen, dir);
-    } catch (e) {
-      fs.rmSync(dir, { recursive: true, force: true });
-      throw e;
-    }
+    // Headers go now: the archive is streamed as it is made (images/archive.ts). A failure past
+    // this point can only cut the stream, which the CLI reports as a broken archive.
     const res = startStream(ctx, "application/x-tar");
-    const t = spawn("tar", ["--sort=name", "--numeric-owner", "-C", dir, "-cf", "-", "."], { stdio: ["ignore", "pipe", "ignore"] });
-    t.stdout.pipe(res);
-    t.on("close", () => fs.rmSync(dir, { recursive: true, force: true }));
-    res.on("close", () => t.kill());
+    await saveImages(images, chosen, res).catch((e: Error) => res.destroy(e));
   };
   router.on("GET", "/images/get", (ctx) => save(ctx, ctx.query.getAll("names")));
   router.on("GET", "/images/:name*/get", (ctx) => save(ctx, [ctx.params[0]!]));
@@ -372,13 +363,9 @@ export function imageRoutes(router: Router, svc: ContainerService, images: Image
     const overrides = await readJson(ctx);
     const base = images.get(c.record.Image);
     if (!base) throw new EngineError(404, `No such image: ${c.record.Image}`);
-    const dir = path.join(images.root, "tmp", `commit-${c.id.slice(0, 12)}-${Date.now()}`);
-    fs.mkdirSync(path.dirname(dir), { recursive: true });
-    execFileSync("cp", ["-a", path.join(c.dir, "upper"), dir]);
+    const upper = path.join(c.dir, "upper");
     // Nothing changed: like dockerd, no layer, only a history line marked empty.
-    const empty = fs.readdirSync(dir).length === 0;
-    if (empty) fs.rmSync(dir, { recursive: true, force: true });
-    const diffId = empty ? undefined : images.addLayer(dir);
+    const diffId = fs.readdirSync(upper).length === 0 ? undefined : await images.commitLayer(upper);
     const cfg = c.record.Config;
     let defaults: ContainerDefaults = { Env: cfg.Env, Cmd: cfg.Cmd, Entrypoint: cfg.Entrypoint, WorkingDir: cfg.WorkingDir, User: cfg.User, Labels: cfg.Labels, ExposedPorts: cfg.ExposedPorts ?? null, Volumes: cfg.Volumes, StopSignal: cfg.StopSignal };
     defaults = { ...defaults, ...(overrides as ContainerDefaults) };

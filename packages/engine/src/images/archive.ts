@@ -11,7 +11,11 @@
  */
 import fs from "node:fs";
 import path from "node:path";
-import { extractLayer, gunzipFile, isGzip, writeLayerTar } from "./layers";
+import type { Readable, Writable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import zlib from "node:zlib";
+import tar from "tar-stream";
+import { extractLayerSized, gunzipFile, hasher, isGzip, streamLayerTar, writeLayerTar } from "./layers";
 import { fileSha256, normalizeReference, sha256Hex, type Image, type ImageStore } from "./store";
 
 export const LAYER_TAR = "application/vnd.docker.image.rootfs.diff.tar";
@@ -35,40 +39,109 @@ export async function layerTar(store: ImageStore, diffId: string, out: string): 
   return `sha256:${fileSha256(out)}`;
 }
 
-/** Write a docker-archive of `images` into the (empty) directory `out`, ready to be tarred. */
-export async function exportImages(store: ImageStore, images: { image: Image; tags: string[] }[], out: string): Promise<void> {
+/**
+ * Where the wire tar of a layer can be read from without writing it first, with its size (a tar
+ * entry's header needs it before the bytes): a stored tar, a stored gzip blob unpacked on the way,
+ * or the layer's directory tarred again. Undefined when the size was never measured.
+ */
+function layerSource(store: ImageStore, diffId: string): { size: number; open(): { stream: Readable; done: Promise<void> } } | undefined {
+  const blobs = store.layerBlobs(diffId).filter((b) => b.stored && fs.existsSync(store.blobPath(b.digest)));
+  const plain = blobs.find((b) => b.digest === diffId && !isGzip(store.blobPath(b.digest)));
+  if (plain) {
+    const file = store.blobPath(plain.digest);
+    return { size: fs.statSync(file).size, open: () => ({ stream: fs.createReadStream(file, { highWaterMark: 1 << 20 }), done: Promise.resolve() }) };
+  }
+  const size = store.layerTarSize(diffId);
+  if (size === undefined) return undefined;
+  const gz = blobs.find((b) => isGzip(store.blobPath(b.digest)));
+  if (gz) {
+    return {
+      size,
+      open: () => {
+        const src = fs.createReadStream(store.blobPath(gz.digest), { highWaterMark: 1 << 20 });
+        const gunzip = zlib.createGunzip();
+        src.on("error", (e) => gunzip.destroy(e));
+        return { stream: src.pipe(gunzip), done: Promise.resolve() };
+      },
+    };
+  }
+  return {
+    size,
+    open: () => {
+      const t = streamLayerTar(store.layerPath(diffId), store.tmpPath("save-view"));
+      return { stream: t.stdout, done: t.done };
+    },
+  };
+}
+
+/**
+ * `docker save`: a docker-archive of `images` written to `out` as it is made, each layer's tar
+ * streamed from where it lies (layerSource) and checked against its diff id on the way. A layer
+ * whose tar size is unknown is written to a temporary file first (and its size remembered).
+ */
+export async function saveImages(store: ImageStore, images: { image: Image; tags: string[] }[], out: Writable): Promise<void> {
+  const pack = tar.pack();
+  const sent = pipeline(pack, out);
+  sent.catch(() => {}); // awaited below; a client that goes away ends the loop with an error
+  const entry = (name: string, body: Buffer | string, mtime: Date) =>
+    new Promise<void>((resolve, reject) => pack.entry({ name, mtime, mode: 0o644 }, body, (e) => (e ? reject(e) : resolve())));
   const manifest: { Config: string; RepoTags: string[] | null; Layers: string[] }[] = [];
   const repositories: Record<string, Record<string, string>> = {};
+  const written = new Set<string>();
   for (const { image, tags } of images) {
+    const mtime = new Date(image.config.created ?? 0);
     const layers: string[] = [];
     const diffIds: string[] = [];
     for (const diffId of image.config.rootfs.diff_ids) {
-      const tmp = path.join(out, `tmp-${Math.random().toString(16).slice(2)}.tar`);
-      const digest = await layerTar(store, diffId, tmp);
-      const hex = digest.replace(/^sha256:/, "");
-      if (fs.existsSync(path.join(out, hex, "layer.tar"))) fs.rmSync(tmp);
-      else {
-        fs.mkdirSync(path.join(out, hex), { recursive: true });
-        fs.renameSync(tmp, path.join(out, hex, "layer.tar"));
-        fs.writeFileSync(path.join(out, hex, "VERSION"), "1.0");
+      let hex = diffId.replace(/^sha256:/, "");
+      const header = (size: number) => {
+        pack.entry({ name: `${hex}/`, type: "directory", mtime, mode: 0o755 });
+        return pack.entry({ name: `${hex}/layer.tar`, size, mtime, mode: 0o644 });
+      };
+      const source = written.has(hex) ? undefined : layerSource(store, diffId);
+      if (written.has(hex)) {
+        // already in the archive
+      } else if (source) {
+        const h = hasher();
+        const { stream, done } = source.open();
+        await Promise.all([pipeline(stream, h, header(source.size)), done]);
+        if (h.digest() !== diffId) {
+          // Never expected (the size and the bytes come from the same layer): the archive is broken.
+          throw new Error(`layer ${diffId} gave ${h.digest()} when read for saving`);
+        }
+      } else {
+        const tmp = store.tmpPath("save-layer");
+        try {
+          const digest = await layerTar(store, diffId, tmp);
+          hex = digest.replace(/^sha256:/, "");
+          const size = fs.statSync(tmp).size;
+          if (digest === diffId) store.recordLayerTarSize(diffId, size);
+          if (!written.has(hex)) await pipeline(fs.createReadStream(tmp, { highWaterMark: 1 << 20 }), header(size));
+        } finally {
+          fs.rmSync(tmp, { force: true });
+        }
       }
+      if (!written.has(hex)) await entry(`${hex}/VERSION`, "1.0", mtime);
+      written.add(hex);
       layers.push(`${hex}/layer.tar`);
-      diffIds.push(digest);
+      diffIds.push(`sha256:${hex}`);
     }
     const same = diffIds.every((d, i) => d === image.config.rootfs.diff_ids[i]);
     const bytes = same ? store.configBytes(image.id) : Buffer.from(JSON.stringify({ ...image.config, rootfs: { type: "layers", diff_ids: diffIds } }));
     const hex = sha256Hex(bytes);
-    fs.writeFileSync(path.join(out, `${hex}.json`), bytes);
+    await entry(`${hex}.json`, bytes, mtime);
     manifest.push({ Config: `${hex}.json`, RepoTags: tags.length ? tags : null, Layers: layers });
     for (const t of tags) {
       const i = t.lastIndexOf(":");
       (repositories[t.slice(0, i)] ??= {})[t.slice(i + 1)] = hex;
     }
   }
-  fs.writeFileSync(path.join(out, "manifest.json"), JSON.stringify(manifest));
-  fs.writeFileSync(path.join(out, "repositories"), JSON.stringify(repositories));
+  const now = new Date();
+  await entry("manifest.json", JSON.stringify(manifest), now);
+  await entry("repositories", JSON.stringify(repositories), now);
+  pack.finalize();
+  await sent;
 }
-
 
 /** Read an unpacked docker-archive in `dir`; returns the lines `docker load` prints. */
 export async function importImages(store: ImageStore, dir: string): Promise<string[]> {
@@ -100,9 +173,10 @@ export async function importImages(store: ImageStore, dir: string): Promise<stri
       const file = inside(layer);
       const unpacked = store.tmpPath("load-layer");
       try {
-        const digest = await extractLayer(file, unpacked);
+        const { digest, size } = await extractLayerSized(file, unpacked);
         if (digest !== expected) throw new Error(`invalid image archive: ${layer} has digest ${digest}, but the config expects ${expected}`);
         store.adoptLayer(unpacked, digest);
+        store.recordLayerTarSize(digest, size);
       } finally {
         fs.rmSync(unpacked, { recursive: true, force: true });
       }

@@ -115,26 +115,53 @@ function wireView(dir: string, view: string): { src: string; cleanup: () => void
   return { src: view, cleanup: () => fs.rmSync(view, { recursive: true, force: true }) };
 }
 
-/** Turn a wire-form layer unpacked in `dir` into overlayfs form: `.wh.` files become markers. */
+/**
+ * Turn a wire-form layer unpacked in `dir` into overlayfs form: `.wh.` files become markers. The
+ * directories keep the times the tar gave them (tar restored them; making the markers would not):
+ * tarring the layer again gives the same bytes, so the diff id still holds.
+ */
 export function tarToOverlay(dir: string): void {
   const walk = (d: string) => {
+    let changed = false;
     for (const name of fs.readdirSync(d)) {
       const p = path.join(d, name);
-      const st = fs.lstatSync(p);
       if (name === ".wh..wh..opq") {
         fs.rmSync(p);
         markOpaque(d);
+        changed = true;
       } else if (name.startsWith(".wh.")) {
         fs.rmSync(p);
         const target = path.join(d, name.slice(4));
         fs.rmSync(target, { recursive: true, force: true });
-        execFileSync("mknod", [target, "c", "0", "0"]);
-      } else if (st.isDirectory()) walk(p);
+        mknodWhiteout(target);
+        changed = true;
+      } else if (fs.lstatSync(p).isDirectory()) walk(p);
     }
+    return changed;
   };
+  const times = new Map<string, fs.Stats>();
+  const record = (d: string) => {
+    times.set(d, fs.lstatSync(d));
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) record(path.join(d, e.name));
+  };
+  if (!hasWireMarkers(dir)) return;
+  record(dir);
   walk(dir);
+  for (const [d, st] of times) if (fs.existsSync(d)) fs.utimesSync(d, st.atime, st.mtime);
 }
 
+function hasWireMarkers(dir: string): boolean {
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    if (e.name.startsWith(".wh.")) return true;
+    if (e.isDirectory() && hasWireMarkers(path.join(dir, e.name))) return true;
+  }
+  return false;
+}
+
+/** An overlayfs whiteout: a character device 0/0. */
+function mknodWhiteout(target: string): void {
+  execFileSync("mknod", [target, "c", "0", "0"]);
+}
 
 /** A stream that hashes what passes through it. */
 export function hasher(): Transform & { digest(): string; bytes(): number } {
@@ -167,7 +194,11 @@ export function isGzip(file: string): boolean {
  * the sha256 of the uncompressed tar (the diff id). `onProgress` gets compressed bytes read.
  */
 export async function extractLayer(file: string, dir: string, onProgress?: (read: number) => void): Promise<string> {
-  fs.mkdirSync(dir, { recursive: true });
+  return (await extractLayerSized(file, dir, onProgress)).digest;
+}
+
+/** extractLayer, also giving the size of the uncompressed tar. */
+export async function extractLayerSized(file: string, dir: string, onProgress?: (read: number) => void): Promise<{ digest: string; size: number }> {
   const gz = isGzip(file);
   const src = fs.createReadStream(file, { highWaterMark: 1 << 20 });
   let read = 0;
@@ -175,6 +206,18 @@ export async function extractLayer(file: string, dir: string, onProgress?: (read
     read += c.length;
     onProgress?.(read);
   });
+  if (!gz) return extractLayerStream(src, dir);
+  const gunzip = zlib.createGunzip();
+  src.on("error", (e) => gunzip.destroy(e));
+  return extractLayerStream(src.pipe(gunzip), dir);
+}
+
+/**
+ * Unpack an uncompressed layer tar arriving on `src` into `dir` (made here), in overlay form;
+ * returns its sha256 and size.
+ */
+export async function extractLayerStream(src: Readable, dir: string): Promise<{ digest: string; size: number }> {
+  fs.mkdirSync(dir, { recursive: true });
   const h = hasher();
   // --ignore-zeros: read to the very end; tar would otherwise stop at the end-of-archive blocks
   // and close its stdin while padding is still coming, failing the pipeline ("Premature close").
@@ -182,23 +225,22 @@ export async function extractLayer(file: string, dir: string, onProgress?: (read
   let err = "";
   tar.stderr.on("data", (d: Buffer) => (err += d.toString()));
   const done = new Promise<number>((r) => tar.on("close", (code) => r(code ?? 1)));
-  const piped = gz ? pipeline(src, zlib.createGunzip(), h, tar.stdin) : pipeline(src, h, tar.stdin);
-  await piped.catch((e: Error) => {
+  await pipeline(src, h, tar.stdin).catch((e: Error) => {
     tar.kill();
     throw new Error(`could not read the layer: ${e.message}`);
   });
   const code = await done;
   if (code !== 0) throw new Error(`could not unpack the layer: ${err.trim().split("\n").slice(-2).join(" ")}`);
   tarToOverlay(dir);
-  return h.digest();
+  return { digest: h.digest(), size: h.bytes() };
 }
 
 /** gzip a stream into `dest`; returns the sha256 of what went in and of what came out, and its size. */
-export async function gzipStream(src: Readable, dest: string): Promise<{ inDigest: string; digest: string; size: number }> {
+export async function gzipStream(src: Readable, dest: string): Promise<{ inDigest: string; inSize: number; digest: string; size: number }> {
   const hin = hasher();
   const hout = hasher();
   await pipeline(src, hin, zlib.createGzip({ level: 6 }), hout, fs.createWriteStream(dest));
-  return { inDigest: hin.digest(), digest: hout.digest(), size: hout.bytes() };
+  return { inDigest: hin.digest(), inSize: hin.bytes(), digest: hout.digest(), size: hout.bytes() };
 }
 
 /** gzip `src` into `dest`; returns the sha256 and size of the compressed bytes. */

@@ -23,7 +23,7 @@ import { createHash } from "node:crypto";
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
-import { writeLayerTar } from "./layers";
+import { extractLayerStream, streamLayerTar, writeLayerTar } from "./layers";
 import type { RegistryClient } from "../registry/client";
 
 export interface ImageConfig {
@@ -229,18 +229,42 @@ export class ImageStore {
     else fs.renameSync(dir, dest);
   }
 
-  layerBlobs(diffId: string): LayerBlob[] {
+  /** What is known of a layer besides its files: its blobs, the size of its wire tar. */
+  private layerDb(diffId: string): { blobs: LayerBlob[]; tarSize?: number } {
     const f = path.join(this.layerdbDir, `${diffId.replace(/^sha256:/, "")}.json`);
     try {
-      return (JSON.parse(fs.readFileSync(f, "utf8")) as { blobs: LayerBlob[] }).blobs;
+      const db = JSON.parse(fs.readFileSync(f, "utf8")) as { blobs?: LayerBlob[]; tarSize?: number };
+      return { blobs: db.blobs ?? [], tarSize: db.tarSize };
     } catch {
-      return [];
+      return { blobs: [] };
     }
+  }
+
+  private writeLayerDb(diffId: string, db: { blobs: LayerBlob[]; tarSize?: number }): void {
+    const f = path.join(this.layerdbDir, `${diffId.replace(/^sha256:/, "")}.json`);
+    fs.writeFileSync(`${f}.tmp`, JSON.stringify(db));
+    fs.renameSync(`${f}.tmp`, f);
+  }
+
+  layerBlobs(diffId: string): LayerBlob[] {
+    return this.layerDb(diffId).blobs;
+  }
+
+  /** The size of the layer's wire tar (whose sha256 is the diff id), when it was ever measured. */
+  layerTarSize(diffId: string): number | undefined {
+    return this.layerDb(diffId).tarSize;
+  }
+
+  recordLayerTarSize(diffId: string, size: number): void {
+    const db = this.layerDb(diffId);
+    if (db.tarSize === size) return;
+    this.writeLayerDb(diffId, { ...db, tarSize: size });
   }
 
   /** Remember a blob of a layer (merging repos with what is known); `file` is moved into blobs/. */
   recordLayerBlob(diffId: string, blob: LayerBlob, file?: string): void {
-    const blobs = this.layerBlobs(diffId);
+    const db = this.layerDb(diffId);
+    const blobs = db.blobs;
     const known = blobs.find((b) => b.digest === blob.digest);
     if (file) {
       const dest = this.blobPath(blob.digest);
@@ -251,9 +275,7 @@ export class ImageStore {
       known.repos = [...new Set([...(known.repos ?? []), ...(blob.repos ?? [])])];
       known.stored ||= !!file;
     } else blobs.push({ ...blob, stored: !!file || blob.stored });
-    const f = path.join(this.layerdbDir, `${diffId.replace(/^sha256:/, "")}.json`);
-    fs.writeFileSync(`${f}.tmp`, JSON.stringify({ blobs }));
-    fs.renameSync(`${f}.tmp`, f);
+    this.writeLayerDb(diffId, db);
   }
 
   blobPath(digest: string): string {
@@ -293,12 +315,32 @@ export class ImageStore {
     return path.join(this.layersDir, diffId.replace(/^sha256:/, ""));
   }
 
+  /**
+   * A new layer from a directory in overlay form that stays where it is (a container's upper dir):
+   * its wire tar is streamed, hashed and unpacked into the store in one pass, without a copy of
+   * the directory or a temporary tar. Returns the diff id.
+   */
+  async commitLayer(src: string): Promise<string> {
+    const dir = this.tmpPath("commit-layer");
+    try {
+      const t = streamLayerTar(src, dir);
+      const [{ digest, size }] = await Promise.all([extractLayerStream(t.stdout, dir), t.done]);
+      this.adoptLayer(dir, digest);
+      this.recordLayerTarSize(digest, size);
+      return digest;
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
   /** Move an unpacked directory into the store under the digest of its tar; returns the diff id. */
   addLayer(dir: string): string {
     const tar = `${dir}.tar`;
     tarDirectory(dir, tar);
     const hex = fileSha256(tar);
+    const size = fs.statSync(tar).size;
     fs.rmSync(tar);
+    this.recordLayerTarSize(`sha256:${hex}`, size);
     const dest = this.layerPath(hex);
     if (fs.existsSync(dest)) fs.rmSync(dir, { recursive: true, force: true });
     else fs.renameSync(dir, dest);

@@ -9,7 +9,7 @@
  * any progress has been streamed, exactly when dockerd does.
  */
 import fs from "node:fs";
-import { extractLayer } from "../images/layers";
+import { extractLayerSized } from "../images/layers";
 import type { ImageStore } from "../images/store";
 import { EngineError } from "../errors";
 import { MT, RegistryClient, type Descriptor, type Manifest } from "./client";
@@ -109,9 +109,10 @@ export async function runPull(store: ImageStore, client: RegistryClient, plan: P
       const file = files.get(l.digest)!;
       const dir = store.tmpPath("layer");
       try {
-        const got = await extractLayer(file, dir, throttled(say, sid, "Extracting", l.size));
+        const { digest: got, size } = await extractLayerSized(file, dir, throttled(say, sid, "Extracting", l.size));
         if (got !== diffId) throw new EngineError(500, `failed to register layer: the layer ${shortId(l.digest)} unpacks to ${got}, the image config says ${diffId}`);
         store.adoptLayer(dir, diffId);
+        store.recordLayerTarSize(diffId, size);
       } finally {
         fs.rmSync(dir, { recursive: true, force: true });
       }

@@ -98,6 +98,7 @@ async function gzipBlob(store: ImageStore, diffId: string): Promise<{ blob: Laye
       const t = streamLayerTar(store.layerPath(diffId), tar);
       const [r] = await Promise.all([gzipStream(t.stdout, gz), t.done]);
       ({ inDigest: wire, digest, size } = r);
+      if (wire === diffId) store.recordLayerTarSize(diffId, r.inSize);
     }
     const blob: LayerBlob = { digest, size, mediaType: MT.layerGzip };
     if (wire === diffId) {
