@@ -60,18 +60,33 @@ export function ownNamespaces(): { type: string; inode: number }[] {
 }
 
 const KIND = ["changed", "added", "deleted"] as const;
+/**
+ * The upper dir is walked (and each entry looked up in the layers below) at most this often per
+ * container between events: a container that installed thousands of files would otherwise cost
+ * that walk every second someone watches.
+ */
+const UPPER_EVERY_MS = 3000;
+const upperCache = new WeakMap<Container, { at: number; seq: number; value: XrayContainer["upper"] }>();
 
-function viewOf(service: ContainerService, c: Container): XrayContainer {
-  const r = c.record;
-  const recipe = (r.recipe as Recipe | undefined) ?? null;
-  const full = recipe && Array.isArray((recipe as Partial<Recipe>).trace) ? recipe : null; // older records: no reports
-  let upper: XrayContainer["upper"] = null;
+function upperOf(service: ContainerService, c: Container, seq: number): XrayContainer["upper"] {
+  const cached = upperCache.get(c);
+  if (cached && cached.seq === seq && Date.now() - cached.at < UPPER_EVERY_MS) return cached.value;
+  let value: XrayContainer["upper"] = null;
   try {
     const all = service.changes(c) as { Path: string; Kind: 0 | 1 | 2 }[];
-    upper = { dir: recipe?.rootfs.upper ?? "", changes: all.slice(0, DIFF_CAP).map((x) => ({ path: x.Path, kind: KIND[x.Kind] })), total: all.length };
+    value = { dir: (c.record.recipe as Recipe | undefined)?.rootfs.upper ?? "", changes: all.slice(0, DIFF_CAP).map((x) => ({ path: x.Path, kind: KIND[x.Kind] })), total: all.length };
   } catch {
     /* not mounted (removed meanwhile) */
   }
+  upperCache.set(c, { at: Date.now(), seq, value });
+  return value;
+}
+
+function viewOf(service: ContainerService, c: Container, seq: number): XrayContainer {
+  const r = c.record;
+  const recipe = (r.recipe as Recipe | undefined) ?? null;
+  const full = recipe && Array.isArray((recipe as Partial<Recipe>).trace) ? recipe : null; // older records: no reports
+  const upper = upperOf(service, c, seq);
   let net: Record<string, unknown> = {};
   try {
     net = service.network.settings(c.id, c.running, r.State.Pid);
@@ -140,7 +155,7 @@ export function xrayView(service: ContainerService, seq: number): XrayView {
     .list()
     .sort((a, b) => (a.record.Created < b.record.Created ? 1 : -1))
     .slice(0, MAX_CONTAINERS)
-    .map((c) => viewOf(service, c));
+    .map((c) => viewOf(service, c, seq));
   return { seq, engine: { pid: process.pid, namespaces: ownNamespaces() }, containers };
 }
 
