@@ -42,6 +42,7 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -76,6 +77,14 @@ struct options {
   unsigned long long caps; /* bit n set = keep capability n */
   int tty, readonly, no_new_privs, host_net;
   const char *netns;       /* run: join this network namespace (--network container:x) */
+  int host_pid, host_uts;  /* --pid host, --uts host: keep the engine's namespace */
+  const char *pidns;       /* --pid container:x: join this pid namespace */
+  const char *domainname;
+  const char *sysctls[MAX_LIST]; /* "key=value" (--sysctl), written inside the new namespaces */
+  int nsysctls;
+  const char *rlimits[MAX_LIST]; /* "RESOURCE:SOFT:HARD" (--ulimit; resource by number) */
+  int nrlimits;
+  const char *oom_score_adj;
   unsigned short rows, cols;
   char **argv;
 };
@@ -164,12 +173,19 @@ static void parse(int argc, char **argv, struct options *o) {
     if (strcmp(a, "--read-only") == 0) { o->readonly = 1; continue; }
     if (strcmp(a, "--no-new-privileges") == 0) { o->no_new_privs = 1; continue; }
     if (strcmp(a, "--host-network") == 0) { o->host_net = 1; continue; }
+    if (strcmp(a, "--host-pid") == 0) { o->host_pid = 1; continue; }
+    if (strcmp(a, "--host-uts") == 0) { o->host_uts = 1; continue; }
     if (!v) fail("option %s needs a value", a);
     i++;
     if (strcmp(a, "--target") == 0) o->target = atoi(v);
     else if (strcmp(a, "--rootfs") == 0) o->rootfs = v;
     else if (strcmp(a, "--hostname") == 0) o->hostname = v;
     else if (strcmp(a, "--netns") == 0) o->netns = v;
+    else if (strcmp(a, "--pidns") == 0) o->pidns = v;
+    else if (strcmp(a, "--domainname") == 0) o->domainname = v;
+    else if (strcmp(a, "--sysctl") == 0 && o->nsysctls < MAX_LIST) o->sysctls[o->nsysctls++] = v;
+    else if (strcmp(a, "--rlimit") == 0 && o->nrlimits < MAX_LIST) o->rlimits[o->nrlimits++] = v;
+    else if (strcmp(a, "--oom-score-adj") == 0) o->oom_score_adj = v;
     else if (strcmp(a, "--cwd") == 0) o->cwd = v;
     else if (strcmp(a, "--uid") == 0) o->uid = strtoul(v, NULL, 10);
     else if (strcmp(a, "--gid") == 0) o->gid = strtoul(v, NULL, 10);
@@ -536,6 +552,45 @@ static void report_identity(int no_new_privs) {
 }
 
 /* Everything that happens inside, in the order of the lesson. */
+/*
+ * --sysctl: net.* and the IPC ones (kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.*) belong to
+ * the namespaces just made, so writing /proc/sys (still the engine's /proc) sets the container's.
+ */
+static void apply_sysctls(const struct options *o) {
+  for (int i = 0; i < o->nsysctls; i++) {
+    char key[512], file[600];
+    snprintf(key, sizeof key, "%s", o->sysctls[i]);
+    char *value = strchr(key, '=');
+    if (!value) fail("bad sysctl %s", o->sysctls[i]);
+    *value++ = 0;
+    for (char *c = key; *c; c++) if (*c == '.') *c = '/';
+    snprintf(file, sizeof file, "/proc/sys/%s", key);
+    int fd = open(file, O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || write(fd, value, strlen(value)) != (ssize_t)strlen(value)) fail("write sysctl key %s: %s", o->sysctls[i], strerror(errno));
+    close(fd);
+    REPORT("sysctl", file, value);
+  }
+}
+
+/* --ulimit and --oom-score-adj: inherited by everything the command starts. */
+static void apply_limits(const struct options *o) {
+  for (int i = 0; i < o->nrlimits; i++) {
+    int resource;
+    unsigned long long soft, hard;
+    if (sscanf(o->rlimits[i], "%d:%llu:%llu", &resource, &soft, &hard) != 3) fail("bad rlimit %s", o->rlimits[i]);
+    struct rlimit rl = {soft, hard};
+    if (setrlimit(resource, &rl) < 0) fail("setrlimit %s: %s", o->rlimits[i], strerror(errno));
+    REPORT("rlimit", o->rlimits[i]);
+  }
+  if (o->oom_score_adj) {
+    int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+    /* Lowering it needs CAP_SYS_RESOURCE, which a nested engine does not have. */
+    if (fd < 0 || write(fd, o->oom_score_adj, strlen(o->oom_score_adj)) < 0) fail("setting oom_score_adj to %s: %s", o->oom_score_adj, errno == EACCES ? "not allowed without CAP_SYS_RESOURCE" : strerror(errno));
+    close(fd);
+    REPORT("oom_score_adj", o->oom_score_adj);
+  }
+}
+
 static void child(struct options *o, int go_fd, int console_sock) {
   char byte;
   /* Wait until the engine has written our pid into cgroup.procs. */
@@ -543,11 +598,14 @@ static void child(struct options *o, int go_fd, int console_sock) {
   close(go_fd);
   report_cgroups();
   if (!o->exec_mode) {
+    apply_sysctls(o);
+    if (o->domainname && setdomainname(o->domainname, strlen(o->domainname)) < 0) fail("setdomainname: %s", strerror(errno));
     if (o->hostname && sethostname(o->hostname, strlen(o->hostname)) < 0) fail("sethostname: %s", strerror(errno));
     if (o->hostname) REPORT("hostname", o->hostname);
     enter_rootfs(o);
     if (!o->host_net && !o->netns) loopback_up();
   }
+  apply_limits(o);
   if (o->tty) make_console(console_sock, o->rows, o->cols);
   mkdir_p(o->cwd, 0755); /* Docker creates a missing working directory */
   if (chdir(o->cwd) < 0) fail("chdir to cwd (\"%s\") set in config.json failed: %s", o->cwd, strerror(errno));
@@ -741,8 +799,13 @@ int main(int argc, char **argv) {
   if (o.exec_mode) {
     join_namespaces(o.target);
   } else {
-    /* The next child we fork is PID 1 of a new pid namespace; the child unshares the rest. */
-    if (unshare(CLONE_NEWPID) < 0) fail("unshare pid: %s", strerror(errno));
+    /* The next child we fork is PID 1 of a new pid namespace (or joins another container's, or
+       stays in the engine's with --pid host); the child unshares the rest. */
+    if (o.pidns) {
+      int fd = open(o.pidns, O_RDONLY | O_CLOEXEC);
+      if (fd < 0 || setns(fd, CLONE_NEWPID) < 0) fail("join pid namespace %s: %s", o.pidns, strerror(errno));
+      close(fd);
+    } else if (!o.host_pid && unshare(CLONE_NEWPID) < 0) fail("unshare pid: %s", strerror(errno));
   }
   pid_t pid = fork();
   if (pid < 0) fail("fork: %s", strerror(errno));
@@ -754,7 +817,7 @@ int main(int argc, char **argv) {
     if (console[0] >= 0) close(console[0]);
     error_pipe = err[1];
     /* --network host keeps the host's network namespace; everything else is new. */
-    int flags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | (o.host_net || o.netns ? 0 : CLONE_NEWNET);
+    int flags = CLONE_NEWNS | (o.host_uts ? 0 : CLONE_NEWUTS) | CLONE_NEWIPC | (o.host_net || o.netns ? 0 : CLONE_NEWNET);
     /* --network container:x: the other container's network namespace, entered before the rest. */
     if (!o.exec_mode && o.netns) {
       int fd = open(o.netns, O_RDONLY | O_CLOEXEC);

@@ -50,6 +50,13 @@ export interface ShimSpec {
   noNewPrivileges?: boolean;
   hostNetwork?: boolean;
   netns?: string; // a network namespace to join (/proc/<pid>/ns/net of another container)
+  hostPid?: boolean; // --pid host
+  pidns?: string; // --pid container:x (/proc/<pid>/ns/pid of that container)
+  hostUts?: boolean; // --uts host
+  domainname?: string;
+  sysctls?: string[]; // "key=value"
+  rlimits?: string[]; // "RESOURCE:SOFT:HARD", resource by number (RLIMITS)
+  oomScoreAdj?: number;
   size?: { rows: number; cols: number };
   argv: string[];
   stdin: boolean;
@@ -71,6 +78,13 @@ export function shimArgs(s: ShimSpec): string[] {
   if (s.noNewPrivileges) a.push("--no-new-privileges");
   if (s.hostNetwork) a.push("--host-network");
   if (s.netns) a.push("--netns", s.netns);
+  if (s.hostPid) a.push("--host-pid");
+  if (s.pidns) a.push("--pidns", s.pidns);
+  if (s.hostUts) a.push("--host-uts");
+  if (s.domainname) a.push("--domainname", s.domainname);
+  for (const x of s.sysctls ?? []) a.push("--sysctl", x);
+  for (const x of s.rlimits ?? []) a.push("--rlimit", x);
+  if (s.oomScoreAdj !== undefined && s.oomScoreAdj !== 0) a.push("--oom-score-adj", String(s.oomScoreAdj));
   if (s.size && s.size.rows && s.size.cols) a.push("--size", `${s.size.rows},${s.size.cols}`);
   a.push("--", ...s.argv);
   return a;
@@ -212,3 +226,9 @@ export function capabilityMask(names: string[]): bigint {
   for (const n of names) m |= 1n << BigInt(CAPABILITIES[n]!);
   return m;
 }
+
+/** setrlimit's resource numbers (asm-generic/resource.h), by the names `--ulimit` takes. */
+export const RLIMITS: Record<string, number> = {
+  cpu: 0, fsize: 1, data: 2, stack: 3, core: 4, rss: 5, nproc: 6, nofile: 7, memlock: 8, as: 9,
+  locks: 10, sigpending: 11, msgqueue: 12, nice: 13, rtprio: 14, rttime: 15,
+};
