@@ -1,5 +1,5 @@
 // `npm test`: the whole suite. Sets up what is missing (as `npm start` does), then runs, in order:
-// the typecheck, the unit and integration tests (vitest, real sandboxes and engines), `labkit lint`
+// the typecheck, the unit tier (no root), the system tests (vitest, real sandboxes and engines), `labkit lint`
 // and `labkit test` over labs/, and the browser suite (Playwright in Debian's Chromium).
 // Every stage runs even if an earlier one failed, so one run shows everything that is wrong.
 import { spawnSync } from "node:child_process";
@@ -41,12 +41,17 @@ function stage(name, cmd, args, count) {
 
 stage("Typecheck", bin("tsc"), ["-p", "tsconfig.json", "--noEmit"]);
 
-const vitestJson = path.join(reports, "vitest.json");
-stage("Unit and integration tests (vitest)", bin("vitest"), ["run", "--reporter=default", "--reporter=json", `--outputFile.json=${vitestJson}`], (ok) => {
-  const r = JSON.parse(readFileSync(vitestJson, "utf8"));
+// Two tiers: the fast one (no root, no sandbox: packages/*/test/unit, vitest.unit.config.ts,
+// `npm run test:unit`) first, then the system tier (real sandboxes, engines, dockerd) without it.
+const vitestCount = (file) => (ok) => {
+  const r = JSON.parse(readFileSync(file, "utf8"));
   const f = r.numFailedTests + (ok ? 0 : r.numFailedTests === 0 ? 1 : 0);
   return { passed: r.numPassedTests, failed: f };
-});
+};
+const unitJson = path.join(reports, "vitest-unit.json");
+stage("Unit tests, no root (vitest, packages/*/test/unit)", bin("vitest"), ["run", "-c", "vitest.unit.config.ts", "--reporter=default", "--reporter=json", `--outputFile.json=${unitJson}`], vitestCount(unitJson));
+const vitestJson = path.join(reports, "vitest.json");
+stage("System tests (vitest: real sandboxes, engines, dockerd)", bin("vitest"), ["run", "--exclude", "packages/*/test/unit/**", "--reporter=default", "--reporter=json", `--outputFile.json=${vitestJson}`], vitestCount(vitestJson));
 
 stage("Lint the labs (labkit lint labs)", bin("tsx"), ["packages/labkit/src/cli.ts", "lint", "labs"]);
 stage("Prove every check (labkit test labs)", bin("tsx"), ["packages/labkit/src/cli.ts", "test", "labs"]);

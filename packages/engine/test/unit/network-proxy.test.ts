@@ -3,10 +3,10 @@
 import dgram from "node:dgram";
 import net from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
-import { answer, DnsServer, parseQuery } from "../src/network/dns";
-import { formatSubnet, overlaps, parseSubnet } from "../src/network/ipam";
-import { normalizePort } from "../src/network/manager";
-import { tcpProxy, udpProxy, type Proxy } from "../src/network/proxy";
+import { answer, DnsServer, parseQuery } from "../../src/network/dns";
+import { formatSubnet, overlaps, parseSubnet } from "../../src/network/ipam";
+import { normalizePort } from "../../src/network/manager";
+import { tcpProxy, udpProxy, type Proxy } from "../../src/network/proxy";
 
 const closers: (() => void)[] = [];
 afterEach(() => {

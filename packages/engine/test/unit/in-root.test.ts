@@ -8,7 +8,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { PathError, resolveInRoot, walkInRoot } from "../src/paths/in-root";
+import { PathError, resolveInRoot, walkInRoot } from "../../src/paths/in-root";
 
 let base: string;
 let root: string; // the container's root filesystem

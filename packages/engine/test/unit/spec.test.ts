@@ -7,11 +7,11 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { execConfig } from "../src/containers/exec";
-import { containerConfig, healthcheck, hostConfigFrom, limitsOf, mergeEnv, daemonEnvironment, restartPolicy, updatedHostConfig, validCpuset } from "../src/containers/spec";
-import { probeCommand } from "../src/containers/health";
-import { resolveUser } from "../src/containers/user";
-import { EngineError } from "../src/errors";
+import { execConfig } from "../../src/containers/exec";
+import { containerConfig, healthcheck, hostConfigFrom, limitsOf, mergeEnv, daemonEnvironment, restartPolicy, updatedHostConfig, validCpuset } from "../../src/containers/spec";
+import { probeCommand } from "../../src/containers/health";
+import { resolveUser } from "../../src/containers/user";
+import { EngineError } from "../../src/errors";
 
 const refused = (fn: () => unknown): EngineError => {
   try {
