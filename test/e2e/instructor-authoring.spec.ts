@@ -162,3 +162,96 @@ test("an instructor authors, proves and publishes a lab; a learner takes it", as
   expect(await learner.evaluate(() => (window as unknown as { __pwned?: string }).__pwned)).toBeUndefined();
   await expect(learner.locator("main script, main img[onerror], main a[href^='javascript:']")).toHaveCount(0);
 });
+
+// The issue's whole class, with a lab authored in the browser (the cohort side in detail is
+// instructor-class.spec.ts): author → prove → publish → invite → board → mirror → CSV, in three
+// browser contexts (the instructor and two learners).
+test.describe("a class on an authored lab", () => {
+  const CLASS_LAB = `e2e-class-${Date.now().toString(36)}`;
+  const text = BROKEN.replaceAll(LAB_ID, CLASS_LAB).replace("```check title=", "```check id=greeting title=");
+
+  test("author, prove, publish, invite two learners, watch the board and a mirror, export the grades", async ({ browser, playwright }) => {
+    test.setTimeout(480_000);
+    const instructor = await newPage(browser);
+    const email = uniqueEmail("class-author");
+    await signUp(instructor, berth.url, email, "/");
+    const admin = await playwright.request.newContext({ baseURL: berth.url });
+    await admin.post("/api/auth/signin", { data: ADMIN });
+    const { users } = (await (await admin.get(`/api/admin/users?q=${encodeURIComponent(email)}`)).json()) as { users: { id: string }[] };
+    await admin.put(`/api/admin/users/${users[0]!.id}/role`, { data: { role: "instructor" } });
+    await admin.dispose();
+
+    // Author, prove, publish (the editor's buttons).
+    await instructor.goto(`${berth.url}/instructor/labs`);
+    await instructor.getByTestId("new-lab-form").getByLabel(/^Id/).fill(CLASS_LAB);
+    await instructor.getByTestId("new-lab-form").locator("button[type=submit]").click();
+    await instructor.waitForURL(`**/instructor/labs/${CLASS_LAB}`);
+    await expect(instructor.getByTestId("lab-editor").locator(".monaco-editor")).toBeVisible();
+    await instructor.evaluate((t) => {
+      const editor = (window as unknown as EditorHook).__berthLabEditor;
+      editor.executeEdits("e2e", [{ range: editor.getModel()!.getFullModelRange(), text: t }]);
+    }, text);
+    await expect(instructor.getByTestId("lint-problems")).toHaveText("labkit lint: no problems");
+    await instructor.getByTestId("prove-it").click();
+    await expect(instructor.getByTestId("proof-verdict")).toContainText("Proved", { timeout: 120_000 });
+    await instructor.getByTestId("publish").click();
+    await expect(instructor.getByTestId("authoring-notice")).toContainText("Published");
+
+    // A cohort with that lab, and an invite for two.
+    await instructor.goto(`${berth.url}/instructor`);
+    await instructor.getByTestId("cohort-name").fill("Authored class");
+    await instructor.getByTestId("cohort-create").click();
+    await expect(instructor.getByTestId("cohort-title")).toHaveText("Authored class");
+    await instructor.getByTestId(`lab-pick-${CLASS_LAB}`).check();
+    await instructor.getByTestId("labs-save").click();
+    await expect(instructor.getByTestId("labs-status")).toHaveText("Saved.");
+    await instructor.getByTestId("invite-seats").fill("2");
+    await instructor.getByTestId("invite-create").click();
+    const invite = await instructor.getByTestId("invite-url").inputValue();
+
+    const ada = await newPage(browser);
+    const bob = await newPage(browser);
+    for (const [page, who] of [[ada, "ada"], [bob, "bob"]] as const) {
+      await signUp(page, berth.url, uniqueEmail(who), "/");
+      await page.goto(invite);
+      await page.getByTestId("join-button").click();
+      await expect(page.getByTestId("join-done")).toContainText("Authored class");
+    }
+    const idOf = (page: Page) => page.evaluate(async () => ((await (await fetch("/api/me")).json()) as { user: { id: string } }).user.id);
+    const adaId = await idOf(ada);
+    const bobId = await idOf(bob);
+    const cell = instructor.getByTestId(`cell-${adaId}-${CLASS_LAB}-greeting`);
+    await expect(instructor.getByTestId(`board-row-${adaId}`)).toBeVisible({ timeout: 30_000 });
+    await expect(instructor.getByTestId(`board-row-${bobId}`)).toBeVisible();
+    await expect(cell).toHaveAttribute("data-status", "untried");
+
+    // Ada works: a failing check shows on the board, then the mirror, then the pass.
+    await ada.goto(`${berth.url}/labs/${CLASS_LAB}`);
+    await waitForPrompt(ada);
+    await ada.getByTestId("check-button-greeting").click();
+    await expect(ada.getByTestId("check-result-greeting")).toHaveAttribute("data-passed", "false", { timeout: 60_000 });
+    await expect(cell).toHaveAttribute("data-attempts", "1");
+    await expect(instructor.getByTestId(`mirror-open-${adaId}`)).toBeEnabled({ timeout: 20_000 });
+    await instructor.getByTestId(`mirror-open-${adaId}`).click();
+    await expect(instructor.getByTestId("mirror-panel")).toHaveAttribute("data-phase", "live");
+    await typeCommand(ada, "echo ahoy > /root/greeting; echo mirrored-$((6*7))");
+    await waitForText(ada, /^mirrored-42$/m);
+    await expect(instructor.getByTestId("mirror-terminal").locator(".xterm-rows")).toContainText("mirrored-42");
+    await ada.getByTestId("check-button-greeting").click();
+    await expect(ada.getByTestId("check-result-greeting")).toHaveAttribute("data-passed", "true", { timeout: 60_000 });
+    await expect(cell).toHaveAttribute("data-status", "passed");
+    await instructor.getByTestId("mirror-close").click();
+
+    // The grade sheet names the authored lab's check.
+    const [download] = await Promise.all([instructor.waitForEvent("download"), instructor.getByTestId("grades-link").click()]);
+    const { readFileSync } = await import("node:fs");
+    const lines = readFileSync((await download.path())!, "utf8").trim().split("\r\n").map((l) => l.split(","));
+    const header = lines[0]!;
+    const col = (line: string[], name: string) => line[header.indexOf(name)];
+    const adaLine = lines.find((l) => l[0]!.startsWith("ada-"))!;
+    const bobLine = lines.find((l) => l[0]!.startsWith("bob-"))!;
+    expect(col(adaLine, `${CLASS_LAB}/greeting: points`)).toBe("1");
+    expect(col(adaLine, `${CLASS_LAB}/greeting: attempts`)).toBe("2");
+    expect(col(bobLine, `${CLASS_LAB}/greeting: points`)).toBe("0");
+  });
+});
