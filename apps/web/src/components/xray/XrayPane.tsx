@@ -155,7 +155,7 @@ export function XrayPane({ labId, active }: { labId: string; active: boolean }) 
     if (!c) return null;
     return (
       <a className="xray-chapter" href={`/labs/${encodeURIComponent(c.labId)}${c.step ? `/${encodeURIComponent(c.step)}` : ""}`} target="_blank" rel="noopener" title={c.title}>
-        📖 {c.title}
+        {c.title}
       </a>
     );
   };
