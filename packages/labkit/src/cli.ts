@@ -2,7 +2,7 @@
 //   labkit lint <dir> [--strict]              every error and warning as file:line: message (fix: ...);
 //                                             exit 1 on any error (with --strict, on any warning too)
 //   labkit render <dir>                       the browser's view of every lab, as JSON
-//   labkit test <dir> [--lab id] [--runner sandbox|host] [--jobs N]
+//   labkit test <dir> [--lab id] [--runner sandbox|host] [--driver namespaces|uml|...] [--jobs N]
 //                                             prove each check fails before and passes after its
 //                                             solution, one fresh sandbox per lab, N labs at a time
 //                                             (default 2); exit 1 on failure. With the sandbox
@@ -14,14 +14,14 @@ import type { Lab, LabError } from "./lab.js";
 import { loadLabs } from "./load.js";
 import { renderLab } from "./render.js";
 import { testLab, type LabTestReport } from "./test-lab.js";
-import { createHostNamespacesRunner, createSandboxRunner, namespacesDriver, type DisposableRunner } from "./runners/index.js";
+import { createHostNamespacesRunner, createSandboxRunner, sandboxDriver, type DisposableRunner } from "./runners/index.js";
 import { existsSync } from "node:fs";
 import { startRegistry, type Registry } from "../../../infra/registry/registry.js";
 
 const USAGE = `usage:
   labkit lint <dir> [--strict]
   labkit render <dir>
-  labkit test <dir> [--lab <id>] [--runner sandbox|host] [--jobs <n>]
+  labkit test <dir> [--lab <id>] [--runner sandbox|host] [--driver <name>] [--jobs <n>]
 
 <dir> holds one folder per lab, each with a lab.md (e.g. labs/).`;
 
@@ -94,7 +94,9 @@ async function main(argv: string[]): Promise<number> {
         console.error(`labkit: no lab registry at ${registryRoot} (setup pushes the lab images there): labs that pull images will fail`);
       }
       try {
-        return await runTests(selected, runnerKind, jobs, registry);
+        // The sandbox driver: --driver, else BERTH_SANDBOX_DRIVER, else namespaces (as the orchestrator).
+        const driverName = flags.get("driver") || process.env.BERTH_SANDBOX_DRIVER?.trim() || "namespaces";
+        return await runTests(selected, runnerKind, jobs, registry, driverName);
       } finally {
         await registry?.stop();
       }
@@ -106,10 +108,16 @@ async function main(argv: string[]): Promise<number> {
 }
 
 /** Proves `labs`, `jobs` at a time, each in a sandbox of its own; reports in the order given. */
-async function runTests(selected: Lab[], runnerKind: string, jobs: number, registry: Registry | undefined): Promise<number> {
-  const driver = runnerKind === "sandbox" ? await namespacesDriver(registry ? { registryUpstream: registry.url } : {}) : undefined;
+async function runTests(selected: Lab[], runnerKind: string, jobs: number, registry: Registry | undefined, driverName: string): Promise<number> {
+  let driver: Awaited<ReturnType<typeof sandboxDriver>>;
+  try {
+    driver = runnerKind === "sandbox" ? await sandboxDriver(driverName, registry ? { registryUpstream: registry.url } : {}, (line) => console.error(line)) : undefined;
+  } catch (e) {
+    console.error(`labkit: ${(e as Error).message}`);
+    return 2;
+  }
   if (runnerKind === "sandbox" && !driver) {
-    console.error("@berth/sandbox has no namespaces driver yet: run with --runner host (an unshare sandbox on this machine)");
+    console.error("@berth/sandbox has no sandbox drivers yet: run with --runner host (an unshare sandbox on this machine)");
     return 2;
   }
   if (runnerKind !== "sandbox" && runnerKind !== "host") {

@@ -77,6 +77,12 @@ export interface TrustedExecResult {
 
 export interface SandboxDriver {
   readonly name: string;
+  /**
+   * How many times slower than a namespaces sandbox processes run in this driver's sandboxes
+   * (absent: 1). execTrusted stretches its timeout by it itself; a caller that times what it runs
+   * through the agent (labkit's solutions) stretches its own timeouts by it.
+   */
+  readonly timeScale?: number;
   /** Ensure what create() needs exists (base rootfs, agent bundle). Slow the first time only. */
   prepare(onProgress?: (line: string) => void): Promise<void>;
   /** Create and start; resolves once the agent answers health. */

@@ -13,16 +13,28 @@ import type { DisposableRunner } from "./host-namespaces.js";
  * learner's has, so labs whose solutions pull images can be proved.
  */
 export async function namespacesDriver(opts: { registryUpstream?: string } = {}): Promise<SandboxDriver | undefined> {
+  return sandboxDriver("namespaces", opts);
+}
+
+/**
+ * A driver by name (`labkit test --driver uml`), through @berth/sandbox's factory: labkit reaches
+ * every driver only through the SandboxDriver interface. Unknown names throw with the known ones.
+ */
+export async function sandboxDriver(name: string, opts: { registryUpstream?: string } = {}, onWarning?: (line: string) => void): Promise<SandboxDriver | undefined> {
   const mod = (await import("@berth/sandbox")) as Record<string, unknown>;
-  const factory = mod.createNamespacesDriver;
-  return typeof factory === "function" ? (factory as (o: { registryUpstream?: string }) => SandboxDriver)(opts) : undefined;
+  const factory = mod.createSandboxDriver;
+  return typeof factory === "function" ? (factory as (n: string, o: { registryUpstream?: string }, w?: (l: string) => void) => SandboxDriver)(name, opts, onWarning) : undefined;
 }
 
 /** What a check may print (as the orchestrator's grading keeps). */
 const OUTPUT_LIMIT = 16 * 1024;
 
-export async function createSandboxRunner(driver: SandboxDriver, labId: string): Promise<DisposableRunner> {
-  const id = `labkit-${labId}`.slice(0, 50) + `-${randomBytes(3).toString("hex")}`;
+/**
+ * `idPrefix` starts the sandbox's id (default "labkit"): the orchestrator passes its instance's
+ * prefix so that a sandbox left by a crash mid-proof is ended by its recovery at the next start.
+ */
+export async function createSandboxRunner(driver: SandboxDriver, labId: string, opts: { idPrefix?: string } = {}): Promise<DisposableRunner> {
+  const id = `${opts.idPrefix ?? "labkit"}-${labId}`.slice(0, 50) + `-${randomBytes(3).toString("hex")}`;
   await driver.create({ id, hostname: "berth-sandbox" });
   let client: AgentClient;
   try {
@@ -46,7 +58,9 @@ export async function createSandboxRunner(driver: SandboxDriver, labId: string):
         op: "exec",
         cmd: ["bash", "-s"],
         stdin: Buffer.from(script).toString("base64"),
-        timeoutMs,
+        // A lab's timeouts are written for a namespaces sandbox; a slower driver (a guest kernel)
+        // says by how much (execTrusted above stretches its own).
+        timeoutMs: Math.round(timeoutMs * (driver.timeScale ?? 1)),
       });
       const signalExit = r.signal ? 128 + (constants.signals[r.signal as NodeJS.Signals] ?? 0) : 1;
       return {

@@ -119,7 +119,7 @@ export class QemuDriver implements SandboxDriver {
         const hostFiles: Record<string, string> = {};
         if (tools.dockerCli) hostFiles["/usr/local/bin/docker"] = tools.dockerCli;
         if (tools.busybox) hostFiles["/bin/busybox"] = tools.busybox;
-        const baseImage = await ensureBaseImage({ rootfs, agentDir, hostFiles, vmFiles: { "berth-vmmux": mux, "guest-init": join(HERE, "guest-init.sh") } }, this.stateDir, progress);
+        const baseImage = await ensureBaseImage({ rootfs, agentDir, hostFiles, kernel, vmFiles: { "berth-vmmux": mux, "guest-init": join(HERE, "guest-init.sh") } }, this.stateDir, progress);
         await mkdir(join(this.stateDir, "vms"), { recursive: true });
         const inUse = new Set([initramfs, baseImage]);
         for (const id of await readdir(join(this.stateDir, "vms"))) {

@@ -11,6 +11,12 @@ export interface ConformanceOptions {
   name: string;
   /** A new driver instance on the same state each call (the suite uses a second one as "after a restart"). */
   makeDriver(): SandboxDriver;
+  /**
+   * How many times slower than the namespaces driver this driver runs processes (default 1): the
+   * suite's own waits (a fork bomb's run, a check's head start) are stretched by it. A guest
+   * kernel that traps every system call (uml) or emulates the CPU (qemu under TCG) needs it.
+   */
+  timeScale?: number;
 }
 
 export interface ExecText {
@@ -38,6 +44,7 @@ export async function execText(client: AgentClient, script: string, opts: { time
 export function sandboxDriverConformance(opts: ConformanceOptions): void {
   describe(`SandboxDriver conformance: ${opts.name}`, () => {
     const driver = opts.makeDriver();
+    const scale = opts.timeScale ?? 1;
     const tag = `${process.pid.toString(36)}${Date.now().toString(36).slice(-4)}`;
     const idA = `cf-a-${tag}`;
     const idB = `cf-b-${tag}`;
@@ -97,36 +104,37 @@ export function sandboxDriverConformance(opts: ConformanceOptions): void {
     it("execTrusted() runs a check on the learner's state, out of sight of the learner, cut at its output cap and its timeout", async () => {
       const a = await connect(driver, idA);
       await execText(a, `echo learner-state > /root/trusted-${tag}`);
-      const r = await driver.execTrusted(idA, `cat /root/trusted-${tag}; hostname; echo oops >&2; exit 4`, { timeoutMs: 15_000 });
+      const r = await driver.execTrusted(idA, `cat /root/trusted-${tag}; hostname; echo oops >&2; exit 4`, { timeoutMs: 15_000 * scale });
       expect(r).toMatchObject({ exitCode: 4, timedOut: false, truncated: false });
       expect(r.stdout.toString()).toBe("learner-state\nconf-a\n");
       expect(r.stderr.toString()).toBe("oops\n");
 
       // A running check has no process the learner can find (or kill).
-      const slow = driver.execTrusted(idA, "sleep 2.7182 && echo survived", { timeoutMs: 15_000 });
-      await new Promise((res) => setTimeout(res, 800));
-      expect((await execText(a, "pgrep -f 'sleep 2[.]7182' || pkill -9 -f 'sleep 2[.]7182' || echo none")).stdout).toBe("none\n");
+      const slow = driver.execTrusted(idA, `sleep ${(2.7182 * scale).toFixed(4)} && echo survived`, { timeoutMs: 15_000 * scale });
+      await new Promise((res) => setTimeout(res, 800 * scale));
+      const pattern = `sleep ${(2.7182 * scale).toFixed(4).replace(".", "[.]")}`;
+      expect((await execText(a, `pgrep -f '${pattern}' || pkill -9 -f '${pattern}' || echo none`)).stdout).toBe("none\n");
       expect((await slow).stdout.toString()).toBe("survived\n");
 
-      const big = await driver.execTrusted(idA, "head -c 100000 /dev/zero | tr '\\0' x", { timeoutMs: 15_000, maxOutputBytes: 1000 });
+      const big = await driver.execTrusted(idA, "head -c 100000 /dev/zero | tr '\\0' x", { timeoutMs: 15_000 * scale, maxOutputBytes: 1000 });
       expect(big.truncated).toBe(true);
       expect(big.stdout.length).toBe(1000);
 
       const started = Date.now();
       const late = await driver.execTrusted(idA, "sleep 30", { timeoutMs: 500 });
       expect(late).toMatchObject({ exitCode: null, timedOut: true });
-      expect(Date.now() - started).toBeLessThan(10_000);
-    });
+      expect(Date.now() - started).toBeLessThan(10_000 * scale);
+    }, 60_000 * scale);
 
     it("a shell outlives its connection: a new client re-attaches to the same pid and gets the screen back", async () => {
       const first = await connect(driver, idB);
       const pty = await first.request({ op: "pty.start", key: "main", cols: 80, rows: 24 });
       first.sendInput(pty.handle, Buffer.from("echo conf-$((20+22))\n"));
-      await waitForOutput(first, pty.handle, "conf-42");
+      await waitForOutput(first, pty.handle, "conf-42", 5000 * scale);
       first.close();
 
       const second = await connect(opts.makeDriver(), idB);
-      const replay = waitForOutput(second, pty.handle, "conf-42");
+      const replay = waitForOutput(second, pty.handle, "conf-42", 5000 * scale);
       const again = await second.request({ op: "pty.start", key: "main", cols: 80, rows: 24 });
       expect(again).toMatchObject({ reattached: true, pid: pty.pid, handle: pty.handle });
       expect((await replay).subarray(0, 2).toString("latin1")).toBe("\x1bc");
@@ -135,10 +143,10 @@ export function sandboxDriverConformance(opts: ConformanceOptions): void {
     it("the pids limit holds against a fork bomb", async () => {
       const a = await connect(driver, idA);
       let peak = 0;
-      const bomb = execText(a, "sleep 100 & bomb() { bomb | bomb & }; bomb; wait", { timeoutMs: 1500 });
+      const bomb = execText(a, "sleep 100 & bomb() { bomb | bomb & }; bomb; wait", { timeoutMs: 1500 * scale });
       const watch = (async () => {
         for (let i = 0; i < 6; i++) {
-          await new Promise((r) => setTimeout(r, 200));
+          await new Promise((r) => setTimeout(r, 200 * scale));
           peak = Math.max(peak, (await driver.stats(idA)).pids);
         }
       })();

@@ -58,12 +58,18 @@ const HOST_OVERHEAD_BYTES = 96 * 1024 * 1024;
 
 export interface UmlDriverOptions {
   stateDir?: string;
-  /** How long create() waits for the agent to answer health (a guest boots in ~2 s, node in ~1 s more). */
+  /** How long create() waits for the agent to answer health (quiet host: ~2 s to boot, ~2 s for the agents; far more on a loaded one). */
   agentTimeoutMs?: number;
   /** Run the container engine in each sandbox (default true). */
   engine?: boolean;
   /** The names a guest may reach over HTTP, through its egress proxy (as the namespaces driver). */
   egressAllow?: string[];
+  /**
+   * execTrusted's timeouts are written for a namespaces sandbox (a lab's `timeout=3s`); a guest
+   * runs processes several times slower (every system call is trapped), so they are stretched by
+   * this factor (default 4).
+   */
+  timeScale?: number;
 }
 
 interface UmlMeta {
@@ -88,6 +94,7 @@ export class UmlDriver implements SandboxDriver {
   private readonly agentTimeoutMs: number;
   private readonly engine: boolean;
   private readonly egressAllow: string[];
+  readonly timeScale: number;
   /** This process's egress proxies by sandbox id (the guest's HTTP goes there, as a namespaces sandbox's). */
   private readonly egress = new Map<string, Promise<EgressProxy>>();
   private nameservers: string[] = [];
@@ -95,9 +102,10 @@ export class UmlDriver implements SandboxDriver {
 
   constructor(opts: UmlDriverOptions = {}) {
     this.stateDir = opts.stateDir ?? defaultStateDir();
-    this.agentTimeoutMs = opts.agentTimeoutMs ?? 60_000;
+    this.agentTimeoutMs = opts.agentTimeoutMs ?? 180_000;
     this.engine = opts.engine ?? true;
     this.egressAllow = opts.egressAllow ?? DEFAULT_EGRESS_ALLOW;
+    this.timeScale = opts.timeScale ?? 4;
   }
 
   async prepare(onProgress?: (line: string) => void): Promise<void> {
@@ -391,7 +399,7 @@ export class UmlDriver implements SandboxDriver {
     // In the learner's mount and cgroup namespaces (their files, mounts and cgroup tree), but in
     // the guest's first pid namespace: nothing the learner runs can see, signal or trace it.
     const enter = `exec nsenter -t "$(cat ${LEARNER_PID_FILE})" -m -C -- /bin/bash -c "$1"`;
-    const r = await this.trustedExec(id, ["/bin/bash", "-c", enter, "berth-check", script], opts.timeoutMs, opts.maxOutputBytes ?? 16 * 1024);
+    const r = await this.trustedExec(id, ["/bin/bash", "-c", enter, "berth-check", script], Math.round(opts.timeoutMs * this.timeScale), opts.maxOutputBytes ?? 16 * 1024);
     return {
       exitCode: r.timedOut ? null : r.exitCode,
       stdout: Buffer.from(r.stdout, "base64"),

@@ -10,7 +10,7 @@
 // with cgroup_no_v1=all: there is no v1 hierarchy to fall back on).
 
 /** Bump when the script changes: it is part of the root image's cache key. */
-export const GUEST_INIT_VERSION = 2;
+export const GUEST_INIT_VERSION = 3;
 export const GUEST_INIT_PATH = "/sbin/berth-uml-init";
 export const LEARNER_AGENT_PORT = 7701;
 export const TRUSTED_AGENT_PORT = 7702;
@@ -118,11 +118,18 @@ fi
     exec setpriv --bounding-set=-sys_module,-sys_rawio,-syslog env -i "$@" /usr/bin/tini -- /usr/bin/node /opt/berth/agent.mjs
   ' learner "${"$"}{agent_env[@]}" BERTH_AGENT_TOKEN_FILE=/run/berth/token "${"$"}{engine_env[@]}"
 ) >>/var/log/berth-agent.log 2>&1 &
-echo $! > ${LEARNER_PID_FILE}
+learner=$!
+echo $learner > ${LEARNER_PID_FILE}
+# unshare itself stays outside the learner's pid namespace: left in /learner it would be a process
+# the learner can neither see (cgroup.procs shows it as 0) nor move, and the learner's cgroup could
+# never be emptied to hand controllers down (v2's no-internal-processes rule). Once it has forked
+# the namespace's first process (born in /learner, the cgroup namespace's root), it goes to /berth.
+for _ in $(seq 200); do [ -n "$(cat /proc/$learner/task/$learner/children 2>/dev/null)" ] && break; sleep 0.05; done
+echo $learner > /sys/fs/cgroup/berth/cgroup.procs || say "could not move unshare out of the learner's cgroup"
 say "agents started"
 
 # PID 1 reaps orphans until the learner's world ends; then the guest halts.
-wait $!
+wait $learner
 say "the learner's agent ended; halting"
 echo o > /proc/sysrq-trigger
 sleep 5
