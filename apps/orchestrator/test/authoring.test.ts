@@ -250,6 +250,14 @@ describe("draft → prove → publish → learners", () => {
     // The draft list says what was published.
     const list = (await api("GET", "/api/authoring/labs", alice.cookie)).json.drafts;
     expect(list.find((d: { labId: string }) => d.labId === "auth-greet").versions).toHaveLength(2);
+
+    // Deleting the draft leaves the published lab to its learners, and its id to its author.
+    expect((await api("DELETE", "/api/authoring/labs/auth-greet", alice.cookie)).status).toBe(204);
+    expect((await api("GET", "/api/labs/auth-greet", lena.cookie)).json.lab.title).toBe("Greeting hello");
+    const hijack = await api("POST", "/api/authoring/labs", bob.cookie, { id: "auth-greet" });
+    expect(hijack.status).toBe(409);
+    expect(hijack.json.error).toMatch(/another instructor's published lab/);
+    expect((await api("POST", "/api/authoring/labs", alice.cookie, { id: "auth-greet" })).status).toBe(200);
   }, 120_000);
 
   it("a proof that fails says which check and why, and does not make the draft publishable", async () => {

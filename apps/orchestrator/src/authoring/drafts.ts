@@ -107,11 +107,15 @@ export class Authoring {
   constructor(private readonly deps: AuthoringDeps) {}
 
   /** An id free for a new authored lab (neither a file lab nor another draft). */
-  private async requireFreeId(labId: string): Promise<void> {
+  private async requireFreeId(user: SessionUser, labId: string): Promise<void> {
     if (!LAB_ID.test(labId) || labId.length > 64) throw new HttpError(400, "a lab id is lowercase letters, digits and single dashes (at most 64), e.g. my-first-lab", "id");
     if (labId.endsWith(PREVIEW_SUFFIX)) throw new HttpError(400, `a lab id may not end in ${PREVIEW_SUFFIX}`, "id");
     if (this.deps.catalog.isFileLab(labId)) throw new HttpError(409, `"${labId}" is a lab of the workshop's folder (labs/): choose another id`, "id");
     if (await this.deps.db.labDraft.findUnique({ where: { labId } })) throw new HttpError(409, `a lab called "${labId}" is already being authored: choose another id`, "id");
+    // A published lab whose draft was deleted keeps its id for its author (and administrators):
+    // nobody else may publish over what learners are taking.
+    const published = await this.deps.db.authoredLabVersion.findFirst({ where: { labId }, orderBy: { publishedAt: "desc" } });
+    if (published && published.authorId !== user.id && user.role !== "admin") throw new HttpError(409, `"${labId}" is another instructor's published lab: choose another id`, "id");
   }
 
   /** The draft, when this user may work on it: its author or an administrator. 404 otherwise (no hint it exists). */
@@ -150,7 +154,7 @@ export class Authoring {
   }
 
   async create(user: SessionUser, labId: string, markdown?: string, assets: DraftContent["assets"] = []): Promise<DraftDetail> {
-    await this.requireFreeId(labId);
+    await this.requireFreeId(user, labId);
     const md = markdown ?? STARTER(labId);
     this.checkSizes(md, assets.map((a) => ({ path: a.path, size: a.bytes.length })));
     try {
