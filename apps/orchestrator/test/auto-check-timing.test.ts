@@ -4,7 +4,7 @@
 // sandbox's terminal, is driven by lab-api.test.ts and the browser tests.
 import { describe, expect, it } from "vitest";
 import type { AgentClient } from "@berth/sandbox";
-import { checkDueAt, QUIET_FACTOR, QUIET_MAX_MS, SETTLE_MS } from "../src/grading/auto-checks.js";
+import { checkDueAt, QUIET_FACTOR, QUIET_MAX_MS, RUN_BURST, RUN_EVERY_MS, RunBudget, SETTLE_MS } from "../src/grading/auto-checks.js";
 import { TerminalSession } from "../src/terminals/terminal-session.js";
 
 const POLL = 2000;
@@ -21,9 +21,9 @@ describe("checkDueAt", () => {
     expect(due).toBe(LAST + 1800 + SETTLE_MS);
   });
 
-  it("does not run again within half an interval of the last run, however quick the command", () => {
+  it("does not run again within one interval of the last run, however quick the command", () => {
     const due = checkDueAt(POLL, LAST, { lastCommand: LAST + 50, lastOutput: LAST + 60, lastInput: LAST + 50 });
-    expect(due).toBe(LAST + POLL / 2);
+    expect(due).toBe(LAST + POLL);
   });
 
   it("runs one interval after a command that goes on printing", () => {
@@ -42,6 +42,25 @@ describe("checkDueAt", () => {
     expect(checkDueAt(POLL, LAST, { lastCommand: LAST - 9000, lastOutput: LAST + 900, lastInput: LAST + 880 })).toBe(quiet);
     // Never slower than QUIET_MAX_MS, whatever the lab's interval.
     expect(checkDueAt(60_000, LAST, { lastCommand: 0, lastOutput: 0, lastInput: 0 })).toBe(LAST + QUIET_MAX_MS);
+  });
+});
+
+describe("RunBudget", () => {
+  it("allows a burst, then one run per RUN_EVERY_MS however often it is asked", () => {
+    const budget = new RunBudget();
+    const t0 = 1_000_000;
+    for (let i = 0; i < RUN_BURST; i++) expect(budget.take(t0)).toBe(true);
+    expect(budget.take(t0)).toBe(false);
+    expect(budget.waitMs(t0)).toBe(RUN_EVERY_MS);
+    // Asked every 100 ms for a minute: one run per RUN_EVERY_MS (give or take one, at the edges).
+    let runs = 0;
+    for (let t = t0; t < t0 + 60_000; t += 100) if (budget.take(t)) runs++;
+    expect(Math.abs(runs - 60_000 / RUN_EVERY_MS)).toBeLessThanOrEqual(1);
+    // A pause fills it up again, to the burst and no more.
+    const later = t0 + 10 * 60_000;
+    expect(budget.waitMs(later)).toBe(0);
+    for (let i = 0; i < RUN_BURST; i++) expect(budget.take(later)).toBe(true);
+    expect(budget.take(later)).toBe(false);
   });
 });
 

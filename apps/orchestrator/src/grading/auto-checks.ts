@@ -9,13 +9,15 @@
 // - after a command: the learner ended a line they typed (TerminalSession.lastCommandAt), and its
 //   output has been quiet for SETTLE_MS (the prompt is back): the check runs then, so a learner
 //   whose command solved the task sees it pass a moment later; commands in quick succession share
-//   a run (half an interval apart at least);
+//   a run (one interval apart at least);
 // - output nobody typed for (a background job): every poll interval, as declared by the lab;
 // - otherwise (a quiet terminal, or keys typed that have not run anything: the echo of a half-typed
 //   command changes nothing): QUIET_FACTOR intervals, at most 30 s (changes made elsewhere, e.g. a
 //   file saved from the editor, are still seen).
-// The loop itself wakes every WATCH_MS while the learner types (a timer, no query, no exec) to
-// notice a command. Cost and latency: test/bench/auto-check-cost.ts.
+// and over all of a learner's auto checks in a lab, a run budget (RunBudget: a burst of two, then
+// one per 3 s) caps the cost whatever the pace. The loop itself wakes every WATCH_MS while the
+// learner types (a timer, no query, no exec) to notice a command. Cost and latency:
+// test/bench/check-roundtrip.ts.
 //
 // Ownership: one Loop per (learner, lab) with at most one timer, cleared by stop(); AutoChecks owns
 // the loops and its presence subscription, and dispose() ends them all. A tick never overlaps the
@@ -51,6 +53,8 @@ interface Loop {
   again: boolean;
   /** check id → when it last ran (ms). */
   lastRun: Map<string, number>;
+  /** Runs this loop may make now (RunBudget): what bounds its cost however fast the learner works. */
+  budget: RunBudget;
   /** The current step's auto checks not passed yet, and the passed checks; undefined: read again. */
   known?: { pending: AutoCheck[]; passed: Set<string> };
 }
@@ -94,7 +98,7 @@ export class AutoChecks {
   private start(userId: string, labId: string): void {
     const k = key(userId, labId);
     if (this.loops.has(k)) return;
-    const loop: Loop = { userId, labId, timer: undefined, running: false, stopped: false, again: false, lastRun: new Map() };
+    const loop: Loop = { userId, labId, timer: undefined, running: false, stopped: false, again: false, lastRun: new Map(), budget: new RunBudget() };
     this.loops.set(k, loop);
     this.schedule(loop, 0);
   }
@@ -178,6 +182,7 @@ export class AutoChecks {
       const ctx = this.deps.contexts.for(userId, entry.lab);
       for (const check of due) {
         if (loop.stopped) return null;
+        if (!loop.budget.take(Date.now())) break; // the rest when the budget allows (below)
         loop.lastRun.set(check.id, Date.now());
         if (passed.has(check.id) || !check.needs.every((id) => passed.has(id))) continue;
         const started = performance.now();
@@ -198,11 +203,40 @@ export class AutoChecks {
     // and every WATCH_MS while the learner types, so a command is noticed as it is entered.
     const watch = Date.now() - lastInput < WATCH_FOR_MS ? WATCH_MS : Infinity;
     const next = Math.min(...still.map((c) => Math.min(dueAt(c), Date.now() + Math.min(c.pollMs, watch))));
-    return Math.max(MIN_TICK_MS, next - Date.now());
+    return Math.max(MIN_TICK_MS, next - Date.now(), loop.budget.waitMs(Date.now()));
   }
 }
 
 type AutoCheck = LabCheck & { pollMs: number };
+
+/**
+ * A token bucket: at most RUN_BURST runs at once, refilled at one run per RUN_EVERY_MS. A learner
+ * who works in bursts gets their checks at once; one who enters a command every second cannot
+ * make the checks cost more than one run per RUN_EVERY_MS (a run is ~50 ms of CPU).
+ */
+export class RunBudget {
+  private tokens = RUN_BURST;
+  private at = 0;
+
+  /** Takes one run if there is one left (at `now`, ms). */
+  take(now: number): boolean {
+    this.refill(now);
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+
+  /** How long until the next run may be taken (0: now). */
+  waitMs(now: number): number {
+    this.refill(now);
+    return this.tokens >= 1 ? 0 : Math.ceil((1 - this.tokens) * RUN_EVERY_MS);
+  }
+
+  private refill(now: number): void {
+    if (this.at !== 0) this.tokens = Math.min(RUN_BURST, this.tokens + (now - this.at) / RUN_EVERY_MS);
+    this.at = now;
+  }
+}
 
 /** The latest moments of a sandbox's terminals (ms; 0: never), from TerminalSession. */
 export interface TerminalActivity {
@@ -216,10 +250,10 @@ export interface TerminalActivity {
 export function checkDueAt(pollMs: number, last: number, t: TerminalActivity): number {
   if (t.lastCommand > last) {
     // A command was entered since: look as soon as its output has settled (and one interval
-    // after it at the latest, for a command that goes on printing), but not again within half
-    // an interval of the last run (commands typed in quick succession share a run).
+    // after it at the latest, for a command that goes on printing), but never twice within one
+    // interval (commands typed in quick succession share a run).
     const settled = Math.max(t.lastCommand, t.lastOutput) + SETTLE_MS;
-    return Math.max(last + pollMs / 2, Math.min(settled, t.lastCommand + pollMs));
+    return Math.max(last + pollMs, Math.min(settled, t.lastCommand + pollMs));
   }
   // Output that nobody typed for (a job in the background, a container starting) may be changing
   // what the check looks at: the check's own interval.
@@ -240,5 +274,9 @@ const WATCH_MS = 250;
 const WATCH_FOR_MS = 60_000;
 const MIN_TICK_MS = 200;
 const DUE_SLACK_MS = 50;
+/** The run budget of one learner's lab (RunBudget): a burst of this many runs ... */
+export const RUN_BURST = 2;
+/** ... and one more per this long. */
+export const RUN_EVERY_MS = 3_000;
 
 const key = (userId: string, labId: string) => `${userId}\0${labId}`;
