@@ -76,7 +76,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await berth?.close();
   const driver = createNamespacesDriver();
-  for (const s of await driver.list()) if (s.id.startsWith(`${instance}-`) || s.id.startsWith("labkit-proof-auth")) await driver.destroy(s.id);
+  for (const s of await driver.list()) if (s.id.startsWith(`${instance}-`)) await driver.destroy(s.id);
 });
 
 describe("who may author", () => {

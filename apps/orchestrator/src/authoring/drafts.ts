@@ -255,7 +255,7 @@ export class Authoring {
     try {
       const { lab } = await materialize(work, await this.content(draft));
       send({ kind: "start", labId, checks: lab.steps.reduce((n, s) => n + s.checks.length, 0) });
-      const runner = await createSandboxRunner(this.deps.driver, `proof-${labId}`);
+      const runner = await createSandboxRunner(this.deps.driver, `proof-${labId}`, { idPrefix: this.deps.instance });
       let report: LabTestReport;
       try {
         report = await testLab(lab, runner, { onEvent: (e) => send(proofStep(e)) });
