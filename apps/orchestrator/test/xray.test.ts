@@ -87,6 +87,10 @@ describe("the X-ray feed", () => {
     const link = view.links[`packages/engine/src/runtime/shim.c#${c.recipe.namespaces[0].source.line}`];
     expect(link).toMatchObject({ path: "packages/engine/src/runtime/shim.c" });
     expect(link.to).toBeGreaterThanOrEqual(link.from);
+    // Sections no single report names link to the code that makes them.
+    for (const section of ["layers", "upper", "volumes", "ports", "networks", "user", "capabilities", "live"]) {
+      expect(view.links[`section:${section}`], section).toMatchObject({ path: expect.stringMatching(/^packages\/engine\/src\//) });
+    }
     const live = await alice.next("xray:live", (m) => m.containers[c.id]?.live);
     expect(live.containers[c.id].live.memory.limit).toBe(40 * 1024 * 1024);
 

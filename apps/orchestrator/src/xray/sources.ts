@@ -11,6 +11,22 @@ const ALLOWED = /^packages\/engine\/src\/(?:[a-z0-9_-]+\/)*[a-z0-9_.-]+\.(?:ts|c
 /** The most lines one request may read. */
 export const MAX_LINES = 120;
 
+/**
+ * Where the engine does what a panel section shows, for the parts that no single report names
+ * (the layer stack, the upper dir's diff, volumes, ports, networks, the user, the bounding set,
+ * the live figures). Sent as links under "section:<name>".
+ */
+export const SECTION_SOURCES: Record<string, { file: string; find: string }> = {
+  layers: { file: "packages/engine/src/snapshots/overlay.ts", find: "export function mountSnapshot(" },
+  upper: { file: "packages/engine/src/snapshots/overlay.ts", find: "export function changes(" },
+  volumes: { file: "packages/engine/src/volumes/mounts.ts", find: "export function materializeMounts(" },
+  ports: { file: "packages/engine/src/network/ports.ts", find: "export async function publish(" },
+  networks: { file: "packages/engine/src/network/manager.ts", find: "async prepare(" },
+  user: { file: "packages/engine/src/containers/user.ts", find: "export function resolveUser(" },
+  capabilities: { file: "packages/engine/src/runtime/shim.c", find: "static void drop_bounding_set(" },
+  live: { file: "packages/engine/src/recipe/live.ts", find: "export function readLiveFigures(" },
+};
+
 export interface SourceLink {
   path: string;
   from: number;

@@ -19,7 +19,7 @@ import { z } from "zod";
 import type { LabCatalog } from "../labs/catalog.js";
 import type { LearnerSandbox, SandboxManager } from "../sandboxes/sandbox-manager.js";
 import { availableChapters } from "./chapters.js";
-import { EngineSources, type SourceLink } from "./sources.js";
+import { EngineSources, SECTION_SOURCES, type SourceLink } from "./sources.js";
 import { ViewSchema, type XrayView } from "./view-schema.js";
 
 const LabRef = z.object({ labId: z.string().min(1).max(100) });
@@ -217,6 +217,10 @@ export class XrayHub {
   /** Every source reference in a view, resolved to a repository path and line range. */
   private linksOf(view: XrayView): Record<string, SourceLink> {
     const out: Record<string, SourceLink> = {};
+    for (const [name, ref] of Object.entries(SECTION_SOURCES)) {
+      const link = this.sources.resolve(ref);
+      if (link) out[`section:${name}`] = link;
+    }
     const add = (ref: { file: string; line?: number; find?: string }) => {
       const key = sourceKey(ref);
       if (key in out) return;

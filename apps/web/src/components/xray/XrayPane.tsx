@@ -139,8 +139,9 @@ export function XrayPane({ labId, active }: { labId: string; active: boolean }) 
       setSource({ link, excerpt: reply.ok ? (reply.excerpt ?? null) : null, error: reply.ok ? undefined : reply.error }),
     );
   };
-  const src = (ref: SourceRef | undefined): ReactNode => {
-    const link = ref && links[sourceKey(ref)];
+  /** A link to the engine's lines: for a reported step (its ref), or for a section ("section:layers"). */
+  const src = (ref: SourceRef | string | undefined): ReactNode => {
+    const link = ref && links[typeof ref === "string" ? ref : sourceKey(ref)];
     if (!link) return null;
     const name = link.path.split("/").pop();
     return (
@@ -209,7 +210,7 @@ function ContainerXray({
   c: XContainer;
   engine: XView["engine"];
   samples: Sample[];
-  src: (ref: SourceRef | undefined) => ReactNode;
+  src: (ref: SourceRef | string | undefined) => ReactNode;
   chapter: (key: string) => ReactNode;
 }) {
   const r = c.recipe;
@@ -272,7 +273,7 @@ function ContainerXray({
         </Section>
       ) : null}
 
-      <Section title={`Control group${r ? ` (v${r.cgroup.version})` : ""}`} aside={chapter("cgroup")} testId="xray-cgroup">
+      <Section title={`Control group${r ? ` (v${r.cgroup.version})` : ""}`} aside={<>{src("section:live")} {chapter("cgroup")}</>} testId="xray-cgroup">
         <div className="xray-graphs">
           <figure className="xray-graph" data-testid="xray-memory">
             <figcaption>
@@ -322,11 +323,11 @@ function ContainerXray({
         ) : null}
       </Section>
 
-      <Section title="Layers" aside={chapter("layers")} testId="xray-layers">
+      <Section title="Layers" aside={<>{src("section:layers")} {chapter("layers")}</>} testId="xray-layers">
         <ol className="xray-layers">
           {c.upper ? (
             <li className="xray-upper">
-              <strong>upper</strong> (this container's own, writable) <code>{c.upper.dir}</code> {chapter("upper")}
+              <strong>upper</strong> (this container's own, writable) <code>{c.upper.dir}</code> {src("section:upper")} {chapter("upper")}
               <ul className="xray-list" data-testid="xray-changes">
                 {c.upper.changes.map((ch) => (
                   <li key={ch.path} className={`xray-change ${ch.kind}`}>
@@ -386,7 +387,7 @@ function ContainerXray({
         </Section>
       ) : null}
 
-      <Section title="Volumes, ports, networks" aside={chapter("volumes")} testId="xray-io">
+      <Section title="Volumes, ports, networks" aside={<>{src("section:volumes")} {chapter("volumes")}</>} testId="xray-io">
         <ul className="xray-list">
           {c.volumes.map((v) => (
             <li key={v.destination}>
@@ -396,12 +397,12 @@ function ContainerXray({
           {c.volumes.length === 0 ? <li>no volumes</li> : null}
           {c.ports.map((p) => (
             <li key={`${p.container}-${p.hostIp}-${p.hostPort}`}>
-              port {p.hostIp || "0.0.0.0"}:{p.hostPort} → {p.container} {chapter("ports")}
+              port {p.hostIp || "0.0.0.0"}:{p.hostPort} → {p.container} {src("section:ports")} {chapter("ports")}
             </li>
           ))}
           {c.networks.map((n) => (
             <li key={n.name}>
-              network <strong>{n.name}</strong> {n.ip ? <code>{n.ip}</code> : null} {n.gateway ? `via ${n.gateway}` : ""} {n.mac ? <code>{n.mac}</code> : null}
+              network <strong>{n.name}</strong> {n.ip ? <code>{n.ip}</code> : null} {n.gateway ? `via ${n.gateway}` : ""} {n.mac ? <code>{n.mac}</code> : null} {src("section:networks")} {chapter("networks")}
             </li>
           ))}
         </ul>
@@ -417,11 +418,11 @@ function ContainerXray({
             ) : null}
           </p>
           <p>
-            uid {r.user.uid}, gid {r.user.gid}, groups [{r.user.groups.join(", ")}] in <code>{r.cwd}</code>, hostname <code>{r.hostname}</code> {chapter("user")}
+            uid {r.user.uid}, gid {r.user.gid}, groups [{r.user.groups.join(", ")}] in <code>{r.cwd}</code>, hostname <code>{r.hostname}</code> {src("section:user")} {chapter("user")}
           </p>
           <p>
             {r.capabilitySets.bounding.length} capabilities kept ({r.capabilitySets.effective.length} effective){r.capabilitySets.noNewPrivileges ? ", no_new_privs" : ""}:{" "}
-            <code>{r.capabilitySets.bounding.map((x) => x.replace(/^CAP_/, "")).join(" ")}</code>
+            <code>{r.capabilitySets.bounding.map((x) => x.replace(/^CAP_/, "")).join(" ")}</code> {src("section:capabilities")}
           </p>
           <details>
             <summary>berth-shim's command line</summary>
