@@ -14,7 +14,7 @@
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync, statSync } from "node:fs";
-import { chmod, cp, lchown, lstat, mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { chmod, cp, lchown, lstat, mkdir, readdir, readFile, rename, rm, symlink, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
@@ -242,7 +242,18 @@ export interface BaseImageInput {
   node?: string;
   /** Host files copied in, guest path → host path (the static docker CLI and busybox the namespaces driver binds). */
   hostFiles?: Record<string, string>;
+  /** The guest kernel: its modules (MODULE_TREES) go into /lib/modules, with busybox's modprobe. */
+  kernel?: GuestKernel;
 }
+
+/**
+ * The parts of the kernel's modules a guest gets in /lib/modules (the rest is hardware a VM does
+ * not have): file systems, networking with netfilter (the engine's bridge, veth and NAT; the labs'
+ * namespaces and iptables), their libraries and crypto, and the virtual network devices.
+ */
+export const MODULE_TREES = ["kernel/fs", "kernel/net", "kernel/lib", "kernel/crypto", "kernel/arch", "kernel/drivers/net/*.ko", "kernel/drivers/net/ipvlan", "kernel/drivers/net/vxlan", "kernel/drivers/net/bonding", "kernel/drivers/net/team", "kernel/drivers/net/wireguard"];
+/** Linked to busybox in the guest's /usr/sbin when the rootfs has none (it has no kmod). */
+const MODULE_TOOLS = ["modprobe", "insmod", "rmmod", "lsmod", "modinfo", "depmod"];
 
 /**
  * The read-only root every guest of this version shares: a copy of the rootfs with its ownership
@@ -256,6 +267,7 @@ export async function ensureBaseImage(input: BaseImageInput, stateDir = defaultS
   h.update(`${node}:${st.size}:${st.mtimeMs}`);
   for (const [name, path] of Object.entries(input.vmFiles).sort()) h.update(name).update(await readFile(path));
   for (const [guest, path] of Object.entries(input.hostFiles ?? {}).sort()) h.update(guest).update(`${statSync(path).size}:${statSync(path).mtimeMs}`);
+  if (input.kernel) h.update(JSON.stringify({ kernel: input.kernel.pkg, trees: MODULE_TREES }));
   const key = h.digest("hex").slice(0, 16);
   const out = join(stateDir, "qemu", `base-${key}.img`);
   if (existsSync(out)) return out;
@@ -285,6 +297,7 @@ export async function ensureBaseImage(input: BaseImageInput, stateDir = defaultS
       await cp(path, join(tree, guest));
       await chmod(join(tree, guest), 0o755);
     }
+    if (input.kernel) await addModules(tree, input.kernel);
     // Mount points the guest's init uses.
     for (const d of ["run/berth", "run/berth-vm", "sys/fs/cgroup"]) await mkdir(join(tree, d), { recursive: true });
     const { stdout } = await run("du", ["-sb", tree]);
@@ -298,6 +311,34 @@ export async function ensureBaseImage(input: BaseImageInput, stateDir = defaultS
   }
   onProgress(`qemu: root image ready at ${out} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   return out;
+}
+
+/**
+ * The kernel's modules (MODULE_TREES) with modules.dep and modules.alias made by busybox's depmod,
+ * and busybox as modprobe: the guest's kernel then loads what it needs on demand (a bridge, veth,
+ * nf_tables for iptables), and a learner can modprobe and lsmod.
+ */
+async function addModules(tree: string, kernel: GuestKernel): Promise<void> {
+  const dest = join(tree, "lib", "modules", kernel.version);
+  for (const rel of MODULE_TREES) {
+    const [dir, pattern] = rel.endsWith("*.ko") ? [dirname(rel), ".ko"] : [rel, undefined];
+    await mkdir(join(dest, dir), { recursive: true });
+    if (!pattern) {
+      if (existsSync(join(kernel.modulesDir, rel))) await cp(join(kernel.modulesDir, rel), join(dest, rel), { recursive: true });
+      continue;
+    }
+    for (const e of await readdir(join(kernel.modulesDir, dir), { withFileTypes: true })) {
+      if (e.isFile() && e.name.endsWith(pattern)) await cp(join(kernel.modulesDir, dir, e.name), join(dest, dir, e.name));
+    }
+  }
+  for (const f of ["modules.builtin", "modules.builtin.modinfo", "modules.order"]) {
+    if (existsSync(join(kernel.modulesDir, f))) await cp(join(kernel.modulesDir, f), join(dest, f));
+  }
+  await run("busybox", ["depmod", "-b", tree, kernel.version]);
+  for (const tool of MODULE_TOOLS) {
+    const path = join(tree, "usr", "sbin", tool);
+    if (!existsSync(path)) await symlink("/bin/busybox", path);
+  }
 }
 
 /** uid/gid base + N → N everywhere (the reverse of infra/rootfs's shiftOwnership). */

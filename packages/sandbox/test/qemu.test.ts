@@ -30,7 +30,8 @@ const makeDriver = () => createQemuDriver({ engine: false });
 if (!why) sandboxDriverConformance({ name: "qemu", makeDriver });
 
 describe.skipIf(!!why)("qemu driver: a VM per learner", () => {
-  const driver: QemuDriver = makeDriver();
+  // With the engine: docker inside is checked once here.
+  const driver: QemuDriver = createQemuDriver();
   const id = `qm-${process.pid.toString(36)}${Date.now().toString(36).slice(-4)}`;
   let client: AgentClient;
 
@@ -69,6 +70,19 @@ describe.skipIf(!!why)("qemu driver: a VM per learner", () => {
     const before = readFileSync(base).subarray(0, 1 << 20);
     expect((await execText(client, "echo mine > /etc/learner-file && rm -f /usr/bin/file && cat /etc/learner-file")).stdout).toBe("mine\n");
     expect(readFileSync(base).subarray(0, 1 << 20).equals(before)).toBe(true);
+  });
+
+  it("the same engine runs in the guest: docker run works on its bridge, the kernel loading bridge, veth and nf_tables on demand", async () => {
+    const started = Date.now();
+    while ((await execText(client, "docker version >/dev/null 2>&1")).exitCode !== 0) {
+      if (Date.now() - started > 240_000) throw new Error("the engine did not answer within 240 s");
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    const r = await execText(client, "docker run --rm busybox echo hello-from-a-vm", { timeoutMs: 240_000 });
+    expect(r.stderr).toBe("");
+    expect(r.stdout).toBe("hello-from-a-vm\n");
+    const mods = (await execText(client, "lsmod | awk '{print $1}'")).stdout.split("\n");
+    expect(mods).toEqual(expect.arrayContaining(["bridge", "veth", "overlay"]));
   });
 
   it("QEMU runs as the guest's own unprivileged uid, without capabilities, in its host cgroup", async () => {
