@@ -67,7 +67,7 @@ export interface UmlDriverOptions {
   /**
    * execTrusted's timeouts are written for a namespaces sandbox (a lab's `timeout=3s`); a guest
    * runs processes several times slower (every system call is trapped), so they are stretched by
-   * this factor (default 4).
+   * this factor (default 6).
    */
   timeScale?: number;
 }
@@ -105,7 +105,7 @@ export class UmlDriver implements SandboxDriver {
     this.agentTimeoutMs = opts.agentTimeoutMs ?? 180_000;
     this.engine = opts.engine ?? true;
     this.egressAllow = opts.egressAllow ?? DEFAULT_EGRESS_ALLOW;
-    this.timeScale = opts.timeScale ?? 4;
+    this.timeScale = opts.timeScale ?? 6;
   }
 
   async prepare(onProgress?: (line: string) => void): Promise<void> {
