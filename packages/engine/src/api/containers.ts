@@ -205,7 +205,7 @@ export function containerRoutes(router: Router, svc: ContainerService, images: I
   router.on("POST", "/containers/:id/exec", async (ctx) => {
     const c = find(ctx);
     const body = await readJson(ctx);
-    const e = svc.createExec(c, body);
+    const e = svc.createExec(c, body, ctx.params[0]);
     sendJson(ctx, 201, { Id: e.ID });
   });
 

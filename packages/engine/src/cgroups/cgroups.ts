@@ -18,6 +18,7 @@ export interface Limits {
   cpuShares?: number;
   cpusetCpus?: string;
   pidsLimit?: number;
+  devices?: string[]; // devices-cgroup rules allowed on top of the default list ("c 1:3 rwm"; --device)
 }
 
 export interface CgroupWrite {
@@ -100,11 +101,11 @@ export class Cgroup {
     this.write(path.join(cpuset, "cpuset.cpus"), l.cpusetCpus || readTrim(path.join(parentCpuset, "cpuset.cpus")));
     this.write(path.join(cpuset, "cpuset.mems"), readTrim(path.join(parentCpuset, "cpuset.mems")));
     if (l.pidsLimit && l.pidsLimit > 0) this.write(path.join(this.dir("pids"), "pids.max"), String(l.pidsLimit));
-    this.restrictDevicesV1();
+    this.restrictDevicesV1(l.devices ?? []);
   }
 
   /** Deny every device, then allow the ones a container's /dev holds (as Docker's default list). */
-  private restrictDevicesV1(): void {
+  private restrictDevicesV1(extra: string[]): void {
     const devices = this.dirs.find((d) => d.includes("/devices/"));
     if (!devices) return;
     try {
@@ -117,7 +118,7 @@ export class Cgroup {
       this.notes.push(`devices.deny/devices.allow refused (user namespace): ${devices} keeps the list inherited from its parent`);
       return;
     }
-    for (const rule of ["c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm", "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm", "c *:* m", "b *:* m"]) {
+    for (const rule of ["c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm", "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm", "c *:* m", "b *:* m", ...extra]) {
       this.write(path.join(devices, "devices.allow"), rule);
     }
   }

@@ -52,14 +52,14 @@ export function execConfig(body: Record<string, unknown>): ExecConfig {
   };
 }
 
-/** Docker refuses an exec in a container that is not running, or paused, in these words. */
-export function checkExecable(c: Container): void {
+/** Docker refuses an exec in a container that is not running, or paused (named as the user named it), in these words. */
+export function checkExecable(c: Container, ref = c.id): void {
   if (!c.running) throw new EngineError(409, `container ${c.id} is not running`);
-  if (c.record.State.Paused) throw new EngineError(409, `Container ${c.id} is paused, unpause the container before exec`);
+  if (c.record.State.Paused) throw new EngineError(409, `Container ${ref} is paused, unpause the container before exec`);
 }
 
-export function newExec(c: Container, body: Record<string, unknown>): ExecInstance {
-  checkExecable(c);
+export function newExec(c: Container, body: Record<string, unknown>, ref?: string): ExecInstance {
+  checkExecable(c, ref);
   return { ID: randomBytes(32).toString("hex"), container: c, config: execConfig(body), Running: false, ExitCode: null, Pid: 0 };
 }
 

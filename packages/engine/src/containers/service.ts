@@ -125,7 +125,7 @@ export class ContainerService implements StartEnv {
     const config = containerConfig(body, image.config.config, id, imageRef);
     const hostConfig = hostConfigFrom((body.HostConfig ?? {}) as Record<string, unknown>);
     // Sharing the host's network, a container also shows the host's name (as with Docker).
-    if (hostConfig.NetworkMode === "host" && !body.Hostname) config.Hostname = os.hostname();
+    if ((hostConfig.NetworkMode === "host" || hostConfig.UTSMode === "host") && !body.Hostname) config.Hostname = os.hostname();
     // Sharing another container's network, it shows that container's name too.
     if (hostConfig.NetworkMode.startsWith("container:") && !body.Hostname) {
       const other = [...this.containers.values()].find((x) => x.name === hostConfig.NetworkMode.slice(10) || x.id.startsWith(hostConfig.NetworkMode.slice(10)));
@@ -242,7 +242,18 @@ export class ContainerService implements StartEnv {
     const r = c.record;
     c.log.flush();
     const wasStarted = r.State.Running; // running or paused
+    // OOMKilled if the OOM killer acted in this run, even on a process that was not PID 1 and
+    // even if the container went on (dockerd 20.10 tells it at exit, with an "oom" event).
     const oom = c.cgroup?.oomKilled() ?? false;
+    // With --pid host or another container's pid namespace, PID 1's exit does not end the rest:
+    // end what is left in its cgroup, as runc does.
+    for (const p of c.cgroup?.pids() ?? []) {
+      try {
+        process.kill(p, "SIGKILL");
+      } catch {
+        /* gone */
+      }
+    }
     c.cgroup?.remove();
     this.network.release(c.id); // addresses and published ports; the veths died with the namespace
     c.stdin?.end();
@@ -503,9 +514,9 @@ export class ContainerService implements StartEnv {
 
   // ---------- exec (exec.ts) ----------
 
-  createExec(c: Container, body: Record<string, unknown>): ExecInstance {
+  createExec(c: Container, body: Record<string, unknown>, ref?: string): ExecInstance {
     if (c.record.State.Restarting) throw new EngineError(409, `Container ${c.id} is restarting, wait until the container is running`);
-    const e = newExec(c, body);
+    const e = newExec(c, body, ref);
     this.execs.set(e.ID, e);
     this.emit(c, `exec_create: ${execLine(e)}`, { execID: e.ID });
     return e;

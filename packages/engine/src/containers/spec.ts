@@ -203,3 +203,58 @@ export function restartPolicy(p: { Name?: string; MaximumRetryCount?: number } |
   if (max < 0) throw new EngineError(400, "maximum retry count cannot be negative");
   return { Name: name, MaximumRetryCount: max };
 }
+
+/** --add-host lines ("name:ip" or "name=ip"), placed after the standard entries as dockerd does. */
+export function withExtraHosts(hosts: string, extra: string[] | null | undefined): string {
+  if (!extra?.length) return hosts;
+  const lines = extra.map((e) => {
+    const i = e.includes("=") ? e.indexOf("=") : e.indexOf(":");
+    if (i <= 0) throw new EngineError(400, `invalid extra host: ${e}`);
+    return `${e.slice(i + 1).replace(/^\[(.*)\]$/, "$1")}\t${e.slice(0, i)}`;
+  });
+  const all = hosts.replace(/\n$/, "").split("\n");
+  const lastDefault = all.findIndex((l) => l.startsWith("ff02::2"));
+  all.splice(lastDefault >= 0 ? lastDefault + 1 : all.length, 0, ...lines);
+  return `${all.join("\n")}\n`;
+}
+
+/**
+ * --dns, --dns-search and --dns-option over the resolv.conf the network gave: each replaces its
+ * kind of line. Behind the embedded DNS server (127.0.0.11, user networks) the nameserver stays.
+ */
+export function withDnsSettings(resolv: string, h: HostConfig): string {
+  const dns = (h.Dns as string[] | null | undefined) ?? [];
+  const search = (h.DnsSearch as string[] | null | undefined) ?? [];
+  const options = (h.DnsOptions as string[] | null | undefined) ?? [];
+  if (!dns.length && !search.length && !options.length) return resolv;
+  let lines = resolv.split("\n").filter((l) => l.trim() !== "");
+  const embedded = lines.some((l) => /^nameserver\s+127\.0\.0\.11\b/.test(l));
+  if (dns.length && !embedded) lines = [...lines.filter((l) => !/^nameserver\s/.test(l)), ...dns.map((d) => `nameserver ${d}`)];
+  if (search.length) lines = [...lines.filter((l) => !/^(search|domain)\s/.test(l)), `search ${search.join(" ")}`];
+  if (options.length) lines = [...lines.filter((l) => !/^options\s/.test(l)), `options ${options.join(" ")}`];
+  return `${lines.join("\n")}\n`;
+}
+
+/** --ulimit name=soft[:hard] as the shim takes them ("RESOURCE:SOFT:HARD"). */
+export function rlimitsOf(h: HostConfig, table: Record<string, number>): string[] {
+  const list = (h.Ulimits as { Name: string; Soft: number; Hard: number }[] | null | undefined) ?? [];
+  return list.map((u) => {
+    const n = table[u.Name];
+    if (n === undefined) throw new EngineError(400, `invalid ulimit type: ${u.Name}`);
+    if (u.Soft > u.Hard) throw new EngineError(400, `ulimit soft limit must be less than or equal to hard limit: ${u.Soft} > ${u.Hard}`);
+    const v = (x: number) => (x < 0 ? "18446744073709551615" : String(x));
+    return `${n}:${v(u.Soft)}:${v(u.Hard)}`;
+  });
+}
+
+/** --sysctl as "key=value", refused unless it belongs to the container's own namespaces. */
+export function sysctlsOf(h: HostConfig): string[] {
+  const s = (h.Sysctls as Record<string, string> | null | undefined) ?? {};
+  return Object.entries(s).map(([k, v]) => {
+    const ipc = /^(kernel\.(msgmax|msgmnb|msgmni|sem|shmall|shmmax|shmmni|shm_rmid_forced)|fs\.mqueue\..+)$/.test(k);
+    const net = k.startsWith("net.");
+    if (!ipc && !net) throw new EngineError(400, `sysctl '${k}' is not allowed`);
+    if (net && h.NetworkMode === "host") throw new EngineError(400, `sysctl '${k}' is not allowed in host network mode`);
+    return `${k}=${v}`;
+  });
+}

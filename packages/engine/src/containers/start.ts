@@ -21,15 +21,15 @@ import { Cgroup, type CgroupVersion } from "../cgroups/cgroups";
 import { EngineError } from "../errors";
 import type { ImageStore } from "../images/store";
 import type { NetContainer, NetworkManager } from "../network/manager";
-import { capabilityMask, capabilitySet, ShimProcess, type ShimSpec } from "../runtime/shim";
+import { capabilityMask, capabilitySet, RLIMITS, ShimProcess, type ShimSpec } from "../runtime/shim";
 import { mountSnapshot, type Snapshot } from "../snapshots/overlay";
 import { buildRecipe } from "../recipe/recipe";
 import { resolveContainerPath, resolveInRoot, type MountMap } from "../api/archive";
 import type { PlannedMount } from "../volumes/mounts";
 import type { VolumeStore } from "../volumes/store";
-import { snapshotPaths, type Container } from "./container";
-import { consoleSize, daemonEnvironment, limitsOf, mergeEnv } from "./spec";
-import { resolveUser } from "./user";
+import { snapshotPaths, type Container, type HostConfig } from "./container";
+import { consoleSize, daemonEnvironment, limitsOf, mergeEnv, rlimitsOf, sysctlsOf, withDnsSettings, withExtraHosts } from "./spec";
+import { resolveGroups, resolveUser } from "./user";
 
 /** The init `docker run --init` puts in front of the command (Debian's tini package; static, so any image can run it). */
 export const INIT_BINARY = "/usr/bin/tini-static";
@@ -59,16 +59,25 @@ export async function startContainer(env: StartEnv, c: Container): Promise<void>
   const snapshot: Snapshot = { ...snapshotPaths(c.dir), lower: r.recipe?.rootfs.lower ?? env.images.lowerDirs(env.images.get(r.Image)!) };
   mountSnapshot(snapshot);
 
-  // 2. The files Docker gives every container, and the volumes, binds and tmpfs asked for.
+  // 2. The files Docker gives every container, and the volumes, binds and tmpfs asked for;
+  //    --device nodes bound into its /dev.
   const binds = placeFiles(env, c, snapshot, step);
+  const devices = hostDevices(r.HostConfig);
+  binds.push(...devices.map((d) => d.bind));
+  // Checked before anything is made that would need undoing.
+  const pid = pidNamespace(env, r.HostConfig);
+  const sysctls = sysctlsOf(r.HostConfig);
+  const rlimits = rlimitsOf(r.HostConfig, RLIMITS);
 
-  // 3. A cgroup with the limits asked for.
+  // 3. A cgroup with the limits asked for (and the --device nodes allowed).
   const cgroup = new Cgroup(env.cgroupVersion, c.id, "/sys/fs/cgroup", env.cgroupParent);
-  cgroup.create(limitsOf(r.HostConfig));
+  cgroup.create({ ...limitsOf(r.HostConfig), devices: devices.map((d) => d.rule) });
   c.cgroup = cgroup;
 
-  // 4. Who runs: user and groups from the image's /etc/passwd, the capabilities it keeps.
+  // 4. Who runs: user and groups from the image's /etc/passwd (and --group-add), the
+  //    capabilities it keeps, the limits it inherits (--ulimit, --oom-score-adj).
   const user = resolveUser(snapshot.merged, cfg.User);
+  user.groups = [...new Set([...user.groups, ...resolveGroups(snapshot.merged, ((r.HostConfig.GroupAdd as string[] | null) ?? []).map(String))])];
   const caps = capabilitySet(r.HostConfig.CapAdd ?? [], r.HostConfig.CapDrop ?? [], r.HostConfig.Privileged);
 
   // 5. The network: addresses and published ports are taken (a port conflict fails here, before
@@ -81,14 +90,20 @@ export async function startContainer(env: StartEnv, c: Container): Promise<void>
     throw e;
   }
   for (const s of net.steps) step(s);
-  fs.writeFileSync(r.HostsPath, net.hosts);
-  fs.writeFileSync(r.ResolvConfPath, net.resolvConf);
+  fs.writeFileSync(r.HostsPath, withExtraHosts(net.hosts, r.HostConfig.ExtraHosts as string[] | null)); // --add-host
+  fs.writeFileSync(r.ResolvConfPath, withDnsSettings(net.resolvConf, r.HostConfig)); // --dns, --dns-search, --dns-option
 
   // 6. berth-shim: unshare(CLONE_NEWPID), fork, unshare(NEWNS|NEWUTS|NEWIPC|NEWNET) ...
   const spec: ShimSpec = {
     mode: "run",
     rootfs: snapshot.merged,
-    hostname: cfg.Hostname,
+    hostname: r.HostConfig.UTSMode === "host" ? undefined : cfg.Hostname,
+    hostUts: r.HostConfig.UTSMode === "host",
+    domainname: r.HostConfig.UTSMode === "host" ? undefined : cfg.Domainname || undefined,
+    ...pid,
+    sysctls,
+    rlimits,
+    oomScoreAdj: typeof r.HostConfig.OomScoreAdj === "number" ? r.HostConfig.OomScoreAdj : undefined,
     cwd: cfg.WorkingDir || "/",
     ...user,
     env: daemonEnvironment(mergeEnv(net.env ?? [], cfg.Env), cfg.Hostname, cfg.Tty, user.home), // legacy-link variables first: the container's own win
@@ -210,6 +225,32 @@ function placeFiles(env: StartEnv, c: Container, snapshot: Snapshot, step: (s: s
     binds.push(`${INIT_BINARY}:/sbin/docker-init:ro`);
   }
   return binds;
+}
+
+/** --pid host (the engine's pid namespace) or --pid container:<name|id> (a running one's). */
+function pidNamespace(env: StartEnv, h: HostConfig): { hostPid?: boolean; pidns?: string } {
+  const mode = typeof h.PidMode === "string" ? h.PidMode : "";
+  if (mode === "host") return { hostPid: true };
+  if (!mode.startsWith("container:")) return {};
+  const other = env.find(mode.slice("container:".length));
+  if (!other.running) throw new EngineError(409, `container ${other.id} is not running`);
+  return { pidns: `/proc/${other.record.State.Pid}/ns/pid` };
+}
+
+/** --device /dev/x[:/dev/y[:rwm]]: the node bound in, and the devices-cgroup rule that allows it. */
+function hostDevices(h: HostConfig): { bind: string; rule: string }[] {
+  const list = (h.Devices as { PathOnHost: string; PathInContainer?: string; CgroupPermissions?: string }[] | null | undefined) ?? [];
+  return list.map((d) => {
+    let st: fs.Stats;
+    try {
+      st = fs.statSync(d.PathOnHost);
+    } catch (e) {
+      throw new EngineError(400, `error gathering device information while adding custom device "${d.PathOnHost}": ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file or directory" : (e as Error).message}`);
+    }
+    if (!st.isCharacterDevice() && !st.isBlockDevice()) throw new EngineError(400, `error gathering device information while adding custom device "${d.PathOnHost}": not a device node`);
+    const major = Math.floor(st.rdev / 256) & 0xfff, minor = (st.rdev & 0xff) | ((st.rdev >> 12) & 0xfff00);
+    return { bind: `${d.PathOnHost}:${d.PathInContainer || d.PathOnHost}`, rule: `${st.isBlockDevice() ? "b" : "c"} ${major}:${minor} ${d.CgroupPermissions || "rwm"}` };
+  });
 }
 
 /** Output: without a tty stdout and stderr arrive apart; with one, everything is "stdout". */

@@ -52,3 +52,15 @@ function readColonFile(file: string): string[][] {
     return [];
   }
 }
+
+/** --group-add: group names or numbers, names looked up in the container's /etc/group. */
+export function resolveGroups(rootfs: string, names: string[]): number[] {
+  if (!names.length) return [];
+  const groupFile = readColonFile(path.join(rootfs, "etc/group"));
+  return names.map((g) => {
+    if (/^\d+$/.test(g)) return Number(g);
+    const entry = groupFile.find((x) => x[0] === g);
+    if (!entry) throw new EngineError(400, `Unable to find group ${g}: no matching entries in group file`);
+    return Number(entry[2]);
+  });
+}

@@ -1,0 +1,69 @@
+/**
+ * `docker run` options a workshop's advanced chapters use, against a real dockerd: --group-add,
+ * --ulimit, --oom-score-adj (lowering refused: no CAP_SYS_RESOURCE here), --sysctl, --add-host,
+ * --dns-option, --domainname, --device, --uts host, --pid host and --pid container:<name>; exec
+ * refused in a paused container; OOMKilled when the OOM killer took a process but not PID 1.
+ */
+import { afterAll, beforeAll, describe, it } from "vitest";
+import { startBerth, startDockerd, type Daemon } from "./harness";
+import { same, steps } from "./differential";
+
+let berth: Daemon;
+let dockerd: Daemon;
+
+beforeAll(async () => {
+  [berth, dockerd] = await Promise.all([startBerth(), startDockerd()]);
+});
+
+afterAll(async () => {
+  await Promise.all([berth?.stop(), dockerd?.stop()]);
+});
+
+describe("run options", () => {
+  it("--group-add, --ulimit, --oom-score-adj, --sysctl", async () => {
+    await same(berth, dockerd, steps(
+      "docker run --rm --group-add 10 --group-add 4242 busybox id",
+      "docker run --rm --group-add audio busybox id",
+      "docker run --rm --ulimit nofile=512:1024 --ulimit nproc=100 busybox sh -c 'ulimit -n; ulimit -Hn; ulimit -u'",
+      "docker run --rm --oom-score-adj 500 busybox cat /proc/self/oom_score_adj",
+      "docker run --rm --oom-score-adj -500 busybox true 2>/dev/null",
+      "docker run --rm --sysctl net.ipv4.ip_forward=1 --sysctl kernel.shmmax=1000000 busybox sh -c 'cat /proc/sys/kernel/shmmax /proc/sys/net/ipv4/ip_forward'",
+      "docker run --rm busybox cat /proc/sys/kernel/shmmax",
+      "docker run --rm --sysctl vm.swappiness=10 busybox true",
+    ));
+  });
+
+  it("--add-host, --dns-option, --domainname, --device", async () => {
+    await same(berth, dockerd, steps(
+      "docker run --rm --add-host db:10.0.0.5 --add-host 'h2:::1' busybox cat /etc/hosts",
+      "docker run --rm --dns-option ndots:2 --dns-option edns0 busybox grep options /etc/resolv.conf",
+      "docker run --rm --domainname example.org --hostname web busybox sh -c 'hostname; cat /proc/sys/kernel/domainname'",
+      "docker inspect -f '{{.Config.Domainname}} {{.HostConfig.ExtraHosts}}' $(docker create --domainname example.org --add-host a:1.2.3.4 busybox)",
+      "docker run --rm --device /dev/null:/dev/mynull busybox sh -c 'ls -l /dev/mynull | cut -c1-10,35-45; echo hi > /dev/mynull && echo written'",
+      "docker run --rm --device /dev/no-such-device busybox true",
+      "docker container prune -f >/dev/null",
+    ));
+  });
+
+  it("--uts host, --pid host, --pid container:<name>; exec in a paused container", async () => {
+    await same(berth, dockerd, steps(
+      "test \"$(docker run --rm --uts host busybox hostname)\" = \"$(hostname)\"",
+      "docker run --rm --pid host busybox sh -c 'test $(ps | wc -l) -gt 10 && echo sees the host'",
+      "docker run -d --name pid-a busybox sleep 100 >/dev/null",
+      "docker run --rm --pid container:pid-a busybox ps -o comm",
+      "docker run -d --name pid-done busybox true >/dev/null; docker wait pid-done >/dev/null",
+      "docker run --rm --pid container:pid-done busybox true",
+      "docker pause pid-a >/dev/null",
+      "docker exec pid-a true",
+      "docker rm -f pid-a pid-done >/dev/null",
+    ));
+  });
+
+  it("OOMKilled when the OOM killer took a child and the container went on to exit 0", async () => {
+    await same(berth, dockerd, steps(
+      "docker run --name oom-child -m 8m busybox sh -c 'sh -c \"x=\\$(head -c 20000000 /dev/zero | tr \\\"\\\\\\\\0\\\" x)\"; echo child=$?'",
+      "docker inspect -f '{{.State.ExitCode}} {{.State.OOMKilled}}' oom-child",
+      "docker rm oom-child >/dev/null",
+    ));
+  });
+});
