@@ -78,6 +78,7 @@ struct options {
   int tty, readonly, no_new_privs, host_net;
   const char *netns;       /* run: join this network namespace (--network container:x) */
   int host_pid, host_uts;  /* --pid host, --uts host: keep the engine's namespace */
+  int privileged;          /* --privileged: /sys writable */
   const char *pidns;       /* --pid container:x: join this pid namespace */
   const char *domainname;
   const char *sysctls[MAX_LIST]; /* "key=value" (--sysctl), written inside the new namespaces */
@@ -175,6 +176,7 @@ static void parse(int argc, char **argv, struct options *o) {
     if (strcmp(a, "--host-network") == 0) { o->host_net = 1; continue; }
     if (strcmp(a, "--host-pid") == 0) { o->host_pid = 1; continue; }
     if (strcmp(a, "--host-uts") == 0) { o->host_uts = 1; continue; }
+    if (strcmp(a, "--privileged") == 0) { o->privileged = 1; continue; }
     if (!v) fail("option %s needs a value", a);
     i++;
     if (strcmp(a, "--target") == 0) o->target = atoi(v);
@@ -407,11 +409,11 @@ static void enter_rootfs(const struct options *o) {
    * nested in a sandbox the kernel refuses it (EPERM). Then the engine's own /sys is bound, alone
    * (not its submounts: no cgroup tree), and made read-only.
    */
-  if (mount_reported(__LINE__, "sysfs", p, "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
+  if (mount_reported(__LINE__, "sysfs", p, "sysfs", (o->privileged ? 0 : MS_RDONLY) | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
     if (errno != EPERM && errno != EACCES) fail("mount sysfs on %s: %s", p, strerror(errno));
     REPORT("fallback", p, errno == EPERM ? "sysfs: EPERM (a user namespace)" : "sysfs: EACCES", "/sys");
     mount_or_fail("/sys", p, NULL, MS_BIND, NULL);
-    remount_bind_readonly(p);
+    if (!o->privileged) remount_bind_readonly(p);
   }
   make_dev(o->rootfs);
   bind_mounts(o);

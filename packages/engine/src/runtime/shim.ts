@@ -53,6 +53,7 @@ export interface ShimSpec {
   hostPid?: boolean; // --pid host
   pidns?: string; // --pid container:x (/proc/<pid>/ns/pid of that container)
   hostUts?: boolean; // --uts host
+  privileged?: boolean; // --privileged: /sys mounted writable
   domainname?: string;
   sysctls?: string[]; // "key=value"
   rlimits?: string[]; // "RESOURCE:SOFT:HARD", resource by number (RLIMITS)
@@ -81,6 +82,7 @@ export function shimArgs(s: ShimSpec): string[] {
   if (s.hostPid) a.push("--host-pid");
   if (s.pidns) a.push("--pidns", s.pidns);
   if (s.hostUts) a.push("--host-uts");
+  if (s.privileged) a.push("--privileged");
   if (s.domainname) a.push("--domainname", s.domainname);
   for (const x of s.sysctls ?? []) a.push("--sysctl", x);
   for (const x of s.rlimits ?? []) a.push("--rlimit", x);
