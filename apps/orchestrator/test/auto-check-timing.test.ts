@@ -72,14 +72,21 @@ describe("TerminalSession's record of commands", () => {
   }
   const enc = (text: string) => Buffer.from(text, "utf8");
 
-  it("counts Enter after typed text as a command, and passes every byte on", async () => {
+  it("counts Enter after typed text as a command, tells its listeners, and passes every byte on", async () => {
     const { s, sent } = session();
+    let told = 0;
+    const unsubscribe = s.onCommand(() => told++);
     s.input(enc("ls /t"));
     expect(s.lastCommandAt).toBe(0);
     expect(s.lastInputAt).toBeGreaterThan(0);
+    expect(told).toBe(0);
     s.input(enc("mp\r"));
     expect(s.lastCommandAt).toBeGreaterThan(0);
+    expect(told).toBe(1);
     expect(Buffer.concat(sent).toString()).toBe("ls /tmp\r");
+    unsubscribe();
+    s.input(enc("pwd\r"));
+    expect(told).toBe(1);
     s.dispose();
   });
 

@@ -15,12 +15,12 @@
 //   command changes nothing): QUIET_FACTOR intervals, at most 30 s (changes made elsewhere, e.g. a
 //   file saved from the editor, are still seen).
 // and over all of a learner's auto checks in a lab, a run budget (RunBudget: a burst of two, then
-// one per 3 s) caps the cost whatever the pace. The loop itself wakes every WATCH_MS while the
-// learner types (a timer, no query, no exec) to notice a command. Cost and latency:
-// test/bench/check-roundtrip.ts.
+// one per 3 s) caps the cost whatever the pace. A command wakes the loop (TerminalSession.onCommand),
+// so nothing polls to notice one. Cost and latency: test/bench/check-roundtrip.ts.
 //
-// Ownership: one Loop per (learner, lab) with at most one timer, cleared by stop(); AutoChecks owns
-// the loops and its presence subscription, and dispose() ends them all. A tick never overlaps the
+// Ownership: one Loop per (learner, lab) with at most one timer and its command subscriptions on the
+// sandbox's terminals, both ended by stop(); AutoChecks owns the loops and its presence
+// subscription, and dispose() ends them all. A tick never overlaps the
 // previous one: the next timer is set when a tick ends.
 import { LIMITS, type LabCheck } from "@berth/labkit";
 import type { Logger } from "pino";
@@ -29,6 +29,7 @@ import type { LabCatalog } from "../labs/catalog.js";
 import type { LearnerContexts } from "../labs/learner-context.js";
 import type { LabPresence } from "../labs/presence.js";
 import type { SandboxManager } from "../sandboxes/sandbox-manager.js";
+import type { TerminalSession } from "../terminals/terminal-session.js";
 import type { CheckRunner } from "./check-runner.js";
 import type { ProgressBook } from "./progress.js";
 
@@ -55,6 +56,8 @@ interface Loop {
   lastRun: Map<string, number>;
   /** Runs this loop may make now (RunBudget): what bounds its cost however fast the learner works. */
   budget: RunBudget;
+  /** The sandbox's terminals this loop listens to for commands, with each unsubscribe. */
+  watched: Map<TerminalSession, () => void>;
   /** The current step's auto checks not passed yet, and the passed checks; undefined: read again. */
   known?: { pending: AutoCheck[]; passed: Set<string> };
 }
@@ -98,7 +101,7 @@ export class AutoChecks {
   private start(userId: string, labId: string): void {
     const k = key(userId, labId);
     if (this.loops.has(k)) return;
-    const loop: Loop = { userId, labId, timer: undefined, running: false, stopped: false, again: false, lastRun: new Map(), budget: new RunBudget() };
+    const loop: Loop = { userId, labId, timer: undefined, running: false, stopped: false, again: false, lastRun: new Map(), budget: new RunBudget(), watched: new Map() };
     this.loops.set(k, loop);
     this.schedule(loop, 0);
   }
@@ -113,8 +116,27 @@ export class AutoChecks {
 
   private end(loop: Loop): void {
     loop.stopped = true;
+    for (const unsubscribe of loop.watched.values()) unsubscribe();
+    loop.watched.clear();
     if (loop.timer) clearTimeout(loop.timer);
     loop.timer = undefined;
+  }
+
+  /** A command was entered in one of the sandbox's terminals: look once its output may have settled. */
+  private commandEntered(loop: Loop): void {
+    if (loop.stopped) return;
+    if (loop.running) loop.again = true;
+    else this.schedule(loop, SETTLE_MS);
+  }
+
+  /** Listen for commands in every terminal the sandbox has now (and no longer in those gone). */
+  private watchTerminals(loop: Loop, terms: TerminalSession[]): void {
+    for (const [t, unsubscribe] of loop.watched) {
+      if (terms.includes(t)) continue;
+      unsubscribe();
+      loop.watched.delete(t);
+    }
+    for (const t of terms) if (!loop.watched.has(t)) loop.watched.set(t, t.onCommand(() => this.commandEntered(loop)));
   }
 
   private schedule(loop: Loop, delayMs: number): void {
@@ -168,6 +190,7 @@ export class AutoChecks {
 
     const now = Date.now();
     const terms = [...sb.terminals.values()];
+    this.watchTerminals(loop, terms);
     const latest = (pick: (t: (typeof terms)[number]) => number) => Math.max(0, ...terms.map(pick));
     const lastCommand = latest((t) => t.lastCommandAt);
     const lastOutput = latest((t) => t.lastOutputAt);
@@ -195,14 +218,14 @@ export class AutoChecks {
         const progress = await this.deps.progress.view(userId, entry, ctx);
         for (const w of this.deps.presence.watchers(userId, labId)) w.pushCheckResult({ labId, result, progress });
       }
-      loop.known.pending = pending.filter((c) => !passed.has(c.id));
+      // (A poke during the runs dropped what was known: the next tick reads it again.)
+      if (loop.known) loop.known.pending = pending.filter((c) => !passed.has(c.id));
     }
-    const still = loop.known.pending;
+    const still = loop.known?.pending ?? pending;
     if (still.length === 0) return null;
-    // Wake at the poll interval at the latest (terminal activity may make a quiet check due again),
-    // and every WATCH_MS while the learner types, so a command is noticed as it is entered.
-    const watch = Date.now() - lastInput < WATCH_FOR_MS ? WATCH_MS : Infinity;
-    const next = Math.min(...still.map((c) => Math.min(dueAt(c), Date.now() + Math.min(c.pollMs, watch))));
+    // Wake at the poll interval at the latest (output may make a quiet check due again); a command
+    // wakes the loop itself (commandEntered).
+    const next = Math.min(...still.map((c) => Math.min(dueAt(c), Date.now() + c.pollMs)));
     return Math.max(MIN_TICK_MS, next - Date.now(), loop.budget.waitMs(Date.now()));
   }
 }
@@ -269,9 +292,6 @@ export const QUIET_FACTOR = 5;
 export const QUIET_MAX_MS = 30_000;
 /** A command's output is taken as finished after this long without output (a prompt came back). */
 export const SETTLE_MS = 300;
-/** While the learner types (input in the last WATCH_FOR_MS), the loop looks for commands this often (no exec, no query). */
-const WATCH_MS = 250;
-const WATCH_FOR_MS = 60_000;
 const MIN_TICK_MS = 200;
 const DUE_SLACK_MS = 50;
 /** The run budget of one learner's lab (RunBudget): a burst of this many runs ... */

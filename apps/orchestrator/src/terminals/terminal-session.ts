@@ -56,6 +56,7 @@ export class TerminalSession {
   lastCommandAt = 0;
   /** Something other than Enter was typed since the last Enter. */
   private typedSinceEnter = false;
+  private readonly commandListeners = new Set<() => void>();
 
   constructor(
     readonly key: string,
@@ -140,13 +141,23 @@ export class TerminalSession {
   input(bytes: Uint8Array): void {
     if (this.exitCode !== null) return;
     const now = (this.lastActivity = this.lastInputAt = Date.now());
+    let command = false;
     for (const b of bytes) {
       if (b === 0x0d || b === 0x0a) {
-        if (this.typedSinceEnter) this.lastCommandAt = now;
+        if (this.typedSinceEnter) command = true;
         this.typedSinceEnter = false;
       } else this.typedSinceEnter = true;
     }
     this.agent.sendInput(this.handle, bytes);
+    if (!command) return;
+    this.lastCommandAt = now;
+    for (const fn of this.commandListeners) fn();
+  }
+
+  /** Calls `fn` whenever the learner enters a command (see lastCommandAt). Returns the unsubscribe. */
+  onCommand(fn: () => void): () => void {
+    this.commandListeners.add(fn);
+    return () => this.commandListeners.delete(fn);
   }
 
   ack(viewerId: string, bytes: number): void {
@@ -173,6 +184,7 @@ export class TerminalSession {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
+    this.commandListeners.clear();
     // Viewers still waiting get the screen as far as it was parsed (TerminalScreen.dispose).
     this.screen.dispose();
   }
