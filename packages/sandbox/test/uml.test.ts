@@ -6,7 +6,7 @@ import { readFileSync, readdirSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { AgentClient, createUmlDriver, detectCgroupVersion } from "../src/index.js";
-import { UML_HOST_UID } from "../src/uml/driver.js";
+import { UML_HOST_UID_BASE } from "../src/uml/driver.js";
 import { sh, testId } from "./sandbox-fixture.js";
 
 vi.setConfig({ testTimeout: 300_000, hookTimeout: 600_000 });
@@ -93,12 +93,15 @@ describe("uml: inside the guest", () => {
 });
 
 describe("uml: the guest kernel process on the host", () => {
-  it("runs as an unprivileged uid with no capability but CAP_NET_RAW, and no new privileges to gain", () => {
+  it("runs as an unprivileged uid of its own with no capability but CAP_NET_RAW, and no new privileges to gain", () => {
     const pids = guestHostPids();
     expect(pids.length).toBeGreaterThan(0);
     for (const pid of pids) {
       const status = readFileSync(`/proc/${pid}/status`, "utf8");
-      expect(status).toMatch(new RegExp(`^Uid:\\s+${UML_HOST_UID}\\s+${UML_HOST_UID}\\s+${UML_HOST_UID}\\s+${UML_HOST_UID}$`, "m"));
+      const uids = /^Uid:\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)$/m.exec(status)!.slice(1).map(Number);
+      expect(new Set(uids).size).toBe(1);
+      expect(uids[0]).toBeGreaterThanOrEqual(UML_HOST_UID_BASE);
+      expect(status).toMatch(/^NoNewPrivs:\s+1$/m);
       expect(/^CapEff:\s+(\S+)/m.exec(status)![1]).toMatch(/^0*(2000)?$/);
       expect(/^CapBnd:\s+(\S+)/m.exec(status)![1]).toBe("0000000000002000");
     }

@@ -16,7 +16,7 @@
 // The guest process: `unshare` gives it new net, mount, ipc, uts and pid namespaces; in the new
 // mount namespace a tmpfs jail holds /usr read-only, the sandbox's vm/ files, the root image
 // read-only and a tmpfs for guest RAM; then chroot and setpriv drop it to an unprivileged uid with
-// no capability but CAP_NET_RAW (its vector interface is a raw socket on the veth peer, the only
+// no capability but CAP_NET_RAW and no new privileges (its vector interface is a raw socket on the veth peer, the only
 // interface in its netns). A host cgroup (berth/<id>, as in the namespaces driver) caps its memory
 // (guest RAM + the kernel's own), CPU and processes.
 import { spawn } from "node:child_process";
@@ -49,8 +49,12 @@ import { claimSlot, detachUplinksOf, ensureHostNetwork, removeStaleUplinks, repa
 import { LEARNER_AGENT_PORT, LEARNER_PID_FILE, TRUSTED_AGENT_PORT } from "./guest-init.js";
 import { ensureUmlRootImage, removeUnusedUmlImages, UML_KERNEL } from "./image.js";
 
-/** The host uid the guest kernel process runs as: outside the namespaces driver's 100000+ range. */
-export const UML_HOST_UID = 99_000;
+/**
+ * The host uid a guest kernel process runs as: this + its uplink slot (unique among live sandboxes
+ * host-wide), so no two guests share a uid. Clear of the namespaces driver's 100000–165535 and the
+ * qemu driver's 300000+.
+ */
+export const UML_HOST_UID_BASE = 400_000;
 /** Guest RAM beyond the learner's memory limit: the guest kernel, init, the trusted agent, page cache. */
 const GUEST_OVERHEAD_BYTES = 160 * 1024 * 1024;
 /** Host memory beyond guest RAM: the kernel binary, page tables, the host processes of guest address spaces. */
@@ -80,6 +84,8 @@ interface UmlMeta {
   driver: "uml";
   image: string;
   uplink: UplinkSlot;
+  /** The host uid the guest kernel runs as. */
+  hostUid?: number;
   /** The `unshare` that holds the guest's namespaces; its start time guards against pid reuse. */
   pid?: number;
   pidStart?: string;
@@ -187,7 +193,8 @@ export class UmlDriver implements SandboxDriver {
     }
     try {
       const uplink = await claimSlot(dir, spec.id);
-      const meta: UmlMeta = { id: spec.id, hostname: spec.hostname, createdAt: new Date().toISOString(), limits, driver: "uml", image, uplink };
+      const hostUid = UML_HOST_UID_BASE + uplink.slot;
+      const meta: UmlMeta = { id: spec.id, hostname: spec.hostname, createdAt: new Date().toISOString(), limits, driver: "uml", image, uplink, hostUid };
       await this.writeMeta(meta);
       const token = randomBytes(32).toString("hex");
       const trustedToken = randomBytes(32).toString("hex");
@@ -206,7 +213,7 @@ export class UmlDriver implements SandboxDriver {
       seed.write(`agent_token=${token}\ntrusted_token=${trustedToken}\n`);
       await writeFile(join(vm, "seed.img"), seed, { mode: 0o600 });
       await runHostCommand("mkfs.ext4", ["-q", "-F", "-m", "0", "-E", "lazy_itable_init=1,lazy_journal_init=1", disk]);
-      for (const f of [vm, disk, join(vm, "seed.img")]) await chown(f, UML_HOST_UID, UML_HOST_UID);
+      for (const f of [vm, disk, join(vm, "seed.img")]) await chown(f, hostUid, hostUid);
 
       // The host cgroup: guest RAM + overhead, the CPU limit, and room for the host processes a
       // guest makes (one per guest address space: the guest's own pids limit is the learner's).
@@ -246,7 +253,7 @@ export class UmlDriver implements SandboxDriver {
       ];
       const launcher = spawn(
         "unshare",
-        ["--net", "--mount", "--ipc", "--uts", "--pid", "--fork", "--kill-child", "--", "/bin/sh", "-c", JAIL_SCRIPT, "berth-uml", join(dir, "jail"), vm, join(image, ".."), String(UML_HOST_UID), String(Math.ceil(guestRam / 1048576) + 16), ...cmdline],
+        ["--net", "--mount", "--ipc", "--uts", "--pid", "--fork", "--kill-child", "--", "/bin/sh", "-c", JAIL_SCRIPT, "berth-uml", join(dir, "jail"), vm, join(image, ".."), String(hostUid), String(Math.ceil(guestRam / 1048576) + 16), ...cmdline],
         { detached: true, stdio: ["pipe", log, log, "pipe"] },
       );
       closeSync(log);
@@ -473,7 +480,7 @@ read go
 ip link set lo up
 ip link set up0 up
 cd "$J"
-exec chroot "$J" /usr/bin/setpriv --reuid="$U" --regid="$U" --clear-groups --inh-caps=-all,+net_raw --ambient-caps=+net_raw --bounding-set=-all,+net_raw \\
+exec chroot "$J" /usr/bin/setpriv --reuid="$U" --regid="$U" --clear-groups --no-new-privs --inh-caps=-all,+net_raw --ambient-caps=+net_raw --bounding-set=-all,+net_raw \\
   /usr/bin/env -i TMPDIR=/tmp ${UML_KERNEL} "$@"
 `;
 
