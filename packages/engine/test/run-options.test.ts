@@ -2,11 +2,13 @@
  * `docker run` options a workshop's advanced chapters use, against a real dockerd: --group-add,
  * --ulimit, --oom-score-adj (lowering refused: no CAP_SYS_RESOURCE here), --sysctl, --add-host,
  * --dns-option, --domainname, --device, --uts host, --pid host and --pid container:<name>; exec
- * refused in a paused container; OOMKilled when the OOM killer took a process but not PID 1.
+ * refused in a paused container; OOMKilled when the OOM killer took a process but not PID 1;
+ * --privileged.
  */
-import { afterAll, beforeAll, describe, it } from "vitest";
+import fs from "node:fs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startBerth, startDockerd, type Daemon } from "./harness";
-import { same, steps } from "./differential";
+import { same, sh, steps } from "./differential";
 
 let berth: Daemon;
 let dockerd: Daemon;
@@ -57,6 +59,21 @@ describe("run options", () => {
       "docker exec pid-a true",
       "docker rm -f pid-a pid-done >/dev/null",
     ));
+  });
+
+  // dockerd cannot run --privileged on a host whose root lacks some capabilities (runc: "unable to
+  // apply caps: operation not permitted"), so ours is checked on its own: every capability the
+  // engine itself holds, mounts allowed, /sys writable.
+  it("--privileged: every capability the engine holds, mounts allowed, /sys writable (ours)", async () => {
+    const bounding = /CapBnd:\s*([0-9a-f]+)/.exec(fs.readFileSync("/proc/self/status", "utf8"))![1]!;
+    const out = await sh(berth, steps(
+      "docker run --rm --privileged busybox grep CapEff /proc/self/status",
+      "docker run --rm --privileged busybox sh -c 'mount -t tmpfs none /tmp && echo mounted'",
+      "docker run --rm busybox sh -c 'mount -t tmpfs none /tmp && echo mounted'",
+      "docker run --rm --privileged busybox sh -c 'grep \" /sys \" /proc/mounts | cut -d\" \" -f4 | cut -d, -f1'",
+      "docker run --rm busybox sh -c 'grep \" /sys \" /proc/mounts | cut -d\" \" -f4 | cut -d, -f1'",
+    ));
+    expect(out.out).toBe(`CapEff:\t${bounding}\n[0]\nmounted\n[0]\n[1]\nrw\n[0]\nro\n[0]\n\n--stderr--\nmount: permission denied (are you root?)\n`);
   });
 
   it("OOMKilled when the OOM killer took a child and the container went on to exit 0", async () => {

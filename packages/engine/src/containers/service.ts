@@ -132,10 +132,8 @@ export class ContainerService implements StartEnv {
       if (other) config.Hostname = other.record.Config.Hostname; // a missing one fails at start, as in dockerd
     }
     capabilitySet(hostConfig.CapAdd ?? [], hostConfig.CapDrop ?? []); // refuse unknown names now, not at start
-    if (hostConfig.Privileged) {
-      // A privileged container could reach every device and setting of the learner's sandbox.
-      throw new EngineError(400, "privileged containers are not supported by Berth's engine: add the capabilities you need with --cap-add instead");
-    }
+    // --privileged is honoured: every capability, the devices cgroup left open, /sys writable.
+    // In a learner's sandbox all of that stays inside the sandbox's user namespace and cgroup.
     const command = [...(config.Entrypoint ?? []), ...(config.Cmd ?? [])];
     if (command.length === 0) throw new EngineError(400, "no command specified");
     const mounts = this.planMounts(config, hostConfig, (body.HostConfig ?? {}) as Record<string, unknown>);

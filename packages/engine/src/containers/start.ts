@@ -71,7 +71,7 @@ export async function startContainer(env: StartEnv, c: Container): Promise<void>
 
   // 3. A cgroup with the limits asked for (and the --device nodes allowed).
   const cgroup = new Cgroup(env.cgroupVersion, c.id, "/sys/fs/cgroup", env.cgroupParent);
-  cgroup.create({ ...limitsOf(r.HostConfig), devices: devices.map((d) => d.rule) });
+  cgroup.create({ ...limitsOf(r.HostConfig), devices: r.HostConfig.Privileged ? ["a"] : devices.map((d) => d.rule) });
   c.cgroup = cgroup;
 
   // 4. Who runs: user and groups from the image's /etc/passwd (and --group-add), the
@@ -99,6 +99,7 @@ export async function startContainer(env: StartEnv, c: Container): Promise<void>
     rootfs: snapshot.merged,
     hostname: r.HostConfig.UTSMode === "host" ? undefined : cfg.Hostname,
     hostUts: r.HostConfig.UTSMode === "host",
+    privileged: r.HostConfig.Privileged,
     domainname: r.HostConfig.UTSMode === "host" ? undefined : cfg.Domainname || undefined,
     ...pid,
     sysctls,
