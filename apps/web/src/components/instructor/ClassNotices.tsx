@@ -85,7 +85,7 @@ export function ClassNotices() {
     <div className="class-notices" aria-live="polite">
       {watchedTerms.length > 0 ? (
         <p className="class-watching" data-testid="class-watching">
-          <span aria-hidden="true">👁</span> Your instructor is watching your terminal{watchedTerms.length > 1 ? "s" : ""} {watchedTerms.join(", ")} (read-only).
+          <span className="class-watching-dot" aria-hidden="true" /> Your instructor is watching your terminal{watchedTerms.length > 1 ? "s" : ""} {watchedTerms.join(", ")} (read-only).
         </p>
       ) : null}
       {messages.map((m) => (
