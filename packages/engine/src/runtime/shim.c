@@ -79,6 +79,7 @@ struct options {
   const char *netns;       /* run: join this network namespace (--network container:x) */
   int host_pid, host_uts;  /* --pid host, --uts host: keep the engine's namespace */
   int privileged;          /* --privileged: /sys writable */
+  const char *exit_file;   /* --exit-file: live restore; the exit code is also written here */
   const char *pidns;       /* --pid container:x: join this pid namespace */
   const char *domainname;
   const char *sysctls[MAX_LIST]; /* "key=value" (--sysctl), written inside the new namespaces */
@@ -184,6 +185,7 @@ static void parse(int argc, char **argv, struct options *o) {
     else if (strcmp(a, "--hostname") == 0) o->hostname = v;
     else if (strcmp(a, "--netns") == 0) o->netns = v;
     else if (strcmp(a, "--pidns") == 0) o->pidns = v;
+    else if (strcmp(a, "--exit-file") == 0) o->exit_file = v;
     else if (strcmp(a, "--domainname") == 0) o->domainname = v;
     else if (strcmp(a, "--sysctl") == 0 && o->nsysctls < MAX_LIST) o->sysctls[o->nsysctls++] = v;
     else if (strcmp(a, "--rlimit") == 0 && o->nrlimits < MAX_LIST) o->rlimits[o->nrlimits++] = v;
@@ -794,8 +796,14 @@ int main(int argc, char **argv) {
   signal(SIGCHLD, on_sigchld);
   /* (exec keeps the sockets: its stream ends when the process does, not when its children do) */
   int out_pipe[2] = {-1, -1}, err_pipe[2] = {-1, -1};
-  if (!o.tty && !o.exec_mode && is_socket(1) && pipe2(out_pipe, O_CLOEXEC) < 0) fail("pipe: %s", strerror(errno));
-  if (!o.tty && !o.exec_mode && is_socket(2) && pipe2(err_pipe, O_CLOEXEC) < 0) fail("pipe: %s", strerror(errno));
+  /* Live restore (--exit-file): the container must outlive the engine, so its output always goes
+     through the shim (which drops it while no engine reads), never straight into the engine's
+     pipes (a write there after the engine is gone would kill it with SIGPIPE). Its own session
+     keeps it out of the engine's terminal signals. */
+  int relay_always = o.exit_file != NULL && !o.exec_mode;
+  if (relay_always) setsid();
+  if (!o.tty && !o.exec_mode && (relay_always || is_socket(1)) && pipe2(out_pipe, O_CLOEXEC) < 0) fail("pipe: %s", strerror(errno));
+  if (!o.tty && !o.exec_mode && (relay_always || is_socket(2)) && pipe2(err_pipe, O_CLOEXEC) < 0) fail("pipe: %s", strerror(errno));
 
   record_outer_namespaces();
   if (o.exec_mode) {
@@ -872,5 +880,14 @@ int main(int argc, char **argv) {
     code = WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
   }
   status("exit %d\n", code);
+  if (o.exit_file) {
+    /* Written whole then renamed: an engine that restarted reads a complete code or none. */
+    char tmp[4200], text[32];
+    snprintf(tmp, sizeof tmp, "%s.tmp", o.exit_file);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int len = snprintf(text, sizeof text, "%d\n", code);
+    if (fd >= 0 && write(fd, text, len) == len) { close(fd); rename(tmp, o.exit_file); }
+    else if (fd >= 0) close(fd);
+  }
   return code;
 }

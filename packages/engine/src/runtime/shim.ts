@@ -54,6 +54,7 @@ export interface ShimSpec {
   pidns?: string; // --pid container:x (/proc/<pid>/ns/pid of that container)
   hostUts?: boolean; // --uts host
   privileged?: boolean; // --privileged: /sys mounted writable
+  exitFile?: string; // live restore: the shim survives the engine and writes the exit code here
   domainname?: string;
   sysctls?: string[]; // "key=value"
   rlimits?: string[]; // "RESOURCE:SOFT:HARD", resource by number (RLIMITS)
@@ -83,6 +84,7 @@ export function shimArgs(s: ShimSpec): string[] {
   if (s.pidns) a.push("--pidns", s.pidns);
   if (s.hostUts) a.push("--host-uts");
   if (s.privileged) a.push("--privileged");
+  if (s.exitFile) a.push("--exit-file", s.exitFile);
   if (s.domainname) a.push("--domainname", s.domainname);
   for (const x of s.sysctls ?? []) a.push("--sysctl", x);
   for (const x of s.rlimits ?? []) a.push("--rlimit", x);
