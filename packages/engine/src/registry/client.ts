@@ -204,8 +204,7 @@ export class RegistryClient {
 
   /** Download a blob to a file, checking its digest; `onBytes` sees the running count. */
   async downloadBlob(r: Reference, d: Descriptor, file: string, onBytes?: (n: number) => void): Promise<void> {
-    const res = await this.stream(r, "GET", `${this.base(r)}/v2/${r.path}/blobs/${d.digest}`, {});
-    if (res.statusCode !== 200) return this.failStream(r, res, "blob");
+    const res = await this.openBlob(r, d);
     const hash = createHash("sha256");
     let n = 0;
     const count = new Transform({
@@ -219,6 +218,13 @@ export class RegistryClient {
     await pipeline(res, count, fs.createWriteStream(file));
     const got = `sha256:${hash.digest("hex")}`;
     if (got !== d.digest) throw new EngineError(500, `filesystem layer verification failed for digest ${d.digest}`);
+  }
+
+  /** GET a blob: the response to read it from (the caller checks its digest). */
+  async openBlob(r: Reference, d: Descriptor): Promise<http.IncomingMessage> {
+    const res = await this.stream(r, "GET", `${this.base(r)}/v2/${r.path}/blobs/${d.digest}`, {});
+    if (res.statusCode !== 200) return this.failStream(r, res, "blob");
+    return res;
   }
 
   async blobExists(r: Reference, digest: string): Promise<boolean> {
@@ -261,6 +267,33 @@ export class RegistryClient {
     });
     if (res.statusCode !== 201) return this.failStream(r, res, "push");
     res.resume();
+  }
+
+  /**
+   * Upload a blob as it is being made (a layer compressed on the way): one PATCH with a chunked
+   * body, then the PUT that names its digest, known only once the body has ended. The body
+   * cannot be sent twice: the session's token is taken by the POST that opens it.
+   */
+  async uploadStream(r: Reference, body: Readable, digest: () => string): Promise<void> {
+    const start = await this.request(r, "POST", `/v2/${r.path}/blobs/uploads/`, { headers: { "Content-Length": "0" } });
+    if (start.status !== 202) return this.fail(r, start, "push");
+    await start.arrayBuffer().catch(() => undefined);
+    const location = start.headers.get("location");
+    if (!location) throw new EngineError(500, "the registry started an upload without a Location");
+    let sent = false;
+    const once = () => {
+      if (sent) throw new EngineError(500, "the registry asked for a streamed layer twice");
+      sent = true;
+      return body;
+    };
+    const patch = await this.stream(r, "PATCH", new URL(location, this.base(r)).toString(), { "Content-Type": "application/octet-stream" }, once);
+    if (patch.statusCode !== 202) return this.failStream(r, patch, "push");
+    patch.resume();
+    const done = new URL(patch.headers.location ?? location, this.base(r));
+    done.searchParams.set("digest", digest());
+    const put = await this.stream(r, "PUT", done.toString(), { "Content-Length": "0" });
+    if (put.statusCode !== 201) return this.failStream(r, put, "push");
+    put.resume();
   }
 
   async uploadBytes(r: Reference, digest: string, bytes: Buffer): Promise<void> {

@@ -9,7 +9,10 @@
  * any progress has been streamed, exactly when dockerd does.
  */
 import fs from "node:fs";
-import { extractLayerSized } from "../images/layers";
+import { PassThrough, Writable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import zlib from "node:zlib";
+import { extractLayerStream, hasher } from "../images/layers";
 import type { ImageStore } from "../images/store";
 import { EngineError } from "../errors";
 import { MT, RegistryClient, type Descriptor, type Manifest } from "./client";
@@ -81,48 +84,46 @@ export async function runPull(store: ImageStore, client: RegistryClient, plan: P
   }
   for (const { l } of missing.slice(CONCURRENT_DOWNLOADS)) status(say, shortId(l.digest), "Waiting");
 
-  // Downloads run three at a time; extraction goes in layer order as each download lands.
-  const files = new Map<string, string>();
-  const downloads = new Map<string, Promise<void>>();
+  // Downloads run three at a time, each unpacked as it arrives (and kept as the blob it came as);
+  // the layers are then taken into the store in order, each announced as dockerd does.
+  const fetched = new Map<string, Promise<{ dir: string; file: string; diffId: string; size: number }>>();
   const limit = limiter(CONCURRENT_DOWNLOADS);
   for (const { l } of missing) {
-    if (downloads.has(l.digest)) continue;
-    const file = store.tmpPath("blob");
-    files.set(l.digest, file);
+    if (fetched.has(l.digest)) continue;
     const sid = shortId(l.digest);
     const p = limit(async () => {
-      await client.downloadBlob(ref, l, file, throttled(say, sid, "Downloading", l.size));
+      const got = await fetchLayer(store, client, ref, l, throttled(say, sid, "Downloading", l.size));
       status(say, sid, "Verifying Checksum");
       status(say, sid, "Download complete");
+      return got;
     });
     p.catch(() => {}); // awaited below, in order; this only keeps a later failure from going unhandled
-    downloads.set(l.digest, p);
+    fetched.set(l.digest, p);
   }
   try {
     for (const { l, diffId } of missing) {
-      await downloads.get(l.digest);
+      const { dir, file, diffId: got, size } = await fetched.get(l.digest)!;
       const sid = shortId(l.digest);
       if (store.hasLayer(diffId)) {
         status(say, sid, "Pull complete");
         continue;
       }
-      const file = files.get(l.digest)!;
-      const dir = store.tmpPath("layer");
-      try {
-        const { digest: got, size } = await extractLayerSized(file, dir, throttled(say, sid, "Extracting", l.size));
-        if (got !== diffId) throw new EngineError(500, `failed to register layer: the layer ${shortId(l.digest)} unpacks to ${got}, the image config says ${diffId}`);
-        store.adoptLayer(dir, diffId);
-        store.recordLayerTarSize(diffId, size);
-      } finally {
-        fs.rmSync(dir, { recursive: true, force: true });
-      }
+      if (got !== diffId) throw new EngineError(500, `failed to register layer: the layer ${shortId(l.digest)} unpacks to ${got}, the image config says ${diffId}`);
+      throttled(say, sid, "Extracting", l.size)(l.size);
+      store.adoptLayer(dir, diffId);
+      store.recordLayerTarSize(diffId, size);
       // The blob is kept as it came: pushing or saving the layer gives back the same digests.
       store.recordLayerBlob(diffId, { digest: l.digest, size: l.size, mediaType: l.mediaType, repos: [repo] }, file);
       status(say, sid, "Pull complete");
     }
   } finally {
-    await Promise.allSettled(downloads.values());
-    for (const f of files.values()) fs.rmSync(f, { force: true });
+    for (const p of fetched.values()) {
+      const r = await p.catch(() => undefined);
+      if (r) {
+        fs.rmSync(r.dir, { recursive: true, force: true });
+        fs.rmSync(r.file, { force: true });
+      }
+    }
   }
   // Layers that were here already are known to be in this repository too (for push's skips).
   for (const [i, l] of layers.entries()) store.recordLayerBlob(diffIds[i]!, { digest: l.digest, size: l.size, mediaType: l.mediaType, repos: [repo] });
@@ -133,6 +134,49 @@ export async function runPull(store: ImageStore, client: RegistryClient, plan: P
   say({ status: `Digest: ${plan.digest}` });
   say({ status: `Status: Downloaded newer image for ${familiar}` });
   return id;
+}
+
+/**
+ * One layer from the registry: its bytes go at once to a file (the blob, kept) and through
+ * gunzip into tar (the unpacked layer), so that unpacking does not wait for the download. The
+ * blob is checked against its descriptor; the caller checks the diff id.
+ */
+async function fetchLayer(store: ImageStore, client: RegistryClient, ref: Reference, l: Descriptor, onBytes: (n: number) => void): Promise<{ dir: string; file: string; diffId: string; size: number }> {
+  const dir = store.tmpPath("layer");
+  const file = store.tmpPath("blob");
+  let res: Awaited<ReturnType<RegistryClient["openBlob"]>> | undefined;
+  try {
+    res = await client.openBlob(ref, l);
+    const h = hasher();
+    h.on("data", () => onBytes(h.bytes()));
+    const out = fs.createWriteStream(file);
+    const unpack = new PassThrough();
+    const tee = new Writable({
+      write(chunk: Buffer, _e, cb) {
+        let waiting = 2;
+        const next = () => --waiting === 0 && cb();
+        if (out.write(chunk)) next();
+        else out.once("drain", next);
+        if (unpack.write(chunk)) next();
+        else unpack.once("drain", next);
+      },
+      final(cb) {
+        unpack.end();
+        out.end(cb);
+      },
+    });
+    const gz = /gzip/.test(l.mediaType);
+    const tar = gz ? unpack.pipe(zlib.createGunzip()) : unpack;
+    if (gz) unpack.on("error", (e) => tar.destroy(e));
+    const [, { digest, size }] = await Promise.all([pipeline(res, h, tee), extractLayerStream(tar, dir)]);
+    if (h.digest() !== l.digest) throw new EngineError(500, `filesystem layer verification failed for digest ${l.digest}`);
+    return { dir, file, diffId: digest, size };
+  } catch (e) {
+    res?.destroy();
+    fs.rmSync(dir, { recursive: true, force: true });
+    fs.rmSync(file, { force: true });
+    throw e;
+  }
 }
 
 /** Run at most n of the given tasks at once. */

@@ -5,8 +5,11 @@
  * repository of the same registry holds are mounted, not uploaded ("Mounted from x").
  */
 import fs from "node:fs";
+import { PassThrough, Writable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import zlib from "node:zlib";
 import { layerTar } from "../images/archive";
-import { gzipFile, gzipStream, streamLayerTar } from "../images/layers";
+import { gzipFile, gzipStream, hasher, streamLayerTar } from "../images/layers";
 import type { Image, ImageStore, LayerBlob } from "../images/store";
 import { MT, RegistryClient, type Descriptor } from "./client";
 import { familiarName, type Reference } from "./reference";
@@ -25,6 +28,15 @@ export async function pushImage(store: ImageStore, client: RegistryClient, image
   const wireDiffIds: string[] = [...diffIds];
   for (const { d, i } of order) {
     const sid = shortId(d);
+    if (!store.layerBlobs(d).some((b) => b.stored)) {
+      // Made here and never pushed: tar, gzip and upload in one pass, as dockerd does.
+      const { blob, diffId } = await streamLayer(store, client, ref, d, throttled(say, sid, "Pushing", store.layerTarSize(d) ?? 0));
+      wireDiffIds[i] = diffId;
+      descriptors[i] = { mediaType: MT.layerGzip, size: blob.size, digest: blob.digest };
+      status(say, sid, "Pushed");
+      if (diffId === d) store.recordLayerBlob(d, { ...blob, repos: [repo] });
+      continue;
+    }
     const { blob, file, diffId } = await gzipBlob(store, d);
     wireDiffIds[i] = diffId;
     descriptors[i] = { mediaType: MT.layerGzip, size: blob.size, digest: blob.digest };
@@ -73,6 +85,52 @@ export async function pushImage(store: ImageStore, client: RegistryClient, image
   say({ status: `${ref.tag}: digest: ${digest} size: ${bytes.length}` });
   say({ progressDetail: {}, aux: { Tag: ref.tag, Digest: digest, Size: bytes.length } });
   return digest;
+}
+
+/**
+ * A layer made here, never pushed: its wire tar gzipped straight into the registry's upload and,
+ * on the way, into a file kept as the layer's blob (so the next push finds it, with this digest).
+ * `onBytes` counts uncompressed bytes, as dockerd's "Pushing" does.
+ */
+async function streamLayer(store: ImageStore, client: RegistryClient, ref: Reference, diffId: string, onBytes: (n: number) => void): Promise<{ blob: LayerBlob; diffId: string }> {
+  const gzFile = store.tmpPath("push-gz");
+  const t = streamLayerTar(store.layerPath(diffId), gzFile);
+  const hin = hasher();
+  const hout = hasher();
+  hin.on("data", () => onBytes(hin.bytes()));
+  const file = fs.createWriteStream(gzFile);
+  const body = new PassThrough();
+  // Both ends of the tee are written before the PATCH can end, so hout has seen every byte.
+  const made = pipeline(t.stdout, hin, zlib.createGzip({ level: 6 }), hout, new Writable({
+    write(chunk: Buffer, _e, cb) {
+      let waiting = 2;
+      const next = () => --waiting === 0 && cb();
+      if (file.write(chunk)) next();
+      else file.once("drain", next);
+      if (body.write(chunk)) next();
+      else body.once("drain", next);
+    },
+    final(cb) {
+      body.end();
+      file.end(cb);
+    },
+  }));
+  try {
+    await Promise.all([client.uploadStream(ref, body, () => hout.digest()), made, t.done]);
+    const wire = hin.digest();
+    const blob: LayerBlob = { digest: hout.digest(), size: hout.bytes(), mediaType: MT.layerGzip };
+    if (wire !== diffId) {
+      fs.rmSync(gzFile, { force: true });
+      return { blob, diffId: wire };
+    }
+    store.recordLayerTarSize(diffId, hin.bytes());
+    store.recordLayerBlob(diffId, blob, gzFile);
+    return { blob: { ...blob, stored: true }, diffId };
+  } catch (e) {
+    body.destroy();
+    fs.rmSync(gzFile, { force: true });
+    throw e;
+  }
 }
 
 /**
