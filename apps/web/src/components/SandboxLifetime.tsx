@@ -14,6 +14,13 @@ import { useCallback, useEffect, useRef, useState, type ReactNode } from "react"
 import { openLabSocket } from "@/lib/terminal-link";
 
 /** How long before an expiry or an idle reap the player warns. */
+
+/** The sandbox drivers, as a learner reads them. */
+const DRIVER_LABELS: Record<string, string> = {
+  namespaces: "container on the host kernel",
+  uml: "VM (User-mode Linux)",
+  qemu: "VM (QEMU)",
+};
 export const WARN_BEFORE_MS = 5 * 60_000;
 
 const REASONS: Record<string, string> = {
@@ -166,6 +173,12 @@ export function SandboxLifetime({ labId }: { labId: string }) {
           <span data-testid="sandbox-time-left" data-expires-at={v.expiresAt ?? ""}>
             Sandbox: {formatLeft(expiresIn)} left
           </span>
+          {v.driver ? (
+            // Which kind of sandbox this is (BERTH_SANDBOX_DRIVER): a VM's is slower to answer.
+            <span className="muted" data-testid="sandbox-driver" data-driver={v.driver} title="What your sandbox is made of">
+              {DRIVER_LABELS[v.driver] ?? v.driver}
+            </span>
+          ) : null}
           {warning ? (
             <span className="sandbox-warning" role="alert" data-testid="sandbox-warning">
               {warning}
