@@ -14,6 +14,7 @@ import { useCallback, useEffect, useRef, useState, type ReactNode } from "react"
 import { openLabSocket } from "@/lib/terminal-link";
 
 /** How long before an expiry or an idle reap the player warns. */
+export const WARN_BEFORE_MS = 5 * 60_000;
 
 /** The sandbox drivers, as a learner reads them. */
 const DRIVER_LABELS: Record<string, string> = {
@@ -21,7 +22,6 @@ const DRIVER_LABELS: Record<string, string> = {
   uml: "VM (User-mode Linux)",
   qemu: "VM (QEMU)",
 };
-export const WARN_BEFORE_MS = 5 * 60_000;
 
 const REASONS: Record<string, string> = {
   idle: "nobody used it for a while, so it was stopped to make room for others",

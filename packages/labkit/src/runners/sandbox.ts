@@ -60,7 +60,8 @@ export async function createSandboxRunner(driver: SandboxDriver, labId: string, 
         stdin: Buffer.from(script).toString("base64"),
         // A lab's timeouts are written for a namespaces sandbox; a slower driver (a guest kernel)
         // says by how much (execTrusted above stretches its own).
-        timeoutMs: Math.round(timeoutMs * (driver.timeScale ?? 1)),
+        // (never past the agent's own cap on one exec, 10 minutes)
+        timeoutMs: Math.min(600_000, Math.round(timeoutMs * (driver.timeScale ?? 1))),
       });
       const signalExit = r.signal ? 128 + (constants.signals[r.signal as NodeJS.Signals] ?? 0) : 1;
       return {

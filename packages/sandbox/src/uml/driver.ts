@@ -406,7 +406,7 @@ export class UmlDriver implements SandboxDriver {
     // In the learner's mount and cgroup namespaces (their files, mounts and cgroup tree), but in
     // the guest's first pid namespace: nothing the learner runs can see, signal or trace it.
     const enter = `exec nsenter -t "$(cat ${LEARNER_PID_FILE})" -m -C -- /bin/bash -c "$1"`;
-    const r = await this.trustedExec(id, ["/bin/bash", "-c", enter, "berth-check", script], Math.round(opts.timeoutMs * this.timeScale), opts.maxOutputBytes ?? 16 * 1024);
+    const r = await this.trustedExec(id, ["/bin/bash", "-c", enter, "berth-check", script], Math.min(600_000, Math.round(opts.timeoutMs * this.timeScale)), opts.maxOutputBytes ?? 16 * 1024);
     return {
       exitCode: r.timedOut ? null : r.exitCode,
       stdout: Buffer.from(r.stdout, "base64"),
