@@ -89,6 +89,7 @@ describe("who may author", () => {
       ["PUT", "/api/authoring/labs/auth-owned", { markdown: LAB("auth-owned") }],
       ["DELETE", "/api/authoring/labs/auth-owned"],
       ["PUT", "/api/authoring/labs/auth-owned/files/a.txt", Buffer.from("x"), "application/octet-stream"],
+      ["GET", "/api/authoring/labs/auth-owned/files/a.txt"],
       ["DELETE", "/api/authoring/labs/auth-owned/files/a.txt"],
       ["POST", "/api/authoring/labs/auth-owned/prove"],
       ["POST", "/api/authoring/labs/auth-owned/publish"],
@@ -303,6 +304,23 @@ describe("export and import", () => {
     expect(imported.json.draft.markdown).toMatch(/^id: auth-fixture-copy$/m);
     expect(imported.json.draft.files.map((f: { path: string }) => f.path)).toContain("diagram.png");
     expect(imported.json.draft.errors).toEqual([]);
+    // Its picture: to its author from the draft, never to anyone else; in Try it, from the preview.
+    const pic = await api("GET", "/api/authoring/labs/auth-fixture-copy/files/diagram.png", alice.cookie);
+    expect(pic.status).toBe(200);
+    expect(pic.headers.get("content-type")).toBe("image/png");
+    expect(pic.headers.get("content-security-policy")).toMatch(/sandbox/);
+    expect((await api("GET", "/api/authoring/labs/auth-fixture-copy/files/diagram.png", bob.cookie)).status).toBe(403);
+    expect((await api("GET", "/api/authoring/labs/auth-fixture-copy/files/diagram.png", lena.cookie)).status).toBe(403);
+    const text = await api("GET", "/api/authoring/labs/auth-fixture-copy/files/files/hello.txt", alice.cookie);
+    expect(text.status).toBe(200);
+    expect(text.headers.get("content-type")).toBe("application/octet-stream");
+    expect(text.headers.get("content-disposition")).toMatch(/attachment/);
+    expect((await api("POST", "/api/authoring/labs/auth-fixture-copy/try", alice.cookie)).status).toBe(200);
+    const shown = await api("GET", "/api/labs/auth-fixture-copy--draft/assets/diagram.png", alice.cookie);
+    expect(shown.status).toBe(200);
+    expect(shown.buf.equals(pic.buf)).toBe(true);
+    expect((await api("GET", "/api/labs/auth-fixture-copy--draft/assets/diagram.png", bob.cookie)).status).toBe(404);
+    expect((await api("GET", "/api/labs/auth-fixture-copy--draft/assets/diagram.png")).status).toBe(404);
   });
 
   it("a draft exports and imports back byte for byte (tar.gz too)", async () => {

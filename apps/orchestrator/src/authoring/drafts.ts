@@ -215,6 +215,14 @@ export class Authoring {
     return this.detail(user, labId);
   }
 
+  /** One file of the draft, for its author (pictures in the editor's preview, downloads). */
+  async file(user: SessionUser, labId: string, filePath: string): Promise<Buffer> {
+    const draft = await this.own(user, labId);
+    const row = await this.deps.db.labDraftAsset.findUnique({ where: { draftId_path: { draftId: draft.id, path: filePath } }, select: { bytes: true } });
+    if (!row) throw new HttpError(404, `the draft has no file "${filePath}"`);
+    return Buffer.from(row.bytes);
+  }
+
   async deleteFile(user: SessionUser, labId: string, filePath: string): Promise<DraftDetail> {
     const draft = await this.own(user, labId);
     const found = await this.deps.db.labDraftAsset.deleteMany({ where: { draftId: draft.id, path: filePath } });

@@ -49,6 +49,9 @@ function requireType(req: IncomingMessage, type: string): void {
   if (!String(req.headers["content-type"] ?? "").startsWith(type)) throw new HttpError(415, `send the body as ${type}`);
 }
 
+/** The picture types a lab may show (labkit's list; never SVG, which can carry script). */
+const PICTURES: Record<string, string> = { png: "image/png", jpg: "image/jpeg", jpeg: "image/jpeg", gif: "image/gif", webp: "image/webp", avif: "image/avif" };
+
 const CreateBody = z.object({ id: z.string().min(1).max(64) });
 const SaveBody = z.object({ markdown: z.string() });
 
@@ -90,6 +93,24 @@ export function registerAuthoringRoutes(router: Router, deps: AuthoringRouteDeps
     requireType(req, "application/octet-stream");
     const bytes = await readRaw(req, ASSET_LIMITS.fileBytes, `the file ${params["*"]}`);
     return { draft: await authoring.putFile(user, params.labId!, params["*"]!, bytes) };
+  });
+
+  // A draft's file. Pictures go out as pictures (for the editor's preview); anything else as a
+  // download. Either way nothing in it runs: nosniff and a sandboxing CSP, as the lab picture route.
+  router.on("GET", "/api/authoring/labs/:labId/files/*", async ({ req, res, params }) => {
+    const bytes = await authoring.file(await author(req), params.labId!, params["*"]!);
+    const ext = /\.([a-z0-9]+)$/i.exec(params["*"]!)?.[1]?.toLowerCase() ?? "";
+    const picture = PICTURES[ext];
+    res.writeHead(200, {
+      "content-type": picture ?? "application/octet-stream",
+      ...(picture ? {} : { "content-disposition": `attachment; filename="${(params["*"]!.split("/").pop() ?? "file").replace(/[^A-Za-z0-9._-]/g, "_")}"` }),
+      "content-length": String(bytes.length),
+      "x-content-type-options": "nosniff",
+      "content-security-policy": "default-src 'none'; sandbox",
+      "cross-origin-resource-policy": "same-origin",
+      "cache-control": "no-store",
+    });
+    res.end(bytes);
   });
 
   router.on("DELETE", "/api/authoring/labs/:labId/files/*", async ({ req, params }) => ({

@@ -92,8 +92,11 @@ export function registerLabRoutes(router: Router, deps: LabRouteDeps): void {
 
   // Images the lab's text shows (<img src="/api/labs/<lab>/assets/<path>">): lab content, like the
   // catalog, so no session is needed (an <img> on a signed-out page still loads).
-  router.on("GET", "/api/labs/:labId/assets/*", translated(async ({ res, params }) => {
-    const asset = await labs.asset(params.labId!, params["*"]!);
+  // With a session, the picture comes from the version of the lab this user started (labs authored
+  // in the browser), and an author's "Try it" preview shows its own pictures.
+  router.on("GET", "/api/labs/:labId/assets/*", translated(async ({ req, res, params }) => {
+    const user = await sessions.fromRequest(req).catch(() => null);
+    const asset = await labs.asset(params.labId!, params["*"]!, user?.id);
     res.writeHead(200, {
       "content-type": asset.contentType,
       "content-length": String(asset.bytes.length),

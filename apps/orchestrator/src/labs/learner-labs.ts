@@ -170,8 +170,8 @@ export class LearnerLabs {
    * A picture from the lab's folder (labkit assetFile: png, jpg, gif, webp, avif inside the folder;
    * never lab.md, never a path or link leading out of it).
    */
-  async asset(labId: string, relPath: string): Promise<{ bytes: Buffer; contentType: string }> {
-    const found = await assetFile(this.entry(labId).lab, relPath);
+  async asset(labId: string, relPath: string, userId?: string): Promise<{ bytes: Buffer; contentType: string }> {
+    const found = await assetFile(this.entry(labId, userId).lab, relPath);
     if (!found) throw new LabRefusal("missing", `lab "${labId}" has no picture "${relPath}" (served: png, jpg, gif, webp and avif files of the lab's folder)`);
     if (found.size > MAX_IMAGE_BYTES) throw new LabRefusal("invalid", `"${relPath}" is larger than ${MAX_IMAGE_BYTES / 1024 / 1024} MiB`);
     return { bytes: await readFile(found.path), contentType: found.contentType };

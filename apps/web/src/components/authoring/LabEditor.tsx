@@ -279,7 +279,7 @@ export function LabEditor({ labId }: { labId: string }) {
         </section>
         <section className="authoring-preview" aria-label="What learners see" data-testid="authoring-preview">
           {proof ? <ProofLog proof={proof} done={done} /> : null}
-          {view ? <LabPreview view={view} /> : <p className="muted">The learner&apos;s view appears here once lab.md has no errors.</p>}
+          {view ? <LabPreview view={view} labId={labId} /> : <p className="muted">The learner&apos;s view appears here once lab.md has no errors.</p>}
         </section>
       </div>
     </main>
@@ -314,7 +314,10 @@ function FileList({ draft, onFiles, onDelete }: { draft: Draft; onFiles: (f: Fil
       <ul>
         {draft.files.map((f) => (
           <li key={f.path}>
-            <code>{f.path}</code> <span className="muted">{kib(f.size)}</span>{" "}
+            <a href={`/api/authoring/labs/${encodeURIComponent(draft.labId)}/files/${f.path.split("/").map(encodeURIComponent).join("/")}`} target="_blank" rel="noopener">
+              <code>{f.path}</code>
+            </a>{" "}
+            <span className="muted">{kib(f.size)}</span>{" "}
             <button type="button" className="btn btn-quiet btn-small" onClick={() => onDelete(f.path)} aria-label={`Delete ${f.path}`}>
               Delete
             </button>
@@ -374,21 +377,28 @@ function ProofLog({ proof, done }: { proof: NonNullable<Proof>; done: Extract<Pr
   );
 }
 
-/** The learner's view as the player lays it out: intro, then each step with its checks and quizzes. */
-function LabPreview({ view }: { view: LabView }) {
+/**
+ * The learner's view as the player lays it out: intro, then each step with its checks and quizzes.
+ * Pictures point at the lab's published files; here they come from the draft's own (the same
+ * sanitized HTML, with that one URL prefix swapped).
+ */
+function LabPreview({ view, labId }: { view: LabView; labId: string }) {
+  const from = `"/api/labs/${encodeURIComponent(labId)}/assets/`;
+  const to = `"/api/authoring/labs/${encodeURIComponent(labId)}/files/`;
+  const local = (html: string) => html.split(from).join(to);
   return (
     <article className="lab-text authoring-learner-view" data-testid="learner-view">
       <h1>{view.title}</h1>
       <p className="muted">
         {view.summary} · {view.duration} · {view.difficulty}
       </p>
-      <LabHtml html={view.introHtml} />
+      <LabHtml html={local(view.introHtml)} />
       {view.steps.map((s, i) => (
         <section key={s.id} className="authoring-step">
           <h2>
             {i + 1}. {s.title} {s.gated ? <span className="muted">(opens when the step before is complete)</span> : null}
           </h2>
-          <LabHtml html={s.html} />
+          <LabHtml html={local(s.html)} />
           {s.checks.length > 0 ? (
             <ul className="authoring-checks">
               {s.checks.map((c) => (
@@ -408,7 +418,7 @@ function LabPreview({ view }: { view: LabView }) {
       {view.recapHtml ? (
         <section className="authoring-step">
           <h2>Recap</h2>
-          <LabHtml html={view.recapHtml} />
+          <LabHtml html={local(view.recapHtml)} />
         </section>
       ) : null}
     </article>
