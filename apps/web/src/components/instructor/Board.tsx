@@ -33,7 +33,18 @@ function sortRows(rows: BoardRow[]): BoardRow[] {
   });
 }
 
-export function Board({ cohortId, actions, version }: { cohortId: string; actions: BoardActions; version: number }) {
+export function Board({
+  cohortId,
+  actions,
+  version,
+  onLearners,
+}: {
+  cohortId: string;
+  actions: BoardActions;
+  version: number;
+  /** The learners on the board, when they change (someone joined): the message form lists them. */
+  onLearners?: (learners: Array<{ id: string; label: string }>) => void;
+}) {
   const [board, setBoard] = useState<BoardView | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [live, setLive] = useState(false);
@@ -86,6 +97,13 @@ export function Board({ cohortId, actions, version }: { cohortId: string; action
     };
     // `version` changes when the cohort's labs or learners changed on this page: watch afresh.
   }, [cohortId, version]);
+
+  const learnerKey = board ? board.rows.map((r) => r.userId).sort().join(",") : "";
+  useEffect(() => {
+    if (board && onLearners) onLearners(board.rows.map((r) => ({ id: r.userId, label: r.name ?? r.email })).sort((a, b) => a.label.localeCompare(b.label)));
+    // Only when the set of learners changes, not on every push.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [learnerKey, onLearners]);
 
   // The cost of each push, measured to the frame after the commit (what the instructor sees).
   useLayoutEffect(() => {

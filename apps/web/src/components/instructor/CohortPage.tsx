@@ -29,6 +29,7 @@ function Cohort({ cohortId }: { cohortId: string }) {
   const [version, setVersion] = useState(0);
   const [side, setSide] = useState<Side>(null);
   const [messageTo, setMessageTo] = useState<string>("");
+  const [learners, setLearners] = useState<Array<{ id: string; label: string }> | null>(null);
 
   useEffect(() => {
     void staffApi.cohort(cohortId).then((res) => (res.ok ? setCohort(res.data.cohort) : setError(res.error.error)));
@@ -79,7 +80,7 @@ function Cohort({ cohortId }: { cohortId: string }) {
         <Invites cohort={cohort} onChanged={setCohort} />
       </div>
       <div className="staff-columns">
-        <MessageForm cohort={cohort} to={messageTo} setTo={setMessageTo} />
+        <MessageForm cohort={cohort} learners={learners ?? cohort.learners.map((l) => ({ id: l.id, label: l.name ?? l.email }))} to={messageTo} setTo={setMessageTo} />
         <section className="staff-panel" aria-labelledby="grades-title">
           <h2 id="grades-title">Grades</h2>
           <p className="muted">A row per learner; per lab its points, attempts, hints, solutions and minutes; a column per check.</p>
@@ -91,7 +92,7 @@ function Cohort({ cohortId }: { cohortId: string }) {
       <section aria-labelledby="board-title" className="board-section">
         <h2 id="board-title">Board</h2>
         <div className={side ? "board-and-side" : undefined}>
-          <Board cohortId={cohort.id} actions={actions} version={version} />
+          <Board cohortId={cohort.id} actions={actions} version={version} onLearners={setLearners} />
           {side?.kind === "mirror" ? (
             <MirrorPanel key={`${side.row.userId}:${side.labId}`} cohortId={cohort.id} userId={side.row.userId} labId={side.labId} who={side.row.name ?? side.row.email} onClose={() => setSide(null)} />
           ) : side?.kind === "events" ? (
@@ -224,7 +225,7 @@ function Invites({ cohort, onChanged }: { cohort: CohortDetail; onChanged: (c: C
   );
 }
 
-function MessageForm({ cohort, to, setTo }: { cohort: CohortDetail; to: string; setTo: (id: string) => void }) {
+function MessageForm({ cohort, learners, to, setTo }: { cohort: CohortDetail; learners: Array<{ id: string; label: string }>; to: string; setTo: (id: string) => void }) {
   const [text, setText] = useState("");
   const [status, setStatus] = useState<{ ok: boolean; text: string } | null>(null);
   const send = async (e: React.FormEvent) => {
@@ -243,9 +244,9 @@ function MessageForm({ cohort, to, setTo }: { cohort: CohortDetail; to: string; 
           <span>To</span>
           <select value={to} onChange={(e) => setTo(e.target.value)} data-testid="message-to">
             <option value="">Everyone in the cohort</option>
-            {cohort.learners.map((l) => (
+            {learners.map((l) => (
               <option key={l.id} value={l.id}>
-                {l.name ?? l.email}
+                {l.label}
               </option>
             ))}
           </select>
