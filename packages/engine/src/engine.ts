@@ -39,7 +39,8 @@ export interface EngineOptions {
    */
   sharedImages?: string[];
   /**
-   * Where docker.io names are pulled from (`--registry-mirror`, env BERTH_REGISTRY_MIRROR), e.g.
+   * Where docker.io names are pulled from (`--registry-mirror`; main.ts falls back to
+   * $BERTH_REGISTRY_MIRROR), e.g.
    * Berth's registry http://127.0.0.1:5000. Without it, a pull of a docker.io name that the engine
    * cannot make itself fails with a message saying so. Other registries are reached by their name.
    */
@@ -74,7 +75,7 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
     throw new Error(`the state dir ${root} is on overlayfs, which cannot hold containers' upper dirs: give the engine a real filesystem there (a bind-mounted host directory or a tmpfs)`);
   }
   const images = new ImageStore(root);
-  images.registry = new RegistryClient({ mirror: opts.registryMirror ?? (process.env.BERTH_REGISTRY_MIRROR || undefined) });
+  const registry = new RegistryClient({ mirror: opts.registryMirror });
   ensureBusyboxImage(images);
   images.registerBuilder(DEBIAN_REFERENCES, buildDebianImage);
   // A shared store's images replace their builders (no mmdebstrap in a sandbox). The import runs
@@ -108,10 +109,10 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
   const containers = new ContainerService(root, images, volumes);
   containers.network = new NetworkManager(root, opts.network ?? {}, opts.log);
   const router = new Router();
-  systemRoutes(router, containers, images, volumes, root);
+  systemRoutes(router, containers, images, volumes, registry, root);
   containerRoutes(router, containers, images);
   archiveRoutes(router, containers);
-  imageRoutes(router, containers, images);
+  imageRoutes(router, containers, images, registry);
   volumeRoutes(router, containers, volumes);
   networkRoutes(router, containers, containers.network);
   xrayRoutes(router, containers); // Berth's own /berth/xray, for the X-ray panel

@@ -15,13 +15,13 @@ import { importImage } from "../images/import";
 import { Builder, type RunConfig } from "../build/builder";
 import { handleBuild } from "../build/route";
 import { spawn } from "node:child_process";
-import { RegistryClient } from "../registry/client";
+import type { RegistryClient } from "../registry/client";
 import { DOCKER_HUB, familiarName, familiarString, parseReference, type Reference } from "../registry/reference";
 import { resolvePull, runPull, type PullPlan } from "../registry/pull";
 import { pushImage } from "../registry/push";
 import { boolParam, parseFilters, readJson, send, sendJson, startStream, type Ctx, type Router } from "./http";
 
-export function imageRoutes(router: Router, svc: ContainerService, images: ImageStore): void {
+export function imageRoutes(router: Router, svc: ContainerService, images: ImageStore, registry: RegistryClient): void {
   const builder = new Builder(svc, images);
   const find = (ref: string): Image => {
     const img = images.resolve(ref);
@@ -55,7 +55,6 @@ export function imageRoutes(router: Router, svc: ContainerService, images: Image
   // Pull: from the image's registry (docker.io names from the mirror), streaming dockerd's
   // progress. Offline fallbacks for docker.io names: an image that is here is "up to date"; one the
   // engine can make (debian, a shared store's) is made now, its progress streamed as pull progress.
-  const registry = (images.registry ??= new RegistryClient());
   const pullPlan = async (ref: Reference): Promise<PullPlan | undefined> => {
     if (!registry.canReach(ref)) return undefined;
     try {

@@ -7,12 +7,13 @@ import type { ContainerService } from "../containers/service";
 import { eventTime, streamEvents } from "../events/log";
 import { statusText } from "../containers/container";
 import type { ImageStore } from "../images/store";
+import type { RegistryClient } from "../registry/client";
 import type { VolumeStore } from "../volumes/store";
 import { API_VERSION, MIN_API_VERSION, parseFilters, send, sendJson, startStream, type Router } from "./http";
 
 export const ENGINE_VERSION = "0.1.0-berth";
 
-export function systemRoutes(router: Router, svc: ContainerService, images: ImageStore, volumes: VolumeStore, root: string): void {
+export function systemRoutes(router: Router, svc: ContainerService, images: ImageStore, volumes: VolumeStore, registry: RegistryClient, root: string): void {
   // The CLI's first call (HEAD, then GET): it reads the negotiation headers, not the body.
   const ping = (ctx: Parameters<Parameters<Router["on"]>[2]>[0]) =>
     send(ctx, 200, "OK", "text/plain; charset=utf-8", { "Builder-Version": "1", Swarm: "inactive", "Cache-Control": "no-cache, no-store, must-revalidate", Pragma: "no-cache" });
@@ -72,7 +73,7 @@ export function systemRoutes(router: Router, svc: ContainerService, images: Imag
       Architecture: os.machine(),
       IndexServerAddress: "https://index.docker.io/v1/",
       // The mirror is where docker.io names come from; loopback registries are plain HTTP (insecure).
-      RegistryConfig: { IndexConfigs: {}, InsecureRegistryCIDRs: ["127.0.0.0/8"], Mirrors: images.registry?.mirror ? [images.registry.mirror.href] : [] },
+      RegistryConfig: { IndexConfigs: {}, InsecureRegistryCIDRs: ["127.0.0.0/8"], Mirrors: registry.mirror ? [registry.mirror.href] : [] },
       NCPU: os.cpus().length,
       MemTotal: os.totalmem(),
       DockerRootDir: root,

@@ -24,7 +24,6 @@ import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { extractLayerStream, streamLayerTar, writeLayerTar } from "./layers";
-import type { RegistryClient } from "../registry/client";
 
 export interface ImageConfig {
   architecture: string;
@@ -134,8 +133,6 @@ export class ImageStore {
   private building = new Map<string, Promise<string>>();
   private progressListeners = new Map<string, Set<(line: string) => void>>();
 
-  /** The registry client (set by the engine; the API makes one without a mirror otherwise). */
-  registry?: RegistryClient;
   /** Pull an image from its registry (set by the API): what a builder's FROM uses when it is missing. */
   fetcher?: (reference: string, progress: (line: string) => void) => Promise<string>;
   canFetch?: (reference: string) => boolean;
