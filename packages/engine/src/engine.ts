@@ -55,6 +55,11 @@ export interface EngineOptions {
    * gives every container loopback only; the name and subnet let several engines share a host.
    */
   network?: NetworkOptions;
+  /**
+   * Live restore (`--live-restore`, as dockerd's): running containers outlive the engine and are
+   * found running when it starts again on the same root (output while it was away is lost).
+   */
+  liveRestore?: boolean;
 }
 
 export interface Engine {
@@ -106,7 +111,7 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
     );
   }
   const volumes = new VolumeStore(root, { bindDeny: opts.bindDeny });
-  const containers = new ContainerService(root, images, volumes);
+  const containers = new ContainerService(root, images, volumes, undefined, opts.liveRestore);
   containers.network = new NetworkManager(root, opts.network ?? {}, opts.log);
   const router = new Router();
   systemRoutes(router, containers, images, volumes, registry, root);

@@ -429,7 +429,7 @@ function summary(c: Container, images: ImageStore, net: NetworkManager) {
 }
 
 export function inspect(c: Container, net: NetworkManager) {
-  const { recipe, manuallyStopped, ...r } = c.record;
+  const { recipe, manuallyStopped, shimPid, ...r } = c.record;
   const s = c.snapshot;
   return {
     ...r,

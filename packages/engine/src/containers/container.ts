@@ -135,6 +135,8 @@ export interface ContainerRecord {
   recipe?: Recipe;
   /** dockerd's HasBeenManuallyStopped: stopped by a user, so `unless-stopped` leaves it down. Not shown by inspect. */
   manuallyStopped?: boolean;
+  /** Live restore: the shim's pid, to find the container again after an engine restart. Not shown by inspect. */
+  shimPid?: number;
 }
 
 export const ZERO_TIME = "0001-01-01T00:00:00Z";

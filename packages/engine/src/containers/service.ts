@@ -51,6 +51,8 @@ export class ContainerService implements StartEnv {
     readonly images: ImageStore,
     readonly volumes: VolumeStore,
     readonly cgroupParent = process.env.BERTH_CGROUP_PARENT || "berth-engine",
+    /** Live restore (`--live-restore`): containers outlive the engine and are found running again. */
+    readonly liveRestore = false,
   ) {
     this.dir = path.join(root, "containers");
     fs.mkdirSync(this.dir, { recursive: true });
@@ -61,13 +63,22 @@ export class ContainerService implements StartEnv {
     this.load();
   }
 
-  /** After an engine restart: every container is found again; ones that were running are gone with us. */
+  /**
+   * After an engine restart: every container is found again. One that was running is still
+   * running if live restore kept its shim alive (found by pid and by the exit file named on its
+   * command line, so a reused pid cannot fool us); otherwise it went with the engine.
+   */
   private load(): void {
     for (const id of fs.readdirSync(this.dir)) {
       const file = path.join(this.dir, id, "config.json");
       if (!fs.existsSync(file)) continue;
       const record = JSON.parse(fs.readFileSync(file, "utf8")) as ContainerRecord;
       const c = new Container(record, path.join(this.dir, id));
+      if (record.State.Running && !record.State.Restarting && this.liveRestore && this.alive(c)) {
+        this.containers.set(id, c);
+        this.reattach(c);
+        continue;
+      }
       if (record.State.Running) {
         // The shim died with the engine (its pipes were ours): make sure nothing is left, say why.
         try {
@@ -82,6 +93,44 @@ export class ContainerService implements StartEnv {
       this.containers.set(id, c);
     }
   }
+
+  /** The exit file a live-restore shim writes (and names on its command line). */
+  exitFile(c: Container): string {
+    return path.join(c.dir, "exit");
+  }
+
+  private alive(c: Container): boolean {
+    const shimPid = c.record.shimPid;
+    if (!shimPid || fs.existsSync(this.exitFile(c))) return false;
+    try {
+      return fs.readFileSync(`/proc/${shimPid}/cmdline`, "utf8").split("\0").includes(this.exitFile(c));
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * A container that kept running while the engine was away: its cgroup again, and a watch on its
+   * shim (not our child any more, so no exit event): when the exit file appears, or the shim is
+   * gone, the container has exited. Output written meanwhile went nowhere; new output too, since
+   * the shim's pipes were the old engine's: `docker logs` shows what came before.
+   */
+  private reattach(c: Container): void {
+    c.cgroup = new Cgroup(this.cgroupVersion, c.id, "/sys/fs/cgroup", this.cgroupParent);
+    const watch = setInterval(() => {
+      const file = this.exitFile(c);
+      let code: number | undefined;
+      if (fs.existsSync(file)) code = Number(fs.readFileSync(file, "utf8").trim());
+      else if (!fs.existsSync(`/proc/${c.record.shimPid}`)) code = 255;
+      if (code === undefined) return;
+      clearInterval(watch);
+      this.watches.delete(c.id);
+      this.onExit(c, Number.isFinite(code) ? code : 255);
+    }, 200);
+    watch.unref();
+    this.watches.set(c.id, watch);
+  }
+  private readonly watches = new Map<string, NodeJS.Timeout>();
 
   // ---------- finding containers ----------
 
@@ -545,6 +594,20 @@ export class ContainerService implements StartEnv {
   async shutdown(): Promise<void> {
     this.closing = true;
     for (const c of this.containers.values()) clearTimeout(c.restartTimer);
+    for (const w of this.watches.values()) clearInterval(w);
+    if (this.liveRestore) {
+      // Live restore: the containers go on; let go of their shims (pipes, handles) and mounts stay.
+      for (const c of this.list().filter((x) => x.running)) {
+        this.health.get(c.id)?.stop();
+        const child = c.shim?.child;
+        for (const s of child?.stdio ?? []) s?.destroy();
+        child?.removeAllListeners();
+        child?.unref();
+      }
+      while (this.cleanups.size) await new Promise((r) => setTimeout(r, 20));
+      await this.network.close();
+      return;
+    }
     const running = this.list().filter((c) => c.running);
     await Promise.all(running.map((c) => new Promise<void>((resolve) => {
       c.once("exit", () => resolve());

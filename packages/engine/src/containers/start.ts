@@ -44,6 +44,9 @@ export interface StartEnv {
   cgroupParent: string;
   netView(c: Container): NetContainer;
   find(ref: string): Container;
+  /** Live restore: the shim is to outlive the engine, writing its exit code to this file. */
+  liveRestore: boolean;
+  exitFile(c: Container): string;
   /** The shim ended: record the exit (the service's onExit). */
   exited(c: Container, code: number): void;
 }
@@ -100,6 +103,7 @@ export async function startContainer(env: StartEnv, c: Container): Promise<void>
     hostname: r.HostConfig.UTSMode === "host" ? undefined : cfg.Hostname,
     hostUts: r.HostConfig.UTSMode === "host",
     privileged: r.HostConfig.Privileged,
+    exitFile: env.liveRestore ? env.exitFile(c) : undefined,
     domainname: r.HostConfig.UTSMode === "host" ? undefined : cfg.Domainname || undefined,
     ...pid,
     sysctls,
@@ -119,7 +123,9 @@ export async function startContainer(env: StartEnv, c: Container): Promise<void>
     argv: r.HostConfig.Init === true ? ["/sbin/docker-init", "--", r.Path, ...r.Args] : [r.Path, ...r.Args],
     stdin: cfg.OpenStdin,
   };
+  if (spec.exitFile) fs.rmSync(spec.exitFile, { force: true });
   const shim = new ShimProcess(env.shimBin, spec);
+  r.shimPid = shim.child.pid;
   c.shim = shim;
   let hostPid = 0;
   c.stopping = false;
