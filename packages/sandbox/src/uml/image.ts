@@ -14,7 +14,7 @@
 // complete, keyed by a hash of all of it: a change builds a new image, old guests keep theirs.
 import { createHash } from "node:crypto";
 import { existsSync, readdirSync, statSync } from "node:fs";
-import { chmod, cp, lchown, lstat, mkdir, readdir, rename, rm, symlink, writeFile } from "node:fs/promises";
+import { chmod, cp, lchown, lstat, mkdir, readdir, rename, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { runHostCommand } from "../namespaces/host-command.js";
 import type { HostTools } from "../namespaces/host-tools.js";
@@ -131,12 +131,17 @@ async function unshift(root: string, base: number): Promise<number> {
   return bytes;
 }
 
-/** Removes root images no guest uses (named in a sandbox's meta.json) other than the current one. */
+/**
+ * Removes root images no guest uses (named in a sandbox's meta.json) other than the current one.
+ * An hour's grace covers another process that built one and is creating its first guest on it.
+ */
 export async function removeUnusedUmlImages(stateDir: string, inUse: Set<string>): Promise<void> {
   const root = join(stateDir, "uml");
+  const hourAgo = Date.now() - 60 * 60 * 1000;
   for (const name of await readdir(root).catch(() => [] as string[])) {
     const dir = join(root, name);
     if (name.includes(".tmp-") || inUse.has(join(dir, "root.img"))) continue;
+    if (((await stat(dir).catch(() => undefined))?.mtimeMs ?? 0) > hourAgo) continue;
     await rm(dir, { recursive: true, force: true });
   }
 }
