@@ -59,6 +59,15 @@ export interface Image {
   size: number;
 }
 
+/** What is known of a layer besides its files (image/layerdb/<hex>.json). */
+interface LayerDb {
+  blobs: LayerBlob[];
+  /** Bytes in its wire tar, once measured. */
+  tarSize?: number;
+  /** Its directory tars (our way) to exactly its diff id: it was made here, by commit or build. */
+  madeHere?: boolean;
+}
+
 /** A layer's blob as a registry (or an archive) knows it. */
 export interface LayerBlob {
   digest: string; // sha256 of the bytes (compressed for gzip)
@@ -227,17 +236,17 @@ export class ImageStore {
   }
 
   /** What is known of a layer besides its files: its blobs, the size of its wire tar. */
-  private layerDb(diffId: string): { blobs: LayerBlob[]; tarSize?: number } {
+  private layerDb(diffId: string): LayerDb {
     const f = path.join(this.layerdbDir, `${diffId.replace(/^sha256:/, "")}.json`);
     try {
-      const db = JSON.parse(fs.readFileSync(f, "utf8")) as { blobs?: LayerBlob[]; tarSize?: number };
-      return { blobs: db.blobs ?? [], tarSize: db.tarSize };
+      const db = JSON.parse(fs.readFileSync(f, "utf8")) as Partial<LayerDb>;
+      return { ...db, blobs: db.blobs ?? [] };
     } catch {
       return { blobs: [] };
     }
   }
 
-  private writeLayerDb(diffId: string, db: { blobs: LayerBlob[]; tarSize?: number }): void {
+  private writeLayerDb(diffId: string, db: LayerDb): void {
     const f = path.join(this.layerdbDir, `${diffId.replace(/^sha256:/, "")}.json`);
     fs.writeFileSync(`${f}.tmp`, JSON.stringify(db));
     fs.renameSync(`${f}.tmp`, f);
@@ -252,10 +261,15 @@ export class ImageStore {
     return this.layerDb(diffId).tarSize;
   }
 
-  recordLayerTarSize(diffId: string, size: number): void {
+  /** True when tarring the layer's directory gives its diff id (made here, not unpacked from another's tar). */
+  layerMadeHere(diffId: string): boolean {
+    return !!this.layerDb(diffId).madeHere;
+  }
+
+  recordLayerTarSize(diffId: string, size: number, madeHere = false): void {
     const db = this.layerDb(diffId);
-    if (db.tarSize === size) return;
-    this.writeLayerDb(diffId, { ...db, tarSize: size });
+    if (db.tarSize === size && (db.madeHere ?? false) === madeHere) return;
+    this.writeLayerDb(diffId, { ...db, tarSize: size, ...(madeHere ? { madeHere } : {}) });
   }
 
   /** Remember a blob of a layer (merging repos with what is known); `file` is moved into blobs/. */
@@ -323,7 +337,7 @@ export class ImageStore {
       const t = streamLayerTar(src, dir);
       const [{ digest, size }] = await Promise.all([extractLayerStream(t.stdout, dir), t.done]);
       this.adoptLayer(dir, digest);
-      this.recordLayerTarSize(digest, size);
+      this.recordLayerTarSize(digest, size, true);
       return digest;
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
@@ -337,7 +351,7 @@ export class ImageStore {
     const hex = fileSha256(tar);
     const size = fs.statSync(tar).size;
     fs.rmSync(tar);
-    this.recordLayerTarSize(`sha256:${hex}`, size);
+    this.recordLayerTarSize(`sha256:${hex}`, size, true);
     const dest = this.layerPath(hex);
     if (fs.existsSync(dest)) fs.rmSync(dir, { recursive: true, force: true });
     else fs.renameSync(dir, dest);
