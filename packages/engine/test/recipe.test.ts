@@ -39,6 +39,8 @@ describe("shim reports", () => {
       rep("mounted", 360, "14", "11", `${M}/data`, "rw", "ext4", "/dev/sda1", "rw"),
       rep("mounted", 360, "15", "11", `${M}/data`, "ro", "ext4", "/dev/sda1", "rw"),
       rep("mounted", 360, "16", "15", `${M}/data/sub\\040dir`, "rw", "tmpfs", "tmpfs", "rw"),
+      rep("rlimit", 587, "7:1024:2048"),
+      rep("oom_score_adj", 594, "500"),
       rep("cwd", 549, "/"),
       rep("user", 559, "1000", "1000", "1000,27"),
       rep("caps", 559, "a80425fb", "0", "0", "no_new_privs"),
@@ -77,6 +79,7 @@ describe("shim reports", () => {
     expect(r.steps[0]).toBe(r.rootfs.command);
     expect(r.steps).toContain("echo 1048576 > /sys/fs/cgroup/memory/berth-engine/abc/memory.limit_in_bytes");
     expect(r.steps.at(-1)).toBe('execve /bin/sleep ["sleep","300"]');
+    expect(r.steps).toEqual(expect.arrayContaining(["setrlimit 7:1024:2048 (resource:soft:hard)", "echo 500 > /proc/self/oom_score_adj"]));
     expect(r.trace.find((s) => s.kind === "cgroup")!.source).toEqual({ file: "packages/engine/src/cgroups/cgroups.ts", find: "memory.limit_in_bytes" });
   });
 

@@ -20,7 +20,7 @@ export interface SourceRef {
 }
 
 export interface RecipeStep {
-  kind: "rootfs" | "cgroup" | "engine" | "namespace" | "mount" | "fallback" | "hostname" | "sysctl" | "net" | "cwd" | "identity" | "exec";
+  kind: "rootfs" | "cgroup" | "engine" | "namespace" | "mount" | "fallback" | "hostname" | "sysctl" | "limit" | "net" | "cwd" | "identity" | "exec";
   text: string;
   source: SourceRef;
 }
@@ -210,6 +210,12 @@ export function buildRecipe(input: RecipeInput): Recipe {
       }
       case "sysctl":
         trace.push({ kind: "sysctl", text: `echo ${f[1]} > ${f[0]}`, source: shimRef(r.line) });
+        break;
+      case "rlimit":
+        trace.push({ kind: "limit", text: `setrlimit ${f[0]} (resource:soft:hard)`, source: shimRef(r.line) });
+        break;
+      case "oom_score_adj":
+        trace.push({ kind: "limit", text: `echo ${f[0]} > /proc/self/oom_score_adj`, source: shimRef(r.line) });
         break;
       case "net":
         trace.push({ kind: "net", text: `ip link set ${f[0]} ${f[1]}`, source: shimRef(r.line) });
