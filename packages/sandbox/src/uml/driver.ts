@@ -108,7 +108,7 @@ export class UmlDriver implements SandboxDriver {
 
   constructor(opts: UmlDriverOptions = {}) {
     this.stateDir = opts.stateDir ?? defaultStateDir();
-    this.agentTimeoutMs = opts.agentTimeoutMs ?? 180_000;
+    this.agentTimeoutMs = opts.agentTimeoutMs ?? 300_000;
     this.engine = opts.engine ?? true;
     this.egressAllow = opts.egressAllow ?? DEFAULT_EGRESS_ALLOW;
     this.timeScale = opts.timeScale ?? 6;
