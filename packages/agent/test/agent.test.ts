@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import WebSocket from "ws";
-import { AgentClient } from "@berth/sandbox";
+import { AgentClient } from "../src/client.js";
 import { AgentServer } from "../src/index.js";
 import type { AgentEvent } from "@berth/protocol";
 
