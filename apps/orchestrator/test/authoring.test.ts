@@ -59,14 +59,17 @@ echo ${word} > /root/greeting
 \`\`\`
 `;
 
-beforeAll(async () => {
-  dataDir = mkdtempSync(path.join(os.tmpdir(), "berth-authoring-"));
-  process.env.BERTH_DATA_DIR = dataDir;
-  berth = await startOrchestrator({
+const start = () =>
+  startOrchestrator({
     port: 0, host: "127.0.0.1", serveWeb: false, warmPoolSize: 0, instance, labsDir: LABS,
     labSecretFile: path.join(dataDir, "lab-variables.key"),
     registry: { enabled: false, root: dataDir, port: 0 },
   });
+
+beforeAll(async () => {
+  dataDir = mkdtempSync(path.join(os.tmpdir(), "berth-authoring-"));
+  process.env.BERTH_DATA_DIR = dataDir;
+  berth = await start();
   alice = await signUp(berth.url, "alice");
   bob = await signUp(berth.url, "bob");
   lena = await signUp(berth.url, "lena");
@@ -336,4 +339,19 @@ describe("export and import", () => {
     expect(copied[1]!.bytes.toString()).toBe("some notes\n");
     expect(copied[0]!.bytes.toString()).toBe(files[0]!.bytes.toString().replace("id: auth-owned", "id: auth-owned-copy"));
   });
+});
+
+describe("after a restart", () => {
+  it("published labs come back from the database, each learner still on the version they started", async () => {
+    const before = (await api("GET", "/api/labs/auth-greet", lena.cookie)).json.lab.title;
+    await berth.close();
+    // The unpacked folders are a cache: without them the versions come back from their bundles.
+    const { rm } = await import("node:fs/promises");
+    await rm(path.join(dataDir, "authored"), { recursive: true, force: true });
+    berth = await start();
+    expect((await api("GET", "/api/labs/auth-greet", lena.cookie)).json.lab.title).toBe(before);
+    const late = await signUp(berth.url, "late");
+    expect((await api("GET", "/api/labs/auth-greet", late.cookie)).json.lab.title).toBe("Greeting howdy");
+    expect((await api("GET", "/api/authoring/labs/auth-sizes", alice.cookie)).json.draft.files).toHaveLength(7);
+  }, 120_000);
 });
