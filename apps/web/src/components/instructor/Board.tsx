@@ -65,14 +65,26 @@ export function Board({
             setLive(true);
           } else setError(res.error);
         });
+      // Rows that arrive together are applied together, once per frame: a busy class costs one
+      // render per frame, not one per message.
+      let queued = new Map<string, BoardRow>();
+      let frame = 0;
+      const apply = () => {
+        frame = 0;
+        const batch = queued;
+        queued = new Map();
+        setBoard((b) => {
+          if (!b) return b;
+          const rows = b.rows.map((r) => batch.get(r.userId) ?? r);
+          for (const [id, row] of batch) if (!b.rows.some((r) => r.userId === id)) rows.push(row);
+          return { ...b, rows: sortRows(rows) };
+        });
+      };
       const onRow = ({ cohortId: id, row }: { cohortId: string; row: BoardRow }) => {
         if (id !== cohortId) return;
         pending.current.push(performance.now());
-        setBoard((b) => {
-          if (!b) return b;
-          const rows = b.rows.some((r) => r.userId === row.userId) ? b.rows.map((r) => (r.userId === row.userId ? row : r)) : [...b.rows, row];
-          return { ...b, rows: sortRows(rows) };
-        });
+        queued.set(row.userId, row);
+        frame ||= requestAnimationFrame(apply);
       };
       const onDown = () => setLive(false);
       socket.on("connect", watch);
@@ -81,6 +93,7 @@ export function Board({
       if (socket.connected) watch();
       else socket.connect();
       const stop = () => {
+        if (frame) cancelAnimationFrame(frame);
         socket.off("connect", watch);
         socket.off("disconnect", onDown);
         socket.off("board:row", onRow);
@@ -139,7 +152,15 @@ export function Board({
       <p className="muted board-status" data-testid="board-status" data-live={live}>
         {live ? "Live" : "Reconnecting…"} · stuck: a check failed {board.stuckFails} times in a row, or no progress for {board.stuckMinutes} min with the lab open
       </p>
-      <table className="board" data-testid="board">
+      <table className="board" data-testid="board" style={{ width: `${COL.who + COL.actions + board.labs.reduce((n, l) => n + COL.score + COL.item * itemCount(l), 0)}em` }}>
+        <colgroup>
+          <col style={{ width: `${COL.who}em` }} />
+          {board.labs.map((lab) => [
+            <col key={`${lab.id}:score`} style={{ width: `${COL.score}em` }} />,
+            ...lab.steps.flatMap((s) => s.items.map((i) => <col key={`${lab.id}:${i.id}`} style={{ width: `${COL.item}em` }} />)),
+          ])}
+          <col style={{ width: `${COL.actions}em` }} />
+        </colgroup>
         <thead>
           <tr>
             <th scope="col" rowSpan={2}>
@@ -185,6 +206,9 @@ export function Board({
     </div>
   );
 }
+
+/** Column widths (em): the table has a fixed layout, so a changed row never re-measures the others. */
+const COL = { who: 16, score: 4.5, item: 4.5, actions: 17 };
 
 const itemCount = (lab: BoardColumnLab) => lab.steps.reduce((n, s) => n + s.items.length, 0);
 
