@@ -247,6 +247,10 @@ describe("draft → prove → publish → learners", () => {
 
     // Lena started version 1 and keeps it; a learner who starts now gets version 2.
     expect((await api("GET", "/api/labs/auth-greet", lena.cookie)).json.lab.title).toBe("Greeting hello");
+    // Seeing the catalog is not starting a lab: nothing is recorded for a learner who only looks.
+    const looker = await signUp(berth.url, "looker");
+    expect((await api("GET", "/api/labs", looker.cookie)).json.labs.find((l: { id: string }) => l.id === "auth-greet").state.status).toBe("not-started");
+    expect(await berth.db.authoredLabStart.count({ where: { userId: looker.id } })).toBe(0);
     const newcomer = await signUp(berth.url, "newcomer");
     expect((await api("GET", "/api/labs/auth-greet", newcomer.cookie)).json.lab.title).toBe("Greeting howdy");
     const starts = await berth.db.authoredLabStart.findMany({ where: { labId: "auth-greet" } });

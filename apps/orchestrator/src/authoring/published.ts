@@ -79,7 +79,7 @@ export class AuthoredCatalog {
    * The entry a request gets: a preview only for its author; a published lab in the version this
    * user started (recorded now if this is their first), or the newest for a request without a user.
    */
-  get(id: string, userId?: string): CatalogEntry | undefined {
+  get(id: string, userId?: string, peek = false): CatalogEntry | undefined {
     const preview = this.previews.get(id);
     if (preview) return userId === preview.authorId ? preview.entry : undefined;
     const latest = this.latest.get(id);
@@ -87,6 +87,7 @@ export class AuthoredCatalog {
     const key = `${userId}\0${id}`;
     const started = this.starts.get(key);
     if (started) return this.versions.get(started) ?? latest;
+    if (peek) return latest;
     this.starts.set(key, latest.versionId);
     this.db.authoredLabStart
       .upsert({ where: { userId_labId: { userId, labId: id } }, create: { userId, labId: id, versionId: latest.versionId }, update: {} })

@@ -89,7 +89,8 @@ export class ProgressBook {
     const touched = new Set(touchedRows.map((r) => r.labId));
     const out = new Map<string, LabStateView>();
     for (const summary of this.catalog.list()) {
-      const entry = this.catalog.get(summary.id)!;
+      // The version this learner started (authored labs), without counting a look as a start.
+      const entry = this.catalog.get(summary.id, userId, { peek: true })!;
       const mine = attempts.filter((a) => a.labId === summary.id);
       const myQuizzes = quizAttempts.filter((a) => a.labId === summary.id);
       const totals = standing(entry, bestChecks(mine), bestQuizzes(myQuizzes));

@@ -17,7 +17,8 @@ export interface CatalogEntry {
 
 /** Labs from elsewhere than labs/ (those authored in the browser). */
 export interface ExtraLabs {
-  get(id: string, userId?: string): CatalogEntry | undefined;
+  /** `peek`: look without recording that this user started the lab (the catalog's own listing). */
+  get(id: string, userId?: string, peek?: boolean): CatalogEntry | undefined;
   list(): LabSummary[];
 }
 
@@ -70,8 +71,8 @@ export class LabCatalog {
   }
 
   /** A lab of labs/, else an attached one (in the version `userId` started, when given). */
-  get(id: string, userId?: string): CatalogEntry | undefined {
-    return this.entries.get(id) ?? this.extra?.get(id, userId);
+  get(id: string, userId?: string, opts: { peek?: boolean } = {}): CatalogEntry | undefined {
+    return this.entries.get(id) ?? this.extra?.get(id, userId, opts.peek);
   }
 
   isFileLab(id: string): boolean {
