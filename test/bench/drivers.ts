@@ -68,7 +68,7 @@ async function measure(driver: SandboxDriver): Promise<Figures> {
     const id = `bd-${driver.name.slice(0, 4)}-${process.pid.toString(36)}-${i}`;
     const t0 = Date.now();
     await driver.create({ id, hostname: "bench" });
-    const client = await AgentClient.connect(await driver.connect(id));
+    const client = await AgentClient.connect(await driver.connect(id), { timeoutMs: 120_000 });
     try {
       const prompted = new Promise<{ handle: number }>((resolve, reject) => {
         client
