@@ -38,7 +38,7 @@ export async function createSandboxRunner(driver: SandboxDriver, labId: string, 
   await driver.create({ id, hostname: "berth-sandbox" });
   let client: AgentClient;
   try {
-    client = await AgentClient.connect(await driver.connect(id));
+    client = await AgentClient.connect(await driver.connect(id), { timeoutMs: 5000 * (driver.timeScale ?? 1) });
   } catch (e) {
     await driver.destroy(id);
     throw e;
