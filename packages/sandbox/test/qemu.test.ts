@@ -9,7 +9,7 @@ import { AgentClient } from "../src/agent-client.js";
 import { createQemuDriver, type QemuDriver } from "../src/qemu/driver.js";
 import { execText, sandboxDriverConformance } from "../src/testsuite/driver-conformance.js";
 
-vi.setConfig({ testTimeout: 300_000, hookTimeout: 600_000 });
+vi.setConfig({ testTimeout: 600_000, hookTimeout: 900_000 });
 
 function unavailable(): string | undefined {
   if (process.getuid?.() !== 0) return "needs root";
@@ -27,7 +27,8 @@ if (why) console.warn(`qemu driver tests skipped: ${why}`);
 // engine as in the namespaces driver, started the same way by the same agent).
 const makeDriver = () => createQemuDriver({ engine: false });
 
-if (!why) sandboxDriverConformance({ name: "qemu", makeDriver });
+// Under TCG everything in the guest runs ~10 times slower: the suite's own waits are stretched.
+if (!why) sandboxDriverConformance({ name: "qemu", makeDriver, timeScale: makeDriver().timeScale });
 
 describe.skipIf(!!why)("qemu driver: a VM per learner", () => {
   // With the engine: docker inside is checked once here.
@@ -110,6 +111,21 @@ describe.skipIf(!!why)("qemu driver: a VM per learner", () => {
     const r = await execText(client, "ps -eo comm | sort -u | tr '\\n' ' '; ls /run/berth-vm | wc -l; test -e /run/berth/token && echo token-left || echo no-token");
     expect(r.stdout).not.toMatch(/qemu|vitest|berth-vmmux|guest-init/);
     expect(r.stdout.trim().endsWith("0\nno-token")).toBe(true);
+  });
+
+  it("a killed host mux is started again by the next driver's prepare(), and the same shell answers", async () => {
+    const pty = await client.request({ op: "pty.start", key: "mux", cols: 80, rows: 24 });
+    const before = (await driver.hostView(id))!;
+    process.kill(before.muxPid!, "SIGKILL");
+    await new Promise((r) => setTimeout(r, 500));
+    await expect(AgentClient.connect(await driver.connect(id), { timeoutMs: 3000 })).rejects.toThrow();
+    const next = createQemuDriver();
+    await next.prepare();
+    const after = (await next.hostView(id))!;
+    expect(after.muxPid).not.toBe(before.muxPid);
+    client.close();
+    client = await AgentClient.connect(await next.connect(id));
+    expect((await client.request({ op: "pty.start", key: "mux", cols: 80, rows: 24 })).pid).toBe(pty.pid);
   });
 
   it("stop() ends the VM (list says stopped) and destroy() leaves no process, cgroup or file", async () => {

@@ -47,7 +47,7 @@ export type Accelerator = "kvm" | "tcg";
 
 export interface QemuDriverOptions {
   stateDir?: string;
-  /** How long create() waits for the agent (default: 60 s with KVM, 300 s under TCG). */
+  /** How long create() waits for the agent (default: 60 s with KVM, 480 s under TCG: a boot on a loaded 2-core host took 3-4 min). */
   agentTimeoutMs?: number;
   /** "auto" (default; or $BERTH_QEMU_ACCEL): KVM when a probe VM starts on /dev/kvm, TCG otherwise. */
   accel?: Accelerator | "auto";
@@ -55,7 +55,11 @@ export interface QemuDriverOptions {
   engine?: boolean;
   /** QEMU's binary (default qemu-system-x86_64 on PATH). */
   qemu?: string;
+  /** How many times slower than a namespaces sandbox (SandboxDriver.timeScale): default 1 on KVM, 10 under TCG. */
+  timeScale?: number;
 }
+
+const TCG_TIME_SCALE = 10;
 
 interface VmMeta {
   id: string;
@@ -87,8 +91,16 @@ export class QemuDriver implements SandboxDriver {
   private readonly qemu: string;
   private prepared: Promise<{ kernel: GuestKernel; initramfs: string; baseImage: string; mux: string; accel: Accelerator }> | undefined;
 
+  /**
+   * Known for sure after prepare() (the KVM probe); before it, a guess from the options and
+   * whether /dev/kvm exists.
+   */
+  timeScale: number;
+
   constructor(opts: QemuDriverOptions = {}) {
     this.opts = opts;
+    const want = opts.accel ?? process.env.BERTH_QEMU_ACCEL;
+    this.timeScale = opts.timeScale ?? (want === "kvm" || (want !== "tcg" && existsSync("/dev/kvm")) ? 1 : TCG_TIME_SCALE);
     this.stateDir = opts.stateDir ?? defaultStateDir();
     this.qemu = opts.qemu ?? "qemu-system-x86_64";
   }
@@ -124,9 +136,17 @@ export class QemuDriver implements SandboxDriver {
         const inUse = new Set([initramfs, baseImage]);
         for (const id of await readdir(join(this.stateDir, "vms"))) {
           const meta = await this.readMeta(id).catch(() => undefined);
-          if (meta) inUse.add(meta.baseImage).add(meta.initramfs);
+          if (!meta) continue;
+          inUse.add(meta.baseImage).add(meta.initramfs);
+          // A guest whose host mux died (killed, or the host's OOM killer) is unreachable: QEMU's
+          // chardev takes a new connection, so a new mux brings it back.
+          if (meta.qemuPid && isQemuOf(meta.qemuPid, id) && !isMuxOf(meta.muxPid, id)) {
+            await this.startMux(meta, mux);
+            progress(`qemu: ${id}: its host mux had died: started again`);
+          }
         }
         for (const path of await removeUnusedQemuImages(this.stateDir, inUse)) progress(`qemu: removed unused ${path}`);
+        if (this.opts.timeScale === undefined) this.timeScale = accel === "kvm" ? 1 : TCG_TIME_SCALE;
         progress(`qemu: guests run on ${accel === "kvm" ? "KVM" : "TCG (software emulation: slow; no usable /dev/kvm)"}, kernel ${kernel.version}`);
         return { kernel, initramfs, baseImage, mux, accel };
       })();
@@ -187,7 +207,7 @@ export class QemuDriver implements SandboxDriver {
     const started = Date.now();
     try {
       const uid = await this.claimUid(spec.id);
-      const cgroup = new SandboxCgroup(`vm.${spec.id}`);
+      const cgroup = new SandboxCgroup(spec.id);
       const meta: VmMeta = {
         id: spec.id,
         hostname: spec.hostname,
@@ -195,7 +215,7 @@ export class QemuDriver implements SandboxDriver {
         limits,
         accel,
         uid,
-        cgroupId: `vm.${spec.id}`,
+        cgroupId: spec.id,
         cgroupVersion: cgroup.version,
         baseImage,
         initramfs,
@@ -246,7 +266,9 @@ export class QemuDriver implements SandboxDriver {
         "-serial", `file:${join(vm, "console.log")}`,
         "-kernel", kernel.vmlinuz,
         "-initrd", initrd,
-        "-append", "console=ttyS0 quiet panic=-1",
+        // no_timer_check: a slow (emulated or overcommitted) vCPU fails the IO-APIC timer check and the
+        // boot then stalls; every hypervisor guest may skip it.
+        "-append", "console=ttyS0 quiet panic=-1 no_timer_check",
         "-drive", `id=base,file=${baseImage},format=raw,if=none,readonly=on`,
         "-device", "virtio-blk-pci,drive=base,serial=berth-base",
         "-drive", `id=disk,file=${disk},format=raw,if=none,discard=unmap`,
@@ -264,7 +286,10 @@ export class QemuDriver implements SandboxDriver {
         // /dev/kvm), no supplementary groups, no capabilities, no new privileges, and runs QEMU.
         const gid = accel === "kvm" ? kvmGid() ?? uid : uid;
         const drop = ["setpriv", `--reuid=${uid}`, `--regid=${gid}`, "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--", this.qemu];
-        const child = spawn("/bin/sh", ["-c", 'for f in $BERTH_CGROUP_PROCS; do echo $$ > "$f" || exit 125; done; exec "$@"', "sh", ...drop, ...args], {
+        // ulimit -f: no file QEMU writes grows past the disk's size, the console log included
+        // (root in the guest can write to the console without end).
+        const blocks = Math.ceil(limits.diskBytes / 512);
+        const child = spawn("/bin/sh", ["-c", `for f in $BERTH_CGROUP_PROCS; do echo $$ > "$f" || exit 125; done; ulimit -f ${blocks}; exec "$@"`, "sh", ...drop, ...args], {
           detached: true,
           stdio: ["ignore", qemuLog, qemuLog],
           env: { PATH: process.env.PATH ?? "/usr/bin:/bin", BERTH_CGROUP_PROCS: procs.join(" ") } as unknown as NodeJS.ProcessEnv,
@@ -279,15 +304,7 @@ export class QemuDriver implements SandboxDriver {
       meta.qemuPid = qemuPid;
       await this.writeMeta(meta);
 
-      const muxLog = openSync(join(dir, "mux.log"), "a");
-      try {
-        const child = spawn(mux, ["host", join(vm, "link.sock"), join(dir, "agent.sock"), join(dir, "ctl.sock")], { detached: true, stdio: ["ignore", muxLog, muxLog], env: {} as NodeJS.ProcessEnv });
-        child.unref();
-        meta.muxPid = child.pid;
-      } finally {
-        closeSync(muxLog);
-      }
-      await this.writeMeta(meta);
+      await this.startMux(meta, mux);
 
       await this.waitForAgent(meta, { socketPath: join(dir, "agent.sock"), token });
       // The token stays on the host: the initrd that carried it goes.
@@ -299,6 +316,20 @@ export class QemuDriver implements SandboxDriver {
       await this.destroy(spec.id).catch(() => {});
       throw new Error(`could not create sandbox ${spec.id}: ${(err as Error).message}${tail ? `\nconsole:\n${tail}` : ""}`);
     }
+  }
+
+  /** The host end of the guest's link (detached: it lives as long as QEMU, not as this process). */
+  private async startMux(meta: VmMeta, mux: string): Promise<void> {
+    const dir = this.dir(meta.id);
+    const muxLog = openSync(join(dir, "mux.log"), "a");
+    try {
+      const child = spawn(mux, ["host", join(dir, "vm", "link.sock"), join(dir, "agent.sock"), join(dir, "ctl.sock")], { detached: true, stdio: ["ignore", muxLog, muxLog], env: {} as NodeJS.ProcessEnv });
+      child.unref();
+      meta.muxPid = child.pid;
+    } finally {
+      closeSync(muxLog);
+    }
+    await this.writeMeta(meta);
   }
 
   /** A host uid for the guest's QEMU, claimed by an atomic mkdir (two creates never share one). */
@@ -320,7 +351,7 @@ export class QemuDriver implements SandboxDriver {
   }
 
   private async waitForAgent(meta: VmMeta, ep: AgentEndpoint): Promise<void> {
-    const timeout = this.opts.agentTimeoutMs ?? (meta.accel === "kvm" ? 60_000 : 300_000);
+    const timeout = this.opts.agentTimeoutMs ?? (meta.accel === "kvm" ? 60_000 : 480_000);
     const deadline = Date.now() + timeout;
     let last: Error | undefined;
     while (Date.now() < deadline) {
@@ -415,7 +446,8 @@ export class QemuDriver implements SandboxDriver {
         sock.destroy();
         resolve({ ...r, stdout: Buffer.concat(out), stderr: Buffer.concat(err), durationMs: Math.round(performance.now() - started) });
       };
-      const timer = setTimeout(() => finish({ exitCode: null, timedOut: true, truncated: false }), opts.timeoutMs);
+      // Stretched like the uml driver's: a lab's timeout is written for a namespaces sandbox.
+      const timer = setTimeout(() => finish({ exitCode: null, timedOut: true, truncated: false }), Math.min(600_000, Math.round(opts.timeoutMs * this.timeScale)));
       sock.on("data", (chunk: Buffer) => {
         buf = Buffer.concat([buf, chunk]);
         while (buf.length >= 5) {
@@ -548,6 +580,17 @@ function isQemuOf(pid: number, id: string): boolean {
     const argv = readFileSync(`/proc/${pid}/cmdline`, "latin1").split("\0");
     const i = argv.indexOf("-name");
     return i >= 0 && argv[i + 1] === `berth-${id}`;
+  } catch {
+    return false;
+  }
+}
+
+/** Whether pid is this sandbox's host mux (its command line names the sandbox's agent socket). */
+function isMuxOf(pid: number | undefined, id: string): boolean {
+  if (!pid) return false;
+  try {
+    const argv = readFileSync(`/proc/${pid}/cmdline`, "latin1").split("\0");
+    return argv[1] === "host" && (argv[3] ?? "").endsWith(`/vms/${id}/agent.sock`) && !isZombie(pid);
   } catch {
     return false;
   }

@@ -36,7 +36,8 @@ done
 [ -n "$port" ] || log "no virtio-serial port org.berth.link: the host cannot reach this guest"
 
 # The learner's world. The agent binds /run/berth/agent.sock (the mux connects to it) and reads
-# then deletes /run/berth/token.
+# then deletes /run/berth/token. Its stderr goes to the console (the host's vm/console.log, bounded
+# by QEMU's file size limit), where a create() that fails shows it.
 (
   echo "$BASHPID" >/sys/fs/cgroup/learner/cgroup.procs
   exec unshare --pid --fork --mount --cgroup --mount-proc --propagation private -- /bin/bash -c '
@@ -45,7 +46,7 @@ done
       BERTH_AGENT_SOCKET=/run/berth/agent.sock BERTH_AGENT_TOKEN_FILE=/run/berth/token \
       ${BERTH_ENGINE:+BERTH_ENGINE_BUNDLE=/opt/berth/engine.mjs} \
       /usr/bin/tini -s -- /usr/bin/node /opt/berth/agent.mjs'
-) >/run/berth-vm/agent.log 2>&1 &
+) >/dev/console 2>&1 &
 echo $! >/run/berth-vm/learner.pid
 
 /opt/berth/vm/berth-vmmux guest "$port" /run/berth/agent.sock /run/berth-vm/learner.pid >/dev/console 2>&1 &
