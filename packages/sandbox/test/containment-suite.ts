@@ -23,8 +23,8 @@ export function containmentTests(t: DriverUnderTest): void {
       driver.create({ id: idA, hostname: "hog", limits: { memoryBytes: 192 * 1024 * 1024, pids: PIDS } }),
       driver.create({ id: idB, hostname: "neighbour" }),
     ]);
-    a = await AgentClient.connect(await driver.connect(idA));
-    b = await AgentClient.connect(await driver.connect(idB));
+    a = await AgentClient.connect(await driver.connect(idA), { timeoutMs: 5000 * (t.timeScale ?? 1) });
+    b = await AgentClient.connect(await driver.connect(idB), { timeoutMs: 5000 * (t.timeScale ?? 1) });
   });
 
   afterAll(async () => {

@@ -50,7 +50,7 @@ export function sandboxDriverConformance(opts: ConformanceOptions): void {
     const idB = `cf-b-${tag}`;
     const clients: AgentClient[] = [];
     const connect = async (d: SandboxDriver, id: string) => {
-      const c = await AgentClient.connect(await d.connect(id));
+      const c = await AgentClient.connect(await d.connect(id), { timeoutMs: 5000 * (opts.timeScale ?? 1) });
       clients.push(c);
       return c;
     };
