@@ -110,7 +110,30 @@ try {
   await board.goto(`/instructor/cohorts/${cohort.id}`);
   await board.waitForFunction((n) => (window as unknown as { __berthBoard?: { rows: number } }).__berthBoard?.rows === n, LEARNERS, { timeout: 60_000 });
   const cells = await board.locator("td.board-cell").count();
+  // The floor of the measurement on this machine now: the same "next frame" wait with no update.
+  const idleFrame = await board.evaluate(async (n) => {
+    const out: number[] = [];
+    for (let i = 0; i < n; i++) {
+      await new Promise((r) => setTimeout(r, 50 + Math.random() * 50));
+      const t0 = performance.now();
+      await new Promise<void>((r) => requestAnimationFrame(() => setTimeout(r, 0)));
+      out.push(performance.now() - t0);
+    }
+    return out;
+  }, 40);
+  // Long tasks (over 50 ms) on the page's main thread while updates arrive.
+  await board.evaluate(() => {
+    const w = window as unknown as { __longTasks: number[] };
+    w.__longTasks = [];
+    new PerformanceObserver((list) => { for (const e of list.getEntries()) w.__longTasks.push(e.duration); }).observe({ type: "longtask", buffered: false });
+  });
   const serverRow: number[] = [];
+  // BENCH_PROFILE=1: Chromium's CPU profile of the page during the updates, top functions by self time.
+  const cdp = process.env.BENCH_PROFILE ? await board.context().newCDPSession(board) : undefined;
+  if (cdp) {
+    await cdp.send("Profiler.enable");
+    await cdp.send("Profiler.start");
+  }
   const started = Date.now();
   for (let k = 0; k < UPDATES; k++) {
     const userId = learners[Math.floor(Math.random() * learners.length)]!;
@@ -129,11 +152,27 @@ try {
     await new Promise((r) => setTimeout(r, Math.max(0, due - Date.now())));
   }
   await board.waitForTimeout(1500);
+  if (cdp) {
+    const { profile } = (await cdp.send("Profiler.stop")) as { profile: { nodes: Array<{ id: number; callFrame: { functionName: string; url: string; lineNumber: number } }>; samples: number[]; timeDeltas: number[] } };
+    const self = new Map<number, number>();
+    profile.samples.forEach((id, i) => self.set(id, (self.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0) / 1000));
+    const byName = new Map<string, number>();
+    for (const n of profile.nodes) {
+      const k = `${n.callFrame.functionName || "(anonymous)"} ${n.callFrame.url.split("/").pop()}:${n.callFrame.lineNumber}`;
+      byName.set(k, (byName.get(k) ?? 0) + (self.get(n.id) ?? 0));
+    }
+    console.log("\nTop self time in the page (ms):");
+    for (const [k, v] of [...byName].sort((a, b) => b[1] - a[1]).slice(0, 15)) console.log(`  ${v.toFixed(0).padStart(6)}  ${k}`);
+  }
   const updates = await board.evaluate(() => (window as unknown as { __berthBoard: { updates: number[] } }).__berthBoard.updates);
   console.log(`\nLive board: ${LEARNERS} learners × ${LABS.length} labs (${cells} cells), ${UPDATES} attempts at ${RATE}/s`);
   console.log(summary("page: board:row → next frame (Chromium)", updates));
   console.log(`${"".padEnd(44)} max ${Math.max(...updates).toFixed(1)} ms, ${updates.filter((u) => u >= 100).length} of ${updates.length} at or over 100 ms`);
+  console.log(summary("page: next frame with no update (the floor)", idleFrame));
+  const longTasks = await board.evaluate(() => (window as unknown as { __longTasks: number[] }).__longTasks);
+  console.log(`${"page: long tasks (> 50 ms) during the run".padEnd(44)} ${longTasks.length}${longTasks.length ? `, longest ${Math.max(...longTasks).toFixed(0)} ms` : ""}`);
   console.log(summary("server: one learner's row (6 queries)", serverRow));
+  console.log(`(load average while measuring: ${os.loadavg().map((l) => l.toFixed(1)).join(" ")} on ${os.cpus().length} cores)`);
 
   // ---- 2. the mirror ----
   if (KEYS === 0) throw new Skip();
