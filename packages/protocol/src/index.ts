@@ -8,3 +8,4 @@ export * from "./tunnel.js";
 export * from "./api.js";
 export * from "./cohorts.js";
 export * from "./capped-output.js";
+export * from "./authoring.js";

@@ -11,6 +11,7 @@ import { randomBytes } from "node:crypto";
 import { summarizeLab, testLab, type Lab, type LabTestReport, type TestLabEvent } from "@berth/labkit";
 import { createSandboxRunner } from "@berth/labkit/runners";
 import type { SandboxDriver } from "@berth/sandbox";
+import type { DraftDetail, DraftSummary, ProofEvent } from "@berth/protocol";
 import type { Logger } from "pino";
 import type { Db } from "../db/index.js";
 import type { SessionUser } from "../auth/sessions.js";
@@ -25,30 +26,6 @@ import { readTar, TarError, writeTar } from "./tar.js";
 const LAB_ID = /^[a-z0-9]+(?:-[a-z0-9]+)*$/;
 /** A file's path in a lab's folder (labkit's rule: relative, no `.`/`..` parts). */
 const FILE_PATH = /^(?!\/)(?!.*(?:^|\/)\.\.?(?:\/|$))[A-Za-z0-9._@+/-]+$/;
-
-export interface DraftSummary {
-  labId: string;
-  title: string;
-  authorId: string;
-  updatedAt: string;
-  /** The draft as it is now passed its last proof (publishable). */
-  proved: boolean;
-  /** Published versions, newest first. */
-  versions: { versionId: string; publishedAt: string }[];
-}
-
-export interface DraftDetail extends DraftSummary, DraftLint {
-  markdown: string;
-  files: { path: string; size: number }[];
-  limits: typeof ASSET_LIMITS;
-}
-
-/** What "Prove it" streams: each run as it finishes, then the verdict. */
-export type ProofEvent =
-  | { kind: "start"; labId: string; checks: number }
-  | { kind: "step"; what: string; stepId?: string; checkId?: string; phase?: "before" | "after"; ok: boolean; detail: string; ms: number }
-  | { kind: "done"; ok: boolean; problems: string[]; ms: number; publishable: boolean }
-  | { kind: "error"; error: string };
 
 export interface AuthoringDeps {
   db: Db;

@@ -10,7 +10,8 @@ import type { Logger } from "pino";
 import type { SessionStore } from "../auth/sessions.js";
 import { HttpError, type Router } from "../http/router.js";
 import { requireAuthor } from "./access.js";
-import type { Authoring, ProofEvent } from "./drafts.js";
+import type { ProofEvent } from "@berth/protocol";
+import type { Authoring } from "./drafts.js";
 import { ASSET_LIMITS } from "./limits.js";
 
 export interface AuthoringRouteDeps {

@@ -1,46 +1,11 @@
 // The browser's side of /api/authoring (apps/orchestrator/src/authoring/routes.ts). JSON calls
 // resolve to tagged results like lib/api.ts; "Prove it" reads the server-sent events of its answer
 // as they come.
-import type { LabView } from "@berth/protocol";
+import type { DraftDetail, DraftSaveResult, DraftSummary, LintProblem, ProofEvent } from "@berth/protocol";
 
-export interface LintProblem {
-  line: number;
-  column?: number;
-  message: string;
-  fix: string;
-  severity?: "warning";
-}
-
-export interface DraftSummary {
-  labId: string;
-  title: string;
-  authorId: string;
-  updatedAt: string;
-  proved: boolean;
-  versions: { versionId: string; publishedAt: string }[];
-}
-
-export interface Draft extends DraftSummary {
-  markdown: string;
-  errors: LintProblem[];
-  warnings: LintProblem[];
-  view?: LabView;
-  files: { path: string; size: number }[];
-  limits: { markdownBytes: number; fileBytes: number; totalBytes: number; files: number };
-}
-
-export interface SaveResult {
-  errors: LintProblem[];
-  warnings: LintProblem[];
-  view?: LabView;
-  proved: boolean;
-}
-
-export type ProofEvent =
-  | { kind: "start"; labId: string; checks: number }
-  | { kind: "step"; what: string; stepId?: string; checkId?: string; phase?: "before" | "after"; ok: boolean; detail: string; ms: number }
-  | { kind: "done"; ok: boolean; problems: string[]; ms: number; publishable: boolean }
-  | { kind: "error"; error: string };
+export type { DraftSummary, LintProblem, ProofEvent };
+export type Draft = DraftDetail;
+export type SaveResult = DraftSaveResult;
 
 export type Result<T> = { ok: true; data: T } | { ok: false; status: number; error: string };
 
