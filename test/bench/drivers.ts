@@ -68,8 +68,9 @@ async function measure(driver: SandboxDriver): Promise<Figures> {
     const id = `bd-${driver.name.slice(0, 4)}-${process.pid.toString(36)}-${i}`;
     const t0 = Date.now();
     await driver.create({ id, hostname: "bench" });
-    const client = await AgentClient.connect(await driver.connect(id), { timeoutMs: 120_000 });
+    let link: AgentClient | undefined;
     try {
+      const client = (link = await AgentClient.connect(await driver.connect(id), { timeoutMs: 120_000 }));
       const prompted = new Promise<{ handle: number }>((resolve, reject) => {
         client
           .request({ op: "pty.start", key: "main", cols: 80, rows: 24 })
@@ -103,7 +104,7 @@ async function measure(driver: SandboxDriver): Promise<Figures> {
       await new Promise((r) => setTimeout(r, IDLE_MS));
       f.memory.push(hostCgroupMemory(id) / 1048576);
     } finally {
-      client.close();
+      link?.close();
       await driver.destroy(id);
     }
   }
