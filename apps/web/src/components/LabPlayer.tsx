@@ -20,7 +20,7 @@ import { QuizForm } from "./QuizForm";
 import { SandboxLifetime } from "./SandboxLifetime";
 import { SplitPane } from "./SplitPane";
 import { LockIcon, StepOutline } from "./StepOutline";
-import { loadTerminalModules, TerminalPane, type TerminalHandle } from "./TerminalPane";
+import { TerminalPane, type TerminalHandle } from "./TerminalPane";
 import { useNarrow, ViewTabs, WorkspacePanels, panelId, type View, type WorkspaceView } from "./Workspace";
 // The X-ray's code loads when its tab is first shown, not with the player.
 const XrayPane = dynamic(() => import("./xray/XrayPane").then((m) => m.XrayPane), { ssr: false });
@@ -37,8 +37,6 @@ export function LabPlayer({ labId, stepId, initial }: { labId: string; stepId: s
   const toSignIn = useCallback(() => router.replace(signInUrl(stepUrl(labId, stepId))), [router, labId, stepId]);
 
   useEffect(() => {
-    // The terminal's code, in parallel with everything else (a failed download surfaces in the pane).
-    loadTerminalModules().catch(() => undefined);
     if (initial) return;
     let live = true;
     void api.lab(labId).then((res) => {

@@ -104,14 +104,6 @@ if (typeof window !== "undefined") {
 }
 
 /**
- * Once started the terminal's code on demand; xterm is now in the player's own scripts, so there is
- * nothing left to start. Kept until its last caller (LabPlayer) drops the call.
- */
-export function loadTerminalModules(): Promise<void> {
-  return Promise.resolve();
-}
-
-/**
  * Resolves when the terminal's first fit can be trusted: fonts loaded (the app uses system fonts,
  * so this is normally at once) and one frame later, so layout set by the player's own effects
  * (the split's saved position, read from localStorage after hydration) is in place. A frame stops
