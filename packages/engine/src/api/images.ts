@@ -10,11 +10,10 @@ import type { ContainerService } from "../containers/service";
 import { EngineError } from "../errors";
 import { normalizeReference, type ContainerDefaults, type Image, type ImageStore } from "../images/store";
 import { applyChange } from "../images/changes";
-import { importImages, saveImages } from "../images/archive";
+import { loadImages, saveImages } from "../images/archive";
 import { importImage } from "../images/import";
 import { Builder, type RunConfig } from "../build/builder";
 import { handleBuild } from "../build/route";
-import { spawn } from "node:child_process";
 import type { RegistryClient } from "../registry/client";
 import { DOCKER_HUB, familiarName, familiarString, parseReference, type Reference } from "../registry/reference";
 import { resolvePull, runPull, type PullPlan } from "../registry/pull";
@@ -293,24 +292,18 @@ export function imageRoutes(router: Router, svc: ContainerService, images: Image
   router.on("GET", "/images/get", (ctx) => save(ctx, ctx.query.getAll("names")));
   router.on("GET", "/images/:name*/get", (ctx) => save(ctx, [ctx.params[0]!]));
 
-  // docker load: read the whole archive, then answer {"stream":"Loaded image: x:y\n"}.
+  // docker load: read the archive as it arrives (images/archive.ts), then answer
+  // {"stream":"Loaded image: x:y\n"}.
   router.on("POST", "/images/load", async (ctx) => {
-    const dir = path.join(images.root, "tmp", `load-${Date.now()}-${Math.random().toString(16).slice(2)}`);
-    fs.mkdirSync(dir, { recursive: true });
+    let lines: string[];
     try {
-      await untarRequest(ctx, dir);
-      let lines: string[];
-      try {
-        lines = await importImages(images, dir);
-      } catch (e) {
-        throw new EngineError(400, (e as Error).message);
-      }
-      const res = startStream(ctx, "application/json");
-      for (const l of lines) res.write(`${JSON.stringify({ stream: `${l}\n` })}\n`);
-      res.end();
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
+      lines = await loadImages(images, ctx.req);
+    } catch (e) {
+      throw new EngineError(400, (e as Error).message);
     }
+    const res = startStream(ctx, "application/json");
+    for (const l of lines) res.write(`${JSON.stringify({ stream: `${l}\n` })}\n`);
+    res.end();
   });
 
   // docker build (the legacy builder): see ../build/route.ts.
@@ -405,17 +398,6 @@ function imageConfigView(c: ContainerDefaults) {
   };
 }
 
-
-/** Unpack a request's tar (a build context) into dir with tar itself, reading it all first. */
-function untarRequest(ctx: Ctx, dir: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const t = spawn("tar", ["-x", "--no-same-owner", "-C", dir], { stdio: ["pipe", "ignore", "pipe"] });
-    let err = "";
-    t.stderr.on("data", (d: Buffer) => (err += d.toString()));
-    ctx.req.pipe(t.stdin);
-    t.on("close", (code) => (code === 0 ? resolve() : reject(new EngineError(400, `invalid build context: ${err.trim()}`))));
-  });
-}
 
 /** fromImage + tag of POST /images/create as one reference (tag may be a digest). */
 function referenceFromQuery(from: string, tag: string): Reference {

@@ -11,11 +11,11 @@
  */
 import fs from "node:fs";
 import path from "node:path";
-import type { Readable, Writable } from "node:stream";
+import { PassThrough, type Readable, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import zlib from "node:zlib";
 import tar from "tar-stream";
-import { extractLayerSized, gunzipFile, hasher, isGzip, streamLayerTar, writeLayerTar } from "./layers";
+import { extractLayerStream, gunzipFile, hasher, isGzip, streamLayerTar, writeLayerTar } from "./layers";
 import { fileSha256, normalizeReference, sha256Hex, type Image, type ImageStore } from "./store";
 
 export const LAYER_TAR = "application/vnd.docker.image.rootfs.diff.tar";
@@ -146,52 +146,131 @@ export async function saveImages(store: ImageStore, images: { image: Image; tags
   await sent;
 }
 
-/** Read an unpacked docker-archive in `dir`; returns the lines `docker load` prints. */
-export async function importImages(store: ImageStore, dir: string): Promise<string[]> {
-  const manifestFile = path.join(dir, "manifest.json");
-  if (!fs.existsSync(manifestFile)) throw new Error("invalid image archive: no manifest.json (only the docker-archive format is understood)");
-  let manifest: { Config: string; RepoTags: string[] | null; Layers: string[] }[];
+/** JSON members of an archive (configs, manifest.json) are read into memory, up to this size each. */
+const MAX_JSON_MEMBER = 16 << 20;
+
+/**
+ * `docker load`: read a docker-archive as it arrives, without writing it anywhere by its names.
+ * Small JSON members are kept in memory; each `*.tar` member (a layer) goes straight to a file
+ * (kept as the layer's blob) and through `tar -x` into a directory of our naming, hashed on the
+ * way. Once the archive has ended, manifest.json says which layer belongs where: each must hash
+ * to its config's diff id. Returns the lines `docker load` prints.
+ */
+export async function loadImages(store: ImageStore, src: Readable): Promise<string[]> {
+  const work = store.tmpPath("load");
+  fs.mkdirSync(work, { recursive: true });
+  const json = new Map<string, Buffer>();
+  const links = new Map<string, string>(); // member -> the member it links to
+  const layers = new Map<string, Promise<{ dir: string; file: string; digest: string; size: number }>>();
   try {
-    manifest = JSON.parse(fs.readFileSync(manifestFile, "utf8"));
-    if (!Array.isArray(manifest)) throw new Error("not a list");
-  } catch (e) {
-    throw new Error(`invalid image archive: manifest.json: ${(e as Error).message}`);
-  }
-  const inside = (p: unknown): string => {
-    if (typeof p !== "string") throw new Error("invalid image archive: a path in manifest.json is not a string");
-    const full = path.resolve(dir, p);
-    if (!full.startsWith(`${dir}/`) || !fs.existsSync(full)) throw new Error(`invalid image archive: ${p} is missing or outside the archive`);
-    return full;
-  };
-  const loaded: string[] = [];
-  for (const entry of manifest) {
-    const configFile = inside(entry.Config);
-    const bytes = fs.readFileSync(configFile);
-    const config = JSON.parse(bytes.toString("utf8")) as { rootfs?: { diff_ids?: string[] } };
-    const diffIds = config.rootfs?.diff_ids ?? [];
-    if (diffIds.length !== entry.Layers.length) throw new Error(`invalid image archive: ${entry.Config} names ${diffIds.length} layers, the manifest ${entry.Layers.length}`);
-    for (const [i, layer] of entry.Layers.entries()) {
-      const expected = diffIds[i]!;
-      if (store.hasLayer(expected)) continue;
-      const file = inside(layer);
-      const unpacked = store.tmpPath("load-layer");
-      try {
-        const { digest, size } = await extractLayerSized(file, unpacked);
-        if (digest !== expected) throw new Error(`invalid image archive: ${layer} has digest ${digest}, but the config expects ${expected}`);
-        store.adoptLayer(unpacked, digest);
-        store.recordLayerTarSize(digest, size);
-      } finally {
-        fs.rmSync(unpacked, { recursive: true, force: true });
+    const extract = tar.extract();
+    extract.on("entry", (h, stream, next) => {
+      const name = path.posix.normalize(h.name).replace(/^(\.\/)+/, "");
+      const skip = () => {
+        stream.on("end", () => next());
+        stream.resume();
+      };
+      if (name.startsWith("../") || name.startsWith("/")) return skip();
+      // dockerd writes a layer that two images share once, and a link to it for the second.
+      if (h.type === "symlink" && h.linkname) links.set(name, path.posix.normalize(path.posix.join(path.posix.dirname(name), h.linkname)));
+      if (h.type !== "file") return skip();
+      if (name.endsWith(".tar")) {
+        const n = layers.size;
+        const dir = path.join(work, `layer-${n}`);
+        const file = path.join(work, `blob-${n}`);
+        const out = fs.createWriteStream(file);
+        const unpack = new PassThrough();
+        stream.on("data", (chunk: unknown) => {
+          const c = chunk as Buffer;
+          const a = out.write(c);
+          const b = unpack.write(c);
+          if (!a || !b) {
+            stream.pause();
+            let waiting = 0;
+            const resume = () => --waiting <= 0 && stream.resume();
+            if (out.writableNeedDrain) (waiting++, out.once("drain", resume));
+            if (unpack.writableNeedDrain) (waiting++, unpack.once("drain", resume));
+            if (waiting === 0) stream.resume();
+          }
+        });
+        const written = new Promise<void>((resolve, reject) => {
+          out.on("error", reject);
+          stream.on("end", () => {
+            unpack.end();
+            out.end(() => resolve());
+          });
+        });
+        const p = Promise.all([written, extractLayerStream(unpack, dir)]).then(([, r]) => ({ dir, file, ...r }));
+        p.catch(() => {}); // awaited below
+        layers.set(name, p);
+        stream.on("end", () => next());
+        return;
       }
-      // Keep the tar as it came: `docker save` and `docker push` give back these very bytes.
-      if (!isGzip(file)) store.recordLayerBlob(expected, { digest: expected, size: fs.statSync(file).size, mediaType: LAYER_TAR }, file);
+      if (name.endsWith(".json") || name === "repositories") {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        stream.on("data", (chunk: unknown) => {
+          const c = chunk as Buffer;
+          size += c.length;
+          if (size <= MAX_JSON_MEMBER) chunks.push(c);
+        });
+        stream.on("end", () => {
+          if (size <= MAX_JSON_MEMBER) json.set(name, Buffer.concat(chunks));
+          next();
+        });
+        return;
+      }
+      skip();
+    });
+    await pipeline(src, extract).catch((e: Error) => {
+      throw new Error(`invalid image archive: not a tar archive (${e.message})`);
+    });
+    const manifestBytes = json.get("manifest.json");
+    if (!manifestBytes) throw new Error("invalid image archive: no manifest.json (only the docker-archive format is understood)");
+    let manifest: { Config: string; RepoTags: string[] | null; Layers: string[] }[];
+    try {
+      manifest = JSON.parse(manifestBytes.toString("utf8"));
+      if (!Array.isArray(manifest)) throw new Error("not a list");
+    } catch (e) {
+      throw new Error(`invalid image archive: manifest.json: ${(e as Error).message}`);
     }
-    const id = store.addImageRaw(bytes);
-    for (const t of entry.RepoTags ?? []) {
-      store.tag(id, t);
-      loaded.push(`Loaded image: ${normalizeReference(t)}`);
+    const member = (p: unknown): string => {
+      if (typeof p !== "string") throw new Error("invalid image archive: a path in manifest.json is not a string");
+      let n = path.posix.normalize(p).replace(/^(\.\/)+/, "");
+      for (let hops = 0; links.has(n) && hops < 8; hops++) n = links.get(n)!;
+      if (n.startsWith("../") || n.startsWith("/") || (!json.has(n) && !layers.has(n))) throw new Error(`invalid image archive: ${p} is missing or outside the archive`);
+      return n;
+    };
+    const loaded: string[] = [];
+    for (const entry of manifest) {
+      const bytes = json.get(member(entry.Config));
+      if (!bytes) throw new Error(`invalid image archive: ${entry.Config} is not a config`);
+      const config = JSON.parse(bytes.toString("utf8")) as { rootfs?: { diff_ids?: string[] } };
+      const diffIds = config.rootfs?.diff_ids ?? [];
+      const entryLayers = entry.Layers ?? [];
+      if (diffIds.length !== entryLayers.length) throw new Error(`invalid image archive: ${entry.Config} names ${diffIds.length} layers, the manifest ${entryLayers.length}`);
+      for (const [i, layer] of entryLayers.entries()) {
+        const expected = diffIds[i]!;
+        const got = layers.get(member(layer));
+        if (!got) throw new Error(`invalid image archive: ${layer} is not a layer`);
+        const { dir, file, digest, size } = await got;
+        if (store.hasLayer(expected)) continue;
+        if (digest !== expected) throw new Error(`invalid image archive: ${layer} has digest ${digest}, but the config expects ${expected}`);
+        store.adoptLayer(dir, digest);
+        store.recordLayerTarSize(digest, size);
+        // Keep the tar as it came: `docker save` and `docker push` give back these very bytes.
+        store.recordLayerBlob(expected, { digest: expected, size, mediaType: LAYER_TAR }, file);
+      }
+      const id = store.addImageRaw(bytes);
+      for (const t of entry.RepoTags ?? []) {
+        store.tag(id, t);
+        loaded.push(`Loaded image: ${normalizeReference(t)}`);
+      }
+      if (!entry.RepoTags?.length) loaded.push(`Loaded image ID: ${id}`);
     }
-    if (!entry.RepoTags?.length) loaded.push(`Loaded image ID: ${id}`);
+    return loaded;
+  } finally {
+    await Promise.allSettled(layers.values());
+    fs.rmSync(work, { recursive: true, force: true });
   }
-  return loaded;
 }
