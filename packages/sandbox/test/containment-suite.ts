@@ -104,7 +104,7 @@ export function containmentTests(t: DriverUnderTest): void {
       // Then hog after hog for two seconds, and watch the neighbour meanwhile.
       const afterOne = ((await driver.stats(idA)).oomKills ?? 0);
       let peak = 0;
-      const hogs = sh(a, "end=$((SECONDS+2)); n=0; while [ $SECONDS -lt $end ]; do tail /dev/zero; n=$((n+1)); done; echo $n", { timeoutMs: 30_000 });
+      const hogs = sh(a, `end=$((SECONDS+${2 * scale})); n=0; while [ $SECONDS -lt $end ]; do tail /dev/zero; n=$((n+1)); done; echo $n`, { timeoutMs: 30_000 * scale });
       const { result, worstNeighbourMs, samples } = await watchNeighbour(hogs, async () => {
         peak = Math.max(peak, (await driver.stats(idA)).memoryBytes);
       });
