@@ -4,63 +4,27 @@
 // images (library/, berth/) are read-only; and the real docker client (dockerd 20.10) pushes and
 // pulls through a gateway as it would through any registry.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { execFile, execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, symlinkSync, copyFileSync, writeFileSync } from "node:fs";
+import { execFile, execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { promisify } from "node:util";
 import { join } from "node:path";
 import { AgentClient, createNamespacesDriver } from "../src/index.js";
 import { MAX_CONNECTIONS, mapRepository, registryOwner, unmapRepository } from "../src/namespaces/registry-gateway.js";
 import { startRegistryForwarder } from "../../agent/src/registry-forwarder.js";
 import { startRegistry, type Registry } from "../../../infra/registry/registry.js";
+import { startDockerd as startReferenceDockerd } from "../../engine/test/harness.js";
 
 const CLI_28 = "/usr/local/bin/docker";
 
 /**
- * A real dockerd (Debian's 20.10) on the host, no networking of its own, with a busybox image
- * imported from the host's static busybox: the reference client for pushes and pulls.
+ * The reference client for pushes and pulls: the engine tests' real dockerd (Debian's 20.10), which
+ * always runs in a network namespace of its own. Never start one in the host's namespace: with
+ * `--bridge=none` dockerd deletes the host's docker0. `ports`: this host's 127.0.0.1 ports it
+ * must reach (a registry, a forwarder), relayed into its namespace.
  */
-async function startDockerd(): Promise<{ host: string; stop(): Promise<void> }> {
-  const root = mkdtempSync(join(tmpdir(), "berth-gw-dockerd-"));
-  const socket = join(root, "d.sock");
-  const log = openSync(join(root, "log"), "w");
-  const child = spawn("dockerd", ["--data-root", join(root, "data"), "--exec-root", join(root, "exec"), "-H", `unix://${socket}`, "--pidfile", join(root, "pid"), "--containerd-namespace", `berthgw${process.pid}`, "--bridge=none", "--iptables=false", "--ip-masq=false"], { stdio: ["ignore", log, log] });
-  closeSync(log);
-  const host = `unix://${socket}`;
-  const stop = async () => {
-    const exited = new Promise((r) => child.once("exit", r));
-    child.kill("SIGTERM");
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-    for (const m of readFileSync("/proc/self/mounts", "utf8").split("\n").map((l) => l.split(" ")[1] ?? "").filter((m) => m.startsWith(root)).sort().reverse()) {
-      try {
-        execFileSync("umount", ["-l", m]);
-      } catch {
-        /* gone */
-      }
-    }
-    rmSync(root, { recursive: true, force: true });
-  };
-  try {
-    for (let i = 0; ; i++) {
-      try {
-        execFileSync(CLI_28, ["version"], { env: { ...process.env, DOCKER_HOST: host }, stdio: "ignore" });
-        break;
-      } catch {
-        if (i > 150) throw new Error(`dockerd did not start: ${readFileSync(join(root, "log"), "utf8").slice(-500)}`);
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
-    const fs = join(root, "busybox-rootfs");
-    mkdirSync(join(fs, "bin"), { recursive: true });
-    copyFileSync("/bin/busybox", join(fs, "bin", "busybox"));
-    for (const app of ["sh", "echo"]) symlinkSync("busybox", join(fs, "bin", app));
-    execFileSync("tar", ["-C", fs, "-cf", join(root, "busybox.tar"), "."]);
-    execFileSync(CLI_28, ["import", "--change", 'CMD ["sh"]', join(root, "busybox.tar"), "busybox:latest"], { env: { ...process.env, DOCKER_HOST: host }, stdio: "ignore" });
-  } catch (err) {
-    await stop();
-    throw err;
-  }
-  return { host, stop };
+async function startDockerd(ports: number[]): Promise<{ host: string; stop(): Promise<void> }> {
+  return startReferenceDockerd({ forward: ports });
 }
 import { sh, testId } from "./sandbox-fixture.js";
 
@@ -291,9 +255,9 @@ describe("the real docker client through a gateway", () => {
 
   it("dockerd 20.10 pushes and pulls a learner's image, and is denied library/", async () => {
     // dockerd stands in for the engine in the sandbox: the same forwarder, to A's gateway socket.
-    dockerd = await startDockerd();
     fwd = startRegistryForwarder({ socketPath: join(driver.sandboxDir(idA), "gw", "registry.sock"), port: 0 });
     const port = await fwd.listening();
+    dockerd = await startDockerd([port]);
     const env = { ...process.env, DOCKER_HOST: dockerd.host };
     // Asynchronous: the forwarder dockerd talks to lives in this process's event loop.
     const run = (args: string[]) =>
@@ -328,11 +292,13 @@ describe("docker pull of a lab image inside a sandbox", () => {
     }
     if (!supported) return ctx.skip("the engine does not read BERTH_REGISTRY_MIRROR yet (H2)");
     // A lab image put upstream by the host (as setup does): busybox pushed by dockerd straight to the registry.
-    const dockerd = await startDockerd();
+    const dockerd = await startDockerd([Number(registry.address.split(":").pop())]);
     try {
       const env = { ...process.env, DOCKER_HOST: dockerd.host };
-      execFileSync(CLI_28, ["tag", "busybox:latest", `${registry.address}/library/labbox:latest`], { env });
-      execFileSync(CLI_28, ["push", `${registry.address}/library/labbox:latest`], { env, stdio: "pipe" });
+      // Asynchronous: the relay into dockerd's namespace lives in this process's event loop.
+      const run = promisify(execFile);
+      await run(CLI_28, ["tag", "busybox:latest", `${registry.address}/library/labbox:latest`], { env });
+      await run(CLI_28, ["push", `${registry.address}/library/labbox:latest`], { env, timeout: 60_000 });
     } finally {
       await dockerd.stop();
     }
