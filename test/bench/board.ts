@@ -188,12 +188,22 @@ try {
   }, undefined, { timeout: 120_000 });
   await learner.waitForTimeout(1000);
   const without = await echo(learner);
+  // The server's share alone: a mirror that acknowledges everything but draws nothing. (The
+  // Chromium mirror below also draws every echoed byte in a second page on the same two cores.)
+  const boardCookie = (await board.context().cookies()).map((c) => `${c.name}=${c.value}`).join("; ");
+  const plain = connectSocket(berth.url, { transports: ["websocket"], extraHeaders: { cookie: boardCookie }, reconnection: false });
+  plain.on("mirror:data", (m: { mirrorId: string; data: ArrayBuffer | Uint8Array }) => plain.emit("mirror:ack", { mirrorId: m.mirrorId, bytes: m.data.byteLength }));
+  await new Promise<void>((resolve, reject) => {
+    plain.on("connect", () => plain.emit("mirror:open", { cohortId: cohort.id, userId: learnerId, labId: MIRROR_LAB, term: "1", cols: 80, rows: 24 }, (r: { ok: boolean; error?: string }) => (r.ok ? resolve() : reject(new Error(r.error)))));
+    plain.on("connect_error", reject);
+  });
+  const withPlain = await echo(learner);
+  plain.close();
   await board.getByTestId(`mirror-open-${learnerId}`).click();
   await board.getByTestId("mirror-panel").and(board.locator("[data-phase=live]")).waitFor({ timeout: 30_000 });
   const withMirror = await echo(learner);
   // A stalled instructor: a mirror whose client never acknowledges, while the learner floods output.
-  const cookie = (await board.context().cookies()).map((c) => `${c.name}=${c.value}`).join("; ");
-  const stalled = connectSocket(berth.url, { transports: ["websocket"], extraHeaders: { cookie }, reconnection: false });
+  const stalled = connectSocket(berth.url, { transports: ["websocket"], extraHeaders: { cookie: boardCookie }, reconnection: false });
   await new Promise<void>((resolve, reject) => {
     stalled.on("connect", () => stalled.emit("mirror:open", { cohortId: cohort.id, userId: learnerId, labId: MIRROR_LAB, term: "1", cols: 80, rows: 24 }, (r: { ok: boolean; error?: string }) => (r.ok ? resolve() : reject(new Error(r.error)))));
     stalled.on("connect_error", reject);
@@ -202,10 +212,16 @@ try {
   await learner.waitForTimeout(3000);
   const withStalled = await echo(learner);
   stalled.close();
+  // Both mirrors closed: the learner's echo as at first? (Tells drift from a mirror's cost.)
+  await board.getByTestId("mirror-close").click();
+  await learner.waitForTimeout(1000);
+  const after = await echo(learner);
   console.log(`\nKeystroke echo in the learner's page (${KEYS} keys each)`);
   console.log(summary("no mirror", without));
+  console.log(summary("a mirror that draws nothing (server only)", withPlain));
   console.log(summary("instructor's mirror open (Chromium)", withMirror));
   console.log(summary("+ a mirror that never acknowledges", withStalled));
+  console.log(summary("no mirror again (closed)", after));
 } catch (err) {
   if (!(err instanceof Skip)) throw err;
 } finally {
