@@ -22,7 +22,7 @@ import { connect } from "node:net";
 import { join } from "node:path";
 import { runHostCommand } from "./host-command.js";
 import { ensureBaseRootfs, removeUnusedRootfs, defaultStateDir, hostsFile, SANDBOX_ID_BASE, SANDBOX_ID_COUNT } from "../../../../infra/rootfs/build.js";
-import { AgentClient } from "../agent-client.js";
+import { waitForAgentHealth } from "../wait-agent.js";
 import {
   DEFAULT_LIMITS,
   SANDBOX_ID_PATTERN,
@@ -352,28 +352,17 @@ export class NamespacesDriver implements SandboxDriver {
   }
 
   private async waitForAgent(id: string, ep: AgentEndpoint): Promise<void> {
-    const deadline = Date.now() + this.agentTimeoutMs;
-    let last: Error | undefined;
-    while (Date.now() < deadline) {
-      if (existsSync(ep.socketPath)) {
-        try {
-          const client = await AgentClient.connect(ep, { timeoutMs: 2000 });
-          try {
-            await client.request({ op: "health" });
-            return;
-          } finally {
-            client.close();
-          }
-        } catch (err) {
-          last = err as Error;
-        }
-      }
-      const state = await this.runc.state(id);
-      if (!state || state.status === "stopped") throw new Error("the sandbox stopped before its agent answered");
-      await new Promise((r) => setTimeout(r, 25));
-    }
-    throw new Error(`the agent did not answer health within ${this.agentTimeoutMs} ms${last ? ` (${last.message})` : ""}`);
+    await waitForAgentHealth(ep, {
+      timeoutMs: this.agentTimeoutMs,
+      attemptTimeoutMs: 2000,
+      intervalMs: 25,
+      gone: async () => {
+        const state = await this.runc.state(id);
+        return !state || state.status === "stopped" ? "the sandbox stopped before its agent answered" : null;
+      },
+    });
   }
+
 
   async stop(id: string): Promise<void> {
     const state = await this.runc.state(id);

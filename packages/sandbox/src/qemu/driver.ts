@@ -24,7 +24,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ensureBaseRootfs, defaultStateDir } from "../../../../infra/rootfs/build.js";
 import { ensureBaseImage, ensureGuestKernel, ensureInitramfs, guestConfigCpio, removeUnusedQemuImages, type GuestKernel } from "../../../../infra/qemu/build.js";
-import { AgentClient } from "../agent-client.js";
+import { waitForAgentHealth } from "../wait-agent.js";
 import {
   DEFAULT_LIMITS,
   SANDBOX_ID_PATTERN,
@@ -351,28 +351,15 @@ export class QemuDriver implements SandboxDriver {
   }
 
   private async waitForAgent(meta: VmMeta, ep: AgentEndpoint): Promise<void> {
-    const timeout = this.opts.agentTimeoutMs ?? (meta.accel === "kvm" ? 60_000 : 480_000);
-    const deadline = Date.now() + timeout;
-    let last: Error | undefined;
-    while (Date.now() < deadline) {
-      if (existsSync(ep.socketPath)) {
-        try {
-          const client = await AgentClient.connect(ep, { timeoutMs: 5000 });
-          try {
-            await client.request({ op: "health" });
-            return;
-          } finally {
-            client.close();
-          }
-        } catch (err) {
-          last = err as Error;
-        }
-      }
-      if (!isAlive(meta.qemuPid)) throw new Error(`QEMU exited before the agent answered${readTail(join(this.dir(meta.id), "vm", "qemu.log")) ? `: ${readTail(join(this.dir(meta.id), "vm", "qemu.log"), 3)}` : ""}`);
-      await new Promise((r) => setTimeout(r, 250));
-    }
-    throw new Error(`the agent did not answer health within ${timeout} ms${last ? ` (${last.message})` : ""}`);
+    const log = join(this.dir(meta.id), "vm", "qemu.log");
+    await waitForAgentHealth(ep, {
+      timeoutMs: this.opts.agentTimeoutMs ?? (meta.accel === "kvm" ? 60_000 : 480_000),
+      attemptTimeoutMs: 5000,
+      intervalMs: 250,
+      gone: () => (isAlive(meta.qemuPid) ? null : `QEMU exited before the agent answered${readTail(log) ? `: ${readTail(log, 3)}` : ""}`),
+    });
   }
+
 
   async stop(id: string): Promise<void> {
     const meta = await this.readMeta(id);

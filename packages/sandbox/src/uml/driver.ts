@@ -27,6 +27,7 @@ import { connect } from "node:net";
 import { join } from "node:path";
 import { ensureBaseRootfs, defaultStateDir, SANDBOX_ID_BASE } from "../../../../infra/rootfs/build.js";
 import { AgentClient } from "../agent-client.js";
+import { waitForAgentHealth } from "../wait-agent.js";
 import {
   DEFAULT_LIMITS,
   SANDBOX_ID_PATTERN,
@@ -314,25 +315,14 @@ export class UmlDriver implements SandboxDriver {
   }
 
   private async waitForAgent(meta: UmlMeta, ep: AgentEndpoint): Promise<void> {
-    const deadline = Date.now() + this.agentTimeoutMs;
-    let last: Error | undefined;
-    while (Date.now() < deadline) {
-      try {
-        const client = await AgentClient.connect(ep, { timeoutMs: 2000 });
-        try {
-          await client.request({ op: "health" });
-          return;
-        } finally {
-          client.close();
-        }
-      } catch (err) {
-        last = err as Error;
-      }
-      if (!this.alive(meta)) throw new Error("the guest stopped before its agent answered");
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    throw new Error(`the agent did not answer health within ${this.agentTimeoutMs} ms${last ? ` (${last.message})` : ""}`);
+    await waitForAgentHealth(ep, {
+      timeoutMs: this.agentTimeoutMs,
+      attemptTimeoutMs: 2000,
+      intervalMs: 50,
+      gone: () => (this.alive(meta) ? null : "the guest stopped before its agent answered"),
+    });
   }
+
 
   private alive(meta: UmlMeta): boolean {
     return meta.pid !== undefined && processStart(meta.pid) === meta.pidStart;
