@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AgentClient } from "../../sandbox/src/index.js";
-import { sh, testDriver, testId } from "../../sandbox/test/sandbox-fixture.js";
+import { sandboxWithEngine, sh, testDriver, testId } from "../../sandbox/test/sandbox-fixture.js";
 
 const driver = testDriver();
 const id = testId("recipe");
@@ -21,14 +21,7 @@ const run = async (cmd: string, timeoutMs = 60_000) => {
 const api = async (path: string) => JSON.parse(await run(`curl -sS --fail-with-body --unix-socket /var/run/docker.sock 'http://engine${path}'`));
 
 beforeAll(async () => {
-  await driver.prepare();
-  await driver.create({ id, hostname: "recipe-lab" });
-  client = await AgentClient.connect(await driver.connect(id));
-  for (const t0 = Date.now(); ; ) {
-    if ((await sh(client, "docker version >/dev/null 2>&1")).exitCode === 0) break;
-    if (Date.now() - t0 > 30_000) throw new Error(`the engine did not answer: ${(await sh(client, "cat /var/log/berth-engine.log")).stdout}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  client = await sandboxWithEngine(driver, id, "recipe-lab");
 }, 120_000);
 
 afterAll(async () => {

@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AgentClient } from "../../sandbox/src/index.js";
-import { sh, testDriver, testId } from "../../sandbox/test/sandbox-fixture.js";
+import { sandboxWithEngine, sh, testDriver, testId } from "../../sandbox/test/sandbox-fixture.js";
 
 const driver = testDriver();
 const id = testId("vol");
@@ -16,14 +16,7 @@ const run = async (cmd: string) => {
 };
 
 beforeAll(async () => {
-  await driver.prepare();
-  await driver.create({ id, hostname: "vol-lab" });
-  client = await AgentClient.connect(await driver.connect(id));
-  for (const t0 = Date.now(); ; ) {
-    if ((await sh(client, "docker version >/dev/null 2>&1")).exitCode === 0) break;
-    if (Date.now() - t0 > 30_000) throw new Error(`the engine did not answer: ${(await sh(client, "cat /var/log/berth-engine.log")).stdout}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  client = await sandboxWithEngine(driver, id, "vol-lab");
 }, 120_000);
 
 afterAll(async () => {

@@ -16,6 +16,21 @@ export function testId(name: string): string {
 /** Runs a shell command line in the sandbox and decodes the output (tests only: the product keeps bytes). */
 export const sh = execText;
 
+/**
+ * A new sandbox with its agent connected, once the engine inside answers the docker CLI (the engine
+ * starts after the agent). For tests of the engine in a sandbox; destroy(id) after.
+ */
+export async function sandboxWithEngine(driver: NamespacesDriver, id: string, hostname: string): Promise<AgentClient> {
+  await driver.prepare();
+  await driver.create({ id, hostname });
+  const client = await AgentClient.connect(await driver.connect(id));
+  for (const t0 = Date.now(); ; ) {
+    if ((await sh(client, "docker version >/dev/null 2>&1")).exitCode === 0) return client;
+    if (Date.now() - t0 > 30_000) throw new Error(`the engine did not answer: ${(await sh(client, "cat /var/log/berth-engine.log")).stdout}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 export function terminal(client: AgentClient, handle: number) {
   const parts: Buffer[] = [];
   const sub = client.onOutput((h, bytes) => {
