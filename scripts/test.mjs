@@ -22,6 +22,8 @@ const reports = mkdtempSync(path.join(os.tmpdir(), "berth-test-"));
 const stages = [];
 let passed = 0;
 let failed = 0;
+// Names of failed tests, printed again in the summary: CI shows only the tail of the output.
+const failures = [];
 
 function stage(name, cmd, args, count) {
   say(name);
@@ -43,8 +45,19 @@ stage("Typecheck", bin("tsc"), ["-p", "tsconfig.json", "--noEmit"]);
 
 // Two tiers: the fast one (no root, no sandbox: packages/*/test/unit, vitest.unit.config.ts,
 // `npm run test:unit`) first, then the system tier (real sandboxes, engines, dockerd) without it.
+const firstLine = (msg) => String(msg ?? "").split("\n").find((l) => l.trim()) ?? "";
 const vitestCount = (file) => (ok) => {
   const r = JSON.parse(readFileSync(file, "utf8"));
+  for (const suite of r.testResults ?? []) {
+    const rel = path.relative(ROOT, suite.name);
+    for (const t of suite.assertionResults ?? []) {
+      if (t.status === "failed") failures.push(`${rel} > ${t.fullName}: ${firstLine(t.failureMessages?.[0])}`);
+    }
+    // A file that failed to load or whose hooks threw has no failed assertion to name.
+    if (suite.status === "failed" && !(suite.assertionResults ?? []).some((t) => t.status === "failed")) {
+      failures.push(`${rel}: ${firstLine(suite.message)}`);
+    }
+  }
   const f = r.numFailedTests + (ok ? 0 : r.numFailedTests === 0 ? 1 : 0);
   return { passed: r.numPassedTests, failed: f };
 };
@@ -60,6 +73,18 @@ const pwJson = path.join(reports, "playwright.json");
 process.env.PLAYWRIGHT_JSON_OUTPUT_NAME = pwJson;
 stage("Browser tests (Playwright, Chromium)", bin("playwright"), ["test", "-c", "test/e2e/playwright.config.ts"], (ok) => {
   const r = JSON.parse(readFileSync(pwJson, "utf8"));
+  const walk = (suite) => {
+    for (const spec of suite.specs ?? []) {
+      for (const t of spec.tests ?? []) {
+        if (t.status === "unexpected") {
+          const err = t.results?.at(-1)?.error?.message;
+          failures.push(`${spec.file}:${spec.line} > ${spec.title}: ${firstLine(err)}`);
+        }
+      }
+    }
+    for (const s of suite.suites ?? []) walk(s);
+  };
+  for (const s of r.suites ?? []) walk(s);
   const f = r.stats.unexpected ?? 0;
   return { passed: r.stats.expected ?? 0, failed: f + (!ok && f === 0 ? 1 : 0) };
 });
@@ -67,5 +92,9 @@ stage("Browser tests (Playwright, Chromium)", bin("playwright"), ["test", "-c", 
 console.log("\nSummary");
 for (const s of stages) console.log(`  ${s.ok ? "ok  " : "FAIL"}  ${s.name} (${s.seconds} s)`);
 console.log(`  total ${Math.round((Date.now() - started) / 1000)} s`);
+if (failures.length) {
+  console.log("Failed:");
+  for (const f of failures) console.log(`  ${f.slice(0, 400)}`);
+}
 console.log(`tests: ${passed} passed, ${failed} failed`);
 process.exit(stages.every((s) => s.ok) ? 0 : 1);
