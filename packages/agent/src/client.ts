@@ -26,6 +26,21 @@ import {
 export interface AgentEndpoint {
   socketPath: string;
   token: string;
+  /**
+   * How many times slower this sandbox answers than a namespaces sandbox (a VM under emulation),
+   * set by its driver. The dial stretches its timeout by it, so no caller has to know which driver
+   * it talks to; absent or below 1: 1.
+   */
+  timeScale?: number;
+}
+
+/** The longest a stretched handshake may wait (a guest slower than this is broken, not slow). */
+export const MAX_STRETCHED_TIMEOUT_MS = 600_000;
+
+/** A timeout written for a namespaces sandbox, stretched by the endpoint's timeScale (capped). */
+export function stretchedTimeout(ep: Pick<AgentEndpoint, "timeScale">, timeoutMs: number): number {
+  const scale = ep.timeScale !== undefined && Number.isFinite(ep.timeScale) && ep.timeScale > 1 ? ep.timeScale : 1;
+  return scale === 1 ? timeoutMs : Math.min(MAX_STRETCHED_TIMEOUT_MS, Math.round(timeoutMs * scale));
 }
 
 /** What every listener registration returns. */
@@ -34,6 +49,7 @@ export interface Disposable {
 }
 
 export interface DialOptions {
+  /** For the upgrade (default 5000), as for a namespaces sandbox: stretched by the endpoint's timeScale. */
   timeoutMs?: number;
   /** Frames larger than this close the connection (ws answers 1009); they are never buffered. */
   maxPayload?: number;
@@ -58,7 +74,7 @@ export function dialAgent(ep: AgentEndpoint, opts: DialOptions | number = {}): P
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(`ws+unix://${ep.socketPath}:/`, {
       headers: { authorization: `Bearer ${ep.token}` },
-      handshakeTimeout: timeoutMs,
+      handshakeTimeout: stretchedTimeout(ep, timeoutMs),
       perMessageDeflate: false,
       maxPayload,
       // An agent answering the upgrade with a redirect must not send us (and the token) elsewhere.
@@ -97,7 +113,7 @@ export type InputResult =
   | { sent: false; reason: "closed" | "backlog" | "rate" };
 
 export interface AgentClientOptions {
-  /** For the upgrade (default 5000). */
+  /** For the upgrade (default 5000), stretched by the endpoint's timeScale (a slow VM's agent). */
   timeoutMs?: number;
   /**
    * Told about what the agent sent that was dropped (malformed, unknown rid, a listener that

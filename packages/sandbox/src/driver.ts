@@ -28,6 +28,12 @@ export interface SandboxSpec {
 export interface AgentEndpoint {
   socketPath: string;
   token: string;
+  /**
+   * The driver's timeScale (when above 1): AgentClient.connect and dialAgent stretch their
+   * handshake timeout by it, so the orchestrator, labkit and tests keep a namespaces sandbox's
+   * timeouts and a slow guest still answers in time.
+   */
+  timeScale?: number;
 }
 
 export interface SandboxInfo {

@@ -385,7 +385,12 @@ export class QemuDriver implements SandboxDriver {
   async connect(id: string): Promise<AgentEndpoint> {
     const dir = this.dir(id);
     if (!existsSync(join(dir, "token"))) throw new Error(`no sandbox ${id} under ${this.stateDir}`);
-    return { socketPath: join(dir, "agent.sock"), token: (await readFile(join(dir, "token"), "utf8")).trim() };
+    const token = (await readFile(join(dir, "token"), "utf8")).trim();
+    // Under TCG the guest answers ~10 times slower: the endpoint says so, and every dial stretches
+    // its timeout. By this guest's own accelerator (a fresh driver knows it only after prepare()).
+    const accel = (await this.readMeta(id).catch(() => undefined))?.accel;
+    const scale = this.opts.timeScale ?? (accel === "tcg" ? TCG_TIME_SCALE : accel === "kvm" ? 1 : this.timeScale);
+    return { socketPath: join(dir, "agent.sock"), token, ...(scale > 1 ? { timeScale: scale } : {}) };
   }
 
   /** The learner's cgroup inside the guest (memory, pids, CPU of what the learner runs). */

@@ -50,7 +50,8 @@ export function sandboxDriverConformance(opts: ConformanceOptions): void {
     const idB = `cf-b-${tag}`;
     const clients: AgentClient[] = [];
     const connect = async (d: SandboxDriver, id: string) => {
-      const c = await AgentClient.connect(await d.connect(id), { timeoutMs: 5000 * (opts.timeScale ?? 1) });
+      // A namespaces sandbox's handshake timeout: the endpoint's timeScale stretches it (one place).
+      const c = await AgentClient.connect(await d.connect(id));
       clients.push(c);
       return c;
     };
@@ -74,6 +75,11 @@ export function sandboxDriverConformance(opts: ConformanceOptions): void {
     it("create() resolves with an agent that answers health with the spec's hostname", async () => {
       const health = await (await connect(driver, idA)).request({ op: "health" });
       expect(health.hostname).toBe("conf-a");
+    });
+
+    it("connect() names the driver's timeScale, so every dial stretches its handshake by it", async () => {
+      const ep = await driver.connect(idA);
+      expect(ep.timeScale ?? 1).toBe(driver.timeScale ?? 1);
     });
 
     it("list() shows the sandboxes running, also from a fresh driver instance", async () => {

@@ -351,7 +351,8 @@ export class UmlDriver implements SandboxDriver {
   async connect(id: string): Promise<AgentEndpoint> {
     const dir = this.dir(id);
     if (!existsSync(join(dir, "token"))) throw new Error(`no sandbox ${id} under ${this.stateDir}`);
-    return { socketPath: join(dir, "agent.sock"), token: (await readFile(join(dir, "token"), "utf8")).trim() };
+    // timeScale: every dial of this endpoint stretches its handshake for a guest kernel.
+    return { socketPath: join(dir, "agent.sock"), token: (await readFile(join(dir, "token"), "utf8")).trim(), timeScale: this.timeScale };
   }
 
   /** Runs a command through the trusted agent (outside the learner's pid namespace). */
