@@ -170,12 +170,12 @@ function printReport(r: LabTestReport): void {
   const rows = [["step", "check", "before", "after", "result"]];
   for (const c of r.checks) {
     const show = (run?: { passed: boolean; timedOut: boolean }) => (!run ? "-" : run.timedOut ? "timeout" : run.passed ? "pass" : "fail");
-    rows.push([c.stepId, c.checkId, show(c.before), show(c.after), c.ok ? "ok" : "FAILED"]);
+    rows.push([c.stepId, c.checkId, c.waived ? "waived" : show(c.before), show(c.after), c.ok ? "ok" : "FAILED"]);
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
   console.log(`\n${r.labId}: ${r.ok ? "ok" : "FAILED"} (${(r.durationMs / 1000).toFixed(1)} s)`);
   const vars = Object.entries(r.context.vars).map(([k, v]) => `${k}=${v}`).join(" ");
-  console.log(`  as the test learner${vars ? ` (${vars})` : ""}; sandbox: cgroup ${r.context.facts.cgroup}, ${r.context.facts.arch}`);
+  console.log(`  as the test learner${vars ? ` (${vars})` : ""}; sandbox: cgroup ${r.context.facts.cgroup}, ${r.context.facts.arch}, cpuset ${r.context.facts.cpuset ?? "yes"}`);
   if (r.assets) console.log(`  assets: ${r.assets.problems.length ? "FAILED" : "delivered"}`);
   if (r.setup) console.log(`  setup: exit ${r.setup.exitCode}${r.setup.timedOut ? " (timed out)" : ""}`);
   for (const s of r.stepSetups) console.log(`  setup of ${s.stepId}: exit ${s.run.exitCode}${s.run.timedOut ? " (timed out)" : ""}`);

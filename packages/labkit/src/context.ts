@@ -29,12 +29,15 @@ const NOUNS = [
 export const TEST_LEARNER = { secret: "labkit-test-secret", userId: "test-learner" } as const;
 
 /** Facts assumed when none were measured (previews, `labkit render`). */
-export const DEFAULT_FACTS: SandboxFacts = { cgroup: "v2", arch: "x86_64" };
+export const DEFAULT_FACTS: SandboxFacts = { cgroup: "v2", arch: "x86_64", cpuset: "yes" };
 
 /** Prints the facts of the sandbox it runs in; read its stdout with parseFacts. */
 export const FACTS_SCRIPT = [
   "if [ -f /sys/fs/cgroup/cgroup.controllers ]; then echo cgroup=v2; else echo cgroup=v1; fi",
   "echo arch=$(uname -m)",
+  // cpuset where the learner's cgroups are: on v2 the controllers their root offers, on v1 a
+  // mounted cpuset tree. A kernel built without it (one-CPU User-mode Linux) has neither.
+  "if [ -f /sys/fs/cgroup/cgroup.controllers ]; then grep -qw cpuset /sys/fs/cgroup/cgroup.controllers; else [ -f /sys/fs/cgroup/cpuset/cpuset.cpus ]; fi && echo cpuset=yes || echo cpuset=no",
   "",
 ].join("\n");
 
@@ -42,9 +45,10 @@ export const FACTS_SCRIPT = [
 export function parseFacts(stdout: string): SandboxFacts {
   const facts: SandboxFacts = { ...DEFAULT_FACTS };
   for (const line of stdout.split("\n")) {
-    const m = /^(cgroup|arch)=(.*)$/.exec(line.trim());
+    const m = /^(cgroup|arch|cpuset)=(.*)$/.exec(line.trim());
     if (!m) continue;
     if (m[1] === "cgroup" && (m[2] === "v1" || m[2] === "v2")) facts.cgroup = m[2];
+    if (m[1] === "cpuset" && (m[2] === "yes" || m[2] === "no")) facts.cpuset = m[2];
     // Only characters that are safe in text, attributes and shell words.
     if (m[1] === "arch" && /^[a-z0-9_]{1,32}$/.test(m[2]!)) facts.arch = m[2]!;
   }
@@ -87,16 +91,17 @@ export function previewContext(lab: Pick<Lab, "id" | "variables">): LabContext {
 /** Replaces {{var.x}} and {{sandbox.x}}; a name the context lacks stays as written. */
 export function substitute(text: string, ctx: LabContext): string {
   return text.replace(new RegExp(REFERENCE.source, "g"), (whole, scope: string, name: string) => {
-    const value = scope === "var" ? ctx.vars[name] : (ctx.facts as unknown as Record<string, string>)[name];
+    const value = scope === "var" ? ctx.vars[name] : ({ ...DEFAULT_FACTS, ...ctx.facts } as unknown as Record<string, string>)[name];
     return typeof value === "string" ? value : whole;
   });
 }
 
-/** The environment a script gets: BERTH_VAR_<NAME> per variable, BERTH_SANDBOX_CGROUP/ARCH. */
+/** The environment a script gets: BERTH_VAR_<NAME> per variable, BERTH_SANDBOX_CGROUP/ARCH/CPUSET. */
 export function scriptEnv(ctx: LabContext): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(ctx.vars)) env[`BERTH_VAR_${k.toUpperCase()}`] = v;
   env.BERTH_SANDBOX_CGROUP = ctx.facts.cgroup;
   env.BERTH_SANDBOX_ARCH = ctx.facts.arch;
+  env.BERTH_SANDBOX_CPUSET = ctx.facts.cpuset ?? "yes";
   return env;
 }

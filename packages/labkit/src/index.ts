@@ -10,7 +10,7 @@ export type { ParseOptions, ParseResult } from "./parse.js";
 export { loadLabs } from "./load.js";
 export { renderLab, summarizeLab, renderHint, renderSolution, renderMarkdown, resolveConditions } from "./render.js";
 export type { RenderOptions } from "./render.js";
-export { getCheck, getSetup, getStepSetup, solutionsFor, labContentHash, prepareScript, checkScore } from "./scripts.js";
+export { getCheck, getSetup, getStepSetup, solutionsFor, labContentHash, prepareScript, checkScore, checkWaived, waivedCheckMessage } from "./scripts.js";
 export type { CheckSpec, SolutionSpec } from "./scripts.js";
 export { gradeQuiz, findQuiz } from "./quiz.js";
 export type { QuizAnswers, QuizGrade } from "./quiz.js";

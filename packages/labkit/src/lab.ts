@@ -38,6 +38,8 @@ export interface LabScript {
   timeoutMs: number;
   /** From the script's #! line: bash unless it asks for sh. */
   shell: "bash" | "sh";
+  /** A solution's `if=`: it exists only for sandboxes where this condition holds. */
+  condition?: string;
 }
 
 /** One hint of a check, in the order written. */
@@ -65,6 +67,11 @@ export interface LabCheck {
   pollMs: number | null;
   /** Checks (ids in this lab) that must pass before this one runs. */
   needs: string[];
+  /**
+   * `if=<condition>`: where it does not hold, the check is waived for that learner: it passes when
+   * asked, saying why (see waivedCheckMessage). null: it applies everywhere.
+   */
+  condition: string | null;
   line: number;
 }
 
@@ -180,11 +187,16 @@ export interface Lab {
   source: string;
 }
 
-/** The sandbox facts a lab can use as {{sandbox.cgroup}}, {{sandbox.arch}} and in `if=`. */
+/** The sandbox facts a lab can use as {{sandbox.cgroup}}, {{sandbox.arch}}, {{sandbox.cpuset}} and in `if=`. */
 export interface SandboxFacts {
   cgroup: "v1" | "v2";
   /** `uname -m`, e.g. x86_64, aarch64. */
   arch: string;
+  /**
+   * Whether the sandbox's kernel offers the cpuset controller where the learner's cgroups are
+   * (a one-CPU User-mode Linux guest has none). Unknown (absent) counts as "yes".
+   */
+  cpuset?: "yes" | "no";
 }
 
 /** What one learner's view and scripts are made with. */

@@ -17,9 +17,9 @@ const RUNNABLE_LANGS = ["bash", "sh", "shell", "console"];
 /** Which attributes each hidden block takes. */
 const ATTRIBUTES: Record<HiddenKind, readonly string[]> = {
   setup: ["timeout"],
-  check: ["id", "title", "points", "timeout", "message", "hint-cost", "auto", "poll", "needs"],
+  check: ["id", "title", "points", "timeout", "message", "hint-cost", "auto", "poll", "needs", "if"],
   hint: ["check"],
-  solution: ["check", "timeout"],
+  solution: ["check", "timeout", "if"],
   quiz: ["id", "title", "points", "case"],
 };
 /** Attributes written as a bare word. */
@@ -324,7 +324,9 @@ export function parseLab(source: string, file: string, options: ParseOptions = {
       const t = target(h);
       if (t === null) continue;
       // A broken solution still counts as present, so the step is not also reported unsolved.
-      const s = script(h, LIMITS.scriptTimeoutMs, err) ?? { source: "", line: h.line + 1, timeoutMs: 0, shell: "bash" as const };
+      const s: LabScript = script(h, LIMITS.scriptTimeoutMs, err) ?? { source: "", line: h.line + 1, timeoutMs: 0, shell: "bash" as const };
+      const condition = readCondition(h, err);
+      if (condition) s.condition = condition;
       if (t) {
         if (t.solution) err(h.line, `check "${t.id}" already has a solution (line ${t.solution.line - 1})`, "merge the two solutions into one block");
         else t.solution = s;
@@ -337,6 +339,14 @@ export function parseLab(source: string, file: string, options: ParseOptions = {
       const unsolved = step.checks.filter((c) => !c.solution).map((c) => c.id);
       if (unsolved.length > 0) {
         err(sec.line, `step "${step.id}" has checks without a solution: ${unsolved.join(", ")}`, "add a ```solution block to the step (or ```solution check=<id> per check): labkit test needs it to prove the checks");
+      }
+    }
+    // A solution with if= exists only where its condition holds: every check it solves must be
+    // waived everywhere else, or some learner's check could never be solved.
+    for (const c of step.checks) {
+      const sol = c.solution ?? step.solution;
+      if (sol?.condition && c.condition !== sol.condition && (c.condition === null || CONDITION.test(c.condition))) {
+        err(sol.line - 1, `the solution has if=${sol.condition} but check "${c.id}" (line ${c.line}) ${c.condition ? `has if=${c.condition}` : "applies everywhere"}: where the condition fails, nothing solves it`, `give the check the same if=${sol.condition} (it is then waived there), or drop if= from the solution and branch on $BERTH_SANDBOX_* inside it`);
       }
     }
     if (step.markdown.trim() === "" && step.checks.length === 0 && step.quizzes.length === 0) {
@@ -449,7 +459,7 @@ function checkVisibleInfo(lang: string, words: Attribute[], line: number, offset
   return runnable;
 }
 
-const CONDITION_FIX = "write cgroup-v1, cgroup-v2 or arch-<uname -m> (e.g. arch-x86_64, arch-aarch64), with ! in front to negate";
+const CONDITION_FIX = "write cgroup-v1, cgroup-v2, cpuset or arch-<uname -m> (e.g. arch-x86_64, arch-aarch64), with ! in front to negate";
 
 /** The first line of a ::: container: note, tip, warning (optional title), details <summary>, if=<condition>. */
 function readContainer(rest: string, line: number, err: Err): string {
@@ -576,6 +586,8 @@ function readCheck(h: HiddenBlock, stepId: string, labHintCost: number, err: Err
       if (!needs.includes(n)) needs.push(n);
     }
   }
+  const condition = readCondition(h, err);
+  if (condition === undefined) valid = false;
   const s = script(h, LIMITS.checkTimeoutMs, err);
   if (!s) valid = false;
   if (pollMs !== null && s && s.timeoutMs > pollMs) {
@@ -594,9 +606,22 @@ function readCheck(h: HiddenBlock, stepId: string, labHintCost: number, err: Err
     hintCost,
     pollMs,
     needs,
+    // (a misspelt one is kept as written: the lab does not load, and no second error follows from it)
+    condition: condition === undefined ? h.attrs.get("if")!.value! : condition,
     line: h.line,
     valid,
   };
+}
+
+/** A hidden block's `if=`: null when it has none, undefined when it is not a condition (reported). */
+function readCondition(h: HiddenBlock, err: Err): string | null | undefined {
+  const c = h.attrs.get("if");
+  if (!c) return null;
+  if (!CONDITION.test(c.value!)) {
+    err(h.line, `if=${c.value} is not a condition`, CONDITION_FIX, c.column);
+    return undefined;
+  }
+  return c.value!;
 }
 
 /**

@@ -12,7 +12,7 @@ import { previewContext, substitute } from "./context.js";
 import { LAB_RELATIVE_PATH } from "./front-matter.js";
 import type { Lab, LabCheck, LabContext, LabScript, SandboxFacts } from "./lab.js";
 import { HIDDEN_KINDS } from "./parse.js";
-import { CONDITION, CONTAINER_KINDS, IMAGE_TYPES, evalCondition, imageExtension } from "./syntax.js";
+import { CONDITION, CONTAINER_KINDS, IMAGE_TYPES, evalCondition, imageExtension, solutionApplies } from "./syntax.js";
 
 const RUNNABLE_LANGS = new Set(["bash", "sh", "shell", "console"]);
 
@@ -277,7 +277,10 @@ function checkView(c: LabCheck, stepSolution: LabScript | undefined, ctx: LabCon
     auto: c.pollMs !== null,
     pollMs: c.pollMs,
     needs: c.needs,
-    hasSolution: (c.solution ?? stepSolution) !== undefined,
+    hasSolution: (() => {
+      const sol = c.solution ?? stepSolution;
+      return sol !== undefined && solutionApplies(sol, ctx);
+    })(),
   };
 }
 
@@ -309,7 +312,7 @@ export function renderLab(lab: Lab, ctx: LabContext = previewContext(lab), optio
       })),
     })),
     gated: s.gated,
-    hasSolution: s.solution !== undefined || s.checks.some((c) => c.solution !== undefined),
+    hasSolution: [s.solution, ...s.checks.map((c) => c.solution)].some((sol) => sol !== undefined && solutionApplies(sol, ctx)),
     hasSetup: s.setup !== undefined,
   }));
   return {
@@ -345,7 +348,7 @@ export function renderHint(lab: Lab, checkId: string, index = 0, ctx: LabContext
 export function renderSolution(lab: Lab, checkId: string, ctx: LabContext = previewContext(lab)): string | undefined {
   const found = findCheck(lab, checkId);
   const script = found && (found.check.solution ?? found.stepSolution);
-  if (!script) return undefined;
+  if (!script || !solutionApplies(script, ctx)) return undefined;
   const lang = script.shell === "sh" ? "sh" : "bash";
   return sanitizeHtml(codeBlock(substitute(script.source, ctx).replace(/\n?$/, "\n"), lang, false), SANITIZE);
 }

@@ -4,6 +4,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { previewContext, scriptEnv, substitute } from "./context.js";
 import type { Lab, LabCheck, LabContext, LabScript } from "./lab.js";
+import { describeCondition, evalCondition, solutionApplies } from "./syntax.js";
 
 export interface CheckSpec {
   id: string;
@@ -82,11 +83,14 @@ function findCheck(lab: Lab, checkId: string): LabCheck | undefined {
 export function getCheck(lab: Lab, checkId: string, ctx: LabContext = previewContext(lab)): CheckSpec | undefined {
   const c = findCheck(lab, checkId);
   if (!c) return undefined;
+  const waived = checkWaived(c, ctx);
   return {
     id: c.id,
     stepId: c.stepId,
     title: substitute(c.title, ctx),
-    script: ready(c.script, ctx),
+    // A waived check still runs as a script (the server grades every check the same way): one that
+    // passes and says why.
+    script: waived ? prepareScript(`printf '%s\n' ${shellQuote(waivedCheckMessage(c))}\nexit 0\n`) : ready(c.script, ctx),
     points: c.points,
     timeoutMs: c.script.timeoutMs,
     message: substitute(c.message, ctx),
@@ -96,6 +100,16 @@ export function getCheck(lab: Lab, checkId: string, ctx: LabContext = previewCon
     pollMs: c.pollMs,
     needs: c.needs,
   };
+}
+
+/** Whether a check with `if=` is waived for this learner: its condition fails on their sandbox. */
+export function checkWaived(c: Pick<LabCheck, "condition">, ctx: LabContext): boolean {
+  return c.condition !== null && !evalCondition(c.condition, ctx.facts);
+}
+
+/** What a waived check tells the learner when it passes. */
+export function waivedCheckMessage(c: Pick<LabCheck, "condition">): string {
+  return `Counted as done: this check is for ${describeCondition(c.condition ?? "")}, and yours is not one. The step says why, and what you would have seen.`;
 }
 
 /** The lab's hidden setup script, ready for `bash -s`; undefined when it has none. */
@@ -131,17 +145,19 @@ export function solutionsFor(lab: Lab, id: string, ctx: LabContext = previewCont
     script: ready(s, ctx),
     timeoutMs: s.timeoutMs,
   });
+  // A solution whose if= fails for this learner is not theirs (the checks it solves are waived).
+  const applies = (s: LabScript | undefined): s is LabScript => s !== undefined && solutionApplies(s, ctx);
   const check = findCheck(lab, id);
   if (check) {
-    if (check.solution) return [spec(check.solution, check.stepId, check.id)];
+    if (check.solution) return applies(check.solution) ? [spec(check.solution, check.stepId, check.id)] : [];
     const step = lab.steps.find((s) => s.id === check.stepId);
-    return step?.solution ? [spec(step.solution, step.id)] : [];
+    return applies(step?.solution) ? [spec(step.solution, step.id)] : [];
   }
   const step = lab.steps.find((s) => s.id === id);
   if (!step) return [];
   const out: SolutionSpec[] = [];
-  if (step.solution) out.push(spec(step.solution, step.id));
-  for (const c of step.checks) if (c.solution) out.push(spec(c.solution, step.id, c.id));
+  if (applies(step.solution)) out.push(spec(step.solution, step.id));
+  for (const c of step.checks) if (applies(c.solution)) out.push(spec(c.solution, step.id, c.id));
   return out;
 }
 

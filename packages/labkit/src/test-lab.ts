@@ -8,7 +8,8 @@ import { assetsScript } from "./assets.js";
 import { FACTS_SCRIPT, TEST_LEARNER, learnerContext, parseFacts, scriptEnv, substitute } from "./context.js";
 import type { Lab, LabCheck, LabContext, LabScript } from "./lab.js";
 import { gradeQuiz, rightAnswers, wrongAnswers } from "./quiz.js";
-import { prepareScript, shellQuote } from "./scripts.js";
+import { checkWaived, getCheck, prepareScript, shellQuote } from "./scripts.js";
+import { solutionApplies } from "./syntax.js";
 
 /** Runs scripts in one sandbox; state (files, processes) carries over between calls. */
 export interface LabRunner {
@@ -41,6 +42,8 @@ export interface CheckReport {
   before?: CheckRun;
   /** The run after the step's solutions: must pass. */
   after?: CheckRun;
+  /** Its if= fails on this sandbox: the check is waived (run once, as the server would: it must pass). */
+  waived?: boolean;
   ok: boolean;
   /** Why it is not ok, in words. */
   problems: string[];
@@ -130,6 +133,14 @@ export async function runCheck(check: LabCheck, runner: LabRunner, ctx?: LabCont
   return { ...r, passed, message: message.slice(0, MESSAGE_LIMIT) };
 }
 
+/** A waived check as the server runs it for this learner (getCheck's script). */
+async function runWaived(lab: Lab, check: LabCheck, runner: LabRunner, ctx: LabContext): Promise<CheckRun> {
+  const spec = getCheck(lab, check.id, ctx)!;
+  const r = await runRaw(runner, spec.script, spec.timeoutMs, true);
+  const passed = r.exitCode === 0 && !r.timedOut;
+  return { ...r, passed, message: (r.stdout.trim() || spec.message).slice(0, MESSAGE_LIMIT) };
+}
+
 export async function testLab(lab: Lab, runner: LabRunner, options: TestLabOptions = {}): Promise<LabTestReport> {
   const t0 = performance.now();
   let ctx = options.context;
@@ -196,15 +207,22 @@ export async function testLab(lab: Lab, runner: LabRunner, options: TestLabOptio
       report.checks.push(...reports);
       continue;
     }
+    // A waived check is what the server hands out for it (one that passes and says why): run once,
+    // after the solutions, as a learner would meet it; it has no "before".
+    const waived = step.checks.map((c) => checkWaived(c, ctx!));
     for (const [i, c] of step.checks.entries()) {
+      if (waived[i]) {
+        reports[i]!.waived = true;
+        continue;
+      }
       const before = await runCheck(c, runner, ctx);
       reports[i]!.before = before;
       if (before.passed) reports[i]!.problems.push("passes before its solution ran: it does not prove the learner did anything");
       options.onEvent?.({ kind: "check", phase: "before", stepId: step.id, checkId: c.id, title: c.title, ok: !before.passed, run: before });
     }
     const solutions: { script: LabScript; checkId?: string }[] = [];
-    if (step.solution) solutions.push({ script: step.solution });
-    for (const c of step.checks) if (c.solution) solutions.push({ script: c.solution, checkId: c.id });
+    if (step.solution && solutionApplies(step.solution, ctx)) solutions.push({ script: step.solution });
+    for (const c of step.checks) if (c.solution && solutionApplies(c.solution, ctx)) solutions.push({ script: c.solution, checkId: c.id });
     for (const s of solutions) {
       const run = await runScript(runner, s.script, false, ctx);
       report.solutions.push({ stepId: step.id, ...(s.checkId ? { checkId: s.checkId } : {}), run });
@@ -215,7 +233,7 @@ export async function testLab(lab: Lab, runner: LabRunner, options: TestLabOptio
       }
     }
     for (const [i, c] of step.checks.entries()) {
-      const after = await runCheck(c, runner, ctx);
+      const after = waived[i] ? await runWaived(lab, c, runner, ctx) : await runCheck(c, runner, ctx);
       reports[i]!.after = after;
       if (!after.passed) reports[i]!.problems.push(`fails after its solution ran: ${after.message}`);
       options.onEvent?.({ kind: "check", phase: "after", stepId: step.id, checkId: c.id, title: c.title, ok: after.passed, run: after });

@@ -100,8 +100,8 @@ describe("per-learner variables", () => {
   });
 
   it("facts are read from the probe, odd values fall back", () => {
-    expect(parseFacts("cgroup=v1\narch=aarch64\n")).toEqual({ cgroup: "v1", arch: "aarch64" });
-    expect(parseFacts("cgroup=v3\narch=$(reboot)\n")).toEqual({ cgroup: "v2", arch: "x86_64" });
+    expect(parseFacts("cgroup=v1\narch=aarch64\n")).toEqual({ cgroup: "v1", arch: "aarch64", cpuset: "yes" });
+    expect(parseFacts("cgroup=v3\narch=$(reboot)\ncpuset=maybe\n")).toEqual({ cgroup: "v2", arch: "x86_64", cpuset: "yes" });
     expect(TEST_LEARNER.userId).toBe("test-learner");
   });
 });
