@@ -23,7 +23,8 @@
 //   filter BERTH-SANDBOXES                 -i berthv<slot> -s <its address> -j BERTH-EGRESS (one per sandbox)
 //   filter BERTH-EGRESS                    replies; new connections rate-limited per sandbox; the
 //                                          sandbox's egress proxy; nameservers; everything else REJECT
-//   filter INPUT    -j BERTH-INPUT         from a sandbox: replies, and its egress proxy (through
+//   filter INPUT    -j BERTH-INPUT         from a sandbox: replies, and its egress proxy and (VM
+//                                          sandboxes) registry gateway ports (through
 //                                          BERTH-SANDBOXES, so the source check holds), else DROP
 //   nat PREROUTING  -j BERTH-PREROUTING    tcp port 80 to a public address -> REDIRECT to the proxy
 //                                          on the sandbox's own gateway (EGRESS_PROXY_PORT)
@@ -53,6 +54,12 @@ const BERTH_CHAINS = [
 
 /** Where each sandbox's egress proxy listens, on the sandbox's gateway address (egress.ts). */
 export const EGRESS_PROXY_PORT = 3128;
+/**
+ * Where a VM sandbox's registry gateway listens, on its gateway address (the uml driver: a guest
+ * kernel cannot reach a host UNIX socket, so its localhost:5000 is relayed here over the uplink).
+ * Accepted like the egress proxy: from the sandbox's own address on its own link, to a host address.
+ */
+export const GATEWAY_REGISTRY_PORT = 3129;
 
 /**
  * New connections per sandbox (through the proxy, DNS, and every refused attempt alike): a steady
@@ -231,12 +238,14 @@ export async function ensureHostNetwork(): Promise<{ nameservers: string[] }> {
     `-A BERTH-EGRESS -m hashlimit --hashlimit-above ${EGRESS_NEW_CONNECTIONS.perSecond}/sec --hashlimit-burst ${EGRESS_NEW_CONNECTIONS.burst} --hashlimit-mode srcip --hashlimit-name berth-egress -j REJECT --reject-with icmp-admin-prohibited`,
     // (the proxy is a host address: LOCAL; a forwarded packet to port ${EGRESS_PROXY_PORT} elsewhere is not)
     `-A BERTH-EGRESS -p tcp --dport ${EGRESS_PROXY_PORT} -m addrtype --dst-type LOCAL -j ACCEPT`,
+    `-A BERTH-EGRESS -p tcp --dport ${GATEWAY_REGISTRY_PORT} -m addrtype --dst-type LOCAL -j ACCEPT`,
     ...nameservers.flatMap((ns) => ["udp", "tcp"].map((p) => `-A BERTH-EGRESS -d ${ns}/32 -p ${p} --dport 53 -j ACCEPT`)),
     "-A BERTH-EGRESS -j REJECT --reject-with icmp-admin-prohibited",
     // Any address of the host itself (every port, every interface's address, the gateway's), but
     // the sandbox's egress proxy, and that only from the sandbox's own address on its own link.
     `-A BERTH-INPUT -i ${any} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`,
     `-A BERTH-INPUT -i ${any} -p tcp --dport ${EGRESS_PROXY_PORT} -j BERTH-SANDBOXES`,
+    `-A BERTH-INPUT -i ${any} -p tcp --dport ${GATEWAY_REGISTRY_PORT} -j BERTH-SANDBOXES`,
     `-A BERTH-INPUT -i ${any} -j DROP`,
     "COMMIT",
     "",
