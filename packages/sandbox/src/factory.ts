@@ -59,7 +59,7 @@ registerSandboxDriver("uml", {
 });
 
 registerSandboxDriver("qemu", {
-  summary: "a QEMU VM per learner (KVM; TCG without it, slow): a kernel of its own behind the hypervisor, no network yet",
-  unsupported: ["uplink", "egressAllow", "registryUpstream", "registryQuota"],
-  make: (opts) => createQemuDriver({ stateDir: opts.stateDir, agentTimeoutMs: opts.agentTimeoutMs, engine: opts.engine }),
+  summary: "a QEMU VM per learner (KVM; TCG without it, slow): a kernel of its own behind the hypervisor, the lab registry but no network out yet",
+  unsupported: ["uplink", "egressAllow"],
+  make: (opts) => createQemuDriver({ stateDir: opts.stateDir, agentTimeoutMs: opts.agentTimeoutMs, engine: opts.engine, registryUpstream: opts.registryUpstream, registryQuota: opts.registryQuota }),
 });

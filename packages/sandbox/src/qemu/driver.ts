@@ -9,6 +9,8 @@
 //   token         the agent's token (0600; the guest gets it in its initrd, which the host deletes)
 //   agent.sock    the agent, as AgentClient dials it (the host mux; root only)
 //   ctl.sock      the host's control channel: stats and trusted checks (root only)
+//   gw/           0700, root's: registry.sock, this sandbox's lab registry gateway (with
+//                 registryUpstream), which only the host mux dials, for the guest's registry channels
 //   mux.log       the host mux's stderr
 //   vm/           owned by the sandbox's own host uid, 0700: what QEMU (running as that uid) writes
 //     disk.img    this guest's disk (sparse ext4 of diskBytes: the overlay's upper layer)
@@ -41,6 +43,8 @@ import { ensureAgentDir } from "../namespaces/agent-dir.js";
 import { SandboxCgroup, type CgroupVersion } from "../namespaces/cgroups.js";
 import { runHostCommand } from "../namespaces/host-command.js";
 import { findHostTools } from "../namespaces/host-tools.js";
+import { RegistryGateway, registryOwner } from "../namespaces/registry-gateway.js";
+import type { RegistryQuota } from "../namespaces/registry-quota.js";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 export type Accelerator = "kvm" | "tcg";
@@ -57,6 +61,14 @@ export interface QemuDriverOptions {
   qemu?: string;
   /** How many times slower than a namespaces sandbox (SandboxDriver.timeScale): default 1 on KVM, 10 under TCG. */
   timeScale?: number;
+  /**
+   * The lab registry (e.g. "http://127.0.0.1:5000"): each guest gets localhost:5000 through a
+   * registry channel of its link to a gateway of its own, as a namespaces sandbox does through its
+   * socket (lab images read-only, the learner's names in their own namespace). No network device.
+   */
+  registryUpstream?: string;
+  /** Each learner's storage quota in the lab registry (as for the namespaces driver). */
+  registryQuota?: RegistryQuota;
 }
 
 const TCG_TIME_SCALE = 10;
@@ -75,6 +87,8 @@ interface VmMeta {
   kernel: string;
   qemuPid?: number;
   muxPid?: number;
+  /** Its namespace in the lab registry, when it has a gateway. */
+  registryOwner?: string;
 }
 
 /** Each guest's QEMU runs as a host uid of its own (so one compromised QEMU cannot signal or ptrace another). */
@@ -103,6 +117,9 @@ export class QemuDriver implements SandboxDriver {
     this.timeScale = opts.timeScale ?? (want === "kvm" || (want !== "tcg" && existsSync("/dev/kvm")) ? 1 : TCG_TIME_SCALE);
     this.stateDir = opts.stateDir ?? defaultStateDir();
     this.qemu = opts.qemu ?? "qemu-system-x86_64";
+    if (opts.registryUpstream !== undefined && !/^http:\/\/[^/]+\/?$/.test(opts.registryUpstream)) {
+      throw new Error(`registryUpstream ${JSON.stringify(opts.registryUpstream)}: want http://host:port (the lab registry on this host)`);
+    }
   }
 
   /** The accelerator this driver's guests get (after prepare()). */
@@ -112,6 +129,63 @@ export class QemuDriver implements SandboxDriver {
 
   async prepare(onProgress?: (line: string) => void): Promise<void> {
     await this.prepareOnce(onProgress);
+    await this.serveExistingGateways(onProgress);
+  }
+
+  /** This process's registry gateways by sandbox id (a promise while listening, so two callers never both bind). */
+  private readonly gateways = new Map<string, Promise<RegistryGateway>>();
+
+  private gatewaySocket(id: string): string {
+    return join(this.dir(id), "gw", "registry.sock");
+  }
+
+  private async serveGateway(id: string, owner: string): Promise<void> {
+    const upstream = this.opts.registryUpstream;
+    if (!upstream) return;
+    let gw = this.gateways.get(id);
+    if (!gw) {
+      gw = RegistryGateway.listen({ socketPath: this.gatewaySocket(id), upstream, owner, quota: this.opts.registryQuota });
+      this.gateways.set(id, gw);
+      gw.catch(() => this.gateways.get(id) === gw && this.gateways.delete(id));
+    }
+    // The gateway makes its socket 0666 (a namespaces sandbox's root is an unprivileged host uid);
+    // here only the host mux (root) dials it, and gw/ is root's 0700.
+    await gw;
+  }
+
+  /** Guests outlive the process that made them: serve the gateways no live process serves. */
+  private async serveExistingGateways(onProgress?: (line: string) => void): Promise<void> {
+    if (!this.opts.registryUpstream) return;
+    if (!this.opts.registryQuota) onProgress?.("qemu: learners' pushes to the lab registry have no quota (registryQuota not set)");
+    const root = join(this.stateDir, "vms");
+    if (!existsSync(root)) return;
+    for (const id of await readdir(root)) {
+      if (this.gateways.has(id)) continue;
+      const meta = await this.readMeta(id).catch(() => undefined);
+      if (!meta?.registryOwner || !existsSync(join(this.dir(id), "gw"))) continue;
+      if (await socketAnswers(this.gatewaySocket(id))) continue;
+      await this.serveGateway(id, meta.registryOwner).catch((err: Error) => onProgress?.(`qemu: ${id}: no registry gateway (${err.message})`));
+    }
+  }
+
+  /** Hands a running guest to an owner (a warm sandbox claimed by a learner): its gateway follows at once. */
+  async assignOwner(id: string, owner: string): Promise<void> {
+    const meta = await this.readMeta(id);
+    if (!meta) throw new Error(`no sandbox ${id}`);
+    if (!this.opts.registryUpstream || !meta.registryOwner) return;
+    if (registryOwner(owner) !== owner) throw new Error(`invalid owner ${JSON.stringify(owner)}: lower-case letters and digits, separated by '.', '_' or '-' (at most 64)`);
+    meta.registryOwner = owner;
+    await this.writeMeta(meta);
+    const gw = this.gateways.get(id);
+    if (gw) (await gw).setOwner(owner);
+    else await this.serveGateway(id, owner);
+  }
+
+  /** Stops this process's registry gateways (the guests keep running; the next prepare() serves them). */
+  async close(): Promise<void> {
+    const all = [...this.gateways.values()];
+    this.gateways.clear();
+    await Promise.all(all.map((g) => g.then((x) => x.close(), () => {})));
   }
 
   private prepareOnce(onProgress?: (line: string) => void) {
@@ -192,7 +266,9 @@ export class QemuDriver implements SandboxDriver {
     if (!/^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/.test(spec.hostname)) {
       throw new Error(`invalid hostname ${JSON.stringify(spec.hostname)}: use letters, digits and '-' (one label, at most 63)`);
     }
-    if (join(dir, "vm", "link.sock").length > MAX_SOCKET_PATH) throw new Error(`socket paths too long for a UNIX socket under ${dir}: use a shorter state dir or id`);
+    if (join(dir, "vm", "link.sock").length > MAX_SOCKET_PATH || join(dir, "gw", "registry.sock").length > MAX_SOCKET_PATH) throw new Error(`socket paths too long for a UNIX socket under ${dir}: use a shorter state dir or id`);
+    const owner = this.opts.registryUpstream ? registryOwner(spec.owner ?? spec.id) : undefined;
+    if (owner && spec.owner !== undefined && owner !== spec.owner) throw new Error(`invalid owner ${JSON.stringify(spec.owner)}: lower-case letters and digits, separated by '.', '_' or '-' (at most 64)`);
     const limits: SandboxLimits = { ...DEFAULT_LIMITS, ...spec.limits };
     if (!(limits.memoryBytes >= 128 * 1024 * 1024) || !(limits.cpus > 0) || !(Number.isInteger(limits.pids) && limits.pids >= 16) || !(Number.isInteger(limits.diskBytes) && limits.diskBytes >= 64 * 1024 * 1024)) {
       throw new Error(`invalid limits ${JSON.stringify(limits)}: memoryBytes ≥ 128 MiB (a kernel of its own), cpus > 0, pids an integer ≥ 16, diskBytes an integer ≥ 64 MiB`);
@@ -220,8 +296,14 @@ export class QemuDriver implements SandboxDriver {
         baseImage,
         initramfs,
         kernel: kernel.vmlinuz,
+        ...(owner ? { registryOwner: owner } : {}),
       };
       await this.writeMeta(meta);
+      if (owner) {
+        // Before the guest boots: its first registry channel finds the gateway listening.
+        await mkdir(join(dir, "gw"), { mode: 0o700 });
+        await this.serveGateway(spec.id, owner);
+      }
       const vm = join(dir, "vm");
       await mkdir(vm, { mode: 0o700 });
       await chown(vm, uid, uid);
@@ -237,7 +319,7 @@ export class QemuDriver implements SandboxDriver {
       await writeFile(join(dir, "token"), token, { mode: 0o600 });
       const initrd = join(vm, "initrd");
       await copyFile(initramfs, initrd);
-      const config = `BERTH_PIDS_MAX=${limits.pids}\n${this.opts.engine === false ? "" : "BERTH_ENGINE=1\n"}`;
+      const config = `BERTH_PIDS_MAX=${limits.pids}\n${this.opts.engine === false ? "" : "BERTH_ENGINE=1\n"}${owner ? "BERTH_REGISTRY=1\n" : ""}`;
       await appendFile(initrd, guestConfigCpio({ token, hostname: spec.hostname, config }));
       await chown(initrd, uid, uid);
       await chmod(initrd, 0o600);
@@ -323,7 +405,9 @@ export class QemuDriver implements SandboxDriver {
     const dir = this.dir(meta.id);
     const muxLog = openSync(join(dir, "mux.log"), "a");
     try {
-      const child = spawn(mux, ["host", join(dir, "vm", "link.sock"), join(dir, "agent.sock"), join(dir, "ctl.sock")], { detached: true, stdio: ["ignore", muxLog, muxLog], env: {} as NodeJS.ProcessEnv });
+      // With a gateway, the guest's registry channels lead to it (and the guest can open nothing else).
+      const registry = meta.registryOwner ? [this.gatewaySocket(meta.id)] : [];
+      const child = spawn(mux, ["host", join(dir, "vm", "link.sock"), join(dir, "agent.sock"), join(dir, "ctl.sock"), ...registry], { detached: true, stdio: ["ignore", muxLog, muxLog], env: {} as NodeJS.ProcessEnv });
       child.unref();
       meta.muxPid = child.pid;
     } finally {
@@ -374,6 +458,9 @@ export class QemuDriver implements SandboxDriver {
     if (meta) {
       await killAndWait(meta.qemuPid, "qemu", 0);
       await killAndWait(meta.muxPid, "berth-vmmux", 0);
+      const gateway = this.gateways.get(id);
+      this.gateways.delete(id);
+      await gateway?.then((g) => g.close(), () => {});
       // Whatever is left in its cgroup (a QEMU whose pid we never wrote down) dies with it.
       await new SandboxCgroup(meta.cgroupId, meta.cgroupVersion).remove();
       const claim = join(this.stateDir, "qemu", "uids", String(meta.uid - VM_UID_BASE));
@@ -623,6 +710,19 @@ function isZombie(pid: number): boolean {
   } catch {
     return true;
   }
+}
+
+function socketAnswers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = netConnect(path);
+    const done = (alive: boolean) => {
+      s.destroy();
+      resolve(alive);
+    };
+    s.once("connect", () => done(true));
+    s.once("error", () => done(false));
+    s.setTimeout(1000, () => done(false));
+  });
 }
 
 function readAll(sock: Socket, max: number, timeoutMs: number): Promise<Buffer> {

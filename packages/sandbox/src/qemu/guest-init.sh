@@ -18,7 +18,7 @@ mount -t cgroup2 cgroup2 /sys/fs/cgroup
 mount -t tmpfs -o mode=1777 tmp /tmp
 hostname "$(cat /etc/hostname)"
 ip link set lo up
-# BERTH_PIDS_MAX, BERTH_ENGINE: exported, the learner's bash -c below reads BERTH_ENGINE.
+# BERTH_PIDS_MAX, BERTH_ENGINE, BERTH_REGISTRY: exported, the learner's bash -c below reads the last two.
 set -a
 . /run/berth-vm/config
 set +a
@@ -35,6 +35,15 @@ for p in /sys/class/virtio-ports/*; do
 done
 [ -n "$port" ] || log "no virtio-serial port org.berth.link: the host cannot reach this guest"
 
+# The lab registry (BERTH_REGISTRY=1): berth-vmmux listens on /run/berth-gw/registry.sock and makes
+# each connection a registry channel to the host's gateway for this sandbox; the agent's forwarder
+# makes that localhost:5000, and the engine's docker.io mirror.
+reg_args=()
+if [ -n "${BERTH_REGISTRY:-}" ]; then
+  mkdir -p -m 0755 /run/berth-gw
+  reg_args=(/run/berth-gw/registry.sock)
+fi
+
 # The learner's world. The agent binds /run/berth/agent.sock (the mux connects to it) and reads
 # then deletes /run/berth/token. Its stderr goes to the console (the host's vm/console.log, bounded
 # by QEMU's file size limit), where a create() that fails shows it.
@@ -45,11 +54,12 @@ done
     exec env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 TERM=xterm-256color \
       BERTH_AGENT_SOCKET=/run/berth/agent.sock BERTH_AGENT_TOKEN_FILE=/run/berth/token \
       ${BERTH_ENGINE:+BERTH_ENGINE_BUNDLE=/opt/berth/engine.mjs} \
+      ${BERTH_REGISTRY:+BERTH_REGISTRY_SOCKET=/run/berth-gw/registry.sock BERTH_REGISTRY_MIRROR=http://127.0.0.1:5000} \
       /usr/bin/tini -s -- /usr/bin/node /opt/berth/agent.mjs'
 ) >/dev/console 2>&1 &
 echo $! >/run/berth-vm/learner.pid
 
-/opt/berth/vm/berth-vmmux guest "$port" /run/berth/agent.sock /run/berth-vm/learner.pid >/dev/console 2>&1 &
+/opt/berth/vm/berth-vmmux guest "$port" /run/berth/agent.sock /run/berth-vm/learner.pid "${reg_args[@]}" >/dev/console 2>&1 &
 log "up"
 # tini reaps; this script just stays (its exit would end the guest's init).
 while :; do wait; sleep 3600; done

@@ -2,19 +2,26 @@
 // host. Built by the qemu driver at prepare() with the host's cc, statically (the same binary runs
 // on the host and, copied into the guest's root image, in the guest). Never committed as a binary.
 //
-//   host:  berth-vmmux host LINK AGENT_SOCK CTL_SOCK
+//   host:  berth-vmmux host LINK AGENT_SOCK CTL_SOCK [REGISTRY_SOCK]
 //          LINK is QEMU's chardev socket (the port's other end). Each connection accepted on
 //          AGENT_SOCK or CTL_SOCK becomes a channel; the process exits when QEMU does.
-//   guest: berth-vmmux guest PORT AGENT_SOCK LEARNER_PIDFILE
+//          REGISTRY_SOCK: this sandbox's lab registry gateway (the driver's); a registry channel
+//          the guest opens is a connection to it, and to nothing else.
+//   guest: berth-vmmux guest PORT AGENT_SOCK LEARNER_PIDFILE [REGISTRY_LISTEN]
 //          PORT is the virtio-serial port's device. An agent channel is a connection to the agent's
 //          socket; a control channel is served by a child: stats of the learner's cgroup, or a
 //          trusted check run in the learner's namespaces but a pid namespace of its own.
+//          REGISTRY_LISTEN: a socket in the guest whose every connection becomes a registry
+//          channel (the agent's forwarder makes it the guest's localhost:5000).
 //
 // Frames on the link: u32 channel, u8 type (1 open, 2 data, 3 close), u32 length, payload (at most
-// 64 KiB), all big-endian. Only the host opens channels (payload: 'a' agent or 'c' control); the
-// host trusts nothing the guest sends: an unknown channel's frames are dropped, a malformed frame
-// ends the link. Writes are blocking: a client that stops reading stalls its own sandbox's link
-// only (each sandbox has its own mux).
+// 64 KiB), all big-endian. The host opens agent ('a') and control ('c') channels, with ids below
+// 2^31; the guest may open registry channels ('r') only, with ids of 2^31 and up, at most
+// MAX_GUEST_CHANS at a time, and only when the host was given a REGISTRY_SOCK. Whatever else the
+// guest asks to open is closed at once: a guest has no other way to the host. The host trusts
+// nothing the guest sends: an unknown channel's frames are dropped, a malformed frame ends the
+// link. Writes are blocking: a client that stops reading stalls its own sandbox's link only (each
+// sandbox has its own mux).
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -35,14 +42,17 @@
 #define MAX_CHANS 256
 #define MAX_PAYLOAD 65536
 #define MAX_SCRIPT (4 << 20)
+/* Channels the guest opened (registry connections); the registry gateway allows 64 per sandbox. */
+#define MAX_GUEST_CHANS 64
+#define GUEST_ID 0x80000000u
 enum { F_OPEN = 1, F_DATA = 2, F_CLOSE = 3 };
 
 static int is_host;
 static int link_fd = -1;
-static const char *agent_path, *pid_file;
+static const char *agent_path, *pid_file, *registry_path;
 static struct chan { uint32_t id; int fd; } chans[MAX_CHANS];
 static int nchans;
-static uint32_t next_id = 1;
+static uint32_t next_id = 1, next_guest_id = 0;
 
 static void die(const char *what) {
   fprintf(stderr, "berth-vmmux: %s: %s\n", what, strerror(errno));
@@ -264,6 +274,13 @@ static int guest_open(char kind) {
 
 /* ---- the loop both sides run ---- */
 
+static int guest_chans(void) {
+  int n = 0;
+  for (int i = 0; i < nchans; i++)
+    if (chans[i].id & GUEST_ID) n++;
+  return n;
+}
+
 static unsigned char lbuf[9 + MAX_PAYLOAD];
 static size_t lfill;
 
@@ -281,6 +298,14 @@ static int link_frames(void) {
       int fd = nchans < MAX_CHANS ? guest_open((char)data[0]) : -1;
       if (fd < 0) send_frame(id, F_CLOSE, NULL, 0);
       else chans[nchans++] = (struct chan){ id, fd };
+    } else if (type == F_OPEN && is_host) {
+      // The guest's one way out: a registry channel, to this sandbox's gateway. Anything else (a
+      // host-range id, another kind, no gateway, too many) is closed before it is a channel.
+      int fd = -1;
+      if (i < 0 && (id & GUEST_ID) && len == 1 && data[0] == 'r' && registry_path && guest_chans() < MAX_GUEST_CHANS && nchans < MAX_CHANS)
+        fd = unix_connect(registry_path);
+      if (fd >= 0) chans[nchans++] = (struct chan){ id, fd };
+      else if (i < 0) send_frame(id, F_CLOSE, NULL, 0);
     } else if (type == F_DATA && i >= 0) {
       if (write_all(chans[i].fd, data, len) < 0) drop(i, 1);
     } else if (type == F_CLOSE && i >= 0) {
@@ -293,14 +318,17 @@ static int link_frames(void) {
   return 0;
 }
 
-static void loop(int agent_l, int ctl_l) {
-  struct pollfd p[MAX_CHANS + 3];
+/* Listeners: the host's agent and control sockets, the guest's registry socket (-1: none). */
+static void loop(int agent_l, int ctl_l, int reg_l) {
+  struct pollfd p[MAX_CHANS + 4];
   char buf[MAX_PAYLOAD];
+  static const char kinds[] = { 'a', 'c', 'r' };
   for (;;) {
     int n = 0;
     p[n++] = (struct pollfd){ .fd = link_fd, .events = POLLIN };
     p[n++] = (struct pollfd){ .fd = agent_l, .events = POLLIN };
     p[n++] = (struct pollfd){ .fd = ctl_l, .events = POLLIN };
+    p[n++] = (struct pollfd){ .fd = reg_l, .events = POLLIN };
     for (int i = 0; i < nchans; i++) p[n++] = (struct pollfd){ .fd = chans[i].fd, .events = POLLIN };
     if (poll(p, (nfds_t)n, -1) < 0) {
       if (errno == EINTR) continue;
@@ -322,21 +350,27 @@ static void loop(int agent_l, int ctl_l) {
         }
       }
     }
-    for (int l = 1; l <= 2; l++) {
+    for (int l = 1; l <= 3; l++) {
       if (p[l].fd < 0 || !p[l].revents) continue;
       int fd = accept4(p[l].fd, NULL, NULL, SOCK_CLOEXEC);
       if (fd < 0) continue;
-      if (nchans >= MAX_CHANS) { close(fd); continue; }
-      uint32_t id = next_id++;
+      char kind = kinds[l - 1];
+      if (nchans >= MAX_CHANS || (kind == 'r' && guest_chans() >= MAX_GUEST_CHANS)) { close(fd); continue; }
+      // Host ids stay below 2^31, the guest's above: the two sides never pick the same one.
+      uint32_t id;
+      if (kind == 'r') id = GUEST_ID | (next_guest_id++ & ~GUEST_ID);
+      else {
+        if (next_id >= GUEST_ID) next_id = 1;
+        id = next_id++;
+      }
       chans[nchans++] = (struct chan){ id, fd };
-      char kind = l == 1 ? 'a' : 'c';
       send_frame(id, F_OPEN, &kind, 1);
     }
     // Channels by id: the array changes as they close.
     uint32_t ready[MAX_CHANS];
     int nready = 0;
-    for (int k = 3; k < n; k++)
-      if (p[k].revents) ready[nready++] = chans[k - 3].id;
+    for (int k = 4; k < n; k++)
+      if (p[k].revents) ready[nready++] = chans[k - 4].id;
     for (int k = 0; k < nready; k++) {
       int i = find(ready[k]);
       if (i < 0) continue;
@@ -350,20 +384,21 @@ static void loop(int agent_l, int ctl_l) {
 int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
   signal(SIGCHLD, SIG_IGN); // control children are never waited for
-  if (argc == 5 && strcmp(argv[1], "host") == 0) {
+  if ((argc == 5 || argc == 6) && strcmp(argv[1], "host") == 0) {
     is_host = 1;
+    registry_path = argc == 6 ? argv[5] : NULL;
     for (int tries = 0; (link_fd = unix_connect(argv[2])) < 0; tries++) {
       if (tries > 200) die(argv[2]);
       usleep(50000);
     }
     int a = unix_listen(argv[3]), c = unix_listen(argv[4]);
-    loop(a, c);
-  } else if (argc == 5 && strcmp(argv[1], "guest") == 0) {
+    loop(a, c, -1);
+  } else if ((argc == 5 || argc == 6) && strcmp(argv[1], "guest") == 0) {
     agent_path = argv[3];
     pid_file = argv[4];
     if ((link_fd = open(argv[2], O_RDWR | O_CLOEXEC)) < 0) die(argv[2]);
-    loop(-1, -1);
+    loop(-1, -1, argc == 6 ? unix_listen(argv[5]) : -1);
   }
-  fprintf(stderr, "usage: berth-vmmux host LINK AGENT_SOCK CTL_SOCK | guest PORT AGENT_SOCK LEARNER_PIDFILE\n");
+  fprintf(stderr, "usage: berth-vmmux host LINK AGENT_SOCK CTL_SOCK [REGISTRY_SOCK] | guest PORT AGENT_SOCK LEARNER_PIDFILE [REGISTRY_LISTEN]\n");
   return 2;
 }
