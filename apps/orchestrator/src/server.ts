@@ -118,6 +118,7 @@ async function assemble(config: OrchestratorConfig, log: Logger, registry: Regis
     db, sessions, catalog, sandboxes, checks, labs, sessionTtlMs: config.sessionTtlMs, log,
     authLimits: config.authLimits, trustProxy: config.http.trustProxy, setupLink,
     authoring: new Authoring({ db, catalog, authored, driver, instance: config.instance, log }),
+    onFileSaved: (userId, labId) => autoChecks.fileSaved(userId, labId),
   });
   const preview = new PreviewServer({ db, sessions, sandboxes, endpoint: (id) => driver.connect(id), log });
 

@@ -328,6 +328,40 @@ describe("skip, gating and another learner's ids", () => {
   });
 });
 
+describe("a file saved from the editor", () => {
+  let me: { cookie: string; id: string };
+  let lab: { socket: Socket; results: any[] };
+  beforeAll(async () => {
+    me = await signUp(berth.url, "editor");
+    lab = await openLab(me.cookie);
+  });
+  afterAll(() => lab?.socket.close());
+
+  it("wakes the step's automatic check as a command would: it passes without anything typed", async () => {
+    // Step 1 done by hand (no skip: its solutions stay unrevealed), then the gated step with the
+    // automatic check (poll=2s) is entered: the check runs at once and fails.
+    const fail = await api("POST", `/api/labs/${LAB}/checks/made`, me.cookie);
+    const file = /There is no (\/root\/\S+\.txt) yet/.exec(fail.json.result.message)![1]!;
+    await inSandbox(me.id, `echo hello > '${file}'`);
+    expect((await api("POST", `/api/labs/${LAB}/checks/made`, me.cookie)).json.result.passed).toBe(true);
+    expect((await api("POST", `/api/labs/${LAB}/checks/written`, me.cookie)).json.result.passed).toBe(true);
+    await api("POST", `/api/labs/${LAB}/quizzes/basics`, me.cookie, { answers: { q1: "b", q2: ["a", "c"], q3: "echo" } });
+    const runs = berth.autoChecks.stats.runs;
+    expect((await api("POST", `/api/labs/${LAB}/steps/flag/enter`, me.cookie)).status).toBe(200);
+    await until("the first automatic run", () => berth.autoChecks.stats.runs > runs);
+    expect(lab.results).toEqual([]);
+
+    // Nothing typed since: a quiet terminal is looked at only every QUIET_FACTOR intervals (10 s
+    // here). The save is what the check waits for: it runs one interval after its last run.
+    const saved = await api("PUT", `/api/labs/${LAB}/file?path=/root/flag`, me.cookie, { content: "up\n", baseMtimeMs: null });
+    expect(saved.status).toBe(200);
+    const savedAt = Date.now();
+    const pushed = await until("check:result after the save", () => lab.results[0], 15_000);
+    expect(Date.now() - savedAt).toBeLessThan(6_000);
+    expect(pushed).toMatchObject({ labId: LAB, result: { checkId: "flag", passed: true } });
+  });
+});
+
 describe("after a restart of the orchestrator", () => {
   it("keeps progress, revealed hints, the current step and the learner's variables", async () => {
     const me = await signUp(berth.url, "restart");

@@ -11,12 +11,14 @@
 //   whose command solved the task sees it pass a moment later; commands in quick succession share
 //   a run (one interval apart at least);
 // - output nobody typed for (a background job): every poll interval, as declared by the lab;
+// - after a file is saved from the editor (fileSaved, called by the file routes): as after a
+//   command, since a Dockerfile written in the editor is the answer as much as a typed command;
 // - otherwise (a quiet terminal, or keys typed that have not run anything: the echo of a half-typed
-//   command changes nothing): QUIET_FACTOR intervals, at most 30 s (changes made elsewhere, e.g. a
-//   file saved from the editor, are still seen).
+//   command changes nothing): QUIET_FACTOR intervals, at most 30 s (changes made in ways Berth does
+//   not see, e.g. by a background job that prints nothing, are still seen).
 // and over all of a learner's auto checks in a lab, a run budget (RunBudget: a burst of two, then
 // one per 3 s) caps the cost whatever the pace. A command wakes the loop (TerminalSession.onCommand),
-// so nothing polls to notice one. Cost and latency: test/bench/check-roundtrip.ts.
+// and so does an editor save (fileSaved), so nothing polls to notice either. Cost and latency: test/bench/check-roundtrip.ts.
 //
 // Ownership: one Loop per (learner, lab) with at most one timer and its command subscriptions on the
 // sandbox's terminals, both ended by stop(); AutoChecks owns the loops and its presence
@@ -56,6 +58,8 @@ interface Loop {
   lastRun: Map<string, number>;
   /** Runs this loop may make now (RunBudget): what bounds its cost however fast the learner works. */
   budget: RunBudget;
+  /** When the learner last saved a file from the editor (ms; 0: never): counts as a command. */
+  lastSaveAt: number;
   /** The sandbox's terminals this loop listens to for commands, with each unsubscribe. */
   watched: Map<TerminalSession, () => void>;
   /** The current step's auto checks not passed yet, and the passed checks; undefined: read again. */
@@ -92,6 +96,17 @@ export class AutoChecks {
     this.schedule(loop, 0);
   }
 
+  /**
+   * The learner saved a file of this lab's sandbox from the editor: its checks may pass now. Treated
+   * as a command (checkDueAt), so the same settle time, interval and run budget apply.
+   */
+  fileSaved(userId: string, labId: string): void {
+    const loop = this.loops.get(key(userId, labId));
+    if (!loop || loop.stopped) return;
+    loop.lastSaveAt = Date.now();
+    this.commandEntered(loop);
+  }
+
   dispose(): void {
     this.unsubscribe();
     for (const loop of this.loops.values()) this.end(loop);
@@ -101,7 +116,7 @@ export class AutoChecks {
   private start(userId: string, labId: string): void {
     const k = key(userId, labId);
     if (this.loops.has(k)) return;
-    const loop: Loop = { userId, labId, timer: undefined, running: false, stopped: false, again: false, lastRun: new Map(), budget: new RunBudget(), watched: new Map() };
+    const loop: Loop = { userId, labId, timer: undefined, running: false, stopped: false, again: false, lastRun: new Map(), budget: new RunBudget(), watched: new Map(), lastSaveAt: 0 };
     this.loops.set(k, loop);
     this.schedule(loop, 0);
   }
@@ -192,7 +207,7 @@ export class AutoChecks {
     const terms = [...sb.terminals.values()];
     this.watchTerminals(loop, terms);
     const latest = (pick: (t: (typeof terms)[number]) => number) => Math.max(0, ...terms.map(pick));
-    const lastCommand = latest((t) => t.lastCommandAt);
+    const lastCommand = Math.max(latest((t) => t.lastCommandAt), loop.lastSaveAt);
     const lastOutput = latest((t) => t.lastOutputAt);
     const lastInput = latest((t) => t.lastInputAt);
     const activity: TerminalActivity = { lastCommand, lastOutput, lastInput };

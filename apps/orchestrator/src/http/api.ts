@@ -37,6 +37,8 @@ export interface ApiDeps {
   setupLink?: SetupLink;
   /** Labs authored in the browser (authoring/): instructors' routes under /api/authoring. */
   authoring?: Authoring;
+  /** A learner saved a file from the editor (file-routes.ts): the automatic checks look again. */
+  onFileSaved?: (userId: string, labId: string) => void;
 }
 
 /** 429 with Retry-After when a throttle says wait. */

@@ -19,6 +19,8 @@ export interface FileRouteDeps {
   sessions: SessionStore;
   catalog: LabCatalog;
   sandboxes: SandboxManager;
+  /** A file was saved into a learner's sandbox (the automatic checks look again: AutoChecks.fileSaved). */
+  onFileSaved?: (userId: string, labId: string) => void;
 }
 
 /** The largest file the editor opens or saves: Monaco stays responsive well past this. */
@@ -46,7 +48,7 @@ export function registerFileRoutes(router: Router, deps: FileRouteDeps): void {
   const { sessions, catalog, sandboxes } = deps;
 
   /** The learner's running sandbox for this lab, and the lab's working folder. */
-  const target = async (req: IncomingMessage, labId: string): Promise<{ sb: LearnerSandbox; workdir: string }> => {
+  const target = async (req: IncomingMessage, labId: string): Promise<{ sb: LearnerSandbox; workdir: string; userId: string }> => {
     const user = await sessions.fromRequest(req);
     if (!user) throw new HttpError(401, "sign in first");
     const entry = catalog.get(labId, user.id);
@@ -54,7 +56,7 @@ export function registerFileRoutes(router: Router, deps: FileRouteDeps): void {
     const sb = sandboxes.find(user.id, entry.lab.id);
     if (!sb || !sb.ready) throw new HttpError(409, "your sandbox is not running yet: open the lab's terminal first");
     void sandboxes.touch(sb);
-    return { sb, workdir: labWorkdir(entry.lab) };
+    return { sb, workdir: labWorkdir(entry.lab), userId: user.id };
   };
 
   router.on("GET", "/api/labs/:labId/files", async ({ req, params }) => {
@@ -89,7 +91,7 @@ export function registerFileRoutes(router: Router, deps: FileRouteDeps): void {
   });
 
   router.on("PUT", "/api/labs/:labId/file", async ({ req, res, params }) => {
-    const { sb } = await target(req, params.labId!);
+    const { sb, userId } = await target(req, params.labId!);
     const file = requiredPath(req);
     const input = await readSaveBody(req);
     const data = Buffer.from(input.content, "utf8");
@@ -110,6 +112,7 @@ export function registerFileRoutes(router: Router, deps: FileRouteDeps): void {
     const dirSt = await statOrNull(sb, parent);
     if (!dirSt || !dirSt.isDir) throw new HttpError(404, `folder ${parent} does not exist`);
     await agentOp(() => sb.agent.request({ op: "file.write", path: file, data: data.toString("base64") }), file);
+    deps.onFileSaved?.(userId, sb.labId);
     const after = await agentOp(() => sb.agent.request({ op: "file.stat", path: file }), file);
     return { path: file, mtimeMs: after.mtimeMs, size: after.size };
   });
