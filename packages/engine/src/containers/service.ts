@@ -11,6 +11,7 @@ import os from "node:os";
 import path from "node:path";
 import { Cgroup, detectCgroupVersion, type CgroupVersion } from "../cgroups/cgroups";
 import { EngineError } from "../errors";
+import { mark } from "../profile";
 import { EventLog } from "../events/log";
 import { treeSize, type ImageStore } from "../images/store";
 import { NetworkManager, type NetContainer } from "../network/manager";
@@ -162,6 +163,7 @@ export class ContainerService implements StartEnv {
   create({ name, body }: CreateOptions): Container {
     const imageRef = String(body.Image ?? "");
     const image = this.images.resolve(imageRef);
+    mark("create: image resolved");
     if (!image) throw new EngineError(404, `No such image: ${imageRef.includes(":") || imageRef.includes("@") ? imageRef : `${imageRef}:latest`}`);
     if (name !== undefined && name !== "") {
       if (!/^\/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$/.test(name)) throw new EngineError(400, `Invalid container name (${name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
@@ -186,6 +188,7 @@ export class ContainerService implements StartEnv {
     const command = [...(config.Entrypoint ?? []), ...(config.Cmd ?? [])];
     if (command.length === 0) throw new EngineError(400, "no command specified");
     const mounts = this.planMounts(config, hostConfig, (body.HostConfig ?? {}) as Record<string, unknown>);
+    mark("create: spec, mounts planned");
     // The network mode, ports, aliases and links are checked now (dockerd refuses them at create).
     try {
       this.network.register({ id, name: finalName, hostname: config.Hostname, running: false, pid: 0 }, (body.HostConfig ?? {}) as Record<string, unknown>, config, body.NetworkingConfig as Record<string, unknown> | undefined, (ref) => this.netView(this.find(ref)));
@@ -193,6 +196,7 @@ export class ContainerService implements StartEnv {
       fs.rmSync(dir, { recursive: true, force: true });
       throw e;
     }
+    mark("create: network registered");
     const record: ContainerRecord = {
       Id: id,
       Created: new Date().toISOString(),
@@ -218,6 +222,7 @@ export class ContainerService implements StartEnv {
     };
     const snapshot = prepareSnapshot(dir, [makeInitLayer(dir), ...this.images.lowerDirs(image)]);
     record.recipe = emptyRecipe(snapshot, config.Hostname);
+    mark("create: snapshot prepared");
     const c = new Container(record, dir);
     c.save();
     this.containers.set(id, c);
@@ -276,6 +281,7 @@ export class ContainerService implements StartEnv {
     monitor.start();
     c.save();
     this.emit(c, "start");
+    mark("start: health, saved, event");
   }
   private readonly health = new Map<string, HealthMonitor>();
 
@@ -286,6 +292,7 @@ export class ContainerService implements StartEnv {
 
   /** The shim is gone: record how the container ended, clean its cgroup, tell whoever waits. */
   private onExit(c: Container, code: number): void {
+    mark("exit: shim gone");
     const r = c.record;
     c.log.flush();
     const wasStarted = r.State.Running; // running or paused
@@ -301,7 +308,9 @@ export class ContainerService implements StartEnv {
         /* gone */
       }
     }
+    mark("exit: oom and pids read");
     c.cgroup?.remove();
+    mark("exit: cgroup removed");
     this.network.release(c.id); // addresses and published ports; the veths died with the namespace
     c.stdin?.end();
     if (wasStarted) {
@@ -325,6 +334,7 @@ export class ContainerService implements StartEnv {
     if (oom) this.emit(c, "oom");
     this.emit(c, "die", { exitCode: String(r.State.ExitCode) });
     if (delay !== null) return;
+    mark("exit: saved, die sent");
     c.emit("exit", r.State.ExitCode);
     if (r.HostConfig.AutoRemove && this.containers.has(c.id)) this.remove(c, { force: true });
   }

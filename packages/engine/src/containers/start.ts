@@ -7,8 +7,9 @@
  *   3. cgroup    a control group with the limits asked for
  *   4. identity  user and groups from the image's /etc/passwd, the capabilities kept
  *   5. network   addresses and ports taken, /etc/hosts and resolv.conf written
- *   6. shim      berth-shim unshares the namespaces and forks the container's PID 1 ...
- *   7. join      ... which waits while the engine puts it in the cgroup and plugs in its network
+ *   6. shim      berth-shim unshares the namespaces, forks the container's PID 1 and plugs its
+ *                new network namespace into the bridges (a veth pair each) ...
+ *   7. join      ... which waits while the engine puts it in the cgroup
  *   8. exec      pivot_root, execve: the user's command runs
  *
  * The recipe (what the X-ray panel shows) is built when it has started, only from what the code
@@ -19,17 +20,18 @@ import fs from "node:fs";
 import { PassThrough } from "node:stream";
 import { Cgroup, type CgroupVersion } from "../cgroups/cgroups";
 import { EngineError } from "../errors";
+import { mark } from "../profile";
 import type { ImageStore } from "../images/store";
 import type { NetContainer, NetworkManager } from "../network/manager";
 import { capabilityMask, capabilitySet, RLIMITS, ShimProcess, type ShimSpec } from "../runtime/shim";
-import { mountSnapshot, type Snapshot } from "../snapshots/overlay";
+import { isMounted, mountSnapshot, overlayOptions, readFromLayers, type Snapshot } from "../snapshots/overlay";
 import { buildRecipe } from "../recipe/recipe";
 import { resolveContainerPath, resolveInRoot, type MountMap } from "../api/archive";
 import type { PlannedMount } from "../volumes/mounts";
 import type { VolumeStore } from "../volumes/store";
 import { snapshotPaths, type Container, type HostConfig } from "./container";
 import { consoleSize, daemonEnvironment, limitsOf, mergeEnv, rlimitsOf, sysctlsOf, withDnsSettings, withExtraHosts } from "./spec";
-import { resolveGroups, resolveUser } from "./user";
+import { resolveGroups, resolveUser, type RootFiles } from "./user";
 
 /** The init `docker run --init` puts in front of the command (Debian's tini package; static, so any image can run it). */
 export const INIT_BINARY = "/usr/bin/tini-static";
@@ -58,9 +60,20 @@ export async function startContainer(env: StartEnv, c: Container): Promise<void>
   const steps: string[] = [];
   const step = (s: string) => steps.push(s);
 
-  // 1. The root filesystem: image layers below, this container's changes above.
+  // 1. The root filesystem: image layers below, this container's changes above. The shim mounts
+  //    it (step 6), unless the engine must look inside first: volumes, binds or tmpfs to place, or
+  //    a user the layers alone cannot tell (then the engine mounts it now).
   const snapshot: Snapshot = { ...snapshotPaths(c.dir), lower: r.recipe?.rootfs.lower ?? env.images.lowerDirs(env.images.get(r.Image)!) };
-  mountSnapshot(snapshot);
+  let files: RootFiles | undefined;
+  if (!r.Mounts?.length && !isMounted(snapshot.merged)) {
+    const passwd = readFromLayers(snapshot, "etc/passwd"), group = readFromLayers(snapshot, "etc/group");
+    if (passwd !== undefined && group !== undefined) files = (rel) => (rel === "etc/passwd" ? passwd : rel === "etc/group" ? group : null);
+  }
+  if (!files) {
+    mountSnapshot(snapshot);
+    files = snapshot.merged;
+  }
+  mark("start: rootfs ready");
 
   // 2. The files Docker gives every container, and the volumes, binds and tmpfs asked for;
   //    --device nodes bound into its /dev.
@@ -71,16 +84,19 @@ export async function startContainer(env: StartEnv, c: Container): Promise<void>
   const pid = pidNamespace(env, r.HostConfig);
   const sysctls = sysctlsOf(r.HostConfig);
   const rlimits = rlimitsOf(r.HostConfig, RLIMITS);
+  mark("start: files placed");
 
   // 3. A cgroup with the limits asked for (and the --device nodes allowed).
   const cgroup = new Cgroup(env.cgroupVersion, c.id, "/sys/fs/cgroup", env.cgroupParent);
   cgroup.create({ ...limitsOf(r.HostConfig), devices: r.HostConfig.Privileged ? ["a"] : devices.map((d) => d.rule) });
   c.cgroup = cgroup;
+  mark("start: cgroup made");
 
   // 4. Who runs: user and groups from the image's /etc/passwd (and --group-add), the
   //    capabilities it keeps, the limits it inherits (--ulimit, --oom-score-adj).
-  const user = resolveUser(snapshot.merged, cfg.User);
-  user.groups = [...new Set([...user.groups, ...resolveGroups(snapshot.merged, ((r.HostConfig.GroupAdd as string[] | null) ?? []).map(String))])];
+  const user = resolveUser(files, cfg.User);
+  user.groups = [...new Set([...user.groups, ...resolveGroups(files, ((r.HostConfig.GroupAdd as string[] | null) ?? []).map(String))])];
+  mark("start: user resolved");
   const caps = capabilitySet(r.HostConfig.CapAdd ?? [], r.HostConfig.CapDrop ?? [], r.HostConfig.Privileged);
 
   // 5. The network: addresses and published ports are taken (a port conflict fails here, before
@@ -92,6 +108,7 @@ export async function startContainer(env: StartEnv, c: Container): Promise<void>
     cgroup.remove();
     throw e;
   }
+  mark("start: network prepared");
   for (const s of net.steps) step(s);
   fs.writeFileSync(r.HostsPath, withExtraHosts(net.hosts, r.HostConfig.ExtraHosts as string[] | null)); // --add-host
   fs.writeFileSync(r.ResolvConfPath, withDnsSettings(net.resolvConf, r.HostConfig)); // --dns, --dns-search, --dns-option
@@ -100,6 +117,8 @@ export async function startContainer(env: StartEnv, c: Container): Promise<void>
   const spec: ShimSpec = {
     mode: "run",
     rootfs: snapshot.merged,
+    overlay: files === snapshot.merged ? undefined : overlayOptions(snapshot),
+    unmountAtExit: r.HostConfig.AutoRemove === true, // `--rm`: no `umount` process after it
     hostname: r.HostConfig.UTSMode === "host" ? undefined : cfg.Hostname,
     hostUts: r.HostConfig.UTSMode === "host",
     privileged: r.HostConfig.Privileged,
@@ -119,12 +138,15 @@ export async function startContainer(env: StartEnv, c: Container): Promise<void>
     noNewPrivileges: (r.HostConfig.SecurityOpt ?? []).some((o) => /^no-new-privileges(:true|=true)?$/.test(o)),
     hostNetwork: net.hostNetwork,
     netns: net.netns,
+    veths: net.veths,
     size: consoleSize(r.HostConfig.ConsoleSize),
     argv: r.HostConfig.Init === true ? ["/sbin/docker-init", "--", r.Path, ...r.Args] : [r.Path, ...r.Args],
     stdin: cfg.OpenStdin,
   };
   if (spec.exitFile) fs.rmSync(spec.exitFile, { force: true });
+  mark("start: spec ready");
   const shim = new ShimProcess(env.shimBin, spec);
+  mark("start: shim spawned");
   r.shimPid = shim.child.pid;
   c.shim = shim;
   let hostPid = 0;
@@ -140,25 +162,24 @@ export async function startContainer(env: StartEnv, c: Container): Promise<void>
       reject(e);
     };
     // 7. The child exists, in its new namespaces (it has reported their inodes), but has not run
-    //    anything: put it in the cgroup (cgroup.procs), plug in its network, then let it go on.
+    //    anything: put it in the cgroup (cgroup.procs), then let it go on.
     shim.once("pid", (pid: number) => {
       hostPid = pid;
+      mark("start: shim child pid");
       try {
         cgroup.addProcess(pid);
       } catch (e) {
         return fail(pid, new EngineError(500, `failed to join cgroup: ${(e as Error).message}`));
       }
-      // Its network namespace is still empty: a veth pair per network, eth0 addressed and routed.
-      env.network.attach(env.netView(c), pid).then(
-        (cmds) => {
-          for (const s of cmds) step(s);
-          shim.go();
-        },
-        (e: Error) => fail(pid, new EngineError(500, `failed to set up the container's network: ${e.message}`)),
-      );
+      // Its veth pairs are plugged in already (the shim made them before it told us the pid); it
+      // addresses eth<N> and routes through the first gateway once it goes on.
+      env.network.attached(env.netView(c), pid);
+      mark("start: joined cgroup, go");
+      shim.go();
     });
     // 8. execve worked: the user's process is PID 1 of the container.
     shim.once("started", () => {
+      mark("start: started (execve)");
       Object.assign(r.State, { Status: "running", Running: true, Pid: hostPid, ExitCode: 0, StartedAt: new Date().toISOString() }); // FinishedAt keeps the last stop, as dockerd does
       r.recipe = buildRecipe({
         argv: shim.argv,
@@ -170,6 +191,7 @@ export async function startContainer(env: StartEnv, c: Container): Promise<void>
         engineSteps: steps,
       });
       c.save();
+      mark("start: recipe built, saved");
       settled = true;
       resolve();
     });

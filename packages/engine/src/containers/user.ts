@@ -6,12 +6,18 @@ import fs from "node:fs";
 import path from "node:path";
 import { EngineError } from "../errors";
 
+/**
+ * Where the container's files are read from: its root directory, or a reader of paths relative to
+ * it (a container not mounted yet: its layers, snapshots/overlay.ts) giving null for a missing file.
+ */
+export type RootFiles = string | ((rel: string) => string | null);
+
 /** `-u name`, `-u uid`, `-u uid:gid`, `-u name:group`, looked up in the container's own files. */
-export function resolveUser(rootfs: string, spec: string): { uid: number; gid: number; groups: number[]; home: string } {
+export function resolveUser(rootfs: RootFiles, spec: string): { uid: number; gid: number; groups: number[]; home: string } {
   if (!spec) spec = "0";
   const [u, g] = spec.split(":");
-  const passwd = readColonFile(path.join(rootfs, "etc/passwd"));
-  const groupFile = readColonFile(path.join(rootfs, "etc/group"));
+  const passwd = readColonFile(rootfs, "etc/passwd");
+  const groupFile = readColonFile(rootfs, "etc/group");
   let uid: number, gid: number | undefined;
   let userName: string | undefined;
   let home = "/";
@@ -45,18 +51,19 @@ export function resolveUser(rootfs: string, spec: string): { uid: number; gid: n
   return { uid, gid: gid ?? 0, groups, home: uid === 0 && home === "/" ? "/root" : home };
 }
 
-function readColonFile(file: string): string[][] {
+function readColonFile(root: RootFiles, rel: string): string[][] {
   try {
-    return fs.readFileSync(file, "utf8").split("\n").filter((l) => l && !l.startsWith("#")).map((l) => l.split(":"));
+    const text = typeof root === "string" ? fs.readFileSync(path.join(root, rel), "utf8") : root(rel);
+    return (text ?? "").split("\n").filter((l) => l && !l.startsWith("#")).map((l) => l.split(":"));
   } catch {
     return [];
   }
 }
 
 /** --group-add: group names or numbers, names looked up in the container's /etc/group. */
-export function resolveGroups(rootfs: string, names: string[]): number[] {
+export function resolveGroups(rootfs: RootFiles, names: string[]): number[] {
   if (!names.length) return [];
-  const groupFile = readColonFile(path.join(rootfs, "etc/group"));
+  const groupFile = readColonFile(rootfs, "etc/group");
   return names.map((g) => {
     if (/^\d+$/.test(g)) return Number(g);
     const entry = groupFile.find((x) => x[0] === g);

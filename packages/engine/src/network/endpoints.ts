@@ -21,9 +21,21 @@ export function assignEndpoint(a: Attachment, space: AddressSpace, iface: number
 }
 
 /**
- * The veth pair: one end on the bridge, the other moved into the container's namespace (pid) as
- * eth<N> with its address, and (route) the default route through this network's gateway.
- * Returns the commands, for the recipe.
+ * At start, the shim makes the pair itself (berth-shim --veth, netlink and ioctls: no process per
+ * command) as soon as the container's namespace exists: this says what to make. Its reports show
+ * the `ip` commands it stood for.
+ */
+export function vethSpec(n: NetworkRecord, a: Attachment, route: boolean): string {
+  const { Subnet, Gateway } = n.IPAM.Config[0]!;
+  a.byShim = true;
+  return [a.hostVeth, a.iface, a.mac, n.bridge, `${a.ip}/${parseSubnet(Subnet).prefix}`, route ? Gateway : "-"].join(",");
+}
+
+/**
+ * `docker network connect` to a running container: the same pair with `ip` (one batch in the
+ * engine's namespace, one in the container's): one end on the bridge, the other moved into the
+ * container's namespace (pid) as eth<N> with its address, and (route) the default route through
+ * this network's gateway. Returns the commands.
  */
 export async function plugIn(n: NetworkRecord, a: Attachment, pid: number, route: boolean): Promise<string[]> {
   const { Subnet, Gateway } = n.IPAM.Config[0]!;
@@ -35,12 +47,15 @@ export async function plugIn(n: NetworkRecord, a: Attachment, pid: number, route
   return [...host.map((x) => `ip ${x}`), ...inside.map((x) => `nsenter --net=/proc/${pid}/ns/net ip ${x}`)];
 }
 
-/** Give the address back and remove the host's end (normally gone with the namespace already). */
-export async function unplug(a: Attachment, space: AddressSpace | undefined): Promise<void> {
+/**
+ * Give the address back; with deleteVeth, remove the host's end too (`network disconnect`, or a
+ * pair `network connect` made). A pair the shim made, the shim deleted when the container ended.
+ */
+export async function unplug(a: Attachment, space: AddressSpace | undefined, deleteVeth = true): Promise<void> {
   if (a.ip) space?.release(ipToNum(a.ip));
   const veth = a.hostVeth;
-  Object.assign(a, { ip: undefined, mac: undefined, endpointId: undefined, iface: undefined, hostVeth: undefined });
-  if (veth) await deleteLink(veth);
+  Object.assign(a, { ip: undefined, mac: undefined, endpointId: undefined, iface: undefined, hostVeth: undefined, byShim: undefined });
+  if (veth && deleteVeth) await deleteLink(veth);
 }
 
 /** Docker's legacy-link variables: ALIAS_NAME, ALIAS_PORT[_<port>_<PROTO>[_ADDR|_PORT|_PROTO]], ALIAS_ENV_*. */

@@ -15,13 +15,14 @@
  * Everything is set up lazily (the first container or `network create`) and removed by close(), so
  * an engine that never networks leaves no trace; and it removes only what it made itself: several
  * engines (and a dockerd) may share a host. Every `ip` and `iptables` runs as an asynchronous
- * child process (ip.ts).
+ * child process (ip.ts); a starting container's veth pairs are made by its shim (`veths` below),
+ * without any.
  */
 import fs from "node:fs";
 import path from "node:path";
 import { EngineError } from "../errors";
 import { DnsServer } from "./dns";
-import { assignEndpoint, LOCALHOST_HOSTS, linkEnvironment, plugIn, unplug } from "./endpoints";
+import { assignEndpoint, LOCALHOST_HOSTS, linkEnvironment, plugIn, unplug, vethSpec } from "./endpoints";
 import { deleteLink, ipBatch, linkAlias, setLinkAlias } from "./ip";
 import { AddressSpace, contains, defaultPool, ipToNum, overlaps, parseSubnet, routedSubnets, type Subnet } from "./ipam";
 import { Tables } from "./iptables";
@@ -265,9 +266,10 @@ export class NetworkManager {
   /**
    * Before the container's processes exist: addresses, published ports (so a conflict fails the
    * start before anything runs), the files /etc/hosts and /etc/resolv.conf.
-   * Returns how the shim must treat the network namespace.
+   * Returns how the shim must treat the network namespace, and the veth pairs it is to make
+   * (berth-shim --veth) as soon as the container's namespace exists.
    */
-  async prepare(c: NetContainer, resolve: (ref: string) => NetContainer, hostResolv: string): Promise<{ hostNetwork: boolean; netns?: string; hosts: string; resolvConf: string; steps: string[]; env?: string[] }> {
+  async prepare(c: NetContainer, resolve: (ref: string) => NetContainer, hostResolv: string): Promise<{ hostNetwork: boolean; netns?: string; hosts: string; resolvConf: string; steps: string[]; env?: string[]; veths?: string[] }> {
     const cn = this.state.containers[c.id];
     if (!cn) return { hostNetwork: false, hosts: LOCALHOST_HOSTS, resolvConf: hostResolv, steps: [] };
     const steps: string[] = [];
@@ -319,7 +321,8 @@ export class NetworkManager {
     const first = cn.attachments[0];
     let hosts = LOCALHOST_HOSTS + linkLines;
     if (first?.ip) hosts += `${first.ip}\t${c.hostname}\n`;
-    return { hostNetwork: false, hosts, resolvConf: this.resolvFor(cn, hostResolv), steps, env };
+    const veths = cn.attachments.map((a, i) => vethSpec(this.network(a.network), a, i === 0));
+    return { hostNetwork: false, hosts, resolvConf: this.resolvFor(cn, hostResolv), steps, env, veths };
   }
 
   /** User networks ask the embedded DNS (at the gateway); the default bridge gets the host's servers. */
@@ -330,18 +333,10 @@ export class NetworkManager {
     return [`nameserver ${user.IPAM.Config[0]!.Gateway}`, ...search.filter((l) => !l.startsWith("options")), "options ndots:0", ""].join("\n");
   }
 
-  /**
-   * The container's init exists (in its new, empty network namespace) and waits for "go": make its
-   * veth pairs, move one end in as eth<N>, address it, route through the first gateway. Returns
-   * the commands run, for the recipe.
-   */
-  async attach(c: NetContainer, pid: number): Promise<string[]> {
+  /** The container's init exists, its veth pairs plugged in by the shim: remember its pid. */
+  attached(c: NetContainer, pid: number): void {
     const cn = this.live.get(c.id);
-    if (!cn || !this.enabled || cn.mode === "host" || cn.mode === "none" || cn.mode.startsWith("container:")) return [];
-    cn.pid = pid;
-    const steps: string[] = [];
-    for (const [i, a] of cn.attachments.entries()) steps.push(...(await plugIn(this.network(a.network), a, pid, i === 0)));
-    return steps;
+    if (cn) cn.pid = pid;
   }
 
   /**
@@ -355,7 +350,7 @@ export class NetworkManager {
     const published = cn.published ?? [];
     cn.published = undefined;
     cn.pid = undefined;
-    const work = Promise.all([unpublish(published, this.tables), ...cn.attachments.map((a) => unplug(a, this.spaces.get(a.network)))]).then(
+    const work = Promise.all([unpublish(published, this.tables), ...cn.attachments.map((a) => unplug(a, this.spaces.get(a.network), !a.byShim))]).then(
       () => {},
       (e: Error) => this.warn(`releasing the network of ${shortId(id)}: ${e.message}`),
     );

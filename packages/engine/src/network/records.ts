@@ -37,6 +37,8 @@ export interface Attachment {
   endpointId?: string;
   iface?: string; // eth0 ... inside the container
   hostVeth?: string;
+  /** Made by the shim at start (which deletes it when the container ends), not by `network connect`. */
+  byShim?: boolean;
 }
 
 export interface PortBinding {

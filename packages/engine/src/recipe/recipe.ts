@@ -133,7 +133,9 @@ export function buildRecipe(input: RecipeInput): Recipe {
   const root = topmost(merged);
   const rootOptions = (root?.superOptions ?? "").split(",").filter((o) => o !== "rw" && o !== "ro").join(",");
   const rootfsCommand = `mount -t ${root?.type || "overlay"} ${root?.source || "overlay"} -o ${rootOptions} ${merged}`;
-  trace.push({ kind: "rootfs", text: rootfsCommand, source: { file: OVERLAY_SOURCE, find: "export function mountSnapshot" } });
+  // Mounted by the shim (a "rootfs" report) or, when the engine had to look inside first, by the engine.
+  const byShim = of("rootfs")[0];
+  trace.push({ kind: "rootfs", text: rootfsCommand, source: byShim ? shimRef(byShim.line) : { file: OVERLAY_SOURCE, find: "export function mountSnapshot" } });
 
   // 2. The cgroup: each file the Cgroup class wrote, and what it could not write.
   for (const w of input.cgroup.writes) {
@@ -216,6 +218,9 @@ export function buildRecipe(input: RecipeInput): Recipe {
         break;
       case "oom_score_adj":
         trace.push({ kind: "limit", text: `echo ${f[0]} > /proc/self/oom_score_adj`, source: shimRef(r.line) });
+        break;
+      case "netlink": // a veth pair made or addressed by the shim, as the `ip` command it stands for
+        trace.push({ kind: "net", text: f[0] ?? "", source: shimRef(r.line) });
         break;
       case "net":
         trace.push({ kind: "net", text: `ip link set ${f[0]} ${f[1]}`, source: shimRef(r.line) });

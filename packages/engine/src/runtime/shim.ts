@@ -36,6 +36,8 @@ export interface ShimSpec {
   mode: "run" | "exec";
   target?: number; // exec: host pid of the container's init
   rootfs?: string; // run
+  overlay?: string; // run: mount the rootfs first (overlayfs options), unless the engine already did
+  unmountAtExit?: boolean; // run: `--rm`, the shim unmounts the rootfs when the container ends
   hostname?: string;
   cwd: string;
   uid: number;
@@ -60,6 +62,8 @@ export interface ShimSpec {
   rlimits?: string[]; // "RESOURCE:SOFT:HARD", resource by number (RLIMITS)
   oomScoreAdj?: number;
   size?: { rows: number; cols: number };
+  /** A veth pair per network, made and addressed by the shim: "HOSTIF,IFACE,MAC,BRIDGE,ADDR/PREFIX,GATEWAY|-" (network/endpoints.ts). */
+  veths?: string[];
   argv: string[];
   stdin: boolean;
 }
@@ -68,6 +72,8 @@ export function shimArgs(s: ShimSpec): string[] {
   const a: string[] = [s.mode];
   if (s.target) a.push("--target", String(s.target));
   if (s.rootfs) a.push("--rootfs", s.rootfs);
+  if (s.overlay) a.push("--overlay", s.overlay);
+  if (s.unmountAtExit) a.push("--unmount-at-exit");
   if (s.hostname) a.push("--hostname", s.hostname);
   a.push("--cwd", s.cwd || "/", "--uid", String(s.uid), "--gid", String(s.gid));
   for (const g of s.groups) a.push("--group", String(g));
@@ -90,6 +96,7 @@ export function shimArgs(s: ShimSpec): string[] {
   for (const x of s.rlimits ?? []) a.push("--rlimit", x);
   if (s.oomScoreAdj !== undefined && s.oomScoreAdj !== 0) a.push("--oom-score-adj", String(s.oomScoreAdj));
   if (s.size && s.size.rows && s.size.cols) a.push("--size", `${s.size.rows},${s.size.cols}`);
+  for (const v of s.veths ?? []) a.push("--veth", v);
   a.push("--", ...s.argv);
   return a;
 }

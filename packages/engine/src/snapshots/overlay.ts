@@ -48,6 +48,38 @@ export function isMounted(dir: string): boolean {
   return fs.readFileSync("/proc/self/mounts", "utf8").split("\n").some((l) => l.split(" ")[1] === target);
 }
 
+/**
+ * One file of the root filesystem read from the layers, without mounting them, by overlayfs's
+ * rules: the topmost layer holding the path wins, and a whiteout (a 0/0 character device) or an
+ * opaque directory on the way hides everything below it. Used before a fresh container starts
+ * (its /etc/passwd and /etc/group), so that the shim can mount the overlay instead of a `mount`
+ * process. Returns null if the file is not there; undefined if the layers alone cannot tell (a
+ * symlink on the way, or an upper dir with changes of its own): then mount and read the merged dir.
+ */
+export function readFromLayers(s: Snapshot, rel: string): string | null | undefined {
+  if (fs.readdirSync(s.upper).length) return undefined; // renames and redirects: leave it to the kernel
+  const parts = rel.split("/").filter(Boolean);
+  for (const layer of s.lower) {
+    let opaque = false;
+    for (let i = 0; i < parts.length; i++) {
+      const p = path.join(layer, ...parts.slice(0, i + 1));
+      let st: fs.Stats;
+      try {
+        st = fs.lstatSync(p);
+      } catch {
+        break; // not in this layer: look lower
+      }
+      if (st.isCharacterDevice() && st.rdev === 0) return null; // deleted here
+      if (st.isSymbolicLink()) return undefined;
+      if (i === parts.length - 1) return st.isFile() ? fs.readFileSync(p, "utf8") : null;
+      if (!st.isDirectory()) return null; // a file hides the directory below
+      if (isOpaqueDir(p)) opaque = true;
+    }
+    if (opaque) return null; // an opaque directory on the way, and the file not in it
+  }
+  return null;
+}
+
 export function mountSnapshot(s: Snapshot): void {
   if (isMounted(s.merged)) return;
   execFileSync("mount", ["-t", "overlay", "overlay", "-o", overlayOptions(s), s.merged]);
