@@ -54,8 +54,7 @@ registerSandboxDriver("namespaces", {
 
 registerSandboxDriver("uml", {
   summary: "a User-mode Linux guest per learner: a kernel of its own, cgroup v2 inside whatever the host runs",
-  unsupported: ["registryUpstream", "registryQuota"],
-  make: (opts) => createUmlDriver({ stateDir: opts.stateDir, agentTimeoutMs: opts.agentTimeoutMs, engine: opts.engine, egressAllow: opts.egressAllow }),
+  make: (opts) => createUmlDriver({ stateDir: opts.stateDir, agentTimeoutMs: opts.agentTimeoutMs, engine: opts.engine, egressAllow: opts.egressAllow, registryUpstream: opts.registryUpstream, registryQuota: opts.registryQuota }),
 });
 
 registerSandboxDriver("qemu", {

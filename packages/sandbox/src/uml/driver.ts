@@ -46,9 +46,13 @@ import { runHostCommand } from "../namespaces/host-command.js";
 import { findHostTools } from "../namespaces/host-tools.js";
 import { MIN_DISK_BYTES } from "../namespaces/disk.js";
 import { DEFAULT_EGRESS_ALLOW, EgressProxy } from "../namespaces/egress.js";
-import { claimSlot, detachUplinksOf, ensureHostNetwork, removeStaleUplinks, repairHostNetwork, type UplinkSlot } from "../namespaces/network.js";
+import { claimSlot, detachUplinksOf, ensureHostNetwork, GATEWAY_REGISTRY_PORT, removeStaleUplinks, repairHostNetwork, type UplinkSlot } from "../namespaces/network.js";
+import { registryOwner } from "../namespaces/registry-gateway.js";
+import type { RegistryQuota } from "../namespaces/registry-quota.js";
+import { GuestRegistry } from "./registry.js";
 import { LEARNER_AGENT_PORT, LEARNER_PID_FILE, TRUSTED_AGENT_PORT } from "./guest-init.js";
 import { ensureUmlRootImage, removeUnusedUmlImages, UML_KERNEL } from "./image.js";
+import { ensureSharedImages } from "../namespaces/shared-images.js";
 
 /**
  * The host uid a guest kernel process runs as: this + its uplink slot (unique among live sandboxes
@@ -69,6 +73,13 @@ export interface UmlDriverOptions {
   engine?: boolean;
   /** The names a guest may reach over HTTP, through its egress proxy (as the namespaces driver). */
   egressAllow?: string[];
+  /**
+   * The lab registry (e.g. "http://127.0.0.1:5000"): each guest gets localhost:5000 and the
+   * engine's mirror through a gateway of its own, as a namespaces sandbox (uml/registry.ts).
+   */
+  registryUpstream?: string;
+  /** Each learner's storage quota in the lab registry (with registryUpstream), as the namespaces driver's. */
+  registryQuota?: RegistryQuota;
   /**
    * execTrusted's timeouts are written for a namespaces sandbox (a lab's `timeout=3s`); a guest
    * runs processes several times slower (every system call is trapped), so they are stretched by
@@ -91,6 +102,8 @@ interface UmlMeta {
   pid?: number;
   pidStart?: string;
   relays?: number[];
+  /** The namespace of its pushes in the lab registry, when it has a gateway. */
+  registryOwner?: string;
 }
 
 const MAX_SOCKET_PATH = 107;
@@ -104,6 +117,10 @@ export class UmlDriver implements SandboxDriver {
   readonly timeScale: number;
   /** This process's egress proxies by sandbox id (the guest's HTTP goes there, as a namespaces sandbox's). */
   private readonly egress = new Map<string, Promise<EgressProxy>>();
+  /** This process's registry gateways by sandbox id. */
+  private readonly registries = new Map<string, Promise<GuestRegistry>>();
+  private readonly registryUpstream: string | undefined;
+  private readonly registryQuota: RegistryQuota | undefined;
   private nameservers: string[] = [];
   private prepared: Promise<{ image: string }> | undefined;
 
@@ -113,6 +130,11 @@ export class UmlDriver implements SandboxDriver {
     this.engine = opts.engine ?? true;
     this.egressAllow = opts.egressAllow ?? DEFAULT_EGRESS_ALLOW;
     this.timeScale = opts.timeScale ?? 6;
+    this.registryUpstream = opts.registryUpstream;
+    this.registryQuota = opts.registryQuota;
+    if (this.registryUpstream !== undefined && !/^http:\/\/[^/]+\/?$/.test(this.registryUpstream)) {
+      throw new Error(`registryUpstream ${JSON.stringify(this.registryUpstream)}: want http://host:port (the lab registry on this host)`);
+    }
   }
 
   async prepare(onProgress?: (line: string) => void): Promise<void> {
@@ -124,7 +146,24 @@ export class UmlDriver implements SandboxDriver {
       await this.serveEgress(id, meta.uplink).catch((err: NodeJS.ErrnoException) => {
         if (err.code !== "EADDRINUSE") onProgress?.(`sandbox: ${id}: no egress proxy (${err.message})`);
       });
+      if (meta.registryOwner) {
+        await this.serveRegistry(id, meta.uplink, meta.registryOwner).catch((err: NodeJS.ErrnoException) => {
+          if (err.code !== "EADDRINUSE") onProgress?.(`sandbox: ${id}: no registry gateway (${err.message})`);
+        });
+      }
     }
+  }
+
+  /** The guest's registry gateway (uml/registry.ts); EADDRINUSE: another live process serves it. */
+  private async serveRegistry(id: string, uplink: UplinkSlot, owner: string): Promise<void> {
+    if (!this.registryUpstream) return;
+    let reg = this.registries.get(id);
+    if (!reg) {
+      reg = GuestRegistry.listen({ dir: this.dir(id), uplink, upstream: this.registryUpstream, owner, quota: this.registryQuota });
+      this.registries.set(id, reg);
+      reg.catch(() => this.registries.get(id) === reg && this.registries.delete(id));
+    }
+    await reg;
   }
 
   private prepareOnce(onProgress?: (line: string) => void): Promise<{ image: string }> {
@@ -135,7 +174,15 @@ export class UmlDriver implements SandboxDriver {
         const baseRootfs = await ensureBaseRootfs({ stateDir: this.stateDir, onProgress });
         onProgress?.("sandbox (uml): building the agent bundle");
         const agentDir = await ensureAgentDir(this.stateDir);
-        const image = await ensureUmlRootImage({ stateDir: this.stateDir, baseRootfs, idBase: SANDBOX_ID_BASE, agentDir, hostTools: findHostTools(onProgress), onProgress });
+        // debian:bookworm for the engine inside, as in a namespaces sandbox (built once, ~16 s,
+        // from Debian's archive); without it a guest still works, and prepare() says so.
+        const sharedImages = this.engine
+          ? await ensureSharedImages(this.stateDir, SANDBOX_ID_BASE, onProgress).catch((err: Error) => {
+              onProgress?.(`sandbox (uml): no shared debian:bookworm (${err.message})`);
+              return undefined;
+            })
+          : undefined;
+        const image = await ensureUmlRootImage({ stateDir: this.stateDir, baseRootfs, idBase: SANDBOX_ID_BASE, agentDir, hostTools: findHostTools(onProgress), sharedImages, onProgress });
         await mkdir(join(this.stateDir, "sandboxes"), { recursive: true });
         ({ nameservers: this.nameservers } = await ensureHostNetwork());
         for (const slot of await removeStaleUplinks()) onProgress?.(`sandbox: removed a stale uplink (berthv${slot})`);
@@ -165,8 +212,9 @@ export class UmlDriver implements SandboxDriver {
 
   /** Stops this process's egress proxies (the guests keep running; a new driver's prepare() serves them). */
   async close(): Promise<void> {
-    const all = [...this.egress.values()];
+    const all = [...this.egress.values(), ...this.registries.values()];
     this.egress.clear();
+    this.registries.clear();
     await Promise.all(all.map((p) => p.then((x) => x.close(), () => {})));
   }
 
@@ -195,7 +243,8 @@ export class UmlDriver implements SandboxDriver {
     try {
       const uplink = await claimSlot(dir, spec.id);
       const hostUid = UML_HOST_UID_BASE + uplink.slot;
-      const meta: UmlMeta = { id: spec.id, hostname: spec.hostname, createdAt: new Date().toISOString(), limits, driver: "uml", image, uplink, hostUid };
+      const owner = this.registryUpstream ? registryOwner(spec.owner ?? spec.id) : undefined;
+      const meta: UmlMeta = { id: spec.id, hostname: spec.hostname, createdAt: new Date().toISOString(), limits, driver: "uml", image, uplink, hostUid, registryOwner: owner };
       await this.writeMeta(meta);
       const token = randomBytes(32).toString("hex");
       const trustedToken = randomBytes(32).toString("hex");
@@ -251,6 +300,7 @@ export class UmlDriver implements SandboxDriver {
         `berth_pids=${limits.pids}`,
         `berth_cpu_max=${Math.round(limits.cpus * 100_000)}`,
         `berth_engine=${this.engine ? 1 : 0}`,
+        `berth_registry=${owner ? `${uplink.gateway}:${GATEWAY_REGISTRY_PORT}` : "none"}`,
       ];
       const launcher = spawn(
         "unshare",
@@ -278,6 +328,7 @@ export class UmlDriver implements SandboxDriver {
       await this.serveEgress(spec.id, uplink).catch((err: NodeJS.ErrnoException) => {
         if (err.code !== "EADDRINUSE") throw err;
       });
+      if (owner) await this.serveRegistry(spec.id, uplink, owner);
       (launcher.stdin as NodeJS.WritableStream).end("go\n");
       launcher.unref();
       (launcher.stdio[3] as NodeJS.ReadableStream & { destroy(): void }).destroy();
@@ -343,6 +394,9 @@ export class UmlDriver implements SandboxDriver {
     const egress = this.egress.get(id);
     this.egress.delete(id);
     await egress?.then((p) => p.close(), () => {});
+    const registry = this.registries.get(id);
+    this.registries.delete(id);
+    await registry?.then((r) => r.close(), () => {});
     await detachUplinksOf(dir);
     // The jail was mounted only in the guest's own mount namespace, which died with it.
     await rm(dir, { recursive: true, force: true });
@@ -371,8 +425,12 @@ export class UmlDriver implements SandboxDriver {
     const meta = await this.readMeta(id);
     if (!meta) throw new Error(`no sandbox ${id} under ${this.stateDir}`);
     // The guest's own counters for the learner's cgroup (the host's would count the guest kernel).
-    const r = await this.trustedExec(id, ["/bin/sh", "-c", "cd /sys/fs/cgroup/learner && cat memory.current pids.current cpu.stat memory.events memory.events.local pids.events"], 10_000);
-    const text = Buffer.from(r.stdout, "base64").toString("utf8");
+    // The sandbox's disk is the guest's /var/lib/berth (ubdb, sized diskBytes): its statfs.
+    const r = await this.trustedExec(id, ["/bin/sh", "-c", "stat -f -c 'disk %S %b %f' /var/lib/berth; cd /sys/fs/cgroup/learner && cat memory.current pids.current cpu.stat memory.events memory.events.local pids.events"], 10_000);
+    const all = Buffer.from(r.stdout, "base64").toString("utf8");
+    const diskLine = /^disk (\d+) (\d+) (\d+)\n/.exec(all);
+    const text = diskLine ? all.slice(diskLine[0].length) : all;
+    const disk = diskLine ? { usedBytes: (Number(diskLine[2]) - Number(diskLine[3])) * Number(diskLine[1]), sizeBytes: Number(diskLine[2]) * Number(diskLine[1]) } : undefined;
     const lines = text.split("\n");
     const field = (name: string, from = text) => Number(new RegExp(`^${name} (\\d+)`, "m").exec(from)?.[1] ?? 0);
     const local = text.slice(text.indexOf("oom_kill") + 1);
@@ -383,6 +441,7 @@ export class UmlDriver implements SandboxDriver {
       oomKills: field("oom_kill"),
       memoryLimitHits: field("oom", local),
       pidsLimitHits: field("max"),
+      ...(disk ? { disk } : {}),
       limits: { ...DEFAULT_LIMITS, ...meta.limits },
     };
   }

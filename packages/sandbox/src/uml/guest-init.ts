@@ -10,10 +10,14 @@
 // with cgroup_no_v1=all: there is no v1 hierarchy to fall back on).
 
 /** Bump when the script changes: it is part of the root image's cache key. */
-export const GUEST_INIT_VERSION = 3;
+export const GUEST_INIT_VERSION = 4;
 export const GUEST_INIT_PATH = "/sbin/berth-uml-init";
 export const LEARNER_AGENT_PORT = 7701;
 export const TRUSTED_AGENT_PORT = 7702;
+/** debian:bookworm's shared store in the root image (the namespaces driver binds the same at this path). */
+export const GUEST_SHARED_IMAGES = "/opt/berth-images";
+/** Where the learner's agent finds the lab registry (as in a namespaces sandbox). */
+export const GUEST_REGISTRY_SOCKET = "/run/berth-gw/registry.sock";
 /** Where the trusted side keeps the pid through which checks enter the learner's namespaces. */
 export const LEARNER_PID_FILE = "/run/berth-trusted/learner.pid";
 
@@ -107,6 +111,46 @@ unset agent_token trusted_token
 engine_env=()
 if [ "$berth_engine" = 1 ]; then
   engine_env=(BERTH_ENGINE_BUNDLE=/opt/berth/engine.mjs BERTH_ENGINE_SHIM=/opt/berth/bin/berth-shim)
+  # debian:bookworm, in the root image: the engine links its layer instead of building or copying it.
+  if [ -f ${GUEST_SHARED_IMAGES}/image/repositories.json ]; then
+    mount --bind ${GUEST_SHARED_IMAGES} ${GUEST_SHARED_IMAGES} && mount -o remount,bind,ro ${GUEST_SHARED_IMAGES} ${GUEST_SHARED_IMAGES}
+    engine_env+=(BERTH_ENGINE_SHARED_IMAGES=${GUEST_SHARED_IMAGES})
+  fi
+fi
+
+# The lab registry: the host's gateway for this sandbox listens on berth_registry (its uplink
+# gateway); a relay here turns it into the socket a namespaces sandbox has, from which the agent
+# serves localhost:5000 and the engine its mirror. The relay is perl (in the image, a few MB),
+# forking per connection, half-closes passed on; it runs in /berth, out of the learner's sight.
+if [ -n "$berth_registry" ] && [ "$berth_registry" != none ]; then
+  mkdir -p -m 755 /run/berth-gw
+  perl -MIO::Socket::UNIX -MIO::Socket::INET -MIO::Select -e '
+    my ($path, $to) = @ARGV;
+    unlink $path;
+    my $srv = IO::Socket::UNIX->new(Type => SOCK_STREAM(), Local => $path, Listen => 64) or die "listen $path: $!";
+    chmod 0666, $path;
+    $SIG{CHLD} = "IGNORE";
+    while (1) {
+      my $c = $srv->accept or next;
+      my $pid = fork;
+      if (defined $pid && $pid == 0) {
+        close $srv;
+        my $u = IO::Socket::INET->new(PeerAddr => $to, Proto => "tcp") or exit 1;
+        my %peer = ($c => $u, $u => $c);
+        my $sel = IO::Select->new($c, $u);
+        while ($sel->count && (my @ready = $sel->can_read)) {
+          for my $s (@ready) {
+            my $n = sysread($s, my $buf, 65536);
+            if (!$n) { shutdown($peer{$s}, 1); $sel->remove($s); next; }
+            for (my $off = 0; $off < $n;) { my $w = syswrite($peer{$s}, $buf, $n - $off, $off); exit 0 unless defined $w; $off += $w; }
+          }
+        }
+        exit 0;
+      }
+      close $c;
+    }
+  ' ${GUEST_REGISTRY_SOCKET} "$berth_registry" >>/var/log/berth-registry-relay.log 2>&1 &
+  engine_env+=(BERTH_REGISTRY_SOCKET=${GUEST_REGISTRY_SOCKET} BERTH_REGISTRY_MIRROR=http://127.0.0.1:5000)
 fi
 (
   echo $BASHPID > $L/cgroup.procs

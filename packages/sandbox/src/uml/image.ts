@@ -10,7 +10,8 @@
 // Contents: the sandbox base rootfs (the same packages as the namespaces driver), ownership shifted
 // back to 0, plus what the namespaces driver binds in from the host: the agent bundle at /opt/berth,
 // node, the static docker CLI and busybox, the guest kernel's modules (busybox modprobe loads them),
-// and the guest's init (guest-init.ts). Built in a temporary directory renamed into place when
+// debian:bookworm's shared image store at /opt/berth-images (~180 MB, shared by every guest through
+// the one image) and the guest's init (guest-init.ts). Built in a temporary directory renamed into place when
 // complete, keyed by a hash of all of it: a change builds a new image, old guests keep theirs.
 import { createHash } from "node:crypto";
 import { existsSync, readdirSync, statSync } from "node:fs";
@@ -18,7 +19,7 @@ import { chmod, cp, lchown, lstat, mkdir, readdir, rename, rm, stat, symlink, wr
 import { basename, join } from "node:path";
 import { runHostCommand } from "../namespaces/host-command.js";
 import type { HostTools } from "../namespaces/host-tools.js";
-import { GUEST_INIT, GUEST_INIT_PATH, GUEST_INIT_VERSION } from "./guest-init.js";
+import { GUEST_INIT, GUEST_INIT_PATH, GUEST_INIT_VERSION, GUEST_SHARED_IMAGES } from "./guest-init.js";
 
 /** Debian's user-mode-linux package: the guest kernel and its modules. */
 export const UML_KERNEL = "/usr/bin/linux.uml";
@@ -33,6 +34,8 @@ export interface UmlImageInputs {
   idBase: number;
   agentDir: string;
   hostTools: HostTools;
+  /** debian:bookworm's shared store (namespaces/shared-images.ts), copied to /opt/berth-images. */
+  sharedImages?: string;
   nodeBinary?: string;
   onProgress?: (line: string) => void;
 }
@@ -52,7 +55,7 @@ function stamp(path: string): string {
 
 export function umlImageKey(i: UmlImageInputs, release: string): string {
   const h = createHash("sha256");
-  h.update(JSON.stringify({ v: GUEST_INIT_VERSION, base: basename(i.baseRootfs), agent: basename(i.agentDir), release, kernel: stamp(UML_KERNEL) }));
+  h.update(JSON.stringify({ v: GUEST_INIT_VERSION, base: basename(i.baseRootfs), agent: basename(i.agentDir), release, kernel: stamp(UML_KERNEL), images: i.sharedImages ? basename(i.sharedImages) : null }));
   h.update(GUEST_INIT);
   for (const p of [i.nodeBinary ?? "/usr/bin/node", i.hostTools.dockerCli, i.hostTools.busybox]) if (p) h.update(stamp(p));
   return h.digest("hex").slice(0, 16);
@@ -72,6 +75,11 @@ export async function ensureUmlRootImage(i: UmlImageInputs): Promise<string> {
   await mkdir(tmp, { recursive: true });
   try {
     await runHostCommand("cp", ["-a", i.baseRootfs, stage]);
+    // (shifted like the base rootfs: unshifted with it)
+    if (i.sharedImages) {
+      await mkdir(join(stage, GUEST_SHARED_IMAGES.slice(1)), { recursive: true });
+      await runHostCommand("cp", ["-a", `${i.sharedImages}/.`, join(stage, GUEST_SHARED_IMAGES.slice(1))]);
+    }
     let used = await unshift(stage, i.idBase);
     await cp(i.agentDir, join(stage, "opt", "berth"), { recursive: true });
     await cp(i.nodeBinary ?? "/usr/bin/node", join(stage, "usr", "bin", "node"));
