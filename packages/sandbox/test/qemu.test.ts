@@ -3,12 +3,14 @@
 // boots in 30-60 s, so this file takes minutes; it runs as root wherever qemu-system-x86_64 is
 // installed (setup installs it) and says why it skips otherwise.
 import { execFileSync } from "node:child_process";
-import { existsSync, readFileSync, statSync } from "node:fs";
-import { release } from "node:os";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { release, tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { AgentClient } from "../src/agent-client.js";
 import { createQemuDriver, type QemuDriver } from "../src/qemu/driver.js";
 import { execText, sandboxDriverConformance } from "../src/testsuite/driver-conformance.js";
+import { startRegistry, type Registry } from "../../../infra/registry/registry.js";
 
 vi.setConfig({ testTimeout: 600_000, hookTimeout: 900_000 });
 
@@ -32,19 +34,28 @@ const makeDriver = () => createQemuDriver({ engine: false });
 if (!why) sandboxDriverConformance({ name: "qemu", makeDriver, timeScale: makeDriver().timeScale });
 
 describe.skipIf(!!why)("qemu driver: a VM per learner", () => {
-  // With the engine: docker inside is checked once here.
-  const driver: QemuDriver = createQemuDriver();
+  // With the engine (docker inside is checked once here) and the lab registry: one guest for all.
+  let driver: QemuDriver;
+  let registry: Registry;
+  let registryRoot: string;
   const id = `qm-${process.pid.toString(36)}${Date.now().toString(36).slice(-4)}`;
+  const owner = `vm-${process.pid}`;
   let client: AgentClient;
 
   beforeAll(async () => {
+    registryRoot = mkdtempSync(join(tmpdir(), "berth-qm-reg-"));
+    registry = await startRegistry({ root: registryRoot });
+    driver = createQemuDriver({ registryUpstream: registry.url });
     await driver.prepare();
-    await driver.create({ id, hostname: "qm", limits: { memoryBytes: 256 << 20, diskBytes: 128 << 20, pids: 100 } });
+    await driver.create({ id, hostname: "qm", owner, limits: { memoryBytes: 256 << 20, diskBytes: 256 << 20, pids: 100 } });
     client = await AgentClient.connect(await driver.connect(id));
   });
   afterAll(async () => {
     client?.close();
-    await driver.destroy(id);
+    await driver?.destroy(id);
+    await driver?.close();
+    await registry?.stop();
+    if (registryRoot) rmSync(registryRoot, { recursive: true, force: true });
   });
 
   it("says which accelerator runs it, in list() too", async () => {
@@ -62,7 +73,7 @@ describe.skipIf(!!why)("qemu driver: a VM per learner", () => {
     // The guest sees at most its 256 MiB (less what the kernel keeps for itself).
     expect(Number(memKb)).toBeGreaterThan(150 * 1024);
     expect(Number(memKb)).toBeLessThanOrEqual(256 * 1024);
-    expect(Number(diskKb)).toBeLessThanOrEqual(128 * 1024);
+    expect(Number(diskKb)).toBeLessThanOrEqual(256 * 1024);
     // The learner's world is a pid namespace whose PID 1 is tini (the agent's), not the guest's init.
     expect(init).toBe("tini");
   });
@@ -85,6 +96,28 @@ describe.skipIf(!!why)("qemu driver: a VM per learner", () => {
     expect(r.stdout).toBe("hello-from-a-vm\n");
     const mods = (await execText(client, "lsmod | awk '{print $1}'")).stdout.split("\n");
     expect(mods).toEqual(expect.arrayContaining(["bridge", "veth", "overlay"]));
+  });
+
+  it("localhost:5000 is the lab registry, over the link: docker push and pull work, the lab's images are read-only, and the guest has no other way out", async () => {
+    // No network device at all: loopback, and what the engine made inside (its bridge, veths).
+    const net = await execText(client, "for d in /sys/class/net/*; do echo \"${d##*/} $(readlink -f $d)\"; done");
+    for (const line of net.stdout.trim().split("\n")) expect(line).toMatch(/ \/sys\/devices\/virtual\/net\//);
+    // The registry's real port on the host is not the guest's: its 127.0.0.1 is its own, and
+    // QEMU's user-mode network (10.0.2.2) does not exist.
+    const direct = await execText(client, `curl -s -m 5 -o /dev/null http://127.0.0.1:${registry.port}/v2/; echo rc=$?; curl -s -m 5 -o /dev/null http://10.0.2.2:${registry.port}/v2/; echo rc=$?`);
+    expect(direct.stdout).toMatch(/^rc=7\nrc=(7|28)\n$/);
+    expect((await execText(client, "curl -s -o /dev/null -w '%{http_code}' http://localhost:5000/v2/")).stdout).toBe("200");
+
+    const push = await execText(client, "docker tag busybox localhost:5000/vmapp && docker push localhost:5000/vmapp", { timeoutMs: 300_000 });
+    expect(push.stdout, push.stderr).toMatch(/latest: digest: sha256:/);
+    // Upstream, in this learner's namespace (the gateway's mapping, as for a namespaces sandbox).
+    const upstream = (await (await fetch(`${registry.url}/v2/_catalog`)).json()) as { repositories: string[] };
+    expect(upstream.repositories).toContain(`learners/${owner}/vmapp`);
+    const pull = await execText(client, "docker rmi localhost:5000/vmapp >/dev/null && docker pull -q localhost:5000/vmapp && docker images --format '{{.Repository}}' | grep -c vmapp", { timeoutMs: 300_000 });
+    expect(pull.stdout, pull.stderr).toMatch(/localhost:5000\/vmapp(:latest)?\n1\n$/);
+    const denied = await execText(client, "docker tag busybox localhost:5000/library/busybox && docker push localhost:5000/library/busybox", { timeoutMs: 300_000 });
+    expect(denied.exitCode).not.toBe(0);
+    expect(denied.stderr).toMatch(/denied: library\/ holds the lab's images and is read-only/);
   });
 
   it("QEMU runs as the guest's own unprivileged uid, without capabilities, in its host cgroup", async () => {
@@ -121,7 +154,7 @@ describe.skipIf(!!why)("qemu driver: a VM per learner", () => {
     process.kill(before.muxPid!, "SIGKILL");
     await new Promise((r) => setTimeout(r, 500));
     await expect(AgentClient.connect(await driver.connect(id), { timeoutMs: 3000 })).rejects.toThrow();
-    const next = createQemuDriver();
+    const next = createQemuDriver({ registryUpstream: registry.url });
     await next.prepare();
     const after = (await next.hostView(id))!;
     expect(after.muxPid).not.toBe(before.muxPid);
