@@ -8,24 +8,20 @@
 import { execFile } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { walkTar } from "../src/build/tar";
-import { CLI_28, normalize, startBerth, startDockerd, tmpDir, type Daemon } from "./harness";
+import { CLI_28, normalize, tmpDir, type Daemon } from "./harness";
+import { berthAndDockerd } from "./differential";
+
+const pair = berthAndDockerd();
 
 // dockerd takes 0.3-2 s per step here depending on the load; the whole file ~3 min on a quiet machine.
 const SLOW = 240_000;
 
-let berth: Daemon;
-let dockerd: Daemon;
 const dirs: string[] = [];
 const tag = (name: string) => `h1b-${name}-${process.pid}`;
 
-beforeAll(async () => {
-  [berth, dockerd] = await Promise.all([startBerth(), startDockerd()]);
-}, 120_000);
-
 afterAll(async () => {
-  await Promise.all([berth?.stop(), dockerd?.stop()]);
   for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
 });
 
@@ -62,7 +58,7 @@ function clean(s: string): string {
 /** Build the same context on both engines; the outputs (and exit codes) must be the same. */
 async function buildBoth(dir: string, args: string[]): Promise<string> {
   // Both at once: dockerd's time is mostly waiting on containerd and runc, not on the CPU.
-  const [ours, theirs] = await Promise.all([cli(berth, ["build", ...args, "."], dir), cli(dockerd, ["build", ...args, "."], dir)]);
+  const [ours, theirs] = await Promise.all([cli(pair.berth, ["build", ...args, "."], dir), cli(pair.dockerd, ["build", ...args, "."], dir)]);
   expect(clean(ours.out + ours.err), `berth vs dockerd: docker build ${args.join(" ")}`).toBe(clean(theirs.out + theirs.err));
   expect(ours.code).toBe(theirs.code);
   return clean(ours.out + ours.err);
@@ -110,7 +106,7 @@ async function facts(d: Daemon, ref: string, baseHistory: number) {
 }
 
 async function sameImage(ref: string, baseHistory = 1): Promise<Awaited<ReturnType<typeof facts>>> {
-  const [ours, theirs] = await Promise.all([facts(berth, ref, baseHistory), facts(dockerd, ref, baseHistory)]);
+  const [ours, theirs] = await Promise.all([facts(pair.berth, ref, baseHistory), facts(pair.dockerd, ref, baseHistory)]);
   expect(ours.config, `config of ${ref}`).toEqual(theirs.config);
   expect(ours.history, `history of ${ref}`).toEqual(theirs.history);
   expect(ours.files, `files of ${ref}`).toEqual(theirs.files);
@@ -118,7 +114,7 @@ async function sameImage(ref: string, baseHistory = 1): Promise<Awaited<ReturnTy
 }
 
 async function sameRun(args: string[]): Promise<string> {
-  const [ours, theirs] = await Promise.all([cli(berth, ["run", "--rm", ...args]), cli(dockerd, ["run", "--rm", ...args])]);
+  const [ours, theirs] = await Promise.all([cli(pair.berth, ["run", "--rm", ...args]), cli(pair.dockerd, ["run", "--rm", ...args])]);
   expect(ours.out + ours.err).toBe(theirs.out + theirs.err);
   expect(ours.code).toBe(theirs.code);
   return ours.out;
@@ -302,16 +298,16 @@ describe("docker build against dockerd's legacy builder", () => {
       "stage.df": "FROM busybox\nCOPY --from=nosuchstage /x /x\n",
     });
     for (const df of ["shell.df", "json.df", "unknown.df", "missing.df", "wild.df", "multi.df", "nofrom.df"]) await buildBoth(dir, ["-f", df, "--force-rm"]);
-    expect((await cli(berth, ["build", "-f", "shell.df", "--force-rm", "."], dir)).code).toBe(1);
-    const json = await cli(berth, ["build", "-f", "json.df", "--force-rm", "."], dir);
+    expect((await cli(pair.berth, ["build", "-f", "shell.df", "--force-rm", "."], dir)).code).toBe(1);
+    const json = await cli(pair.berth, ["build", "-f", "json.df", "--force-rm", "."], dir);
     expect(json.code).toBe(3);
     expect(json.err).toContain("The command 'sh -c exit 3' returned a non-zero code: 3");
-    expect((await cli(berth, ["build", "-f", "unknown.df", "."], dir)).err).toContain("dockerfile parse error line 4: unknown instruction: FOO");
-    expect((await cli(berth, ["build", "--target", "nine", "-f", "shell.df", "."], dir)).err).toContain("failed to reach build target nine in Dockerfile");
-    expect((await cli(berth, ["build", "-f", "stage.df", "."], dir)).err).toContain("invalid from flag value nosuchstage");
+    expect((await cli(pair.berth, ["build", "-f", "unknown.df", "."], dir)).err).toContain("dockerfile parse error line 4: unknown instruction: FOO");
+    expect((await cli(pair.berth, ["build", "--target", "nine", "-f", "shell.df", "."], dir)).err).toContain("failed to reach build target nine in Dockerfile");
+    expect((await cli(pair.berth, ["build", "-f", "stage.df", "."], dir)).err).toContain("invalid from flag value nosuchstage");
     // Without --force-rm the failed container stays for inspection, as with dockerd.
-    await cli(berth, ["build", "-f", "json.df", "."], dir);
-    const left = await cli(berth, ["ps", "-a", "--format", "{{.Status}} {{.Command}}"]);
+    await cli(pair.berth, ["build", "-f", "json.df", "."], dir);
+    const left = await cli(pair.berth, ["ps", "-a", "--format", "{{.Status}} {{.Command}}"]);
     expect(left.out).toMatch(/Exited \(3\)/);
   }, SLOW);
 });

@@ -5,19 +5,11 @@
  * Scenarios follow the workshop chapters (CURRICULUM.md): 1, 2, 3, 10, 11 and 14.
  */
 import { execFile } from "node:child_process";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CLI_20, CLI_28, normalize, startBerth, startDockerd, ttySession, type Daemon } from "./harness";
+import { describe, expect, it } from "vitest";
+import { CLI_20, CLI_28, normalize, ttySession, type Daemon } from "./harness";
+import { berthAndDockerd } from "./differential";
 
-let berth: Daemon;
-let dockerd: Daemon;
-
-beforeAll(async () => {
-  [berth, dockerd] = await Promise.all([startBerth(), startDockerd()]);
-});
-
-afterAll(async () => {
-  await Promise.all([berth?.stop(), dockerd?.stop()]);
-});
+const pair = berthAndDockerd();
 
 function sh(d: Daemon, script: string, cli = CLI_28): Promise<{ out: string; code: number }> {
   const prelude = `docker() { "${cli}" "$@"; }\nset -o pipefail 2>/dev/null\n`;
@@ -31,8 +23,8 @@ function sh(d: Daemon, script: string, cli = CLI_28): Promise<{ out: string; cod
 
 /** Run the same script on both engines (in turn, the machine is small) and compare. */
 async function same(script: string, cli = CLI_28): Promise<string> {
-  const ours = await sh(berth, script, cli);
-  const theirs = await sh(dockerd, script, cli);
+  const ours = await sh(pair.berth, script, cli);
+  const theirs = await sh(pair.dockerd, script, cli);
   expect(ours.out, `berth vs dockerd for:\n${script}`).toBe(theirs.out);
   expect(ours.code).toBe(theirs.code);
   return ours.out;
@@ -166,7 +158,7 @@ describe("chapter 3: ttys and detaching", () => {
   // Each engine in turn: a real terminal for the CLI, keys typed once the prompt is there.
   it("run -it, detach with ^P^Q, attach with --detach-keys: the container keeps running", async () => {
     const results: string[] = [];
-    for (const d of [berth, dockerd]) {
+    for (const d of [pair.berth, pair.dockerd]) {
       const run = await ttySession(d.host, ["run", "-it", "--name", "c3-tty", "busybox", "sh"], [
         { waitFor: "# ", send: "echo typed $((6*7))\r" },
         { waitFor: "typed 42", send: "\x10\x11" }, // `run` detaches silently
@@ -192,7 +184,7 @@ describe("chapter 3: ttys and detaching", () => {
 
   it("exec -it gets a terminal of its own; ttys see their size", async () => {
     const results: string[] = [];
-    for (const d of [berth, dockerd]) {
+    for (const d of [pair.berth, pair.dockerd]) {
       await sh(d, "docker run -d --name c3-ex busybox sleep 60");
       const ex = await ttySession(d.host, ["exec", "-it", "c3-ex", "sh"], [
         { waitFor: "# ", send: "tty; stty size; exit 3\r" },
@@ -249,7 +241,7 @@ describe("chapter 21 (first cut): images are tarballs", () => {
       "docker rm c21-src >/dev/null",
     );
     const results: string[] = [];
-    for (const [from, to] of [[berth, dockerd], [dockerd, berth]] as const) {
+    for (const [from, to] of [[pair.berth, pair.dockerd], [pair.dockerd, pair.berth]] as const) {
       await sh(from, `${make}\ndocker save -o ${dir}/img.tar c21-img:1; echo "[$?]"\ndocker rmi c21-img:1 >/dev/null`);
       const out = await sh(to, steps(
         `docker load -i ${dir}/img.tar`,

@@ -3,8 +3,8 @@
  * a bash script of docker commands run against a daemon, its output with ids and times masked.
  */
 import { execFile } from "node:child_process";
-import { expect } from "vitest";
-import { CLI_28, normalize, type Daemon } from "./harness";
+import { afterAll, beforeAll, expect } from "vitest";
+import { CLI_28, normalize, startBerth, startDockerd, type Daemon } from "./harness";
 
 export function sh(d: Daemon, script: string, timeout = 90_000): Promise<{ out: string; code: number }> {
   const prelude = `docker() { "${CLI_28}" "$@"; }\nset -o pipefail 2>/dev/null\n`;
@@ -26,3 +26,18 @@ export async function same(ours: Daemon, theirs: Daemon, script: string): Promis
 
 /** Each line echoes its exit code, so a difference in any step shows. */
 export const steps = (...lines: string[]) => lines.map((l) => `${l}; echo "[$?]"`).join("\n");
+
+/**
+ * Our engine (in this process) and a reference dockerd for the whole file: started together before
+ * the first test, stopped after the last. Read `pair.berth` and `pair.dockerd` inside tests only.
+ */
+export function berthAndDockerd(): { readonly berth: Awaited<ReturnType<typeof startBerth>>; readonly dockerd: Daemon } {
+  const pair = {} as { berth: Awaited<ReturnType<typeof startBerth>>; dockerd: Daemon };
+  beforeAll(async () => {
+    [pair.berth, pair.dockerd] = await Promise.all([startBerth(), startDockerd()]);
+  }, 120_000);
+  afterAll(async () => {
+    await Promise.all([pair.berth?.stop(), pair.dockerd?.stop()]);
+  }, 60_000);
+  return pair;
+}

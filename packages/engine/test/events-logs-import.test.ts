@@ -3,27 +3,18 @@
  * and signals), `logs --since/--until` to the nanosecond, and `docker import` (export → import
  * round trip: --change, --message, gzip, a file, garbage refused).
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startBerth, startDockerd, type Daemon } from "./harness";
-import { same, steps } from "./differential";
+import { describe, expect, it } from "vitest";
 
-let berth: Daemon;
-let dockerd: Daemon;
+import { same, steps, berthAndDockerd } from "./differential";
 
-beforeAll(async () => {
-  [berth, dockerd] = await Promise.all([startBerth(), startDockerd()]);
-});
-
-afterAll(async () => {
-  await Promise.all([berth?.stop(), dockerd?.stop()]);
-});
+const pair = berthAndDockerd();
 
 // Event lines start with their time: keep the action and attributes.
 const events = (args: string) => `docker events ${args} | cut -d' ' -f2-`;
 
 describe("docker events", () => {
   it("replays a container's life with --since/--until: create, attach, start, die with its exit code, kill with its signal, stop, rename, destroy, execs", async () => {
-    const out = await same(berth, dockerd, steps(
+    const out = await same(pair.berth, pair.dockerd, steps(
       "S=$(date +%s)",
       "docker run --name ev-a --label tier=web busybox sh -c 'exit 3'",
       "docker rm ev-a >/dev/null",
@@ -45,7 +36,7 @@ describe("docker events", () => {
   });
 
   it("streams live events until --until", async () => {
-    await same(berth, dockerd, steps(
+    await same(pair.berth, pair.dockerd, steps(
       "U=$(($(date +%s) + 3))",
       `(${events("--until $U --filter type=container --filter event=start --filter event=die")} > /tmp/berth-events-$$) & sleep 0.8`,
       "docker run --rm --name ev-live busybox true",
@@ -57,7 +48,7 @@ describe("docker events", () => {
 
 describe("docker logs --since/--until", () => {
   it("cuts at the entries' own timestamps (inclusive), and relative times", async () => {
-    await same(berth, dockerd, steps(
+    await same(pair.berth, pair.dockerd, steps(
       "docker run --name lg busybox sh -c 'echo one; sleep 0.3; echo two; sleep 0.3; echo three' >/dev/null",
       "T2=$(docker logs -t lg | sed -n 2p | cut -d' ' -f1)",
       "docker logs --until $T2 lg",
@@ -71,7 +62,7 @@ describe("docker logs --since/--until", () => {
 
 describe("docker import", () => {
   it("export → import round trip: the files (deletions too), --change, --message, gzip, a file; garbage refused", async () => {
-    await same(berth, dockerd, steps(
+    await same(pair.berth, pair.dockerd, steps(
       "docker run --name ex1 busybox sh -c 'echo hello > /greeting; rm /bin/vi'",
       "docker export ex1 | docker import --change 'CMD [\"cat\", \"/greeting\"]' --change 'ENV MOOD=calm' --message 'from ex1' - imported:v1 | sed 's/sha256:[0-9a-f]*/<id>/'",
       "docker run --rm imported:v1",

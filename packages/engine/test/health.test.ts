@@ -3,27 +3,18 @@
  * (health: starting) → (healthy)/(unhealthy) status in ps, State.Health in inspect (streak, log,
  * a probe's output, a timed-out probe), ps --filter health=, unhealthy once stopped, bad input.
  */
-import { afterAll, beforeAll, describe, it } from "vitest";
-import { startBerth, startDockerd, type Daemon } from "./harness";
-import { same, steps } from "./differential";
+import { describe, it } from "vitest";
 
-let berth: Daemon;
-let dockerd: Daemon;
+import { same, steps, berthAndDockerd } from "./differential";
 
-beforeAll(async () => {
-  [berth, dockerd] = await Promise.all([startBerth(), startDockerd()]);
-});
-
-afterAll(async () => {
-  await Promise.all([berth?.stop(), dockerd?.stop()]);
-});
+const pair = berthAndDockerd();
 
 /** Poll ps until a container shows a health status (at most 15 s). */
 const until = (name: string, status: string) => `for i in $(seq 150); do docker ps --filter name=${name} --format '{{.Status}}' | grep -q '(${status})' && break; sleep 0.1; done`;
 
 describe("health checks", () => {
   it("--health-cmd: starting, then healthy or unhealthy; inspect keeps the streak and the log", async () => {
-    await same(berth, dockerd, steps(
+    await same(pair.berth, pair.dockerd, steps(
       "docker run -d --name hc-good --health-cmd 'test -e /tmp/ok' --health-interval 1s --health-retries 2 busybox sh -c 'sleep 1.5; touch /tmp/ok; sleep 300' >/dev/null",
       "docker run -d --name hc-bad --health-cmd 'echo not yet; exit 1' --health-interval 1s --health-retries 2 busybox sleep 300 >/dev/null",
       "docker ps --format '{{.Names}} {{.Status}}' --filter name=hc-good",
@@ -43,7 +34,7 @@ describe("health checks", () => {
   });
 
   it("a probe that outlives --health-timeout is killed and logged as -1", async () => {
-    await same(berth, dockerd, steps(
+    await same(pair.berth, pair.dockerd, steps(
       "docker run -d --name hc-slow --health-cmd 'sleep 5' --health-interval 1s --health-timeout 1s busybox sleep 300 >/dev/null",
       "for i in $(seq 100); do test \"$(docker inspect -f '{{.State.Health.FailingStreak}}' hc-slow)\" -ge 1 && break; sleep 0.1; done",
       "docker inspect -f '{{.State.Health.Status}} {{(index .State.Health.Log 0).ExitCode}} {{(index .State.Health.Log 0).Output}}' hc-slow",
@@ -55,7 +46,7 @@ describe("health checks", () => {
 
   it("HEALTHCHECK in a Dockerfile: recorded in the image, run by its containers, overridden by flags", async () => {
     const dockerfile = "FROM busybox\\nHEALTHCHECK --interval=1s --retries=1 CMD test -e /etc/hostname || exit 1\\n";
-    await same(berth, dockerd, steps(
+    await same(pair.berth, pair.dockerd, steps(
       `printf '${dockerfile}' | docker build -q -t hc-image - >/dev/null`,
       "docker image inspect -f '{{json .Config.Healthcheck}}' hc-image",
       "docker run -d --name hc-img hc-image sleep 300 >/dev/null",

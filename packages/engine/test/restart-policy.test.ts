@@ -7,25 +7,16 @@
  */
 import fs from "node:fs";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { startEngine, type Engine } from "../src/engine";
-import { docker, sleep, startBerth, startDockerd, tmpDir, unmountUnder, type Daemon } from "./harness";
-import { same, steps } from "./differential";
+import { docker, sleep, tmpDir, unmountUnder } from "./harness";
+import { same, steps, berthAndDockerd } from "./differential";
 
-let berth: Daemon;
-let dockerd: Daemon;
-
-beforeAll(async () => {
-  [berth, dockerd] = await Promise.all([startBerth(), startDockerd()]);
-});
-
-afterAll(async () => {
-  await Promise.all([berth?.stop(), dockerd?.stop()]);
-});
+const pair = berthAndDockerd();
 
 describe("--restart", () => {
   it("on-failure:N, on-failure after a clean exit, always until killed or stopped, start resets the count", async () => {
-    await same(berth, dockerd, steps(
+    await same(pair.berth, pair.dockerd, steps(
       "docker run -d --name rp-fail --restart on-failure:2 busybox sh -c 'echo run; exit 3' >/dev/null",
       "docker run -d --name rp-clean --restart on-failure busybox true >/dev/null",
       "docker run -d --name rp-always --restart always busybox sh -c 'echo run; sleep 0.3; exit 1' >/dev/null",
@@ -48,7 +39,7 @@ describe("--restart", () => {
   });
 
   it("shows a restarting container in ps as Restarting, and rm -f ends it", async () => {
-    await same(berth, dockerd, steps(
+    await same(pair.berth, pair.dockerd, steps(
       "docker run -d --name rp-loop --restart always busybox sh -c 'exit 4' >/dev/null",
       // Print the line that showed Restarting: a second ps may land in one of the container's
       // short runs between back-offs and say "Up" on either engine.
@@ -62,7 +53,7 @@ describe("--restart", () => {
 describe("--init", () => {
   it("reaps an orphan that PID 1 would leave a zombie, and passes signals on", async () => {
     // The orphaned sleep is handed to PID 1: `sleep` never waits for it, tini does.
-    const out = await same(berth, dockerd, steps(
+    const out = await same(pair.berth, pair.dockerd, steps(
       "docker run -d --name in-no busybox sh -c '(sleep 0.2 &); exec sleep 30' >/dev/null",
       "docker run -d --name in-yes --init busybox sh -c '(sleep 0.2 &); exec sleep 30' >/dev/null",
       "sleep 1.5",

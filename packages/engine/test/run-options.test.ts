@@ -6,24 +6,15 @@
  * --privileged.
  */
 import fs from "node:fs";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startBerth, startDockerd, type Daemon } from "./harness";
-import { same, sh, steps } from "./differential";
+import { describe, expect, it } from "vitest";
 
-let berth: Daemon;
-let dockerd: Daemon;
+import { same, sh, steps, berthAndDockerd } from "./differential";
 
-beforeAll(async () => {
-  [berth, dockerd] = await Promise.all([startBerth(), startDockerd()]);
-});
-
-afterAll(async () => {
-  await Promise.all([berth?.stop(), dockerd?.stop()]);
-});
+const pair = berthAndDockerd();
 
 describe("run options", () => {
   it("--group-add, --ulimit, --oom-score-adj, --sysctl", async () => {
-    await same(berth, dockerd, steps(
+    await same(pair.berth, pair.dockerd, steps(
       "docker run --rm --group-add 10 --group-add 4242 busybox id",
       "docker run --rm --group-add audio busybox id",
       "docker run --rm --ulimit nofile=512:1024 --ulimit nproc=100 busybox sh -c 'ulimit -n; ulimit -Hn; ulimit -u'",
@@ -36,7 +27,7 @@ describe("run options", () => {
   });
 
   it("--add-host, --dns-option, --domainname, --device", async () => {
-    await same(berth, dockerd, steps(
+    await same(pair.berth, pair.dockerd, steps(
       "docker run --rm --add-host db:10.0.0.5 --add-host 'h2:::1' busybox cat /etc/hosts",
       "docker run --rm --dns-option ndots:2 --dns-option edns0 busybox grep options /etc/resolv.conf",
       "docker run --rm --domainname example.org --hostname web busybox sh -c 'hostname; cat /proc/sys/kernel/domainname'",
@@ -48,7 +39,7 @@ describe("run options", () => {
   });
 
   it("--uts host, --pid host, --pid container:<name>; exec in a paused container", async () => {
-    await same(berth, dockerd, steps(
+    await same(pair.berth, pair.dockerd, steps(
       "test \"$(docker run --rm --uts host busybox hostname)\" = \"$(hostname)\"",
       "docker run --rm --pid host busybox sh -c 'test $(ps | wc -l) -gt 10 && echo sees the host'",
       "docker run -d --name pid-a busybox sleep 100 >/dev/null",
@@ -66,7 +57,7 @@ describe("run options", () => {
   // engine itself holds, mounts allowed, /sys writable.
   it("--privileged: every capability the engine holds, mounts allowed, /sys writable (ours)", async () => {
     const bounding = /CapBnd:\s*([0-9a-f]+)/.exec(fs.readFileSync("/proc/self/status", "utf8"))![1]!;
-    const out = await sh(berth, steps(
+    const out = await sh(pair.berth, steps(
       "docker run --rm --privileged busybox grep CapEff /proc/self/status",
       "docker run --rm --privileged busybox sh -c 'mount -t tmpfs none /tmp && echo mounted'",
       "docker run --rm busybox sh -c 'mount -t tmpfs none /tmp && echo mounted'",
@@ -77,7 +68,7 @@ describe("run options", () => {
   });
 
   it("OOMKilled when the OOM killer took a child and the container went on to exit 0", async () => {
-    await same(berth, dockerd, steps(
+    await same(pair.berth, pair.dockerd, steps(
       "docker run --name oom-child -m 8m busybox sh -c 'sh -c \"x=\\$(head -c 20000000 /dev/zero | tr \\\"\\\\\\\\0\\\" x)\"; echo child=$?'",
       "docker inspect -f '{{.State.ExitCode}} {{.State.OOMKilled}}' oom-child",
       "docker rm oom-child >/dev/null",

@@ -5,20 +5,18 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
-import { docker, request, startBerth, startDockerd, tmpDir, type Daemon } from "./harness";
+import { docker, request, tmpDir, type Daemon } from "./harness";
+import { berthAndDockerd } from "./differential";
 
-let berth: Awaited<ReturnType<typeof startBerth>>;
-let dockerd: Daemon;
+const pair = berthAndDockerd();
+
 let dir: string;
 
 beforeAll(async () => {
   dir = tmpDir("berth-saveload-");
-  [berth, dockerd] = await Promise.all([startBerth(), startDockerd()]);
 });
 
 afterAll(async () => {
-  await dockerd?.stop();
-  await berth?.stop();
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
@@ -41,40 +39,40 @@ const expected = "ls: /etc/shadow: No such file or directory\nfresh\n";
 
 describe("save and load across engines", () => {
   it("ours -> dockerd: loads, keeps its id, runs with the deletions", async () => {
-    await makeImage(berth, "sl-ours:1", "from-berth");
+    await makeImage(pair.berth, "sl-ours:1", "from-berth");
     const tar = path.join(dir, "ours.tar");
-    await ok(berth, ["save", "-o", tar, "sl-ours:1"]);
-    expect(await ok(dockerd, ["load", "-i", tar])).toContain("Loaded image: sl-ours:1");
-    expect(await idOf(dockerd, "sl-ours:1")).toBe(await idOf(berth, "sl-ours:1"));
-    expect(await ok(dockerd, ["run", "--rm", "sl-ours:1"])).toBe("from-berth\n");
-    expect(await ok(dockerd, ["run", "--rm", "sl-ours:1", "sh", "-c", check])).toBe(expected);
+    await ok(pair.berth, ["save", "-o", tar, "sl-ours:1"]);
+    expect(await ok(pair.dockerd, ["load", "-i", tar])).toContain("Loaded image: sl-ours:1");
+    expect(await idOf(pair.dockerd, "sl-ours:1")).toBe(await idOf(pair.berth, "sl-ours:1"));
+    expect(await ok(pair.dockerd, ["run", "--rm", "sl-ours:1"])).toBe("from-berth\n");
+    expect(await ok(pair.dockerd, ["run", "--rm", "sl-ours:1", "sh", "-c", check])).toBe(expected);
   });
 
   it("dockerd -> ours: several images in one archive, ids kept, they run here", async () => {
-    await makeImage(dockerd, "sl-theirs:1", "from-dockerd");
-    await ok(dockerd, ["tag", "sl-theirs:1", "sl-theirs:alias"]);
+    await makeImage(pair.dockerd, "sl-theirs:1", "from-dockerd");
+    await ok(pair.dockerd, ["tag", "sl-theirs:1", "sl-theirs:alias"]);
     const tar = path.join(dir, "theirs.tar");
-    await ok(dockerd, ["save", "-o", tar, "sl-theirs:1", "sl-theirs:alias", "busybox"]);
-    const out = await ok(berth, ["load", "-i", tar]);
+    await ok(pair.dockerd, ["save", "-o", tar, "sl-theirs:1", "sl-theirs:alias", "busybox"]);
+    const out = await ok(pair.berth, ["load", "-i", tar]);
     for (const t of ["sl-theirs:1", "sl-theirs:alias", "busybox:latest"]) expect(out).toContain(`Loaded image: ${t}`);
-    expect(await idOf(berth, "sl-theirs:1")).toBe(await idOf(dockerd, "sl-theirs:1"));
-    expect(await idOf(berth, "sl-theirs:alias")).toBe(await idOf(berth, "sl-theirs:1"));
-    expect(await ok(berth, ["run", "--rm", "sl-theirs:alias"])).toBe("from-dockerd\n");
-    expect(await ok(berth, ["run", "--rm", "sl-theirs:1", "sh", "-c", check])).toBe(expected);
+    expect(await idOf(pair.berth, "sl-theirs:1")).toBe(await idOf(pair.dockerd, "sl-theirs:1"));
+    expect(await idOf(pair.berth, "sl-theirs:alias")).toBe(await idOf(pair.berth, "sl-theirs:1"));
+    expect(await ok(pair.berth, ["run", "--rm", "sl-theirs:alias"])).toBe("from-dockerd\n");
+    expect(await ok(pair.berth, ["run", "--rm", "sl-theirs:1", "sh", "-c", check])).toBe(expected);
   });
 
   it("an image loaded from dockerd goes back to dockerd byte for byte (same layer digests)", async () => {
     const tar = path.join(dir, "back.tar");
-    await ok(berth, ["save", "-o", tar, "sl-theirs:1"]);
-    await ok(dockerd, ["rmi", "sl-theirs:1", "sl-theirs:alias"]);
-    await ok(dockerd, ["load", "-i", tar]);
-    expect(await idOf(dockerd, "sl-theirs:1")).toBe(await idOf(berth, "sl-theirs:1"));
+    await ok(pair.berth, ["save", "-o", tar, "sl-theirs:1"]);
+    await ok(pair.dockerd, ["rmi", "sl-theirs:1", "sl-theirs:alias"]);
+    await ok(pair.dockerd, ["load", "-i", tar]);
+    expect(await idOf(pair.dockerd, "sl-theirs:1")).toBe(await idOf(pair.berth, "sl-theirs:1"));
     const layers = (h: Daemon) => ok(h, ["image", "inspect", "-f", "{{json .RootFS.Layers}}", "sl-theirs:1"]);
-    expect(await layers(dockerd)).toBe(await layers(berth));
+    expect(await layers(pair.dockerd)).toBe(await layers(pair.berth));
   });
 
   it("refuses broken archives with a message, and writes nothing outside its store", async () => {
-    const notTar = await request(berth.socket, "POST", "/images/load", "this is not a tar", { "Content-Type": "application/x-tar" });
+    const notTar = await request(pair.berth.socket, "POST", "/images/load", "this is not a tar", { "Content-Type": "application/x-tar" });
     expect(notTar.status).toBe(400);
     expect(notTar.body).toMatch(/"message":".+"/);
     const mk = (name: string, files: Record<string, string>) => {
@@ -85,16 +83,16 @@ describe("save and load across engines", () => {
       execFileSync("tar", ["-C", d, "-cf", out, "."]);
       return fs.readFileSync(out);
     };
-    const noManifest = await request(berth.socket, "POST", "/images/load", mk("nomanifest", { "x.json": "{}" }), { "Content-Type": "application/x-tar" });
+    const noManifest = await request(pair.berth.socket, "POST", "/images/load", mk("nomanifest", { "x.json": "{}" }), { "Content-Type": "application/x-tar" });
     expect(noManifest.status).toBe(400);
     expect(noManifest.body).toContain("no manifest.json");
     const victim = path.join(dir, "victim.json");
     fs.writeFileSync(victim, JSON.stringify({ rootfs: { diff_ids: [] } }));
-    const escape = await request(berth.socket, "POST", "/images/load", mk("escape", { "manifest.json": JSON.stringify([{ Config: `../../../../../../../..${victim}`, RepoTags: ["evil:1"], Layers: [] }]) }), { "Content-Type": "application/x-tar" });
+    const escape = await request(pair.berth.socket, "POST", "/images/load", mk("escape", { "manifest.json": JSON.stringify([{ Config: `../../../../../../../..${victim}`, RepoTags: ["evil:1"], Layers: [] }]) }), { "Content-Type": "application/x-tar" });
     expect(escape.status).toBe(400);
     expect(escape.body).toContain("outside the archive");
-    expect((await docker(berth, ["image", "inspect", "evil:1"])).code).toBe(1);
-    const r = await docker(berth, ["load", "-i", path.join(dir, "nomanifest.tar")]);
+    expect((await docker(pair.berth, ["image", "inspect", "evil:1"])).code).toBe(1);
+    const r = await docker(pair.berth, ["load", "-i", path.join(dir, "nomanifest.tar")]);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain("invalid image archive");
   });

@@ -6,20 +6,11 @@
 import fs from "node:fs";
 import http from "node:http";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startBerth, startDockerd, type Daemon } from "./harness";
-import { same, sh, steps } from "./differential";
+import { describe, expect, it } from "vitest";
 
-let berth: Awaited<ReturnType<typeof startBerth>>;
-let dockerd: Daemon;
+import { same, sh, steps, berthAndDockerd } from "./differential";
 
-beforeAll(async () => {
-  [berth, dockerd] = await Promise.all([startBerth(), startDockerd()]);
-});
-
-afterAll(async () => {
-  await Promise.all([berth?.stop(), dockerd?.stop()]);
-});
+const pair = berthAndDockerd();
 
 /** "20.5MiB / 64MiB" -> [bytes used, bytes limit] */
 function memUsage(s: string): [number, number] {
@@ -36,7 +27,7 @@ describe("docker stats", () => {
       "docker stats --no-stream --format '{{.Name}}|{{.MemUsage}}|{{.PIDs}}' st-mem",
       "docker rm -f st-mem >/dev/null",
     ].join("\n");
-    for (const d of [berth, dockerd]) {
+    for (const d of [pair.berth, pair.dockerd]) {
       const { out, code } = await sh(d, script);
       expect(code, `${d.name}: ${out}`).toBe(0);
       const [name, mem, pids] = out.trim().split("|");
@@ -57,7 +48,7 @@ describe("docker stats", () => {
       "docker rm -f st-cpu >/dev/null",
     ].join("\n");
     const limits: number[] = [];
-    for (const d of [berth, dockerd]) {
+    for (const d of [pair.berth, pair.dockerd]) {
       const { out } = await sh(d, script);
       const [cpu, mem] = out.trim().split("|");
       const pct = Number(cpu!.replace("%", ""));
@@ -71,10 +62,10 @@ describe("docker stats", () => {
   });
 
   it("streams: the API sends a sample a second, each with the one before as precpu_stats", async () => {
-    await sh(berth, "docker run -d --name st-stream busybox sleep 60 >/dev/null");
+    await sh(pair.berth, "docker run -d --name st-stream busybox sleep 60 >/dev/null");
     const samples = await new Promise<Record<string, { cpu_usage: { total_usage: number }; system_cpu_usage: number }>[]>((resolve, reject) => {
       const got: Record<string, { cpu_usage: { total_usage: number }; system_cpu_usage: number }>[] = [];
-      const req = http.get({ socketPath: berth.socket, path: "/containers/st-stream/stats" }, (res) => {
+      const req = http.get({ socketPath: pair.berth.socket, path: "/containers/st-stream/stats" }, (res) => {
         let buf = "";
         res.on("data", (c: Buffer) => {
           buf += c.toString();
@@ -91,13 +82,13 @@ describe("docker stats", () => {
     });
     expect(samples[1]!.precpu_stats).toEqual(samples[0]!.cpu_stats);
     expect(samples[1]!.cpu_stats!.system_cpu_usage).toBeGreaterThan(samples[0]!.cpu_stats!.system_cpu_usage);
-    await sh(berth, "docker rm -f st-stream");
+    await sh(pair.berth, "docker rm -f st-stream");
   });
 });
 
 describe("docker update", () => {
   it("changes memory, CPUs, pids and the restart policy: inspect, stats and refusals as dockerd", async () => {
-    await same(berth, dockerd, steps(
+    await same(pair.berth, pair.dockerd, steps(
       "docker run -d --name up-a -m 64m busybox sleep 300 >/dev/null",
       "docker run -d --name up-b busybox sleep 300 >/dev/null",
       "docker inspect -f '{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}}' up-a",
@@ -121,13 +112,13 @@ describe("docker update", () => {
   });
 
   it("writes the new limits into the running container's cgroup", async () => {
-    await sh(berth, "docker run -d --name up-cg -m 64m busybox sleep 300 >/dev/null && docker update -m 96m --memory-swap 192m --cpus 0.25 --pids-limit 9 up-cg");
-    const c = berth.engine.containers.find("up-cg");
-    const v1 = berth.engine.containers.cgroupVersion === 1;
+    await sh(pair.berth, "docker run -d --name up-cg -m 64m busybox sleep 300 >/dev/null && docker update -m 96m --memory-swap 192m --cpus 0.25 --pids-limit 9 up-cg");
+    const c = pair.berth.engine.containers.find("up-cg");
+    const v1 = pair.berth.engine.containers.cgroupVersion === 1;
     const read = (controller: string, file: string) => fs.readFileSync(path.join(c.cgroup!.dir(controller), file), "utf8").trim();
     expect(read("memory", v1 ? "memory.limit_in_bytes" : "memory.max")).toBe(String(96 * 1024 ** 2));
     expect(read("cpu", v1 ? "cpu.cfs_quota_us" : "cpu.max")).toBe(v1 ? "25000" : "25000 100000");
     expect(read("pids", "pids.max")).toBe("9");
-    await sh(berth, "docker rm -f up-cg");
+    await sh(pair.berth, "docker rm -f up-cg");
   });
 });

@@ -7,21 +7,17 @@
 import { execFile } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { parseMounts } from "../src/volumes/mounts";
 import { VolumeStore } from "../src/volumes/store";
-import { CLI_20, CLI_28, normalize, request, startBerth, startDockerd, tmpDir, type Daemon } from "./harness";
+import { CLI_20, CLI_28, normalize, request, tmpDir, type Daemon } from "./harness";
+import { berthAndDockerd } from "./differential";
 
-let berth: Daemon & { root: string };
-let dockerd: Daemon;
+const pair = berthAndDockerd();
+
 const scratch = tmpDir("berth-vol-test-");
 
-beforeAll(async () => {
-  [berth, dockerd] = await Promise.all([startBerth(), startDockerd()]);
-}, 60_000);
-
 afterAll(async () => {
-  await Promise.all([berth?.stop(), dockerd?.stop()]);
   fs.rmSync(scratch, { recursive: true, force: true });
 }, 60_000);
 
@@ -39,7 +35,7 @@ function sh(d: Daemon, script: string, cli = CLI_28): Promise<{ out: string; cod
 
 /** The same script on both engines at once (each has its own names and state; it halves the wait). */
 async function same(script: string, cli = CLI_28): Promise<string> {
-  const [ours, theirs] = await Promise.all([sh(berth, script, cli), sh(dockerd, script, cli)]);
+  const [ours, theirs] = await Promise.all([sh(pair.berth, script, cli), sh(pair.dockerd, script, cli)]);
   expect(ours.out, `berth vs dockerd for:\n${script}`).toBe(theirs.out);
   expect(ours.code).toBe(theirs.code);
   return ours.out;
@@ -226,7 +222,7 @@ describe("chapter 13: volumes against dockerd", () => {
 
 describe("volumes: Berth alone", () => {
   it("volume prune at API 1.45: anonymous volumes only unless --all, and anonymous ones are labelled", async () => {
-    const out = await sh(berth, steps(
+    const out = await sh(pair.berth, steps(
       "docker volume create v13-q >/dev/null",
       "docker run --name v13-qa -v /anon busybox true && docker rm v13-qa >/dev/null",
       "docker volume ls -q --filter label=com.docker.volume.anonymous | wc -l",
@@ -268,9 +264,9 @@ describe("volumes: Berth alone", () => {
   });
 
   it("refuses a bind of the engine's own state dir (and anything below it), creating nothing", async () => {
-    const state = path.join(berth.root, "state");
+    const state = path.join(pair.berth.root, "state");
     const probe = path.join(state, "made-by-a-bind");
-    const out = await sh(berth, steps(
+    const out = await sh(pair.berth, steps(
       `docker run --rm -v ${state}:/x busybox true`,
       `docker run --rm -v ${probe}:/x busybox true`,
       `docker run --rm --mount type=bind,src=${state}/volumes,dst=/x busybox true`,
@@ -304,7 +300,7 @@ describe("volumes: Berth alone", () => {
   });
 
   it("the API: bad Mounts and Binds bodies get a 400 that names the problem", async () => {
-    const create = (hostConfig: unknown) => request(berth.socket, "POST", "/containers/create", JSON.stringify({ Image: "busybox", Cmd: ["true"], HostConfig: hostConfig }));
+    const create = (hostConfig: unknown) => request(pair.berth.socket, "POST", "/containers/create", JSON.stringify({ Image: "busybox", Cmd: ["true"], HostConfig: hostConfig }));
     const cases: [unknown, RegExp][] = [
       [{ Mounts: [{ Type: "bind", Source: "/tmp", Target: "rel" }] }, /invalid mount config for type \\"bind\\": invalid mount path: 'rel' mount path must be absolute/],
       [{ Mounts: [{ Target: "/x" }] }, /invalid mount config for type \\"\\": mount type unknown/],
@@ -321,8 +317,8 @@ describe("volumes: Berth alone", () => {
       expect(res.status, JSON.stringify(hc)).toBe(/flocker/.test(JSON.stringify(hc)) ? 404 : 400);
       expect(res.body).toMatch(want);
     }
-    expect((await request(berth.socket, "GET", "/volumes")).body).not.toMatch(/v13-dup|v13-api/);
-    expect((await request(berth.socket, "POST", "/volumes/create", JSON.stringify({ Name: "../escape" }))).status).toBe(400);
-    expect((await request(berth.socket, "GET", "/volumes/..%2F..%2Fetc")).status).toBe(404);
+    expect((await request(pair.berth.socket, "GET", "/volumes")).body).not.toMatch(/v13-dup|v13-api/);
+    expect((await request(pair.berth.socket, "POST", "/volumes/create", JSON.stringify({ Name: "../escape" }))).status).toBe(400);
+    expect((await request(pair.berth.socket, "GET", "/volumes/..%2F..%2Fetc")).status).toBe(404);
   });
 });
