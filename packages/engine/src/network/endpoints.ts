@@ -49,7 +49,9 @@ export async function plugIn(n: NetworkRecord, a: Attachment, pid: number, route
 
 /**
  * Give the address back; with deleteVeth, remove the host's end too (`network disconnect`, or a
- * pair `network connect` made). A pair the shim made, the shim deleted when the container ended.
+ * pair `network connect` made). A pair the shim made at start is left to the kernel, which deletes
+ * it with the container's network namespace (an `ip link del` would cost a process and, in the
+ * kernel, RCU grace periods, for nothing).
  */
 export async function unplug(a: Attachment, space: AddressSpace | undefined, deleteVeth = true): Promise<void> {
   if (a.ip) space?.release(ipToNum(a.ip));

@@ -37,7 +37,7 @@ export interface Attachment {
   endpointId?: string;
   iface?: string; // eth0 ... inside the container
   hostVeth?: string;
-  /** Made by the shim at start (which deletes it when the container ends), not by `network connect`. */
+  /** Made by the shim at start (gone with the container's namespace), not by `network connect`. */
   byShim?: boolean;
 }
 

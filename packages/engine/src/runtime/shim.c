@@ -497,30 +497,16 @@ static void add_veth(const struct veth *v, pid_t pid) {
   REPORT("netlink", text);
 }
 
-/* After the container: its end died with its namespace, which takes the pair along; make sure. */
-static void delete_link(const char *name) {
-  static char buf[128] __attribute__((aligned(NLMSG_ALIGNTO)));
-  struct nlmsghdr *h = (struct nlmsghdr *)buf;
-  memset(buf, 0, sizeof buf);
-  h->nlmsg_len = NLMSG_LENGTH(sizeof(struct ifinfomsg));
-  h->nlmsg_type = RTM_DELLINK;
-  ((struct ifinfomsg *)NLMSG_DATA(h))->ifi_family = AF_UNSPEC;
-  nl_put(h, sizeof buf, IFLA_IFNAME, name, strlen(name) + 1);
-  nl_talk(h); /* ENODEV: already gone */
-}
-
-static struct veth plugged[16];
-static int nplugged;
-static void unplug_veths(void) {
-  for (int i = 0; i < nplugged; i++) delete_link(plugged[i].host);
-  nplugged = 0;
-}
-
+/*
+ * No deletion afterwards: when the container's last process ends, its network namespace goes and
+ * the kernel deletes every veth pair with an end in it. (Deleting one ourselves waits for RCU
+ * grace periods: 50-190 ms on a busy host, which the exit of `docker run` would wait for.)
+ */
 static void plug_veths(const struct options *o, pid_t pid) {
   for (int i = 0; i < o->nveths; i++) {
-    parse_veth(o->veths[i], &plugged[i]);
-    add_veth(&plugged[i], pid);
-    nplugged = i + 1;
+    struct veth v;
+    parse_veth(o->veths[i], &v);
+    add_veth(&v, pid);
   }
 }
 
@@ -1073,7 +1059,6 @@ int main(int argc, char **argv) {
   if (o.nveths) {
     report_fd = STATUS_FD;
     fail_to_engine = 1; /* the child, waiting for "go", ends when we do, and its namespace with it */
-    atexit(unplug_veths);
     plug_veths(&o, pid);
     report_fd = -1;
     fail_to_engine = 0;
