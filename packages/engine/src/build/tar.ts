@@ -1,6 +1,7 @@
 /**
  * A tar reader and a careful extractor, for the two archives a build unpacks: the build context
- * the client uploads, and a local archive that `ADD` extracts into the image.
+ * the client uploads, and a local archive that `ADD` extracts into the image; and the same rules
+ * as a guard in front of `tar -x` for image layers (LayerTarGuard, at the end).
  *
  * Why not GNU tar: a context is untrusted input, and the rules Docker applies to it are ours to
  * state and test. Every member's name is cleaned and must stay below the destination; nothing is
@@ -15,6 +16,7 @@
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
+import { Transform } from "node:stream";
 import { lstatOrNull, resolveInRoot } from "./fsutil";
 
 export class UnsafeArchiveError extends Error {}
@@ -281,3 +283,153 @@ export function extractTar(file: string, dest: string, opts: { policy: "context"
   return count;
 }
 
+
+/**
+ * The same rules for a layer tar on its way to `tar -x` (images/layers.ts: pulled layers,
+ * `docker load`, `docker import`): a stream that parses each header and checks it before passing
+ * a byte of it on, so a member that breaks a rule never reaches the extractor, and the pipeline
+ * fails with the reason. A layer is unpacked into a fresh, empty directory, so only the archive's
+ * own links matter:
+ *   - a name that climbs out ("../x") is refused;
+ *   - a member below a symbolic link of the same archive is refused (it would be written through
+ *     the link: with an absolute one, onto the host); links themselves are image content, kept;
+ *   - a hard link must name a member that came earlier, by a name that stays inside and does not
+ *     pass through a symbolic link;
+ *   - member types tar would read differently from this parser (sparse files, volume labels,
+ *     multi-volume parts) are refused rather than guessed.
+ */
+const LAYER_MEMBER_TYPES = new Set(["0", "\0", "1", "2", "3", "4", "5", "6", "7"]);
+
+export class LayerTarGuard extends Transform {
+  private header = Buffer.alloc(0); // a header being collected
+  private body = 0; // bytes of the current member's body still to pass on
+  private meta?: { flag: string; left: number; padded: number; bytes: Buffer[] }; // a pax or GNU long-name record
+  private pax: Record<string, string> = {};
+  private longName?: string;
+  private longLink?: string;
+  private readonly symlinks = new Set<string>();
+  private readonly members = new Set<string>(); // non-directory members so far, for hard links
+
+  constructor(private readonly what = "layer") {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: (e?: Error) => void): void {
+    try {
+      this.consume(chunk);
+      done();
+    } catch (e) {
+      done(e as Error);
+    }
+  }
+
+  override _flush(done: (e?: Error) => void): void {
+    const partial = this.header.length && !this.header.every((x) => x === 0);
+    done(partial || this.body || this.meta ? new UnsafeArchiveError(`${this.what}: truncated tar archive`) : undefined);
+  }
+
+  private consume(chunk: Buffer): void {
+    let at = 0;
+    while (at < chunk.length) {
+      if (this.body) {
+        const n = Math.min(this.body, chunk.length - at);
+        this.push(chunk.subarray(at, at + n));
+        this.body -= n;
+        at += n;
+        continue;
+      }
+      if (this.meta) {
+        const n = Math.min(this.meta.padded, chunk.length - at);
+        const part = chunk.subarray(at, at + n);
+        this.push(part);
+        if (this.meta.left > 0) this.meta.bytes.push(part.subarray(0, Math.min(n, this.meta.left)));
+        this.meta.left -= n;
+        this.meta.padded -= n;
+        at += n;
+        if (!this.meta.padded) this.endMeta();
+        continue;
+      }
+      const n = Math.min(512 - this.header.length, chunk.length - at);
+      this.header = Buffer.concat([this.header, chunk.subarray(at, at + n)]);
+      at += n;
+      if (this.header.length === 512) {
+        const h = this.header;
+        this.header = Buffer.alloc(0);
+        this.onHeader(h);
+      }
+    }
+  }
+
+  private endMeta(): void {
+    const { flag, bytes } = this.meta!;
+    const body = Buffer.concat(bytes);
+    this.meta = undefined;
+    if (flag === "L") this.longName = cString(body);
+    else if (flag === "K") this.longLink = cString(body);
+    else if (flag === "x") this.pax = parsePax(body);
+  }
+
+  private onHeader(h: Buffer): void {
+    // Zero blocks end an archive, but `tar -x --ignore-zeros` reads on past them: so does this.
+    if (h.every((x) => x === 0)) {
+      this.push(h);
+      return;
+    }
+    if (!checksumOk(h)) throw new UnsafeArchiveError(`${this.what}: invalid tar header (not a tar archive, or a damaged one)`);
+    const flag = String.fromCharCode(h[156]!);
+    let size = octal(h.subarray(124, 136));
+    if (this.pax.size) size = Number(this.pax.size);
+    const padded = Math.ceil(size / 512) * 512;
+    if (flag === "x" || flag === "g" || flag === "L" || flag === "K") {
+      this.push(h);
+      this.meta = { flag, left: size, padded, bytes: [] };
+      if (!padded) this.endMeta();
+      return;
+    }
+    const magic = h.subarray(257, 263).toString("latin1");
+    const prefix = magic.startsWith("ustar") ? cString(h.subarray(345, 500)) : "";
+    const raw = cString(h.subarray(0, 100));
+    const name = this.pax.path ?? this.longName ?? (prefix ? `${prefix}/${raw}` : raw);
+    const linkname = this.pax.linkpath ?? this.longLink ?? cString(h.subarray(157, 257));
+    this.pax = {};
+    this.longName = this.longLink = undefined;
+    this.check(flag, name, linkname);
+    this.push(h);
+    // Only regular files carry a body (as GNU tar reads them); every other kind is refused above or has none.
+    this.body = flag === "0" || flag === "\0" || flag === "7" ? padded : 0;
+  }
+
+  private check(flag: string, name: string, linkname: string): void {
+    const refuse = (why: string) => {
+      throw new UnsafeArchiveError(`${this.what}: member "${name}" ${why}; refused, nothing was written outside`);
+    };
+    if (!LAYER_MEMBER_TYPES.has(flag)) refuse(`has a member type this engine does not unpack ("${flag}")`);
+    let rel: string;
+    try {
+      rel = cleanMemberName(name);
+    } catch (e) {
+      return refuse((e as Error).message.replace(/^archive member "[^"]*" /, ""));
+    }
+    const throughLink = (r: string) => {
+      const parts = r.split("/");
+      for (let i = 1; i < parts.length; i++) if (this.symlinks.has(parts.slice(0, i).join("/"))) return parts.slice(0, i).join("/");
+      return undefined;
+    };
+    const via = throughLink(rel);
+    if (via) refuse(`would be written through the symbolic link "${via}" of the same archive`);
+    if (flag === "1") {
+      let target: string;
+      try {
+        target = cleanMemberName(linkname);
+      } catch {
+        return refuse(`is a hard link to "${linkname}", outside the layer`);
+      }
+      const linkVia = throughLink(target);
+      if (linkVia) refuse(`is a hard link through the symbolic link "${linkVia}"`);
+      if (!this.members.has(target)) refuse(`is a hard link to "${linkname}", which is not a file earlier in the archive`);
+    }
+    if (flag === "2") this.symlinks.add(rel);
+    else this.symlinks.delete(rel); // a later member of the same name replaces the link
+    if (flag !== "5") this.members.add(rel);
+  }
+}

@@ -13,6 +13,7 @@ import path from "node:path";
 import { pipeline } from "node:stream/promises";
 import { PassThrough, type Readable, type Transform } from "node:stream";
 import zlib from "node:zlib";
+import { LayerTarGuard, UnsafeArchiveError } from "../build/tar";
 import { isOpaqueDir, markOpaque } from "../snapshots/overlay";
 
 /**
@@ -225,9 +226,10 @@ export async function extractLayerStream(src: Readable, dir: string): Promise<{ 
   let err = "";
   tar.stderr.on("data", (d: Buffer) => (err += d.toString()));
   const done = new Promise<number>((r) => tar.on("close", (code) => r(code ?? 1)));
-  await pipeline(src, h, tar.stdin).catch((e: Error) => {
+  // Every member is checked before tar sees it (build/tar.ts): nothing climbs out of dir.
+  await pipeline(src, h, new LayerTarGuard(), tar.stdin).catch((e: Error) => {
     tar.kill();
-    throw new Error(`could not read the layer: ${e.message}`);
+    throw e instanceof UnsafeArchiveError ? e : new Error(`could not read the layer: ${e.message}`);
   });
   const code = await done;
   if (code !== 0) throw new Error(`could not unpack the layer: ${err.trim().split("\n").slice(-2).join(" ")}`);
