@@ -6,4 +6,4 @@ import { isolationTests } from "./isolation-suite.js";
 
 vi.setConfig({ testTimeout: 300_000, hookTimeout: 600_000 });
 
-isolationTests({ name: "uml", makeDriver: () => createUmlDriver(), kind: "vm", timeScale: 4 });
+isolationTests({ name: "uml", makeDriver: () => createUmlDriver(), kind: "vm", timeScale: 4, disks: /^ubd[a-z]$/ });
