@@ -1,6 +1,6 @@
 // Isolation between qemu sandboxes, and from the host: the shared suite (isolation-suite.ts) with a
 // VM each (under TCG here: slow, minutes). QEMU's own confinement on the host, and the guest's only
-// way out (its link's registry channel), are in qemu.test.ts and qemu-vmmux.test.ts.
+// way out (its link's registry channel), are in qemu.test.ts and unit/qemu-vmmux.test.ts.
 import { execFileSync } from "node:child_process";
 import { describe, it, vi } from "vitest";
 import { createQemuDriver } from "../src/index.js";

@@ -8,7 +8,7 @@ import { createServer, connect, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
-import { buildMux } from "../src/qemu/driver.js";
+import { buildMux } from "../../src/qemu/driver.js";
 
 const F_OPEN = 1;
 const F_DATA = 2;

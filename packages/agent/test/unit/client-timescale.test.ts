@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WebSocketServer } from "ws";
-import { AgentClient, MAX_STRETCHED_TIMEOUT_MS, stretchedTimeout } from "../src/client.js";
+import { AgentClient, MAX_STRETCHED_TIMEOUT_MS, stretchedTimeout } from "../../src/client.js";
 
 const UPGRADE_DELAY_MS = 600;
 let dir: string;
