@@ -8,7 +8,7 @@ import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { AgentClient, createNamespacesDriver } from "../src/index.js";
 import { loopDevicesOf, sandboxDiskHostBytes } from "../src/namespaces/disk.js";
-import { hostMounts, sh, testDriver, testId } from "./sandbox-fixture.js";
+import { hostMounts, sh, testDriver, testId, connectedSandboxes, endSandboxes } from "./sandbox-fixture.js";
 
 const MiB = 1024 * 1024;
 const QUOTA = 256 * MiB;
@@ -20,16 +20,11 @@ let b: AgentClient;
 
 beforeAll(async () => {
   await driver.prepare();
-  await Promise.all([driver.create({ id: idA, hostname: "quota-a", limits: { diskBytes: QUOTA } }), driver.create({ id: idB, hostname: "quota-b" })]);
-  a = await AgentClient.connect(await driver.connect(idA));
-  b = await AgentClient.connect(await driver.connect(idB));
+  [a, b] = await connectedSandboxes(driver, [{ id: idA, hostname: "quota-a", limits: { diskBytes: QUOTA } }, { id: idB, hostname: "quota-b" }]);
 }, 120_000);
 
 afterAll(async () => {
-  a?.close();
-  b?.close();
-  await driver.destroy(idA).catch(() => {});
-  await driver.destroy(idB).catch(() => {});
+  await endSandboxes(driver, [idA, idB], [a, b]);
 });
 
 describe("disk quota", () => {

@@ -26,7 +26,7 @@ const CLI_28 = "/usr/local/bin/docker";
 async function startDockerd(ports: number[]): Promise<{ host: string; stop(): Promise<void> }> {
   return startReferenceDockerd({ forward: ports });
 }
-import { sh, testId } from "./sandbox-fixture.js";
+import { sh, testId, connectedSandboxes, endSandboxes } from "./sandbox-fixture.js";
 
 let registry: Registry;
 let registryRoot: string;
@@ -86,17 +86,12 @@ beforeAll(async () => {
   registry = await startRegistry({ root: registryRoot });
   driver = createNamespacesDriver({ registryUpstream: registry.url });
   await driver.prepare();
-  await Promise.all([driver.create({ id: idA, hostname: "reg-a", owner: ownerA }), driver.create({ id: idB, hostname: "reg-b", owner: ownerB })]);
+  [a, b] = await connectedSandboxes(driver, [{ id: idA, hostname: "reg-a", owner: ownerA }, { id: idB, hostname: "reg-b", owner: ownerB }]);
   for (const id of [idA, idB]) writeFileSync(join(driver.sandboxDir(id), "rootfs", "tmp", "reg.mjs"), REG_SCRIPT, { mode: 0o644 });
-  a = await AgentClient.connect(await driver.connect(idA));
-  b = await AgentClient.connect(await driver.connect(idB));
 }, 120_000);
 
 afterAll(async () => {
-  a?.close();
-  b?.close();
-  await driver?.destroy(idA).catch(() => {});
-  await driver?.destroy(idB).catch(() => {});
+  await endSandboxes(driver, [idA, idB], [a, b]);
   await driver?.close();
   await registry?.stop();
   if (registryRoot) rmSync(registryRoot, { recursive: true, force: true });

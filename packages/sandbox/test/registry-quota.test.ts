@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { AgentClient, createNamespacesDriver } from "../src/index.js";
 import { registryUsage } from "../src/namespaces/registry-quota.js";
 import { startRegistry, type Registry } from "../../../infra/registry/registry.js";
-import { sh, testId } from "./sandbox-fixture.js";
+import { sh, testId, connectedSandboxes, endSandboxes } from "./sandbox-fixture.js";
 
 const MiB = 1024 * 1024;
 const QUOTA = 48 * MiB;
@@ -36,16 +36,11 @@ beforeAll(async () => {
   storageDir = join(registryRoot, "data");
   driver = createNamespacesDriver({ registryUpstream: registry.url, registryQuota: { storageDir, bytes: QUOTA } });
   await driver.prepare();
-  await Promise.all([driver.create({ id: idA, hostname: "quota-a", owner: ownerA }), driver.create({ id: idB, hostname: "quota-b", owner: ownerB })]);
-  a = await AgentClient.connect(await driver.connect(idA));
-  b = await AgentClient.connect(await driver.connect(idB));
+  [a, b] = await connectedSandboxes(driver, [{ id: idA, hostname: "quota-a", owner: ownerA }, { id: idB, hostname: "quota-b", owner: ownerB }]);
 }, 120_000);
 
 afterAll(async () => {
-  a?.close();
-  b?.close();
-  await driver?.destroy(idA).catch(() => {});
-  await driver?.destroy(idB).catch(() => {});
+  await endSandboxes(driver, [idA, idB], [a, b]);
   await driver?.close();
   await registry?.stop();
   if (registryRoot) rmSync(registryRoot, { recursive: true, force: true });

@@ -1,7 +1,7 @@
 // Shared by the sandbox tests: a driver on the real state dir (the base rootfs is built once and
 // cached there), unique ids, and small ways to run commands and watch a terminal.
 import { readFileSync } from "node:fs";
-import { AgentClient, createNamespacesDriver, type NamespacesDriver } from "../src/index.js";
+import { AgentClient, createNamespacesDriver, type NamespacesDriver, type SandboxDriver, type SandboxSpec } from "../src/index.js";
 import { execText } from "../src/testsuite/driver-conformance.js";
 
 export function testDriver(): NamespacesDriver {
@@ -29,6 +29,18 @@ export async function sandboxWithEngine(driver: NamespacesDriver, id: string, ho
     if (Date.now() - t0 > 30_000) throw new Error(`the engine did not answer: ${(await sh(client, "cat /var/log/berth-engine.log")).stdout}`);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/** Sandboxes made side by side, each with its agent connected; the clients in the order given. */
+export async function connectedSandboxes(driver: SandboxDriver, specs: SandboxSpec[]): Promise<AgentClient[]> {
+  await Promise.all(specs.map((spec) => driver.create(spec)));
+  return Promise.all(specs.map(async (spec) => AgentClient.connect(await driver.connect(spec.id))));
+}
+
+/** The other half of connectedSandboxes, for afterAll: what a failed beforeAll never made is skipped. */
+export async function endSandboxes(driver: SandboxDriver | undefined, ids: string[], clients: (AgentClient | undefined)[]): Promise<void> {
+  for (const c of clients) c?.close();
+  await Promise.all(ids.map((id) => driver?.destroy(id).catch(() => {})));
 }
 
 export function terminal(client: AgentClient, handle: number) {

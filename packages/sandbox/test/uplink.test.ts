@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { AgentClient, createNamespacesDriver } from "../src/index.js";
 import { attachUplink, claimSlot, detachUplink, removeStaleUplinks, UPLINK_NET_DIR } from "../src/namespaces/network.js";
 import { startRegistry, type Registry } from "../../../infra/registry/registry.js";
-import { sh, testDriver, testId } from "./sandbox-fixture.js";
+import { sh, testDriver, testId, connectedSandboxes, endSandboxes } from "./sandbox-fixture.js";
 
 const driver = testDriver();
 const idA = testId("upa");
@@ -62,16 +62,11 @@ beforeAll(async () => {
   await new Promise<void>((r) => hostListener.listen(0, "0.0.0.0", r));
   hostPort = (hostListener.address() as AddressInfo).port;
   await driver.prepare();
-  await Promise.all([driver.create({ id: idA, hostname: "up-a" }), driver.create({ id: idB, hostname: "up-b" })]);
-  a = await AgentClient.connect(await driver.connect(idA));
-  b = await AgentClient.connect(await driver.connect(idB));
+  [a, b] = await connectedSandboxes(driver, [{ id: idA, hostname: "up-a" }, { id: idB, hostname: "up-b" }]);
 }, 120_000);
 
 afterAll(async () => {
-  a?.close();
-  b?.close();
-  await driver.destroy(idA).catch(() => {});
-  await driver.destroy(idB).catch(() => {});
+  await endSandboxes(driver, [idA, idB], [a, b]);
   hostListener?.close();
   await registry?.stop();
   if (registryRoot) rmSync(registryRoot, { recursive: true, force: true });
