@@ -9,3 +9,4 @@ export * from "./api.js";
 export * from "./cohorts.js";
 export * from "./capped-output.js";
 export * from "./authoring.js";
+export * from "./xray.js";

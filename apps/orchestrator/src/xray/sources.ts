@@ -2,6 +2,7 @@
 // (berth-shim's own __LINE__) or a file and a text to find (its TypeScript, which it cannot number
 // once bundled); here both become a repository path and a line range, read from this checkout.
 // Only the engine's source files can be read this way, and only read.
+import type { XraySourceLink } from "@berth/protocol";
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -27,11 +28,7 @@ export const SECTION_SOURCES: Record<string, { file: string; find: string }> = {
   live: { file: "packages/engine/src/recipe/live.ts", find: "export function readLiveFigures(" },
 };
 
-export interface SourceLink {
-  path: string;
-  from: number;
-  to: number;
-}
+export type SourceLink = XraySourceLink;
 
 export class EngineSources {
   private readonly files = new Map<string, string[] | null>();

@@ -13,14 +13,14 @@
 // engine is asked through the sandbox's agent (its exec op runs curl on the engine's socket with a
 // long poll, packages/engine/src/recipe/xray.ts): one request is open per watched sandbox, and it
 // returns as soon as a container changes, or after POLL_MS with fresh figures. Everything the
-// engine answers is checked (view-schema.ts) before it is forwarded: the learner is root there.
+// engine answers is checked (ViewSchema, @berth/protocol) before it is forwarded: the learner is root there.
+import { ViewSchema, xraySourceKey, type XrayLiveMsg, type XrayStatusMsg, type XrayView, type XrayViewMsg } from "@berth/protocol";
 import type { Logger } from "pino";
 import { z } from "zod";
 import type { LabCatalog } from "../labs/catalog.js";
 import type { LearnerSandbox, SandboxManager } from "../sandboxes/sandbox-manager.js";
 import { availableChapters } from "./chapters.js";
 import { EngineSources, SECTION_SOURCES, type SourceLink } from "./sources.js";
-import { ViewSchema, type XrayView } from "./view-schema.js";
 
 const LabRef = z.object({ labId: z.string().min(1).max(100) });
 const SourceRequest = z.object({ path: z.string().max(256), from: z.number().int().min(1), to: z.number().int().min(1) });
@@ -198,20 +198,20 @@ export class XrayHub {
           labId: feed.labId,
           seq: view.seq,
           containers: Object.fromEntries(view.containers.map((c) => [c.id, { live: c.live, upper: c.upper, state: c.state }])),
-        });
+        } satisfies XrayLiveMsg);
     }
   }
 
   private sendView(feed: Feed, id: string, emit: Emit): void {
     if (!feed.last) return;
-    emit("xray:view", { labId: feed.labId, view: feed.last, links: this.linksOf(feed.last) });
+    emit("xray:view", { labId: feed.labId, view: feed.last, links: this.linksOf(feed.last) } satisfies XrayViewMsg);
     feed.upToDate.add(id);
   }
 
   private status(feed: Feed, state: string, message: string): void {
     if (feed.lastStatus === message) return;
     feed.lastStatus = message;
-    for (const emit of feed.viewers.values()) emit("xray:status", { labId: feed.labId, state, message });
+    for (const emit of feed.viewers.values()) emit("xray:status", { labId: feed.labId, state, message } satisfies XrayStatusMsg);
   }
 
   /** Every source reference in a view, resolved to a repository path and line range. */
@@ -222,7 +222,7 @@ export class XrayHub {
       if (link) out[`section:${name}`] = link;
     }
     const add = (ref: { file: string; line?: number; find?: string }) => {
-      const key = sourceKey(ref);
+      const key = xraySourceKey(ref);
       if (key in out) return;
       const link = this.sources.resolve(ref);
       if (link) out[key] = link;
@@ -241,11 +241,6 @@ export class XrayHub {
     for (const feed of this.feeds.values()) feed.wake?.();
     this.feeds.clear();
   }
-}
-
-/** The key the browser looks a step's link up by. */
-export function sourceKey(ref: { file: string; line?: number; find?: string }): string {
-  return `${ref.file}#${ref.line ?? ref.find ?? ""}`;
 }
 
 const keyOf = (userId: string, labId: string) => `${userId}\n${labId}`;

@@ -10,41 +10,20 @@
  *     with, per container, its recipe, its cgroup's live figures, its layers, the upper dir's
  *     added/changed/deleted files (the first DIFF_CAP), volumes, ports and networks.
  */
+import type { XrayContainer, XrayView } from "@berth/protocol";
 import fs from "node:fs";
 import path from "node:path";
 import type { Ctx, Router } from "../api/http";
 import { sendJson } from "../api/http";
 import type { Container } from "../containers/container";
 import type { ContainerService } from "../containers/service";
-import { readLiveFigures, type LiveFigures } from "./live";
+import { readLiveFigures } from "./live";
 import type { Recipe } from "./recipe";
 
 export const DIFF_CAP = 200;
 const MAX_WAIT_MS = 25_000;
 const MAX_CONTAINERS = 50;
 const NAMESPACE_TYPES = ["pid", "mnt", "uts", "ipc", "net", "cgroup", "user"];
-
-export interface XrayContainer {
-  id: string;
-  name: string;
-  image: string;
-  imageId: string;
-  created: string;
-  state: { status: string; running: boolean; pid: number; exitCode: number; startedAt: string; oomKilled: boolean };
-  recipe: Recipe | null;
-  live: LiveFigures | null;
-  layers: { dir: string; diffId: string | null }[];
-  upper: { dir: string; changes: { path: string; kind: "changed" | "added" | "deleted" }[]; total: number } | null;
-  volumes: { type: string; name?: string; source: string; destination: string; rw: boolean }[];
-  ports: { container: string; hostIp: string; hostPort: string }[];
-  networks: { name: string; ip: string; gateway: string; mac: string }[];
-}
-
-export interface XrayView {
-  seq: number;
-  engine: { pid: number; namespaces: { type: string; inode: number }[] };
-  containers: XrayContainer[];
-}
 
 /** The engine's own namespaces: in a sandbox, the sandbox's. */
 export function ownNamespaces(): { type: string; inode: number }[] {

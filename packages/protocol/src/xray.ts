@@ -1,6 +1,8 @@
-// What the engine in a learner's sandbox says about its containers (GET /berth/xray, see
-// packages/engine/src/recipe/xray.ts), checked before anything reaches a browser: the engine and
-// the curl that fetches its answer run where the learner is root, so every field is bounded here.
+// The X-ray feed: what the engine in a learner's sandbox says about its containers (GET
+// /berth/xray, packages/engine/src/recipe/xray.ts), and the messages the orchestrator sends a
+// browser from it. The engine and the curl that fetches its answer run where the learner is root,
+// so the orchestrator checks every answer against ViewSchema (every field bounded) before any of
+// it reaches a browser, and the browser shows every string as text, never as HTML.
 import { z } from "zod";
 
 const str = (max = 4096) => z.string().max(max);
@@ -79,3 +81,39 @@ export const ViewSchema = z.object({
   containers: z.array(ContainerSchema).max(50),
 });
 export type XrayView = z.infer<typeof ViewSchema>;
+
+
+/** Where the engine's code did something: a file and a line, or a text to find in the file. */
+export type XraySourceRef = XrayRecipe["trace"][number]["source"];
+
+/** A source reference resolved to lines of a repository file (apps/orchestrator/src/xray/sources.ts). */
+export interface XraySourceLink {
+  path: string;
+  from: number;
+  to: number;
+}
+
+/** server → browser "xray:view": the whole view, when a container appears, starts, stops or goes. */
+export interface XrayViewMsg {
+  labId: string;
+  view: XrayView;
+  /** Keyed by `${file}#${line ?? find ?? ""}` (xraySourceKey) and "section:<name>". */
+  links: Record<string, XraySourceLink>;
+}
+
+/** server → browser "xray:live": fresh figures for the containers already in the view. */
+export interface XrayLiveMsg {
+  labId: string;
+  seq: number;
+  containers: Record<string, { live: XrayLive | null; upper: XrayContainer["upper"]; state: XrayContainer["state"] }>;
+}
+
+/** server → browser "xray:status": the feed's own state (waiting for the engine, an error ...). */
+export interface XrayStatusMsg {
+  labId: string;
+  state: string;
+  message: string;
+}
+
+/** The key a source link is filed under in XrayViewMsg.links. */
+export const xraySourceKey = (ref: XraySourceRef): string => `${ref.file}#${ref.line ?? ref.find ?? ""}`;
