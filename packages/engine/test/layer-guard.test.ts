@@ -19,15 +19,25 @@ import { LayerTarGuard } from "../src/build/tar";
 import { startEngine, type Engine } from "../src/engine";
 import { docker, tmpDir, unmountUnder } from "./harness";
 
-type Member = tar.Headers & { body?: string };
+interface Member {
+  name: string;
+  type?: "file" | "directory" | "symlink" | "link" | "character-device";
+  linkname?: string;
+  mode?: number;
+  devmajor?: number;
+  devminor?: number;
+  body?: string;
+}
 
 /** A tar archive holding exactly these members, in this order (tar-stream writes what it is told). */
 async function craft(members: Member[], trailer?: Member[]): Promise<Buffer> {
   const pack = tar.pack();
   const chunks: Buffer[] = [];
-  pack.on("data", (c: Buffer) => chunks.push(c));
-  const ended = new Promise((r) => pack.on("end", r));
-  for (const { body, ...h } of members) pack.entry({ mode: 0o644, mtime: new Date(0), ...h }, body ?? "");
+  pack.on("data", (c: unknown) => {
+    chunks.push(c as Buffer);
+  });
+  const ended = new Promise<void>((r) => pack.on("end", () => r()));
+  for (const { body, ...h } of members) pack.entry({ mode: 0o644, ...h, mtime: new Date(0) } as tar.Header, body ?? "");
   pack.finalize();
   await ended;
   let out = Buffer.concat(chunks);
@@ -135,7 +145,7 @@ async function pushBlob(repo: string, blob: Buffer): Promise<string> {
   expect(start.status).toBe(202);
   const location = new URL(start.headers.get("location")!, reg.url);
   location.searchParams.set("digest", digest);
-  const put = await fetch(location, { method: "PUT", body: blob, headers: { "Content-Type": "application/octet-stream" } });
+  const put = await fetch(location, { method: "PUT", body: new Uint8Array(blob), headers: { "Content-Type": "application/octet-stream" } });
   expect(put.status).toBe(201);
   return digest;
 }
