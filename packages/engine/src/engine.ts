@@ -20,6 +20,7 @@ import { importSharedImages, sharedReferences } from "./images/shared";
 import { ImageStore } from "./images/store";
 import { RegistryClient } from "./registry/client";
 import { VolumeStore } from "./volumes/store";
+import { EventLog } from "./events/log";
 import { volumeRoutes } from "./api/volumes";
 import { networkRoutes } from "./api/networks";
 import { xrayRoutes } from "./recipe/xray";
@@ -110,9 +111,10 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
       (e: Error) => opts.log?.(`could not build ${ref}: ${e.message}`),
     );
   }
-  const volumes = new VolumeStore(root, { bindDeny: opts.bindDeny });
-  const containers = new ContainerService(root, images, volumes, undefined, opts.liveRestore);
-  containers.network = new NetworkManager(root, opts.network ?? {}, opts.log);
+  const events = new EventLog(); // `docker events`: containers, images, volumes and networks
+  const volumes = new VolumeStore(root, { bindDeny: opts.bindDeny, events });
+  const containers = new ContainerService(root, images, volumes, undefined, opts.liveRestore, events);
+  containers.network = new NetworkManager(root, opts.network ?? {}, opts.log, events);
   const router = new Router();
   systemRoutes(router, containers, images, volumes, registry, root);
   containerRoutes(router, containers, images);

@@ -21,6 +21,11 @@ import { pushImage } from "../registry/push";
 import { boolParam, parseFilters, readJson, send, sendJson, startStream, type Ctx, type Router } from "./http";
 
 export function imageRoutes(router: Router, svc: ContainerService, images: ImageStore, registry: RegistryClient): void {
+  /** `docker events` for images, as dockerd's LogImageEvent words them: the name, plus the image's labels. */
+  const imageEvent = (id: string, action: string, name: string) => {
+    const labels = images.resolve(id)?.config.config?.Labels ?? {};
+    svc.events.publish("image", action, id, { ...labels, name });
+  };
   const builder = new Builder(svc, images);
   const find = (ref: string): Image => {
     const img = images.resolve(ref);
@@ -97,6 +102,7 @@ export function imageRoutes(router: Router, svc: ContainerService, images: Image
       const say = (o: object) => res.write(`${goJson(o)}\n`);
       try {
         await runPull(images, registry, plan, say);
+        imageEvent(familiar, "pull", repoOf(familiar));
       } catch (e) {
         const message = (e as Error).message;
         say({ errorDetail: { message }, error: message });
@@ -113,10 +119,14 @@ export function imageRoutes(router: Router, svc: ContainerService, images: Image
     const say = (o: object) => res.write(`${goJson(o)}\n`);
     const id = ref.tag ?? familiar;
     say({ status: `Pulling from ${ref.path}`, id });
-    if (images.resolve(familiar)) return res.end(`${JSON.stringify({ status: `Status: Image is up to date for ${familiar}` })}\n`);
+    if (images.resolve(familiar)) {
+      imageEvent(familiar, "pull", repoOf(familiar));
+      return res.end(`${JSON.stringify({ status: `Status: Image is up to date for ${familiar}` })}\n`);
+    }
     say({ status: `Building ${familiar} here (no registry has it); this takes a while once`, id });
     try {
       await images.build(familiar, (line) => say({ status: line, id }));
+      imageEvent(familiar, "pull", repoOf(familiar));
       res.end(`${JSON.stringify({ status: `Status: Downloaded newer image for ${familiar}` })}\n`);
     } catch (e) {
       const message = (e as Error).message;
@@ -208,6 +218,7 @@ export function imageRoutes(router: Router, svc: ContainerService, images: Image
     const repo = ctx.query.get("repo");
     if (!repo) throw new EngineError(400, "repository name must have at least one component");
     images.tag(i.id, `${repo}:${ctx.query.get("tag") || "latest"}`);
+    imageEvent(i.id, "tag", normalizeReference(`${repo}:${ctx.query.get("tag") || "latest"}`));
     send(ctx, 201);
   });
 
@@ -242,14 +253,14 @@ export function imageRoutes(router: Router, svc: ContainerService, images: Image
         }
         left = left.filter((n) => !(n.includes("@") && repoOf(n) === repoOf(name)));
       }
-      if (left.length) return sendJson(ctx, 200, records);
+      if (left.length) return rmiEvents(i.id, records), sendJson(ctx, 200, records);
       // The last name is gone: delete the image too, unless something still needs it (a child
       // image, a container): then, as in dockerd, the untag was the whole answer. A stopped
       // container keeps its image here even with -f (its layers are its root filesystem).
       try {
         deleteConflict(i.id, false);
       } catch {
-        return sendJson(ctx, 200, records);
+        return rmiEvents(i.id, records), sendJson(ctx, 200, records);
       }
     } else if (singleRepo || force) {
       deleteConflict(i.id, force, false);
@@ -258,11 +269,20 @@ export function imageRoutes(router: Router, svc: ContainerService, images: Image
       records.push(...names.map((n) => ({ Untagged: n })));
     }
     deleteConflict(i.id, force);
-    if (svc.list().some((c) => c.record.Image === i.id)) return sendJson(ctx, 200, records);
+    if (svc.list().some((c) => c.record.Image === i.id)) return rmiEvents(i.id, records), sendJson(ctx, 200, records);
     const layers = images.remove(i.id);
     records.push({ Deleted: i.id }, ...layers.map((d) => ({ Deleted: d })));
+    rmiEvents(i.id, records);
     sendJson(ctx, 200, records);
   });
+
+  /** dockerd names an untagged or deleted image by its id in both the actor and "name". */
+  const rmiEvents = (id: string, records: { Untagged?: string; Deleted?: string }[]) => {
+    for (const r of records) {
+      if (r.Untagged) svc.events.publish("image", "untag", id, { name: id });
+      else if (r.Deleted === id) svc.events.publish("image", "delete", id, { name: id });
+    }
+  };
 
   const deleteConflict = (id: string, force: boolean, checkNames = true) => {
     const short = id.slice(7, 19);
@@ -376,7 +396,10 @@ export function imageRoutes(router: Router, svc: ContainerService, images: Image
       history: [...base.config.history, { created, created_by: commandOf(c.record.Path, c.record.Args), comment: ctx.query.get("comment") ?? "", ...(diffId ? {} : { empty_layer: true }) }],
     });
     const repo = ctx.query.get("repo");
-    if (repo) images.tag(id, `${repo}:${ctx.query.get("tag") || "latest"}`);
+    if (repo) {
+      images.tag(id, `${repo}:${ctx.query.get("tag") || "latest"}`);
+      imageEvent(id, "tag", normalizeReference(`${repo}:${ctx.query.get("tag") || "latest"}`));
+    }
     sendJson(ctx, 201, { Id: id });
   });
 }

@@ -54,6 +54,8 @@ export class ContainerService implements StartEnv {
     readonly cgroupParent = process.env.BERTH_CGROUP_PARENT || "berth-engine",
     /** Live restore (`--live-restore`): containers outlive the engine and are found running again. */
     readonly liveRestore = false,
+    /** `docker events`: the engine's one log (volumes and networks publish to it too). */
+    readonly events = new EventLog(),
   ) {
     this.dir = path.join(root, "containers");
     fs.mkdirSync(this.dir, { recursive: true });
@@ -311,6 +313,7 @@ export class ContainerService implements StartEnv {
     mark("exit: oom and pids read");
     c.cgroup?.remove();
     mark("exit: cgroup removed");
+    if (wasStarted) for (const m of r.Mounts ?? []) if (m.Type === "volume" && m.Name) this.events.publish("volume", "unmount", m.Name, { container: c.id, driver: "local" });
     this.network.release(c.id); // addresses and published ports; the veths died with the namespace
     c.stdin?.end();
     if (wasStarted) {
@@ -376,7 +379,6 @@ export class ContainerService implements StartEnv {
   emit(c: Container, action: string, extra: Record<string, string> = {}): void {
     this.events.publish("container", action, c.id, { ...c.record.Config.Labels, image: c.record.Config.Image, name: c.name, ...extra });
   }
-  readonly events = new EventLog();
   /** Engine shutdown under way: no restart policy starts anything now. */
   private closing = false;
 

@@ -20,6 +20,7 @@ import fs from "node:fs";
 import { PassThrough } from "node:stream";
 import { Cgroup, type CgroupVersion } from "../cgroups/cgroups";
 import { EngineError } from "../errors";
+import type { EventLog } from "../events/log";
 import { mark } from "../profile";
 import type { ImageStore } from "../images/store";
 import type { NetContainer, NetworkManager } from "../network/manager";
@@ -51,6 +52,8 @@ export interface StartEnv {
   exitFile(c: Container): string;
   /** The shim ended: record the exit (the service's onExit). */
   exited(c: Container, code: number): void;
+  /** `docker events` (a volume's mount is one). */
+  events: EventLog;
 }
 
 export async function startContainer(env: StartEnv, c: Container): Promise<void> {
@@ -246,6 +249,7 @@ function placeFiles(env: StartEnv, c: Container, snapshot: Snapshot, step: (s: s
     }
     placed.push({ Destination: dest, Source: m.Source });
     binds.push(`${m.Source}:${dest}${m.RW ? "" : ":ro"}`);
+    if (m.Type === "volume" && m.Name) env.events.publish("volume", "mount", m.Name, { container: c.id, destination: m.Destination, driver: "local", propagation: "", "read/write": String(m.RW) });
   }
   // --init: Docker's docker-init is tini, statically linked, bound in read-only and run as PID 1
   // in front of the command: it reaps orphans and passes every signal on (chapter 23).

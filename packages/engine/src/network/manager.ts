@@ -21,6 +21,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { EngineError } from "../errors";
+import type { EventLog } from "../events/log";
 import { DnsServer } from "./dns";
 import { assignEndpoint, LOCALHOST_HOSTS, linkEnvironment, plugIn, unplug, vethSpec } from "./endpoints";
 import { deleteLink, ipBatch, linkAlias, setLinkAlias } from "./ip";
@@ -63,6 +64,8 @@ export class NetworkManager {
     root: string,
     opts: NetworkOptions = {},
     private log: (m: string) => void = () => {},
+    /** `docker events`: network create, connect, disconnect, destroy, as dockerd sends them. */
+    private readonly events?: EventLog,
   ) {
     this.enabled = opts.enabled !== false;
     this.defaultBridge = opts.bridge ?? "berth0";
@@ -158,6 +161,7 @@ export class NetworkManager {
     const n = newRecord(name, "bridge", subnet, (body.Labels as Record<string, string>) ?? {}, (body.Options as Record<string, string>) ?? {}, !!body.Internal, gateway);
     n.Attachable = !!body.Attachable;
     this.state.networks.push(n);
+    this.event(n, "create");
     this.spaceOf(n);
     this.save();
     if (this.enabled) {
@@ -184,6 +188,11 @@ export class NetworkManager {
     this.spaces.delete(n.Id);
     this.save();
     await this.teardownBridge(n);
+    this.event(n, "destroy");
+  }
+
+  private event(n: NetworkRecord, action: string, container?: string): void {
+    this.events?.publish("network", action, n.Id, { ...(container ? { container } : {}), name: n.Name, type: n.Driver });
   }
 
   /** POST /networks/prune: user networks with no container attached (running or not). */
@@ -288,6 +297,7 @@ export class NetworkManager {
     if (!this.enabled) {
       steps.push("networking disabled in this engine: loopback only");
       this.live.set(c.id, cn);
+      for (const a of cn.attachments) this.event(this.network(a.network), "connect", c.id);
       return { hostNetwork: false, hosts: LOCALHOST_HOSTS, resolvConf: hostResolv, steps };
     }
     // Legacy links: the other container's address under its alias, name and hostname.
@@ -307,6 +317,7 @@ export class NetworkManager {
       env.push(...linkEnvironment(c.name, l.alias, ip, this.state.containers[l.name]?.exposed ?? [], otherC.env ?? []));
     }
     this.live.set(c.id, cn); // from here on, release() gives back whatever was taken
+    for (const a of cn.attachments) this.event(this.network(a.network), "connect", c.id);
     try {
       for (const [i, a] of cn.attachments.entries()) {
         const n = this.network(a.network);
@@ -347,6 +358,10 @@ export class NetworkManager {
     const cn = this.live.get(id);
     if (!cn) return;
     this.live.delete(id);
+    for (const a of cn.attachments) {
+      const n = this.state.networks.find((x) => x.Id === a.network);
+      if (n) this.event(n, "disconnect", id);
+    }
     const published = cn.published ?? [];
     cn.published = undefined;
     cn.pid = undefined;
@@ -381,6 +396,7 @@ export class NetworkManager {
     }
     cn.attachments.push(a);
     this.save();
+    if (this.live.has(c.id)) this.event(n, "connect", c.id);
   }
 
   async disconnect(ref: string, c: NetContainer): Promise<void> {
@@ -391,6 +407,7 @@ export class NetworkManager {
     cn.attachments = cn.attachments.filter((x) => x !== a);
     this.save();
     await unplug(a, this.spaces.get(n.Id));
+    this.event(n, "disconnect", c.id); // dockerd tells it for a stopped container too (a connect, only for a running one)
   }
 
   // ---------- what inspect and ps show (views.ts) ----------

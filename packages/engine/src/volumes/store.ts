@@ -10,6 +10,7 @@ import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { EngineError } from "../errors";
+import type { EventLog } from "../events/log";
 
 export interface Volume {
   Name: string;
@@ -34,13 +35,18 @@ export interface VolumeStoreOptions {
    * own state dir; inside a sandbox also /opt/berth and the agent's directories.
    */
   bindDeny?: string[];
+  /** Where `volume create` and `volume destroy` are told (`docker events`); the engine's one log. */
+  events?: EventLog;
 }
 
 export class VolumeStore {
   readonly dir: string;
   readonly bindDeny: string[];
 
+  private readonly events?: EventLog;
+
   constructor(root: string, opts: VolumeStoreOptions = {}) {
+    this.events = opts.events;
     this.dir = path.join(root, "volumes");
     fs.mkdirSync(this.dir, { recursive: true });
     // realpath: a deny entry given through a symlink must still match what a bind resolves to.
@@ -78,7 +84,8 @@ export class VolumeStore {
       throw new EngineError(400, `create ${name ?? ""}: the local driver's mount options (type, device, o) are not supported by Berth's engine: use --mount type=tmpfs or a bind mount instead`);
     }
     const existing = name ? this.get(name) : undefined;
-    if (existing) return existing;
+    // dockerd tells a "create" whenever a volume is asked for, there already or not (a container's -v too).
+    if (existing) return this.events?.publish("volume", "create", existing.Name, { driver: "local" }), existing;
     const n = name || randomBytes(32).toString("hex");
     const data = path.join(this.dir, n, "_data");
     fs.mkdirSync(data, { recursive: true });
@@ -94,6 +101,7 @@ export class VolumeStore {
       anonymous: !name,
     };
     fs.writeFileSync(path.join(this.dir, n, "volume.json"), JSON.stringify(v));
+    this.events?.publish("volume", "create", n, { driver: "local" });
     return v;
   }
 
@@ -121,8 +129,9 @@ export class VolumeStore {
   }
 
   remove(name: string): void {
-    if (!validName(name)) return;
+    if (!validName(name) || !fs.existsSync(path.join(this.dir, name))) return;
     fs.rmSync(path.join(this.dir, name), { recursive: true, force: true });
+    this.events?.publish("volume", "destroy", name, { driver: "local" });
   }
 
   /** Bytes of the regular files in the volume (what Docker's `system df -v` and prune report). */
