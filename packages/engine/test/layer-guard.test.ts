@@ -182,8 +182,12 @@ describe("docker pull of a hostile layer", () => {
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain('is a hard link to "../../../../../../etc/shadow", outside the layer; refused');
     await pushImage("honest/app", await craft([{ name: "hello.txt", body: "hello from a pulled layer\n" }, { name: "bin", type: "symlink", linkname: "/nowhere" }]));
+    const since = String(Math.floor(Date.now() / 1000));
     const ok = await docker(berth, ["pull", `${reg.address}/honest/app:latest`], { timeout: 60_000 });
     expect(ok.stderr).toBe("");
     expect(ok.code).toBe(0);
+    // The pull is an event, as dockerd words it (only the honest one: a refused pull is none).
+    const ev = await docker(berth, ["events", "--since", since, "--until", String(Math.floor(Date.now() / 1000) + 1), "--filter", "type=image", "--format", "{{.Action}} {{.Actor.ID}} {{.Actor.Attributes.name}}"]);
+    expect(ev.stdout).toBe(`pull ${reg.address}/honest/app:latest ${reg.address}/honest/app\n`);
   }, 90_000);
 });
