@@ -9,8 +9,9 @@ import type { DriverUnderTest } from "./isolation-suite.js";
 import { sh, testId } from "./sandbox-fixture.js";
 
 export function containmentTests(t: DriverUnderTest): void {
-  const scale = t.timeScale ?? 1;
   const driver = t.makeDriver();
+  // Known for sure after prepare() (a VM driver's accelerator decides it).
+  let scale = t.timeScale ?? 1;
   const idA = testId("hog");
   const idB = testId("nbr");
   const PIDS = 96;
@@ -19,6 +20,7 @@ export function containmentTests(t: DriverUnderTest): void {
 
   beforeAll(async () => {
     await driver.prepare();
+    scale = t.timeScale ?? driver.timeScale ?? 1;
     await Promise.all([
       driver.create({ id: idA, hostname: "hog", limits: { memoryBytes: 192 * 1024 * 1024, pids: PIDS } }),
       driver.create({ id: idB, hostname: "neighbour" }),
@@ -97,7 +99,7 @@ export function containmentTests(t: DriverUnderTest): void {
     it("OOM-kills a memory hog at the memory limit, not the agent, while the neighbour keeps answering", async () => {
       const before = ((await driver.stats(idA)).oomKills ?? 0);
       // tail looks for the last newline of an endless stream of zero bytes: it keeps everything.
-      const one = await sh(a, "tail /dev/zero", { timeoutMs: 30_000 });
+      const one = await sh(a, "tail /dev/zero", { timeoutMs: Math.min(600_000, 30_000 * scale) });
       expect(one.timedOut).toBe(false);
       expect(one.signal === "SIGKILL" || one.exitCode === 137).toBe(true);
       expect(((await driver.stats(idA)).oomKills ?? 0)).toBeGreaterThan(before);
@@ -105,12 +107,13 @@ export function containmentTests(t: DriverUnderTest): void {
       // Then hog after hog for two seconds, and watch the neighbour meanwhile.
       const afterOne = ((await driver.stats(idA)).oomKills ?? 0);
       let peak = 0;
-      const hogs = sh(a, `end=$((SECONDS+${2 * scale})); n=0; while [ $SECONDS -lt $end ]; do tail /dev/zero; n=$((n+1)); done; echo $n`, { timeoutMs: 30_000 * scale });
+      const window = t.hogWindowSeconds ?? 2 * scale;
+      const hogs = sh(a, `end=$((SECONDS+${window})); n=0; while [ $SECONDS -lt $end ]; do tail /dev/zero; n=$((n+1)); done; echo $n`, { timeoutMs: Math.max(30_000 * scale, (window + 60) * 1000) });
       const { result, worstNeighbourMs, samples } = await watchNeighbour(hogs, async () => {
         peak = Math.max(peak, (await driver.stats(idA)).memoryBytes);
       });
       const kills = (((await driver.stats(idA)).oomKills ?? 0)) - afterOne;
-      console.log(`memory hog: ${result.stdout.trim()} hogs in 2 s, ${kills} OOM kills; peak ${(peak / 1048576).toFixed(0)} MiB; neighbour exec worst ${worstNeighbourMs} ms over ${samples} samples`);
+      console.log(`memory hog: ${result.stdout.trim()} hogs in ${window} s, ${kills} OOM kills; peak ${(peak / 1048576).toFixed(0)} MiB; neighbour exec worst ${worstNeighbourMs} ms over ${samples} samples`);
       expect(result.exitCode).toBe(0); // the shell that started them survived: the hogs were the victims
       expect(kills).toBeGreaterThanOrEqual(2);
       expect(samples).toBeGreaterThanOrEqual(3);

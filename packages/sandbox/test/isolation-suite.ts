@@ -19,6 +19,12 @@ export interface DriverUnderTest {
   timeScale?: number;
   /** kind "vm": the names its own virtual disks have in the guest's /proc/partitions (uml: ubda..., qemu: vda...). */
   disks?: RegExp;
+  /**
+   * Containment: how long hogs are started one after another (default 2 s × timeScale). A guest
+   * whose kernel reclaims its page cache under emulation before each OOM kill (qemu under TCG)
+   * needs longer for two kills.
+   */
+  hogWindowSeconds?: number;
   /** Limits for both sandboxes (default: the driver's defaults, what a learner gets). */
   limits?: SandboxSpec["limits"];
 }

@@ -480,7 +480,12 @@ export class QemuDriver implements SandboxDriver {
     return { socketPath: join(dir, "agent.sock"), token, ...(scale > 1 ? { timeScale: scale } : {}) };
   }
 
-  /** The learner's cgroup inside the guest (memory, pids, CPU of what the learner runs). */
+  /**
+   * The learner's cgroup inside the guest (memory, pids, CPU of what the learner runs), its OOM
+   * kills, the kills of the VM's memory running out (memoryLimitHits: the VM's memory is the
+   * sandbox's limit) and forks refused at its pids limit. The guest's kernel counts: see "Security
+   * argument" in docs/sandboxes.md.
+   */
   async stats(id: string): Promise<SandboxStats> {
     const meta = await this.readMeta(id);
     if (!meta) throw new Error(`no sandbox ${id} under ${this.stateDir}`);
@@ -488,9 +493,11 @@ export class QemuDriver implements SandboxDriver {
     try {
       sock.write("s");
       const text = (await readAll(sock, 200, 10_000)).toString("latin1");
-      const m = /^(\d+) (\d+) (\d+)\n$/.exec(text);
+      // (three fields from a guest booted before the OOM and pids counters were sent)
+      const m = /^(\d+) (\d+) (\d+)(?: (\d+) (\d+) (\d+))?\n$/.exec(text);
       if (!m) throw new Error(`sandbox ${id}: the guest sent no stats`);
-      return { memoryBytes: Number(m[1]), pids: Number(m[2]), cpuUsageNs: Number(m[3]), limits: meta.limits };
+      const counters = m[4] === undefined ? {} : { oomKills: Number(m[4]), memoryLimitHits: Number(m[5]), pidsLimitHits: Number(m[6]) };
+      return { memoryBytes: Number(m[1]), pids: Number(m[2]), cpuUsageNs: Number(m[3]), ...counters, limits: meta.limits };
     } finally {
       sock.destroy();
     }

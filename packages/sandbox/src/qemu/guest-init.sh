@@ -28,6 +28,11 @@ set +a
 echo "+cpu +memory +pids" >/sys/fs/cgroup/cgroup.subtree_control
 mkdir -p /sys/fs/cgroup/learner
 echo "$BERTH_PIDS_MAX" >/sys/fs/cgroup/learner/pids.max
+# The learner gets the VM's memory less a reserve for this side (the link, checks), so a hog meets
+# the learner's own limit (a quick OOM kill of the hog, counted in memory.events) before the whole
+# guest runs out and thrashes on the root image's pages.
+total_kb=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)
+echo $(( (total_kb - 24 * 1024) * 1024 )) >/sys/fs/cgroup/learner/memory.max
 
 port=
 for p in /sys/class/virtio-ports/*; do

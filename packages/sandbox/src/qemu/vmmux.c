@@ -137,7 +137,7 @@ static int unix_connect(const char *path) {
 /* ---- guest: the control channel's child ---- */
 
 static long read_num(const char *path, const char *key) {
-  char buf[4096];
+  char buf[16384]; // /proc/vmstat is ~5 KiB
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return 0;
   ssize_t n = read(fd, buf, sizeof buf - 1);
@@ -243,11 +243,22 @@ static void control(int s) {
   unsigned char cmd;
   if (read_all(s, &cmd, 1) < 0) _exit(1);
   if (cmd == 's') {
-    char line[128];
+    char line[160];
     long mem = read_num("/sys/fs/cgroup/learner/memory.current", NULL);
     long pids = read_num("/sys/fs/cgroup/learner/pids.current", NULL);
     long usec = read_num("/sys/fs/cgroup/learner/cpu.stat", "usage_usec ");
-    int n = snprintf(line, sizeof line, "%ld %ld %ld\n", mem, pids, usec * 1000);
+    // OOM kills of the learner's processes (at any limit: the learner's, a container's own, or
+    // the whole guest's); OOMs at the sandbox's own limit: the learner's cgroup's (memory.max is
+    // the VM's memory less the guest's reserve, events.local: not a container's) plus the kills no
+    // cgroup limit caused (vmstat's count less every limit's OOM events below the learner); forks
+    // refused at the learner's pids.max.
+    long kills = read_num("/sys/fs/cgroup/learner/memory.events", "oom_kill ");
+    long own_ooms = read_num("/sys/fs/cgroup/learner/memory.events.local", "\noom ");
+    long limit_ooms = read_num("/sys/fs/cgroup/learner/memory.events", "\noom ");
+    long all_kills = read_num("/proc/vmstat", "oom_kill ");
+    long hits = own_ooms + (all_kills > limit_ooms ? all_kills - limit_ooms : 0);
+    long pids_max = read_num("/sys/fs/cgroup/learner/pids.events", "max ");
+    int n = snprintf(line, sizeof line, "%ld %ld %ld %ld %ld %ld\n", mem, pids, usec * 1000, kills, hits, pids_max);
     write_all(s, line, (size_t)n);
     _exit(0);
   }
