@@ -34,15 +34,16 @@ async function poolReady(berth: Berth, want: number): Promise<void> {
   throw new Error("the warm pool did not refill within 120 s");
 }
 
-// Watches, from the moment each document exists, for the first text in terminal 1 and for the
-// click on a lab card. A string, not a function: tsx would wrap functions in a helper the page lacks.
+// Watches, from the moment each document exists, for the first text in terminal 1 while it is on
+// the screen, and for the click on a lab card. A string, not a function: tsx would wrap functions in a helper the page lacks.
 const WATCH = `
   document.addEventListener("click", (e) => {
     if (e.target instanceof Element && e.target.closest("[data-testid^=lab-card-]")) window.__clickAt = performance.now();
   }, true);
   (function watch() {
     const term = window.__berth && window.__berth.terminals && window.__berth.terminals["1"];
-    if (term) {
+    // On screen: the terminal is in the page and laid out (text in a terminal not yet shown does not count).
+    if (term && term.element && term.element.isConnected && term.element.getClientRects().length > 0) {
       const buf = term.buffer.active;
       for (let y = 0; y < buf.length; y++) {
         const line = buf.getLine(y);

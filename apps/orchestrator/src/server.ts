@@ -26,6 +26,7 @@ import { AuthoredCatalog } from "./authoring/published.js";
 import { Authoring } from "./authoring/drafts.js";
 import { normalizeAddress, sendJson } from "./http/router.js";
 import { createGateway } from "./gateway.js";
+import { WEB_BRIDGE_KEY, createWebBridge } from "./http/web-bridge.js";
 import { startCohorts, type CohortSide } from "./cohorts/index.js";
 import { PreviewServer } from "./preview/preview.js";
 import { REGISTRY_BINARY, startRegistry, type Registry } from "../../../infra/registry/registry.js";
@@ -173,8 +174,9 @@ async function assemble(config: OrchestratorConfig, log: Logger, registry: Regis
   });
   const port = (http.address() as AddressInfo).port;
   const url = `http://localhost:${port}`;
-  // The web app's server components ask /api over loopback (apps/web/src/lib/server-api.ts).
-  if (config.serveWeb) (globalThis as Record<symbol, unknown>)[Symbol.for("berth.web.apiUrl")] = `http://127.0.0.1:${port}`;
+  // The web app's server components ask this process directly (http/web-bridge.ts, read by
+  // apps/web/src/lib/server-api.ts).
+  if (config.serveWeb) (globalThis as Record<symbol, unknown>)[WEB_BRIDGE_KEY] = createWebBridge({ sessions, catalog, labs, sandboxes });
   sandboxes.start();
   log.info({ url, driver: driver.name, warmPool: config.warmPoolSize, registry: registry?.url }, "Berth is ready");
   const setupUrl = setupToken ? `${url}/setup#${setupToken}` : undefined;

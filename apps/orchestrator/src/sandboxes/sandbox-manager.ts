@@ -12,7 +12,7 @@ import type { Logger } from "pino";
 import type { Db } from "../db/index.js";
 import type { OrchestratorConfig } from "../config.js";
 import { TerminalSession } from "../terminals/terminal-session.js";
-import { WarmPool, newSandboxSpec } from "./warm-pool.js";
+import { WarmPool, newSandboxSpec, type PoolSandbox } from "./warm-pool.js";
 import { SandboxCaps } from "./sandbox-caps.js";
 import { endNotice, limitNotices, LIMIT_WATCH_MS, type LimitReading } from "./limit-notices.js";
 
@@ -40,6 +40,8 @@ export interface LearnerSandbox {
 }
 
 const UNCLAIMED_LIMIT = 256 * 1024;
+/** The size a sandbox's first shell starts at, until its first viewer attaches and resizes it. */
+export const FIRST_SHELL = { cols: 80, rows: 24 };
 
 export type PhaseReporter = (phase: SandboxPhase, message: string) => void;
 
@@ -67,10 +69,26 @@ export interface SandboxLifetime {
 /** A script's result, whether it ran as a check (trusted) or through the agent: one shape for both. */
 export type ExecResult = TrustedExecResult;
 
+/**
+ * What the warm pool makes ready in a sandbox before anyone asks for it: the orchestrator's link to
+ * its agent and terminal 1's shell (at FIRST_SHELL's size), with the shell's output so far. The
+ * hand-over then has neither to connect nor to start a shell: both cost a few hundred ms of a busy
+ * host, on the learner's way to their first prompt.
+ */
+interface WarmLink {
+  agent: AgentClient;
+  shell: number;
+  bytes: Buffer[];
+  /** The shell ended while the sandbox waited (the hand-over then starts another). */
+  exited: boolean;
+  /** Stops collecting the shell's output (the learner's sandbox takes it over). */
+  stop(): void;
+}
+
 export class SandboxManager {
   private readonly live = new Map<string, LearnerSandbox>(); // by sandbox id
   private readonly pending = new Map<string, Promise<LearnerSandbox>>(); // by user:lab
-  readonly pool: WarmPool;
+  readonly pool: WarmPool<WarmLink>;
   /** Per-account and total caps on live learner sandboxes, with the queue (sandbox-caps.ts). */
   readonly caps: SandboxCaps;
   private reaper: NodeJS.Timeout | undefined;
@@ -93,7 +111,13 @@ export class SandboxManager {
      */
     private readonly prepare: (sb: LearnerSandbox) => Promise<void>,
   ) {
-    this.pool = new WarmPool(driver, config.instance, config.warmPoolSize, config.sandboxLimits, log);
+    this.pool = new WarmPool<WarmLink>(driver, config.instance, config.warmPoolSize, config.sandboxLimits, log, {
+      warm: (info) => this.warmLink(info.id),
+      cool: (link) => {
+        link.stop();
+        link.agent.close();
+      },
+    });
     this.caps = new SandboxCaps(config.sandboxCaps, Math.round(config.idleTimeoutMs / 60_000));
   }
 
@@ -186,7 +210,23 @@ export class SandboxManager {
     // Room under the caps (or a place in the queue, or "close another lab first").
     const ticket = await this.caps.admit(userId, labId, report, signal);
     report("allocating", "Finding a sandbox for you");
-    let info: SandboxInfo | undefined = this.pool.take();
+    // The pool refills once this hand-over is done (warm-pool.ts): its creation would compete for
+    // the CPU with the learner's first prompt.
+    let handedOver!: () => void;
+    const handOver = new Promise<void>((resolve) => (handedOver = resolve));
+    const taken = this.pool.take(handOver);
+    try {
+      return await this.handOver(userId, labId, report, ticket, taken);
+    } finally {
+      handedOver();
+    }
+  }
+
+  private async handOver(userId: string, labId: string, report: PhaseReporter, ticket: Awaited<ReturnType<SandboxCaps["admit"]>>, taken: PoolSandbox<WarmLink> | undefined): Promise<LearnerSandbox> {
+    let info = taken?.info;
+    // A link whose agent went away while the sandbox waited in the pool is not used (a fresh connect below).
+    const warm = taken?.warm?.agent.isOpen ? taken.warm : undefined;
+    if (taken?.warm && !warm) taken.warm.stop();
     try {
       if (!info) {
         report("booting", "Starting a new sandbox (no warm one was free)");
@@ -205,7 +245,7 @@ export class SandboxManager {
     await this.db.sandbox.create({
       data: { id: info.id, userId, labId, driver: this.driver.name, hostname: info.hostname, state: "starting", createdAt: now, lastActiveAt: now, expiresAt },
     });
-    const sb = await this.connect({ id: info.id, userId, labId, hostname: info.hostname, createdAt: now, expiresAt, ready: false });
+    const sb = await this.connect({ id: info.id, userId, labId, hostname: info.hostname, createdAt: now, expiresAt, ready: false }, warm);
     report("booting", "Preparing the lab");
     try {
       await this.prepare(sb);
@@ -215,17 +255,58 @@ export class SandboxManager {
       throw err;
     }
     sb.ready = true;
+    // The learner's first shell is part of the hand-over (at a stand-in size: the attach resizes
+    // it): whoever acquired the sandbox attaches a terminal next, and the pool's refill waits for it.
+    const firstShell = this.terminal(sb, "1", FIRST_SHELL.cols, FIRST_SHELL.rows).catch(() => undefined);
     await this.db.sandbox.update({ where: { id: sb.id }, data: { state: "running" } });
+    await firstShell;
     this.emitLifetime({ userId, labId, sandboxId: sb.id, expiresAt });
     return sb;
   }
 
-  private async connect(base: Omit<LearnerSandbox, "agent" | "terminals" | "unclaimed">): Promise<LearnerSandbox> {
+  /** The orchestrator's link to a sandbox's agent (its warnings logged, at most once a second). */
+  private async dialAgent(id: string): Promise<AgentClient> {
     // What the sandbox's agent sent that was dropped, and terminal input dropped for a stopped agent
     // or past the input rate (AgentClient's caps), are logged (at most once a second per link).
-    const onWarning = (message: string) => this.log.warn({ sandbox: base.id }, `agent link: ${message}`);
-    const agent = await AgentClient.connect(await this.driver.connect(base.id), { timeoutMs: 10_000, onWarning });
+    const onWarning = (message: string) => this.log.warn({ sandbox: id }, `agent link: ${message}`);
+    return AgentClient.connect(await this.driver.connect(id), { timeoutMs: 10_000, onWarning });
+  }
+
+  /** For the warm pool (WarmLink): the agent's link and terminal 1's shell of a sandbox nobody has yet. */
+  private async warmLink(id: string): Promise<WarmLink> {
+    const agent = await this.dialAgent(id);
+    const bytes: Buffer[] = [];
+    let size = 0;
+    const output = agent.onOutput((_handle, chunk) => {
+      if (size + chunk.length > UNCLAIMED_LIMIT) return;
+      size += chunk.length;
+      bytes.push(Buffer.from(chunk));
+    });
+    const link = { agent, shell: -1, bytes, exited: false, stop: () => (output.dispose(), exit.dispose()) };
+    const exit = agent.onEvent((ev) => {
+      if (ev.event === "pty.exit" && ev.handle === link.shell) link.exited = true;
+    });
+    try {
+      link.shell = (await agent.request({ op: "pty.start", key: "1", cols: FIRST_SHELL.cols, rows: FIRST_SHELL.rows })).handle;
+      return link;
+    } catch (err) {
+      link.stop();
+      agent.close();
+      throw err;
+    }
+  }
+
+  private async connect(base: Omit<LearnerSandbox, "agent" | "terminals" | "unclaimed">, warm?: WarmLink): Promise<LearnerSandbox> {
+    const agent = warm?.agent ?? (await this.dialAgent(base.id));
     const sb: LearnerSandbox = { ...base, agent, terminals: new Map(), unclaimed: new Map() };
+    warm?.stop();
+    if (warm && !warm.exited) {
+      // Terminal 1's shell started in the pool: it is this learner's now, with what it printed.
+      // (From here on its output goes to the session below; nothing runs in between.)
+      const term = new TerminalSession("1", warm.shell, agent, FIRST_SHELL);
+      sb.terminals.set("1", term);
+      for (const chunk of warm.bytes) term.output(chunk);
+    }
     agent.onOutput((handle, bytes) => {
       const owner = [...sb.terminals.values()].find((t) => t.handle === handle);
       if (owner) return owner.output(bytes);

@@ -4,15 +4,12 @@
 // in: the socket's sandbox:prepare (gateway.ts: the player's scripts, the catalog's click) and the
 // lab page's own request (GET /api/labs/:lab?prepare=1, made by the server while it renders the page).
 // term:attach shares whatever attempt is in flight (SandboxManager.acquire and terminal do).
-import type { PhaseReporter, SandboxManager } from "../sandboxes/sandbox-manager.js";
-
-/** The size terminal 1 starts at until its viewer attaches. */
-const STAND_IN = { cols: 80, rows: 24 };
+import { FIRST_SHELL, type PhaseReporter, type SandboxManager } from "../sandboxes/sandbox-manager.js";
 
 /** Resolves when the sandbox and terminal 1 are ready; rejects as acquire would (the attach reports it). */
 export async function prepareLabSandbox(sandboxes: SandboxManager, userId: string, labId: string, report?: PhaseReporter, signal?: AbortSignal): Promise<void> {
   const sb = await sandboxes.acquire(userId, labId, report, signal);
-  await sandboxes.terminal(sb, "1", STAND_IN.cols, STAND_IN.rows);
+  await sandboxes.terminal(sb, "1", FIRST_SHELL.cols, FIRST_SHELL.rows);
 }
 
 /**

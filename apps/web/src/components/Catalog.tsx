@@ -78,8 +78,12 @@ function LabList({ labs, filters, setFilter }: { labs: LabSummary[]; filters: Fi
   const difficulties = useMemo(() => [...new Set(labs.map((l) => l.difficulty))], [labs]);
   const signedIn = labs.some((l) => l.state !== undefined);
   // Opening a lab is what the catalog is for: get the player ready before the click (lab-warmup.ts).
-  const firstHref = labs[0] ? `/labs/${encodeURIComponent(labs[0].id)}` : null;
-  useEffect(() => (signedIn && firstHref ? warmPlayerCode(router, firstHref) : undefined), [signedIn, firstHref, router]);
+  // The labs in progress first: the one most likely opened next.
+  const hrefs = useMemo(
+    () => [...labs].sort((a, b) => Number(b.state?.status === "in-progress") - Number(a.state?.status === "in-progress")).map((l) => `/labs/${encodeURIComponent(l.id)}`),
+    [labs],
+  );
+  useEffect(() => (signedIn && hrefs.length > 0 ? warmPlayerCode(router, hrefs) : undefined), [signedIn, hrefs, router]);
   const shown = labs.filter(
     (l) =>
       (!filters.tag || l.tags.includes(filters.tag)) &&
@@ -138,9 +142,13 @@ function LabList({ labs, filters, setFilter }: { labs: LabSummary[]; filters: Fi
                 href={`/labs/${encodeURIComponent(lab.id)}`}
                 className="lab-card"
                 data-testid={`lab-card-${lab.id}`}
-                prefetch={false}
+                // Signed in: the router prefetches the player's frame only (the route's loading.tsx
+                // stops it there), a session lookup on the server, never the lab or a sandbox.
+                prefetch={signedIn ? null : false}
                 onPointerEnter={signedIn ? warmLabConnection : undefined}
                 onFocus={signedIn ? warmLabConnection : undefined}
+                // The press, not the release: the sandbox's hand-over gains the press's ~100 ms.
+                onPointerDown={signedIn ? (e) => e.button === 0 && !e.metaKey && !e.ctrlKey && !e.shiftKey && openingLab(lab.id) : undefined}
                 onClick={signedIn ? (e) => !e.defaultPrevented && !e.metaKey && !e.ctrlKey && !e.shiftKey && openingLab(lab.id) : undefined}
               >
                 <span className="lab-card-top">

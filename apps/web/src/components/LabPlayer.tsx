@@ -1,11 +1,11 @@
 "use client";
-// The lab player: one step at a time (an outline, Back/Next, the URL names the step) with its
-// checks and quizzes on the left; the learner's terminal, an editor on their sandbox's files and the
-// web preview on the right. The page (app/labs/[labId]/[[...step]]) renders it on the server with
-// the lab already loaded; without that (no orchestrator beside Next) it loads the lab itself.
-// Signed-out visitors are sent to /signin?next=<this lab>.
+// The lab player's instructions: one step at a time (an outline, Back/Next, the URL names the
+// step) with its checks and quizzes, in the left pane of the player's frame (LabShell: the
+// terminals, the editor, the preview and the X-ray on the right, made before this arrives). The
+// page (app/labs/[labId]/[[...step]]) renders it on the server with the lab already loaded; without
+// that (no orchestrator beside Next) it loads the lab itself. Signed-out visitors are sent to
+// /signin?next=<this lab>.
 import type { LabView, ProgressView } from "@berth/protocol";
-import dynamic from "next/dynamic";
 import Link from "next/link";
 import { useRouter } from "next/navigation";
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
@@ -13,17 +13,10 @@ import { api, signInUrl } from "@/lib/api";
 import { stepComplete, stepLocked, stepUrl } from "@/lib/lab-steps";
 import { useLabEvents } from "@/lib/lab-events";
 import { CheckItem } from "./CheckItem";
-import { EditorPane, type OpenFileRequest } from "./EditorPane";
-import { LabHtml, RunContext, type RunTarget } from "./LabHtml";
-import { PreviewPane, type PreviewRequest } from "./PreviewPane";
+import { LabHtml } from "./LabHtml";
+import { useLabShell } from "./LabShell";
 import { QuizForm } from "./QuizForm";
-import { SandboxLifetime } from "./SandboxLifetime";
-import { SplitPane } from "./SplitPane";
 import { LockIcon, StepOutline } from "./StepOutline";
-import { TerminalPane, type TerminalHandle } from "./TerminalPane";
-import { useNarrow, ViewTabs, WorkspacePanels, panelId, type View, type WorkspaceView } from "./Workspace";
-// The X-ray's code loads when its tab is first shown, not with the player.
-const XrayPane = dynamic(() => import("./xray/XrayPane").then((m) => m.XrayPane), { ssr: false });
 
 type Load =
   | { kind: "loading" }
@@ -58,29 +51,23 @@ export function LabPlayer({ labId, stepId, initial }: { labId: string; stepId: s
     [],
   );
 
-  if (load.kind === "loading") {
-    return (
-      <main className="player-message" role="status">
-        <span className="spinner" aria-hidden="true" /> Loading the lab…
-      </main>
-    );
-  }
+  if (load.kind === "loading") return <LabLoading />;
   if (load.kind === "missing") {
     return (
-      <main className="player-message">
+      <div className="player-message">
         <h1>Lab not found</h1>
         <p>
           There is no lab called “{labId}”. <Link href="/">Back to the catalog</Link>
         </p>
-      </main>
+      </div>
     );
   }
   if (load.kind === "error") {
     return (
-      <main className="player-message">
+      <div className="player-message">
         <h1>Could not load the lab</h1>
         <p role="alert">{load.message}</p>
-      </main>
+      </div>
     );
   }
   return <Player lab={load.lab} progress={load.progress} initialStepId={stepId} onProgress={onProgress} onUnauthorized={toSignIn} />;
@@ -99,19 +86,7 @@ function Player({
   onProgress: (p: ProgressView) => void;
   onUnauthorized: () => void;
 }) {
-  const handle = useRef<TerminalHandle | null>(null);
-  const [attached, setAttached] = useState(false);
-  const narrow = useNarrow();
-  const [view, setView] = useState<View>("instructions");
-  const [workspaceView, setWorkspaceView] = useState<WorkspaceView>("terminal");
-  const [openRequest, setOpenRequest] = useState<OpenFileRequest | null>(null);
-  const [previewRequest, setPreviewRequest] = useState<PreviewRequest | null>(null);
-  const nonce = useRef(0);
-
-  const select = useCallback((v: View) => {
-    setView(v);
-    if (v !== "instructions") setWorkspaceView(v);
-  }, []);
+  const { attached, narrow, select } = useLabShell();
 
   // The step shown: from the URL at first, then from Back/Next and the outline (history entries).
   const indexOf = useCallback((id: string | null) => Math.max(0, id === null ? lab.steps.findIndex((s) => s.id === progress.currentStep) : lab.steps.findIndex((s) => s.id === id)), [lab, progress.currentStep]);
@@ -165,33 +140,6 @@ function Player({
 
   // Automatic checks' verdicts, pushed by the server.
   useLabEvents(lab.id, onProgress);
-
-  const runTarget = useMemo<RunTarget>(
-    () => ({
-      canRun: attached,
-      run: (code, { term, interrupt }) => {
-        const h = handle.current;
-        if (!h) return false;
-        // Into the terminal the block names (Ctrl-C first when it says so: the terminal handles that).
-        const ok = h.run(term, code, { interrupt });
-        // The output is what the learner should look at next.
-        if (ok) select("terminal");
-        return ok;
-      },
-      openFile: (path) => {
-        setOpenRequest({ path, nonce: ++nonce.current });
-        select("editor");
-      },
-      preview: (port) => {
-        setPreviewRequest({ port, nonce: ++nonce.current });
-        select("preview");
-      },
-    }),
-    [attached, select],
-  );
-  const onHandle = useCallback((h: TerminalHandle | null) => {
-    handle.current = h;
-  }, []);
 
   const [skipConfirm, setSkipConfirm] = useState(false);
   const [skipBusy, setSkipBusy] = useState(false);
@@ -347,52 +295,15 @@ function Player({
     </article>
   );
 
-  const terminal = <TerminalPane labId={lab.id} onHandle={onHandle} onAttachedChange={setAttached} />;
-  const shownWorkspace: WorkspaceView | null = narrow && view === "instructions" ? null : workspaceView;
-  const lifetime = <SandboxLifetime labId={lab.id} />;
-  const tabs = (
-    <ViewTabs
-      label={narrow ? "Lab views" : "Workspace"}
-      views={narrow ? ["instructions", "terminal", "editor", "preview", "xray"] : ["terminal", "editor", "preview", "xray"]}
-      selected={narrow ? view : workspaceView}
-      onSelect={select}
-    />
-  );
+  return instructions;
+}
 
+/** The instructions' place while the lab's text and progress are on their way (the route's loading.tsx too). */
+export function LabLoading() {
   return (
-    <RunContext.Provider value={runTarget}>
-      <main className={`player ${narrow ? "player-narrow" : ""}`}>
-        {narrow ? (
-          <>
-            {lifetime}
-            {tabs}
-          </>
-        ) : null}
-        <SplitPane
-          label="Resize instructions and workspace"
-          narrowShow={narrow ? (view === "instructions" ? "left" : "right") : null}
-          leftProps={narrow ? { role: "tabpanel", id: panelId("instructions"), "aria-labelledby": "view-tab-instructions" } : {}}
-          left={instructions}
-          right={
-            <div className="workspace">
-              {narrow ? null : (
-                <>
-                  {lifetime}
-                  {tabs}
-                </>
-              )}
-              <WorkspacePanels
-                selected={shownWorkspace}
-                terminal={terminal}
-                editor={<EditorPane labId={lab.id} active={shownWorkspace === "editor"} request={openRequest} sandboxReady={attached} />}
-                preview={<PreviewPane labId={lab.id} request={previewRequest} />}
-                xray={<XrayPane labId={lab.id} active={shownWorkspace === "xray"} />}
-              />
-            </div>
-          }
-        />
-      </main>
-    </RunContext.Provider>
+    <div className="player-message" role="status" data-testid="lab-loading">
+      <span className="spinner" aria-hidden="true" /> Loading the lab…
+    </div>
   );
 }
 

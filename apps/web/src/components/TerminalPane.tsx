@@ -104,21 +104,16 @@ if (typeof window !== "undefined") {
 }
 
 /**
- * Resolves when the terminal's first fit can be trusted: fonts loaded (the app uses system fonts,
- * so this is normally at once) and one frame later, so layout set by the player's own effects
- * (the split's saved position, read from localStorage after hydration) is in place. A frame stops
- * in a background tab: a timer stands in. Any later change of size is a resize (ResizeObserver →
- * term:resize); the server's kept screen follows it, so a late change garbles nothing.
+ * Runs `then` once the terminal's cells can be measured: at once when the fonts are loaded (the app
+ * uses system fonts, so this is the normal case), else when they are. The fit is not held for a
+ * frame of layout: any later change of size (the split's saved position, read after the first
+ * render) is an ordinary resize (ResizeObserver → term:resize), which the server's kept screen
+ * follows, so it garbles nothing; waiting for a frame cost the first prompt up to a busy frame.
  */
-async function layoutReady(): Promise<void> {
-  await document.fonts?.ready.catch(() => undefined);
-  await new Promise<void>((r) => {
-    const timer = setTimeout(r, 50);
-    requestAnimationFrame(() => {
-      clearTimeout(timer);
-      r();
-    });
-  });
+function whenFontsReady(then: () => void): void {
+  const fonts = document.fonts;
+  if (!fonts || fonts.status === "loaded") then();
+  else void fonts.ready.catch(() => undefined).then(then);
 }
 
 /** The live parts of one terminal tab, for the handle. */
@@ -540,7 +535,7 @@ function TerminalView({
     }
 
     performance.mark(`berth:renderer:${termKey}`);
-    void layoutReady().then(() => {
+    whenFontsReady(() => {
       if (cancelled) return;
       safeFit();
       performance.mark(`berth:fitted:${termKey}`);

@@ -1,8 +1,9 @@
 // The catalog's share of "Open lab → first prompt": it is where labs are opened from, so it gets the
 // player ready before the click, in three steps of rising cost and certainty:
-//   1. the catalog is idle (its cards are shown): the player's code, xterm.js included, is fetched
-//      (one router prefetch and the heavy modules; the lab cards themselves do not prefetch, or
-//      every card would make the server render a lab page on each catalog visit);
+//   1. the catalog is idle (its cards are shown): the player's code, xterm.js included, is fetched,
+//      and the router prefetches every lab's frame (the lab route's layout: a session lookup and
+//      the lab's existence on the server; its loading.tsx stops the prefetch before the lab's
+//      text, progress or sandbox), so a click renders the frame, terminal included, at once;
 //   2. a card is pointed at or focused: the page's socket connects (handshake and session check
 //      done before the click; held for a while, then closed if nothing opened);
 //   3. the card is clicked (mouse or keyboard): sandbox:prepare, so the server hands over the
@@ -16,16 +17,17 @@ type Router = { prefetch(href: string): void };
 let codeWarmed = false;
 
 /**
- * Step 1: once per page, when the browser has nothing better to do (or 300 ms after the cards
- * show). The router's prefetch brings the route; the imports bring the heaviest of the player's
- * scripts themselves (xterm.js, its WebGL renderer, socket.io-client), which the bundler keeps in
- * chunks of their own that the player's page then finds in the cache, parsed and registered.
+ * Step 1: when the browser has nothing better to do (or 300 ms after the cards show). The router's
+ * prefetches bring each lab's frame (Next keeps them for a while: a catalog shown again refreshes
+ * them); the imports bring the heaviest of the player's scripts themselves (xterm.js, its WebGL
+ * renderer, socket.io-client) once per page, which the bundler keeps in chunks of their own that
+ * the player's page then finds in the cache, parsed and registered.
  */
-export function warmPlayerCode(router: Router, href: string): () => void {
-  if (codeWarmed) return () => undefined;
+export function warmPlayerCode(router: Router, hrefs: readonly string[]): () => void {
   const run = () => {
+    for (const href of hrefs) router.prefetch(href);
+    if (codeWarmed) return;
     codeWarmed = true;
-    router.prefetch(href);
     void Promise.all([import("@xterm/xterm"), import("@xterm/addon-webgl"), import("./terminal-link")]).catch(() => undefined);
   };
   if (typeof window.requestIdleCallback === "function") {

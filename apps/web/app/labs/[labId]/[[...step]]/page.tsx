@@ -1,4 +1,3 @@
-import type { Metadata } from "next";
 import { headers } from "next/headers";
 import { notFound, redirect } from "next/navigation";
 import { LabPlayer } from "@/components/LabPlayer";
@@ -7,33 +6,19 @@ import { loadLabOnServer } from "@/lib/server-api";
 
 type Params = Promise<{ labId: string; step?: string[] }>;
 
-// /labs/<lab> and /labs/<lab>/<step>. Rendered on the server per request: a lab or step that does
-// not exist answers 404 (not a 200 page saying so), and the player arrives with the lab in the
-// HTML, so the terminal's socket opens as soon as the page hydrates instead of after a second
-// round trip for the lab's JSON.
+// The instructions of /labs/<lab> and /labs/<lab>/<step>, rendered on the server per request with
+// the learner's view of the lab and progress (the layout already answered 404 for a lab or step
+// that does not exist, and sent signed-out visitors to sign in). Rendering it also starts the
+// sandbox's hand-over, unless the request is a router prefetch.
 export default async function Page({ params }: { params: Params }) {
   const { labId, step } = await params;
-  if (step && step.length > 1) notFound();
   const stepId = step?.[0] ?? null;
   const here = `/labs/${encodeURIComponent(labId)}${stepId ? `/${encodeURIComponent(stepId)}` : ""}`;
-  const loaded = await loadLabOnServer(labId, ...(await visitor()));
+  const h = await headers();
+  const loaded = await loadLabOnServer(labId, h.get("cookie"), h.get("next-router-prefetch") === null);
+  // (Only if the lab went away, or the session ended, since the layout looked.)
   if (loaded.kind === "missing") notFound();
   if (loaded.kind === "signin") redirect(signInUrl(here));
   if (loaded.kind === "ready" && stepId !== null && !loaded.lab.steps.some((s) => s.id === stepId)) notFound();
   return <LabPlayer labId={labId} stepId={stepId} initial={loaded.kind === "ready" ? { lab: loaded.lab, progress: loaded.progress } : null} />;
-}
-
-export async function generateMetadata({ params }: { params: Params }): Promise<Metadata> {
-  const { labId } = await params;
-  const loaded = await loadLabOnServer(labId, ...(await visitor()));
-  return { title: loaded.kind === "ready" ? loaded.lab.title : loaded.kind === "missing" ? "Lab not found" : "Lab" };
-}
-
-/**
- * The visitor's cookie, and whether this request opens the lab: a page load or a navigation does
- * (the server then starts the sandbox's hand-over at once), a router prefetch does not.
- */
-async function visitor(): Promise<[cookie: string | null, prepare: boolean]> {
-  const h = await headers();
-  return [h.get("cookie"), h.get("next-router-prefetch") === null];
 }
