@@ -111,13 +111,19 @@ async function measure(driver: SandboxDriver): Promise<Figures> {
   return f;
 }
 
+/** The 1-minute load average: figures taken on a busy 2-core machine say little without it. */
+const load1 = () => Number(readFileSync("/proc/loadavg", "utf8").split(" ")[0]);
+
 const results = new Map<string, Figures>();
+const loads = new Map<string, { start: number; end: number }>();
 for (const name of names) {
   const driver = createSandboxDriver(name, {}, (line) => console.error(line));
   await driver.prepare((line) => console.error(`${name}: ${line}`));
   console.error(`${name}: measuring (${rounds} sandboxes)`);
+  const start = load1();
   try {
     results.set(name, await measure(driver));
+    loads.set(name, { start, end: load1() });
   } catch (err) {
     console.error(`${name}: ${(err as Error).message}`);
   } finally {
@@ -128,7 +134,8 @@ for (const name of names) {
 const load = readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
 console.log(`\nsandbox drivers, ${rounds} sandbox(es) each, ${DOCKER_RUNS} docker runs, ${KEYSTROKES} keystrokes; load average at the end ${load}`);
 for (const [name, f] of results) {
-  console.log(`\n${name}`);
+  const l = loads.get(name);
+  console.log(`\n${name}${l ? ` (load average ${l.start.toFixed(1)} at its start, ${l.end.toFixed(1)} at its end)` : ""}`);
   console.log(summary("  create → first prompt", f.prompt));
   console.log(summary("  create → docker answers", f.dockerReady));
   console.log(summary("  docker run --rm busybox true", f.dockerRun));
