@@ -1,6 +1,7 @@
 /**
  * Bench: Berth's engine against dockerd + runc, in the same run, with the same docker CLI.
- *   - `docker run --rm busybox true`: p50 and p90 (runs alternate between the engines)
+ *   - `docker run --rm busybox true`: p50 and p90 (runs alternate between the engines), and the
+ *     same with `--network none` (no veth pair, no bridge)
  *   - the engine's resident memory when idle
  *   - `docker ps -a` with 50 containers
  * Root required. Usage: npx tsx test/bench/engine-run.ts [runs=30]
@@ -41,10 +42,16 @@ async function main() {
     for (const h of [berth, dockerd.host]) for (let i = 0; i < 3; i++) time(h, ["run", "--rm", "busybox", "true"]); // warm up
     await sleep(2000);
     const idle = rssMiB(engine.pid!);
+    const loadBefore = fs.readFileSync("/proc/loadavg", "utf8").split(" ")[0];
     const ours: number[] = [], theirs: number[] = [];
     for (let i = 0; i < RUNS; i++) {
       ours.push(time(berth, ["run", "--rm", "busybox", "true"]));
       theirs.push(time(dockerd.host, ["run", "--rm", "busybox", "true"]));
+    }
+    const oursNone: number[] = [], theirsNone: number[] = [];
+    for (let i = 0; i < RUNS; i++) {
+      oursNone.push(time(berth, ["run", "--rm", "--network", "none", "busybox", "true"]));
+      theirsNone.push(time(dockerd.host, ["run", "--rm", "--network", "none", "busybox", "true"]));
     }
     const ps: Record<string, number> = {};
     for (const [name, h] of [["berth", berth], ["dockerd", dockerd.host]] as const) {
@@ -61,6 +68,12 @@ async function main() {
         dockerd: { p50: Math.round(pct(theirs, 50)), p90: Math.round(pct(theirs, 90)) },
         ratio_p50: Math.round((pct(ours, 50) / pct(theirs, 50)) * 100) / 100,
       },
+      run_rm_true_network_none_ms: {
+        berth: { p50: Math.round(pct(oursNone, 50)), p90: Math.round(pct(oursNone, 90)) },
+        dockerd: { p50: Math.round(pct(theirsNone, 50)), p90: Math.round(pct(theirsNone, 90)) },
+        ratio_p50: Math.round((pct(oursNone, 50) / pct(theirsNone, 50)) * 100) / 100,
+      },
+      load_before_after: [loadBefore, fs.readFileSync("/proc/loadavg", "utf8").split(" ")[0]],
       engine_idle_rss_mib: idle,
       engine_rss_after_runs_mib: rssMiB(engine.pid!),
       ps_a_50_containers_ms: { berth: Math.round(ps.berth!), dockerd: Math.round(ps.dockerd!) },

@@ -15,7 +15,7 @@ import { mark } from "../profile";
 import { EventLog } from "../events/log";
 import { treeSize, type ImageStore } from "../images/store";
 import { NetworkManager, type NetContainer } from "../network/manager";
-import { buildShim, capabilitySet, parseSignal, type ShimProcess } from "../runtime/shim";
+import { buildShim, capabilitySet, parseSignal, ShimPool, type ShimProcess } from "../runtime/shim";
 import { changes, mountSnapshot, prepareSnapshot, unmountSnapshot, unmountSnapshotAsync } from "../snapshots/overlay";
 import { materializeMounts, parseMounts, type ApiMount } from "../volumes/mounts";
 import type { VolumeStore } from "../volumes/store";
@@ -43,6 +43,7 @@ export class ContainerService implements StartEnv {
   readonly execs = new Map<string, ExecInstance>();
   readonly cgroupVersion: CgroupVersion;
   readonly shimBin: string;
+  readonly shims: ShimPool;
   readonly dir: string;
   /** Bridges, addresses, published ports, DNS (src/network); engine.ts gives it its options. */
   network: NetworkManager;
@@ -61,6 +62,7 @@ export class ContainerService implements StartEnv {
     fs.mkdirSync(this.dir, { recursive: true });
     // Nested in a sandbox there is no compiler: the host built the shim and bound it read-only.
     this.shimBin = process.env.BERTH_SHIM || buildShim(path.join(root, "bin"));
+    this.shims = new ShimPool(this.shimBin);
     this.cgroupVersion = detectCgroupVersion();
     this.network = new NetworkManager(root, { enabled: false });
     this.load();
@@ -605,6 +607,7 @@ export class ContainerService implements StartEnv {
   /** Stop everything at engine shutdown: containers die with their engine, as documented. */
   async shutdown(): Promise<void> {
     this.closing = true;
+    this.shims.close();
     for (const c of this.containers.values()) clearTimeout(c.restartTimer);
     for (const w of this.watches.values()) clearInterval(w);
     if (this.liveRestore) {

@@ -24,7 +24,7 @@ import type { EventLog } from "../events/log";
 import { mark } from "../profile";
 import type { ImageStore } from "../images/store";
 import type { NetContainer, NetworkManager } from "../network/manager";
-import { capabilityMask, capabilitySet, RLIMITS, ShimProcess, type ShimSpec } from "../runtime/shim";
+import { capabilityMask, capabilitySet, RLIMITS, ShimProcess, type ShimPool, type ShimSpec } from "../runtime/shim";
 import { isMounted, mountSnapshot, overlayOptions, readFromLayers, type Snapshot } from "../snapshots/overlay";
 import { buildRecipe } from "../recipe/recipe";
 import { resolveContainerPath, resolveInRoot, type MountMap } from "../api/archive";
@@ -43,6 +43,8 @@ export interface StartEnv {
   volumes: VolumeStore;
   network: NetworkManager;
   shimBin: string;
+  /** A shim started ahead of time, when there is one (runtime/shim.ts). */
+  shims: ShimPool;
   cgroupVersion: CgroupVersion;
   cgroupParent: string;
   netView(c: Container): NetContainer;
@@ -148,7 +150,8 @@ export async function startContainer(env: StartEnv, c: Container): Promise<void>
   };
   if (spec.exitFile) fs.rmSync(spec.exitFile, { force: true });
   mark("start: spec ready");
-  const shim = new ShimProcess(env.shimBin, spec);
+  // Live restore finds a shim again by the exit file on its command line: that one gets a fresh process.
+  const shim = new ShimProcess(env.shimBin, spec, spec.exitFile ? undefined : env.shims.take());
   mark("start: shim spawned");
   r.shimPid = shim.child.pid;
   c.shim = shim;

@@ -129,10 +129,19 @@ export class ShimProcess extends EventEmitter {
   readonly argv: string[];
   private exitCode: number | undefined;
 
-  constructor(bin: string, spec: ShimSpec) {
+  /** `warm`: a shim the pool started ahead of time ("berth-shim ready"), given its command line on fd 3. */
+  constructor(bin: string, spec: ShimSpec, warm?: ChildProcess) {
     super();
     this.argv = [bin, ...shimArgs(spec)];
-    this.child = spawn(bin, this.argv.slice(1), { stdio: [spec.stdin ? "pipe" : "ignore", "pipe", "pipe", "pipe", "pipe"] });
+    if (warm) {
+      this.child = warm;
+      const [mode, ...rest] = this.argv.slice(1);
+      const args = spec.stdin ? [mode, ...rest] : [mode, "--stdin-null", ...rest];
+      (warm.stdio[3] as Writable).write(Buffer.from(`${args.join("\0")}\0\0`));
+      if (!spec.stdin) warm.stdin?.end();
+    } else {
+      this.child = spawn(bin, this.argv.slice(1), { stdio: [spec.stdin ? "pipe" : "ignore", "pipe", "pipe", "pipe", "pipe"] });
+    }
     const status = this.child.stdio[4] as Readable;
     let buf = "";
     status.setEncoding("utf8");
@@ -187,6 +196,53 @@ export class ShimProcess extends EventEmitter {
 
   resize(rows: number, cols: number): void {
     this.control(`resize ${rows} ${cols}`);
+  }
+}
+
+/**
+ * One shim started ahead of time for the next `docker run` ("berth-shim ready", waiting for its
+ * command line): Node's spawn blocks the event loop until the child has exec'd, which on a busy
+ * two-core host is tens of milliseconds a start would otherwise wait for. After each take the next
+ * one is started a little later, off the start's path. close() ends the idle one.
+ */
+export class ShimPool {
+  private idle?: ChildProcess;
+  private timer?: NodeJS.Timeout;
+  private closed = false;
+
+  constructor(private readonly bin: string) {
+    this.refillSoon();
+  }
+
+  /** The idle shim (the caller owns it now), or undefined: then spawn one as before. */
+  take(): ChildProcess | undefined {
+    const c = this.idle;
+    this.idle = undefined;
+    this.refillSoon();
+    return c && c.exitCode === null && c.signalCode === null ? c : undefined;
+  }
+
+  private refillSoon(): void {
+    if (this.closed || this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      if (this.closed || this.idle) return;
+      const c = spawn(this.bin, ["ready"], { stdio: ["pipe", "pipe", "pipe", "pipe", "pipe"] });
+      c.on("error", () => {});
+      c.stdin?.on("error", () => {});
+      c.once("exit", () => {
+        if (this.idle === c) this.idle = undefined;
+      });
+      this.idle = c;
+    }, 100);
+    this.timer.unref();
+  }
+
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.timer);
+    this.idle?.kill("SIGKILL");
+    this.idle = undefined;
   }
 }
 
