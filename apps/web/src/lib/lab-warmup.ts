@@ -4,11 +4,14 @@
 //      and the router prefetches every lab's frame (the lab route's layout: a session lookup and
 //      the lab's existence on the server; its loading.tsx stops the prefetch before the lab's
 //      text, progress or sandbox), so a click renders the frame, terminal included, at once;
-//   2. a card is pointed at or focused: the page's socket connects (handshake and session check
-//      done before the click; held for a while, then closed if nothing opened);
+//      The page's socket connects then too (handshake and session check done long before the
+//      click, so the click's sandbox:prepare leaves at once; held for a while, then closed if
+//      nothing opened);
+//   2. a card is pointed at or focused: the same socket is held again (or connected again);
 //   3. the card is clicked (mouse or keyboard): sandbox:prepare, so the server hands over the
 //      learner's sandbox and starts its shell while the browser fetches and renders the player.
-// Never before the click is a sandbox claimed: pointing at a card costs the server a socket only.
+// Never before the click is a sandbox claimed: looking at the catalog costs the server a socket and
+// a session lookup per lab (the prefetched frames) only.
 // socket.io-client stays out of the catalog's first bundle: terminal-link is imported on demand
 // (the player's scripts hold the same module, so the socket made here is the one the player uses).
 
@@ -26,6 +29,7 @@ let codeWarmed = false;
 export function warmPlayerCode(router: Router, hrefs: readonly string[]): () => void {
   const run = () => {
     for (const href of hrefs) router.prefetch(href);
+    warmLabConnection();
     if (codeWarmed) return;
     codeWarmed = true;
     void Promise.all([import("@xterm/xterm"), import("@xterm/addon-webgl"), import("./terminal-link")]).catch(() => undefined);
