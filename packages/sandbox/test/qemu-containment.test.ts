@@ -21,6 +21,6 @@ function unavailable(): string | undefined {
 const why = unavailable();
 if (why) describe("qemu containment", () => it.skip(`skipped: ${why}`, () => {}));
 // (the suite's waits take the driver's timeScale once prepare() has picked the accelerator)
-// Under TCG a hog took over 10 s to its OOM kill at load ~13 (the guest reclaims node's pages first):
+// Under TCG a hog took ~30 s to its OOM kill at load ~11 (the guest reclaims node's pages first):
 // 60 s of hogs for the suite's two kills.
 else containmentTests({ name: "qemu", makeDriver: () => createQemuDriver(), kind: "vm", hogWindowSeconds: 60 });
