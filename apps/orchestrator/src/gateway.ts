@@ -165,7 +165,14 @@ export function createGateway(
         if (socket.disconnected) return;
         attached.get(term)?.detach(socket.id);
         attached.set(term, session);
-        await session.resize(cols, rows).catch(() => undefined);
+        // The screen takes the viewer's size at once (the snapshot below is made at it); the pty's
+        // resize is not waited for (an agent round trip: up to half a second on a busy host), except
+        // for a shell re-attached after a restart, whose replay arrives before that answer.
+        const resized = session.resize(cols, rows).catch(() => undefined);
+        if (session.restoring) {
+          await resized;
+          session.restoring = false;
+        }
         session.attach(viewer);
         report("ready", `Connected to ${sb.hostname}`);
         // (Checked again after the awaits above: a presence joined after "disconnect" would never leave.)

@@ -354,6 +354,7 @@ export class SandboxManager {
     // to the gateway's next request, the resize, so before the first viewer's snapshot).
     const started = await sb.agent.request({ op: "pty.start", key, cols, rows });
     const term = new TerminalSession(key, started.handle, sb.agent, { cols, rows });
+    term.restoring = started.reattached;
     sb.terminals.set(key, term);
     for (const bytes of sb.unclaimed.get(started.handle) ?? []) term.output(bytes);
     sb.unclaimed.delete(started.handle);

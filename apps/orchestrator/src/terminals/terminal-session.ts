@@ -43,6 +43,12 @@ export class TerminalSession {
   private paused = false;
   private exitCode: number | null = null;
   private disposed = false;
+  /**
+   * A shell that outlived the orchestrator, re-attached: the agent's replay of its output is on its
+   * way, ahead of the answer to the next request. The first viewer's attach waits for that answer
+   * (gateway.ts), so its snapshot includes the replay.
+   */
+  restoring = false;
   lastActivity = Date.now();
   /** When the pty last sent output (ms). */
   lastOutputAt = 0;

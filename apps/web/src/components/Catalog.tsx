@@ -78,11 +78,12 @@ function LabList({ labs, filters, setFilter }: { labs: LabSummary[]; filters: Fi
   const difficulties = useMemo(() => [...new Set(labs.map((l) => l.difficulty))], [labs]);
   const signedIn = labs.some((l) => l.state !== undefined);
   // Opening a lab is what the catalog is for: get the player ready before the click (lab-warmup.ts).
-  // The labs in progress first: the one most likely opened next.
-  const hrefs = useMemo(
-    () => [...labs].sort((a, b) => Number(b.state?.status === "in-progress") - Number(a.state?.status === "in-progress")).map((l) => `/labs/${encodeURIComponent(l.id)}`),
-    [labs],
-  );
+  // The labs most likely opened next: those in progress, and the first one not started. (The
+  // cards in view are prefetched by the router itself, the one pointed at first.)
+  const hrefs = useMemo(() => {
+    const next = labs.find((l) => l.state?.status === "not-started");
+    return labs.filter((l) => l.state?.status === "in-progress" || l === next).map((l) => `/labs/${encodeURIComponent(l.id)}`);
+  }, [labs]);
   useEffect(() => (signedIn && hrefs.length > 0 ? warmPlayerCode(router, hrefs) : undefined), [signedIn, hrefs, router]);
   const shown = labs.filter(
     (l) =>

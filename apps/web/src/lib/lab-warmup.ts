@@ -1,17 +1,18 @@
 // The catalog's share of "Open lab → first prompt": it is where labs are opened from, so it gets the
 // player ready before the click, in three steps of rising cost and certainty:
-//   1. the catalog is idle (its cards are shown): the player's code, xterm.js included, is fetched,
-//      and the router prefetches every lab's frame (the lab route's layout: a session lookup and
-//      the lab's existence on the server; its loading.tsx stops the prefetch before the lab's
-//      text, progress or sandbox), so a click renders the frame, terminal included, at once;
-//      The page's socket connects then too (handshake and session check done long before the
-//      click, so the click's sandbox:prepare leaves at once; held for a while, then closed if
-//      nothing opened);
+//   1. the catalog is idle (its cards are shown): the player's code, xterm.js included, is
+//      fetched; the router prefetches the frames of the labs most likely opened (those in
+//      progress, the next one not started; the router itself prefetches the cards in view, the
+//      one pointed at first): the lab route's layout, a session lookup and the lab's existence on
+//      the server, its loading.tsx stopping the prefetch before the lab's text, progress or
+//      sandbox, so a click renders the frame, terminal included, at once. The page's socket
+//      connects then too (handshake and session check done long before the click, so the
+//      click's sandbox:prepare leaves at once; held for a while, then closed if nothing opened);
 //   2. a card is pointed at or focused: the same socket is held again (or connected again);
-//   3. the card is clicked (mouse or keyboard): sandbox:prepare, so the server hands over the
+//   3. the card is pressed or clicked (pointer or keyboard): sandbox:prepare, so the server hands over the
 //      learner's sandbox and starts its shell while the browser fetches and renders the player.
-// Never before the click is a sandbox claimed: looking at the catalog costs the server a socket and
-// a session lookup per lab (the prefetched frames) only.
+// Never before the press is a sandbox claimed: looking at the catalog costs the server a socket and
+// a session lookup per prefetched frame only.
 // socket.io-client stays out of the catalog's first bundle: terminal-link is imported on demand
 // (the player's scripts hold the same module, so the socket made here is the one the player uses).
 
