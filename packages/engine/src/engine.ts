@@ -14,6 +14,7 @@ import { createApiServer, Router } from "./api/http";
 import { imageRoutes } from "./api/images";
 import { systemRoutes } from "./api/system";
 import { ContainerService } from "./containers/service";
+import { buildShim } from "./runtime/shim";
 import { ensureBusyboxImage } from "./images/busybox";
 import { buildDebianImage, cancelDebianBuilds, DEBIAN_REFERENCES } from "./images/debian";
 import { importSharedImages, sharedReferences } from "./images/shared";
@@ -61,6 +62,12 @@ export interface EngineOptions {
    * found running when it starts again on the same root (output while it was away is lost).
    */
   liveRestore?: boolean;
+  /** A berth-shim built elsewhere (main.ts: $BERTH_SHIM); otherwise built under root/bin. */
+  shim?: string;
+  /** The C compiler that builds the shim (main.ts: $CC); default `cc`. */
+  cc?: string;
+  /** The cgroup containers' cgroups are made under (default `berth-engine`). */
+  cgroupParent?: string;
 }
 
 export interface Engine {
@@ -113,15 +120,17 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
   }
   const events = new EventLog(); // `docker events`: containers, images, volumes and networks
   const volumes = new VolumeStore(root, { bindDeny: opts.bindDeny, events });
-  const containers = new ContainerService(root, images, volumes, undefined, opts.liveRestore, events);
-  containers.network = new NetworkManager(root, opts.network ?? {}, opts.log, events);
+  const network = new NetworkManager(root, opts.network ?? {}, opts.log, events);
+  // Nested in a sandbox there is no compiler: the host built the shim and the sandbox binds it in.
+  const shimBin = opts.shim ?? buildShim(path.join(root, "bin"), opts.cc);
+  const containers = new ContainerService({ root, images, volumes, network, events, shimBin, cgroupParent: opts.cgroupParent, liveRestore: opts.liveRestore });
   const router = new Router();
   systemRoutes(router, containers, images, volumes, registry, root);
   containerRoutes(router, containers, images);
   archiveRoutes(router, containers);
   imageRoutes(router, containers, images, registry);
   volumeRoutes(router, containers, volumes);
-  networkRoutes(router, containers, containers.network);
+  networkRoutes(router, containers, network);
   xrayRoutes(router, containers); // Berth's own /berth/xray, for the X-ray panel
   const server = createApiServer(router, opts.log);
   // Hijacked connections (attach, exec) leave the HTTP server's bookkeeping: track every socket

@@ -28,7 +28,7 @@ const { values } = parseArgs({
   },
 });
 
-const engine = await startEngine({ root: values.root!, socket: values.socket!, log: (m) => console.error(m), prebuild: values["no-debian"] ? [] : ["debian:bookworm"], sharedImages: values["shared-images"], registryMirror: values["registry-mirror"] ?? (process.env.BERTH_REGISTRY_MIRROR || undefined), bindDeny: values["bind-deny"], liveRestore: values["live-restore"], network: { enabled: !values["no-network"], bridge: values.bridge, subnet: values["bridge-subnet"] } });
+const engine = await startEngine({ root: values.root!, socket: values.socket!, log: (m) => console.error(m), prebuild: values["no-debian"] ? [] : ["debian:bookworm"], sharedImages: values["shared-images"], registryMirror: values["registry-mirror"] ?? (process.env.BERTH_REGISTRY_MIRROR || undefined), bindDeny: values["bind-deny"], liveRestore: values["live-restore"], shim: process.env.BERTH_SHIM || undefined, cc: process.env.CC || undefined, network: { enabled: !values["no-network"], bridge: values.bridge, subnet: values["bridge-subnet"] } });
 console.error(`berth engine: serving the Docker API on unix://${engine.socket} (state in ${values.root})`);
 let closing = false;
 for (const sig of ["SIGINT", "SIGTERM"] as const) {

@@ -38,6 +38,8 @@ export function readCgroupStats(version: CgroupVersion, dirs: string[], base = "
   return version === 2 ? readV2(dirs[0] ?? "") : readV1(dirs, base);
 }
 
+const read = readCgroupFile;
+
 function readV1(dirs: string[], base: string): CgroupStats {
   const hierarchy = (d: string) => path.relative(base, d).split("/")[0]!.split(",");
   const dir = (controller: string) => dirs.find((d) => hierarchy(d).includes(controller)) ?? "";
@@ -123,7 +125,8 @@ export function machineMemory(): number {
   return os.totalmem();
 }
 
-function read(file: string | undefined): string | undefined {
+/** A cgroup file's text, or undefined where the file (or its controller's directory) is not there. */
+export function readCgroupFile(file: string | undefined): string | undefined {
   if (!file || !path.isAbsolute(file)) return undefined; // a controller that is not there
   try {
     return fs.readFileSync(file, "utf8");
@@ -138,7 +141,7 @@ function num(s: string | undefined): number {
 }
 
 /** "max", or v1's "unlimited" (a page-rounded 2^63), means no limit. */
-function limitOf(s: string | undefined): number | null {
+export function limitOf(s: string | undefined): number | null {
   const t = (s ?? "").trim();
   if (!t || t === "max") return null;
   const n = Number(t);

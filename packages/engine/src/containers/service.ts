@@ -12,10 +12,10 @@ import path from "node:path";
 import { Cgroup, detectCgroupVersion, type CgroupVersion } from "../cgroups/cgroups";
 import { EngineError } from "../errors";
 import { mark } from "../profile";
-import { EventLog } from "../events/log";
+import type { EventLog } from "../events/log";
 import { treeSize, type ImageStore } from "../images/store";
-import { NetworkManager, type NetContainer } from "../network/manager";
-import { buildShim, capabilitySet, parseSignal, ShimPool, type ShimProcess } from "../runtime/shim";
+import type { NetworkManager, NetContainer } from "../network/manager";
+import { capabilitySet, parseSignal, ShimPool, type ShimProcess } from "../runtime/shim";
 import { changes, mountSnapshot, prepareSnapshot, unmountSnapshot, unmountSnapshotAsync } from "../snapshots/overlay";
 import { materializeMounts, parseMounts, type ApiMount } from "../volumes/mounts";
 import type { VolumeStore } from "../volumes/store";
@@ -38,6 +38,18 @@ export interface CreateOptions {
   body: Record<string, unknown>;
 }
 
+export interface ContainerServiceParts {
+  root: string;
+  images: ImageStore;
+  volumes: VolumeStore;
+  network: NetworkManager;
+  events: EventLog;
+  /** The compiled berth-shim (engine.ts builds it, or a sandbox binds in the host's). */
+  shimBin: string;
+  cgroupParent?: string;
+  liveRestore?: boolean;
+}
+
 export class ContainerService implements StartEnv {
   readonly containers = new Map<string, Container>();
   readonly execs = new Map<string, ExecInstance>();
@@ -45,26 +57,27 @@ export class ContainerService implements StartEnv {
   readonly shimBin: string;
   readonly shims: ShimPool;
   readonly dir: string;
-  /** Bridges, addresses, published ports, DNS (src/network); engine.ts gives it its options. */
-  network: NetworkManager;
+  readonly root: string;
+  readonly images: ImageStore;
+  readonly volumes: VolumeStore;
+  /** Bridges, addresses, published ports, DNS (src/network). */
+  readonly network: NetworkManager;
+  /** `docker events`: the engine's one log (volumes and networks publish to it too). */
+  readonly events: EventLog;
+  /** The cgroup every container's own cgroup is made under. */
+  readonly cgroupParent: string;
+  /** Live restore (`--live-restore`): containers outlive the engine and are found running again. */
+  readonly liveRestore: boolean;
 
-  constructor(
-    readonly root: string,
-    readonly images: ImageStore,
-    readonly volumes: VolumeStore,
-    readonly cgroupParent = process.env.BERTH_CGROUP_PARENT || "berth-engine",
-    /** Live restore (`--live-restore`): containers outlive the engine and are found running again. */
-    readonly liveRestore = false,
-    /** `docker events`: the engine's one log (volumes and networks publish to it too). */
-    readonly events = new EventLog(),
-  ) {
-    this.dir = path.join(root, "containers");
+  /** Made by engine.ts, which constructs every part once and hands it over here. */
+  constructor(parts: ContainerServiceParts) {
+    ({ root: this.root, images: this.images, volumes: this.volumes, network: this.network, events: this.events, shimBin: this.shimBin } = parts);
+    this.cgroupParent = parts.cgroupParent ?? "berth-engine";
+    this.liveRestore = parts.liveRestore ?? false;
+    this.dir = path.join(this.root, "containers");
     fs.mkdirSync(this.dir, { recursive: true });
-    // Nested in a sandbox there is no compiler: the host built the shim and bound it read-only.
-    this.shimBin = process.env.BERTH_SHIM || buildShim(path.join(root, "bin"));
     this.shims = new ShimPool(this.shimBin);
     this.cgroupVersion = detectCgroupVersion();
-    this.network = new NetworkManager(root, { enabled: false });
     this.load();
   }
 

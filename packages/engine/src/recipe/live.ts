@@ -4,8 +4,8 @@
  *   v1: memory.usage_in_bytes / memory.limit_in_bytes, cpuacct.usage (ns), pids.current / pids.max
  *   v2: memory.current / memory.max, cpu.stat usage_usec, pids.current / pids.max
  */
-import fs from "node:fs";
 import path from "node:path";
+import { limitOf, readCgroupFile } from "../cgroups/stats";
 
 export interface LiveFigures {
   /** Milliseconds since the epoch, when read. */
@@ -15,22 +15,8 @@ export interface LiveFigures {
   pids: { current: number; limit: number | null } | null;
 }
 
-/** A limit as a number, or null for "no limit" (v2's "max", v1's page-rounded huge value). */
-function limitOf(raw: string | undefined): number | null {
-  if (raw === undefined || raw === "" || raw === "max") return null;
-  const n = Number(raw);
-  if (!Number.isFinite(n) || n >= 2 ** 62) return null;
-  return n;
-}
-
-function read(file: string | undefined): string | undefined {
-  if (!file) return undefined;
-  try {
-    return fs.readFileSync(file, "utf8").trim();
-  } catch {
-    return undefined;
-  }
-}
+/** Absent (not 0, as `docker stats` shows it) where the kernel has no such file: the panel says so. */
+const read = (file: string | undefined) => readCgroupFile(file)?.trim();
 
 export function readLiveFigures(version: 1 | 2, paths: string[]): LiveFigures {
   const at = Date.now();

@@ -16,13 +16,12 @@ import type { Readable, Writable } from "node:stream";
 const SOURCE = path.join(path.dirname(new URL(import.meta.url).pathname), "shim.c");
 
 /** Build the shim into `binDir` if the source changed since the last build; returns its path. */
-export function buildShim(binDir: string): string {
+export function buildShim(binDir: string, cc = "cc"): string {
   const source = fs.readFileSync(SOURCE);
   const tag = createHash("sha256").update(source).digest("hex").slice(0, 12);
   const bin = path.join(binDir, `berth-shim-${tag}`);
   if (fs.existsSync(bin)) return bin;
   fs.mkdirSync(binDir, { recursive: true });
-  const cc = process.env.CC || "cc";
   try {
     execFileSync(cc, ["-O2", "-Wall", "-o", `${bin}.tmp`, SOURCE], { stdio: ["ignore", "ignore", "pipe"] });
   } catch (e) {
