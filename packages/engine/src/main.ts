@@ -4,6 +4,7 @@
  */
 import { parseArgs } from "node:util";
 import { startEngine } from "./engine";
+import { startProfiling } from "./profile";
 
 // A listener keeps Node's inspector closed on SIGUSR1: in a sandbox, root may signal this process.
 process.on("SIGUSR1", () => console.error("berth engine: ignored SIGUSR1 (no inspector)"));
@@ -28,7 +29,8 @@ const { values } = parseArgs({
   },
 });
 
-const engine = await startEngine({ root: values.root!, socket: values.socket!, log: (m) => console.error(m), prebuild: values["no-debian"] ? [] : ["debian:bookworm"], sharedImages: values["shared-images"], registryMirror: values["registry-mirror"] ?? (process.env.BERTH_REGISTRY_MIRROR || undefined), bindDeny: values["bind-deny"], liveRestore: values["live-restore"], shim: process.env.BERTH_SHIM || undefined, cc: process.env.CC || undefined, network: { enabled: !values["no-network"], bridge: values.bridge, subnet: values["bridge-subnet"] } });
+if (process.env.BERTH_PROFILE) startProfiling(); // where a docker run's time goes (profile.ts)
+const engine = await startEngine({ root: values.root!, socket: values.socket!, log: (m) => console.error(m), prebuild: values["no-debian"] ? [] : ["debian:bookworm"], sharedImages: values["shared-images"], registryMirror: values["registry-mirror"] ?? (process.env.BERTH_REGISTRY_MIRROR || undefined), bindDeny: values["bind-deny"], liveRestore: values["live-restore"], shim: process.env.BERTH_SHIM || undefined, cc: process.env.CC || undefined, cgroupParent: process.env.BERTH_CGROUP_PARENT || undefined, network: { enabled: !values["no-network"], bridge: values.bridge, subnet: values["bridge-subnet"] } });
 console.error(`berth engine: serving the Docker API on unix://${engine.socket} (state in ${values.root})`);
 let closing = false;
 for (const sig of ["SIGINT", "SIGTERM"] as const) {

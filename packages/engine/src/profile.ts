@@ -1,12 +1,22 @@
 /**
- * Where the time of a `docker run` goes: with BERTH_PROFILE=1 in the engine's environment, each
- * API request and each step of a container start prints its time to stderr (ms since the engine
- * started, and since the previous mark). Off, a mark costs one boolean test.
+ * Where the time of a `docker run` goes: once switched on (main.ts does with BERTH_PROFILE=1 in
+ * the engine's environment), each API request and each step of a container start prints its time
+ * to stderr (ms since the engine started, and since the previous mark). Off, a mark costs one
+ * boolean test.
  */
 import { performance } from "node:perf_hooks";
 
-const on = !!process.env.BERTH_PROFILE;
+let on = false;
 let last = 0;
+
+export function startProfiling(): void {
+  on = true;
+}
+
+/** Whether marks are printed (to skip building a mark's text when they are not). */
+export function profiling(): boolean {
+  return on;
+}
 
 export function mark(what: string): void {
   if (!on) return;
@@ -14,5 +24,3 @@ export function mark(what: string): void {
   process.stderr.write(`profile ${now.toFixed(1)} +${(now - last).toFixed(1)} ${what}\n`);
   last = now;
 }
-
-export const profiling = on;

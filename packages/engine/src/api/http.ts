@@ -90,9 +90,9 @@ export function createApiServer(router: Router, log: (msg: string) => void = () 
       if (m === undefined) throw new EngineError(404, "page not found");
       if (m === "method") throw new EngineError(405, `method ${full.method} not allowed for ${p}`);
       full.params = m.params;
-      if (profiling) mark(`> ${full.method} ${p}`);
+      if (profiling()) mark(`> ${full.method} ${p}`);
       await m.handler(full);
-      if (profiling) mark(`< ${full.method} ${p}`);
+      if (profiling()) mark(`< ${full.method} ${p}`);
     } catch (e) {
       if (!(e instanceof EngineError)) log(`${full.method} ${full.path}: ${(e as Error).stack ?? e}`);
       sendError(full, e);
