@@ -2,18 +2,11 @@
 // its console (never from the first sign-up), the link works once, and the sign-up form signs in
 // by itself right after the server's "account ready" (which is the same for a taken email).
 import { expect, test } from "@playwright/test";
-import { startBerth, type Berth } from "./berth.js";
+import { useBerth } from "./berth.js";
 import { signUp, uniqueEmail } from "./helpers.js";
 
-let berth: Berth;
-
-test.beforeAll(async () => {
   // No BERTH_ADMIN_*: a fresh install with nobody in charge yet.
-  berth = await startBerth({ BERTH_ADMIN_EMAIL: "", BERTH_ADMIN_PASSWORD: "" });
-});
-test.afterAll(async () => {
-  await berth?.stop({ destroySandboxes: true });
-});
+const berth = useBerth({ BERTH_ADMIN_EMAIL: "", BERTH_ADMIN_PASSWORD: "" });
 
 test("the console's one-time link makes the administrator, once; the first sign-up is a learner", async ({ browser }) => {
   const link = /(http:\/\/\S+\/setup#[A-Za-z0-9_-]+)/.exec(berth.log.join(""))?.[1];

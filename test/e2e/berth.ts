@@ -1,5 +1,6 @@
 // Starts a real Berth (orchestrator + web app) as a child process for the browser tests, on a port
 // and a database of its own, and stops it. Restarting it keeps the database and the sandboxes.
+import { test } from "@playwright/test";
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import net from "node:net";
@@ -96,4 +97,25 @@ export async function startBerth(env: Record<string, string> = {}): Promise<Bert
 
   await launch();
   return { url, instance, dataDir, log, pid: () => child!.pid!, stop, restart: async () => { await stopProcess(); await launch(); } };
+}
+
+/**
+ * A Berth for the whole spec file: started before its first test, stopped (with its sandboxes)
+ * after its last. The object answers as the running Berth does, from inside a test or hook.
+ */
+export function useBerth(env: Record<string, string> = {}): Berth {
+  let running: Berth | undefined;
+  test.beforeAll(async () => {
+    running = await startBerth(env);
+  });
+  test.afterAll(async () => {
+    await running?.stop({ destroySandboxes: true });
+  });
+  return new Proxy({} as Berth, {
+    get(_target, key) {
+      if (!running) throw new Error("Berth is not running yet: use it inside a test or a hook");
+      const value = Reflect.get(running, key);
+      return typeof value === "function" ? value.bind(running) : value;
+    },
+  });
 }

@@ -5,27 +5,19 @@
 // see it pass, watch the demonstrations, answer the quiz (once wrong), and finish: the completion
 // view with the score, and the catalog showing the lab done.
 import { expect, test, type Page } from "@playwright/test";
-import { startBerth, type Berth } from "./berth";
+import { useBerth } from "./berth";
 import { signUp, uniqueEmail, waitForPrompt, waitForText } from "./helpers";
 import { labWalk } from "./lab-walk";
 
 const LAB = "copy-on-write";
 const STEPS = 8;
 
-let berth: Berth;
+// The default labs directory (labs/): the lab as it ships.
+const berth = useBerth({ BERTH_WARM_POOL: "0" });
 const { type, passCheck, next, demo } = labWalk(() => berth.url, LAB, STEPS);
 
 // One long test: a failure leaves a screenshot of the page where the learner stood.
 test.use({ screenshot: "only-on-failure" });
-
-test.beforeAll(async () => {
-  // The default labs directory (labs/): the lab as it ships.
-  berth = await startBerth({ BERTH_WARM_POOL: "0" });
-});
-
-test.afterAll(async () => {
-  await berth?.stop({ destroySandboxes: true });
-});
 
 test("a learner walks copy-on-write from sign-up to the finished lab", async ({ page }) => {
   test.setTimeout(600_000);

@@ -5,27 +5,19 @@
 // completion view with the score, and the catalog showing the lab done. Run buttons are pressed
 // only for the lab's demonstrations, never for a task's answer.
 import { expect, test, type Page } from "@playwright/test";
-import { startBerth, type Berth } from "./berth";
+import { useBerth } from "./berth";
 import { signUp, uniqueEmail, waitForPrompt, waitForText } from "./helpers";
 import { labWalk } from "./lab-walk";
 
 const LAB = "cmd-and-entrypoint";
 const STEPS = 7;
 
-let berth: Berth;
+// The default labs directory (labs/): the lab as it ships.
+const berth = useBerth({ BERTH_WARM_POOL: "0" });
 const { type, passCheck, next, demo } = labWalk(() => berth.url, LAB, STEPS);
 
 // One long test: a failure leaves a screenshot of the page where the learner stood.
 test.use({ screenshot: "only-on-failure" });
-
-test.beforeAll(async () => {
-  // The default labs directory (labs/): the lab as it ships.
-  berth = await startBerth({ BERTH_WARM_POOL: "0" });
-});
-
-test.afterAll(async () => {
-  await berth?.stop({ destroySandboxes: true });
-});
 
 /** Creates a file in the editor tab by typing it, saves it with Ctrl+S, and goes back to the terminal. */
 async function writeInEditor(page: Page, relPath: string, text: string): Promise<void> {

@@ -2,18 +2,11 @@
 // run a code block, fail a check with its message, do the step, pass, reload and find the same
 // shell with its screen and the progress kept; then the same after a restart of the orchestrator.
 import { expect, test } from "@playwright/test";
-import { startBerth, type Berth } from "./berth.js";
+import { useBerth } from "./berth.js";
 import { openLabAsNewLearner, signUp, terminalText, typeCommand, uniqueEmail, waitForPrompt, waitForText } from "./helpers.js";
 
 const LAB = "namespaces-by-hand";
-let berth: Berth;
-
-test.beforeAll(async () => {
-  berth = await startBerth();
-});
-test.afterAll(async () => {
-  await berth?.stop({ destroySandboxes: true });
-});
+const berth = useBerth();
 
 test("a learner works through a step, and a reload or a server restart loses nothing", async ({ page }) => {
   await signUp(page, berth.url, uniqueEmail("learner"));

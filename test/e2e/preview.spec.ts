@@ -2,18 +2,11 @@
 // see the page in the frame, its stylesheet and script included, while the page itself cannot
 // reach Berth's API as the learner; then a container's published port the same way.
 import { expect, test } from "@playwright/test";
-import { startBerth, type Berth } from "./berth.js";
+import { useBerth } from "./berth.js";
 import { openLabAsNewLearner, typeCommand, waitForText } from "./helpers.js";
 
 const LAB = "namespaces-by-hand";
-let berth: Berth;
-
-test.beforeAll(async () => {
-  berth = await startBerth();
-});
-test.afterAll(async () => {
-  await berth?.stop({ destroySandboxes: true });
-});
+const berth = useBerth();
 
 test("a learner previews the web server they started in their sandbox", async ({ browser }) => {
   const { context, page } = await openLabAsNewLearner(browser, berth.url, LAB, "previewer");

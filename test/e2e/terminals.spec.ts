@@ -3,18 +3,11 @@
 // line that wrapped and was edited), leaving the terminal with the keyboard, and the sandbox's
 // lifetime line with its reset.
 import { expect, test, type Page } from "@playwright/test";
-import { startBerth, type Berth } from "./berth.js";
+import { useBerth } from "./berth.js";
 import { openLabAsNewLearner, waitForPrompt } from "./helpers.js";
 
 const LAB = "namespaces-by-hand";
-let berth: Berth;
-
-test.beforeAll(async () => {
-  berth = await startBerth();
-});
-test.afterAll(async () => {
-  await berth?.stop({ destroySandboxes: true });
-});
+const berth = useBerth();
 
 interface Screen {
   cols: number;

@@ -3,18 +3,11 @@
 // when the container allocates memory, its upper dir's new file, a link to the engine's source and
 // to a chapter; and a container started while the tab shows appears without a reload (pushed).
 import { expect, test, type Page } from "@playwright/test";
-import { startBerth, type Berth } from "./berth.js";
+import { useBerth } from "./berth.js";
 import { openLabAsNewLearner, typeCommand, waitForText } from "./helpers.js";
 
 const LAB = "namespaces-by-hand";
-let berth: Berth;
-
-test.beforeAll(async () => {
-  berth = await startBerth();
-});
-test.afterAll(async () => {
-  await berth?.stop({ destroySandboxes: true });
-});
+const berth = useBerth();
 
 const MiB = 1024 * 1024;
 /** "12.3 MiB" / "512 KiB" / "1.00 GiB" -> bytes. */
