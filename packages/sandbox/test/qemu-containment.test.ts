@@ -2,23 +2,14 @@
 // learner's cgroup in the guest; the memory limit is the VM's own memory (a hog makes the guest's
 // kernel kill it, counted by stats() as oomKills and memoryLimitHits); the host stays responsive
 // because QEMU is capped by its host cgroup. Two guests under TCG here: minutes.
-import { execFileSync } from "node:child_process";
 import { describe, it, vi } from "vitest";
 import { createQemuDriver } from "../src/index.js";
 import { containmentTests } from "./containment-suite.js";
+import { qemuUnavailable } from "./qemu-fixture.js";
 
 vi.setConfig({ testTimeout: 600_000, hookTimeout: 900_000 });
 
-function unavailable(): string | undefined {
-  if (process.getuid?.() !== 0) return "needs root";
-  try {
-    execFileSync("qemu-system-x86_64", ["--version"], { stdio: "ignore" });
-  } catch {
-    return "qemu-system-x86_64 is not installed (Debian: qemu-system-x86)";
-  }
-  return undefined;
-}
-const why = unavailable();
+const why = qemuUnavailable();
 if (why) describe("qemu containment", () => it.skip(`skipped: ${why}`, () => {}));
 // (the suite's waits take the driver's timeScale once prepare() has picked the accelerator)
 // Under TCG a hog took ~30 s to its OOM kill at load ~11 (the guest reclaims node's pages first):

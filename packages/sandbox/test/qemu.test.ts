@@ -2,7 +2,6 @@
 // VM's memory as the limit, QEMU confined on the host). Real guests: under TCG (no KVM here) each
 // boots in 30-60 s, so this file takes minutes; it runs as root wherever qemu-system-x86_64 is
 // installed (setup installs it) and says why it skips otherwise.
-import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { release, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -11,19 +10,11 @@ import { AgentClient } from "../src/agent-client.js";
 import { createQemuDriver, type QemuDriver } from "../src/qemu/driver.js";
 import { execText, sandboxDriverConformance } from "../src/testsuite/driver-conformance.js";
 import { startRegistry, type Registry } from "../../../infra/registry/registry.js";
+import { qemuUnavailable } from "./qemu-fixture.js";
 
 vi.setConfig({ testTimeout: 600_000, hookTimeout: 900_000 });
 
-function unavailable(): string | undefined {
-  if (process.getuid?.() !== 0) return "needs root";
-  try {
-    execFileSync("qemu-system-x86_64", ["--version"], { stdio: "ignore" });
-  } catch {
-    return "qemu-system-x86_64 is not installed (Debian: qemu-system-x86)";
-  }
-  return undefined;
-}
-const why = unavailable();
+const why = qemuUnavailable();
 if (why) console.warn(`qemu driver tests skipped: ${why}`);
 
 // The engine stays out here: under TCG its start would slow every other step (it is the same
