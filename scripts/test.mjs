@@ -1,6 +1,6 @@
 // `npm test`: the whole suite. Sets up what is missing (as `npm start` does), then runs, in order:
 // the typecheck, the unit tier (no root), the system tests (vitest, real sandboxes and engines), the
-// slow tier (qemu VMs), `labkit lint`
+// slow tier (qemu VMs, the orchestrator on uml guests), `labkit lint`
 // and `labkit test` over labs/, and the browser suite (Playwright in Debian's Chromium).
 // Every stage runs even if an earlier one failed, so one run shows everything that is wrong.
 import { spawnSync } from "node:child_process";
@@ -65,12 +65,15 @@ const vitestCount = (file) => (ok) => {
 const unitJson = path.join(reports, "vitest-unit.json");
 stage("Unit tests, no root (vitest, packages/*/test/unit)", bin("vitest"), ["run", "-c", "vitest.unit.config.ts", "--reporter=default", "--reporter=json", `--outputFile.json=${unitJson}`], vitestCount(unitJson));
 const vitestJson = path.join(reports, "vitest.json");
-// The slow tier: qemu guests (software emulation where the host has no usable KVM: minutes a file),
+// The slow tier: qemu guests (software emulation where the host has no usable KVM: minutes a file)
+// and the orchestrator booting uml guests (its warm pool, a restart, the reaper: a minute or more),
 // run after the system tier so every faster failure is known first.
-const SLOW_TIER = "packages/sandbox/test/qemu*.test.ts";
-stage("System tests (vitest: real sandboxes, engines, dockerd)", bin("vitest"), ["run", "--exclude", "packages/*/test/unit/**", "--exclude", SLOW_TIER, "--reporter=default", "--reporter=json", `--outputFile.json=${vitestJson}`], vitestCount(vitestJson));
+const SLOW_TIER = ["packages/sandbox/test/qemu*.test.ts", "apps/orchestrator/test/uml-orchestrator.test.ts"];
+stage("System tests (vitest: real sandboxes, engines, dockerd)", bin("vitest"), ["run", "--exclude", "packages/*/test/unit/**", ...SLOW_TIER.flatMap((glob) => ["--exclude", glob]), "--reporter=default", "--reporter=json", `--outputFile.json=${vitestJson}`], vitestCount(vitestJson));
 const slowJson = path.join(reports, "vitest-slow.json");
-stage("Slow tier (vitest: qemu VMs)", bin("vitest"), ["run", "packages/sandbox/test/qemu", "--exclude", "packages/*/test/unit/**", "--reporter=default", "--reporter=json", `--outputFile.json=${slowJson}`], vitestCount(slowJson));
+// vitest takes file filters (parts of a path), not globs: each glob up to its "*" or ".test.ts".
+const slowFilters = SLOW_TIER.map((glob) => glob.replace(/\*?\.test\.ts$/, ""));
+stage("Slow tier (vitest: qemu VMs, the orchestrator on uml)", bin("vitest"), ["run", ...slowFilters, "--exclude", "packages/*/test/unit/**", "--reporter=default", "--reporter=json", `--outputFile.json=${slowJson}`], vitestCount(slowJson));
 
 stage("Lint the labs (labkit lint labs)", bin("tsx"), ["packages/labkit/src/cli.ts", "lint", "labs"]);
 stage("Prove every check (labkit test labs)", bin("tsx"), ["packages/labkit/src/cli.ts", "test", "labs"]);
