@@ -1,7 +1,8 @@
 // Every driver's create() ends the same way: poll the new sandbox's agent socket until the agent
 // answers `health`, and give up early when the sandbox (container, guest, VM) is gone. One loop for
-// all three drivers, so a fix to the wait reaches each of them.
+// all three drivers, so a fix to the wait reaches each of them. Also their one probe of a UNIX socket.
 import { existsSync } from "node:fs";
+import { connect } from "node:net";
 import { AgentClient } from "./agent-client.js";
 import type { AgentEndpoint } from "./driver.js";
 
@@ -38,4 +39,18 @@ export async function waitForAgentHealth(ep: AgentEndpoint, opts: WaitForAgentOp
     await new Promise((r) => setTimeout(r, opts.intervalMs));
   }
   throw new Error(`the agent did not answer health within ${opts.timeoutMs} ms${last ? ` (${last.message})` : ""}`);
+}
+
+/** Whether something accepts connections on a UNIX socket now (a registry gateway, a mux). */
+export function socketAnswers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(path);
+    const done = (alive: boolean) => {
+      s.destroy();
+      resolve(alive);
+    };
+    s.once("connect", () => done(true));
+    s.once("error", () => done(false));
+    s.setTimeout(1000, () => done(false));
+  });
 }

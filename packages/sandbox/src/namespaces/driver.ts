@@ -18,11 +18,10 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, openSync, closeSync, readFileSync } from "node:fs";
 import { chown, mkdir, readdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
-import { connect } from "node:net";
 import { join } from "node:path";
 import { runHostCommand } from "./host-command.js";
 import { ensureBaseRootfs, removeUnusedRootfs, defaultStateDir, hostsFile, SANDBOX_ID_BASE, SANDBOX_ID_COUNT } from "../../../../infra/rootfs/build.js";
-import { waitForAgentHealth } from "../wait-agent.js";
+import { socketAnswers, waitForAgentHealth } from "../wait-agent.js";
 import {
   DEFAULT_LIMITS,
   SANDBOX_ID_PATTERN,
@@ -522,19 +521,6 @@ export function createNamespacesDriver(opts?: NamespacesDriverOptions): Namespac
   return new NamespacesDriver(opts);
 }
 
-/** Whether something accepts connections on a UNIX socket now. */
-function socketAnswers(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect(path);
-    const done = (alive: boolean) => {
-      s.destroy();
-      resolve(alive);
-    };
-    s.once("connect", () => done(true));
-    s.once("error", () => done(false));
-    s.setTimeout(1000, () => done(false));
-  });
-}
 
 async function writeOwned(path: string, text: string, uid: number, gid: number, mode = 0o644): Promise<void> {
   await writeFile(path, text, { mode });

@@ -26,7 +26,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ensureBaseRootfs, defaultStateDir } from "../../../../infra/rootfs/build.js";
 import { ensureBaseImage, ensureGuestKernel, ensureInitramfs, guestConfigCpio, removeUnusedQemuImages, type GuestKernel } from "../../../../infra/qemu/build.js";
-import { waitForAgentHealth } from "../wait-agent.js";
+import { socketAnswers, waitForAgentHealth } from "../wait-agent.js";
 import {
   DEFAULT_LIMITS,
   SANDBOX_ID_PATTERN,
@@ -720,18 +720,6 @@ function isZombie(pid: number): boolean {
   }
 }
 
-function socketAnswers(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = netConnect(path);
-    const done = (alive: boolean) => {
-      s.destroy();
-      resolve(alive);
-    };
-    s.once("connect", () => done(true));
-    s.once("error", () => done(false));
-    s.setTimeout(1000, () => done(false));
-  });
-}
 
 function readAll(sock: Socket, max: number, timeoutMs: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {

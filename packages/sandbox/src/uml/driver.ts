@@ -581,16 +581,3 @@ function readTail(path: string, lines = 20): string {
   }
 }
 
-/** Whether something accepts connections on a UNIX socket now. */
-export function socketAnswers(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect(path);
-    const done = (alive: boolean) => {
-      s.destroy();
-      resolve(alive);
-    };
-    s.once("connect", () => done(true));
-    s.once("error", () => done(false));
-    s.setTimeout(1000, () => done(false));
-  });
-}
