@@ -6,7 +6,7 @@
 // guest for idleness and no process of it is left on the host. Every guest boot costs ~10–70 s
 // (load), so this file boots only two and is in `npm test`'s slow tier (scripts/test.mjs).
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, readdirSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -130,6 +130,7 @@ afterAll(async () => {
   for (const s of sockets) s.close();
   await stop("SIGTERM");
   for (const s of await mine()) await driver.destroy(s.id);
+  rmSync(dataDir, { recursive: true, force: true });
 }, 180_000);
 
 /** Attaches the lab's terminal; `screen()` is everything it showed since. */
@@ -149,12 +150,15 @@ async function openTerminal(url: string, cookie: string): Promise<{ socket: Sock
 
 const type = (socket: Socket, line: string) => socket.emit("term:input", { term: TERM, data: `${line}\r` });
 
-/** Types a command that prints `<tag>-<answer>-end` and returns the answer. */
+/**
+ * Types a command that prints `<tag>-<answer>-end` and returns the answer. The answer holds no "$",
+ * "(" or space: the echo of the typed command itself ("pid-$$-end") is not taken for it.
+ */
 async function ask(term: { socket: Socket; screen(): string }, tag: string, expr: string): Promise<string> {
   type(term.socket, `echo ${tag}-${expr}-end`);
   let answer = "";
   await expect.poll(() => {
-    answer = new RegExp(`${tag}-([^\\s]+)-end`).exec(term.screen())?.[1] ?? "";
+    answer = new RegExp(`${tag}-([^\\s$()]+)-end`).exec(term.screen())?.[1] ?? "";
     return answer;
   }, { timeout: 60_000, interval: 200 }).not.toBe("");
   return answer;
@@ -196,6 +200,7 @@ describe("the orchestrator with the uml driver", () => {
     expect(release).not.toBe(os.release());
     expect(await ask(term, "cpu", "$(grep -c 'User Mode Linux' /proc/cpuinfo)")).not.toBe("0");
     shellPid = await ask(term, "pid", "$$");
+    expect(shellPid).toMatch(/^\d+$/);
     type(term.socket, `echo kept-${learnerBox} > /root/uml-orchestrator.txt`);
 
     // The check's task, typed as the learner would, and graded.
