@@ -101,7 +101,7 @@ async function assemble(config: OrchestratorConfig, log: Logger, registry: Regis
   // Instructors' live boards hear what learners do (cohorts/; made once the gateway exists).
   let classroom: CohortSide | undefined;
   checks.onRecorded = (userId, labId) => classroom?.activity(userId, labId);
-  const contexts = new LearnerContexts(loadOrCreateSecret(config.labSecretFile), hostSandboxFacts());
+  const contexts = new LearnerContexts(loadOrCreateSecret(config.labSecretFile), hostSandboxFacts(driver.name));
   const progress = new ProgressBook(db, catalog);
   const presence = new LabPresence();
   const autoChecks = new AutoChecks({ db, catalog, contexts, sandboxes, checks, progress, presence, log });

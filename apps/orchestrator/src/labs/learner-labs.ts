@@ -27,6 +27,7 @@ const SETUP_OUTPUT_LIMIT = 16 * 1024;
 /** Pictures in a lab's text are small; a bigger file is refused rather than streamed. */
 const MAX_IMAGE_BYTES = 5 * 1024 * 1024;
 const ASSETS_TIMEOUT_MS = 60_000;
+const FACTS_TIMEOUT_MS = 10_000;
 
 export interface LearnerLabsDeps {
   db: Db;
@@ -185,6 +186,9 @@ export class LearnerLabs {
   async prepareSandbox(sb: LearnerSandbox): Promise<void> {
     const entry = this.deps.catalog.get(sb.labId, sb.userId);
     if (!entry) return;
+    // The first sandbox tells what every one of this driver's sandboxes is (a VM's kernel is not
+    // the host's): before any setup is made with the facts.
+    await this.deps.contexts.measureIn((script) => this.deps.sandboxes.execTrusted(sb, script, FACTS_TIMEOUT_MS));
     const ctx = this.context(sb.userId, entry);
     await this.deliverAssets(sb, entry);
     const setup = getSetup(entry.lab, ctx);
