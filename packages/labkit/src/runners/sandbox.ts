@@ -38,7 +38,8 @@ export async function createSandboxRunner(driver: SandboxDriver, labId: string, 
   await driver.create({ id, hostname: "berth-sandbox" });
   let client: AgentClient;
   try {
-    client = await AgentClient.connect(await driver.connect(id), { timeoutMs: 5000 * (driver.timeScale ?? 1) });
+    // The endpoint carries the driver's timeScale: the client stretches its handshake by it.
+    client = await AgentClient.connect(await driver.connect(id));
   } catch (e) {
     await driver.destroy(id);
     throw e;
