@@ -1,14 +1,13 @@
 // Isolation between qemu sandboxes, and from the host: the shared suite (isolation-suite.ts) with a
 // VM each (under TCG here: slow, minutes). QEMU's own confinement on the host, and the guest's only
 // way out (its link's registry channel), are in qemu.test.ts and unit/qemu-vmmux.test.ts.
-import { describe, it, vi } from "vitest";
+import { vi } from "vitest";
 import { createQemuDriver } from "../src/index.js";
 import { isolationTests } from "./isolation-suite.js";
-import { qemuUnavailable } from "./qemu-fixture.js";
+import { requireQemu } from "./qemu-fixture.js";
 
 vi.setConfig({ testTimeout: 600_000, hookTimeout: 900_000 });
 
-const why = qemuUnavailable();
-if (why) describe("qemu isolation", () => it.skip(`skipped: ${why}`, () => {}));
+requireQemu();
 // Two guests of 256 MiB (a kernel of their own each): what is checked does not depend on the size.
-else isolationTests({ name: "qemu", makeDriver: () => createQemuDriver(), kind: "vm", disks: /^vd[a-z]$/, limits: { memoryBytes: 256 << 20, diskBytes: 512 << 20 } });
+isolationTests({ name: "qemu", makeDriver: () => createQemuDriver(), kind: "vm", disks: /^vd[a-z]$/, limits: { memoryBytes: 256 << 20, diskBytes: 512 << 20 } });
