@@ -8,15 +8,13 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { io as connectSocket, type Socket } from "socket.io-client";
+import type { Socket } from "socket.io-client";
 import { createNamespacesDriver } from "@berth/sandbox";
-import { TERMINAL_KEYS } from "@berth/protocol";
 import { REPO_ROOT } from "../src/config.js";
-import { signIn } from "./helpers.js";
+import { signIn, openLabTerminal, typeLine } from "./helpers.js";
 
 const LAB = "namespaces-by-hand";
 const CHECK = "uts-hostname";
-const TERM = TERMINAL_KEYS[0];
 const ADMIN = { email: "crash-admin@example.org", password: "crash admin password" };
 
 /** The unit's ExecStart, split into program and arguments. */
@@ -79,22 +77,8 @@ afterAll(async () => {
   for (const s of await driver.list()) if (s.id.startsWith(`${instance}-`)) await driver.destroy(s.id);
 }, 120_000); // a busy machine: the orchestrator's close() and the destroy must not be cut short
 
-/** Attaches the lab's terminal; `screen()` is everything it showed since. */
-async function openTerminal(url: string, cookie: string): Promise<{ socket: Socket; screen(): string }> {
-  const socket = connectSocket(url, { transports: ["websocket"], extraHeaders: { cookie }, reconnection: false });
-  sockets.push(socket);
-  let text = "";
-  socket.on("term:data", (m: { data: ArrayBuffer }) => (text += Buffer.from(m.data).toString("utf8")));
-  await new Promise<void>((resolve, reject) => {
-    socket.on("connect_error", reject);
-    socket.emit("term:attach", { labId: LAB, term: TERM, cols: 120, rows: 30 }, (r: { ok: boolean; error?: string }) =>
-      r.ok ? resolve() : reject(new Error(r.error)),
-    );
-  });
-  return { socket, screen: () => text };
-}
-
-const type = (socket: Socket, line: string) => socket.emit("term:input", { term: TERM, data: `${line}\r` });
+const openTerminal = (url: string, cookie: string) => openLabTerminal(url, cookie, LAB, sockets);
+const type = typeLine;
 
 async function shellPid(term: { socket: Socket; screen(): string }, tag: string): Promise<number> {
   type(term.socket, `echo ${tag}-$$-end`);

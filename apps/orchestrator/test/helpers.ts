@@ -1,7 +1,8 @@
 // What the orchestrator's integration tests do as a learner would: sign up over the API, open a
 // lab's terminal over socket.io (which starts the learner's sandbox) and wait for the prompt.
 import { expect } from "vitest";
-import { io as connectSocket } from "socket.io-client";
+import { io as connectSocket, type Socket } from "socket.io-client";
+import { TERMINAL_KEYS } from "@berth/protocol";
 
 /** Every test learner's password (long enough for the server's rule). */
 export const PASSWORD = "test-learner-password";
@@ -52,3 +53,24 @@ export async function attachTerminal(url: string, cookie: string, labId: string)
   }
   return { text, close: () => socket.close() };
 }
+
+/**
+ * Attaches a lab's first terminal at 120×30; `screen()` is everything it showed since. The socket is
+ * added to `owned`, which the caller closes in afterAll.
+ */
+export async function openLabTerminal(url: string, cookie: string, labId: string, owned: Socket[]): Promise<{ socket: Socket; screen(): string }> {
+  const socket = connectSocket(url, { transports: ["websocket"], extraHeaders: { cookie }, reconnection: false });
+  owned.push(socket);
+  let text = "";
+  socket.on("term:data", (m: { data: ArrayBuffer }) => (text += Buffer.from(m.data).toString("utf8")));
+  await new Promise<void>((resolve, reject) => {
+    socket.on("connect_error", reject);
+    socket.emit("term:attach", { labId, term: TERMINAL_KEYS[0], cols: 120, rows: 30 }, (r: { ok: boolean; error?: string }) =>
+      r.ok ? resolve() : reject(new Error(r.error)),
+    );
+  });
+  return { socket, screen: () => text };
+}
+
+/** Types a line (and Enter) into the first terminal. */
+export const typeLine = (socket: Socket, line: string) => socket.emit("term:input", { term: TERMINAL_KEYS[0], data: `${line}\r` });

@@ -11,17 +11,15 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it, vi } from "vitest";
-import { io as connectSocket, type Socket } from "socket.io-client";
+import type { Socket } from "socket.io-client";
 import { createUmlDriver, type SandboxInfo } from "@berth/sandbox";
-import { TERMINAL_KEYS } from "@berth/protocol";
 import { REPO_ROOT } from "../src/config.js";
-import { signIn, signUp } from "./helpers.js";
+import { signIn, signUp, openLabTerminal, typeLine } from "./helpers.js";
 
 vi.setConfig({ testTimeout: 600_000, hookTimeout: 300_000 });
 
 const LAB = "namespaces-by-hand";
 const CHECK = "uts-hostname";
-const TERM = TERMINAL_KEYS[0];
 
 const instance = `umlo${process.pid}`;
 const dataDir = mkdtempSync(path.join(os.tmpdir(), "berth-umlo-"));
@@ -133,22 +131,8 @@ afterAll(async () => {
   rmSync(dataDir, { recursive: true, force: true });
 }, 180_000);
 
-/** Attaches the lab's terminal; `screen()` is everything it showed since. */
-async function openTerminal(url: string, cookie: string): Promise<{ socket: Socket; screen(): string }> {
-  const socket = connectSocket(url, { transports: ["websocket"], extraHeaders: { cookie }, reconnection: false });
-  sockets.push(socket);
-  let text = "";
-  socket.on("term:data", (m: { data: ArrayBuffer }) => (text += Buffer.from(m.data).toString("utf8")));
-  await new Promise<void>((resolve, reject) => {
-    socket.on("connect_error", reject);
-    socket.emit("term:attach", { labId: LAB, term: TERM, cols: 120, rows: 30 }, (r: { ok: boolean; error?: string }) =>
-      r.ok ? resolve() : reject(new Error(r.error)),
-    );
-  });
-  return { socket, screen: () => text };
-}
-
-const type = (socket: Socket, line: string) => socket.emit("term:input", { term: TERM, data: `${line}\r` });
+const openTerminal = (url: string, cookie: string) => openLabTerminal(url, cookie, LAB, sockets);
+const type = typeLine;
 
 /**
  * Types a command that prints `<tag>-<answer>-end` and returns the answer. The answer holds no "$",
