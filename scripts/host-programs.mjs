@@ -19,12 +19,12 @@ import path from "node:path";
 
 /** @type {HostProgram[]} */
 export const HOST_PROGRAMS = [
-  // Sandboxes (packages/sandbox) and their root filesystem (infra/rootfs).
+  // Sandboxes (packages/sandbox) and their root filesystem (packages/sandbox/src/rootfs).
   { program: "runc", pkg: "runc", need: "runtime", why: "makes each learner's sandbox from an OCI config" },
   { program: "linux.uml", pkg: "user-mode-linux", need: "runtime", why: "the uml sandbox driver: each learner's sandbox is a User-mode Linux guest with its own kernel" },
   { program: "mke2fs", pkg: "e2fsprogs", need: "runtime", why: "the uml driver's root disk image, built from the sandbox root filesystem" },
   { program: "setpriv", pkg: "util-linux", need: "runtime", why: "drops the uml driver's guest kernel process to an unprivileged uid without capabilities" },
-  // The qemu driver (packages/sandbox/src/qemu) and its guest kernel and images (infra/qemu).
+  // The qemu driver (packages/sandbox/src/qemu) and its guest kernel and images (qemu/image.ts).
   { program: "qemu-system-x86_64", pkg: "qemu-system-x86", need: "runtime", why: "runs each learner's VM with the qemu driver (BERTH_SANDBOX_DRIVER=qemu)" },
   { program: "/bin/sh", pkg: "dash", need: "runtime", why: "the qemu driver puts QEMU in its cgroups before it runs" },
   { program: "apt-cache", pkg: "apt", need: "runtime", why: "the qemu driver finds Debian's current kernel package for its guests" },

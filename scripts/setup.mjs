@@ -100,7 +100,7 @@ export function buildWeb() {
 
 export function buildRootfs() {
   say("Checking the sandbox root filesystem (built from Debian packages the first time, then cached)");
-  tsx(["infra/rootfs/build.ts"]);
+  tsx(["packages/sandbox/src/rootfs/build.ts"]);
 }
 
 /**

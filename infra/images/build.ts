@@ -1,6 +1,6 @@
 // The lab images: built offline (Debian's packages and archive only) by Berth's own engine and
 // builder from the Dockerfiles next to this file, and pushed to the registry Berth serves to
-// sandboxes (infra/registry). `npm start` and `npm test` run it as a setup step.
+// sandboxes (@berth/registry). `npm start` and `npm test` run it as a setup step.
 //
 //   tsx infra/images/build.ts [--state-dir DIR] [--force] [--no-push] [--only DIR ...]
 //
@@ -21,7 +21,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { startEngine, makeBusyboxRootfs, type Engine } from "@berth/engine";
-import { startRegistry, type Registry } from "../registry/registry";
+import { startRegistry, type Registry } from "@berth/registry";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.resolve(HERE, "../..");

@@ -1,6 +1,6 @@
 // Moving images: push, pull, save and load of the same kind of image (busybox plus one layer of
 // 40 MB of random bytes, which gzip cannot shrink), Berth's engine and dockerd 20.10 in the same
-// run, through one docker-registry (infra/registry). Each engine pushes its own image cold, then
+// run, through one docker-registry (@berth/registry). Each engine pushes its own image cold, then
 // again (every blob already there); each pulls the other's image; each saves its image and the
 // other loads it.
 //
@@ -8,7 +8,7 @@
 import { execFile } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
-import { startRegistry } from "../../infra/registry/registry";
+import { startRegistry } from "@berth/registry";
 import { startEngine } from "../../packages/engine/src/engine";
 import { startDockerd, tmpDir, unmountUnder, CLI_28, type Daemon } from "../../packages/engine/test/harness";
 import { percentile } from "./lib";

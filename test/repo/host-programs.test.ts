@@ -31,7 +31,7 @@ const INDIRECT: { file: string; evidence: string; programs: string[] }[] = [
   { file: "packages/engine/src/build/tar.ts", evidence: '"zstd"', programs: ["gzip", "bzip2", "xz", "zstd"] },
   { file: "packages/engine/src/runtime/shim.ts", evidence: 'cc = "cc"', programs: ["cc"] },
   { file: "packages/sandbox/src/namespaces/runc.ts", evidence: 'binary = "runc"', programs: ["runc"] },
-  { file: "infra/registry/registry.ts", evidence: "REGISTRY_BINARY", programs: ["docker-registry"] },
+  { file: "packages/registry/src/registry.ts", evidence: "REGISTRY_BINARY", programs: ["docker-registry"] },
 ];
 
 /**

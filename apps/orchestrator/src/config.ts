@@ -3,6 +3,7 @@
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { sandboxOptionsFromEnv, type SandboxDriverOptions } from "@berth/sandbox";
 import { stateDir } from "./db/location.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -33,6 +34,10 @@ export interface OrchestratorConfig {
   warmPoolSize: number;
   /** Which sandbox driver makes learners' sandboxes (BERTH_SANDBOX_DRIVER: namespaces, uml, qemu). */
   sandboxDriver: string;
+  /** Where the driver keeps sandboxes and images, the qemu accelerator and kernel (BERTH_STATE_DIR, BERTH_QEMU_*). */
+  sandboxOptions: Pick<SandboxDriverOptions, "stateDir" | "accel" | "kernelPackage">;
+  /** pino's level (LOG_LEVEL, default info). */
+  logLevel: string;
   /** A sandbox with no viewer and no activity for this long is reaped. */
   idleTimeoutMs: number;
   /** No sandbox lives longer than this. */
@@ -112,6 +117,8 @@ export function loadConfig(overrides: Partial<OrchestratorConfig> = {}): Orchest
     databaseUrl: process.env.DATABASE_URL || undefined,
     warmPoolSize: intFromEnv("BERTH_WARM_POOL", 1),
     sandboxDriver: process.env.BERTH_SANDBOX_DRIVER?.trim() || "namespaces",
+    sandboxOptions: sandboxOptionsFromEnv(process.env),
+    logLevel: process.env.LOG_LEVEL || "info",
     idleTimeoutMs: intFromEnv("BERTH_IDLE_MINUTES", 30) * 60_000,
     maxLifetimeMs: intFromEnv("BERTH_MAX_LIFETIME_MINUTES", 240) * 60_000,
     reapIntervalMs: intFromEnv("BERTH_REAP_SECONDS", 60) * 1000,

@@ -29,7 +29,7 @@ import { createGateway } from "./gateway.js";
 import { WEB_BRIDGE_KEY, createWebBridge } from "./http/web-bridge.js";
 import { startCohorts, type CohortSide } from "./cohorts/index.js";
 import { PreviewServer } from "./preview/preview.js";
-import { REGISTRY_BINARY, startRegistry, type Registry } from "../../../infra/registry/registry.js";
+import { REGISTRY_BINARY, startRegistry, type Registry } from "@berth/registry";
 
 export interface Orchestrator {
   http: HttpServer;
@@ -55,7 +55,7 @@ export async function startOrchestrator(
   opts: { driver?: SandboxDriver; log?: Logger } = {},
 ): Promise<Orchestrator> {
   const config = loadConfig(overrides);
-  const log = opts.log ?? pino({ level: process.env.LOG_LEVEL ?? "info" });
+  const log = opts.log ?? pino({ level: config.logLevel });
   const registry = await startLabRegistry(config, log);
   // A start that fails half way must not leave the registry process behind.
   try {
@@ -73,7 +73,11 @@ async function assemble(config: OrchestratorConfig, log: Logger, registry: Regis
   // into the learner's own namespace): the driver needs the registry's address on this host.
   const driver =
     opts.driver ??
-    createSandboxDriver(config.sandboxDriver, registry ? { registryUpstream: registry.url, registryQuota: { storageDir: path.join(registry.root, "data") } } : {}, (line) => log.warn(line));
+    createSandboxDriver(
+      config.sandboxDriver,
+      { ...config.sandboxOptions, ...(registry ? { registryUpstream: registry.url, registryQuota: { storageDir: path.join(registry.root, "data") } } : {}) },
+      (line) => log.warn(line),
+    );
   await driver.prepare((line) => log.info(line));
 
   const catalog = new LabCatalog(db, log);

@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import fs from "node:fs";
 import path from "node:path";
-import { startRegistry, type Registry } from "../../../infra/registry/registry";
+import { startRegistry, type Registry } from "@berth/registry";
 import { startEngine, type Engine } from "../src/engine";
 import { docker, normalize, startDockerd, tmpDir, unmountUnder, type Daemon } from "./harness";
 

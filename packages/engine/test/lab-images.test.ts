@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startEngine, type Engine } from "../src/engine";
 import { docker, sleep, tmpDir, unmountUnder } from "./harness";
 import { ensureLabImages, LAB_IMAGES, localName, registryRoot } from "../../../infra/images/build";
-import { startRegistry, type Registry } from "../../../infra/registry/registry";
+import { startRegistry, type Registry } from "@berth/registry";
 
 let registry: Registry;
 let engine: Engine;

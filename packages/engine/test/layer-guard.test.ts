@@ -14,7 +14,7 @@ import { pipeline } from "node:stream/promises";
 import zlib from "node:zlib";
 import tar from "tar-stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startRegistry, type Registry } from "../../../infra/registry/registry";
+import { startRegistry, type Registry } from "@berth/registry";
 import { LayerTarGuard } from "../src/build/tar";
 import { startEngine, type Engine } from "../src/engine";
 import { docker, tmpDir, unmountUnder } from "./harness";

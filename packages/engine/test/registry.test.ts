@@ -1,11 +1,11 @@
-// Push and pull through a real registry (Debian's docker-registry, started by infra/registry),
+// Push and pull through a real registry (Debian's docker-registry, started by @berth/registry),
 // by our engine and by a real dockerd, with the same CLI: the same digests and image ids on both
 // sides, dockerd's progress stream, dockerd's errors for a missing tag or repository, docker.io
 // names through the mirror, and a clear error without one.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import fs from "node:fs";
 import path from "node:path";
-import { startRegistry, type Registry } from "../../../infra/registry/registry";
+import { startRegistry, type Registry } from "@berth/registry";
 import { startEngine, type Engine } from "../src/engine";
 import { docker, startDockerd, tmpDir, unmountUnder, type Daemon } from "./harness";
 

@@ -16,7 +16,7 @@ import { renderLab } from "./render.js";
 import { testLab, type LabTestReport } from "./test-lab.js";
 import { createHostNamespacesRunner, createSandboxRunner, sandboxDriver, type DisposableRunner } from "./runners/index.js";
 import { existsSync } from "node:fs";
-import { startRegistry, type Registry } from "../../../infra/registry/registry.js";
+import { startRegistry, type Registry } from "@berth/registry";
 
 const USAGE = `usage:
   labkit lint <dir> [--strict]

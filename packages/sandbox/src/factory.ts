@@ -4,10 +4,13 @@
 import type { SandboxDriver } from "./driver.js";
 import { createNamespacesDriver, type NamespacesDriverOptions } from "./namespaces/driver.js";
 import { createUmlDriver } from "./uml/driver.js";
-import { createQemuDriver } from "./qemu/driver.js";
+import { createQemuDriver, type QemuDriverOptions } from "./qemu/driver.js";
 
-/** What a caller may ask of any driver (the namespaces driver's options are the widest set). */
-export type SandboxDriverOptions = NamespacesDriverOptions;
+/**
+ * What a caller may ask of any driver: the namespaces driver's options (the widest set), and the
+ * qemu driver's accelerator and guest kernel.
+ */
+export type SandboxDriverOptions = NamespacesDriverOptions & Pick<QemuDriverOptions, "accel" | "kernelPackage">;
 
 export interface SandboxDriverMaker {
   make(opts: SandboxDriverOptions): SandboxDriver;
@@ -30,8 +33,23 @@ export function sandboxDriverNames(): string[] {
 export const DEFAULT_SANDBOX_DRIVER = "namespaces";
 
 /** The driver name from the environment (BERTH_SANDBOX_DRIVER), default namespaces. */
-export function sandboxDriverFromEnv(env: NodeJS.ProcessEnv = process.env): string {
+export function sandboxDriverFromEnv(env: NodeJS.ProcessEnv): string {
   return env.BERTH_SANDBOX_DRIVER?.trim() || DEFAULT_SANDBOX_DRIVER;
+}
+
+/**
+ * The driver options a program's environment sets, for its entry point to pass on (the drivers
+ * themselves never read the environment): BERTH_STATE_DIR (default /var/lib/berth),
+ * BERTH_QEMU_ACCEL (kvm, tcg or auto), BERTH_QEMU_KERNEL_PACKAGE.
+ */
+export function sandboxOptionsFromEnv(env: NodeJS.ProcessEnv): Pick<SandboxDriverOptions, "stateDir" | "accel" | "kernelPackage"> {
+  const accel = env.BERTH_QEMU_ACCEL?.trim() || undefined;
+  if (accel !== undefined && accel !== "kvm" && accel !== "tcg" && accel !== "auto") throw new Error(`BERTH_QEMU_ACCEL=${accel}: want kvm, tcg or auto`);
+  return {
+    ...(env.BERTH_STATE_DIR ? { stateDir: env.BERTH_STATE_DIR } : {}),
+    ...(accel ? { accel } : {}),
+    ...(env.BERTH_QEMU_KERNEL_PACKAGE?.trim() ? { kernelPackage: env.BERTH_QEMU_KERNEL_PACKAGE.trim() } : {}),
+  };
 }
 
 /**
@@ -60,5 +78,5 @@ registerSandboxDriver("uml", {
 registerSandboxDriver("qemu", {
   summary: "a QEMU VM per learner (KVM; TCG without it, slow): a kernel of its own behind the hypervisor, the lab registry but no network out yet",
   unsupported: ["uplink", "egressAllow"],
-  make: (opts) => createQemuDriver({ stateDir: opts.stateDir, agentTimeoutMs: opts.agentTimeoutMs, engine: opts.engine, registryUpstream: opts.registryUpstream, registryQuota: opts.registryQuota }),
+  make: (opts) => createQemuDriver({ stateDir: opts.stateDir, agentTimeoutMs: opts.agentTimeoutMs, engine: opts.engine, registryUpstream: opts.registryUpstream, registryQuota: opts.registryQuota, accel: opts.accel, kernelPackage: opts.kernelPackage }),
 });

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { AgentClient } from "../src/agent-client.js";
 import { createQemuDriver, type QemuDriver } from "../src/qemu/driver.js";
 import { execText, sandboxDriverConformance } from "../src/testsuite/driver-conformance.js";
-import { startRegistry, type Registry } from "../../../infra/registry/registry.js";
+import { startRegistry, type Registry } from "@berth/registry";
 import { requireQemu } from "./qemu-fixture.js";
 
 vi.setConfig({ testTimeout: 600_000, hookTimeout: 900_000 });

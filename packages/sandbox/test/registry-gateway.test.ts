@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { AgentClient, createNamespacesDriver } from "../src/index.js";
 import { MAX_CONNECTIONS, mapRepository, registryOwner, unmapRepository } from "../src/namespaces/registry-gateway.js";
 import { startRegistryForwarder } from "../../agent/src/registry-forwarder.js";
-import { startRegistry, type Registry } from "../../../infra/registry/registry.js";
+import { startRegistry, type Registry } from "@berth/registry";
 import { startDockerd as startReferenceDockerd } from "../../engine/test/harness.js";
 
 const CLI_28 = "/usr/local/bin/docker";

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AgentClient, createNamespacesDriver } from "../src/index.js";
 import { registryUsage } from "../src/namespaces/registry-quota.js";
-import { startRegistry, type Registry } from "../../../infra/registry/registry.js";
+import { startRegistry, type Registry } from "@berth/registry";
 import { sh, testId, connectedSandboxes, endSandboxes } from "./sandbox-fixture.js";
 
 const MiB = 1024 * 1024;

@@ -1,8 +1,8 @@
-// The base root filesystem (infra/rootfs): complete, cached, shifted for the user namespace.
+// The base root filesystem (src/rootfs): complete, cached, shifted for the user namespace.
 import { describe, expect, it } from "vitest";
 import { existsSync, lstatSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { ensureBaseRootfs, rootfsPath, ROOTFS_PACKAGES, SANDBOX_ID_BASE } from "../../../infra/rootfs/build.js";
+import { ensureBaseRootfs, rootfsPath, ROOTFS_PACKAGES, SANDBOX_ID_BASE } from "../src/rootfs/build.js";
 import { testDriver } from "./sandbox-fixture.js";
 
 describe("base rootfs", () => {

@@ -7,7 +7,7 @@ import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { startRegistry, type Registry } from "../../../infra/registry/registry.js";
+import { startRegistry, type Registry } from "@berth/registry";
 import { AgentClient, createUmlDriver } from "../src/index.js";
 import { GATEWAY_REGISTRY_PORT } from "../src/namespaces/network.js";
 import { sh, testId } from "./sandbox-fixture.js";

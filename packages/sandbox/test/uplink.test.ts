@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AgentClient, createNamespacesDriver } from "../src/index.js";
 import { attachUplink, claimSlot, detachUplink, removeStaleUplinks, UPLINK_NET_DIR } from "../src/namespaces/network.js";
-import { startRegistry, type Registry } from "../../../infra/registry/registry.js";
+import { startRegistry, type Registry } from "@berth/registry";
 import { sh, testDriver, testId, connectedSandboxes, endSandboxes } from "./sandbox-fixture.js";
 
 const driver = testDriver();

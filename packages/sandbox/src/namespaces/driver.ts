@@ -20,7 +20,7 @@ import { existsSync, openSync, closeSync, readFileSync } from "node:fs";
 import { chown, mkdir, readdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { runHostCommand } from "./host-command.js";
-import { ensureBaseRootfs, removeUnusedRootfs, defaultStateDir, hostsFile, SANDBOX_ID_BASE, SANDBOX_ID_COUNT } from "../../../../infra/rootfs/build.js";
+import { ensureBaseRootfs, removeUnusedRootfs, DEFAULT_STATE_DIR, hostsFile, SANDBOX_ID_BASE, SANDBOX_ID_COUNT } from "../rootfs/build.js";
 import { socketAnswers, waitForAgentHealth } from "../wait-agent.js";
 import {
   DEFAULT_LIMITS,
@@ -116,7 +116,7 @@ export class NamespacesDriver implements SandboxDriver {
   private prepared: Promise<{ rootfs: string; agentDir: string; hostTools: HostTools; sharedImages?: string; checkHelper: string }> | undefined;
 
   constructor(opts: NamespacesDriverOptions = {}) {
-    this.stateDir = opts.stateDir ?? defaultStateDir();
+    this.stateDir = opts.stateDir ?? DEFAULT_STATE_DIR;
     this.runc = new Runc(join(this.stateDir, "runc"));
     this.agentTimeoutMs = opts.agentTimeoutMs ?? 20_000;
     this.engine = opts.engine ?? true;

@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { runHostCommand } from "./host-command.js";
 import { buildDebianImage, DEBIAN_BUILDER_SOURCE, ImageStore } from "@berth/agent/build";
 // The same uid/gid shift as the base rootfs, so the image's files are root-owned inside a sandbox.
-import { shiftOwnership } from "../../../../infra/rootfs/build.js";
+import { shiftOwnership } from "../rootfs/build.js";
 
 /** Inside the sandbox: where the engine finds the shared store. */
 export const SANDBOX_SHARED_IMAGES = "/opt/berth-images";

@@ -24,8 +24,8 @@ import { appendFile, chmod, chown, copyFile, mkdir, readdir, readFile, rm, trunc
 import { connect as netConnect, type Socket } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { ensureBaseRootfs, defaultStateDir } from "../../../../infra/rootfs/build.js";
-import { ensureBaseImage, ensureGuestKernel, ensureInitramfs, guestConfigCpio, removeUnusedQemuImages, type GuestKernel } from "../../../../infra/qemu/build.js";
+import { ensureBaseRootfs, DEFAULT_STATE_DIR } from "../rootfs/build.js";
+import { ensureBaseImage, ensureGuestKernel, ensureInitramfs, guestConfigCpio, removeUnusedQemuImages, type GuestKernel } from "./image.js";
 import { socketAnswers, waitForAgentHealth } from "../wait-agent.js";
 import {
   DEFAULT_LIMITS,
@@ -53,8 +53,10 @@ export interface QemuDriverOptions {
   stateDir?: string;
   /** How long create() waits for the agent (default: 60 s with KVM, 480 s under TCG: a boot on a loaded 2-core host took 3-4 min). */
   agentTimeoutMs?: number;
-  /** "auto" (default; or $BERTH_QEMU_ACCEL): KVM when a probe VM starts on /dev/kvm, TCG otherwise. */
+  /** "auto" (default): KVM when a probe VM starts on /dev/kvm, TCG otherwise. */
   accel?: Accelerator | "auto";
+  /** Debian's kernel package the guests boot (default: the one linux-image-amd64 depends on). */
+  kernelPackage?: string;
   /** Run the container engine in the guest (default true, as the namespaces driver). */
   engine?: boolean;
   /** QEMU's binary (default qemu-system-x86_64 on PATH). */
@@ -113,9 +115,9 @@ export class QemuDriver implements SandboxDriver {
 
   constructor(opts: QemuDriverOptions = {}) {
     this.opts = opts;
-    const want = opts.accel ?? process.env.BERTH_QEMU_ACCEL;
+    const want = opts.accel;
     this.timeScale = opts.timeScale ?? (want === "kvm" || (want !== "tcg" && existsSync("/dev/kvm")) ? 1 : TCG_TIME_SCALE);
-    this.stateDir = opts.stateDir ?? defaultStateDir();
+    this.stateDir = opts.stateDir ?? DEFAULT_STATE_DIR;
     this.qemu = opts.qemu ?? "qemu-system-x86_64";
     if (opts.registryUpstream !== undefined && !/^http:\/\/[^/]+\/?$/.test(opts.registryUpstream)) {
       throw new Error(`registryUpstream ${JSON.stringify(opts.registryUpstream)}: want http://host:port (the lab registry on this host)`);
@@ -197,7 +199,7 @@ export class QemuDriver implements SandboxDriver {
         const mux = buildMux(join(this.stateDir, "qemu", "bin"));
         const rootfs = await ensureBaseRootfs({ stateDir: this.stateDir, onProgress });
         const agentDir = await ensureAgentDir(this.stateDir);
-        const kernel = await ensureGuestKernel(this.stateDir, progress);
+        const kernel = await ensureGuestKernel(this.stateDir, progress, this.opts.kernelPackage);
         const initramfs = await ensureInitramfs(kernel, this.stateDir);
         // The learner's docker CLI and the engine's busybox: the same static host binaries the
         // namespaces driver binds, copied into the image (a guest has no bind mounts from the host).
@@ -234,7 +236,7 @@ export class QemuDriver implements SandboxDriver {
    * (a nested host can have /dev/kvm and still fail on the first vCPU, as with an MSR it refuses).
    */
   private detectAccel(progress: (line: string) => void): Accelerator {
-    const want = this.opts.accel ?? (process.env.BERTH_QEMU_ACCEL as Accelerator | "auto" | undefined) ?? "auto";
+    const want = this.opts.accel ?? "auto";
     if (want !== "auto" && want !== "kvm" && want !== "tcg") throw new Error(`qemu: accel ${JSON.stringify(want)}: want kvm, tcg or auto`);
     if (want !== "auto") return want;
     try {

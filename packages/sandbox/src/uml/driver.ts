@@ -25,7 +25,7 @@ import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
 import { chown, mkdir, open, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { connect } from "node:net";
 import { join } from "node:path";
-import { ensureBaseRootfs, defaultStateDir, SANDBOX_ID_BASE } from "../../../../infra/rootfs/build.js";
+import { ensureBaseRootfs, DEFAULT_STATE_DIR, SANDBOX_ID_BASE } from "../rootfs/build.js";
 import { AgentClient } from "../agent-client.js";
 import { waitForAgentHealth } from "../wait-agent.js";
 import {
@@ -125,7 +125,7 @@ export class UmlDriver implements SandboxDriver {
   private prepared: Promise<{ image: string }> | undefined;
 
   constructor(opts: UmlDriverOptions = {}) {
-    this.stateDir = opts.stateDir ?? defaultStateDir();
+    this.stateDir = opts.stateDir ?? DEFAULT_STATE_DIR;
     this.agentTimeoutMs = opts.agentTimeoutMs ?? 300_000;
     this.engine = opts.engine ?? true;
     this.egressAllow = opts.egressAllow ?? DEFAULT_EGRESS_ALLOW;

@@ -121,7 +121,7 @@ export async function ensureUmlRootImage(i: UmlImageInputs): Promise<string> {
 }
 
 /**
- * uid/gid base + N → N (the reverse of infra/rootfs's shift); chown clears setuid bits: put back.
+ * uid/gid base + N → N (the reverse of rootfs/build.ts's shift); chown clears setuid bits: put back.
  * Returns the bytes of the files it saw (for the image size).
  */
 async function unshift(root: string, base: number): Promise<number> {

@@ -1,5 +1,5 @@
 // What a qemu sandbox boots: Debian's kernel, a small initramfs that mounts the root, and the base
-// root image (the sandbox rootfs of infra/rootfs as a read-only ext4, with the agent inside).
+// root image (the sandbox rootfs of ../rootfs as a read-only ext4, with the agent inside).
 //
 // Every artefact is built once into stateDir/qemu/, under a name derived from what went into it,
 // via a temporary name that is renamed into place when complete (a crash leaves no half artefact
@@ -10,7 +10,8 @@
 //   base-<key>.img          ext4, ownership back to root (the rootfs is stored shifted for the
 //                           namespaces driver's user namespace), node, the agent bundle, the mux
 //
-// CLI: `tsx infra/qemu/build.ts` (as root) builds the kernel and the initramfs and prints paths.
+// CLI: `tsx packages/sandbox/src/qemu/image.ts` (as root) builds the kernel and the initramfs and
+// prints paths (BERTH_STATE_DIR, BERTH_QEMU_KERNEL_PACKAGE: read by the CLI only).
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync, statSync } from "node:fs";
@@ -19,7 +20,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { gzipSync } from "node:zlib";
-import { defaultStateDir, SANDBOX_ID_BASE } from "../rootfs/build.js";
+import { DEFAULT_STATE_DIR, SANDBOX_ID_BASE } from "../rootfs/build.js";
 
 const run = promisify(execFile);
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -46,14 +47,13 @@ export interface GuestKernel {
 type Progress = (line: string) => void;
 
 /**
- * Debian's current amd64 kernel (what linux-image-amd64 depends on; BERTH_QEMU_KERNEL_PACKAGE
- * picks another), fetched with `apt-get download` and unpacked with `dpkg-deb -x`: never installed
- * on the host.
+ * Debian's current amd64 kernel (what linux-image-amd64 depends on; `kernelPackage` picks another),
+ * fetched with `apt-get download` and unpacked with `dpkg-deb -x`: never installed on the host.
  */
-export async function ensureGuestKernel(stateDir = defaultStateDir(), onProgress: Progress = () => {}): Promise<GuestKernel> {
+export async function ensureGuestKernel(stateDir = DEFAULT_STATE_DIR, onProgress: Progress = () => {}, kernelPackage?: string): Promise<GuestKernel> {
   const root = join(stateDir, "qemu", "kernel");
   await mkdir(root, { recursive: true });
-  let pkg = process.env.BERTH_QEMU_KERNEL_PACKAGE;
+  let pkg = kernelPackage;
   if (!pkg) {
     // Offline, a kernel fetched earlier will do.
     const cached = (await readdir(root)).filter((n) => n.startsWith("linux-image-") && existsSync(join(root, n, "complete"))).sort();
@@ -178,7 +178,7 @@ const LINK = 0o120777;
  * The initramfs every guest boots: busybox-static, the boot modules and /init. Per-guest values
  * (hostname, token, limits) come in a second, tiny archive appended to this one (guestConfigCpio).
  */
-export async function ensureInitramfs(kernel: GuestKernel, stateDir = defaultStateDir(), busybox = "/bin/busybox"): Promise<string> {
+export async function ensureInitramfs(kernel: GuestKernel, stateDir = DEFAULT_STATE_DIR, busybox = "/bin/busybox"): Promise<string> {
   const init = await readFile(join(HERE, "initramfs-init.sh"));
   const bb = await readFile(busybox).catch(() => {
     throw new Error(`qemu: no ${busybox} for the initramfs (install busybox-static)`);
@@ -232,7 +232,7 @@ export function guestConfigCpio(files: Record<string, string>): Buffer {
 }
 
 export interface BaseImageInput {
-  /** The sandbox rootfs (infra/rootfs), stored with ownership shifted by SANDBOX_ID_BASE. */
+  /** The sandbox rootfs (../rootfs), stored with ownership shifted by SANDBOX_ID_BASE. */
   rootfs: string;
   /** The agent directory (what the namespaces driver binds at /opt/berth). */
   agentDir: string;
@@ -260,7 +260,7 @@ const MODULE_TOOLS = ["modprobe", "insmod", "rmmod", "lsmod", "modinfo", "depmod
  * shifted back (the guest has no user namespace around it: its root is root), plus node, the agent
  * and the guest's own programs, made into an ext4 with `mkfs.ext4 -d`.
  */
-export async function ensureBaseImage(input: BaseImageInput, stateDir = defaultStateDir(), onProgress: Progress = () => {}): Promise<string> {
+export async function ensureBaseImage(input: BaseImageInput, stateDir = DEFAULT_STATE_DIR, onProgress: Progress = () => {}): Promise<string> {
   const node = input.node ?? process.execPath;
   const h = createHash("sha256").update(JSON.stringify({ v: QEMU_BUILD_VERSION, rootfs: input.rootfs, agentDir: input.agentDir, base: SANDBOX_ID_BASE }));
   const st = statSync(node);
@@ -341,7 +341,7 @@ async function addModules(tree: string, kernel: GuestKernel): Promise<void> {
   }
 }
 
-/** uid/gid base + N → N everywhere (the reverse of infra/rootfs's shiftOwnership). */
+/** uid/gid base + N → N everywhere (the reverse of rootfs/build.ts's shiftOwnership). */
 async function unshiftOwnership(root: string, base: number): Promise<void> {
   const walk = async (path: string): Promise<void> => {
     const st = await lstat(path);
@@ -376,9 +376,10 @@ export async function removeUnusedQemuImages(stateDir: string, inUse: Set<string
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   (async () => {
-    const kernel = await ensureGuestKernel(undefined, console.log);
+    const stateDir = process.env.BERTH_STATE_DIR || undefined;
+    const kernel = await ensureGuestKernel(stateDir, console.log, process.env.BERTH_QEMU_KERNEL_PACKAGE || undefined);
     console.log(kernel.vmlinuz);
-    console.log(await ensureInitramfs(kernel));
+    console.log(await ensureInitramfs(kernel, stateDir));
   })().catch((err: Error) => {
     console.error(err.message);
     process.exit(1);

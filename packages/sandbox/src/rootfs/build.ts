@@ -6,7 +6,8 @@
 // renamed into place only when complete: a crash mid-build leaves a `.tmp-*` directory, never a
 // half rootfs under the final name. Later calls find the directory and return at once.
 //
-// CLI: `tsx infra/rootfs/build.ts` builds it (state dir: $BERTH_STATE_DIR or /var/lib/berth).
+// CLI: `tsx packages/sandbox/src/rootfs/build.ts` builds it (state dir: $BERTH_STATE_DIR or
+// /var/lib/berth; only this CLI and the programs' config read the variable, the functions take it).
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
@@ -49,9 +50,8 @@ export const ROOTFS_PACKAGES = [
   "attr",
 ] as const;
 
-export function defaultStateDir(): string {
-  return process.env.BERTH_STATE_DIR || "/var/lib/berth";
-}
+/** Where sandboxes and their images live unless the caller says (entry points read BERTH_STATE_DIR). */
+export const DEFAULT_STATE_DIR = "/var/lib/berth";
 
 export interface EnsureRootfsOptions {
   stateDir?: string;
@@ -65,13 +65,13 @@ export function rootfsKey(): string {
 }
 
 /** Where the finished rootfs lives (whether or not it has been built yet). */
-export function rootfsPath(stateDir = defaultStateDir()): string {
+export function rootfsPath(stateDir = DEFAULT_STATE_DIR): string {
   return join(stateDir, "rootfs", rootfsKey());
 }
 
 /** Returns the path of a complete base rootfs, building it first if needed. Needs root and mmdebstrap. */
 export async function ensureBaseRootfs(opts: EnsureRootfsOptions = {}): Promise<string> {
-  const stateDir = opts.stateDir ?? defaultStateDir();
+  const stateDir = opts.stateDir ?? DEFAULT_STATE_DIR;
   const progress = opts.onProgress ?? (() => {});
   const finalDir = rootfsPath(stateDir);
   if (existsSync(join(finalDir, "etc", "berth-rootfs"))) return finalDir;
@@ -219,7 +219,7 @@ export function hostsFile(hostname: string): string {
  * Removes base rootfs directories other than the current one that no overlay still uses as its
  * lowerdir (a running or stopped sandbox keeps its overlay mounted). Call after ensureBaseRootfs.
  */
-export async function removeUnusedRootfs(stateDir = defaultStateDir()): Promise<string[]> {
+export async function removeUnusedRootfs(stateDir = DEFAULT_STATE_DIR): Promise<string[]> {
   const current = rootfsPath(stateDir);
   const parent = join(stateDir, "rootfs");
   const mounts = readFileSync("/proc/self/mounts", "utf8");
@@ -235,7 +235,7 @@ export async function removeUnusedRootfs(stateDir = defaultStateDir()): Promise<
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  ensureBaseRootfs({ onProgress: (line) => console.log(line) }).then(
+  ensureBaseRootfs({ stateDir: process.env.BERTH_STATE_DIR || undefined, onProgress: (line) => console.log(line) }).then(
     (dir) => console.log(dir),
     (err: Error) => {
       console.error(err.message);

@@ -10,7 +10,8 @@
 // unless told otherwise: plain HTTP, which Docker accepts only for loopback and "insecure"
 // registries, so it must never listen beyond this machine without TLS in front.
 //
-// CLI: `tsx infra/registry/registry.ts [--root DIR] [--port N] [--host H]` runs it in the foreground.
+// CLI: `tsx packages/registry/src/registry.ts [--root DIR] [--port N] [--host H]` runs it in the
+// foreground.
 import { spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import net from "node:net";
