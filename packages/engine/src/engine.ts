@@ -26,6 +26,7 @@ import { volumeRoutes } from "./api/volumes";
 import { networkRoutes } from "./api/networks";
 import { xrayRoutes } from "./recipe/xray";
 import { NetworkManager, type NetworkOptions } from "./network/manager";
+import { OverlaySnapshotter } from "./snapshots/overlay";
 
 const OVERLAYFS_SUPER_MAGIC = 0x794c7630;
 
@@ -123,7 +124,9 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
   const network = new NetworkManager(root, opts.network ?? {}, opts.log, events);
   // Nested in a sandbox there is no compiler: the host built the shim and the sandbox binds it in.
   const shimBin = opts.shim ?? buildShim(path.join(root, "bin"), opts.cc);
-  const containers = new ContainerService({ root, images, volumes, network, events, shimBin, cgroupParent: opts.cgroupParent, liveRestore: opts.liveRestore });
+  // Containers' root filesystems (overlayfs over the store's layers), each in <root>/snapshots/<id>.
+  const snapshots = new OverlaySnapshotter(path.join(root, "snapshots"), images);
+  const containers = new ContainerService({ root, images, volumes, network, events, snapshots, shimBin, cgroupParent: opts.cgroupParent, liveRestore: opts.liveRestore });
   const router = new Router();
   systemRoutes(router, containers, images, volumes, registry, root);
   containerRoutes(router, containers, images);

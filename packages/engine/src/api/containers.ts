@@ -12,6 +12,7 @@ import type { ImageStore } from "../images/store";
 import { publicMounts } from "../volumes/mounts";
 import type { StreamName } from "../logs/json-file";
 import type { NetworkManager } from "../network/manager";
+import type { SnapshotView } from "../snapshots/snapshotter";
 import { boolParam, hijack, parseFilters, readJson, send, sendJson, startStream, versionAtLeast, type Ctx, type Router } from "./http";
 
 const RAW = "application/vnd.docker.raw-stream";
@@ -67,7 +68,7 @@ export function containerRoutes(router: Router, svc: ContainerService, images: I
 
   router.on("GET", "/containers/:id/json", (ctx) => {
     const c = find(ctx);
-    sendJson(ctx, 200, { ...inspect(c, svc.network), ...(boolParam(ctx, "size") ? svc.sizes(c) : {}) });
+    sendJson(ctx, 200, { ...inspect(c, svc.network, svc.snapshots.view(c.id)), ...(boolParam(ctx, "size") ? svc.sizes(c) : {}) });
   });
 
   router.on("POST", "/containers/:id/start", async (ctx) => {
@@ -428,12 +429,12 @@ function summary(c: Container, images: ImageStore, net: NetworkManager) {
   };
 }
 
-export function inspect(c: Container, net: NetworkManager) {
+/** `docker inspect`: the record, GraphDriver as the snapshotter shows its snapshot, mounts, network. */
+export function inspect(c: Container, net: NetworkManager, snapshot: SnapshotView) {
   const { recipe, manuallyStopped, shimPid, ...r } = c.record;
-  const s = c.snapshot;
   return {
     ...r,
-    GraphDriver: { Name: "overlay2", Data: { LowerDir: s.lower.join(":"), UpperDir: s.upper, WorkDir: s.work, MergedDir: s.merged } },
+    GraphDriver: { Name: snapshot.driver, Data: snapshot.data },
     Mounts: publicMounts(r.Mounts),
     NetworkSettings: net.settings(c.id, c.running, r.State.Pid),
   };

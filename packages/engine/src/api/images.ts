@@ -1,10 +1,8 @@
 /**
  * /images/...: list (with filters), inspect, history, tag, remove, prune; pull and push against a
  * registry (../registry), with the offline fallbacks (busybox made here, debian built or shared);
- * save/load; /commit, which turns a container's upper dir into a new layer.
+ * save/load; /commit, which asks the snapshotter to turn a container's writable layer into a layer.
  */
-import fs from "node:fs";
-import path from "node:path";
 import { execFileSync } from "node:child_process";
 import type { ContainerService } from "../containers/service";
 import { EngineError } from "../errors";
@@ -369,15 +367,15 @@ export function imageRoutes(router: Router, svc: ContainerService, images: Image
     sendJson(ctx, 200, { ImagesDeleted: deleted.length ? deleted : null, SpaceReclaimed: reclaimed });
   });
 
-  // docker commit: the upper dir becomes a layer on top of the container's image.
+  // docker commit: the container's writable layer becomes a layer on top of its image.
   router.on("POST", "/commit", async (ctx) => {
     const c = svc.find(ctx.query.get("container") ?? "");
     const overrides = await readJson(ctx);
     const base = images.get(c.record.Image);
     if (!base) throw new EngineError(404, `No such image: ${c.record.Image}`);
-    const upper = path.join(c.dir, "upper");
-    // Nothing changed: like dockerd, no layer, only a history line marked empty.
-    const diffId = fs.readdirSync(upper).length === 0 ? undefined : await images.commitLayer(upper);
+    // The snapshotter turns the writable layer into a layer of the store. Nothing changed: like
+    // dockerd, no layer, only a history line marked empty.
+    const diffId = await svc.snapshots.commit(c.id);
     const cfg = c.record.Config;
     let defaults: ContainerDefaults = { Env: cfg.Env, Cmd: cfg.Cmd, Entrypoint: cfg.Entrypoint, WorkingDir: cfg.WorkingDir, User: cfg.User, Labels: cfg.Labels, ExposedPorts: cfg.ExposedPorts ?? null, Volumes: cfg.Volumes, StopSignal: cfg.StopSignal };
     defaults = { ...defaults, ...(overrides as ContainerDefaults) };

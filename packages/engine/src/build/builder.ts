@@ -6,8 +6,9 @@
  *                `--target` cuts the list after that stage; `--label`s become LABEL steps at the end
  *   each step    probe the cache (parent image + the step's created_by text, which holds the
  *                command, the build args a RUN sees, the checksum of what COPY copies); on a miss:
- *     RUN          a container from the current image runs the command; its upper dir is the layer
- *     COPY / ADD   a container's root filesystem is mounted, the files go in; its upper dir is the layer
+ *     RUN          a container from the current image runs the command; what it changed is the
+ *                  layer (the snapshotter commits the container's writable layer, ../snapshots)
+ *     COPY / ADD   a container's root filesystem is mounted, the files go in; the same commit
  *     WORKDIR      the same, with only the directory made (an empty layer if it already existed)
  *     the others   only the config changes: a throwaway container, as dockerd makes, and a new image
  *   every step   makes an image whose parent is the previous one (hidden from `docker images`
@@ -20,10 +21,9 @@ import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import type { Container, ContainerService } from "../containers/service";
-import { unmountSnapshot } from "../snapshots/overlay";
 import { normalizeReference, type ContainerDefaults, type ImageConfig, type ImageStore } from "../images/store";
 import { applyDockerignore } from "./context";
-import { combinedHash, copyTree, expandWildcards, hasWildcards, isEmptyDir, lstatOrNull, PathError, resolveInRoot, resolveOwner, sourceHash } from "./fsutil";
+import { combinedHash, copyTree, expandWildcards, hasWildcards, lstatOrNull, PathError, resolveInRoot, resolveOwner, sourceHash } from "./fsutil";
 import { DockerfileParseError, parseDockerfile, parseLine, type Instruction } from "./parser";
 import { expandWord, expandWords, ExpansionError, splitWords } from "./shell";
 import { compression, decompress, extractTar, looksLikeTar, UnsafeArchiveError } from "./tar";
@@ -576,13 +576,11 @@ class BuildRun {
     return true;
   }
 
-  /** A new image on top of the state's: with a layer (a directory) or an empty one. */
-  private commit(s: State, run: RunConfig, createdBy: string, key: string, layerDir: string | null, container?: string): void {
+  /** A new image on top of the state's: with a layer (its diff id, from takeLayer) or an empty one. */
+  private commit(s: State, run: RunConfig, createdBy: string, key: string, layer: string | undefined, container?: string): void {
     const created = new Date().toISOString();
-    const empty = layerDir === null || isEmptyDir(layerDir);
-    let diffIds = s.config.rootfs.diff_ids;
-    if (layerDir && empty) fs.rmSync(layerDir, { recursive: true, force: true });
-    else if (layerDir) diffIds = [...diffIds, this.images.addLayer(layerDir)];
+    const empty = layer === undefined;
+    const diffIds = empty ? s.config.rootfs.diff_ids : [...s.config.rootfs.diff_ids, layer];
     const config: ImageConfig = {
       architecture: s.config.architecture,
       os: s.config.os,
@@ -606,14 +604,13 @@ class BuildRun {
     return this.svc.create({ body: { Image: image, Cmd: cmd, Entrypoint: [""], HostConfig: { NetworkMode: "none" } } });
   }
 
-  /** Its upper dir, unmounted, moved out to become a layer; then the container goes. */
-  private async takeUpper(c: Container): Promise<string> {
-    unmountSnapshot(c.snapshot);
-    const dir = path.join(this.images.root, "tmp", `build-${short(c.id)}-${Date.now()}`);
-    fs.mkdirSync(path.dirname(dir), { recursive: true });
-    fs.renameSync(path.join(c.dir, "upper"), dir);
-    fs.mkdirSync(path.join(c.dir, "upper"));
-    return dir;
+  /**
+   * What the step's container changed, as a layer in the store (its diff id; undefined when it
+   * changed nothing: an empty_layer). The snapshotter commits it; the container goes next, so the
+   * writable layer may be moved rather than copied.
+   */
+  private takeLayer(c: Container): Promise<string | undefined> {
+    return this.svc.snapshots.commit(c.id, { consume: true });
   }
 
   private async removeIntermediate(c: Container, announce: boolean): Promise<void> {
@@ -630,7 +627,7 @@ class BuildRun {
     const c = await this.container(s, [...shellOf(run), "#(nop) ", comment]);
     this.say(` ---> Running in ${short(c.id)}\n`);
     await this.removeIntermediate(c, true);
-    this.commit(s, run, createdBy, key, null, c.id);
+    this.commit(s, run, createdBy, key, undefined, c.id);
   }
 
   private async workdir(s: State, run: RunConfig): Promise<void> {
@@ -645,7 +642,7 @@ class BuildRun {
       await this.svc.removeAsync(c, { force: true, volumes: true });
       throw new BuildError(`failed to create the working directory ${run.WorkingDir}: ${(e as Error).message}`);
     }
-    const layer = await this.takeUpper(c);
+    const layer = await this.takeLayer(c);
     await this.removeIntermediate(c, true);
     this.commit(s, run, createdBy, key, layer, c.id);
   }
@@ -703,7 +700,7 @@ class BuildRun {
       }
       throw new BuildError(`The command '${cmd.join(" ")}' returned a non-zero code: ${code}`, code);
     }
-    const layer = await this.takeUpper(c);
+    const layer = await this.takeLayer(c);
     await this.removeIntermediate(c, true);
     this.commit(s, run, createdBy, key, layer, c.id);
   }
@@ -774,7 +771,7 @@ class BuildRun {
     if (this.tryCache(s, key)) return;
 
     const c = await this.container(s, [...shellOf(run), `#(nop) ${kw} ${hash} in ${dest} `]);
-    let layer: string;
+    let layer: string | undefined;
     try {
       const merged = this.svc.rootfs(c);
       const owner = chown ? resolveOwner(chown, merged) : { uid: 0, gid: 0 };
@@ -799,7 +796,7 @@ class BuildRun {
         else target = path.join(resolveInRoot(merged, path.posix.dirname(destAbs), { mkdir: true, owner }), path.posix.basename(destAbs));
         copyTree(f.abs, target, owner);
       }
-      layer = await this.takeUpper(c);
+      layer = await this.takeLayer(c);
     } catch (e) {
       await this.svc.removeAsync(c, { force: true, volumes: true });
       if (e instanceof BuildError) throw e;

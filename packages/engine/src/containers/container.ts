@@ -12,7 +12,6 @@ import type { Cgroup } from "../cgroups/cgroups";
 import type { Recipe } from "../recipe/recipe";
 import { JsonFileLog, type StreamName } from "../logs/json-file";
 import type { ShimProcess } from "../runtime/shim";
-import type { Snapshot } from "../snapshots/overlay";
 
 export interface ContainerConfig {
   Hostname: string;
@@ -220,10 +219,6 @@ export class Container extends EventEmitter {
   get running(): boolean {
     return this.record.State.Running && !this.record.State.Restarting;
   }
-  get snapshot(): Snapshot {
-    return { ...snapshotPaths(this.dir), lower: this.record.recipe?.rootfs.lower ?? [] };
-  }
-
   save(): void {
     const file = path.join(this.dir, "config.json");
     fs.writeFileSync(`${file}.tmp`, JSON.stringify(this.record));
@@ -235,8 +230,4 @@ export class Container extends EventEmitter {
     this.log.write(stream, chunk);
     for (const l of this.listeners_) l(stream, chunk);
   }
-}
-
-export function snapshotPaths(dir: string) {
-  return { upper: path.join(dir, "upper"), work: path.join(dir, "work"), merged: path.join(dir, "merged") };
 }

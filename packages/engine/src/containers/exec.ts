@@ -63,8 +63,11 @@ export function newExec(c: Container, body: Record<string, unknown>, ref?: strin
   return { ID: randomBytes(32).toString("hex"), container: c, config: execConfig(body), Running: false, ExitCode: null, Pid: 0 };
 }
 
-/** Start an exec: berth-shim exec joins the container's namespaces (setns) and cgroup. */
-export function runExec(shimBin: string, e: ExecInstance): Promise<ShimProcess> {
+/**
+ * Start an exec: berth-shim exec joins the container's namespaces (setns) and cgroup. `rootfs`
+ * gives the container's mounted root (the snapshotter's), where its /etc/passwd names the user.
+ */
+export function runExec(shimBin: string, e: ExecInstance, rootfs: (c: Container) => string): Promise<ShimProcess> {
   const c = e.container;
   try {
     checkExecable(c);
@@ -73,7 +76,7 @@ export function runExec(shimBin: string, e: ExecInstance): Promise<ShimProcess> 
   }
   if (e.Running || e.ExitCode !== null) return Promise.reject(new EngineError(409, `Error: Exec command ${e.ID} is already running`));
   const cfg = c.record.Config;
-  const user = resolveUser(c.snapshot.merged, e.config.User || cfg.User);
+  const user = resolveUser(rootfs(c), e.config.User || cfg.User);
   const caps = capabilitySet(c.record.HostConfig.CapAdd ?? [], c.record.HostConfig.CapDrop ?? [], c.record.HostConfig.Privileged || e.config.Privileged);
   const shim = new ShimProcess(shimBin, {
     mode: "exec",

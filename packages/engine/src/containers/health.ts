@@ -8,7 +8,8 @@
  * State.Health keeps the status, the streak and the last five results (4 KiB of output each).
  */
 import type { Container, HealthConfig, HealthState } from "./container";
-import { newExec, runExec } from "./exec";
+import { newExec, type ExecInstance } from "./exec";
+import type { ShimProcess } from "../runtime/shim";
 
 const DEFAULTS = { interval: 30e9, timeout: 30e9, startPeriod: 0, startInterval: 5e9, retries: 3 };
 const MAX_LOG = 5;
@@ -34,7 +35,8 @@ export class HealthMonitor {
 
   constructor(
     private readonly c: Container,
-    private readonly shimBin: string,
+    /** Runs one probe as an exec (the service's runExec, with the container's root to find its user). */
+    private readonly exec: (e: ExecInstance) => Promise<ShimProcess>,
     private readonly changed: (c: Container, status: HealthState["Status"]) => void,
   ) {}
 
@@ -87,7 +89,7 @@ export class HealthMonitor {
     let exitCode: number;
     try {
       const e = newExec(c, { Cmd: cmd, AttachStdout: true, AttachStderr: true });
-      const shim = await runExec(this.shimBin, e);
+      const shim = await this.exec(e);
       const take = (b: Buffer) => {
         if (output.length < MAX_OUTPUT) output = (output + b.toString()).slice(0, MAX_OUTPUT);
       };

@@ -13,10 +13,10 @@ import { Cgroup, detectCgroupVersion, type CgroupVersion } from "../cgroups/cgro
 import { EngineError } from "../errors";
 import { mark } from "../profile";
 import type { EventLog } from "../events/log";
-import { treeSize, type ImageStore } from "../images/store";
+import type { ImageStore } from "../images/store";
 import type { NetworkManager, NetContainer } from "../network/manager";
 import { capabilitySet, parseSignal, ShimPool, type ShimProcess } from "../runtime/shim";
-import { changes, mountSnapshot, prepareSnapshot, unmountSnapshot, unmountSnapshotAsync } from "../snapshots/overlay";
+import type { InitLayer, Snapshotter } from "../snapshots/snapshotter";
 import { materializeMounts, parseMounts, type ApiMount } from "../volumes/mounts";
 import type { VolumeStore } from "../volumes/store";
 import { Container, newState, randomName, type ContainerConfig, type ContainerRecord, type HostConfig, type MountPoint } from "./container";
@@ -24,7 +24,7 @@ import { newExec, runExec, type ExecInstance } from "./exec";
 import { HealthMonitor } from "./health";
 import { restartDelay, startsWithEngine } from "./restart";
 import { containerConfig, hostConfigFrom, updatedHostConfig } from "./spec";
-import { emptyRecipe, startContainer, type StartEnv } from "./start";
+import { emptyRecipe, rootfsOf, startContainer, type StartEnv } from "./start";
 
 export { EngineError } from "../errors";
 export { Container } from "./container";
@@ -44,6 +44,8 @@ export interface ContainerServiceParts {
   volumes: VolumeStore;
   network: NetworkManager;
   events: EventLog;
+  /** Every container's root filesystem, by the container's id (snapshots/snapshotter.ts). */
+  snapshots: Snapshotter;
   /** The compiled berth-shim (engine.ts builds it, or a sandbox binds in the host's). */
   shimBin: string;
   cgroupParent?: string;
@@ -60,6 +62,8 @@ export class ContainerService implements StartEnv {
   readonly root: string;
   readonly images: ImageStore;
   readonly volumes: VolumeStore;
+  /** Root filesystems: prepared at create, mounted at start, diffed, committed, removed with the container. */
+  readonly snapshots: Snapshotter;
   /** Bridges, addresses, published ports, DNS (src/network). */
   readonly network: NetworkManager;
   /** `docker events`: the engine's one log (volumes and networks publish to it too). */
@@ -71,7 +75,7 @@ export class ContainerService implements StartEnv {
 
   /** Made by engine.ts, which constructs every part once and hands it over here. */
   constructor(parts: ContainerServiceParts) {
-    ({ root: this.root, images: this.images, volumes: this.volumes, network: this.network, events: this.events, shimBin: this.shimBin } = parts);
+    ({ root: this.root, images: this.images, volumes: this.volumes, network: this.network, events: this.events, snapshots: this.snapshots, shimBin: this.shimBin } = parts);
     this.cgroupParent = parts.cgroupParent ?? "berth-engine";
     this.liveRestore = parts.liveRestore ?? false;
     this.dir = path.join(this.root, "containers");
@@ -92,6 +96,8 @@ export class ContainerService implements StartEnv {
       if (!fs.existsSync(file)) continue;
       const record = JSON.parse(fs.readFileSync(file, "utf8")) as ContainerRecord;
       const c = new Container(record, path.join(this.dir, id));
+      // Made by an engine from before snapshots had a directory of their own: its record says where its dirs are.
+      if (!this.snapshots.has(id) && record.recipe?.rootfs && this.snapshots.adopt) this.snapshots.adopt(id, record.recipe.rootfs);
       if (record.State.Running && !record.State.Restarting && this.liveRestore && this.alive(c)) {
         this.containers.set(id, c);
         this.reattach(c);
@@ -109,6 +115,12 @@ export class ContainerService implements StartEnv {
         c.save();
       }
       this.containers.set(id, c);
+    }
+    // A snapshot whose container is gone (the engine stopped during an rm): nothing else will remove it.
+    for (const key of this.snapshots.list()) {
+      if (this.containers.has(key)) continue;
+      this.cleanups.add(key);
+      void this.snapshots.remove(key).catch(() => {}).finally(() => this.cleanups.delete(key));
     }
   }
 
@@ -237,8 +249,16 @@ export class ContainerService implements StartEnv {
       HostConfig: hostConfig,
       Config: config,
     };
-    const snapshot = prepareSnapshot(dir, [makeInitLayer(dir), ...this.images.lowerDirs(image)]);
-    record.recipe = emptyRecipe(snapshot, config.Hostname);
+    let snapshot;
+    try {
+      snapshot = this.snapshots.prepare(id, image.config.rootfs.diff_ids, { init: INIT_LAYER });
+    } catch (e) {
+      this.network.forget(id);
+      fs.rmSync(dir, { recursive: true, force: true });
+      throw e;
+    }
+    record.Driver = snapshot.driver;
+    record.recipe = emptyRecipe(rootfsOf(this.snapshots, id), config.Hostname);
     mark("create: snapshot prepared");
     const c = new Container(record, dir);
     c.save();
@@ -293,7 +313,7 @@ export class ContainerService implements StartEnv {
     c.record.State.Restarting = false;
     delete c.record.State.Health;
     // HEALTHCHECK / --health-*: probes from now on (health.ts).
-    const monitor = new HealthMonitor(c, this.shimBin, (x, status) => this.emit(x, `health_status: ${status}`));
+    const monitor = new HealthMonitor(c, (e) => runExec(this.shimBin, e, (x) => this.rootfs(x)), (x, status) => this.emit(x, `health_status: ${status}`));
     this.health.set(c.id, monitor);
     monitor.start();
     c.save();
@@ -514,7 +534,8 @@ export class ContainerService implements StartEnv {
     // The container is gone for every API call already; its files go in the background (so
     // `docker run --rm` returns without waiting for umount and rm -rf).
     this.cleanups.add(c.dir);
-    void unmountSnapshotAsync(c.snapshot)
+    void this.snapshots
+      .remove(c.id)
       .catch(() => {})
       .then(() => fs.promises.rm(c.dir, { recursive: true, force: true }))
       .catch(() => {})
@@ -541,7 +562,7 @@ export class ContainerService implements StartEnv {
       if (c.running || !matchesLabels(c, filters.label ?? [])) continue;
       // label!=k (or k=v) keeps what carries it: `docker container prune --filter label!=keep`
       if ((filters["label!"] ?? []).some((l) => matchesLabels(c, [l]))) continue;
-      space += treeSize(path.join(c.dir, "upper"));
+      space += this.snapshots.usage(c.id).size;
       this.remove(c, {});
       deleted.push(c.id);
     }
@@ -550,21 +571,19 @@ export class ContainerService implements StartEnv {
 
   // ---------- looking inside ----------
 
-  /** Bytes the container wrote (its upper dir) and that plus its image: `ps -s`, `inspect -s`. */
+  /** Bytes the container wrote (its writable layer) and that plus its image: `ps -s`, `inspect -s`. */
   sizes(c: Container): { SizeRw: number; SizeRootFs: number } {
-    const rw = treeSize(path.join(c.dir, "upper"));
+    const rw = this.snapshots.usage(c.id).size;
     return { SizeRw: rw, SizeRootFs: rw + (this.images.get(c.record.Image)?.size ?? 0) };
   }
 
   changes(c: Container) {
-    return changes(c.snapshot);
+    return this.snapshots.diff(c.id);
   }
 
-  /** The merged root filesystem on the host, mounted if the container is not running. */
+  /** The container's root filesystem on the host, mounted if the container is not running. */
   rootfs(c: Container): string {
-    const s = c.snapshot;
-    mountSnapshot(s);
-    return s.merged;
+    return this.snapshots.mount(c.id);
   }
 
   top(c: Container, psArgs = "-ef"): { Titles: string[]; Processes: string[][] } {
@@ -597,7 +616,7 @@ export class ContainerService implements StartEnv {
   }
 
   async startExec(e: ExecInstance): Promise<ShimProcess> {
-    const shim = await runExec(this.shimBin, e);
+    const shim = await runExec(this.shimBin, e, (c) => this.rootfs(c));
     this.emit(e.container, `exec_start: ${execLine(e)}`, { execID: e.ID });
     const died = () => this.emit(e.container, "exec_die", { execID: e.ID, exitCode: String(e.ExitCode ?? 0) });
     if (!e.Running) died();
@@ -647,7 +666,7 @@ export class ContainerService implements StartEnv {
     })));
     for (const c of this.containers.values()) {
       try {
-        unmountSnapshot(c.snapshot);
+        this.snapshots.unmount(c.id);
       } catch {
         /* best effort */
       }
@@ -662,16 +681,15 @@ export class ContainerService implements StartEnv {
 
 
 /**
- * Docker's "init layer": a thin read-only layer between the image and the container's upper dir,
- * holding the mount points the engine binds over (/etc/hostname, /etc/hosts, /etc/resolv.conf) and
- * /.dockerenv. Being below upper/, none of it shows in `docker diff` or ends up in `docker commit`.
+ * Docker's "init layer": a thin read-only layer between the image and the container's writable
+ * layer, holding the mount points the engine binds over (/etc/hostname, /etc/hosts,
+ * /etc/resolv.conf) and /.dockerenv. Being below the writable layer, none of it shows in
+ * `docker diff` or ends up in `docker commit`. The snapshotter makes it (snapshots/snapshotter.ts).
  */
-function makeInitLayer(containerDir: string): string {
-  const init = path.join(containerDir, "init");
-  for (const d of ["etc", "dev", "proc", "sys"]) fs.mkdirSync(path.join(init, d), { recursive: true });
-  for (const f of ["etc/hostname", "etc/hosts", "etc/resolv.conf", ".dockerenv"]) fs.writeFileSync(path.join(init, f), "");
-  return init;
-}
+const INIT_LAYER: InitLayer = {
+  dirs: ["etc", "dev", "proc", "sys"],
+  files: ["etc/hostname", "etc/hosts", "etc/resolv.conf", ".dockerenv"],
+};
 
 /** An exec as dockerd names it in events: the program, a space, its arguments (so "true " alone). */
 function execLine(e: ExecInstance): string {

@@ -22,15 +22,14 @@ import { Cgroup, type CgroupVersion } from "../cgroups/cgroups";
 import { EngineError } from "../errors";
 import type { EventLog } from "../events/log";
 import { mark } from "../profile";
-import type { ImageStore } from "../images/store";
 import type { NetContainer, NetworkManager } from "../network/manager";
 import { capabilityMask, capabilitySet, RLIMITS, ShimProcess, type ShimPool, type ShimSpec } from "../runtime/shim";
-import { isMounted, mountSnapshot, overlayOptions, readFromLayers, type Snapshot } from "../snapshots/overlay";
+import type { Snapshotter } from "../snapshots/snapshotter";
 import { buildRecipe } from "../recipe/recipe";
 import { resolveContainerPath, resolveInRoot, type MountMap } from "../api/archive";
 import type { PlannedMount } from "../volumes/mounts";
 import type { VolumeStore } from "../volumes/store";
-import { snapshotPaths, type Container, type HostConfig } from "./container";
+import type { Container, HostConfig } from "./container";
 import { consoleSize, daemonEnvironment, limitsOf, mergeEnv, rlimitsOf, sysctlsOf, withDnsSettings, withExtraHosts } from "./spec";
 import { resolveGroups, resolveUser, type RootFiles } from "./user";
 
@@ -39,7 +38,8 @@ export const INIT_BINARY = "/usr/bin/tini-static";
 
 /** What starting a container needs from the engine around it (the ContainerService gives itself). */
 export interface StartEnv {
-  images: ImageStore;
+  /** Root filesystems, by container id (../snapshots/snapshotter.ts). */
+  snapshots: Snapshotter;
   volumes: VolumeStore;
   network: NetworkManager;
   shimBin: string;
@@ -68,21 +68,23 @@ export async function startContainer(env: StartEnv, c: Container): Promise<void>
   // 1. The root filesystem: image layers below, this container's changes above. The shim mounts
   //    it (step 6), unless the engine must look inside first: volumes, binds or tmpfs to place, or
   //    a user the layers alone cannot tell (then the engine mounts it now).
-  const snapshot: Snapshot = { ...snapshotPaths(c.dir), lower: r.recipe?.rootfs.lower ?? env.images.lowerDirs(env.images.get(r.Image)!) };
+  //    The snapshotter says how it mounts (overlayfs, which the shim can do with mount(2)) and
+  //    can read a file from the layers without mounting when the layers alone can tell.
+  const rootMount = env.snapshots.mountSpec(c.id);
+  const rootfs = rootMount.target;
   let files: RootFiles | undefined;
-  if (!r.Mounts?.length && !isMounted(snapshot.merged)) {
-    const passwd = readFromLayers(snapshot, "etc/passwd"), group = readFromLayers(snapshot, "etc/group");
+  if (!r.Mounts?.length) {
+    const passwd = env.snapshots.readFile(c.id, "etc/passwd"), group = env.snapshots.readFile(c.id, "etc/group");
     if (passwd !== undefined && group !== undefined) files = (rel) => (rel === "etc/passwd" ? passwd : rel === "etc/group" ? group : null);
   }
-  if (!files) {
-    mountSnapshot(snapshot);
-    files = snapshot.merged;
-  }
+  const shimMounts = files !== undefined && rootMount.type === "overlay";
+  if (!shimMounts) env.snapshots.mount(c.id);
+  files ??= rootfs;
   mark("start: rootfs ready");
 
   // 2. The files Docker gives every container, and the volumes, binds and tmpfs asked for;
   //    --device nodes bound into its /dev.
-  const binds = placeFiles(env, c, snapshot, step);
+  const binds = placeFiles(env, c, rootfs, step);
   const devices = hostDevices(r.HostConfig);
   binds.push(...devices.map((d) => d.bind));
   // Checked before anything is made that would need undoing.
@@ -121,8 +123,8 @@ export async function startContainer(env: StartEnv, c: Container): Promise<void>
   // 6. berth-shim: unshare(CLONE_NEWPID), fork, unshare(NEWNS|NEWUTS|NEWIPC|NEWNET) ...
   const spec: ShimSpec = {
     mode: "run",
-    rootfs: snapshot.merged,
-    overlay: files === snapshot.merged ? undefined : overlayOptions(snapshot),
+    rootfs,
+    overlay: shimMounts ? rootMount.options : undefined,
     unmountAtExit: r.HostConfig.AutoRemove === true, // `--rm`: no `umount` process after it
     hostname: r.HostConfig.UTSMode === "host" ? undefined : cfg.Hostname,
     hostUts: r.HostConfig.UTSMode === "host",
@@ -191,7 +193,7 @@ export async function startContainer(env: StartEnv, c: Container): Promise<void>
         argv: shim.argv,
         reports: shim.reports,
         hostPid,
-        snapshot,
+        snapshot: rootfsOf(env.snapshots, c.id),
         cgroup: { version: cgroup.version, dirs: cgroup.dirs, writes: cgroup.writes, notes: cgroup.notes },
         hostname: cfg.Hostname,
         engineSteps: steps,
@@ -228,7 +230,7 @@ export async function startContainer(env: StartEnv, c: Container): Promise<void>
  * inside the container first (symlinks followed within its root and through the mounts already
  * placed), so an image's symlink cannot aim a mount or a copy-up at the engine's own files.
  */
-function placeFiles(env: StartEnv, c: Container, snapshot: Snapshot, step: (s: string) => void): string[] {
+function placeFiles(env: StartEnv, c: Container, rootfs: string, step: (s: string) => void): string[] {
   const r = c.record;
   fs.writeFileSync(r.HostnamePath, `${r.Config.Hostname}\n`);
   const binds = [`${r.HostnamePath}:/etc/hostname`, `${r.HostsPath}:/etc/hosts`, `${r.ResolvConfPath}:/etc/resolv.conf`];
@@ -236,14 +238,14 @@ function placeFiles(env: StartEnv, c: Container, snapshot: Snapshot, step: (s: s
   // A tmpfs takes its place in the same ordered list ("tmpfs:DEST:FLAGS:DATA"), so a mount below
   // it is not hidden by it.
   for (const m of (r.Mounts ?? []) as PlannedMount[]) {
-    const dest = resolveContainerPath(snapshot.merged, m.Destination, placed);
+    const dest = resolveContainerPath(rootfs, m.Destination, placed);
     if (m.Type === "tmpfs") {
       binds.push(`tmpfs:${dest}:${m.tmpfs?.flags ?? 2 | 4 | 8}:${m.tmpfs?.data ?? ""}`);
       continue;
     }
     if (m.Type === "volume" && m.Name) {
       const v = env.volumes.get(m.Name) ?? env.volumes.create(m.Name);
-      const from = resolveInRoot(snapshot.merged, dest, true, placed);
+      const from = resolveInRoot(rootfs, dest, true, placed);
       if (m.copyData !== false && env.volumes.seed(v, from)) step(`cp -a ${from}/. ${v.Mountpoint}/ (the image's files into the new volume)`);
     }
     if (m.Type === "bind" && !fs.existsSync(m.Source)) {
@@ -302,6 +304,12 @@ function connectStreams(c: Container, shim: ShimProcess): void {
 
 /** A created container's recipe: only where its layers are, until it starts. */
 export { emptyRecipe } from "../recipe/recipe";
+
+/** The recipe's rootfs line: the snapshot's layers, writable dir and mount point, as its view shows them. */
+export function rootfsOf(snapshots: Snapshotter, key: string): { lower: string[]; upper: string; work: string; merged: string } {
+  const v = snapshots.view(key);
+  return { lower: v.lower, upper: v.upper, work: v.work, merged: v.merged };
+}
 
 function hostResolvConf(): string {
   try {

@@ -12,7 +12,6 @@
  */
 import type { XrayContainer, XrayView } from "@berth/protocol";
 import fs from "node:fs";
-import path from "node:path";
 import type { Ctx, Router } from "../api/http";
 import { sendJson } from "../api/http";
 import type { Container } from "../containers/container";
@@ -47,15 +46,16 @@ const KIND = ["changed", "added", "deleted"] as const;
 const UPPER_EVERY_MS = 3000;
 const upperCache = new WeakMap<Container, { at: number; seq: number; value: XrayContainer["upper"] }>();
 
+/** The writable layer's changes, from the snapshotter (its diff, and where its view says the layer is). */
 function upperOf(service: ContainerService, c: Container, seq: number): XrayContainer["upper"] {
   const cached = upperCache.get(c);
   if (cached && cached.seq === seq && Date.now() - cached.at < UPPER_EVERY_MS) return cached.value;
   let value: XrayContainer["upper"] = null;
   try {
-    const all = service.changes(c) as { Path: string; Kind: 0 | 1 | 2 }[];
-    value = { dir: (c.record.recipe as Recipe | undefined)?.rootfs.upper ?? "", changes: all.slice(0, DIFF_CAP).map((x) => ({ path: x.Path, kind: KIND[x.Kind] })), total: all.length };
+    const all = service.snapshots.diff(c.id);
+    value = { dir: service.snapshots.view(c.id).upper, changes: all.slice(0, DIFF_CAP).map((x) => ({ path: x.Path, kind: KIND[x.Kind] })), total: all.length };
   } catch {
-    /* not mounted (removed meanwhile) */
+    /* no snapshot any more (removed meanwhile) */
   }
   upperCache.set(c, { at: Date.now(), seq, value });
   return value;
@@ -91,12 +91,21 @@ function viewOf(service: ContainerService, c: Container, seq: number): XrayConta
     state: { status: r.State.Status, running: r.State.Running, pid: r.State.Pid, exitCode: r.State.ExitCode, startedAt: r.State.StartedAt, oomKilled: r.State.OOMKilled },
     recipe: full,
     live: full && c.running ? readLiveFigures(full.cgroup.version, full.cgroup.paths) : null,
-    layers: (recipe?.rootfs.lower ?? []).map((dir) => ({ dir, diffId: /\/sha256\/([0-9a-f]{64})\/?$/.test(dir) ? `sha256:${path.basename(dir)}` : null })),
+    layers: layersOf(service, c),
     upper,
     volumes: (r.Mounts ?? []).map((m) => ({ type: m.Type, ...(m.Name ? { name: m.Name } : {}), source: m.Source, destination: m.Destination, rw: m.RW })),
     ports,
     networks,
   };
+}
+
+/** The read-only layers, topmost first, with their diff ids (the init layer has none). */
+function layersOf(service: ContainerService, c: Container): XrayContainer["layers"] {
+  try {
+    return service.snapshots.view(c.id).layers;
+  } catch {
+    return []; // removed meanwhile
+  }
 }
 
 /** Counts what happens to containers, and wakes the requests waiting for it. */

@@ -1,14 +1,23 @@
 /**
- * The overlayfs snapshotter: a container's root filesystem is the image layers (read-only "lower"
- * dirs) under a writable "upper" dir of its own; "work" is overlayfs's scratch space. Everything a
- * container changes lands in upper/, which is why `docker diff` and `docker commit` only read it.
+ * The overlayfs snapshotter (the `Snapshotter` of snapshotter.ts, as Berth runs it): a container's
+ * root filesystem is the image layers (read-only "lower" dirs) under a writable "upper" dir of its
+ * own; "work" is overlayfs's scratch space. Everything a container changes lands in upper/, which
+ * is why `docker diff` and `docker commit` only read it.
  *
  *   mount -t overlay overlay -o lowerdir=L2:L1,upperdir=U,workdir=W merged
+ *
+ * Each snapshot is a directory of its own, <snapshots root>/<key>/{init,upper,work,merged}, with
+ * snapshot.json saying what it is made of; nothing outside this directory (src/snapshots) opens
+ * those paths. The free functions below are the mechanics; OverlaySnapshotter at the end is the
+ * interface the rest of the engine uses.
  */
 import { execFile, execFileSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { getAttributeSync, setAttributeSync } from "fs-xattr";
+import { EngineError } from "../errors";
+import type { ImageStore } from "../images/store";
+import type { Change, InitLayer, MountSpec, Snapshotter, SnapshotView } from "./snapshotter";
 
 export interface Snapshot {
   lower: string[]; // topmost first
@@ -104,15 +113,13 @@ export function unmountSnapshotAsync(s: Snapshot): Promise<void> {
   });
 }
 
-export type ChangeKind = 0 | 1 | 2; // Docker's numbers: 0 = changed, 1 = added, 2 = deleted
-
 /**
  * `docker diff`: walk the upper dir. A character device 0/0 is an overlayfs whiteout (deleted);
  * anything else that also exists in a lower dir was changed, otherwise added. Parents of a change
  * that exist below count as changed, the way Docker reports them.
  */
-export function changes(s: Snapshot): { Path: string; Kind: ChangeKind }[] {
-  const out: { Path: string; Kind: ChangeKind }[] = [];
+export function changes(s: Snapshot): Change[] {
+  const out: Change[] = [];
   const inLower = (rel: string) => s.lower.some((l) => fs.existsSync(path.join(l, rel)) || isSymlink(path.join(l, rel)));
   const walk = (rel: string) => {
     const abs = path.join(s.upper, rel);
@@ -178,4 +185,196 @@ export function isOpaqueDir(dir: string, names: readonly string[] = OPAQUE_XATTR
 /** Mark a directory opaque for overlayfs; throws if the filesystem or the caller cannot (never a silent no-op). */
 export function markOpaque(dir: string): void {
   setAttributeSync(dir, `${OVERLAY_XATTR_PREFIX}opaque`, "y");
+}
+
+// ---------- the Snapshotter ----------
+
+/** What the snapshotter needs of the image store: where a layer is, and how one is added. */
+export type LayerStore = Pick<ImageStore, "layerPath" | "hasLayer" | "addLayer" | "commitLayer" | "tmpPath">;
+
+/** snapshot.json: what a snapshot is made of. `owned` is what remove() deletes. */
+interface SnapshotMeta extends Snapshot {
+  key: string;
+  layers: { dir: string; diffId: string | null }[];
+  owned: string[];
+}
+
+const META = "snapshot.json";
+/** Keys become directory names: no "/", no "..", nothing hidden. */
+const KEY = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+
+/**
+ * overlayfs behind the Snapshotter interface. Made once by engine.ts and handed to the container
+ * service (which hands it to start, exec, the builder and commit).
+ */
+export class OverlaySnapshotter implements Snapshotter {
+  private readonly snapshots = new Map<string, SnapshotMeta>();
+
+  constructor(
+    /** Where snapshots live: <root>/<key>/. On a real filesystem (overlayfs cannot stack an upper dir on overlayfs). */
+    readonly root: string,
+    private readonly layers: LayerStore,
+  ) {
+    fs.mkdirSync(root, { recursive: true });
+    for (const key of fs.readdirSync(root)) {
+      const dir = path.join(root, key);
+      try {
+        this.snapshots.set(key, JSON.parse(fs.readFileSync(path.join(dir, META), "utf8")) as SnapshotMeta);
+      } catch {
+        // prepare() writes snapshot.json last: without it, a prepare died half-way. Nothing mounted it.
+        if (!isMounted(path.join(dir, "merged"))) fs.rmSync(dir, { recursive: true, force: true });
+      }
+    }
+  }
+
+  private get(key: string): SnapshotMeta {
+    const s = this.snapshots.get(key);
+    if (!s) throw new EngineError(404, `No such snapshot: ${key}`);
+    return s;
+  }
+
+  private save(s: SnapshotMeta): void {
+    const dir = path.join(this.root, s.key);
+    fs.writeFileSync(path.join(dir, `${META}.tmp`), JSON.stringify(s));
+    fs.renameSync(path.join(dir, `${META}.tmp`), path.join(dir, META));
+    this.snapshots.set(s.key, s);
+  }
+
+  prepare(key: string, parents: readonly string[], opts: { init?: InitLayer } = {}): SnapshotView {
+    if (!KEY.test(key)) throw new EngineError(400, `invalid snapshot key: ${JSON.stringify(key)}`);
+    if (this.snapshots.has(key) || fs.existsSync(path.join(this.root, key))) throw new EngineError(409, `snapshot ${key} already exists`);
+    for (const d of parents) if (!this.layers.hasLayer(d)) throw new EngineError(404, `layer ${d} is not in the image store`);
+    const dir = path.join(this.root, key);
+    fs.mkdirSync(dir);
+    // The image config lists layers bottom first; overlayfs wants the topmost first.
+    const layers: SnapshotMeta["layers"] = parents.map((d) => ({ dir: this.layers.layerPath(d), diffId: d })).reverse();
+    if (opts.init) {
+      const init = path.join(dir, "init");
+      for (const d of opts.init.dirs) fs.mkdirSync(path.join(init, d), { recursive: true });
+      for (const f of opts.init.files) {
+        fs.mkdirSync(path.dirname(path.join(init, f)), { recursive: true });
+        fs.writeFileSync(path.join(init, f), "");
+      }
+      layers.unshift({ dir: init, diffId: null });
+    }
+    const s = prepareSnapshot(dir, layers.map((l) => l.dir));
+    this.save({ key, ...s, layers, owned: [dir] });
+    return this.view(key);
+  }
+
+  /**
+   * A snapshot made before snapshots had a directory of their own (its dirs inside the container's
+   * directory, as the container's record says): taken over where it is, so containers made by an
+   * older engine keep their changes. remove() deletes those dirs too.
+   */
+  adopt(key: string, s: Snapshot): SnapshotView {
+    if (!KEY.test(key)) throw new EngineError(400, `invalid snapshot key: ${JSON.stringify(key)}`);
+    if (this.snapshots.has(key)) throw new EngineError(409, `snapshot ${key} already exists`);
+    const layers = s.lower.map((dir) => ({ dir, diffId: /^[0-9a-f]{64}$/.test(path.basename(dir)) ? `sha256:${path.basename(dir)}` : null }));
+    const dir = path.join(this.root, key);
+    fs.mkdirSync(dir, { recursive: true });
+    for (const d of [s.upper, s.work, s.merged]) fs.mkdirSync(d, { recursive: true });
+    // merged last but one: unmounted before the rest goes.
+    this.save({ key, lower: s.lower, upper: s.upper, work: s.work, merged: s.merged, layers, owned: [s.upper, s.work, ...layers.filter((l) => !l.diffId).map((l) => l.dir), s.merged, dir] });
+    return this.view(key);
+  }
+
+  has(key: string): boolean {
+    return this.snapshots.has(key);
+  }
+
+  list(): string[] {
+    return [...this.snapshots.keys()];
+  }
+
+  view(key: string): SnapshotView {
+    const s = this.get(key);
+    return {
+      key,
+      driver: "overlay2",
+      data: { LowerDir: s.lower.join(":"), UpperDir: s.upper, WorkDir: s.work, MergedDir: s.merged },
+      layers: s.layers.map((l) => ({ ...l })),
+      lower: [...s.lower],
+      upper: s.upper,
+      work: s.work,
+      merged: s.merged,
+    };
+  }
+
+  isMounted(key: string): boolean {
+    return isMounted(this.get(key).merged);
+  }
+
+  mountSpec(key: string): MountSpec {
+    const s = this.get(key);
+    return { type: "overlay", source: "overlay", target: s.merged, options: overlayOptions(s) };
+  }
+
+  mount(key: string): string {
+    const s = this.get(key);
+    mountSnapshot(s);
+    return s.merged;
+  }
+
+  unmount(key: string): void {
+    unmountSnapshot(this.get(key));
+  }
+
+  readFile(key: string, rel: string): string | null | undefined {
+    const s = this.get(key);
+    if (isMounted(s.merged)) return undefined; // the kernel's view is there: read that
+    return readFromLayers(s, rel);
+  }
+
+  diff(key: string): Change[] {
+    return changes(this.get(key));
+  }
+
+  async commit(key: string, opts: { consume?: boolean } = {}): Promise<string | undefined> {
+    const s = this.get(key);
+    if (fs.readdirSync(s.upper).length === 0) return undefined; // nothing changed: no layer (dockerd's empty_layer)
+    if (!opts.consume) return this.layers.commitLayer(s.upper); // streamed into the store; the container goes on
+    // The caller is done with it (a build step): the upper dir itself becomes the layer, moved
+    // not copied, and the snapshot keeps an empty one.
+    unmountSnapshot(s);
+    const moved = this.layers.tmpPath(`snapshot-${key.slice(0, 12)}`);
+    fs.renameSync(s.upper, moved);
+    fs.mkdirSync(s.upper);
+    return this.layers.addLayer(moved);
+  }
+
+  usage(key: string): { size: number; inodes: number } {
+    return usageOf(this.get(key).upper);
+  }
+
+  async remove(key: string): Promise<void> {
+    const s = this.get(key);
+    this.snapshots.delete(key); // gone for every caller now; the files go below
+    await unmountSnapshotAsync(s);
+    for (const p of s.owned) await fs.promises.rm(p, { recursive: true, force: true });
+  }
+}
+
+/** Bytes under dir, each inode once (what Docker reports as SizeRw), and how many inodes. */
+export function usageOf(dir: string): { size: number; inodes: number } {
+  let size = 0;
+  const seen = new Set<number>();
+  const walk = (d: string) => {
+    let entries: fs.Dirent[];
+    try {
+      entries = fs.readdirSync(d, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      const p = path.join(d, e.name);
+      const st = fs.lstatSync(p);
+      if (seen.has(st.ino)) continue;
+      seen.add(st.ino);
+      if (e.isDirectory()) walk(p);
+      else size += st.size;
+    }
+  };
+  walk(dir);
+  return { size, inodes: seen.size };
 }
