@@ -9,7 +9,7 @@ import { execFile } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { walkTar } from "../src/build/tar";
+import { collect, walkTar } from "../src/tar/reader";
 import { CLI_28, normalize, tmpDir, type Daemon } from "./harness";
 import { berthAndDockerd } from "./differential";
 
@@ -76,13 +76,9 @@ async function facts(d: Daemon, ref: string, baseHistory: number) {
     const saved = path.join(work, "img.tar");
     expect((await cli(d, ["save", "-o", saved, ref])).code).toBe(0);
     const members = new Map<string, Buffer>();
-    walkTar(saved, (e, data) => {
+    walkTar(saved, (e) => {
       if (e.type !== "file" || !e.name.endsWith(".json")) return;
-      const f = path.join(work, "m");
-      const fd = fs.openSync(f, "w");
-      data(fd);
-      fs.closeSync(fd);
-      members.set(e.name.replace(/^\.\//, ""), fs.readFileSync(f));
+      return collect((body) => members.set(e.name.replace(/^\.\//, ""), body));
     });
     const manifest = JSON.parse(members.get("manifest.json")!.toString())[0];
     const cfg = JSON.parse(members.get(manifest.Config)!.toString());

@@ -1,6 +1,6 @@
 /**
  * The build context: the tar the client uploads (plain or gzip/bzip2/xz-compressed, as dockerd
- * accepts it), unpacked with the "context" policy of ./tar.ts, then filtered by `.dockerignore`.
+ * accepts it), unpacked with the "context" policy of the strict extractor (../tar/extract.ts), then filtered by `.dockerignore`.
  *
  * What dockerd does with .dockerignore (checked with dockerd 20.10): the CLI filters the context
  * before sending it, and the daemon itself only drops `.dockerignore` and the Dockerfile when the
@@ -10,7 +10,8 @@
  */
 import fs from "node:fs";
 import path from "node:path";
-import { compression, decompress, extractTar } from "./tar";
+import { extractTar } from "../tar/extract";
+import { compression, decompress } from "../tar/reader";
 
 export function unpackContext(tarFile: string, dir: string): void {
   if (fs.statSync(tarFile).size === 0) return; // an empty body: an empty context

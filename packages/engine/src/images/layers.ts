@@ -6,162 +6,34 @@
  * convention). The layer's diff id is the sha256 of the wire form, so a layer made here and
  * pushed, or saved, keeps its digest and the image keeps its id in any other engine.
  */
-import { execFileSync, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import fs from "node:fs";
-import path from "node:path";
 import { pipeline } from "node:stream/promises";
 import { PassThrough, type Readable, type Transform } from "node:stream";
 import zlib from "node:zlib";
-import { LayerTarGuard, UnsafeArchiveError } from "../build/tar";
-import { isOpaqueDir, markOpaque } from "../snapshots/overlay";
+import { extractStream, UnsafeArchiveError } from "../tar/extract";
+import { packTree, packTreeToFile } from "../tar/writer";
 
 /**
- * Every layer tar we write: sorted names, numeric owners, whole-second mtimes, xattrs except
- * overlayfs's own bookkeeping, and no atime/ctime (they change when the files are merely read or
- * linked, and would make the same directory give a different digest each time).
- */
-export const TAR_CREATE = ["--sort=name", "--numeric-owner", "--xattrs", "--xattrs-exclude=trusted.overlay.*", "--xattrs-exclude=user.overlay.*", "--format=posix", "--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime,delete=mtime"];
-
-interface Markers {
-  whiteouts: string[]; // paths (relative) of 0/0 character devices
-  opaque: string[]; // relative dirs marked opaque
-}
-
-/** Find overlayfs whiteouts and opaque directories in an unpacked layer. */
-function findMarkers(dir: string): Markers {
-  const whiteouts: string[] = [];
-  const opaque: string[] = [];
-  const walk = (rel: string) => {
-    let entries: fs.Dirent[];
-    try {
-      entries = fs.readdirSync(path.join(dir, rel), { withFileTypes: true });
-    } catch {
-      return;
-    }
-    for (const e of entries) {
-      const r = rel ? `${rel}/${e.name}` : e.name;
-      if (e.isCharacterDevice() && fs.lstatSync(path.join(dir, r)).rdev === 0) whiteouts.push(r);
-      else if (e.isDirectory()) {
-        // (readdir's types come from lstat: a symlink to a directory is not walked or asked)
-        if (isOpaqueDir(path.join(dir, r))) opaque.push(r);
-        walk(r);
-      }
-    }
-  };
-  walk("");
-  return { whiteouts, opaque };
-}
-
-/**
- * Write the wire form of an unpacked layer to `out` (an uncompressed tar). Without markers the
- * directory is tarred as it is; with markers, a hard-linked view is made (no data copied), the
- * markers rewritten in it, and the directories' times put back so the tar does not depend on when
- * it was made.
+ * Write the wire form of an unpacked layer to `out` (an uncompressed tar): ../tar/writer.ts with
+ * `wire`, so whiteouts and opaque directories become `.wh.` members as they are met (no copy or
+ * view of the directory is made). Sorted names, numeric owners, whole-second mtimes, xattrs except
+ * overlayfs's own, no atime/ctime: the same directory always gives the same bytes, and the same
+ * diff id.
  */
 export function writeLayerTar(dir: string, out: string): void {
-  const { src, cleanup } = wireView(dir, `${out}.view`);
-  try {
-    execFileSync("tar", [...TAR_CREATE, "-C", src, "-cf", out, "."]);
-  } finally {
-    cleanup();
-  }
+  packTreeToFile({ source: dir, name: ".", wire: true }, out);
 }
 
-/** The same tar as writeLayerTar, as a stream (push gzips and hashes it in one pass). */
-export function streamLayerTar(dir: string, scratch: string): { stdout: Readable; done: Promise<void> } {
-  const { src, cleanup } = wireView(dir, `${scratch}.view`);
-  const tar = spawn("tar", [...TAR_CREATE, "-C", src, "-cf", "-", "."], { stdio: ["ignore", "pipe", "pipe"] });
-  let err = "";
-  tar.stderr.on("data", (d: Buffer) => (err += d.toString()));
-  const done = new Promise<void>((resolve, reject) =>
-    tar.on("close", (code) => {
-      cleanup();
-      if (code === 0) resolve();
-      else reject(new Error(`tar of the layer failed: ${err.trim()}`));
-    }),
-  );
-  return { stdout: tar.stdout, done };
-}
-
-/** The directory to tar: the layer itself, or a hard-linked view with its markers in wire form. */
-function wireView(dir: string, view: string): { src: string; cleanup: () => void } {
-  const m = findMarkers(dir);
-  if (!m.whiteouts.length && !m.opaque.length) return { src: dir, cleanup: () => {} };
-  fs.rmSync(view, { recursive: true, force: true });
-  execFileSync("cp", ["-al", fs.realpathSync(dir), view]);
-  try {
-    const touched = new Set<string>();
-    for (const r of m.whiteouts) {
-      fs.rmSync(path.join(view, r));
-      fs.writeFileSync(path.join(view, path.dirname(r), `.wh.${path.basename(r)}`), "");
-      touched.add(path.dirname(r));
-    }
-    for (const r of m.opaque) {
-      fs.writeFileSync(path.join(view, r, ".wh..wh..opq"), "");
-      touched.add(r);
-    }
-    // The marker files carry the time of their directory, so two writes give the same bytes.
-    for (const d of touched) {
-      const st = fs.lstatSync(path.join(dir, d));
-      for (const f of [...m.whiteouts.filter((w) => path.dirname(w) === d).map((w) => `.wh.${path.basename(w)}`), ...(m.opaque.includes(d) ? [".wh..wh..opq"] : [])]) {
-        fs.utimesSync(path.join(view, d, f), st.atime, st.mtime);
-      }
-      fs.utimesSync(path.join(view, d), st.atime, st.mtime);
-    }
-  } catch (e) {
-    fs.rmSync(view, { recursive: true, force: true });
-    throw e;
-  }
-  return { src: view, cleanup: () => fs.rmSync(view, { recursive: true, force: true }) };
-}
-
-/**
- * Turn a wire-form layer unpacked in `dir` into overlayfs form: `.wh.` files become markers. The
- * directories keep the times the tar gave them (tar restored them; making the markers would not):
- * tarring the layer again gives the same bytes, so the diff id still holds.
- */
-export function tarToOverlay(dir: string): void {
-  const walk = (d: string) => {
-    let changed = false;
-    for (const name of fs.readdirSync(d)) {
-      const p = path.join(d, name);
-      if (name === ".wh..wh..opq") {
-        fs.rmSync(p);
-        markOpaque(d);
-        changed = true;
-      } else if (name.startsWith(".wh.")) {
-        fs.rmSync(p);
-        const target = path.join(d, name.slice(4));
-        fs.rmSync(target, { recursive: true, force: true });
-        mknodWhiteout(target);
-        changed = true;
-      } else if (fs.lstatSync(p).isDirectory()) walk(p);
-    }
-    return changed;
-  };
-  const times = new Map<string, fs.Stats>();
-  const record = (d: string) => {
-    times.set(d, fs.lstatSync(d));
-    for (const e of fs.readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) record(path.join(d, e.name));
-  };
-  if (!hasWireMarkers(dir)) return;
-  record(dir);
-  walk(dir);
-  for (const [d, st] of times) if (fs.existsSync(d)) fs.utimesSync(d, st.atime, st.mtime);
-}
-
-function hasWireMarkers(dir: string): boolean {
-  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-    if (e.name.startsWith(".wh.")) return true;
-    if (e.isDirectory() && hasWireMarkers(path.join(dir, e.name))) return true;
-  }
-  return false;
-}
-
-/** An overlayfs whiteout: a character device 0/0. */
-function mknodWhiteout(target: string): void {
-  execFileSync("mknod", [target, "c", "0", "0"]);
+/** The same tar as writeLayerTar, as a stream (push gzips and hashes it in one pass). `done` settles when it has all been read. */
+export function streamLayerTar(dir: string, _scratch?: string): { stdout: Readable; done: Promise<void> } {
+  const stdout = packTree({ source: dir, name: ".", wire: true });
+  const done = new Promise<void>((resolve, reject) => {
+    stdout.on("end", resolve);
+    stdout.on("error", (e) => reject(new Error(`tar of the layer failed: ${e.message}`)));
+  });
+  done.catch(() => {}); // the reader's pipeline reports the same error
+  return { stdout, done };
 }
 
 /** A stream that hashes what passes through it. */
@@ -214,27 +86,25 @@ export async function extractLayerSized(file: string, dir: string, onProgress?: 
 }
 
 /**
- * Unpack an uncompressed layer tar arriving on `src` into `dir` (made here), in overlay form;
- * returns its sha256 and size.
+ * Unpack an uncompressed layer tar arriving on `src` into `dir` (made here), in overlay form, with
+ * the strict extractor's "layer" rules (../tar/extract.ts: nothing climbs out, nothing is written
+ * through the archive's own links, `.wh.` members become whiteouts and opaque markers); returns
+ * the sha256 and size of the tar.
  */
 export async function extractLayerStream(src: Readable, dir: string): Promise<{ digest: string; size: number }> {
   fs.mkdirSync(dir, { recursive: true });
-  const h = hasher();
-  // --ignore-zeros: read to the very end; tar would otherwise stop at the end-of-archive blocks
-  // and close its stdin while padding is still coming, failing the pipeline ("Premature close").
-  const tar = spawn("tar", ["-x", "--ignore-zeros", "--numeric-owner", "--same-owner", "-p", "--xattrs", "--xattrs-include=*", "--no-overwrite-dir", "-C", dir, "-f", "-"], { stdio: ["pipe", "ignore", "pipe"] });
-  let err = "";
-  tar.stderr.on("data", (d: Buffer) => (err += d.toString()));
-  const done = new Promise<number>((r) => tar.on("close", (code) => r(code ?? 1)));
-  // Every member is checked before tar sees it (build/tar.ts): nothing climbs out of dir.
-  await pipeline(src, h, new LayerTarGuard(), tar.stdin).catch((e: Error) => {
-    tar.kill();
-    throw e instanceof UnsafeArchiveError ? e : new Error(`could not read the layer: ${e.message}`);
-  });
-  const code = await done;
-  if (code !== 0) throw new Error(`could not unpack the layer: ${err.trim().split("\n").slice(-2).join(" ")}`);
-  tarToOverlay(dir);
-  return { digest: h.digest(), size: h.bytes() };
+  const h = createHash("sha256");
+  let size = 0;
+  try {
+    await extractStream(src, dir, { policy: "layer", what: "layer" }, (c) => {
+      h.update(c);
+      size += c.length;
+    });
+  } catch (e) {
+    if (e instanceof UnsafeArchiveError) throw e;
+    throw new Error(`could not unpack the layer: ${(e as Error).message}`);
+  }
+  return { digest: `sha256:${h.digest("hex")}`, size };
 }
 
 /** gzip a stream into `dest`; returns the sha256 of what went in and of what came out, and its size. */
