@@ -2,26 +2,30 @@
 //   labkit lint <dir> [--strict]              every error and warning as file:line: message (fix: ...);
 //                                             exit 1 on any error (with --strict, on any warning too)
 //   labkit render <dir>                       the browser's view of every lab, as JSON
-//   labkit test <dir> [--lab id] [--runner sandbox|host] [--driver namespaces|uml|...] [--jobs N]
+//   labkit test <dir> [--lab id] [--driver namespaces|uml|qemu] [--jobs N]
 //                                             prove each check fails before and passes after its
-//                                             solution, one fresh sandbox per lab, N labs at a time
-//                                             (default 2); exit 1 on failure. With the sandbox
-//                                             runner, the lab registry (the storage setup pushed the
-//                                             lab images to; BERTH_REGISTRY_ROOT) is started for
-//                                             the run, so solutions can `docker pull`.
+//                                             solution, one fresh Berth sandbox per lab (the driver:
+//                                             --driver, else BERTH_SANDBOX_DRIVER, else namespaces,
+//                                             as the orchestrator), N labs at a time (default 2);
+//                                             exit 1 on failure. The lab registry (the storage setup
+//                                             pushed the lab images to; BERTH_REGISTRY_ROOT) is
+//                                             started for the run, so solutions can `docker pull`.
+// This entry point is the only part of labkit that reads the environment: BERTH_SANDBOX_DRIVER,
+// BERTH_STATE_DIR, BERTH_QEMU_* (sandboxOptionsFromEnv) and BERTH_REGISTRY_ROOT.
 import path from "node:path";
 import type { Lab, LabError } from "./lab.js";
 import { loadLabs } from "./load.js";
 import { renderLab } from "./render.js";
 import { testLab, type LabTestReport } from "./test-lab.js";
-import { createHostNamespacesRunner, createSandboxRunner, sandboxDriver, type DisposableRunner } from "./runners/index.js";
+import { createSandboxRunner, sandboxDriver, type DisposableRunner } from "./runners/index.js";
 import { existsSync } from "node:fs";
 import { startRegistry, type Registry } from "@berth/registry";
+import { sandboxDriverFromEnv, sandboxOptionsFromEnv, type SandboxDriver } from "@berth/sandbox";
 
 const USAGE = `usage:
   labkit lint <dir> [--strict]
   labkit render <dir>
-  labkit test <dir> [--lab <id>] [--runner sandbox|host] [--driver <name>] [--jobs <n>]
+  labkit test <dir> [--lab <id>] [--driver <name>] [--jobs <n>]
 
 <dir> holds one folder per lab, each with a lab.md (e.g. labs/).`;
 
@@ -79,7 +83,12 @@ async function main(argv: string[]): Promise<number> {
         console.error(`no lab "${only}" in ${dir}; labs: ${labs.map((l) => l.id).join(", ")}`);
         return 2;
       }
-      const runnerKind = flags.get("runner") ?? "sandbox";
+      if (flags.has("runner")) {
+        // The host runner (an unshare box of labkit's own) is gone: a lab is proved only in the
+        // kind of sandbox a learner gets.
+        console.error("labkit: --runner is gone: labs are proved in a Berth sandbox; pick its driver with --driver <name>");
+        return 2;
+      }
       const jobs = Number(flags.get("jobs") ?? 2);
       if (!Number.isInteger(jobs) || jobs < 1 || jobs > 16) {
         console.error(`--jobs ${flags.get("jobs")}: give a whole number from 1 to 16`);
@@ -88,15 +97,22 @@ async function main(argv: string[]): Promise<number> {
       // The lab registry, as the orchestrator runs it: only where setup has pushed the lab images.
       const registryRoot = process.env.BERTH_REGISTRY_ROOT || path.join(process.env.BERTH_STATE_DIR || "/var/lib/berth", "registry");
       let registry: Registry | undefined;
-      if (runnerKind === "sandbox" && existsSync(path.join(registryRoot, "data"))) {
+      if (existsSync(path.join(registryRoot, "data"))) {
         registry = await startRegistry({ root: registryRoot, host: "127.0.0.1" });
-      } else if (runnerKind === "sandbox") {
+      } else {
         console.error(`labkit: no lab registry at ${registryRoot} (setup pushes the lab images there): labs that pull images will fail`);
       }
       try {
         // The sandbox driver: --driver, else BERTH_SANDBOX_DRIVER, else namespaces (as the orchestrator).
-        const driverName = flags.get("driver") || process.env.BERTH_SANDBOX_DRIVER?.trim() || "namespaces";
-        return await runTests(selected, runnerKind, jobs, registry, driverName);
+        const driverName = flags.get("driver") || sandboxDriverFromEnv(process.env);
+        let driver: SandboxDriver;
+        try {
+          driver = sandboxDriver(driverName, { ...sandboxOptionsFromEnv(process.env), ...(registry ? { registryUpstream: registry.url } : {}) }, (line) => console.error(line));
+        } catch (e) {
+          console.error(`labkit: ${(e as Error).message}`);
+          return 2;
+        }
+        return await runTests(selected, driver, jobs);
       } finally {
         await registry?.stop();
       }
@@ -108,28 +124,13 @@ async function main(argv: string[]): Promise<number> {
 }
 
 /** Proves `labs`, `jobs` at a time, each in a sandbox of its own; reports in the order given. */
-async function runTests(selected: Lab[], runnerKind: string, jobs: number, registry: Registry | undefined, driverName: string): Promise<number> {
-  let driver: Awaited<ReturnType<typeof sandboxDriver>>;
-  try {
-    driver = runnerKind === "sandbox" ? await sandboxDriver(driverName, registry ? { registryUpstream: registry.url } : {}, (line) => console.error(line)) : undefined;
-  } catch (e) {
-    console.error(`labkit: ${(e as Error).message}`);
-    return 2;
-  }
-  if (runnerKind === "sandbox" && !driver) {
-    console.error("@berth/sandbox has no sandbox drivers yet: run with --runner host (an unshare sandbox on this machine)");
-    return 2;
-  }
-  if (runnerKind !== "sandbox" && runnerKind !== "host") {
-    console.error(`unknown runner "${runnerKind}": use sandbox or host`);
-    return 2;
-  }
-  if (driver) await driver.prepare((line) => console.error(line));
+async function runTests(selected: Lab[], driver: SandboxDriver, jobs: number): Promise<number> {
+  await driver.prepare((line) => console.error(line));
   const started = Date.now();
   const one = async (lab: Lab): Promise<{ ok: boolean; print: () => void }> => {
     let runner: DisposableRunner | undefined;
     try {
-      runner = driver ? await createSandboxRunner(driver, lab.id) : await createHostNamespacesRunner();
+      runner = await createSandboxRunner(driver, lab.id);
       const report = await testLab(lab, runner);
       return { ok: report.ok, print: () => printReport(report) };
     } catch (e) {
@@ -138,8 +139,8 @@ async function runTests(selected: Lab[], runnerKind: string, jobs: number, regis
       await runner?.dispose().catch(() => undefined);
     }
   };
-  // A small pool of sandboxes (the host runner, a stand-in for machines without the driver, runs one lab at a time).
-  const width = driver ? Math.min(jobs, selected.length) : 1;
+  // A small pool of sandboxes.
+  const width = Math.min(jobs, selected.length);
   const results: Promise<{ ok: boolean; print: () => void }>[] = [];
   let next = 0;
   const slots: Promise<void>[] = [];

@@ -9,7 +9,8 @@ import { FILE, GOOD, lineOf } from "./fixtures.js";
 
 const BIN = path.resolve(import.meta.dirname, "../bin/labkit.mjs");
 const LABS = path.resolve(import.meta.dirname, "../../../labs");
-const labkit = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: "utf8", timeout: 60_000 });
+// `test` proves a lab in a real sandbox (25-40 s for cgroups-by-hand here, more on a loaded machine).
+const labkit = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: "utf8", timeout: 170_000 });
 
 function labsDir(source: string): string {
   const dir = mkdtempSync(path.join(tmpdir(), "labkit-cli-"));
@@ -85,17 +86,23 @@ describe("labkit CLI", () => {
   });
 
   it("test: a table per lab, exit 0 when proved and 1 when not", () => {
-    const ok = labkit("test", LABS, "--runner", "host", "--lab", "cgroups-by-hand");
+    const ok = labkit("test", LABS, "--lab", "cgroups-by-hand");
     expect(ok.stdout).toMatch(/cgroups-by-hand: ok/);
     expect(ok.stdout).toMatch(/oom\s+oom-kill\s+fail\s+pass\s+ok/);
     expect(ok.status).toBe(0);
 
     const dir = labsDir(GOOD.replace("test -f /root/made # CHECK-SECRET-1", "true"));
-    const bad = labkit("test", dir, "--runner", "host");
+    const bad = labkit("test", dir);
     expect(bad.stdout).toMatch(/demo-lab: FAILED/);
     expect(bad.stdout).toMatch(/file-made: passes before its solution ran/);
     expect(bad.status).toBe(1);
 
-    expect(labkit("test", LABS, "--lab", "nope", "--runner", "host").status).toBe(2);
-  });
+    expect(labkit("test", LABS, "--lab", "nope").status).toBe(2);
+    const gone = labkit("test", LABS, "--runner", "host", "--lab", "cgroups-by-hand");
+    expect(gone.stderr).toMatch(/--runner is gone: labs are proved in a Berth sandbox/);
+    expect(gone.status).toBe(2);
+    const typo = labkit("test", LABS, "--driver", "unshare", "--lab", "cgroups-by-hand");
+    expect(typo.stderr).toMatch(/unknown sandbox driver "unshare"/);
+    expect(typo.status).toBe(2);
+  }, 360_000);
 });

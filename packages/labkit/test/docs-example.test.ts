@@ -1,9 +1,10 @@
-// The complete example in docs/lab-format.md must stay a working lab.
+// The complete example in docs/lab-format.md must stay a working lab, proved as `labkit test` proves
+// one: in a Berth sandbox of the default driver. As root.
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { expect, it } from "vitest";
 import { parseLab, testLab } from "../src/index.js";
-import { createHostNamespacesRunner } from "../src/runners/index.js";
+import { inLabSandbox } from "./lab-sandbox.js";
 
 it("the example in docs/lab-format.md lints clean and passes labkit test", async () => {
   const doc = readFileSync(path.resolve(import.meta.dirname, "../../../docs/lab-format.md"), "utf8");
@@ -14,13 +15,8 @@ it("the example in docs/lab-format.md lints clean and passes labkit test", async
   expect(warnings).toEqual([]);
   expect(lab!.steps.map((s) => s.id)).toEqual(["rename"]);
   expect(lab!.recap).toMatch(/one kernel, many names/);
-  const runner = await createHostNamespacesRunner();
-  try {
-    const report = await testLab(lab!, runner);
-    expect(report.checks.flatMap((c) => c.problems)).toEqual([]);
-    expect(report.quizzes.map((q) => [q.quizId, q.ok])).toEqual([["uts-quiz", true]]);
-    expect(report.ok).toBe(true);
-  } finally {
-    await runner.dispose();
-  }
-});
+  const report = await inLabSandbox("docs-example", (runner) => testLab(lab!, runner));
+  expect(report.checks.flatMap((c) => c.problems)).toEqual([]);
+  expect(report.quizzes.map((q) => [q.quizId, q.ok])).toEqual([["uts-quiz", true]]);
+  expect(report.ok).toBe(true);
+}, 120_000);

@@ -3,14 +3,13 @@
 // (Berth's tools, HOME=/, no pid of its own in the sandbox) and what a solution starts (a process
 // that keeps running) differ. As root, with a real Berth sandbox.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createSandboxRunner, namespacesDriver, type DisposableRunner } from "../src/runners/index.js";
+import { createSandboxRunner, type DisposableRunner } from "../src/runners/index.js";
+import { labDriver } from "./lab-sandbox.js";
 
 describe("createSandboxRunner: trusted and untrusted scripts", () => {
   let runner: DisposableRunner;
   beforeAll(async () => {
-    const driver = (await namespacesDriver())!;
-    await driver.prepare();
-    runner = await createSandboxRunner(driver, "runner-trusted");
+    runner = await createSandboxRunner(await labDriver(), "runner-trusted");
   });
   afterAll(async () => {
     await runner?.dispose();

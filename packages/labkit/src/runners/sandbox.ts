@@ -1,29 +1,30 @@
-// A LabRunner backed by a real Berth sandbox from @berth/sandbox (the same kind a learner gets):
-// one sandbox per lab. Checks and setup run as grading runs them (the driver's execTrusted: trusted
+// The LabRunner labkit proves labs with: a real Berth sandbox from @berth/sandbox (the same kind a
+// learner gets, made by whichever SandboxDriver the caller picked), one sandbox per lab. Checks and setup run as grading runs them (the driver's execTrusted: trusted
 // tools, out of the learner's reach); solutions through the agent's exec op, as the learner's own
 // shell would run them (`bash -s` with the script on stdin), so what they start keeps running.
-import { AgentClient, type SandboxDriver } from "@berth/sandbox";
+import { AgentClient, createSandboxDriver, DEFAULT_SANDBOX_DRIVER, type SandboxDriver, type SandboxDriverOptions } from "@berth/sandbox";
 import { randomBytes } from "node:crypto";
 import { constants } from "node:os";
-import type { DisposableRunner } from "./host-namespaces.js";
+import type { LabRunner } from "../test-lab.js";
 
-/**
- * The namespaces driver, looked up at run time so labkit does not break while it is missing.
- * `registryUpstream` (the lab registry, http://127.0.0.1:<port>) gives each sandbox the gateway a
- * learner's has, so labs whose solutions pull images can be proved.
- */
-export async function namespacesDriver(opts: { registryUpstream?: string } = {}): Promise<SandboxDriver | undefined> {
-  return sandboxDriver("namespaces", opts);
+/** A LabRunner that owns a sandbox: dispose() destroys it. */
+export interface DisposableRunner extends LabRunner {
+  dispose(): Promise<void>;
 }
 
 /**
  * A driver by name (`labkit test --driver uml`), through @berth/sandbox's factory: labkit reaches
  * every driver only through the SandboxDriver interface. Unknown names throw with the known ones.
+ * `registryUpstream` (the lab registry, http://127.0.0.1:<port>) gives each sandbox the gateway a
+ * learner's has, so labs whose solutions pull images can be proved.
  */
-export async function sandboxDriver(name: string, opts: { registryUpstream?: string } = {}, onWarning?: (line: string) => void): Promise<SandboxDriver | undefined> {
-  const mod = (await import("@berth/sandbox")) as Record<string, unknown>;
-  const factory = mod.createSandboxDriver;
-  return typeof factory === "function" ? (factory as (n: string, o: { registryUpstream?: string }, w?: (l: string) => void) => SandboxDriver)(name, opts, onWarning) : undefined;
+export function sandboxDriver(name: string, opts: SandboxDriverOptions = {}, onWarning?: (line: string) => void): SandboxDriver {
+  return createSandboxDriver(name, opts, onWarning);
+}
+
+/** The default driver (namespaces), as the orchestrator makes learners' sandboxes. */
+export function namespacesDriver(opts: SandboxDriverOptions = {}): SandboxDriver {
+  return sandboxDriver(DEFAULT_SANDBOX_DRIVER, opts);
 }
 
 /** What a check may print (as the orchestrator's grading keeps). */
