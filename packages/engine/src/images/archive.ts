@@ -9,13 +9,15 @@
  * keeps its id across engines; only a layer whose tar cannot be reproduced (a store from before
  * diff ids were taken over the wire form) makes us rewrite the config, and the id, as a last resort.
  */
+import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import { PassThrough, type Readable, type Writable } from "node:stream";
-import { pipeline } from "node:stream/promises";
+import type { Readable, Writable } from "node:stream";
 import zlib from "node:zlib";
-import tar from "tar-stream";
-import { extractLayerStream, gunzipFile, hasher, isGzip, streamLayerTar, writeLayerTar } from "./layers";
+import { Extractor } from "../tar/extract";
+import { encodeHeader, padding, trailer, type TarEntry } from "../tar/format";
+import { parseStream, TarParser, type EntrySink } from "../tar/reader";
+import { gunzipFile, isGzip, streamLayerTar, writeLayerTar } from "./layers";
 import { fileSha256, normalizeReference, sha256Hex, type Image, type ImageStore } from "./store";
 
 export const LAYER_TAR = "application/vnd.docker.image.rootfs.diff.tar";
@@ -83,34 +85,53 @@ function layerSource(store: ImageStore, diffId: string): { size: number; open():
  * whose tar size is unknown is written to a temporary file first (and its size remembered).
  */
 export async function saveImages(store: ImageStore, images: { image: Image; tags: string[] }[], out: Writable): Promise<void> {
-  const pack = tar.pack();
-  const sent = pipeline(pack, out);
-  sent.catch(() => {}); // awaited below; a client that goes away ends the loop with an error
-  const entry = (name: string, body: Buffer | string, mtime: Date) =>
-    new Promise<void>((resolve, reject) => pack.entry({ name, mtime, mode: 0o644 }, body, (e) => (e ? reject(e) : resolve())));
+  let written = 0;
+  const put = async (b: Buffer) => {
+    written += b.length;
+    if (!out.write(b)) await drained(out);
+  };
+  const member = (name: string, type: "file" | "dir", size: number, mtime: Date): Buffer =>
+    encodeHeader({ name, type, size, mode: type === "dir" ? 0o755 : 0o644, uid: 0, gid: 0, mtime: Math.floor(mtime.getTime() / 1000), linkname: "", devmajor: 0, devminor: 0, xattrs: new Map() } satisfies TarEntry);
+  const entry = async (name: string, body: Buffer | string, mtime: Date) => {
+    const b = Buffer.from(body);
+    await put(member(name, "file", b.length, mtime));
+    await put(b);
+    await put(Buffer.alloc(padding(b.length)));
+  };
+  /** A member whose body is a stream of exactly `size` bytes; returns the sha256 of what was sent. */
+  const streamed = async (name: string, size: number, mtime: Date, body: Readable): Promise<string> => {
+    const h = createHash("sha256");
+    let n = 0;
+    await put(member(name, "file", size, mtime));
+    for await (const c of body) {
+      n += (c as Buffer).length;
+      if (n > size) throw new Error(`layer ${name} is longer than its recorded size (${size} bytes)`);
+      h.update(c as Buffer);
+      await put(c as Buffer);
+    }
+    if (n !== size) throw new Error(`layer ${name} is shorter than its recorded size (${n} of ${size} bytes)`);
+    await put(Buffer.alloc(padding(size)));
+    return `sha256:${h.digest("hex")}`;
+  };
   const manifest: { Config: string; RepoTags: string[] | null; Layers: string[] }[] = [];
   const repositories: Record<string, Record<string, string>> = {};
-  const written = new Set<string>();
+  const done = new Set<string>();
   for (const { image, tags } of images) {
     const mtime = new Date(image.config.created ?? 0);
     const layers: string[] = [];
     const diffIds: string[] = [];
     for (const diffId of image.config.rootfs.diff_ids) {
       let hex = diffId.replace(/^sha256:/, "");
-      const header = (size: number) => {
-        pack.entry({ name: `${hex}/`, type: "directory", mtime, mode: 0o755 });
-        return pack.entry({ name: `${hex}/layer.tar`, size, mtime, mode: 0o644 });
-      };
-      const source = written.has(hex) ? undefined : layerSource(store, diffId);
-      if (written.has(hex)) {
+      const source = done.has(hex) ? undefined : layerSource(store, diffId);
+      if (done.has(hex)) {
         // already in the archive
       } else if (source) {
-        const h = hasher();
-        const { stream, done } = source.open();
-        await Promise.all([pipeline(stream, h, header(source.size)), done]);
-        if (h.digest() !== diffId) {
+        await put(member(`${hex}/`, "dir", 0, mtime));
+        const { stream, done: finished } = source.open();
+        const [digest] = await Promise.all([streamed(`${hex}/layer.tar`, source.size, mtime, stream), finished]);
+        if (digest !== diffId) {
           // Never expected (the size and the bytes come from the same layer): the archive is broken.
-          throw new Error(`layer ${diffId} gave ${h.digest()} when read for saving`);
+          throw new Error(`layer ${diffId} gave ${digest} when read for saving`);
         }
       } else {
         const tmp = store.tmpPath("save-layer");
@@ -119,13 +140,16 @@ export async function saveImages(store: ImageStore, images: { image: Image; tags
           hex = digest.replace(/^sha256:/, "");
           const size = fs.statSync(tmp).size;
           if (digest === diffId) store.recordLayerTarSize(diffId, size);
-          if (!written.has(hex)) await pipeline(fs.createReadStream(tmp, { highWaterMark: 1 << 20 }), header(size));
+          if (!done.has(hex)) {
+            await put(member(`${hex}/`, "dir", 0, mtime));
+            await streamed(`${hex}/layer.tar`, size, mtime, fs.createReadStream(tmp, { highWaterMark: 1 << 20 }));
+          }
         } finally {
           fs.rmSync(tmp, { force: true });
         }
       }
-      if (!written.has(hex)) await entry(`${hex}/VERSION`, "1.0", mtime);
-      written.add(hex);
+      if (!done.has(hex)) await entry(`${hex}/VERSION`, "1.0", mtime);
+      done.add(hex);
       layers.push(`${hex}/layer.tar`);
       diffIds.push(`sha256:${hex}`);
     }
@@ -142,8 +166,26 @@ export async function saveImages(store: ImageStore, images: { image: Image; tags
   const now = new Date();
   await entry("manifest.json", JSON.stringify(manifest), now);
   await entry("repositories", JSON.stringify(repositories), now);
-  pack.finalize();
-  await sent;
+  await put(trailer(written));
+  await new Promise<void>((resolve, reject) => out.end((e?: Error | null) => (e ? reject(e) : resolve())));
+}
+
+/** Wait until `out` takes more; rejects when it fails or is closed first (a client that went away). */
+function drained(out: Writable): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const settle = (e?: Error) => {
+      out.off("drain", onDrain);
+      out.off("close", onClose);
+      out.off("error", settle);
+      if (e) reject(e);
+      else resolve();
+    };
+    const onDrain = () => settle();
+    const onClose = () => settle(new Error("the archive's reader went away"));
+    out.on("drain", onDrain);
+    out.on("close", onClose);
+    out.on("error", settle);
+  });
 }
 
 /** JSON members of an archive (configs, manifest.json) are read into memory, up to this size each. */
@@ -152,8 +194,8 @@ const MAX_JSON_MEMBER = 16 << 20;
 /**
  * `docker load`: read a docker-archive as it arrives, without writing it anywhere by its names.
  * Small JSON members are kept in memory; each `*.tar` member (a layer) goes straight to a file
- * (kept as the layer's blob) and through `tar -x` into a directory of our naming, hashed on the
- * way. Once the archive has ended, manifest.json says which layer belongs where: each must hash
+ * (kept as the layer's blob) and through the strict extractor into a directory of our naming,
+ * hashed on the way. Once the archive has ended, manifest.json says which layer belongs where: each must hash
  * to its config's diff id. Returns the lines `docker load` prints.
  */
 export async function loadImages(store: ImageStore, src: Readable): Promise<string[]> {
@@ -161,68 +203,75 @@ export async function loadImages(store: ImageStore, src: Readable): Promise<stri
   fs.mkdirSync(work, { recursive: true });
   const json = new Map<string, Buffer>();
   const links = new Map<string, string>(); // member -> the member it links to
-  const layers = new Map<string, Promise<{ dir: string; file: string; digest: string; size: number }>>();
+  type Layer = { dir: string; file: string; digest: string; size: number } | Error;
+  const layers = new Map<string, Layer | undefined>(); // undefined while it is still arriving
+  const open = new Set<number>(); // blob files being written
   try {
-    const extract = tar.extract();
-    extract.on("entry", (h, stream, next) => {
-      const name = path.posix.normalize(h.name).replace(/^(\.\/)+/, "");
-      const skip = () => {
-        stream.on("end", () => next());
-        stream.resume();
-      };
-      if (name.startsWith("../") || name.startsWith("/")) return skip();
-      // dockerd writes a layer that two images share once, and a link to it for the second.
-      if (h.type === "symlink" && h.linkname) links.set(name, path.posix.normalize(path.posix.join(path.posix.dirname(name), h.linkname)));
-      if (h.type !== "file") return skip();
-      if (name.endsWith(".tar")) {
-        const n = layers.size;
-        const dir = path.join(work, `layer-${n}`);
-        const file = path.join(work, `blob-${n}`);
-        const out = fs.createWriteStream(file);
-        const unpack = new PassThrough();
-        stream.on("data", (chunk: unknown) => {
-          const c = chunk as Buffer;
-          const a = out.write(c);
-          const b = unpack.write(c);
-          if (!a || !b) {
-            stream.pause();
-            let waiting = 0;
-            const resume = () => --waiting <= 0 && stream.resume();
-            if (out.writableNeedDrain) (waiting++, out.once("drain", resume));
-            if (unpack.writableNeedDrain) (waiting++, unpack.once("drain", resume));
-            if (waiting === 0) stream.resume();
-          }
-        });
-        const written = new Promise<void>((resolve, reject) => {
-          out.on("error", reject);
-          stream.on("end", () => {
-            unpack.end();
-            out.end(() => resolve());
-          });
-        });
-        const p = Promise.all([written, extractLayerStream(unpack, dir)]).then(([, r]) => ({ dir, file, ...r }));
-        p.catch(() => {}); // awaited below
-        layers.set(name, p);
-        stream.on("end", () => next());
-        return;
-      }
-      if (name.endsWith(".json") || name === "repositories") {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        stream.on("data", (chunk: unknown) => {
-          const c = chunk as Buffer;
+    const outer = new TarParser(
+      (e): EntrySink | void => {
+        const name = path.posix.normalize(e.name).replace(/^(\.\/)+/, "");
+        if (name.startsWith("../") || name.startsWith("/")) return;
+        // dockerd writes a layer that two images share once, and a link to it for the second.
+        if (e.type === "symlink" && e.linkname) links.set(name, path.posix.normalize(path.posix.join(path.posix.dirname(name), e.linkname)));
+        if (e.type !== "file") return;
+        if (name.endsWith(".tar")) return layerSink(name);
+        if (name.endsWith(".json") || name === "repositories") {
+          const chunks: Buffer[] = [];
+          let size = 0;
+          return {
+            write: (c) => {
+              size += c.length;
+              if (size <= MAX_JSON_MEMBER) chunks.push(Buffer.from(c));
+            },
+            end: () => void (size <= MAX_JSON_MEMBER && json.set(name, Buffer.concat(chunks))),
+          };
+        }
+      },
+      { what: "image archive" },
+    );
+    // A layer: to a file (kept as the layer's blob), hashed, and through the strict extractor's
+    // "layer" policy into a directory of our naming, all as its bytes pass.
+    const layerSink = (name: string): EntrySink => {
+      const n = layers.size;
+      const dir = path.join(work, `layer-${n}`);
+      const file = path.join(work, `blob-${n}`);
+      fs.mkdirSync(dir);
+      const fd = fs.openSync(file, "w");
+      open.add(fd);
+      const h = createHash("sha256");
+      let size = 0;
+      let failed: Error | undefined;
+      const x = new Extractor(dir, { policy: "layer", what: "layer" });
+      const inner = new TarParser((le) => x.entry(le), { what: "layer", afterEnd: "continue" });
+      layers.set(name, undefined);
+      return {
+        write: (c) => {
+          for (let off = 0; off < c.length; ) off += fs.writeSync(fd, c, off, c.length - off);
+          h.update(c);
           size += c.length;
-          if (size <= MAX_JSON_MEMBER) chunks.push(c);
-        });
-        stream.on("end", () => {
-          if (size <= MAX_JSON_MEMBER) json.set(name, Buffer.concat(chunks));
-          next();
-        });
-        return;
-      }
-      skip();
-    });
-    await pipeline(src, extract).catch((e: Error) => {
+          if (failed) return;
+          try {
+            inner.feed(c);
+          } catch (e) {
+            failed = e as Error;
+          }
+        },
+        end: () => {
+          fs.closeSync(fd);
+          open.delete(fd);
+          if (!failed) {
+            try {
+              inner.end();
+              x.end();
+            } catch (e) {
+              failed = e as Error;
+            }
+          }
+          layers.set(name, failed ?? { dir, file, digest: `sha256:${h.digest("hex")}`, size });
+        },
+      };
+    };
+    await parseStream(src, outer).catch((e: Error) => {
       throw new Error(`invalid image archive: not a tar archive (${e.message})`);
     });
     const manifestBytes = json.get("manifest.json");
@@ -253,7 +302,8 @@ export async function loadImages(store: ImageStore, src: Readable): Promise<stri
         const expected = diffIds[i]!;
         const got = layers.get(member(layer));
         if (!got) throw new Error(`invalid image archive: ${layer} is not a layer`);
-        const { dir, file, digest, size } = await got;
+        if (got instanceof Error) throw got;
+        const { dir, file, digest, size } = got;
         if (store.hasLayer(expected)) continue;
         if (digest !== expected) throw new Error(`invalid image archive: ${layer} has digest ${digest}, but the config expects ${expected}`);
         store.adoptLayer(dir, digest);
@@ -270,7 +320,7 @@ export async function loadImages(store: ImageStore, src: Readable): Promise<stri
     }
     return loaded;
   } finally {
-    await Promise.allSettled(layers.values());
+    for (const fd of open) fs.closeSync(fd);
     fs.rmSync(work, { recursive: true, force: true });
   }
 }
