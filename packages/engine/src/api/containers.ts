@@ -2,13 +2,13 @@
  * /containers/... and /exec/...: the endpoints `docker run`, `ps`, `logs`, `exec` and friends call.
  * Shapes follow the Docker Engine API; the comments say where the CLI is picky.
  */
-import { spawn } from "node:child_process";
 import { PassThrough } from "node:stream";
 import { statusText, type ContainerRecord } from "../containers/container";
 import { ContainerService, matchesLabels, type Container } from "../containers/service";
 import { statsSample, type StatsSample } from "../containers/stats";
 import { EngineError } from "../errors";
 import type { ImageStore } from "../images/store";
+import { packTree } from "../tar/writer";
 import { publicMounts } from "../volumes/mounts";
 import type { StreamName } from "../logs/json-file";
 import type { NetworkManager } from "../network/manager";
@@ -158,9 +158,11 @@ export function containerRoutes(router: Router, svc: ContainerService, images: I
     const c = find(ctx);
     const root = svc.rootfs(c);
     const res = startStream(ctx, "application/x-tar");
-    const tar = spawn("tar", ["--numeric-owner", "--xattrs", "-C", root, "-cf", "-", "."], { stdio: ["ignore", "pipe", "ignore"] });
-    tar.stdout.pipe(res);
-    res.on("close", () => tar.kill());
+    // The engine's own tar writer (../tar/writer.ts): numeric owners, xattrs, hard links kept.
+    const tar = packTree({ source: root, name: "." });
+    tar.on("error", (e) => res.destroy(e));
+    tar.pipe(res);
+    res.on("close", () => tar.destroy());
   });
 
   router.on("POST", "/containers/prune", async (ctx) => sendJson(ctx, 200, await svc.prune(parseFilters(ctx))));
