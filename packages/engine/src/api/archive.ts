@@ -4,13 +4,13 @@
  * container's root: symlinks are followed as the container would see them, ".." stops at "/", and a
  * tar member that would land outside the destination is refused.
  */
-import { spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
-import tar from "tar-stream";
 import type { ContainerService } from "../containers/service";
 import { EngineError } from "../errors";
 import { walkInRoot, type RootMount } from "../paths/in-root";
+import { extractStream, UnsafeArchiveError } from "../tar/extract";
+import { packTree } from "../tar/writer";
 import { boolParam, send, startStream, type Ctx, type Router } from "./http";
 
 const MAX_ARCHIVE = 1 << 30;
@@ -87,15 +87,13 @@ export function archiveRoutes(router: Router, svc: ContainerService): void {
     if (ctx.method === "HEAD") return send(ctx, 200, undefined, "application/x-tar", { "X-Docker-Container-Path-Stat": header });
     ctx.res!.setHeader("X-Docker-Container-Path-Stat", header);
     const res = startStream(ctx, "application/x-tar");
-    const base = hostPath === root ? "." : path.basename(hostPath);
-    // "dir/." names the contents: dockerd's archive then starts at "./", not at "dir/".
-    const name = p.endsWith("/.") ? "." : path.basename(p.replace(/\/\.?$/, "")) || "/";
-    // The archive's root entry is the basename of what was asked for (even when it was a symlink).
-    const args = ["--numeric-owner", "-C", path.dirname(hostPath), "-cf", "-"];
-    if (base !== name && hostPath !== root) args.push(`--transform=s,^${escapeSed(base)},${name.replace(/[\\,&]/g, (m) => `\\${m}`)},`);
-    const t = spawn("tar", [...args, base], { stdio: ["ignore", "pipe", "ignore"] });
-    t.stdout.pipe(res);
-    res.on("close", () => t.kill());
+    // "dir/." names the contents: dockerd's archive then starts at "./", not at "dir/". The
+    // archive's root entry is the basename of what was asked for (even when it was a symlink).
+    const name = hostPath === root || p.endsWith("/.") ? "." : path.basename(p.replace(/\/\.?$/, "")) || "/";
+    const tar = packTree({ source: hostPath, name });
+    tar.on("error", (e) => res.destroy(e)); // a file vanished mid-way: the CLI sees a cut archive
+    tar.pipe(res);
+    res.on("close", () => tar.destroy());
   });
 
   router.on("PUT", "/containers/:id/archive", async (ctx) => {
@@ -112,89 +110,18 @@ export function archiveRoutes(router: Router, svc: ContainerService): void {
   });
 }
 
-function escapeSed(s: string): string {
-  return s.replace(/[\\,.*^$[\]]/g, (m) => `\\${m}`);
-}
-
-/** Unpack the request's tar under `dest`, refusing members that would escape it. */
-function extractInto(ctx: Ctx, root: string, dest: string, keepOwner: boolean, mounts: RootMount[], logicalDest: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const extract = tar.extract();
-    let received = 0;
-    let failed = false;
-    const fail = (e: Error) => {
-      if (failed) return;
-      failed = true;
-      ctx.req.unpipe(extract);
-      extract.destroy();
-      reject(e);
-    };
-    ctx.req.on("data", (b: Buffer) => {
-      received += b.length;
-      if (received > MAX_ARCHIVE) fail(new EngineError(413, `archive larger than ${MAX_ARCHIVE} bytes`));
+/** Unpack the request's tar under `dest` with the strict extractor's "copy" rules (../tar/extract.ts). */
+async function extractInto(ctx: Ctx, root: string, dest: string, keepOwner: boolean, mounts: RootMount[], logicalDest: string): Promise<void> {
+  let received = 0;
+  try {
+    await extractStream(ctx.req, dest, { policy: "copy", what: "archive", root, logicalDest, mounts, owners: keepOwner ? "keep" : { uid: 0, gid: 0 } }, (c) => {
+      received += c.length;
+      if (received > MAX_ARCHIVE) throw new EngineError(413, `archive larger than ${MAX_ARCHIVE} bytes`);
     });
-    extract.on("entry", (h, stream, next) => {
-      const name = path.posix.normalize(h.name);
-      const containerDest = logicalDest.replace(/^\/+/, "") || ".";
-      const logical = path.posix.join("/", containerDest, name);
-      if (name.startsWith("../") || name === ".." || path.posix.isAbsolute(name) && name.includes("..")) {
-        fail(new EngineError(400, `${JSON.stringify(h.name)} is outside of ${JSON.stringify(`/${containerDest}`)}`));
-        return;
-      }
-      let target: string;
-      try {
-        target = walkInRoot(root, logical, { followLast: false, mounts }).host;
-      } catch (e) {
-        fail(e as Error);
-        return;
-      }
-      const owner = () => {
-        try {
-          fs.lchownSync(target, keepOwner ? h.uid ?? 0 : 0, keepOwner ? h.gid ?? 0 : 0);
-        } catch {
-          /* best effort, as Docker */
-        }
-      };
-      const done = () => {
-        owner();
-        next();
-      };
-      try {
-        fs.mkdirSync(path.dirname(target), { recursive: true });
-        if (h.type === "directory") {
-          fs.mkdirSync(target, { recursive: true, mode: h.mode });
-          stream.resume();
-          stream.on("end", done);
-        } else if (h.type === "symlink") {
-          fs.rmSync(target, { force: true });
-          fs.symlinkSync(h.linkname ?? "", target);
-          stream.resume();
-          stream.on("end", done);
-        } else if (h.type === "link") {
-          const src = walkInRoot(root, path.posix.join("/", containerDest, h.linkname ?? ""), { followLast: false, mounts }).host;
-          fs.rmSync(target, { force: true });
-          fs.linkSync(src, target);
-          stream.resume();
-          stream.on("end", done);
-        } else if (h.type === "file" || h.type === "contiguous-file") {
-          if (fs.existsSync(target) && fs.lstatSync(target).isSymbolicLink()) fs.rmSync(target);
-          const out = fs.createWriteStream(target, { mode: h.mode });
-          stream.pipe(out);
-          out.on("finish", () => {
-            fs.chmodSync(target, h.mode ?? 0o644);
-            done();
-          });
-          out.on("error", fail);
-        } else {
-          stream.resume();
-          stream.on("end", next);
-        }
-      } catch (e) {
-        fail(e as Error);
-      }
-    });
-    extract.on("finish", () => !failed && resolve());
-    extract.on("error", (e) => fail(new EngineError(400, `invalid tar: ${e.message}`)));
-    ctx.req.pipe(extract);
-  });
+  } catch (e) {
+    ctx.req.resume(); // read the rest away, so the answer reaches the client
+    if (e instanceof EngineError) throw e;
+    if (e instanceof UnsafeArchiveError) throw new EngineError(400, e.message);
+    throw new EngineError(500, `cannot extract the archive: ${(e as Error).message}`);
+  }
 }

@@ -113,6 +113,8 @@ export class Extractor {
     try {
       rel = cleanMemberName(e.name);
     } catch (err) {
+      // docker cp answers in dockerd's words
+      if (this.opts.policy === "copy") throw new UnsafeArchiveError(`${JSON.stringify(e.name)} is outside of ${JSON.stringify(this.opts.logicalDest ?? "/")}`);
       throw new UnsafeArchiveError(`${this.what}: ${(err as Error).message}; refused, nothing was written outside`);
     }
     const { policy } = this.opts;
