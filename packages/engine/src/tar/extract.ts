@@ -331,7 +331,7 @@ function lstatOrNull(p: string): fs.Stats | null {
 /** Unpack `file` (already decompressed) into `dest`. Returns the number of members written. */
 export function extractTar(file: string, dest: string, opts: ExtractOptions): number {
   const x = new Extractor(dest, opts);
-  parseFile(file, new TarParser((e) => x.entry(e), { what: x.what, afterEnd: "stop" }));
+  parseFile(file, new TarParser((e) => x.entry(e), { what: x.what, afterEnd: opts.policy === "layer" ? "continue" : "stop" }));
   x.end();
   return x.count;
 }
