@@ -3,7 +3,7 @@
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { sandboxOptionsFromEnv, type SandboxDriverOptions } from "@berth/sandbox";
+import { sandboxOptionsFromEnv, type SandboxEnvOptions } from "@berth/sandbox";
 import { stateDir } from "./db/location.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -34,8 +34,8 @@ export interface OrchestratorConfig {
   warmPoolSize: number;
   /** Which sandbox driver makes learners' sandboxes (BERTH_SANDBOX_DRIVER: namespaces, uml, qemu). */
   sandboxDriver: string;
-  /** Where the driver keeps sandboxes and images, the qemu accelerator and kernel (BERTH_STATE_DIR, BERTH_QEMU_*). */
-  sandboxOptions: Pick<SandboxDriverOptions, "stateDir" | "accel" | "kernelPackage">;
+  /** Where the driver keeps sandboxes and images, the uplinks' subnet, the qemu accelerator and kernel (BERTH_STATE_DIR, BERTH_UPLINK_SUBNET, BERTH_NET_DIR, BERTH_QEMU_*). */
+  sandboxOptions: SandboxEnvOptions;
   /** pino's level (LOG_LEVEL, default info). */
   logLevel: string;
   /** A sandbox with no viewer and no activity for this long is reaped. */

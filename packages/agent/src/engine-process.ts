@@ -26,6 +26,8 @@ export interface EngineProcessOptions {
   sharedImages?: string[];
   /** Paths no container may bind-mount (`--bind-deny`): the agent's own, /opt/berth. */
   bindDeny?: string[];
+  /** The lab registry docker.io names are pulled from (the engine's BERTH_REGISTRY_MIRROR), if the sandbox has one. */
+  registryMirror?: string;
 }
 
 const MAX_RESTART_DELAY_MS = 30_000;
@@ -69,7 +71,7 @@ export class EngineProcess {
         stdio: ["ignore", out, out],
         // Only what the engine needs: never the agent's own environment (the token's file name, etc.).
         // (plus the lab registry the sandbox's docker.io names come from, when it has one)
-        env: { PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", HOME: "/root", LANG: "C.UTF-8", BERTH_SHIM: shim, ...(process.env.BERTH_REGISTRY_MIRROR ? { BERTH_REGISTRY_MIRROR: process.env.BERTH_REGISTRY_MIRROR } : {}) } as Record<string, string> as NodeJS.ProcessEnv,
+        env: { PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", HOME: "/root", LANG: "C.UTF-8", BERTH_SHIM: shim, ...(this.opts.registryMirror ? { BERTH_REGISTRY_MIRROR: this.opts.registryMirror } : {}) } as Record<string, string> as NodeJS.ProcessEnv,
       });
     } finally {
       closeSync(out);

@@ -23,7 +23,7 @@ const socketPath = listenFd === undefined ? process.env.BERTH_AGENT_SOCKET || "/
 const ENGINE_START_FALLBACK_MS = 3000;
 
 try {
-  const token = readAgentToken();
+  const token = readAgentToken(process.env);
   const bundle = process.env.BERTH_ENGINE_BUNDLE;
   const engine = bundle
     ? new EngineProcess({
@@ -37,6 +37,8 @@ try {
         // What a learner's container may not bind: Berth's own files and the agent's sockets (the
         // engine adds its state dir itself). The docker socket stays bindable, as with Docker.
         bindDeny: ["/opt/berth", "/run/berth", "/run/berth-gw", ...(process.env.BERTH_ENGINE_SHARED_IMAGES ? [process.env.BERTH_ENGINE_SHARED_IMAGES] : [])],
+        // The lab registry, reached through the driver's gateway (set by the driver with BERTH_REGISTRY_SOCKET).
+        registryMirror: process.env.BERTH_REGISTRY_MIRROR || undefined,
         log,
       })
     : undefined;

@@ -4,7 +4,8 @@
 // readable in /proc/<pid>/environ for root in the sandbox, so the file is the way a driver should use.
 import { readFileSync, unlinkSync } from "node:fs";
 
-export function readAgentToken(env: NodeJS.ProcessEnv = process.env): string {
+/** `env` is the process's own environment (main passes process.env): the token is deleted from it. */
+export function readAgentToken(env: NodeJS.ProcessEnv): string {
   let token = "";
   const file = env.BERTH_AGENT_TOKEN_FILE;
   if (file) {

@@ -3,6 +3,7 @@
 // options every caller may pass and ignores what its driver has no use for (said in `unsupported`).
 import type { SandboxDriver } from "./driver.js";
 import { createNamespacesDriver, type NamespacesDriverOptions } from "./namespaces/driver.js";
+import { DEFAULT_UPLINK_NET } from "./namespaces/network.js";
 import { createUmlDriver } from "./uml/driver.js";
 import { createQemuDriver, type QemuDriverOptions } from "./qemu/driver.js";
 
@@ -37,16 +38,23 @@ export function sandboxDriverFromEnv(env: NodeJS.ProcessEnv): string {
   return env.BERTH_SANDBOX_DRIVER?.trim() || DEFAULT_SANDBOX_DRIVER;
 }
 
+/** What sandboxOptionsFromEnv sets. */
+export type SandboxEnvOptions = Pick<SandboxDriverOptions, "stateDir" | "uplinkNet" | "accel" | "kernelPackage">;
+
 /**
  * The driver options a program's environment sets, for its entry point to pass on (the drivers
  * themselves never read the environment): BERTH_STATE_DIR (default /var/lib/berth),
+ * BERTH_UPLINK_SUBNET and BERTH_NET_DIR (the uplinks: 10.213.0.0/16, /run/berth-net),
  * BERTH_QEMU_ACCEL (kvm, tcg or auto), BERTH_QEMU_KERNEL_PACKAGE.
  */
-export function sandboxOptionsFromEnv(env: NodeJS.ProcessEnv): Pick<SandboxDriverOptions, "stateDir" | "accel" | "kernelPackage"> {
+export function sandboxOptionsFromEnv(env: NodeJS.ProcessEnv): SandboxEnvOptions {
   const accel = env.BERTH_QEMU_ACCEL?.trim() || undefined;
   if (accel !== undefined && accel !== "kvm" && accel !== "tcg" && accel !== "auto") throw new Error(`BERTH_QEMU_ACCEL=${accel}: want kvm, tcg or auto`);
+  const subnet = env.BERTH_UPLINK_SUBNET?.trim();
+  const netDir = env.BERTH_NET_DIR?.trim();
   return {
     ...(env.BERTH_STATE_DIR ? { stateDir: env.BERTH_STATE_DIR } : {}),
+    ...(subnet || netDir ? { uplinkNet: { subnet: subnet || DEFAULT_UPLINK_NET.subnet, netDir: netDir || DEFAULT_UPLINK_NET.netDir } } : {}),
     ...(accel ? { accel } : {}),
     ...(env.BERTH_QEMU_KERNEL_PACKAGE?.trim() ? { kernelPackage: env.BERTH_QEMU_KERNEL_PACKAGE.trim() } : {}),
   };
@@ -72,11 +80,11 @@ registerSandboxDriver("namespaces", {
 
 registerSandboxDriver("uml", {
   summary: "a User-mode Linux guest per learner: a kernel of its own, cgroup v2 inside whatever the host runs",
-  make: (opts) => createUmlDriver({ stateDir: opts.stateDir, agentTimeoutMs: opts.agentTimeoutMs, engine: opts.engine, egressAllow: opts.egressAllow, registryUpstream: opts.registryUpstream, registryQuota: opts.registryQuota }),
+  make: (opts) => createUmlDriver({ stateDir: opts.stateDir, agentTimeoutMs: opts.agentTimeoutMs, engine: opts.engine, egressAllow: opts.egressAllow, uplinkNet: opts.uplinkNet, registryUpstream: opts.registryUpstream, registryQuota: opts.registryQuota }),
 });
 
 registerSandboxDriver("qemu", {
   summary: "a QEMU VM per learner (KVM; TCG without it, slow): a kernel of its own behind the hypervisor, the lab registry but no network out yet",
-  unsupported: ["uplink", "egressAllow"],
+  unsupported: ["uplink", "egressAllow", "uplinkNet"],
   make: (opts) => createQemuDriver({ stateDir: opts.stateDir, agentTimeoutMs: opts.agentTimeoutMs, engine: opts.engine, registryUpstream: opts.registryUpstream, registryQuota: opts.registryQuota, accel: opts.accel, kernelPackage: opts.kernelPackage }),
 });

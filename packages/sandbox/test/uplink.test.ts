@@ -10,7 +10,7 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AgentClient, createNamespacesDriver } from "../src/index.js";
-import { attachUplink, claimSlot, detachUplink, removeStaleUplinks, UPLINK_NET_DIR } from "../src/namespaces/network.js";
+import { attachUplink, claimSlot, detachUplink, removeStaleUplinks, DEFAULT_UPLINK_NET } from "../src/namespaces/network.js";
 import { startRegistry, type Registry } from "@berth/registry";
 import { sh, testDriver, testId, connectedSandboxes, endSandboxes } from "./sandbox-fixture.js";
 
@@ -199,11 +199,11 @@ describe("uplink lifecycle", () => {
     const up = (await d.uplinkOf(id))!;
     const rules = () => execFileSync("iptables", ["-w", "-S", "BERTH-SANDBOXES"], { encoding: "utf8" });
     expect(rules()).toContain(`-i ${up.ifname} `);
-    expect(existsSync(join(UPLINK_NET_DIR, "slots", String(up.slot)))).toBe(true);
+    expect(existsSync(join(DEFAULT_UPLINK_NET.netDir, "slots", String(up.slot)))).toBe(true);
     await d.destroy(id);
     expect(existsSync(`/sys/class/net/${up.ifname}`)).toBe(false);
     expect(rules()).not.toContain(`-i ${up.ifname} `);
-    expect(existsSync(join(UPLINK_NET_DIR, "slots", String(up.slot)))).toBe(false);
+    expect(existsSync(join(DEFAULT_UPLINK_NET.netDir, "slots", String(up.slot)))).toBe(false);
   });
 
   it("prepare() cleans what a crashed run left: a claim without its sandbox, its link and its rule", async () => {
@@ -227,7 +227,7 @@ describe("uplink lifecycle", () => {
       expect(freed).toContain(slot.slot);
       expect(existsSync(`/sys/class/net/${slot.ifname}`)).toBe(false);
       expect(execFileSync("iptables", ["-w", "-S", "BERTH-SANDBOXES"], { encoding: "utf8" })).not.toContain(`-i ${slot.ifname} `);
-      expect(existsSync(join(UPLINK_NET_DIR, "slots", String(slot.slot)))).toBe(false);
+      expect(existsSync(join(DEFAULT_UPLINK_NET.netDir, "slots", String(slot.slot)))).toBe(false);
     } finally {
       if (slot) await detachUplink(slot);
       execFileSync("sh", ["-c", `pkill -P ${holder} 2>/dev/null; kill ${holder} 2>/dev/null; true`]);

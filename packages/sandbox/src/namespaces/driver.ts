@@ -43,7 +43,7 @@ import { AgentListener, Runc } from "./runc.js";
 import { DEFAULT_EGRESS_ALLOW, EgressProxy } from "./egress.js";
 import { createSandboxDisk, DISK_MOUNT, MIN_DISK_BYTES, remountSandboxDisk, sandboxDiskUsage } from "./disk.js";
 import { ensureSharedImages, removeUnusedSharedImages } from "./shared-images.js";
-import { attachUplink, claimSlot, detachUplinksOf, ensureHostNetwork, removeStaleUplinks, repairHostNetwork, sandboxResolvConf, type UplinkSlot } from "./network.js";
+import { attachUplink, claimSlot, DEFAULT_UPLINK_NET, detachUplinksOf, ensureHostNetwork, removeStaleUplinks, repairHostNetwork, sandboxResolvConf, type UplinkNet, type UplinkSlot } from "./network.js";
 import { RegistryGateway, registryOwner } from "./registry-gateway.js";
 import type { RegistryQuota } from "./registry-quota.js";
 
@@ -62,6 +62,8 @@ export interface NamespacesDriverOptions {
    * (network.ts). false: loopback only.
    */
   uplink?: boolean;
+  /** The uplinks' subnet and slot directory (default DEFAULT_UPLINK_NET): host-wide, the same for every driver on a host. */
+  uplinkNet?: UplinkNet;
   /**
    * The lab registry (e.g. "http://127.0.0.1:5000"). When set, each sandbox gets a gateway to it:
    * localhost:5000 inside, lab images read-only, the learner's own names in their own namespace.
@@ -109,6 +111,7 @@ export class NamespacesDriver implements SandboxDriver {
   private readonly agentTimeoutMs: number;
   private readonly engine: boolean;
   private readonly uplink: boolean;
+  private readonly uplinkNet: UplinkNet;
   private readonly registryUpstream: string | undefined;
   private readonly egressAllow: string[];
   private readonly registryQuota: RegistryQuota | undefined;
@@ -121,6 +124,7 @@ export class NamespacesDriver implements SandboxDriver {
     this.agentTimeoutMs = opts.agentTimeoutMs ?? 20_000;
     this.engine = opts.engine ?? true;
     this.uplink = opts.uplink ?? true;
+    this.uplinkNet = opts.uplinkNet ?? DEFAULT_UPLINK_NET;
     this.registryUpstream = opts.registryUpstream;
     this.egressAllow = opts.egressAllow ?? DEFAULT_EGRESS_ALLOW;
     this.registryQuota = opts.registryQuota;
@@ -145,9 +149,9 @@ export class NamespacesDriver implements SandboxDriver {
         const agentDir = await ensureAgentDir(this.stateDir);
         await mkdir(join(this.stateDir, "sandboxes"), { recursive: true });
         if (this.uplink) {
-          ({ nameservers: this.nameservers } = await ensureHostNetwork());
-          for (const slot of await removeStaleUplinks()) onProgress?.(`sandbox: removed a stale uplink (berthv${slot})`);
-          for (const what of await repairHostNetwork()) onProgress?.(`sandbox: the host's firewall for sandboxes was missing ${what}: put back`);
+          ({ nameservers: this.nameservers } = await ensureHostNetwork(this.uplinkNet));
+          for (const slot of await removeStaleUplinks(this.uplinkNet)) onProgress?.(`sandbox: removed a stale uplink (berthv${slot})`);
+          for (const what of await repairHostNetwork(this.uplinkNet)) onProgress?.(`sandbox: the host's firewall for sandboxes was missing ${what}: put back`);
           if (!this.nameservers.length) onProgress?.("sandbox: no usable nameserver in /etc/resolv.conf; sandboxes will resolve no names");
         }
         // debian:bookworm for the engines inside: built once (~25 s) and shared read-only. Without
@@ -310,7 +314,7 @@ export class NamespacesDriver implements SandboxDriver {
       await writeFile(join(dir, "bundle", "config.json"), JSON.stringify(config, null, 2) + "\n");
       // Every create checks the host's firewall is whole (one iptables-save, alongside runc create):
       // a host that flushed it since prepare() would otherwise leave its sandboxes unfiltered.
-      const firewall = this.uplink ? repairHostNetwork() : undefined;
+      const firewall = this.uplink ? repairHostNetwork(this.uplinkNet) : undefined;
       firewall?.catch(() => {});
       const log = openSync(join(dir, "agent.log"), "a");
       const listener = await AgentListener.bind(socketPath);
@@ -328,7 +332,7 @@ export class NamespacesDriver implements SandboxDriver {
         const pid = Number(await readFile(join(dir, "bundle", "pid"), "utf8"));
         if (!(pid > 1)) throw new Error("runc create left no process to attach the uplink to");
         await firewall;
-        meta.uplink = await claimSlot(dir, spec.id);
+        meta.uplink = await claimSlot(dir, spec.id, this.uplinkNet);
         await writeFile(join(dir, "meta.json"), JSON.stringify(meta, null, 2) + "\n");
         await attachUplink(pid, meta.uplink);
         // Its way out (HTTP to the allow-list), listening before the sandbox's first instruction.
@@ -386,7 +390,7 @@ export class NamespacesDriver implements SandboxDriver {
     }
     // The netns died with the sandbox's last process (and took the veth pair with it): what is
     // left is the host's rule and the slot claim.
-    await detachUplinksOf(dir);
+    await detachUplinksOf(dir, this.uplinkNet);
     const gateway = this.gateways.get(id);
     this.gateways.delete(id);
     await gateway?.then((g) => g.close(), () => {});

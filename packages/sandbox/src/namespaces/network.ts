@@ -16,7 +16,10 @@
 //
 // Slots (which /30 and which interface name a sandbox gets) are host-wide, not per state dir: the
 // interface names and addresses are. They are claimed with O_EXCL files under /run/berth-net
-// (tmpfs: gone on reboot, like the links and the rules they describe).
+// (tmpfs: gone on reboot, like the links and the rules they describe). The subnet and that
+// directory are an UplinkNet the drivers pass to every function here (default DEFAULT_UPLINK_NET;
+// the programs' entry points read BERTH_UPLINK_SUBNET and BERTH_NET_DIR): every driver on a host
+// must pass the same one, as the chains are host-wide too.
 //
 // iptables (host netns), all in chains named BERTH-*:
 //   filter FORWARD  -j BERTH-FORWARD       replies back in; sandbox → BERTH-SANDBOXES; nothing new in
@@ -36,11 +39,17 @@ import { existsSync, readFileSync } from "node:fs";
 import { mkdir, open, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 
-/** The sandboxes' addresses. A /16 in 10/8: clear of Docker's 172.17/16 and the engine's bridges. */
-export const UPLINK_SUBNET = process.env.BERTH_UPLINK_SUBNET || "10.213.0.0/16";
+export interface UplinkNet {
+  /** The sandboxes' addresses, cut into /30s (prefix 8-30). */
+  subnet: string;
+  /** Where slot claims live (`<netDir>/slots/<slot>`): a tmpfs, so they go with a reboot. */
+  netDir: string;
+}
+
+/** A /16 in 10/8: clear of Docker's 172.17/16 and the engine's bridges. */
+export const DEFAULT_UPLINK_NET: UplinkNet = { subnet: "10.213.0.0/16", netDir: "/run/berth-net" };
 /** Host ends are berthv<slot>; the sandbox end is always eth0. */
 export const UPLINK_IF_PREFIX = "berthv";
-export const UPLINK_NET_DIR = process.env.BERTH_NET_DIR || "/run/berth-net";
 
 /** Every iptables chain Berth owns on the host, by table. */
 const BERTH_CHAINS = [
@@ -109,7 +118,7 @@ function intToIp(n: number): string {
 
 function parseCidr(cidr: string): { base: number; prefix: number } {
   const m = /^(\d+\.\d+\.\d+\.\d+)\/(\d+)$/.exec(cidr);
-  if (!m || Number(m[2]) > 30 || Number(m[2]) < 8) throw new Error(`BERTH_UPLINK_SUBNET ${JSON.stringify(cidr)}: want an IPv4 network like 10.213.0.0/16 (prefix 8–30)`);
+  if (!m || Number(m[2]) > 30 || Number(m[2]) < 8) throw new Error(`uplink subnet ${JSON.stringify(cidr)} (BERTH_UPLINK_SUBNET): want an IPv4 network like 10.213.0.0/16 (prefix 8–30)`);
   const prefix = Number(m[2]);
   const mask = prefix === 0 ? 0 : (~0 << (32 - prefix)) >>> 0;
   return { base: (ipToInt(m[1]!) & mask) >>> 0, prefix };
@@ -123,7 +132,7 @@ export function inRange(ip: string, cidr: string): boolean {
   return ((ipToInt(ip) & mask) >>> 0) === ((ipToInt(net!) & mask) >>> 0);
 }
 
-export function slotAddresses(slot: number, subnet = UPLINK_SUBNET): UplinkSlot {
+export function slotAddresses(slot: number, subnet = DEFAULT_UPLINK_NET.subnet): UplinkSlot {
   const { base, prefix } = parseCidr(subnet);
   const count = 2 ** (32 - prefix) / 4;
   if (!Number.isInteger(slot) || slot < 0 || slot >= count) throw new Error(`uplink slot ${slot} outside ${subnet} (${count} slots)`);
@@ -131,7 +140,7 @@ export function slotAddresses(slot: number, subnet = UPLINK_SUBNET): UplinkSlot 
   return { slot, ifname: `${UPLINK_IF_PREFIX}${slot}`, gateway: intToIp(net + 1), address: intToIp(net + 2), prefix: 30 };
 }
 
-function slotCount(subnet = UPLINK_SUBNET): number {
+function slotCount(subnet: string): number {
   return 2 ** (32 - parseCidr(subnet).prefix) / 4;
 }
 
@@ -208,9 +217,9 @@ async function ensureChain(table: string, chain: string): Promise<void> {
  * them at the top of INPUT, FORWARD and nat POSTROUTING. Idempotent; safe while sandboxes run
  * (the per-sandbox rules live in BERTH-SANDBOXES, which this never flushes).
  */
-export async function ensureHostNetwork(): Promise<{ nameservers: string[] }> {
+export async function ensureHostNetwork(net: UplinkNet = DEFAULT_UPLINK_NET): Promise<{ nameservers: string[] }> {
   await writeFile("/proc/sys/net/ipv4/ip_forward", "1\n");
-  const subnet = UPLINK_SUBNET;
+  const subnet = net.subnet;
   parseCidr(subnet);
   const nameservers = hostNameservers();
   const blocked = [...new Set([...BLOCKED_RANGES, ...(await hostNetworks()), subnet])];
@@ -282,7 +291,7 @@ function sandboxRule(s: UplinkSlot): string[] {
  * (firewalld reload, `iptables -F`), and without the jumps the sandboxes would be unfiltered: so
  * whatever is missing is put back. Returns what was missing (empty: nothing to do).
  */
-export async function repairHostNetwork(): Promise<string[]> {
+export async function repairHostNetwork(net: UplinkNet = DEFAULT_UPLINK_NET): Promise<string[]> {
   const save = await must("iptables-save", []);
   const has = (line: string) => save.split("\n").some((l) => l.trim() === line);
   const any = `${UPLINK_IF_PREFIX}+`;
@@ -300,8 +309,8 @@ export async function repairHostNetwork(): Promise<string[]> {
   ]) {
     if (!has(line)) missing.push(line);
   }
-  if (missing.length) await ensureHostNetwork();
-  for (const claim of await liveClaims()) {
+  if (missing.length) await ensureHostNetwork(net);
+  for (const claim of await liveClaims(net)) {
     // iptables-save prints the source before the interface.
     if (has(`-A BERTH-SANDBOXES -s ${claim.address}/32 -i ${claim.ifname} -j BERTH-EGRESS`)) continue;
     // A claim whose link is not there yet is a create() in progress: it adds its own rule.
@@ -312,8 +321,8 @@ export async function repairHostNetwork(): Promise<string[]> {
   return missing;
 }
 
-async function liveClaims(): Promise<SlotClaim[]> {
-  const dir = join(UPLINK_NET_DIR, "slots");
+async function liveClaims(net: UplinkNet): Promise<SlotClaim[]> {
+  const dir = join(net.netDir, "slots");
   if (!existsSync(dir)) return [];
   const out: SlotClaim[] = [];
   for (const name of await readdir(dir)) {
@@ -324,14 +333,14 @@ async function liveClaims(): Promise<SlotClaim[]> {
 }
 
 /** Claims the lowest free slot for a sandbox (host-wide, across state dirs and processes). */
-export async function claimSlot(sandboxDir: string, id: string): Promise<UplinkSlot> {
-  const dir = join(UPLINK_NET_DIR, "slots");
+export async function claimSlot(sandboxDir: string, id: string, net: UplinkNet = DEFAULT_UPLINK_NET): Promise<UplinkSlot> {
+  const dir = join(net.netDir, "slots");
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const taken = new Set((await readdir(dir)).map(Number));
-  const count = slotCount();
+  const count = slotCount(net.subnet);
   for (let slot = 0; slot < count; slot++) {
     if (taken.has(slot)) continue;
-    const s = slotAddresses(slot);
+    const s = slotAddresses(slot, net.subnet);
     try {
       const fh = await open(join(dir, String(slot)), "wx", 0o600);
       await fh.writeFile(JSON.stringify({ ...s, sandboxDir, id } satisfies SlotClaim) + "\n");
@@ -341,7 +350,7 @@ export async function claimSlot(sandboxDir: string, id: string): Promise<UplinkS
       if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
     }
   }
-  throw new Error(`no free uplink address in ${UPLINK_SUBNET} (${count} sandboxes)`);
+  throw new Error(`no free uplink address in ${net.subnet} (${count} sandboxes)`);
 }
 
 /**
@@ -366,21 +375,21 @@ export async function attachUplink(pid: number, s: UplinkSlot): Promise<void> {
 }
 
 /** Removes a sandbox's link, rule and slot claim. Idempotent: each part may already be gone. */
-export async function detachUplink(s: UplinkSlot): Promise<void> {
+export async function detachUplink(s: UplinkSlot, net: UplinkNet = DEFAULT_UPLINK_NET): Promise<void> {
   // Gone by itself when the sandbox's netns died with its last process; not if something holds it.
   if (existsSync(`/sys/class/net/${s.ifname}`)) await run("ip", ["link", "del", s.ifname]);
   while ((await ipt(["-D", ...sandboxRule(s)])).code === 0) {
     // (a duplicate from a crashed attempt goes too)
   }
-  await rm(join(UPLINK_NET_DIR, "slots", String(s.slot)), { force: true });
+  await rm(join(net.netDir, "slots", String(s.slot)), { force: true });
 }
 
 /**
  * Cleans what a crashed run left: slot claims whose sandbox directory is gone, host links and
  * per-sandbox rules without a claim. Returns the slots it freed.
  */
-export async function removeStaleUplinks(): Promise<number[]> {
-  const dir = join(UPLINK_NET_DIR, "slots");
+export async function removeStaleUplinks(net: UplinkNet = DEFAULT_UPLINK_NET): Promise<number[]> {
+  const dir = join(net.netDir, "slots");
   const freed: number[] = [];
   const live = new Set<number>();
   if (existsSync(dir)) {
@@ -397,7 +406,7 @@ export async function removeStaleUplinks(): Promise<number[]> {
         live.add(claim.slot);
         continue;
       }
-      await detachUplink(slotAddresses(claim.slot));
+      await detachUplink(slotAddresses(claim.slot, net.subnet), net);
       freed.push(claim.slot);
     }
   }
@@ -405,7 +414,7 @@ export async function removeStaleUplinks(): Promise<number[]> {
   for (const m of links.stdout.matchAll(new RegExp(`^\\d+:\\s+${UPLINK_IF_PREFIX}(\\d+)[@:]`, "gm"))) {
     const slot = Number(m[1]);
     if (!live.has(slot) && !freed.includes(slot)) {
-      await detachUplink(slotAddresses(slot));
+      await detachUplink(slotAddresses(slot, net.subnet), net);
       freed.push(slot);
     }
   }
@@ -413,7 +422,7 @@ export async function removeStaleUplinks(): Promise<number[]> {
   for (const m of rules.stdout.matchAll(new RegExp(`-i ${UPLINK_IF_PREFIX}(\\d+) `, "g"))) {
     const slot = Number(m[1]);
     if (!live.has(slot) && !freed.includes(slot)) {
-      await detachUplink(slotAddresses(slot));
+      await detachUplink(slotAddresses(slot, net.subnet), net);
       freed.push(slot);
     }
   }
@@ -421,8 +430,8 @@ export async function removeStaleUplinks(): Promise<number[]> {
 }
 
 /** Number of slots claimed right now (host-wide). */
-export async function claimedSlots(): Promise<number> {
-  const dir = join(UPLINK_NET_DIR, "slots");
+export async function claimedSlots(net: UplinkNet = DEFAULT_UPLINK_NET): Promise<number> {
+  const dir = join(net.netDir, "slots");
   return existsSync(dir) ? (await readdir(dir)).length : 0;
 }
 
@@ -430,8 +439,8 @@ export async function claimedSlots(): Promise<number> {
  * Takes Berth's chains and jumps out of the host's iptables, if no sandbox holds a slot (pass
  * force to remove them anyway). IP forwarding stays on: dockerd and others may rely on it.
  */
-export async function removeHostNetwork(opts: { force?: boolean } = {}): Promise<boolean> {
-  if (!opts.force && (await claimedSlots()) > 0) return false;
+export async function removeHostNetwork(opts: { force?: boolean; net?: UplinkNet } = {}): Promise<boolean> {
+  if (!opts.force && (await claimedSlots(opts.net)) > 0) return false;
   for (const [table, chain, target] of [
     ["filter", "INPUT", "BERTH-INPUT"],
     ["filter", "FORWARD", "BERTH-FORWARD"],
@@ -454,11 +463,11 @@ export function sandboxResolvConf(nameservers: string[]): string {
 }
 
 /** Releases every slot a sandbox directory holds (its meta.json may predate the claim after a crash). */
-export async function detachUplinksOf(sandboxDir: string): Promise<void> {
-  const dir = join(UPLINK_NET_DIR, "slots");
+export async function detachUplinksOf(sandboxDir: string, net: UplinkNet = DEFAULT_UPLINK_NET): Promise<void> {
+  const dir = join(net.netDir, "slots");
   if (!existsSync(dir)) return;
   for (const name of await readdir(dir)) {
     const claim = await readFile(join(dir, name), "utf8").then((t) => JSON.parse(t) as SlotClaim, () => undefined);
-    if (claim?.sandboxDir === sandboxDir) await detachUplink(slotAddresses(claim.slot));
+    if (claim?.sandboxDir === sandboxDir) await detachUplink(slotAddresses(claim.slot, net.subnet), net);
   }
 }

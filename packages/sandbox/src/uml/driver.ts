@@ -46,7 +46,7 @@ import { runHostCommand } from "../namespaces/host-command.js";
 import { findHostTools } from "../namespaces/host-tools.js";
 import { MIN_DISK_BYTES } from "../namespaces/disk.js";
 import { DEFAULT_EGRESS_ALLOW, EgressProxy } from "../namespaces/egress.js";
-import { claimSlot, detachUplinksOf, ensureHostNetwork, GATEWAY_REGISTRY_PORT, removeStaleUplinks, repairHostNetwork, type UplinkSlot } from "../namespaces/network.js";
+import { claimSlot, DEFAULT_UPLINK_NET, detachUplinksOf, ensureHostNetwork, GATEWAY_REGISTRY_PORT, removeStaleUplinks, repairHostNetwork, type UplinkNet, type UplinkSlot } from "../namespaces/network.js";
 import { registryOwner } from "../namespaces/registry-gateway.js";
 import type { RegistryQuota } from "../namespaces/registry-quota.js";
 import { GuestRegistry } from "./registry.js";
@@ -73,6 +73,8 @@ export interface UmlDriverOptions {
   engine?: boolean;
   /** The names a guest may reach over HTTP, through its egress proxy (as the namespaces driver). */
   egressAllow?: string[];
+  /** The uplinks' subnet and slot directory, host-wide (as the namespaces driver's). */
+  uplinkNet?: UplinkNet;
   /**
    * The lab registry (e.g. "http://127.0.0.1:5000"): each guest gets localhost:5000 and the
    * engine's mirror through a gateway of its own, as a namespaces sandbox (uml/registry.ts).
@@ -121,6 +123,7 @@ export class UmlDriver implements SandboxDriver {
   private readonly registries = new Map<string, Promise<GuestRegistry>>();
   private readonly registryUpstream: string | undefined;
   private readonly registryQuota: RegistryQuota | undefined;
+  private readonly uplinkNet: UplinkNet;
   private nameservers: string[] = [];
   private prepared: Promise<{ image: string }> | undefined;
 
@@ -132,6 +135,7 @@ export class UmlDriver implements SandboxDriver {
     this.timeScale = opts.timeScale ?? 6;
     this.registryUpstream = opts.registryUpstream;
     this.registryQuota = opts.registryQuota;
+    this.uplinkNet = opts.uplinkNet ?? DEFAULT_UPLINK_NET;
     if (this.registryUpstream !== undefined && !/^http:\/\/[^/]+\/?$/.test(this.registryUpstream)) {
       throw new Error(`registryUpstream ${JSON.stringify(this.registryUpstream)}: want http://host:port (the lab registry on this host)`);
     }
@@ -184,9 +188,9 @@ export class UmlDriver implements SandboxDriver {
           : undefined;
         const image = await ensureUmlRootImage({ stateDir: this.stateDir, baseRootfs, idBase: SANDBOX_ID_BASE, agentDir, hostTools: findHostTools(onProgress), sharedImages, onProgress });
         await mkdir(join(this.stateDir, "sandboxes"), { recursive: true });
-        ({ nameservers: this.nameservers } = await ensureHostNetwork());
-        for (const slot of await removeStaleUplinks()) onProgress?.(`sandbox: removed a stale uplink (berthv${slot})`);
-        await repairHostNetwork();
+        ({ nameservers: this.nameservers } = await ensureHostNetwork(this.uplinkNet));
+        for (const slot of await removeStaleUplinks(this.uplinkNet)) onProgress?.(`sandbox: removed a stale uplink (berthv${slot})`);
+        await repairHostNetwork(this.uplinkNet);
         const inUse = new Set([image]);
         for (const id of await readdir(join(this.stateDir, "sandboxes"))) {
           const meta = await this.readMeta(id).catch(() => undefined);
@@ -241,7 +245,7 @@ export class UmlDriver implements SandboxDriver {
       throw err;
     }
     try {
-      const uplink = await claimSlot(dir, spec.id);
+      const uplink = await claimSlot(dir, spec.id, this.uplinkNet);
       const hostUid = UML_HOST_UID_BASE + uplink.slot;
       const owner = this.registryUpstream ? registryOwner(spec.owner ?? spec.id) : undefined;
       const meta: UmlMeta = { id: spec.id, hostname: spec.hostname, createdAt: new Date().toISOString(), limits, driver: "uml", image, uplink, hostUid, registryOwner: owner };
@@ -397,7 +401,7 @@ export class UmlDriver implements SandboxDriver {
     const registry = this.registries.get(id);
     this.registries.delete(id);
     await registry?.then((r) => r.close(), () => {});
-    await detachUplinksOf(dir);
+    await detachUplinksOf(dir, this.uplinkNet);
     // The jail was mounted only in the guest's own mount namespace, which died with it.
     await rm(dir, { recursive: true, force: true });
   }
