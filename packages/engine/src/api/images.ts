@@ -89,6 +89,7 @@ export function imageRoutes(router: Router, svc: ContainerService, images: Image
       const tag = ctx.query.get("tag");
       const reference = repo ? (tag ? `${repo}:${tag}` : repo) : undefined; // the CLI sends "name:tag" as repo
       const id = await importImage(images, ctx.req, { source: fromSrc, changes: ctx.query.getAll("changes"), message: ctx.query.get("message") ?? undefined, reference });
+      imageEvent(id, "import", id);
       const res = startStream(ctx, "application/json");
       return res.end(`${JSON.stringify({ status: id })}\n`);
     }
@@ -153,7 +154,10 @@ export function imageRoutes(router: Router, svc: ContainerService, images: Image
     const say = (o: object) => res.write(`${goJson(o)}\n`);
     say({ status: `The push refers to repository [${ref.domain}/${ref.path}]` });
     try {
-      for (const { t, image } of chosen) await pushImage(images, registry, image!, { ...ref, tag: t, digest: undefined }, say);
+      for (const { t, image } of chosen) {
+        await pushImage(images, registry, image!, { ...ref, tag: t, digest: undefined }, say);
+        imageEvent(`${repoName}:${t}`, "push", repoName);
+      }
     } catch (e) {
       const message = (e as Error).message;
       say({ errorDetail: { message }, error: message });
@@ -305,7 +309,10 @@ export function imageRoutes(router: Router, svc: ContainerService, images: Image
     // Headers go now: the archive is streamed as it is made (images/archive.ts). A failure past
     // this point can only cut the stream, which the CLI reports as a broken archive.
     const res = startStream(ctx, "application/x-tar");
-    await saveImages(images, chosen, res).catch((e: Error) => res.destroy(e));
+    await saveImages(images, chosen, res).then(
+      () => new Set(chosen.map((c) => c.image.id)).forEach((id) => imageEvent(id, "save", id)),
+      (e: Error) => res.destroy(e),
+    );
   };
   router.on("GET", "/images/get", (ctx) => save(ctx, ctx.query.getAll("names")));
   router.on("GET", "/images/:name*/get", (ctx) => save(ctx, [ctx.params[0]!]));
@@ -315,7 +322,7 @@ export function imageRoutes(router: Router, svc: ContainerService, images: Image
   router.on("POST", "/images/load", async (ctx) => {
     let lines: string[];
     try {
-      lines = await loadImages(images, ctx.req);
+      lines = await loadImages(images, ctx.req, (id) => imageEvent(id, "load", id));
     } catch (e) {
       throw new EngineError(400, (e as Error).message);
     }

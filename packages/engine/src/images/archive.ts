@@ -196,9 +196,9 @@ const MAX_JSON_MEMBER = 16 << 20;
  * Small JSON members are kept in memory; each `*.tar` member (a layer) goes straight to a file
  * (kept as the layer's blob) and through the strict extractor into a directory of our naming,
  * hashed on the way. Once the archive has ended, manifest.json says which layer belongs where: each must hash
- * to its config's diff id. Returns the lines `docker load` prints.
+ * to its config's diff id. Returns the lines `docker load` prints; `onLoaded` hears each image's id.
  */
-export async function loadImages(store: ImageStore, src: Readable): Promise<string[]> {
+export async function loadImages(store: ImageStore, src: Readable, onLoaded?: (id: string) => void): Promise<string[]> {
   const work = store.tmpPath("load");
   fs.mkdirSync(work, { recursive: true });
   const json = new Map<string, Buffer>();
@@ -312,6 +312,7 @@ export async function loadImages(store: ImageStore, src: Readable): Promise<stri
         store.recordLayerBlob(expected, { digest: expected, size, mediaType: LAYER_TAR }, file);
       }
       const id = store.addImageRaw(bytes);
+      onLoaded?.(id);
       for (const t of entry.RepoTags ?? []) {
         store.tag(id, t);
         loaded.push(`Loaded image: ${normalizeReference(t)}`);
