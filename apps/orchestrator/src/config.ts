@@ -38,6 +38,10 @@ export interface OrchestratorConfig {
   sandboxOptions: SandboxEnvOptions;
   /** pino's level (LOG_LEVEL, default info). */
   logLevel: string;
+  /** The session cookie's Secure flag: BERTH_COOKIE_SECURE=1 always, 0 never, unset by the request (TLS, or not localhost). */
+  cookieSecure: boolean | undefined;
+  /** How often a watched class board is reread whole (BERTH_BOARD_REFRESH_SECONDS; unset: the board's default, 30 s). */
+  boardRefreshMs: number | undefined;
   /** A sandbox with no viewer and no activity for this long is reaped. */
   idleTimeoutMs: number;
   /** No sandbox lives longer than this. */
@@ -119,6 +123,8 @@ export function loadConfig(overrides: Partial<OrchestratorConfig> = {}): Orchest
     sandboxDriver: process.env.BERTH_SANDBOX_DRIVER?.trim() || "namespaces",
     sandboxOptions: sandboxOptionsFromEnv(process.env),
     logLevel: process.env.LOG_LEVEL || "info",
+    cookieSecure: process.env.BERTH_COOKIE_SECURE === "1" ? true : process.env.BERTH_COOKIE_SECURE === "0" ? false : undefined,
+    boardRefreshMs: intFromEnv("BERTH_BOARD_REFRESH_SECONDS", 0) * 1000 || undefined,
     idleTimeoutMs: intFromEnv("BERTH_IDLE_MINUTES", 30) * 60_000,
     maxLifetimeMs: intFromEnv("BERTH_MAX_LIFETIME_MINUTES", 240) * 60_000,
     reapIntervalMs: intFromEnv("BERTH_REAP_SECONDS", 60) * 1000,

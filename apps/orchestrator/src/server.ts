@@ -120,7 +120,7 @@ async function assemble(config: OrchestratorConfig, log: Logger, registry: Regis
     onActivity: (userId, labId) => classroom?.activity(userId, labId),
   });
   const api = createApi({
-    db, sessions, catalog, sandboxes, checks, labs, sessionTtlMs: config.sessionTtlMs, log,
+    db, sessions, catalog, sandboxes, checks, labs, sessionTtlMs: config.sessionTtlMs, cookieSecure: config.cookieSecure, log,
     authLimits: config.authLimits, trustProxy: config.http.trustProxy, setupLink,
     authoring: new Authoring({ db, catalog, authored, driver, instance: config.instance, log }),
     onFileSaved: (userId, labId) => autoChecks.fileSaved(userId, labId),
@@ -161,7 +161,7 @@ async function assemble(config: OrchestratorConfig, log: Logger, registry: Regis
   capConnectionsPerAddress(http, config.http.maxConnectionsPerIp, log);
   const io = createGateway(http, { sessions, sandboxes, catalog, presence, log, maxSocketsPerIp: config.http.maxSocketsPerIp, trustProxy: config.http.trustProxy });
   // Cohorts, the admin's role routes, the live board and terminal mirrors (cohorts/index.ts).
-  classroom = startCohorts({ db, sessions, catalog, presence, sandboxes, log, router: api, io: io as never });
+  classroom = startCohorts({ db, sessions, catalog, presence, sandboxes, log, router: api, io: io as never, boardRefreshMs: config.boardRefreshMs });
   // WebSockets of a learner's previewed app. Preview upgrades must not reach socket.io's listener:
   // it ends any upgrade not its own that has written nothing after 1 s, and opening a tunnel and
   // hearing the learner's server can take longer on a busy machine. So one dispatcher in front.

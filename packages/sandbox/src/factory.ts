@@ -34,7 +34,7 @@ export function sandboxDriverNames(): string[] {
 export const DEFAULT_SANDBOX_DRIVER = "namespaces";
 
 /** The driver name from the environment (BERTH_SANDBOX_DRIVER), default namespaces. */
-export function sandboxDriverFromEnv(env: NodeJS.ProcessEnv): string {
+export function sandboxDriverFromEnv(env: Record<string, string | undefined>): string {
   return env.BERTH_SANDBOX_DRIVER?.trim() || DEFAULT_SANDBOX_DRIVER;
 }
 
@@ -47,7 +47,7 @@ export type SandboxEnvOptions = Pick<SandboxDriverOptions, "stateDir" | "uplinkN
  * BERTH_UPLINK_SUBNET and BERTH_NET_DIR (the uplinks: 10.213.0.0/16, /run/berth-net),
  * BERTH_QEMU_ACCEL (kvm, tcg or auto), BERTH_QEMU_KERNEL_PACKAGE.
  */
-export function sandboxOptionsFromEnv(env: NodeJS.ProcessEnv): SandboxEnvOptions {
+export function sandboxOptionsFromEnv(env: Record<string, string | undefined>): SandboxEnvOptions {
   const accel = env.BERTH_QEMU_ACCEL?.trim() || undefined;
   if (accel !== undefined && accel !== "kvm" && accel !== "tcg" && accel !== "auto") throw new Error(`BERTH_QEMU_ACCEL=${accel}: want kvm, tcg or auto`);
   const subnet = env.BERTH_UPLINK_SUBNET?.trim();

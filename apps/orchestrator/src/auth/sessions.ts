@@ -32,19 +32,21 @@ export function parseCookies(header: string | undefined): Record<string, string>
   return out;
 }
 
-/** Secure cookies need TLS, except on localhost where browsers accept them over plain HTTP. */
-function wantsSecureCookie(req: IncomingMessage): boolean {
-  if (process.env.BERTH_COOKIE_SECURE === "1") return true;
-  if (process.env.BERTH_COOKIE_SECURE === "0") return false;
+/**
+ * Secure cookies need TLS, except on localhost where browsers accept them over plain HTTP.
+ * `forced` (config.cookieSecure, BERTH_COOKIE_SECURE=1|0) overrides the guess.
+ */
+function wantsSecureCookie(req: IncomingMessage, forced: boolean | undefined): boolean {
+  if (forced !== undefined) return forced;
   const proto = String(req.headers["x-forwarded-proto"] ?? "");
   if (proto === "https" || (req.socket as { encrypted?: boolean }).encrypted) return true;
   const host = String(req.headers.host ?? "").replace(/:\d+$/, "");
   return host === "localhost" || host === "127.0.0.1" || host === "[::1]";
 }
 
-export function sessionCookie(req: IncomingMessage, token: string, maxAgeMs: number): string {
+export function sessionCookie(req: IncomingMessage, token: string, maxAgeMs: number, secure?: boolean): string {
   const attrs = [`${SESSION_COOKIE}=${token}`, "Path=/", "HttpOnly", "SameSite=Lax", `Max-Age=${Math.floor(maxAgeMs / 1000)}`];
-  if (wantsSecureCookie(req)) attrs.push("Secure");
+  if (wantsSecureCookie(req, secure)) attrs.push("Secure");
   return attrs.join("; ");
 }
 

@@ -38,9 +38,8 @@ export function startCohorts(deps: {
 }): CohortSide {
   const cohorts = new Cohorts(deps);
   const board = new BoardBook(deps);
-  // BERTH_BOARD_REFRESH_SECONDS: how often watched boards are reread whole (default 30; tests shorten it).
-  const refreshSeconds = Number(process.env.BERTH_BOARD_REFRESH_SECONDS ?? "");
-  const refreshMs = deps.boardRefreshMs ?? (Number.isFinite(refreshSeconds) && refreshSeconds > 0 ? refreshSeconds * 1000 : undefined);
+  // How often watched boards are reread whole (config.boardRefreshMs, BERTH_BOARD_REFRESH_SECONDS; default 30 s).
+  const refreshMs = deps.boardRefreshMs;
   const live = new CohortLive(deps.io as never, { ...deps, cohorts, board, refreshMs });
   registerRoleRoutes(deps.router, deps);
   registerCohortRoutes(deps.router, { ...deps, cohorts, board, live: () => live });

@@ -28,6 +28,8 @@ export interface ApiDeps {
   /** A learner working through labs (lab-routes.ts). */
   labs: LearnerLabs;
   sessionTtlMs: number;
+  /** Mark the session cookie Secure (true), never (false), or by the request (undefined: TLS or not localhost). */
+  cookieSecure?: boolean;
   log: Logger;
   /** Sign-up and sign-in throttles (config.authLimits). */
   authLimits: { signupsPerIpPerHour: number; signinFreeFailuresPerAccount: number; signinFreeFailuresPerIp: number };
@@ -99,7 +101,7 @@ export function createApi(deps: ApiDeps): Router {
     }
     signinsByAccount.succeeded(input.email);
     const token = await sessions.create(user.id, req.headers["user-agent"]);
-    sendJson(res, 200, { user: userView(user) }, { "set-cookie": sessionCookie(req, token, deps.sessionTtlMs) });
+    sendJson(res, 200, { user: userView(user) }, { "set-cookie": sessionCookie(req, token, deps.sessionTtlMs, deps.cookieSecure) });
   });
 
   // The one-time link printed at start while the installation has no administrator.
@@ -115,7 +117,7 @@ export function createApi(deps: ApiDeps): Router {
     const user = await db.user.findUniqueOrThrow({ where: { id } });
     log.info({ email: user.email }, "administrator created through the setup link");
     const token = await sessions.create(user.id, req.headers["user-agent"]);
-    sendJson(res, 201, { user: userView(user) }, { "set-cookie": sessionCookie(req, token, deps.sessionTtlMs) });
+    sendJson(res, 201, { user: userView(user) }, { "set-cookie": sessionCookie(req, token, deps.sessionTtlMs, deps.cookieSecure) });
   });
 
   router.on("POST", "/api/auth/signout", async ({ req, res }) => {
