@@ -9,6 +9,7 @@ import { pipeline } from "node:stream/promises";
 import { EngineError } from "../errors";
 import { LAYER_TAR } from "./archive";
 import { applyChange } from "./changes";
+import { UnsafeArchiveError } from "../tar/format";
 import { extractLayer, isGzip } from "./layers";
 import type { ContainerDefaults, ImageStore } from "./store";
 
@@ -31,8 +32,10 @@ export async function importImage(store: ImageStore, body: Readable, opts: Impor
     let diffId: string;
     try {
       diffId = await extractLayer(file, unpacked);
-    } catch {
-      // dockerd's words for anything tar cannot read
+    } catch (e) {
+      // A member the strict extractor refuses (../tar/extract.ts) is said as it is; for anything
+      // that is not a readable tar at all, dockerd's words.
+      if (e instanceof UnsafeArchiveError && !/truncated|invalid tar header|not a tar archive/.test(e.message)) throw new EngineError(400, e.message);
       throw new EngineError(500, "Error processing tar file(exit status 1): unexpected EOF");
     }
     if (!store.hasLayer(diffId)) store.adoptLayer(unpacked, diffId);
