@@ -44,13 +44,15 @@ const KIND = ["changed", "added", "deleted"] as const;
  * that walk every second someone watches.
  */
 const UPPER_EVERY_MS = 3000;
-const upperCache = new WeakMap<Container, { at: number; seq: number; value: XrayContainer["upper"] }>();
+/** The protocol's field for the writable layer: its directory and its changes. */
+type WritableLayer = XrayContainer["upper"];
+const upperCache = new WeakMap<Container, { at: number; seq: number; value: WritableLayer }>();
 
 /** The writable layer's changes, from the snapshotter (its diff, and where its view says the layer is). */
-function upperOf(service: ContainerService, c: Container, seq: number): XrayContainer["upper"] {
+function upperOf(service: ContainerService, c: Container, seq: number): WritableLayer {
   const cached = upperCache.get(c);
   if (cached && cached.seq === seq && Date.now() - cached.at < UPPER_EVERY_MS) return cached.value;
-  let value: XrayContainer["upper"] = null;
+  let value: WritableLayer = null;
   try {
     const all = service.snapshots.diff(c.id);
     value = { dir: service.snapshots.view(c.id).upper, changes: all.slice(0, DIFF_CAP).map((x) => ({ path: x.Path, kind: KIND[x.Kind] })), total: all.length };
