@@ -28,7 +28,7 @@ const NODE_TOOLCHAIN = new Set(["node", "npm", "npx", "tsx"]);
  * and a piece of text that must still be in that file (so this table cannot go stale unseen).
  */
 const INDIRECT: { file: string; evidence: string; programs: string[] }[] = [
-  { file: "packages/engine/src/build/tar.ts", evidence: '"zstd"', programs: ["gzip", "bzip2", "xz", "zstd"] },
+  { file: "packages/engine/src/tar/reader.ts", evidence: '"zstd"', programs: ["gzip", "bzip2", "xz", "zstd"] },
   { file: "packages/engine/src/runtime/shim.ts", evidence: 'cc = "cc"', programs: ["cc"] },
   { file: "packages/sandbox/src/namespaces/runc.ts", evidence: 'binary = "runc"', programs: ["runc"] },
   { file: "packages/registry/src/registry.ts", evidence: "REGISTRY_BINARY", programs: ["docker-registry"] },
