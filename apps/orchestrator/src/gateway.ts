@@ -153,6 +153,17 @@ export function createGateway(
       if (!catalog.get(labId, socket.data.user.id)) return ack({ ok: false, error: `no lab called "${labId}"` });
       const report = (phase: Parameters<ServerToClientEvents["sandbox:status"]>[0]["phase"], message: string) =>
         socket.emit("sandbox:status", { labId, phase, message });
+      // Terminal 1 of a sandbox still being handed over (its shell came warm from the pool; the
+      // lab's setup is running): its screen is shown at once, marked `preparing`, while the setup
+      // finishes. Nothing typed reaches the shell before then: the session joins `attached` (the
+      // input route) only below, and the browser holds keystrokes until the attach's answer.
+      const starting = sandboxes.find(socket.data.user.id, labId);
+      const early = term === "1" && starting && !starting.ready ? starting.terminals.get("1") : undefined;
+      let preparing = early !== undefined;
+      if (early) {
+        early.resize(cols, rows).catch(() => undefined);
+        early.attach({ ...viewer, send: (msg) => socket.emit("term:data", preparing ? { ...msg, preparing: true } : msg) });
+      }
       try {
         // A prepare from the page's request (no one to report to) may have been the attempt this
         // joined, and it does not queue: when the caps said "wait", ask again, as this socket.
@@ -162,18 +173,23 @@ export function createGateway(
         });
         const session = await sandboxes.terminal(sb, term, cols, rows);
         // Gone while the sandbox came up (signed out, tab closed): attach nothing to a dead socket.
-        if (socket.disconnected) return;
+        if (socket.disconnected) return early?.detach(socket.id);
         attached.get(term)?.detach(socket.id);
         attached.set(term, session);
-        // The screen takes the viewer's size at once (the snapshot below is made at it); the pty's
-        // resize is not waited for (an agent round trip: up to half a second on a busy host), except
-        // for a shell re-attached after a restart, whose replay arrives before that answer.
-        const resized = session.resize(cols, rows).catch(() => undefined);
-        if (session.restoring) {
-          await resized;
-          session.restoring = false;
+        if (session === early) {
+          preparing = false; // its screen is on the viewer's screen already; live bytes follow
+        } else {
+          early?.detach(socket.id);
+          // The screen takes the viewer's size at once (the snapshot below is made at it); the pty's
+          // resize is not waited for (an agent round trip: up to half a second on a busy host), except
+          // for a shell re-attached after a restart, whose replay arrives before that answer.
+          const resized = session.resize(cols, rows).catch(() => undefined);
+          if (session.restoring) {
+            await resized;
+            session.restoring = false;
+          }
+          session.attach(viewer);
         }
-        session.attach(viewer);
         report("ready", `Connected to ${sb.hostname}`);
         // (Checked again after the awaits above: a presence joined after "disconnect" would never leave.)
         if (socket.connected) deps.presence?.join(socket.data.user.id, labId, {
@@ -183,6 +199,7 @@ export function createGateway(
         });
         ack({ ok: true });
       } catch (err) {
+        early?.detach(socket.id);
         log.error({ err: String(err), labId }, "term:attach failed");
         report("error", err instanceof Error ? err.message : String(err));
         ack({ ok: false, error: err instanceof Error ? err.message : String(err) });

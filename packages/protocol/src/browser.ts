@@ -94,9 +94,10 @@ export interface ServerToClientEvents {
   /**
    * Output bytes. `reset` means: reset the terminal first; the bytes are then the kept screen
    * (scrollback, screen, cursor and modes, made for the size the viewer attached with), and
-   * live output follows.
+   * live output follows. `preparing`: the sandbox's lab setup is still running; show the bytes,
+   * but keystrokes wait for the attach's answer (the server routes none to the shell before it).
    */
-  "term:data": (msg: { term: string; data: ArrayBuffer | Uint8Array; reset?: boolean }) => void;
+  "term:data": (msg: { term: string; data: ArrayBuffer | Uint8Array; reset?: boolean; preparing?: boolean }) => void;
   "term:exit": (msg: { term: string; exitCode: number }) => void;
   "sandbox:status": (msg: { labId: string; phase: SandboxPhase; message: string }) => void;
   "sandbox:lifetime": (msg: SandboxLifetimeEvent) => void;

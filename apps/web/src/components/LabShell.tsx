@@ -10,7 +10,7 @@
 // "open in editor", "preview") and LabShellContext (whether terminal 1 is attached, the narrow
 // layout, switching views).
 import dynamic from "next/dynamic";
-import { createContext, useCallback, useContext, useMemo, useRef, useState, type ReactNode } from "react";
+import { createContext, useCallback, useContext, useEffect, useMemo, useRef, useState, type ReactNode } from "react";
 import { EditorPane, type OpenFileRequest } from "./EditorPane";
 import { RunContext, type RunTarget } from "./LabHtml";
 import { PreviewPane, type PreviewRequest } from "./PreviewPane";
@@ -43,6 +43,7 @@ export function LabShell({ labId, children }: { labId: string; children: ReactNo
   const [openRequest, setOpenRequest] = useState<OpenFileRequest | null>(null);
   const [previewRequest, setPreviewRequest] = useState<PreviewRequest | null>(null);
   const nonce = useRef(0);
+  useEffect(() => void performance.mark("berth:frame"), []);
 
   const select = useCallback((v: View) => {
     setView(v);

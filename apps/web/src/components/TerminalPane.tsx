@@ -83,6 +83,7 @@ const INITIAL_STATE: LinkState = {
   phase: "connecting",
   message: "Loading the terminal…",
   attached: false,
+  preview: false,
   exit: null,
   error: null,
   signInRequired: false,
@@ -350,8 +351,9 @@ export function TerminalPane({
               ) : null}
             </div>
           </div>
-        ) : !everAttached.has(active) && START_STEPS.some((s) => s.phase === state.phase) ? (
-          // Honest start-up progress: which phase the server reported, and its own words.
+        ) : !everAttached.has(active) && !state.preview && START_STEPS.some((s) => s.phase === state.phase) ? (
+          // Honest start-up progress: which phase the server reported, and its own words (not over
+          // a shell already on screen while the lab is set up: the status line says that).
           <div className="terminal-starting" aria-hidden="true">
             <ol>
               {START_STEPS.map((step, i) => {

@@ -95,6 +95,8 @@ function mark(name: string): void {
 
 /** After Ctrl-C, how long to wait for the shell's answer (a new prompt) before typing the command. */
 const INTERRUPT_SETTLE_MS = 400;
+/** Keystrokes held while a preview screen waits for its attach: a few lines of typing, no more. */
+const HELD_INPUT_LIMIT = 4096;
 
 /**
  * What the status line shows: the sandbox phase from the server, plus two values the browser adds
@@ -108,6 +110,11 @@ export interface LinkState {
   message: string;
   /** True once the server accepted the attach (or sent output for it): input and Run work. */
   attached: boolean;
+  /**
+   * The shell's screen is shown while the sandbox's lab setup finishes (the server's `preparing`
+   * output, before the attach's answer): keystrokes typed meanwhile are held, then sent in order.
+   */
+  preview: boolean;
   /** Set when the shell exited; cleared by reattach(). */
   exit: { exitCode: number } | null;
   /** Set when the attach was refused or the connection cannot be made (sign-in expired ...). */
@@ -126,13 +133,16 @@ export interface TerminalLinkOptions {
 }
 
 export class TerminalLink {
-  private state: LinkState = { phase: "connecting", message: "Connecting…", attached: false, exit: null, error: null, signInRequired: false };
+  private state: LinkState = { phase: "connecting", message: "Connecting…", attached: false, preview: false, exit: null, error: null, signInRequired: false };
   /** Bumped on every attach: write callbacks and acks from an older attach are ignored. */
   private generation = 0;
   private unackedBytes = 0;
   private writesInFlight = 0;
   private readonly disposers: Array<() => void> = [];
   private disposed = false;
+  /** Keystrokes typed while the screen was a preview (sent in order once attached). */
+  private heldInput: Array<string | Uint8Array<ArrayBuffer>> = [];
+  private heldBytes = 0;
   /** Commands from run() waiting for the attach (sent in order once attached). */
   private waitingRuns: Array<{ text: string; interrupt: boolean }> = [];
   /** Set while a run waits for the shell to answer its Ctrl-C: the next output ends the wait. */
@@ -154,7 +164,8 @@ export class TerminalLink {
     };
     const onDisconnect = (reason: string) => {
       this.generation++;
-      this.update({ phase: "reconnecting", message: "Connection lost, reconnecting…", attached: false });
+      this.dropHeldInput();
+      this.update({ phase: "reconnecting", message: "Connection lost, reconnecting…", attached: false, preview: false });
       // A server-side disconnect is not retried by socket.io on its own; try once more, and let
       // connect_error tell us if the server really does not want us (e.g. the session ended).
       if (reason === "io server disconnect") setTimeout(() => !this.disposed && socket.connect(), 1000);
@@ -188,7 +199,9 @@ export class TerminalLink {
         mark(`berth:first-output:${opts.termKey}`);
       }
       const bytes = msg.data instanceof Uint8Array ? msg.data : new Uint8Array(msg.data);
-      if (this.state.exit === null && (!this.state.attached || this.state.phase !== "ready")) {
+      if (msg.preparing) {
+        if (!this.state.attached && !this.state.preview) this.update({ preview: true });
+      } else if (this.state.exit === null && (!this.state.attached || this.state.phase !== "ready")) {
         // Output means the shell is live, whatever status messages we may have missed.
         this.update({ attached: true, phase: "ready", message: "Terminal attached" });
       }
@@ -263,7 +276,16 @@ export class TerminalLink {
 
   /** Send keystrokes. False when not attached (they are dropped, see the invariants above). */
   input(data: string | Uint8Array<ArrayBuffer>): boolean {
-    if (!this.state.attached || this.disposed) return false;
+    if (this.disposed) return false;
+    if (!this.state.attached && this.state.preview && this.state.exit === null) {
+      // Typed at a prompt whose lab is still being set up: kept (up to a screenful of typing) for the attach.
+      const size = typeof data === "string" ? data.length : data.byteLength;
+      if (this.heldBytes + size > HELD_INPUT_LIMIT) return false;
+      this.heldBytes += size;
+      this.heldInput.push(data);
+      return true;
+    }
+    if (!this.state.attached) return false;
     this.opts.socket.emit("term:input", { term: this.opts.termKey, data });
     return true;
   }
@@ -324,20 +346,25 @@ export class TerminalLink {
     mark(`berth:attach:${termKey}`);
     // A new attach starts a new shell if the old one exited; if it is still gone, the server says so again.
     if (this.state.exit) this.update({ exit: null });
+    this.dropHeldInput();
     socket.emit("term:attach", { labId, term: termKey, cols, rows }, (res) => {
       if (gen !== this.generation || this.disposed) return;
       if (res.ok) {
         // The replay may already have reported that this shell is gone (term:exit arrives before
         // the answer): then the overlay stays and input stays off.
         const alive = this.state.exit === null;
-        this.update({ attached: alive, error: null, ...(alive && this.state.phase === "ready" ? { message: "Terminal attached" } : {}) });
+        this.update({ attached: alive, preview: false, error: null, ...(alive && this.state.phase === "ready" ? { message: "Terminal attached" } : {}) });
+        const held = this.heldInput;
+        this.dropHeldInput();
+        if (alive) for (const data of held) this.input(data);
         if (alive) for (const item of this.waitingRuns.splice(0)) this.sendRun(item);
         // Resizes are not sent while detached: catch up if the size changed during the attach.
         if (terminal.cols !== cols || terminal.rows !== rows) {
           socket.emit("term:resize", { term: termKey, cols: terminal.cols, rows: terminal.rows });
         }
       } else {
-        this.update({ attached: false, phase: "error", message: res.error, error: res.error });
+        this.dropHeldInput();
+        this.update({ attached: false, preview: false, phase: "error", message: res.error, error: res.error });
       }
     });
   }
@@ -374,6 +401,11 @@ export class TerminalLink {
       this.opts.socket.emit("term:ack", { term: this.opts.termKey, bytes: this.unackedBytes });
       this.unackedBytes = 0;
     }
+  }
+
+  private dropHeldInput(): void {
+    this.heldInput = [];
+    this.heldBytes = 0;
   }
 
   private update(patch: Partial<LinkState>): void {

@@ -1,0 +1,105 @@
+// Open lab → first prompt: a learner's terminal 1 comes warm from the pool, so its screen is shown
+// while the lab's setup still runs (`preparing` output, before the attach's answer). Nothing typed
+// in that window may reach the shell: the setup must finish before the learner's first command.
+// Real orchestrator, real namespaces sandboxes, a lab whose setup takes a second and a half.
+import { mkdtempSync, mkdirSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { io as connectSocket, type Socket } from "socket.io-client";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createNamespacesDriver } from "@berth/sandbox";
+import { startOrchestrator, type Orchestrator } from "../src/server.js";
+import { signUp, typeLine } from "./helpers.js";
+
+const instance = `early${process.pid}`;
+const LAB = "slow-setup";
+const labs = mkdtempSync(path.join(os.tmpdir(), "berth-early-labs-"));
+mkdirSync(path.join(labs, LAB));
+writeFileSync(
+  path.join(labs, LAB, "lab.md"),
+  `---
+id: ${LAB}
+title: A lab whose setup takes a while
+summary: For the early-screen test.
+duration: 5m
+difficulty: beginner
+---
+
+\`\`\`setup
+sleep 1.5
+touch /tmp/setup-done
+\`\`\`
+
+## Look around {#look}
+
+Type something.
+`,
+);
+
+const driver = createNamespacesDriver();
+const sockets: Socket[] = [];
+let berth: Orchestrator;
+
+beforeAll(async () => {
+  process.env.BERTH_DATA_DIR = mkdtempSync(path.join(os.tmpdir(), "berth-early-"));
+  berth = await startOrchestrator({ port: 0, host: "127.0.0.1", serveWeb: false, warmPoolSize: 1, instance, labsDir: labs });
+});
+
+afterAll(async () => {
+  for (const s of sockets) s.close();
+  await berth?.close();
+  for (const s of await driver.list()) if (s.id.startsWith(`${instance}-`)) await driver.destroy(s.id);
+});
+
+const plain = (s: string) => s.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, "");
+
+describe("terminal 1 while the lab's setup runs", () => {
+  it("shows the warm shell's prompt before the setup ends, and runs nothing typed before it", async () => {
+    await expect.poll(() => berth.sandboxes.pool.readyCount, { timeout: 60_000 }).toBe(1);
+    const { cookie, id } = await signUp(berth.url, "early");
+    const socket = connectSocket(berth.url, { transports: ["websocket"], extraHeaders: { cookie }, reconnection: false });
+    sockets.push(socket);
+    await new Promise<void>((resolve, reject) => (socket.on("connect", resolve), socket.on("connect_error", reject)));
+
+    // The catalog's click: the hand-over starts; the page's terminal attaches while the setup runs.
+    socket.emit("sandbox:prepare", { labId: LAB });
+    await expect.poll(() => berth.sandboxes.find(id, LAB) !== undefined, { timeout: 10_000, interval: 20 }).toBe(true);
+    expect(berth.sandboxes.find(id, LAB)!.ready).toBe(false);
+
+    const events: Array<{ kind: "data"; preparing: boolean; reset: boolean; text: string } | { kind: "ack"; ok: boolean }> = [];
+    socket.on("term:data", (m: { data: ArrayBuffer; preparing?: boolean; reset?: boolean }) =>
+      events.push({ kind: "data", preparing: m.preparing === true, reset: m.reset === true, text: Buffer.from(m.data).toString("utf8") }),
+    );
+    const acked = new Promise<void>((resolve) =>
+      socket.emit("term:attach", { labId: LAB, term: "1", cols: 100, rows: 30 }, (r: { ok: boolean }) => {
+        events.push({ kind: "ack", ok: r.ok });
+        resolve();
+      }),
+    );
+
+    // The prompt arrives first, marked: the setup is still sleeping.
+    await expect.poll(() => plain(events.filter((e) => e.kind === "data").map((e) => (e as { text: string }).text).join("")), { timeout: 5_000, interval: 20 }).toMatch(/[#$] $/);
+    expect(events[0]).toMatchObject({ kind: "data", preparing: true, reset: true });
+    expect(events.some((e) => e.kind === "ack")).toBe(false);
+    expect(berth.sandboxes.find(id, LAB)!.ready).toBe(false);
+
+    // Typed now: the server routes nothing to the shell before the attach's answer.
+    typeLine(socket, "touch /tmp/typed-too-early");
+
+    await acked;
+    expect(events.find((e) => e.kind === "ack")).toEqual({ kind: "ack", ok: true });
+    expect(berth.sandboxes.find(id, LAB)!.ready).toBe(true);
+    // One screen only: the attach's answer does not send the kept screen a second time.
+    expect(events.filter((e) => e.kind === "data" && e.reset).length).toBe(1);
+
+    typeLine(socket, "ls /tmp/setup-done /tmp/typed-too-early; echo DONE-$((6*7))");
+    await expect
+      .poll(() => plain(events.filter((e) => e.kind === "data").map((e) => (e as { text: string }).text).join("")), { timeout: 10_000, interval: 50 })
+      .toMatch(/DONE-42/);
+    const screen = plain(events.filter((e) => e.kind === "data").map((e) => (e as { text: string }).text).join(""));
+    expect(screen).toMatch(/^\/tmp\/setup-done\s*$/m);
+    expect(screen).toMatch(/typed-too-early': No such file or directory/);
+    // Output after the answer is live, not marked.
+    expect(events.filter((e) => e.kind === "data" && /DONE-42/.test(e.text)).every((e) => e.kind === "data" && !e.preparing)).toBe(true);
+  });
+});
