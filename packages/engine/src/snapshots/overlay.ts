@@ -246,19 +246,29 @@ export class OverlaySnapshotter implements Snapshotter {
     for (const d of parents) if (!this.layers.hasLayer(d)) throw new EngineError(404, `layer ${d} is not in the image store`);
     const dir = path.join(this.root, key);
     fs.mkdirSync(dir);
-    // The image config lists layers bottom first; overlayfs wants the topmost first.
-    const layers: SnapshotMeta["layers"] = parents.map((d) => ({ dir: this.layers.layerPath(d), diffId: d })).reverse();
-    if (opts.init) {
-      const init = path.join(dir, "init");
-      for (const d of opts.init.dirs) fs.mkdirSync(path.join(init, d), { recursive: true });
-      for (const f of opts.init.files) {
-        fs.mkdirSync(path.dirname(path.join(init, f)), { recursive: true });
-        fs.writeFileSync(path.join(init, f), "");
+    try {
+      // The image config lists layers bottom first; overlayfs wants the topmost first.
+      const layers: SnapshotMeta["layers"] = parents.map((d) => ({ dir: this.layers.layerPath(d), diffId: d })).reverse();
+      if (opts.init) {
+        const init = path.join(dir, "init");
+        const inside = (rel: string) => {
+          const p = path.join(init, rel);
+          if (path.relative(init, p).startsWith("..")) throw new EngineError(400, `init layer path outside the layer: ${rel}`);
+          return p;
+        };
+        for (const d of opts.init.dirs) fs.mkdirSync(inside(d), { recursive: true });
+        for (const f of opts.init.files) {
+          fs.mkdirSync(path.dirname(inside(f)), { recursive: true });
+          fs.writeFileSync(inside(f), "");
+        }
+        layers.unshift({ dir: init, diffId: null });
       }
-      layers.unshift({ dir: init, diffId: null });
+      const s = prepareSnapshot(dir, layers.map((l) => l.dir));
+      this.save({ key, ...s, layers, owned: [dir] });
+    } catch (e) {
+      fs.rmSync(dir, { recursive: true, force: true }); // a refused prepare leaves nothing (a full disk, a bad init path)
+      throw e;
     }
-    const s = prepareSnapshot(dir, layers.map((l) => l.dir));
-    this.save({ key, ...s, layers, owned: [dir] });
     return this.view(key);
   }
 

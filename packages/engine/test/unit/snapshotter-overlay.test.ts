@@ -98,6 +98,16 @@ describe("OverlaySnapshotter without mounting", () => {
     expect(s.readFile("c4", "etc/passwd")).toBeUndefined(); // changes of its own: only a mount can tell
   });
 
+  it("a refused prepare leaves nothing: an init path outside its layer", () => {
+    const s = new OverlaySnapshotter(root, images);
+    expect(() => s.prepare("c5", [], { init: { dirs: [], files: ["../../escape"] } })).toThrow(/outside the layer/);
+    expect(s.has("c5")).toBe(false);
+    expect(fs.existsSync(path.join(root, "c5"))).toBe(false);
+    expect(fs.existsSync(path.join(root, "escape"))).toBe(false);
+    s.prepare("c5", [], { init: { dirs: ["/proc"], files: ["/etc/hostname"] } }); // absolute means inside the layer
+    expect(s.readFile("c5", "etc/hostname")).toBe("");
+  });
+
   it("usage counts a hard-linked file once, and every inode", () => {
     const dir = path.join(base, "u");
     fs.mkdirSync(path.join(dir, "d"), { recursive: true });
