@@ -70,14 +70,15 @@ export async function startContainer(env: StartEnv, c: Container): Promise<void>
   //    a user the layers alone cannot tell (then the engine mounts it now).
   //    The snapshotter says how it mounts (overlayfs, which the shim can do with mount(2)) and
   //    can read a file from the layers without mounting when the layers alone can tell.
+  //    Already mounted (a cp, an earlier run), it must not be mounted a second time over itself.
   const rootMount = env.snapshots.mountSpec(c.id);
   const rootfs = rootMount.target;
   let files: RootFiles | undefined;
-  if (!r.Mounts?.length) {
+  if (!r.Mounts?.length && rootMount.type === "overlay" && !env.snapshots.isMounted(c.id)) {
     const passwd = env.snapshots.readFile(c.id, "etc/passwd"), group = env.snapshots.readFile(c.id, "etc/group");
     if (passwd !== undefined && group !== undefined) files = (rel) => (rel === "etc/passwd" ? passwd : rel === "etc/group" ? group : null);
   }
-  const shimMounts = files !== undefined && rootMount.type === "overlay";
+  const shimMounts = files !== undefined;
   if (!shimMounts) env.snapshots.mount(c.id);
   files ??= rootfs;
   mark("start: rootfs ready");

@@ -331,9 +331,7 @@ export class OverlaySnapshotter implements Snapshotter {
   }
 
   readFile(key: string, rel: string): string | null | undefined {
-    const s = this.get(key);
-    if (isMounted(s.merged)) return undefined; // the kernel's view is there: read that
-    return readFromLayers(s, rel);
+    return readFromLayers(this.get(key), rel); // with an empty upper dir the layers are the whole truth, mounted or not
   }
 
   diff(key: string): Change[] {
