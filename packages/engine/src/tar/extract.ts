@@ -66,6 +66,7 @@ export class Extractor {
   readonly what: string;
   private readonly dirs: [string, TarEntry][] = []; // directories to finish (mode, owner, times)
   private readonly members = new Map<string, string>(); // non-directory member -> its host path (for hard links)
+  private readonly checked = new Set<string>(); // "context"/"layer": directories already found to be real ones, not links
   count = 0;
 
   constructor(
@@ -94,15 +95,19 @@ export class Extractor {
     if (policy === "image") return walkInRoot(this.dest, dir, { missing: "mkdir" }).host;
     // context and layer: the destination holds only what this archive put there; a link on the
     // way is refused, never followed.
+    if (dir === ".") return this.dest;
+    if (this.checked.has(dir)) return path.join(this.dest, dir);
     let p = this.dest;
-    if (dir === ".") return p;
     const parts = dir.split("/");
     for (let i = 0; i < parts.length; i++) {
       p = path.join(p, parts[i]!);
+      const sofar = parts.slice(0, i + 1).join("/");
+      if (this.checked.has(sofar)) continue;
       const st = lstatOrNull(p);
       if (!st) fs.mkdirSync(p, { mode: 0o755 });
-      else if (st.isSymbolicLink()) throw new ThroughLink(parts.slice(0, i + 1).join("/"));
-      else if (!st.isDirectory()) this.refuse(e, `is below "${parts.slice(0, i + 1).join("/")}", which is not a directory`);
+      else if (st.isSymbolicLink()) throw new ThroughLink(sofar);
+      else if (!st.isDirectory()) this.refuse(e, `is below "${sofar}", which is not a directory`);
+      this.checked.add(sofar);
     }
     return p;
   }
@@ -164,37 +169,48 @@ export class Extractor {
         this.refuse(e, `is a hard link to "${e.linkname}", which is not a file earlier in the archive`);
       }
     }
-    const existing = lstatOrNull(target);
-    if (existing) {
-      if (e.type === "dir" && existing.isDirectory()) {
-        this.dirs.push([target, e]);
-        return;
-      }
-      if (source === target) return; // a link to itself
-      fs.rmSync(target, { recursive: true, force: true });
-    }
     this.count++;
+    // Made without looking first: a name that is already there (an archive may repeat one, or
+    // replace a link by a directory) is met as EEXIST, removed, and made again.
+    const make = (create: () => void): boolean => {
+      try {
+        create();
+        return true;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+      }
+      const existing = lstatOrNull(target);
+      if (e.type === "dir" && existing?.isDirectory()) return false;
+      if (source === target) return false; // a link to itself
+      this.remove(rel, target);
+      create();
+      return true;
+    };
     switch (e.type) {
       case "dir":
-        fs.mkdirSync(target, { mode: 0o700 });
+        make(() => fs.mkdirSync(target, { mode: 0o700 }));
         this.dirs.push([target, e]);
         return;
-      case "file":
+      case "file": {
+        let fd = -1;
+        make(() => (fd = fs.openSync(target, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600)));
         this.members.set(rel, target);
-        return this.file(target, e);
+        return this.file(fd, e);
+      }
       case "symlink":
-        fs.symlinkSync(e.linkname, target);
+        make(() => fs.symlinkSync(e.linkname, target));
         this.members.set(rel, target);
         this.chown(target, e, true);
         fs.lutimesSync(target, e.mtime, e.mtime);
         return;
       case "hardlink":
-        fs.linkSync(source!, target);
+        make(() => fs.linkSync(source!, target));
         this.members.set(rel, target);
         return;
       case "fifo":
       case "char":
       case "block": {
+        if (lstatOrNull(target)) this.remove(rel, target);
         if (!this.mknod(target, e)) return;
         this.members.set(rel, target);
         const fd = fs.openSync(target, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK | O_PATH);
@@ -208,8 +224,13 @@ export class Extractor {
     }
   }
 
-  private file(target: string, e: TarEntry): EntrySink {
-    const fd = fs.openSync(target, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
+  /** Remove what is at `rel` (and forget the directories checked below it). */
+  private remove(rel: string, target: string): void {
+    fs.rmSync(target, { recursive: true, force: true });
+    for (const d of this.checked) if (d === rel || d.startsWith(`${rel}/`)) this.checked.delete(d);
+  }
+
+  private file(fd: number, e: TarEntry): EntrySink {
     let closed = false;
     const close = () => {
       if (!closed) fs.closeSync(fd);
@@ -295,7 +316,7 @@ export class Extractor {
     const name = base.slice(4);
     if (!name || name === "." || name === ".." || name.includes("/")) this.refuse(e, "is a whiteout of no file");
     const target = path.join(parent, name);
-    fs.rmSync(target, { recursive: true, force: true });
+    this.remove(path.posix.join(path.posix.dirname(cleanMemberName(e.name)), name), target);
     const r = spawnSync("mknod", [target, "c", "0", "0"], { encoding: "utf8" });
     if (r.status !== 0) throw new Error(`${this.what}: cannot make the whiteout for "${e.name}": ${(r.error?.message ?? r.stderr).trim()}`);
   }

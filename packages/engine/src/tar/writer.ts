@@ -17,7 +17,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { Readable } from "node:stream";
 import { getAttributeSync, listAttributesSync } from "fs-xattr";
-import { isOpaqueDir } from "../snapshots/overlay";
+import { OPAQUE_XATTRS } from "../snapshots/overlay";
 import { encodeHeader, padding, trailer, type TarEntry } from "./format";
 
 export interface PackOptions {
@@ -32,7 +32,11 @@ export interface PackOptions {
 const OVERLAY_XATTR = /^(trusted|user)\.overlay\./;
 const O_PATH = 0o10000000; // Linux: a descriptor that names the file without opening it (a fifo would block)
 const CHUNK = 1 << 20;
-const byName = (a: string, b: string) => Buffer.compare(Buffer.from(a), Buffer.from(b));
+/** Byte order of the names' UTF-8, as GNU tar's --sort=name (for ASCII, plain string order is the same). */
+const ASCII = /^[\x00-\x7f]*$/;
+const byName = (a: string, b: string) => (ASCII.test(a) && ASCII.test(b) ? (a < b ? -1 : a > b ? 1 : 0) : Buffer.compare(Buffer.from(a), Buffer.from(b)));
+/** Pieces smaller than this are gathered into one buffer before they are handed on (a header, a small file). */
+const SMALL = 64 << 10;
 
 interface Item {
   host: string; // "" for a made-up wire marker
@@ -40,8 +44,8 @@ interface Item {
   marker?: TarEntry; // a wire marker: its entry is complete
 }
 
-/** Read xattrs of the file behind `fd`, overlay bookkeeping left out. */
-function readXattrs(fd: number): Map<string, Buffer> {
+/** Read xattrs of the file behind `fd`, overlay bookkeeping left out; `opaque` is set when overlayfs's opaque marker says "y". */
+function readXattrs(fd: number, seen?: { opaque: boolean }): Map<string, Buffer> {
   const out = new Map<string, Buffer>();
   const p = `/proc/self/fd/${fd}`;
   let names: string[];
@@ -53,7 +57,10 @@ function readXattrs(fd: number): Map<string, Buffer> {
     throw e;
   }
   for (const n of names) {
-    if (OVERLAY_XATTR.test(n)) continue;
+    if (OVERLAY_XATTR.test(n)) {
+      if (seen && OPAQUE_XATTRS.includes(n) && getAttributeSync(p, n).toString() === "y") seen.opaque = true;
+      continue;
+    }
     try {
       out.set(n, getAttributeSync(p, n));
     } catch (e) {
@@ -78,9 +85,32 @@ class Packer {
     private readonly sink: (b: Buffer) => boolean,
   ) {}
 
+  private stage = Buffer.allocUnsafe(CHUNK); // small pieces gathered here
+  private used = 0;
+
   private out(b: Buffer): boolean {
     this.written += b.length;
-    return this.sink(b);
+    if (b.length < SMALL) {
+      if (this.used + b.length > this.stage.length) {
+        const more = this.flush();
+        b.copy(this.stage, 0);
+        this.used = b.length;
+        return more;
+      }
+      b.copy(this.stage, this.used);
+      this.used += b.length;
+      return true;
+    }
+    return this.flush() && this.sink(b);
+  }
+
+  /** Hand on what is gathered (a fresh buffer follows: the consumer may keep the old one). */
+  private flush(): boolean {
+    if (!this.used) return true;
+    const piece = this.stage.subarray(0, this.used);
+    this.stage = Buffer.allocUnsafe(CHUNK);
+    this.used = 0;
+    return this.sink(piece);
   }
 
   /** Go on until `out` asks to wait (false) or the archive is complete (true). Throws on a read error, with the open file closed. */
@@ -98,6 +128,7 @@ class Packer {
         const item = this.next();
         if (!item) {
           this.out(trailer(this.written));
+          this.flush();
           return true;
         }
         more = this.member(item);
@@ -130,6 +161,21 @@ class Packer {
       this.closeFile();
       const pad = padding(f.size);
       return pad ? this.out(Buffer.alloc(pad)) : true;
+    }
+    if (f.left < SMALL && this.used + f.left <= this.stage.length) {
+      // A small file: read straight into the gathered buffer.
+      const want = f.left;
+      let n = 0;
+      while (n < want) {
+        const r = fs.readSync(f.fd, this.stage, this.used + n, want - n, null);
+        if (r === 0) break;
+        n += r;
+      }
+      if (n < want) this.stage.fill(0, this.used + n, this.used + want);
+      this.used += want;
+      this.written += want;
+      f.left = 0;
+      return true;
     }
     const buf = Buffer.allocUnsafe(Math.min(CHUNK, f.left));
     let n = 0;
@@ -168,10 +214,9 @@ class Packer {
     if (st.isFile()) {
       const fd = fs.openSync(item.host, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
       try {
-        const fst = fs.fstatSync(fd);
         const xattrs = readXattrs(fd);
-        this.file = { fd, left: fst.size, size: fst.size };
-        return this.out(encodeHeader({ ...base, name: item.name, type: "file", size: fst.size, xattrs }));
+        this.file = { fd, left: st.size, size: st.size };
+        return this.out(encodeHeader({ ...base, name: item.name, type: "file", size: st.size, xattrs }));
       } catch (e) {
         if (this.file?.fd !== fd) fs.closeSync(fd);
         throw e;
@@ -180,12 +225,13 @@ class Packer {
     if (st.isDirectory()) {
       const fd = fs.openSync(item.host, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW);
       let xattrs: Map<string, Buffer>;
+      const seen = { opaque: false };
       try {
-        xattrs = readXattrs(fd);
+        xattrs = readXattrs(fd, seen);
       } finally {
         fs.closeSync(fd);
       }
-      this.queue.push(this.children(item, base.mtime).reverse());
+      this.queue.push(this.children(item, base.mtime, seen.opaque).reverse());
       return this.out(encodeHeader({ ...base, name: this.memberName(item, true), type: "dir", xattrs }));
     }
     // fifo or device node
@@ -205,7 +251,7 @@ class Packer {
   }
 
   /** A directory's members in name order; in wire form, whiteouts and the opaque marker as `.wh.` members. */
-  private children(dir: Item, mtime: number): Item[] {
+  private children(dir: Item, mtime: number, opaque: boolean): Item[] {
     const prefix = dir.name === "." ? "./" : `${dir.name}/`;
     const items: Item[] = [];
     const marker = (name: string): Item => ({ host: "", name: `${prefix}${name}`, marker: { name: `${prefix}${name}`, type: "file", mode: 0o644, uid: this.uid, gid: this.gid, size: 0, mtime, linkname: "", devmajor: 0, devminor: 0, xattrs: new Map() } });
@@ -214,7 +260,7 @@ class Packer {
       if (this.opts.wire && e.isCharacterDevice() && Number(fs.lstatSync(host).rdev) === 0) items.push(marker(`.wh.${e.name}`));
       else items.push({ host, name: `${prefix}${e.name}` });
     }
-    if (this.opts.wire && isOpaqueDir(dir.host)) items.push(marker(".wh..wh..opq"));
+    if (this.opts.wire && opaque) items.push(marker(".wh..wh..opq"));
     return items.sort((a, b) => byName(a.name, b.name));
   }
 }
