@@ -104,7 +104,12 @@ export class SessionStore {
   }
 
   async fromRequest(req: IncomingMessage): Promise<SessionUser | null> {
-    return this.lookup(parseCookies(req.headers.cookie)[SESSION_COOKIE]);
+    return this.fromCookie(req.headers.cookie);
+  }
+
+  /** The same from a Cookie header's value (the web app's server renders pages with the visitor's). */
+  async fromCookie(cookieHeader: string | null | undefined): Promise<SessionUser | null> {
+    return this.lookup(parseCookies(cookieHeader ?? undefined)[SESSION_COOKIE]);
   }
 
   async destroy(sessionId: string): Promise<void> {

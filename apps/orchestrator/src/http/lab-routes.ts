@@ -7,16 +7,12 @@ import { QuizAnswersBody } from "@berth/protocol";
 import type { IncomingMessage } from "node:http";
 import type { SessionStore, SessionUser } from "../auth/sessions.js";
 import type { LearnerLabs } from "../labs/learner-labs.js";
-import type { SandboxManager } from "../sandboxes/sandbox-manager.js";
-import { prepareIfReady } from "../terminals/prepare.js";
 import { LabRefusal } from "../labs/refusal.js";
 import { HttpError, type RouteContext, type Router } from "./router.js";
 
 export interface LabRouteDeps {
   sessions: SessionStore;
   labs: LearnerLabs;
-  /** For ?prepare=1 on a lab's view (without it, the parameter is ignored). */
-  sandboxes?: SandboxManager;
 }
 
 const STATUS = { missing: 404, conflict: 409, invalid: 400 } as const;
@@ -48,15 +44,9 @@ export function registerLabRoutes(router: Router, deps: LabRouteDeps): void {
     return { labs: await labs.summaries(user?.id) };
   }));
 
-  // ?prepare=1: the learner is opening the lab (the web app's server asks while it renders the
-  // lab's page): their sandbox's hand-over starts now, beside this answer (terminals/prepare.ts).
   router.on("GET", "/api/labs/:labId", translated(async ({ req, params }) => {
     const user = await requireUser(req);
-    const view = await labs.open(user.id, params.labId!); // a missing lab stops here (404)
-    if (deps.sandboxes && new URL(req.url ?? "/", "http://x").searchParams.get("prepare") === "1") {
-      prepareIfReady(deps.sandboxes, user.id, params.labId!);
-    }
-    return view;
+    return labs.open(user.id, params.labId!); // a missing lab stops here (404)
   }));
 
   router.on("POST", "/api/labs/:labId/steps/:stepId/enter", translated(async ({ req, params }) => {

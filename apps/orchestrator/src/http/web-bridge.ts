@@ -36,7 +36,7 @@ export interface WebBridge {
 
 export function createWebBridge(deps: { sessions: SessionStore; catalog: LabCatalog; labs: LearnerLabs; sandboxes: SandboxManager }): WebBridge {
   const { sessions, catalog, labs, sandboxes } = deps;
-  const visitor = (cookie: string | null) => sessions.fromRequest({ headers: { cookie: cookie ?? undefined } } as never);
+  const visitor = (cookie: string | null) => sessions.fromCookie(cookie);
   return {
     async labShell(labId, stepId, cookie) {
       const user = await visitor(cookie);

@@ -2,7 +2,7 @@
 // sandbox's hand-over (from the warm pool), the lab's setup, and terminal 1's shell, started at a
 // stand-in size (the attach that follows resizes it and gets the screen at its own size). Two ways
 // in: the socket's sandbox:prepare (gateway.ts: the player's scripts, the catalog's click) and the
-// lab page's own request (GET /api/labs/:lab?prepare=1, made by the server while it renders the page).
+// lab page's render on the web app's server (http/web-bridge.ts labPage, in this process).
 // term:attach shares whatever attempt is in flight (SandboxManager.acquire and terminal do).
 import { FIRST_SHELL, type PhaseReporter, type SandboxManager } from "../sandboxes/sandbox-manager.js";
 
