@@ -12,10 +12,12 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startEngine } from "../src/engine";
 import { EngineError } from "../src/errors";
 import { ImageStore } from "../src/images/store";
 import { OverlaySnapshotter } from "../src/snapshots/overlay";
 import type { Change, Snapshotter } from "../src/snapshots/snapshotter";
+import { docker, unmountUnder } from "./harness";
 
 /** A layer's files: text for a file, DIR for a directory, WHITEOUT for "deleted here". */
 export const DIR = Symbol("dir");
@@ -302,3 +304,47 @@ function overlayFixture(): Promise<SnapshotterFixture> {
 }
 
 snapshotterConformance("overlayfs", overlayFixture);
+
+// ---------- the engine and its snapshots ----------
+
+describe("the engine keeps its containers' snapshots", () => {
+  it("adopts an older engine's layout (dirs in the container's directory), and drops a snapshot whose container is gone", async () => {
+    const base = fs.mkdtempSync(path.join(os.tmpdir(), "berth-adopt-"));
+    const root = path.join(base, "state"), socket = path.join(base, "docker.sock"), host = `unix://${socket}`;
+    try {
+      let engine = await startEngine({ root, socket, network: { enabled: false } });
+      expect((await docker(host, ["run", "--name", "old", "busybox", "sh", "-c", "echo hi > /f; rm -f /bin/ls"])).code).toBe(0);
+      expect((await docker(host, ["create", "--name", "gone", "busybox", "true"])).code).toBe(0);
+      const id = (await docker(host, ["inspect", "-f", "{{.Id}}", "old"])).stdout.trim();
+      const goneId = (await docker(host, ["inspect", "-f", "{{.Id}}", "gone"])).stdout.trim();
+      await engine.close();
+      // What an engine from before snapshots/ left: upper, work, merged and init inside the
+      // container's directory, the record's recipe naming them; and a container directory lost
+      // while its snapshot stayed (an engine stopped in the middle of an rm).
+      const cdir = path.join(root, "containers", id), sdir = path.join(root, "snapshots", id);
+      for (const d of ["upper", "work", "init"]) fs.renameSync(path.join(sdir, d), path.join(cdir, d));
+      fs.mkdirSync(path.join(cdir, "merged"));
+      fs.rmSync(sdir, { recursive: true });
+      const rec = JSON.parse(fs.readFileSync(path.join(cdir, "config.json"), "utf8"));
+      rec.recipe.rootfs = { ...rec.recipe.rootfs, lower: [path.join(cdir, "init"), ...rec.recipe.rootfs.lower.slice(1)], upper: path.join(cdir, "upper"), work: path.join(cdir, "work"), merged: path.join(cdir, "merged") };
+      fs.writeFileSync(path.join(cdir, "config.json"), JSON.stringify(rec));
+      fs.rmSync(path.join(root, "containers", goneId), { recursive: true });
+
+      engine = await startEngine({ root, socket, network: { enabled: false } });
+      expect((await docker(host, ["diff", "old"])).stdout).toBe("C /bin\nD /bin/ls\nA /f\n");
+      expect((await docker(host, ["inspect", "-f", "{{.GraphDriver.Data.UpperDir}}", "old"])).stdout.trim()).toBe(path.join(cdir, "upper"));
+      expect((await docker(host, ["start", "-a", "old"])).code).toBe(0);
+      expect((await docker(host, ["commit", "old", "adopted:1"])).code).toBe(0);
+      const r = await docker(host, ["run", "--rm", "adopted:1", "sh", "-c", "cat /f; test -e /bin/ls"]);
+      expect([r.stdout, r.code]).toEqual(["hi\n", 1]); // the file and the whiteout both in the committed layer
+      expect((await docker(host, ["rm", "old"])).code).toBe(0);
+      for (let i = 0; i < 50 && (fs.existsSync(cdir) || fs.readdirSync(path.join(root, "snapshots")).length); i++) await new Promise((res) => setTimeout(res, 100));
+      expect(fs.existsSync(cdir)).toBe(false);
+      expect(fs.readdirSync(path.join(root, "snapshots"))).toEqual([]); // the adopted one and the orphan
+      await engine.close();
+    } finally {
+      unmountUnder(base);
+      fs.rmSync(base, { recursive: true, force: true });
+    }
+  }, 120_000);
+});
