@@ -24,6 +24,14 @@ const POOL = 2;
 const READ_MS = Number(process.env.BENCH_READ_MS ?? 1000);
 /** BENCH_VERBOSE=1: every request and mark of each trial, in ms from the click or navigation. */
 const VERBOSE = process.env.BENCH_VERBOSE === "1";
+/**
+ * A learner who opened a lab before in this browser (the usual case: 24 of 25 chapters), whose
+ * browser remembers terminal 1's size for this window (terminal-link.ts rememberTerminalSize), so
+ * the click sends the terminal's attach too. BENCH_RETURNING=0: a browser that never opened a lab.
+ */
+const RETURNING = process.env.BENCH_RETURNING !== "0";
+/** What the unmeasured first trial's browser remembered, given to the measured ones when RETURNING. */
+let remembered: Record<string, string> = {};
 
 async function poolReady(berth: Berth, want: number): Promise<void> {
   for (let i = 0; i < 480; i++) {
@@ -66,7 +74,7 @@ async function stages(page: Page, origin: number): Promise<Stages> {
       out["page response"] = nav.responseEnd;
       out["page interactive"] = nav.domInteractive;
     }
-    for (const name of ["berth:frame", "berth:terminal-created:1", "berth:opened:1", "berth:renderer:1", "berth:fitted:1", "berth:connected", "berth:attach:1", "berth:first-output:1"]) {
+    for (const name of ["berth:early-attach:1", "berth:frame", "berth:terminal-created:1", "berth:opened:1", "berth:renderer:1", "berth:fitted:1", "berth:connected", "berth:attach:1", "berth:first-output:1"]) {
       const e = performance.getEntriesByName(name).find((m) => m.startTime >= o);
       if (e) out[name.replace("berth:", "").replace(/:1$/, "")] = e.startTime - o;
     }
@@ -85,9 +93,21 @@ async function stages(page: Page, origin: number): Promise<Stages> {
   }, [origin, VERBOSE] as const);
 }
 
-async function fromCatalog(browser: Browser, berth: Berth): Promise<Stages> {
+/** A new learner's browser (with what an earlier lab left in its storage, when RETURNING). */
+async function browserOf(browser: Browser, berth: Berth) {
   const context = await learnerContext(browser, berth.url);
   await context.addInitScript(WATCH);
+  if (RETURNING) await context.addInitScript(`for (const [k, v] of Object.entries(${JSON.stringify(remembered)})) localStorage.setItem(k, v);`);
+  return context;
+}
+
+/** What the player keeps in the browser's storage (read at the end of a trial). */
+async function keep(page: Page): Promise<void> {
+  remembered = await page.evaluate(() => Object.fromEntries(Object.keys(localStorage).map((k) => [k, localStorage.getItem(k) ?? ""])));
+}
+
+async function fromCatalog(browser: Browser, berth: Berth): Promise<Stages> {
+  const context = await browserOf(browser, berth);
   const page = await context.newPage();
   await page.goto(`${berth.url}/`);
   await page.getByTestId(`lab-card-${LAB}`).waitFor();
@@ -101,13 +121,13 @@ async function fromCatalog(browser: Browser, berth: Berth): Promise<Stages> {
   await page.waitForFunction(() => (window as unknown as { __firstByte?: number }).__firstByte !== undefined, undefined, { timeout: 90_000, polling: 50 });
   const click = await page.evaluate(() => (window as unknown as { __clickAt: number }).__clickAt);
   const result = await stages(page, click);
+  await keep(page);
   await context.close();
   return result;
 }
 
 async function direct(browser: Browser, berth: Berth): Promise<Stages> {
-  const context = await learnerContext(browser, berth.url);
-  await context.addInitScript(WATCH);
+  const context = await browserOf(browser, berth);
   const page = await context.newPage();
   await page.goto(`${berth.url}/labs/${LAB}`);
   await page.waitForFunction(() => (window as unknown as { __firstByte?: number }).__firstByte !== undefined, undefined, { timeout: 90_000, polling: 50 });
@@ -167,7 +187,7 @@ try {
       await poolReady(berth, POOL);
       runs.push(await trial(browser, berth));
     }
-    out.push(report(label, runs));
+    out.push(report(`${label}${RETURNING ? ", a browser that opened a lab before" : ", a browser that never opened a lab"}`, runs));
   }
 } finally {
   await berth.stop({ destroySandboxes: true });

@@ -19,7 +19,7 @@ import { clientAddress } from "./http/router.js";
 import type { LabCatalog } from "./labs/catalog.js";
 import type { CheckResultPush, LabPresence } from "./labs/presence.js";
 import { SandboxCapError } from "./sandboxes/sandbox-caps.js";
-import type { SandboxManager } from "./sandboxes/sandbox-manager.js";
+import type { LearnerSandbox, SandboxManager } from "./sandboxes/sandbox-manager.js";
 import { prepareLabSandbox } from "./terminals/prepare.js";
 import type { TerminalSession, TerminalViewer } from "./terminals/terminal-session.js";
 import { XrayHub, type XraySocket } from "./xray/xray-hub.js";
@@ -157,13 +157,21 @@ export function createGateway(
       // lab's setup is running): its screen is shown at once, marked `preparing`, while the setup
       // finishes. Nothing typed reaches the shell before then: the session joins `attached` (the
       // input route) only below, and the browser holds keystrokes until the attach's answer.
-      const starting = sandboxes.find(socket.data.user.id, labId);
-      const early = term === "1" && starting && !starting.ready ? starting.terminals.get("1") : undefined;
-      let preparing = early !== undefined;
-      if (early) {
+      const shown: { early?: TerminalSession; preparing: boolean } = { preparing: false };
+      const showEarly = (sb: LearnerSandbox) => {
+        if (shown.early || term !== "1" || sb.userId !== socket.data.user.id || sb.labId !== labId || sb.ready) return;
+        const early = sb.terminals.get("1");
+        if (!early) return;
+        shown.early = early;
+        shown.preparing = true;
         early.resize(cols, rows).catch(() => undefined);
-        early.attach({ ...viewer, send: (msg) => socket.emit("term:data", preparing ? { ...msg, preparing: true } : msg) });
-      }
+        early.attach({ ...viewer, send: (msg) => socket.emit("term:data", shown.preparing ? { ...msg, preparing: true } : msg) });
+      };
+      // Being handed over already (the click's prepare came first), or from when it is.
+      const starting = sandboxes.find(socket.data.user.id, labId);
+      if (starting) showEarly(starting);
+      const stopWatching = sandboxes.onConnected(showEarly);
+      const early = () => shown.early;
       try {
         // A prepare from the page's request (no one to report to) may have been the attempt this
         // joined, and it does not queue: when the caps said "wait", ask again, as this socket.
@@ -171,15 +179,16 @@ export function createGateway(
           if (!(err instanceof SandboxCapError) || gone.signal.aborted) throw err;
           return sandboxes.acquire(socket.data.user.id, labId, report, gone.signal);
         });
+        stopWatching();
         const session = await sandboxes.terminal(sb, term, cols, rows);
         // Gone while the sandbox came up (signed out, tab closed): attach nothing to a dead socket.
-        if (socket.disconnected) return early?.detach(socket.id);
+        if (socket.disconnected) return early()?.detach(socket.id);
         attached.get(term)?.detach(socket.id);
         attached.set(term, session);
-        if (session === early) {
-          preparing = false; // its screen is on the viewer's screen already; live bytes follow
+        if (session === early()) {
+          shown.preparing = false; // its screen is on the viewer's screen already; live bytes follow
         } else {
-          early?.detach(socket.id);
+          early()?.detach(socket.id);
           // The screen takes the viewer's size at once (the snapshot below is made at it); the pty's
           // resize is not waited for (an agent round trip: up to half a second on a busy host), except
           // for a shell re-attached after a restart, whose replay arrives before that answer.
@@ -199,7 +208,8 @@ export function createGateway(
         });
         ack({ ok: true });
       } catch (err) {
-        early?.detach(socket.id);
+        stopWatching();
+        early()?.detach(socket.id);
         log.error({ err: String(err), labId }, "term:attach failed");
         report("error", err instanceof Error ? err.message : String(err));
         ack({ ok: false, error: err instanceof Error ? err.message : String(err) });

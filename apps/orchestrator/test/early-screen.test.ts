@@ -102,4 +102,22 @@ describe("terminal 1 while the lab's setup runs", () => {
     // Output after the answer is live, not marked.
     expect(events.filter((e) => e.kind === "data" && /DONE-42/.test(e.text)).every((e) => e.kind === "data" && !e.preparing)).toBe(true);
   });
+
+  it("shows it too when the attach comes with the click, before the sandbox is handed over", async () => {
+    await expect.poll(() => berth.sandboxes.pool.readyCount, { timeout: 60_000 }).toBe(1);
+    const { cookie, id } = await signUp(berth.url, "early2");
+    const socket = connectSocket(berth.url, { transports: ["websocket"], extraHeaders: { cookie }, reconnection: false });
+    sockets.push(socket);
+    await new Promise<void>((resolve, reject) => (socket.on("connect", resolve), socket.on("connect_error", reject)));
+    const events: Array<{ preparing: boolean } | "ack"> = [];
+    socket.on("term:data", (m: { preparing?: boolean }) => events.push({ preparing: m.preparing === true }));
+    // Both at once, as the catalog's click sends them: no sandbox is this learner's yet.
+    socket.emit("sandbox:prepare", { labId: LAB });
+    expect(berth.sandboxes.find(id, LAB)).toBeUndefined();
+    const acked = new Promise<void>((resolve) => socket.emit("term:attach", { labId: LAB, term: "1", cols: 90, rows: 25 }, () => (events.push("ack"), resolve())));
+    await expect.poll(() => events.length, { timeout: 5_000, interval: 20 }).toBeGreaterThan(0);
+    expect(events[0]).toEqual({ preparing: true });
+    await acked;
+    expect(berth.sandboxes.find(id, LAB)!.ready).toBe(true);
+  });
 });

@@ -97,6 +97,7 @@ export class SandboxManager {
   private readonly limitReadings = new Map<string, LimitReading>();
   private watchingLimits = false;
   private readonly lifetimeListeners = new Set<(change: SandboxLifetimeChange) => void>();
+  private readonly connectedListeners = new Set<(sb: LearnerSandbox) => void>();
   /** Terminals whose pty.start is in flight, per sandbox (see terminal()). */
   private readonly startingTerminals = new WeakMap<LearnerSandbox, Map<string, Promise<TerminalSession>>>();
 
@@ -331,6 +332,13 @@ export class SandboxManager {
       for (const t of sb.terminals.values()) t.dispose();
     });
     this.live.set(sb.id, sb);
+    for (const listener of this.connectedListeners) {
+      try {
+        listener(sb);
+      } catch (err) {
+        this.log.error({ err: String(err) }, "sandbox connect listener failed");
+      }
+    }
     return sb;
   }
 
@@ -452,6 +460,15 @@ export class SandboxManager {
     return this.config.idleTimeoutMs;
   }
 
+  /**
+   * Listen for a learner's sandbox joining the live ones (handed over, or reconnected), which is
+   * before its lab's setup ends (`ready`): the gateway shows terminal 1's warm shell from then on.
+   */
+  onConnected(listener: (sb: LearnerSandbox) => void): () => void {
+    this.connectedListeners.add(listener);
+    return () => this.connectedListeners.delete(listener);
+  }
+
   /** Listen for learners' sandboxes starting and ending (the gateway tells their browsers). */
   onLifetime(listener: (change: SandboxLifetimeChange) => void): () => void {
     this.lifetimeListeners.add(listener);
@@ -519,6 +536,7 @@ export class SandboxManager {
     if (this.reaper) clearInterval(this.reaper);
     if (this.limitWatch) clearInterval(this.limitWatch);
     this.lifetimeListeners.clear();
+    this.connectedListeners.clear();
     for (const sb of this.live.values()) {
       for (const t of sb.terminals.values()) t.dispose();
       sb.agent.close();

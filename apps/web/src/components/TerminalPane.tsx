@@ -29,7 +29,7 @@ import "./terminal-pane.css";
 import Link from "next/link";
 import { useCallback, useEffect, useId, useRef, useState, type KeyboardEvent as ReactKeyboardEvent, type RefObject } from "react";
 import { signInUrl } from "@/lib/api";
-import { labSocket, prepareLab, TerminalLink, type BerthSocket, type DisplayPhase, type LinkState } from "@/lib/terminal-link";
+import { labSocket, prepareLab, rememberTerminalSize, TerminalLink, type BerthSocket, type DisplayPhase, type LinkState } from "@/lib/terminal-link";
 
 /** What the rest of the player may do with the terminals (see the top of this file). */
 export interface TerminalHandle {
@@ -506,6 +506,8 @@ function TerminalView({
       if (host.clientWidth === 0 || host.clientHeight === 0) return;
       try {
         fit.fit();
+        // The next lab opened in a window of this size attaches with its click (terminal-link.ts).
+        if (termKey === "1") rememberTerminalSize(term.cols, term.rows);
       } catch {
         // fit() throws if the renderer is not measured yet; the next resize retries.
       }

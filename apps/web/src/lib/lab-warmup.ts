@@ -33,7 +33,9 @@ export function warmPlayerCode(router: Router, hrefs: readonly string[]): () => 
     warmLabConnection();
     if (codeWarmed) return;
     codeWarmed = true;
-    void Promise.all([import("@xterm/xterm"), import("@xterm/addon-webgl"), import("./terminal-link")]).catch(() => undefined);
+    void Promise.all([import("@xterm/xterm"), import("@xterm/addon-webgl"), import("./terminal-link")])
+      .then(([xterm, webgl]) => warmTerminalRenderer(xterm.Terminal, webgl.WebglAddon))
+      .catch(() => undefined);
   };
   if (typeof window.requestIdleCallback === "function") {
     const id = window.requestIdleCallback(run, { timeout: 300 });
@@ -41,6 +43,31 @@ export function warmPlayerCode(router: Router, hrefs: readonly string[]): () => 
   }
   const timer = setTimeout(run, 200);
   return () => clearTimeout(timer);
+}
+
+/**
+ * The first terminal a page opens pays for the browser's first WebGL context and shader compiles
+ * (tens to hundreds of ms on a software GPU). A throwaway terminal, opened off screen while the
+ * catalog is idle and disposed at once, pays that before the click: the player's terminal then
+ * finds the compiled programs in the browser's cache.
+ */
+function warmTerminalRenderer(Terminal: typeof import("@xterm/xterm").Terminal, WebglAddon: typeof import("@xterm/addon-webgl").WebglAddon): void {
+  const host = document.createElement("div");
+  host.setAttribute("aria-hidden", "true");
+  host.style.cssText = "position:fixed;left:-10000px;top:0;width:400px;height:200px;visibility:hidden;pointer-events:none";
+  document.body.appendChild(host);
+  const term = new Terminal({ cols: 40, rows: 8, disableStdin: true });
+  try {
+    term.open(host);
+    term.loadAddon(new WebglAddon());
+    term.write("$ ");
+  } catch {
+    // No WebGL here: the player falls back to the DOM renderer anyway.
+  }
+  requestAnimationFrame(() => {
+    term.dispose();
+    host.remove();
+  });
 }
 
 /** Step 2: a lab card is pointed at or focused. */

@@ -81,9 +81,100 @@ export function prepareLab(labId: string): void {
   if (!socket.connected && !socket.active) socket.connect();
   // Buffered by socket.io until connected; harmless if it arrives twice (the server shares one attempt).
   socket.emit("sandbox:prepare", { labId });
+  const size = rememberedTerminalSize();
+  if (size) {
+    early?.dispose();
+    early = new EarlyAttach(socket, labId, size.cols, size.rows);
+  }
   setTimeout(release, PREPARE_HOLD_MS);
 }
 const PREPARE_HOLD_MS = 30_000;
+
+const SIZE_KEY = "berth.terminal1Size";
+
+/**
+ * Terminal 1's size after the player fitted it, with the window it was fitted in: the next lab
+ * opened in a window of the same size gets the same terminal, so its attach can leave with the click.
+ */
+export function rememberTerminalSize(cols: number, rows: number): void {
+  try {
+    localStorage.setItem(SIZE_KEY, JSON.stringify({ cols, rows, width: window.innerWidth, height: window.innerHeight, dpr: window.devicePixelRatio }));
+  } catch {
+    // (storage refused: every attach then waits for the terminal's own fit)
+  }
+}
+
+function rememberedTerminalSize(): { cols: number; rows: number } | null {
+  try {
+    const v = JSON.parse(localStorage.getItem(SIZE_KEY) ?? "null") as { cols: number; rows: number; width: number; height: number; dpr: number } | null;
+    if (!v || v.width !== window.innerWidth || v.height !== window.innerHeight || v.dpr !== window.devicePixelRatio) return null;
+    return Number.isInteger(v.cols) && Number.isInteger(v.rows) && v.cols > 0 && v.rows > 0 ? { cols: v.cols, rows: v.rows } : null;
+  } catch {
+    return null;
+  }
+}
+
+type DataMessage = Parameters<ServerToClientEvents["term:data"]>[0];
+type ExitMessage = Parameters<ServerToClientEvents["term:exit"]>[0];
+type AttachAnswer = { ok: true } | { ok: false; error: string };
+
+/**
+ * Terminal 1's attach, sent with the click that opens a lab (prepareLab), at the size the player
+ * last gave that terminal in a window like this one: the server's answer and the screen are on their
+ * way while the page renders the frame and makes the terminal. The terminal's link adopts it when
+ * its own fit gives the same size (TerminalLink.attach); otherwise it attaches as usual, and the
+ * server sends the screen again at the right size. What arrives before the adoption is kept here,
+ * in order (bounded; the server's flow control pauses a shell nobody acknowledges).
+ */
+class EarlyAttach {
+  readonly events: Array<{ data: DataMessage } | { exit: ExitMessage }> = [];
+  answer: AttachAnswer | null = null;
+  onAnswer: ((answer: AttachAnswer) => void) | null = null;
+  /** The socket dropped since: the server forgot this attach. */
+  broken = false;
+  private readonly timer: ReturnType<typeof setTimeout>;
+
+  constructor(readonly socket: BerthSocket, readonly labId: string, readonly cols: number, readonly rows: number) {
+    socket.on("term:data", this.onData);
+    socket.on("term:exit", this.onExit);
+    socket.on("disconnect", this.onDisconnect);
+    mark("berth:early-attach:1");
+    socket.emit("term:attach", { labId, term: "1", cols, rows }, (res) => {
+      this.answer = res.ok ? { ok: true } : { ok: false, error: res.error ?? "the attach failed" };
+      this.onAnswer?.(this.answer);
+    });
+    // Not adopted by then (the navigation never happened): stop keeping its output.
+    this.timer = setTimeout(() => this.dispose(), PREPARE_HOLD_MS);
+  }
+
+  private readonly onData = (msg: DataMessage) => {
+    if (msg.term === "1" && this.events.length < 1000) this.events.push({ data: msg });
+  };
+  private readonly onExit = (msg: ExitMessage) => {
+    if (msg.term === "1") this.events.push({ exit: msg });
+  };
+  private readonly onDisconnect = () => {
+    this.broken = true;
+  };
+
+  /** Stops listening (the caller now owns what it kept). */
+  dispose(): void {
+    clearTimeout(this.timer);
+    this.socket.off("term:data", this.onData);
+    this.socket.off("term:exit", this.onExit);
+    this.socket.off("disconnect", this.onDisconnect);
+    if (early === this) early = undefined;
+  }
+}
+let early: EarlyAttach | undefined;
+
+/** The early attach for this lab's terminal 1 on this socket, now the caller's (at most once). */
+function takeEarlyAttach(labId: string, termKey: TerminalKey, socket: BerthSocket): EarlyAttach | undefined {
+  const e = early;
+  if (!e || termKey !== "1" || e.labId !== labId || e.socket !== socket) return undefined;
+  early = undefined;
+  return e;
+}
 
 /**
  * Start-up milestones on the page's performance timeline (connected, attach:<term>,
@@ -152,9 +243,15 @@ export class TerminalLink {
   private sawOutput = false;
   /** start() was called: connects attach from then on. */
   private started = false;
+  /** Terminal 1's attach sent with the click (EarlyAttach), until attach() adopts or drops it. */
+  private early: EarlyAttach | undefined;
+  private readonly handleData: ServerToClientEvents["term:data"];
+  private readonly handleExit: ServerToClientEvents["term:exit"];
 
   constructor(private readonly opts: TerminalLinkOptions) {
     const { socket, terminal } = opts;
+    this.early = takeEarlyAttach(opts.labId, opts.termKey, socket);
+    if (this.early) this.disposers.push(() => this.early?.dispose());
     const onConnect = () => {
       mark("berth:connected");
       // The socket is shared and may connect before this link was started (its size settled).
@@ -192,7 +289,8 @@ export class TerminalLink {
       this.update({ phase: msg.phase, message: msg.message });
     };
     const onData: ServerToClientEvents["term:data"] = (msg) => {
-      if (msg.term !== opts.termKey) return;
+      // (While an early attach waits for adoption, it keeps this terminal's output.)
+      if (msg.term !== opts.termKey || this.early) return;
       if (msg.reset) this.resetInOrder();
       if (!this.sawOutput) {
         this.sawOutput = true;
@@ -211,9 +309,11 @@ export class TerminalLink {
       next?.();
     };
     const onExit: ServerToClientEvents["term:exit"] = (msg) => {
-      if (msg.term !== opts.termKey) return;
+      if (msg.term !== opts.termKey || this.early) return;
       this.update({ attached: false, exit: { exitCode: msg.exitCode }, message: `Shell exited with code ${msg.exitCode}` });
     };
+    this.handleData = onData;
+    this.handleExit = onExit;
     socket.on("sandbox:status", onStatus);
     socket.on("term:data", onData);
     socket.on("term:exit", onExit);
@@ -347,7 +447,7 @@ export class TerminalLink {
     // A new attach starts a new shell if the old one exited; if it is still gone, the server says so again.
     if (this.state.exit) this.update({ exit: null });
     this.dropHeldInput();
-    socket.emit("term:attach", { labId, term: termKey, cols, rows }, (res) => {
+    const answered = (res: { ok: boolean; error?: string }) => {
       if (gen !== this.generation || this.disposed) return;
       if (res.ok) {
         // The replay may already have reported that this shell is gone (term:exit arrives before
@@ -364,9 +464,25 @@ export class TerminalLink {
         }
       } else {
         this.dropHeldInput();
-        this.update({ attached: false, preview: false, phase: "error", message: res.error, error: res.error });
+        const error = res.error ?? "the attach failed";
+        this.update({ attached: false, preview: false, phase: "error", message: error, error });
       }
-    });
+    };
+    const e = this.early;
+    this.early = undefined;
+    if (e) {
+      e.dispose();
+      if (!e.broken && socket.connected && e.cols === cols && e.rows === rows) {
+        // Adopted: what the server sent for the click's attach is this attach's, in order; its
+        // answer is this attach's answer.
+        for (const ev of e.events) "data" in ev ? this.handleData(ev.data) : this.handleExit(ev.exit);
+        if (e.answer) answered(e.answer);
+        else e.onAnswer = answered;
+        return;
+      }
+      // Another size (or the socket dropped): a fresh attach below; the server sends the screen again.
+    }
+    socket.emit("term:attach", { labId, term: termKey, cols, rows }, answered);
   }
 
   /**
