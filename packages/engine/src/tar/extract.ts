@@ -256,16 +256,14 @@ export class Extractor {
   }
 
   /** Owner, mode, xattrs (after chown: chown clears security.capability), then times. */
-  private finish(fd: number, e: TarEntry, times = true): void {
+  private finish(fd: number, e: TarEntry): void {
     const viaPath = e.type !== "file" && e.type !== "dir"; // an O_PATH descriptor: fchown/fchmod do not take it
     this.chown(viaPath ? `/proc/self/fd/${fd}` : fd, e);
     if (viaPath) fs.chmodSync(`/proc/self/fd/${fd}`, e.mode);
     else fs.fchmodSync(fd, e.mode);
     this.xattrs(fd, e);
-    if (times) {
-      if (viaPath) fs.utimesSync(`/proc/self/fd/${fd}`, e.mtime, e.mtime);
-      else fs.futimesSync(fd, e.mtime, e.mtime);
-    }
+    if (viaPath) fs.utimesSync(`/proc/self/fd/${fd}`, e.mtime, e.mtime);
+    else fs.futimesSync(fd, e.mtime, e.mtime);
   }
 
   private chown(target: string | number, e: TarEntry, link = false): void {
