@@ -4,7 +4,7 @@
 // lifetime line with its reset.
 import { expect, test, type Page } from "@playwright/test";
 import { useBerth } from "./berth.js";
-import { openLabAsNewLearner, waitForPrompt } from "./helpers.js";
+import { openLabAsNewLearner, signUp, uniqueEmail, waitForPrompt } from "./helpers.js";
 
 const LAB = "namespaces-by-hand";
 const berth = useBerth();
@@ -212,6 +212,64 @@ test("the lifetime line shows the time left, and a reset gives a fresh sandbox w
     const view = (await (await page.request.get(`${berth.url}/api/labs/${LAB}/sandbox`)).json()) as { sandboxId: string; state: string };
     expect(view.state).toBe("running");
     expect(view.sandboxId).toBe(await lifetime.getAttribute("data-sandbox-id"));
+  } finally {
+    await context.close();
+  }
+});
+
+/** How often the page's timeline holds `name` (the player's start-up marks, terminal-link.ts). */
+const marks = (page: Page, name: string) => page.evaluate((n) => performance.getEntriesByName(n).length, name);
+
+/** From the catalog, as a learner does: the card scrolled to, looked at, clicked. */
+async function openFromCatalog(page: Page, labId: string): Promise<void> {
+  await page.goto(`${berth.url}/`);
+  const card = page.getByTestId(`lab-card-${labId}`);
+  await card.scrollIntoViewIfNeeded();
+  await page.waitForTimeout(500);
+  await card.click();
+  await page.waitForURL(`**/labs/${labId}**`);
+}
+
+test("a lab opened from the catalog attaches its terminal with the click once the browser knows the terminal's size", async ({ browser }) => {
+  // The first lab: the player remembers terminal 1's size for this window.
+  const { context, page } = await openLabAsNewLearner(browser, berth.url, "first-containers", "early");
+  try {
+    await settledSize(page, "1");
+    const size = await page.evaluate(() => JSON.parse(localStorage.getItem("berth.terminal1Size") ?? "null") as { cols: number; rows: number } | null);
+    const first = await screen(page, "1");
+    expect(size).toMatchObject({ cols: first!.cols, rows: first!.rows });
+
+    // The next lab: its attach leaves with the click, and the terminal adopts it (no second attach).
+    await openFromCatalog(page, LAB);
+    await waitForPrompt(page);
+    expect(await marks(page, "berth:early-attach:1")).toBe(1);
+    await typeIn(page, "1", "echo adopted-$((6*7))");
+    await waitFor(page, "1", /^adopted-42$/m);
+    const adopted = await screen(page, "1");
+    expect([adopted!.cols, adopted!.rows]).toEqual([size!.cols, size!.rows]);
+  } finally {
+    await context.close();
+  }
+});
+
+test("an attach sent with the click at a size the terminal does not get is dropped for one at the right size", async ({ browser }) => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  try {
+    await signUp(page, berth.url, uniqueEmail("misfit"), "/");
+    // What a browser would remember for this window, had the pane been wider: a few columns off.
+    await page.evaluate(() =>
+      localStorage.setItem("berth.terminal1Size", JSON.stringify({ cols: 61, rows: 13, width: window.innerWidth, height: window.innerHeight, dpr: window.devicePixelRatio })),
+    );
+    await openFromCatalog(page, LAB);
+    await waitForPrompt(page);
+    expect(await marks(page, "berth:early-attach:1")).toBe(1);
+    await settledSize(page, "1");
+    const s = await screen(page, "1");
+    expect([s!.cols, s!.rows]).not.toEqual([61, 13]);
+    // One prompt, drawn for the terminal's own size, and a shell that answers.
+    await typeIn(page, "1", "echo cols=$(tput cols)");
+    await waitFor(page, "1", new RegExp(`^cols=${s!.cols}$`, "m"));
   } finally {
     await context.close();
   }
