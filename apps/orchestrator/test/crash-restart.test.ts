@@ -3,35 +3,19 @@
 // hooks) after a learner passed a check; started again, the learner finds the same shell process
 // and the passed check.
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
-import net from "node:net";
+import { mkdtempSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import type { Socket } from "socket.io-client";
 import { createNamespacesDriver } from "@berth/sandbox";
 import { REPO_ROOT } from "../src/config.js";
-import { signIn, openLabTerminal, typeLine } from "./helpers.js";
+import { signIn, openLabTerminal, typeLine, freePort, unitCommand } from "./helpers.js";
 
 const LAB = "namespaces-by-hand";
 const CHECK = "uts-hostname";
 const ADMIN = { email: "crash-admin@example.org", password: "crash admin password" };
 
-/** The unit's ExecStart, split into program and arguments. */
-function unitCommand(): [string, string[]] {
-  const unit = readFileSync(path.join(REPO_ROOT, "infra/systemd/berth.service"), "utf8");
-  const line = unit.split("\n").find((l) => l.startsWith("ExecStart="))!;
-  const [program, ...args] = line.slice("ExecStart=".length).trim().split(/\s+/);
-  return [program!, args];
-}
-
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const srv = net.createServer().listen(0, "127.0.0.1", () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
 
 const instance = `crash${process.pid}`;
 const dataDir = mkdtempSync(path.join(os.tmpdir(), "berth-crash-"));

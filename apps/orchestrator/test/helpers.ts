@@ -1,8 +1,12 @@
 // What the orchestrator's integration tests do as a learner would: sign up over the API, open a
 // lab's terminal over socket.io (which starts the learner's sandbox) and wait for the prompt.
+import { readFileSync } from "node:fs";
+import net from "node:net";
+import path from "node:path";
 import { expect } from "vitest";
 import { io as connectSocket, type Socket } from "socket.io-client";
 import { TERMINAL_KEYS } from "@berth/protocol";
+import { REPO_ROOT } from "../src/config.js";
 
 /** Every test learner's password (long enough for the server's rule). */
 export const PASSWORD = "test-learner-password";
@@ -74,3 +78,20 @@ export async function openLabTerminal(url: string, cookie: string, labId: string
 
 /** Types a line (and Enter) into the first terminal. */
 export const typeLine = (socket: Socket, line: string) => socket.emit("term:input", { term: TERMINAL_KEYS[0], data: `${line}\r` });
+
+/** The systemd unit's ExecStart, split into program and arguments (tests run Berth as the unit does). */
+export function unitCommand(): [string, string[]] {
+  const unit = readFileSync(path.join(REPO_ROOT, "infra/systemd/berth.service"), "utf8");
+  const line = unit.split("\n").find((l) => l.startsWith("ExecStart="))!;
+  const [program, ...args] = line.slice("ExecStart=".length).trim().split(/\s+/);
+  return [program!, args];
+}
+
+/** A TCP port nobody listens on right now. */
+export const freePort = () =>
+  new Promise<number>((resolve) => {
+    const srv = net.createServer().listen(0, "127.0.0.1", () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });

@@ -7,14 +7,13 @@
 // (load), so this file boots only two and is in `npm test`'s slow tier (scripts/test.mjs).
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it, vi } from "vitest";
 import type { Socket } from "socket.io-client";
 import { createUmlDriver, type SandboxInfo } from "@berth/sandbox";
 import { REPO_ROOT } from "../src/config.js";
-import { signIn, signUp, openLabTerminal, typeLine } from "./helpers.js";
+import { signIn, signUp, openLabTerminal, typeLine, freePort, unitCommand } from "./helpers.js";
 
 vi.setConfig({ testTimeout: 600_000, hookTimeout: 300_000 });
 
@@ -31,21 +30,6 @@ let port = 0;
 const log: string[] = [];
 const sockets: Socket[] = [];
 
-/** The unit's ExecStart, split into program and arguments. */
-function unitCommand(): [string, string[]] {
-  const unit = readFileSync(path.join(REPO_ROOT, "infra/systemd/berth.service"), "utf8");
-  const line = unit.split("\n").find((l) => l.startsWith("ExecStart="))!;
-  const [program, ...args] = line.slice("ExecStart=".length).trim().split(/\s+/);
-  return [program!, args];
-}
-
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const srv = net.createServer().listen(0, "127.0.0.1", () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
 
 /** Starts the orchestrator (uml driver, this test's instance and data dir); resolves with its URL. */
 async function launch(env: Record<string, string>): Promise<string> {
