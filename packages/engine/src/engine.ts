@@ -12,6 +12,8 @@ import { archiveRoutes } from "./api/archive";
 import { containerRoutes } from "./api/containers";
 import { createApiServer, Router } from "./api/http";
 import { imageRoutes } from "./api/images";
+import { Builder } from "./build/builder";
+import { registrySource } from "./registry/source";
 import { systemRoutes } from "./api/system";
 import { ContainerService } from "./containers/service";
 import { buildShim } from "./runtime/shim";
@@ -88,8 +90,9 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
   if (fs.statfsSync(root).type === OVERLAYFS_SUPER_MAGIC) {
     throw new Error(`the state dir ${root} is on overlayfs, which cannot hold containers' upper dirs: give the engine a real filesystem there (a bind-mounted host directory or a tmpfs)`);
   }
-  const images = new ImageStore(root);
   const registry = new RegistryClient({ mirror: opts.registryMirror });
+  // Missing images come from the registries first (a build's FROM, a run of an image not here yet).
+  const images = new ImageStore(root, registrySource(registry));
   ensureBusyboxImage(images);
   images.registerBuilder(DEBIAN_REFERENCES, buildDebianImage);
   // A shared store's images replace their builders (no mmdebstrap in a sandbox). The import runs
@@ -106,7 +109,7 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
   const missingShared = sharedRefs.find((r) => !images.resolve(r));
   if (missingShared) {
     const t0 = Date.now();
-    images.build(missingShared).then(
+    images.buildLocally(missingShared).then(
       () => opts.log?.(`imported ${sharedRefs.join(", ")} from ${shared.join(", ")} in ${Date.now() - t0} ms`),
       (e: Error) => opts.log?.(`could not import ${sharedRefs.join(", ")}: ${e.message}`),
     );
@@ -114,7 +117,7 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
   for (const ref of opts.prebuild ?? []) {
     if (images.resolve(ref) || sharedRefs.includes(ref)) continue;
     opts.log?.(`building ${ref} in the background (mmdebstrap)`);
-    images.build(ref).then(
+    images.buildLocally(ref).then(
       () => opts.log?.(`${ref} is ready`),
       (e: Error) => opts.log?.(`could not build ${ref}: ${e.message}`),
     );
@@ -131,7 +134,7 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
   systemRoutes(router, containers, images, volumes, registry, root);
   containerRoutes(router, containers, images);
   archiveRoutes(router, containers);
-  imageRoutes(router, containers, images, registry);
+  imageRoutes(router, containers, images, registry, new Builder(containers, images));
   volumeRoutes(router, containers, volumes);
   networkRoutes(router, containers, network);
   xrayRoutes(router, containers); // Berth's own /berth/xray, for the X-ray panel

@@ -10,21 +10,21 @@ import { normalizeReference, type ContainerDefaults, type Image, type ImageStore
 import { applyChange } from "../images/changes";
 import { loadImages, saveImages } from "../images/archive";
 import { importImage } from "../images/import";
-import { Builder, type RunConfig } from "../build/builder";
+import type { Builder, RunConfig } from "../build/builder";
 import { handleBuild } from "../build/route";
 import type { RegistryClient } from "../registry/client";
 import { DOCKER_HUB, familiarName, familiarString, parseReference, type Reference } from "../registry/reference";
-import { resolvePull, runPull, type PullPlan } from "../registry/pull";
+import { runPull } from "../registry/pull";
+import { pullPlan } from "../registry/source";
 import { pushImage } from "../registry/push";
 import { boolParam, parseFilters, readJson, send, sendJson, startStream, type Ctx, type Router } from "./http";
 
-export function imageRoutes(router: Router, svc: ContainerService, images: ImageStore, registry: RegistryClient): void {
+export function imageRoutes(router: Router, svc: ContainerService, images: ImageStore, registry: RegistryClient, builder: Builder): void {
   /** `docker events` for images, as dockerd's LogImageEvent words them: the name, plus the image's labels. */
   const imageEvent = (id: string, action: string, name: string) => {
     const labels = images.resolve(id)?.config.config?.Labels ?? {};
     svc.events.publish("image", action, id, { ...labels, name });
   };
-  const builder = new Builder(svc, images);
   const find = (ref: string): Image => {
     const img = images.resolve(ref);
     if (!img) throw new EngineError(404, `No such image: ${ref}`);
@@ -55,31 +55,9 @@ export function imageRoutes(router: Router, svc: ContainerService, images: Image
   });
 
   // Pull: from the image's registry (docker.io names from the mirror), streaming dockerd's
-  // progress. Offline fallbacks for docker.io names: an image that is here is "up to date"; one the
-  // engine can make (debian, a shared store's) is made now, its progress streamed as pull progress.
-  const pullPlan = async (ref: Reference): Promise<PullPlan | undefined> => {
-    if (!registry.canReach(ref)) return undefined;
-    try {
-      return await resolvePull(registry, ref);
-    } catch (e) {
-      // The mirror lacks it (or is down): what the engine can make or has is still an answer.
-      const familiar = familiarString(ref);
-      if (ref.domain === DOCKER_HUB && (images.canBuildLocally(familiar) || images.resolve(familiar))) return undefined;
-      throw e;
-    }
-  };
-  images.fetcher = async (reference, progress) => {
-    const ref = parseReference(reference);
-    const plan = await resolvePull(registry, ref);
-    return runPull(images, registry, plan, (m) => progress([m.id, m.status, m.progress].filter(Boolean).join(" ")));
-  };
-  images.canFetch = (reference) => {
-    try {
-      return registry.canReach(parseReference(reference));
-    } catch {
-      return false;
-    }
-  };
+  // progress (../registry/source.ts decides). Offline fallbacks for docker.io names: an image that
+  // is here is "up to date"; one the engine can make (debian, a shared store's) is made now, its
+  // progress streamed as pull progress.
 
   router.on("POST", "/images/create", async (ctx) => {
     const fromSrc = ctx.query.get("fromSrc");
@@ -95,7 +73,7 @@ export function imageRoutes(router: Router, svc: ContainerService, images: Image
     }
     const ref = referenceFromQuery(ctx.query.get("fromImage") ?? "", ctx.query.get("tag") ?? "");
     const familiar = familiarString(ref);
-    const plan = await pullPlan(ref);
+    const plan = await pullPlan(images, registry, ref);
     if (plan) {
       const res = startStream(ctx, "application/json");
       const say = (o: object) => res.write(`${goJson(o)}\n`);

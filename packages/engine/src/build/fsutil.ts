@@ -185,11 +185,3 @@ export function resolveOwner(spec: string, root: string): Owner {
   return { uid, gid };
 }
 
-/** True when the directory has no entries (a step that changed nothing: an empty layer). */
-export function isEmptyDir(dir: string): boolean {
-  try {
-    return fs.readdirSync(dir).length === 0;
-  } catch {
-    return true;
-  }
-}

@@ -137,14 +137,17 @@ export function treeSize(dir: string): number {
 /** Images the engine can make itself when asked for them (no registry): reference -> builder. */
 export type ImageBuilder = (store: ImageStore, progress: (line: string) => void) => Promise<string>;
 
+/** Where a missing image can be fetched from (the registries: ../registry/source.ts). */
+export interface ImageSource {
+  canFetch(reference: string): boolean;
+  /** Fetches it into `store`; returns the image id. */
+  fetch(store: ImageStore, reference: string, progress: (line: string) => void): Promise<string>;
+}
+
 export class ImageStore {
   private builders = new Map<string, ImageBuilder>();
   private building = new Map<string, Promise<string>>();
   private progressListeners = new Map<string, Set<(line: string) => void>>();
-
-  /** Pull an image from its registry (set by the API): what a builder's FROM uses when it is missing. */
-  fetcher?: (reference: string, progress: (line: string) => void) => Promise<string>;
-  canFetch?: (reference: string) => boolean;
 
   registerBuilder(references: string[], builder: ImageBuilder): void {
     for (const r of references) this.builders.set(normalizeReference(r), builder);
@@ -152,7 +155,7 @@ export class ImageStore {
 
   /** True when the image can be made here or pulled (a build's FROM asks this). */
   canBuild(reference: string): boolean {
-    return this.canBuildLocally(reference) || !!this.canFetch?.(reference);
+    return this.canBuildLocally(reference) || !!this.source?.canFetch(reference);
   }
 
   canBuildLocally(reference: string): boolean {
@@ -164,9 +167,9 @@ export class ImageStore {
    * (busybox, debian, a shared store's). Concurrent callers share the work and its progress lines.
    */
   async build(reference: string, progress: (line: string) => void = () => {}): Promise<string> {
-    if (this.fetcher && this.canFetch?.(reference)) {
+    if (this.source?.canFetch(reference)) {
       try {
-        return await this.fetcher(reference, progress);
+        return await this.source.fetch(this, reference, progress);
       } catch (e) {
         if (!this.canBuildLocally(reference)) throw e;
         progress(`${(e as Error).message}; making it here instead`);
@@ -175,7 +178,8 @@ export class ImageStore {
     return this.buildLocally(reference, progress);
   }
 
-  private buildLocally(reference: string, progress: (line: string) => void): Promise<string> {
+  /** Make it with its builder, never fetched (the engine's start makes its shared and prebuilt images so). */
+  buildLocally(reference: string, progress: (line: string) => void = () => {}): Promise<string> {
     const ref = normalizeReference(reference);
     const builder = this.builders.get(ref);
     if (!builder) return Promise.reject(new Error(`no builder for ${ref}`));
@@ -205,7 +209,11 @@ export class ImageStore {
   private repoDigests: Record<string, string>;
   private sizes = new Map<string, number>();
 
-  constructor(readonly root: string) {
+  /** `source`: where missing images are fetched from before a builder makes them (none: builders only). */
+  constructor(
+    readonly root: string,
+    private readonly source?: ImageSource,
+  ) {
     this.layersDir = path.join(root, "image", "layers", "sha256");
     this.configsDir = path.join(root, "image", "configs", "sha256");
     this.reposFile = path.join(root, "image", "repositories.json");
