@@ -1,6 +1,7 @@
 // Moving images: push, pull, save and load of the same kind of image (busybox plus one layer of
-// 40 MB of random bytes, which gzip cannot shrink), Berth's engine and dockerd 20.10 in the same
-// run, through one docker-registry (@berth/registry). Each engine pushes its own image cold, then
+// 40 MB of random bytes, which gzip cannot shrink; then busybox plus 3000 files of 10 KB, where
+// the cost is per file), Berth's engine and dockerd 20.10 in the same run, through one
+// docker-registry (@berth/registry). Each engine pushes its own image cold, then
 // again (every blob already there); each pulls the other's image; each saves its image and the
 // other loads it.
 //
@@ -47,26 +48,33 @@ try {
   await cli(berth, ["push", `${reg.address}/library/busybox`]);
   await cli(dockerd.host, ["pull", `${reg.address}/library/busybox`]);
   await cli(dockerd.host, ["tag", `${reg.address}/library/busybox`, "busybox"]);
+  const kinds = [
+    { label: "40 MB layer", tag: "big", script: "head -c 40000000 /dev/urandom > /big" },
+    { label: "3000 files", tag: "many", script: "mkdir /many && i=0; while [ $i -lt 3000 ]; do head -c 10000 /dev/urandom > /many/$i; i=$((i+1)); done" },
+  ];
   for (let i = 0; i < runs; i++) {
-    const mine = `${reg.address}/bench/ours:${i}`;
-    const theirs = `${reg.address}/bench/theirs:${i}`;
-    const make = async (host: string, name: string) => {
-      await cli(host, ["run", "--name", `bench-${i}`, "busybox", "sh", "-c", "head -c 40000000 /dev/urandom > /big"]);
-      const c = await cli(host, ["commit", `bench-${i}`, name]);
-      await cli(host, ["rm", `bench-${i}`]);
-      return c.ms;
-    };
-    add("commit (40 MB layer)", await make(berth, mine), await make(dockerd.host, theirs));
-    add("push, cold", (await cli(berth, ["push", mine])).ms, (await cli(dockerd.host, ["push", theirs])).ms);
-    add("push again (all blobs there)", (await cli(berth, ["push", mine])).ms, (await cli(dockerd.host, ["push", theirs])).ms);
-    add("pull the other's image", (await cli(berth, ["pull", theirs])).ms, (await cli(dockerd.host, ["pull", mine])).ms);
-    const a = path.join(root, "ours.tar");
-    const b = path.join(root, "theirs.tar");
-    add("save", (await cli(berth, ["save", "-o", a, mine])).ms, (await cli(dockerd.host, ["save", "-o", b, theirs])).ms);
-    await cli(berth, ["rmi", theirs]);
-    await cli(dockerd.host, ["rmi", mine]);
-    add("load the other's archive", (await cli(berth, ["load", "-i", b])).ms, (await cli(dockerd.host, ["load", "-i", a])).ms);
-    for (const f of [a, b]) fs.rmSync(f, { force: true });
+    for (const kind of kinds) {
+      const mine = `${reg.address}/bench/ours-${kind.tag}:${i}`;
+      const theirs = `${reg.address}/bench/theirs-${kind.tag}:${i}`;
+      const make = async (host: string, name: string) => {
+        await cli(host, ["run", "--name", `bench-${i}`, "busybox", "sh", "-c", kind.script]);
+        const c = await cli(host, ["commit", `bench-${i}`, name]);
+        await cli(host, ["rm", `bench-${i}`]);
+        return c.ms;
+      };
+      const k = `(${kind.label})`;
+      add(`commit ${k}`, await make(berth, mine), await make(dockerd.host, theirs));
+      add(`push, cold ${k}`, (await cli(berth, ["push", mine])).ms, (await cli(dockerd.host, ["push", theirs])).ms);
+      add(`push again, all blobs there ${k}`, (await cli(berth, ["push", mine])).ms, (await cli(dockerd.host, ["push", theirs])).ms);
+      add(`pull the other's image ${k}`, (await cli(berth, ["pull", theirs])).ms, (await cli(dockerd.host, ["pull", mine])).ms);
+      const a = path.join(root, "ours.tar");
+      const b = path.join(root, "theirs.tar");
+      add(`save ${k}`, (await cli(berth, ["save", "-o", a, mine])).ms, (await cli(dockerd.host, ["save", "-o", b, theirs])).ms);
+      await cli(berth, ["rmi", theirs]);
+      await cli(dockerd.host, ["rmi", mine]);
+      add(`load the other's archive ${k}`, (await cli(berth, ["load", "-i", b])).ms, (await cli(dockerd.host, ["load", "-i", a])).ms);
+      for (const f of [a, b]) fs.rmSync(f, { force: true });
+    }
   }
   console.log(`docker-registry start: ${regStart.toFixed(0)} ms; ${runs} runs, p50 (min-max) in ms`);
   console.log(`| | Berth | dockerd 20.10 |`);
