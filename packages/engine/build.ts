@@ -1,5 +1,5 @@
 // What a sandbox needs to run the engine, made on the host:
-//   - dist/engine.mjs: src/main.ts bundled into one file with esbuild (tar-stream and pino inside);
+//   - dist/engine.mjs: src/main.ts bundled into one file with esbuild (pino inside);
 //     the one native addon, fs-xattr (overlayfs's opaque markers), stays outside: the driver copies
 //     its runtime files beside the bundle as node_modules/fs-xattr (FS_XATTR_DIR);
 //   - berth-shim: src/runtime/shim.c compiled with the host's `cc` (the sandbox has no compiler).
