@@ -74,7 +74,7 @@ async function stages(page: Page, origin: number): Promise<Stages> {
       out["page response"] = nav.responseEnd;
       out["page interactive"] = nav.domInteractive;
     }
-    for (const name of ["berth:early-attach:1", "berth:frame", "berth:terminal-created:1", "berth:opened:1", "berth:renderer:1", "berth:fitted:1", "berth:connected", "berth:attach:1", "berth:first-output:1"]) {
+    for (const name of ["berth:early-attach:1", "berth:frame", "berth:terminal-created:1", "berth:opened:1", "berth:renderer:1", "berth:fitted:1", "berth:connected", "berth:attach:1", "berth:first-output:1", "berth:first-parsed:1", "berth:first-drawn:1"]) {
       const e = performance.getEntriesByName(name).find((m) => m.startTime >= o);
       if (e) out[name.replace("berth:", "").replace(/:1$/, "")] = e.startTime - o;
     }
@@ -121,6 +121,7 @@ async function fromCatalog(browser: Browser, berth: Berth): Promise<Stages> {
   await page.waitForFunction(() => (window as unknown as { __firstByte?: number }).__firstByte !== undefined, undefined, { timeout: 90_000, polling: 50 });
   const click = await page.evaluate(() => (window as unknown as { __clickAt: number }).__clickAt);
   const result = await stages(page, click);
+  if (VERBOSE) console.log(`  prompt on screen ${result["prompt on screen"]!.toFixed(0)} ms`);
   await keep(page);
   await context.close();
   return result;

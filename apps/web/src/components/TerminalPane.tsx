@@ -460,6 +460,17 @@ function TerminalView({
     const fit = new FitAddon();
     term.loadAddon(fit);
     term.loadAddon(new WebLinksAddon());
+    // Start-up marks (test/bench/open-lab.ts): the first output parsed into the buffer, and drawn.
+    const parsed = term.onWriteParsed(() => {
+      if (term.buffer.active.length === 0) return;
+      performance.mark(`berth:first-parsed:${termKey}`);
+      parsed.dispose();
+    });
+    const rendered = term.onRender(() => {
+      if (!performance.getEntriesByName(`berth:first-parsed:${termKey}`).length) return;
+      performance.mark(`berth:first-drawn:${termKey}`);
+      rendered.dispose();
+    });
     const inst: TerminalInstance = { term, link: null, early: [] };
     live.current.register(termKey, inst);
     cleanups.push(() => {
