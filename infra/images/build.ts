@@ -263,9 +263,15 @@ export function parentsOf(img: LabImage): string[] {
   return [...text.matchAll(/^\s*FROM\s+(\S+)/gim)].map((m) => m[1]!).filter((r) => r !== "scratch").map((r) => (r.includes(":") ? r : `${r}:latest`));
 }
 
-/** The builder's source version: a digest of packages/engine/src/build. */
+/**
+ * The builder's source version: a digest of packages/engine/src/build and of the engine's tar
+ * (src/tar: it writes every layer's bytes, so a change there must rebuild and push the images).
+ */
 export function builderVersion(): string {
-  return hashTree(path.join(REPO, "packages/engine/src/build"));
+  return createHash("sha256")
+    .update(hashTree(path.join(REPO, "packages/engine/src/build")))
+    .update(hashTree(path.join(REPO, "packages/engine/src/tar")))
+    .digest("hex");
 }
 
 /** The lab images an image's Dockerfile starts FROM. */

@@ -101,7 +101,9 @@ class Packer {
       this.used += b.length;
       return true;
     }
-    return this.flush() && this.sink(b);
+    // Both are handed on whatever the first answers: `false` only means "wait before the next".
+    const more = this.flush();
+    return this.sink(b) && more;
   }
 
   /** Hand on what is gathered (a fresh buffer follows: the consumer may keep the old one). */
