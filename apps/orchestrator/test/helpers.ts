@@ -35,22 +35,27 @@ export async function signIn(url: string, email: string, password = PASSWORD): P
   return { cookie, id: user.id };
 }
 
-/** Attaches the lab's main terminal and resolves, with the screen so far, once a prompt shows. */
+/**
+ * Attaches the lab's main terminal and resolves, with the screen so far, once the attach is answered
+ * (the lab's setup is done then) and a prompt shows. (A warm shell's prompt may come first, before
+ * the setup ends: see gateway.ts.)
+ */
 export async function attachTerminal(url: string, cookie: string, labId: string): Promise<{ text: string; close(): void }> {
   const socket = connectSocket(url, { transports: ["websocket"], extraHeaders: { cookie }, reconnection: false });
   let text = "";
   try {
-    await new Promise<void>((resolve, reject) => {
+    const prompt = new Promise<void>((resolve, reject) => {
       socket.on("term:data", (m: { data: ArrayBuffer }) => {
         text += Buffer.from(m.data).toString("utf8");
         // A re-attached screen is a serialized copy that may end in cursor and mode sequences.
         if (/[#$] $/.test(text.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, ""))) resolve();
       });
       socket.on("connect_error", reject);
-      socket.emit("term:attach", { labId, term: "1", cols: 80, rows: 24 }, (r: { ok: boolean; error?: string }) => {
-        if (!r.ok) reject(new Error(r.error));
-      });
     });
+    const answered = new Promise<void>((resolve, reject) =>
+      socket.emit("term:attach", { labId, term: "1", cols: 80, rows: 24 }, (r: { ok: boolean; error?: string }) => (r.ok ? resolve() : reject(new Error(r.error)))),
+    );
+    await Promise.all([prompt, answered]);
   } catch (err) {
     socket.close();
     throw err;
