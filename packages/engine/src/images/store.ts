@@ -24,6 +24,7 @@ import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { extractLayerStream, streamLayerTar, writeLayerTar } from "./layers";
+import { treeUsage } from "../paths/usage";
 
 export interface ImageConfig {
   architecture: string;
@@ -108,31 +109,6 @@ export function fileSha256(file: string): string {
   return hash.digest("hex");
 }
 
-/** Sum of file sizes under dir, each inode once (what Docker reports as SizeRw). */
-export function treeSize(dir: string): number {
-  let total = 0;
-  const seen = new Set<number>();
-  const walk = (d: string) => {
-    let entries: fs.Dirent[];
-    try {
-      entries = fs.readdirSync(d, { withFileTypes: true });
-    } catch {
-      return;
-    }
-    for (const e of entries) {
-      const p = path.join(d, e.name);
-      if (e.isDirectory()) walk(p);
-      else {
-        const st = fs.lstatSync(p);
-        if (seen.has(st.ino)) continue;
-        seen.add(st.ino);
-        total += st.size;
-      }
-    }
-  };
-  walk(dir);
-  return total;
-}
 
 /** Images the engine can make itself when asked for them (no registry): reference -> builder. */
 export type ImageBuilder = (store: ImageStore, progress: (line: string) => void) => Promise<string>;
@@ -478,14 +454,14 @@ export class ImageStore {
 
   /** Size of one unpacked layer (cached). */
   layerSize(diffId: string): number {
-    if (!this.sizes.has(diffId)) this.sizes.set(diffId, treeSize(this.layerPath(diffId)));
+    if (!this.sizes.has(diffId)) this.sizes.set(diffId, treeUsage(this.layerPath(diffId)).size);
     return this.sizes.get(diffId)!;
   }
 
   private imageSize(config: ImageConfig): number {
     let total = 0;
     for (const d of config.rootfs.diff_ids) {
-      if (!this.sizes.has(d)) this.sizes.set(d, treeSize(this.layerPath(d)));
+      if (!this.sizes.has(d)) this.sizes.set(d, treeUsage(this.layerPath(d)).size);
       total += this.sizes.get(d)!;
     }
     return total;

@@ -18,6 +18,7 @@ import { getAttributeSync, setAttributeSync } from "fs-xattr";
 import { EngineError } from "../errors";
 import type { ImageStore } from "../images/store";
 import type { Change, InitLayer, MountSpec, Snapshotter, SnapshotView } from "./snapshotter";
+import { treeUsage } from "../paths/usage";
 
 export interface Snapshot {
   lower: string[]; // topmost first
@@ -364,25 +365,4 @@ export class OverlaySnapshotter implements Snapshotter {
 }
 
 /** Bytes under dir, each inode once (what Docker reports as SizeRw), and how many inodes. */
-export function usageOf(dir: string): { size: number; inodes: number } {
-  let size = 0;
-  const seen = new Set<number>();
-  const walk = (d: string) => {
-    let entries: fs.Dirent[];
-    try {
-      entries = fs.readdirSync(d, { withFileTypes: true });
-    } catch {
-      return;
-    }
-    for (const e of entries) {
-      const p = path.join(d, e.name);
-      const st = fs.lstatSync(p);
-      if (seen.has(st.ino)) continue;
-      seen.add(st.ino);
-      if (e.isDirectory()) walk(p);
-      else size += st.size;
-    }
-  };
-  walk(dir);
-  return { size, inodes: seen.size };
-}
+export const usageOf = treeUsage;
