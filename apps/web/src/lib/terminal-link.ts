@@ -114,6 +114,18 @@ function rememberedTerminalSize(): { cols: number; rows: number } | null {
   }
 }
 
+/**
+ * xterm parses what is written on a later task (a setTimeout), except right after a keystroke,
+ * when it parses at once to keep typing snappy. At the adoption of an early attach that task
+ * waited ~130 ms behind the page's own work (the lab's instructions rendering), with the prompt
+ * already here: so the adopted screen takes the keystroke path. That switch is xterm's own,
+ * but not public API (`_core._writeBuffer.handleUserInput`); without it (another xterm version)
+ * nothing breaks, the parse is just later.
+ */
+function parseNextWriteNow(terminal: Terminal): void {
+  (terminal as unknown as { _core?: { _writeBuffer?: { handleUserInput?: () => void } } })._core?._writeBuffer?.handleUserInput?.();
+}
+
 type DataMessage = Parameters<ServerToClientEvents["term:data"]>[0];
 type ExitMessage = Parameters<ServerToClientEvents["term:exit"]>[0];
 type AttachAnswer = { ok: true } | { ok: false; error: string };
@@ -475,7 +487,15 @@ export class TerminalLink {
       if (!e.broken && socket.connected && e.cols === cols && e.rows === rows) {
         // Adopted: what the server sent for the click's attach is this attach's, in order; its
         // answer is this attach's answer.
-        for (const ev of e.events) "data" in ev ? this.handleData(ev.data) : this.handleExit(ev.exit);
+        for (const ev of e.events) {
+          parseNextWriteNow(this.opts.terminal);
+          if ("data" in ev && ev.data.reset) {
+            // Nothing was written to this new terminal yet, so the reset needs no ordering.
+            this.opts.terminal.reset();
+            this.handleData({ ...ev.data, reset: false });
+          } else if ("data" in ev) this.handleData(ev.data);
+          else this.handleExit(ev.exit);
+        }
         if (e.answer) answered(e.answer);
         else e.onAnswer = answered;
         return;
