@@ -51,15 +51,21 @@ afterAll(async () => {
   for (const s of await driver.list()) if (s.id.startsWith(`${instance}-`)) await driver.destroy(s.id);
 });
 
+/** A new learner's socket, connected, once the warm pool holds a sandbox for them. */
+async function learnerAtWarmPool(who: string): Promise<{ socket: Socket; id: string }> {
+  await expect.poll(() => berth.sandboxes.pool.readyCount, { timeout: 60_000 }).toBe(1);
+  const { cookie, id } = await signUp(berth.url, who);
+  const socket = connectSocket(berth.url, { transports: ["websocket"], extraHeaders: { cookie }, reconnection: false });
+  sockets.push(socket);
+  await new Promise<void>((resolve, reject) => (socket.on("connect", resolve), socket.on("connect_error", reject)));
+  return { socket, id };
+}
+
 const plain = (s: string) => s.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, "");
 
 describe("terminal 1 while the lab's setup runs", () => {
   it("shows the warm shell's prompt before the setup ends, and runs nothing typed before it", async () => {
-    await expect.poll(() => berth.sandboxes.pool.readyCount, { timeout: 60_000 }).toBe(1);
-    const { cookie, id } = await signUp(berth.url, "early");
-    const socket = connectSocket(berth.url, { transports: ["websocket"], extraHeaders: { cookie }, reconnection: false });
-    sockets.push(socket);
-    await new Promise<void>((resolve, reject) => (socket.on("connect", resolve), socket.on("connect_error", reject)));
+    const { socket, id } = await learnerAtWarmPool("early");
 
     // The catalog's click: the hand-over starts; the page's terminal attaches while the setup runs.
     socket.emit("sandbox:prepare", { labId: LAB });
@@ -104,11 +110,7 @@ describe("terminal 1 while the lab's setup runs", () => {
   });
 
   it("shows it too when the attach comes with the click, before the sandbox is handed over", async () => {
-    await expect.poll(() => berth.sandboxes.pool.readyCount, { timeout: 60_000 }).toBe(1);
-    const { cookie, id } = await signUp(berth.url, "early2");
-    const socket = connectSocket(berth.url, { transports: ["websocket"], extraHeaders: { cookie }, reconnection: false });
-    sockets.push(socket);
-    await new Promise<void>((resolve, reject) => (socket.on("connect", resolve), socket.on("connect_error", reject)));
+    const { socket, id } = await learnerAtWarmPool("early2");
     const events: Array<{ preparing: boolean } | "ack"> = [];
     socket.on("term:data", (m: { preparing?: boolean }) => events.push({ preparing: m.preparing === true }));
     // Both at once, as the catalog's click sends them: no sandbox is this learner's yet.

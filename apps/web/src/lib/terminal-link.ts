@@ -69,7 +69,7 @@ const prepared = new Set<string>();
 
 /**
  * Connects the page's socket now and asks the server to start handing over the learner's sandbox
- * for `labId` (sandbox:prepare), before any terminal is laid out: the hand-over then overlaps with
+ * for `labId` (sandbox:prepare, or terminal 1's attach itself: EarlyAttach), before any terminal is laid out: the hand-over then overlaps with
  * the page's own start. Once per lab and page (the catalog calls it on the click that opens a lab;
  * the player again, which is then a no-op). The socket is held for PREPARE_HOLD_MS, by which time
  * the terminals hold it themselves.
@@ -79,13 +79,13 @@ export function prepareLab(labId: string): void {
   prepared.add(labId);
   const { socket, release } = labSocket();
   if (!socket.connected && !socket.active) socket.connect();
-  // Buffered by socket.io until connected; harmless if it arrives twice (the server shares one attempt).
-  socket.emit("sandbox:prepare", { labId });
+  // Buffered by socket.io until connected. Terminal 1's attach does what a prepare does (the
+  // hand-over, the setup, the shell), so it goes instead when the terminal's size is known.
   const size = rememberedTerminalSize();
   if (size) {
     early?.dispose();
     early = new EarlyAttach(socket, labId, size.cols, size.rows);
-  }
+  } else socket.emit("sandbox:prepare", { labId });
   setTimeout(release, PREPARE_HOLD_MS);
 }
 const PREPARE_HOLD_MS = 30_000;
