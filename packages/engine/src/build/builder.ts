@@ -26,7 +26,9 @@ import { applyDockerignore } from "./context";
 import { combinedHash, copyTree, expandWildcards, hasWildcards, lstatOrNull, PathError, resolveInRoot, resolveOwner, sourceHash } from "./fsutil";
 import { DockerfileParseError, parseDockerfile, parseLine, type Instruction } from "./parser";
 import { expandWord, expandWords, ExpansionError, splitWords } from "./shell";
-import { compression, decompress, extractTar, looksLikeTar, UnsafeArchiveError } from "./tar";
+import { extractTar } from "../tar/extract";
+import { UnsafeArchiveError } from "../tar/format";
+import { compression, decompress, looksLikeTar } from "../tar/reader";
 
 export interface BuildOptions {
   context: string; // an unpacked directory
@@ -831,7 +833,7 @@ class BuildRun {
         plain = tmp;
       }
       if (!looksLikeTar(plain)) return false;
-      extractTar(plain, resolveInRoot(merged, destAbs, { mkdir: true, owner }), { policy: "image", keepOwners: true, what: `ADD ${path.basename(file)}` });
+      extractTar(plain, resolveInRoot(merged, destAbs, { mkdir: true, owner }), { policy: "image", owners: "keep", what: `ADD ${path.basename(file)}` });
       return true;
     } finally {
       fs.rmSync(tmp, { force: true });

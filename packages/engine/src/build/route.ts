@@ -15,7 +15,7 @@ import { boolParam, startStream, type Ctx } from "../api/http";
 import { BuildError, type Builder } from "./builder";
 import { unpackContext } from "./context";
 import { DockerfileParseError } from "./parser";
-import { UnsafeArchiveError } from "./tar";
+import { UnsafeArchiveError } from "../tar/format";
 
 export async function handleBuild(ctx: Ctx, builder: Builder, images: ImageStore): Promise<void> {
   const work = path.join(images.root, "tmp", `build-${Date.now()}-${Math.random().toString(16).slice(2)}`);
