@@ -10,5 +10,11 @@ export default defineConfig({
     // Sandboxes and engines are real: keep files from fighting over two cores.
     fileParallelism: false,
     pool: "forks",
+    // One process for the whole tier, modules kept loaded from file to file: a fresh fork per file
+    // (start, then import and transform its module graph again) cost ~1-3 s each, minutes in all.
+    // What a file changes in the process (environment, cwd, umask) is put back after it by
+    // test/vitest-setup.ts; state a file makes (engines, sandboxes, servers) is its own to stop.
+    poolOptions: { forks: { isolate: false, singleFork: true } },
+    setupFiles: ["test/vitest-setup.ts"],
   },
 });

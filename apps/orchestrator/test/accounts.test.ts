@@ -2,13 +2,11 @@
 // only from the console (BERTH_ADMIN_* or the one-time setup link), sign-up answers that do not
 // tell taken emails apart, sign-in and sign-up throttles per account and per address (127.0.0.1 and
 // 127.0.0.2 are two addresses of one loopback), and the cross-site guard on state-changing requests.
-import { mkdtempSync } from "node:fs";
 import { request } from "node:http";
-import os from "node:os";
-import path from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { startOrchestrator, type Orchestrator } from "../src/server.js";
 import type { OrchestratorConfig } from "../src/config.js";
+import { freshDataDir } from "./fresh-data-dir.js";
 
 const started: Orchestrator[] = [];
 afterEach(async () => {
@@ -18,7 +16,8 @@ afterAll(async () => {
   for (const b of started.splice(0)) await b.close();
 });
 
-async function start(overrides: Partial<OrchestratorConfig> = {}, dataDir = mkdtempSync(path.join(os.tmpdir(), "berth-acct-"))) {
+async function start(overrides: Partial<OrchestratorConfig> = {}, dataDir?: string) {
+  dataDir ??= await freshDataDir("berth-acct-");
   process.env.BERTH_DATA_DIR = dataDir;
   const b = await startOrchestrator({
     port: 0, host: "127.0.0.1", serveWeb: false, warmPoolSize: 0, registry: { enabled: false, root: "", port: 0 },

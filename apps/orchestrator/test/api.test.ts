@@ -1,6 +1,6 @@
 // The orchestrator's REST API and socket gateway against a real database and real sandboxes:
 // accounts, bad input, and the promise that check scripts and solutions never leave the server.
-import { mkdtempSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -8,11 +8,12 @@ import { io as connectSocket } from "socket.io-client";
 import { getCheck, getSetup, loadLabs, renderLab, solutionsFor } from "@berth/labkit";
 import { startOrchestrator, type Orchestrator } from "../src/server.js";
 import { REPO_ROOT } from "../src/config.js";
+import { freshDataDir } from "./fresh-data-dir.js";
 
 let berth: Orchestrator;
 
 beforeAll(async () => {
-  const dataDir = mkdtempSync(path.join(os.tmpdir(), "berth-api-"));
+  const dataDir = await freshDataDir("berth-api-");
   process.env.BERTH_DATA_DIR = dataDir;
   berth = await startOrchestrator({ port: 0, host: "127.0.0.1", serveWeb: false, warmPoolSize: 0, instance: `api${process.pid}` });
 });

@@ -3,7 +3,6 @@
 // input (broken markdown with its lines, sizes, paths, archives), sanitized views, and the whole
 // way of a lab: draft → Prove it (streamed, in a fresh sandbox) → publish → a learner opens it and
 // keeps the version they started when a new one is published; export and import as tar.
-import { mkdtempSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -11,6 +10,7 @@ import { createNamespacesDriver } from "@berth/sandbox";
 import { startOrchestrator, type Orchestrator } from "../src/server.js";
 import { writeTar, readTar } from "../src/authoring/tar.js";
 import { signUp } from "./helpers.js";
+import { freshDataDir } from "./fresh-data-dir.js";
 
 const LABS = path.join(import.meta.dirname, "fixtures", "labs");
 const instance = `authoring${process.pid}`;
@@ -67,7 +67,7 @@ const start = () =>
   });
 
 beforeAll(async () => {
-  dataDir = mkdtempSync(path.join(os.tmpdir(), "berth-authoring-"));
+  dataDir = await freshDataDir("berth-authoring-");
   process.env.BERTH_DATA_DIR = dataDir;
   berth = await start();
   alice = await signUp(berth.url, "alice");

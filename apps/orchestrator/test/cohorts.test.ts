@@ -3,13 +3,13 @@
 // and a visitor without a session; invites keep their seat limit and expiry; the board pushes a
 // learner's row when they act and puts a learner whose check keeps failing first; messages reach
 // the learner's sockets; the grade CSV has a row per learner and a column per lab and check.
-import { mkdtempSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { io as connectSocket, type Socket } from "socket.io-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startOrchestrator, type Orchestrator } from "../src/server.js";
 import { signIn, signUp } from "./helpers.js";
+import { freshDataDir } from "./fresh-data-dir.js";
 
 const ADMIN = { email: "cohort-admin@example.org", password: "cohort test admin password" };
 const LAB = "first-containers";
@@ -63,7 +63,7 @@ function next<T>(socket: Socket, event: string, match: (m: T) => boolean = () =>
 }
 
 beforeAll(async () => {
-  process.env.BERTH_DATA_DIR = mkdtempSync(path.join(os.tmpdir(), "berth-cohorts-"));
+  process.env.BERTH_DATA_DIR = await freshDataDir("berth-cohorts-");
   berth = await startOrchestrator({
     port: 0, host: "127.0.0.1", serveWeb: false, warmPoolSize: 0, registry: { enabled: false, root: "", port: 0 },
     instance: `coh${process.pid}`, admin: ADMIN,

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createNamespacesDriver } from "@berth/sandbox";
 import { startOrchestrator, type Orchestrator } from "../src/server.js";
 import { signUp, typeLine } from "./helpers.js";
+import { freshDataDir } from "./fresh-data-dir.js";
 
 const instance = `early${process.pid}`;
 const LAB = "slow-setup";
@@ -41,7 +42,7 @@ const sockets: Socket[] = [];
 let berth: Orchestrator;
 
 beforeAll(async () => {
-  process.env.BERTH_DATA_DIR = mkdtempSync(path.join(os.tmpdir(), "berth-early-"));
+  process.env.BERTH_DATA_DIR = await freshDataDir("berth-early-");
   berth = await startOrchestrator({ port: 0, host: "127.0.0.1", serveWeb: false, warmPoolSize: 1, instance, labsDir: labs });
 });
 

@@ -1,7 +1,7 @@
 // The editor's file routes through a real orchestrator and a real sandbox: a folder listing, a save
 // that the shell then sees, a read of what the shell wrote, the 409 when the file changed underneath,
 // and the refusals (relative paths, folders, devices, binaries, oversized files, other learners).
-import { mkdtempSync, rmSync } from "node:fs";
+import { rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -9,10 +9,11 @@ import { createNamespacesDriver } from "@berth/sandbox";
 import { startOrchestrator, type Orchestrator } from "../src/server.js";
 import { MAX_EDITOR_FILE } from "../src/http/file-routes.js";
 import { attachTerminal, signUp } from "./helpers.js";
+import { freshDataDir } from "./fresh-data-dir.js";
 
 const LAB = "namespaces-by-hand";
 const instance = `files${process.pid}`;
-const dataDir = mkdtempSync(path.join(os.tmpdir(), "berth-files-"));
+const dataDir = await freshDataDir("berth-files-");
 const driver = createNamespacesDriver();
 let berth: Orchestrator;
 const terminals: { close(): void }[] = [];

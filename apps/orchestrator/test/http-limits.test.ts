@@ -2,7 +2,6 @@
 // closed within the timeouts, one address cannot hold more than its share of connections or
 // sockets, and another address is served meanwhile (127.0.0.2 and 127.0.0.3: loopback addresses
 // other than the machine's own 127.0.0.1).
-import { mkdtempSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -10,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { io as connectSocket, type Socket } from "socket.io-client";
 import { startOrchestrator, type Orchestrator } from "../src/server.js";
 import { signUp } from "./helpers.js";
+import { freshDataDir } from "./fresh-data-dir.js";
 
 let berth: Orchestrator;
 let port = 0;
@@ -19,7 +19,7 @@ const MAX_CONNECTIONS = 60;
 const MAX_SOCKETS = 3;
 
 beforeAll(async () => {
-  process.env.BERTH_DATA_DIR = mkdtempSync(path.join(os.tmpdir(), "berth-http-"));
+  process.env.BERTH_DATA_DIR = await freshDataDir("berth-http-");
   berth = await startOrchestrator({
     port: 0, host: "127.0.0.1", serveWeb: false, warmPoolSize: 0, registry: { enabled: false, root: "", port: 0 },
     instance: `http${process.pid}`,

@@ -3,7 +3,6 @@
 // lab and a step setup, progressive hints with a cost, solutions, needs, a quiz, a gated step with
 // an automatic check, a recap. Every response body is kept and scanned at the end for the texts
 // that must never reach a browser before they are asked for.
-import { mkdtempSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -11,6 +10,7 @@ import { io as connectSocket, type Socket } from "socket.io-client";
 import { createNamespacesDriver } from "@berth/sandbox";
 import { startOrchestrator, type Orchestrator } from "../src/server.js";
 import { signUp } from "./helpers.js";
+import { freshDataDir } from "./fresh-data-dir.js";
 
 const LABS = path.join(import.meta.dirname, "fixtures", "labs");
 const LAB = "v2-fixture";
@@ -35,7 +35,7 @@ async function start(): Promise<Orchestrator> {
 }
 
 beforeAll(async () => {
-  dataDir = mkdtempSync(path.join(os.tmpdir(), "berth-lab-api-"));
+  dataDir = await freshDataDir("berth-lab-api-");
   process.env.BERTH_DATA_DIR = dataDir;
   berth = await start();
 });

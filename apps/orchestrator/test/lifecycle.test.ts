@@ -1,15 +1,15 @@
 // Sandbox lifecycle through the orchestrator with the real namespaces driver: handed over from the
 // warm pool, kept across an orchestrator restart, reaped when idle, and nothing left behind.
-import { mkdtempSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createNamespacesDriver } from "@berth/sandbox";
 import { startOrchestrator, type Orchestrator } from "../src/server.js";
 import { attachTerminal, signUp } from "./helpers.js";
+import { freshDataDir } from "./fresh-data-dir.js";
 
 const instance = `life${process.pid}`;
-const dataDir = mkdtempSync(path.join(os.tmpdir(), "berth-life-"));
+const dataDir = await freshDataDir("berth-life-");
 const driver = createNamespacesDriver();
 const mine = async () => (await driver.list()).filter((s) => s.id.startsWith(`${instance}-`));
 let berth: Orchestrator | undefined;

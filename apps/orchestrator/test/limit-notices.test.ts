@@ -2,7 +2,6 @@
 // orchestrator, socket.io and a real sandbox with small limits, a memory hog typed in the terminal
 // is OOM-killed, a fork bomb hits the pids limit (and stays contained), the disk fills up, and the
 // sandbox is reaped; after each, the terminal shows a Berth notice naming the limit and its value.
-import { mkdtempSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { io as connectSocket, type Socket } from "socket.io-client";
@@ -10,13 +9,14 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createNamespacesDriver } from "@berth/sandbox";
 import { startOrchestrator, type Orchestrator } from "../src/server.js";
 import { signUp } from "./helpers.js";
+import { freshDataDir } from "./fresh-data-dir.js";
 
 const MiB = 1024 * 1024;
 const LIMITS = { memoryBytes: 160 * MiB, cpus: 1, pids: 96, diskBytes: 256 * MiB };
 const LAB = "namespaces-by-hand";
 const TERM = "1"; // the lab's first terminal
 const instance = `note${process.pid}`;
-const dataDir = mkdtempSync(path.join(os.tmpdir(), "berth-notice-"));
+const dataDir = await freshDataDir("berth-notice-");
 const driver = createNamespacesDriver();
 let berth: Orchestrator | undefined;
 let term: LiveTerminal | undefined;

@@ -3,7 +3,7 @@
 // /preview/<lab>/<port>/, for that learner only, with the headers that keep the page away from
 // Berth's API, and every tunnel is closed afterwards.
 import { createHash, randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { rmSync } from "node:fs";
 import { request as httpRequest } from "node:http";
 import os from "node:os";
 import path from "node:path";
@@ -13,10 +13,11 @@ import { TUNNEL_WINDOW } from "@berth/protocol";
 import { startOrchestrator, type Orchestrator } from "../src/server.js";
 import { TunnelClient } from "../src/preview/tunnel-client.js";
 import { PASSWORD, attachTerminal, signUp } from "./helpers.js";
+import { freshDataDir } from "./fresh-data-dir.js";
 
 const LAB = "namespaces-by-hand";
 const instance = `prev${process.pid}`;
-const dataDir = mkdtempSync(path.join(os.tmpdir(), "berth-preview-"));
+const dataDir = await freshDataDir("berth-preview-");
 const driver = createNamespacesDriver();
 let berth: Orchestrator;
 const terminals: { close(): void }[] = [];

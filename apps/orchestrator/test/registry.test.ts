@@ -7,6 +7,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startOrchestrator, type Orchestrator } from "../src/server.js";
+import { freshDataDir } from "./fresh-data-dir.js";
 
 const dirs: string[] = [];
 const running: Orchestrator[] = [];
@@ -63,7 +64,7 @@ describe("the lab registry started by the orchestrator", () => {
   let root: string;
   // In a hook: the first start of a run may build the sandbox agent's bundle (tens of seconds).
   beforeAll(async () => {
-    process.env.BERTH_DATA_DIR = tmp("berth-reg-data-");
+    dirs.push((process.env.BERTH_DATA_DIR = await freshDataDir("berth-reg-data-")));
     root = tmp("berth-reg-root-");
     berth = await startOrchestrator({ port: 0, host: "127.0.0.1", serveWeb: false, warmPoolSize: 0, instance: `reg${process.pid}`, registry: { enabled: true, root, port: 0 } });
     running.push(berth);
@@ -90,7 +91,7 @@ describe("the lab registry started by the orchestrator", () => {
   });
 
   it("starts Berth without a registry when the registry cannot start (its port is taken)", async () => {
-    process.env.BERTH_DATA_DIR = tmp("berth-reg-data-");
+    dirs.push((process.env.BERTH_DATA_DIR = await freshDataDir("berth-reg-data-")));
     const blocker = net.createServer();
     await new Promise<void>((r) => blocker.listen(0, "127.0.0.1", () => r()));
     const port = (blocker.address() as net.AddressInfo).port;

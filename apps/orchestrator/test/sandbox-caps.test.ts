@@ -1,7 +1,6 @@
 // Caps on live learner sandboxes: the queue's rules on their own (fast, no root), then through a
 // real orchestrator with real sandboxes and socket.io clients, where the messages reach the learner
 // as `sandbox:status` phases.
-import { mkdtempSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -11,6 +10,7 @@ import { TERMINAL_KEYS, type SandboxPhase } from "@berth/protocol";
 import { SandboxCapError, SandboxCaps } from "../src/sandboxes/sandbox-caps.js";
 import { startOrchestrator, type Orchestrator } from "../src/server.js";
 import { signUp } from "./helpers.js";
+import { freshDataDir } from "./fresh-data-dir.js";
 
 const statuses = () => {
   const seen: { phase: SandboxPhase; message: string }[] = [];
@@ -103,7 +103,7 @@ describe("caps through the orchestrator, with real sandboxes", () => {
   }
 
   it("one lab per account and one sandbox in all: the second lab is refused, another learner queues until one ends", async () => {
-    process.env.BERTH_DATA_DIR = mkdtempSync(path.join(os.tmpdir(), "berth-caps-"));
+    process.env.BERTH_DATA_DIR = await freshDataDir("berth-caps-");
     berth = await startOrchestrator({
       port: 0, host: "127.0.0.1", serveWeb: false, warmPoolSize: 0, registry: { enabled: false, root: "", port: 0 }, instance,
       sandboxCaps: { perAccount: 1, total: 1, queueTimeoutMs: 120_000 },

@@ -2,7 +2,6 @@
 // sign-out disconnects it and what it types no longer reaches the shell; an expired session's
 // socket is closed on time; a term:attach looks the session up again. And a cross-site POST cannot
 // run a check in a learner's running sandbox.
-import { mkdtempSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -13,6 +12,7 @@ import { TERMINAL_KEYS } from "@berth/protocol";
 import { startOrchestrator, type Orchestrator } from "../src/server.js";
 import { REPO_ROOT } from "../src/config.js";
 import { signIn, signUp } from "./helpers.js";
+import { freshDataDir } from "./fresh-data-dir.js";
 
 const LAB = "namespaces-by-hand";
 const TERM = TERMINAL_KEYS[0];
@@ -21,7 +21,7 @@ const driver = createNamespacesDriver();
 let berth: Orchestrator;
 
 beforeAll(async () => {
-  process.env.BERTH_DATA_DIR = mkdtempSync(path.join(os.tmpdir(), "berth-sess-"));
+  process.env.BERTH_DATA_DIR = await freshDataDir("berth-sess-");
   berth = await startOrchestrator({ port: 0, host: "127.0.0.1", serveWeb: false, warmPoolSize: 0, registry: { enabled: false, root: "", port: 0 }, instance });
 });
 afterAll(async () => {

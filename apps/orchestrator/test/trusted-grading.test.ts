@@ -2,7 +2,6 @@
 // puts a `bash` of their own first in PATH (which passed an untouched lab's check when checks ran as
 // `bash -s` through the agent) still fails the check, and still passes it by doing the task. Real
 // orchestrator, database and sandbox; the fixture lab of lab-api.test.ts.
-import { mkdtempSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -10,6 +9,7 @@ import { io as connectSocket, type Socket } from "socket.io-client";
 import { createNamespacesDriver } from "@berth/sandbox";
 import { startOrchestrator, type Orchestrator } from "../src/server.js";
 import { signUp } from "./helpers.js";
+import { freshDataDir } from "./fresh-data-dir.js";
 
 const LAB = "v2-fixture";
 const instance = `trgrade${process.pid}`;
@@ -17,7 +17,7 @@ let berth: Orchestrator;
 let socket: Socket | undefined;
 
 beforeAll(async () => {
-  const dataDir = mkdtempSync(path.join(os.tmpdir(), "berth-trusted-grading-"));
+  const dataDir = await freshDataDir("berth-trusted-grading-");
   process.env.BERTH_DATA_DIR = dataDir;
   berth = await startOrchestrator({
     port: 0,
