@@ -240,9 +240,15 @@ test("a lab opened from the catalog attaches its terminal with the click once th
     expect(size).toMatchObject({ cols: first!.cols, rows: first!.rows });
 
     // The next lab: its attach leaves with the click, and the terminal adopts it (no second attach).
+    // Its terminal 1 is the one the catalog made off screen while idle, moved into the player: one
+    // terminal in the page, the catalog's hiding place gone.
     await openFromCatalog(page, LAB);
     await waitForPrompt(page);
     expect(await marks(page, "berth:early-attach:1")).toBe(1);
+    expect(await marks(page, "berth:spare-terminal")).toBe(1);
+    expect(await marks(page, "berth:spare-taken:1")).toBe(1);
+    await expect(page.locator(".xterm")).toHaveCount(1);
+    await expect(page.getByTestId("terminal-1").locator(".xterm")).toHaveCount(1);
     await typeIn(page, "1", "echo adopted-$((6*7))");
     await waitFor(page, "1", /^adopted-42$/m);
     const adopted = await screen(page, "1");
@@ -264,6 +270,8 @@ test("an attach sent with the click at a size the terminal does not get is dropp
     await openFromCatalog(page, LAB);
     await waitForPrompt(page);
     expect(await marks(page, "berth:early-attach:1")).toBe(1);
+    // The catalog's spare terminal was made at that size too, and resized by the player's fit.
+    expect(await marks(page, "berth:spare-taken:1")).toBe(1);
     await settledSize(page, "1");
     const s = await screen(page, "1");
     expect([s!.cols, s!.rows]).not.toEqual([61, 13]);

@@ -228,14 +228,18 @@ export class SandboxManager {
     // A link whose agent went away while the sandbox waited in the pool is not used (a fresh connect below).
     const warm = taken?.warm?.agent.isOpen ? taken.warm : undefined;
     if (taken?.warm && !warm) taken.warm.stop();
+    // A warm sandbox was made for nobody: its pushes to the lab registry now go to this learner's
+    // namespace, so their images follow them from lab to lab. That, and the sandbox's row, are
+    // written while the sandbox joins the live ones below: its warm shell is on the learner's screen
+    // from then on (onConnected), and neither write is needed before its setup runs. (On a busy
+    // host each write waited up to a few hundred ms behind the lab page's own rendering.)
+    let owned: Promise<void> | undefined;
     try {
       if (!info) {
         report("booting", "Starting a new sandbox (no warm one was free)");
         info = await this.driver.create({ ...newSandboxSpec(this.config.instance, this.config.sandboxLimits), owner: registryOwnerFor(userId) });
       } else {
-        // A warm sandbox was made for nobody: its pushes to the lab registry now go to this learner's
-        // namespace, so their images follow them from lab to lab.
-        await this.driver.assignOwner?.(info.id, registryOwnerFor(userId));
+        owned = this.driver.assignOwner?.(info.id, registryOwnerFor(userId));
       }
       ticket.held(info.id); // end() releases it
     } finally {
@@ -243,10 +247,24 @@ export class SandboxManager {
     }
     const now = new Date();
     const expiresAt = new Date(now.getTime() + this.config.maxLifetimeMs);
-    await this.db.sandbox.create({
+    const recorded = this.db.sandbox.create({
       data: { id: info.id, userId, labId, driver: this.driver.name, hostname: info.hostname, state: "starting", createdAt: now, lastActiveAt: now, expiresAt },
     });
-    const sb = await this.connect({ id: info.id, userId, labId, hostname: info.hostname, createdAt: now, expiresAt, ready: false }, warm);
+    let sb: LearnerSandbox;
+    try {
+      sb = await this.connect({ id: info.id, userId, labId, hostname: info.hostname, createdAt: now, expiresAt, ready: false }, warm);
+    } finally {
+      // Settled either way (no unhandled rejection); their failures are thrown below.
+      await Promise.allSettled([owned, recorded]);
+    }
+    try {
+      await owned;
+      await recorded;
+    } catch (err) {
+      this.log.error({ sandbox: info.id, err: String(err) }, "hand-over failed");
+      await this.end(info.id, "setup-failed");
+      throw err;
+    }
     report("booting", "Preparing the lab");
     try {
       await this.prepare(sb);

@@ -20,15 +20,12 @@
 // alone) moves focus out to the terminal's tab; it is announced when the terminal gets focus. With
 // "Tab moves focus" on, Tab and Shift+Tab leave the terminal instead of completing in the shell.
 import type { SandboxLifetimeEvent, TerminalKey } from "@berth/protocol";
-import { FitAddon } from "@xterm/addon-fit";
-import { WebglAddon } from "@xterm/addon-webgl";
-import { WebLinksAddon } from "@xterm/addon-web-links";
-import { Terminal } from "@xterm/xterm";
-import "@xterm/xterm/css/xterm.css";
+import type { Terminal } from "@xterm/xterm";
 import "./terminal-pane.css";
 import Link from "next/link";
 import { useCallback, useEffect, useId, useRef, useState, type KeyboardEvent as ReactKeyboardEvent, type RefObject } from "react";
 import { signInUrl } from "@/lib/api";
+import { loadWebgl, makeTerminal, takeSpareTerminal } from "@/lib/terminal-factory";
 import { labSocket, prepareLab, rememberTerminalSize, TerminalLink, type BerthSocket, type DisplayPhase, type LinkState } from "@/lib/terminal-link";
 
 /** What the rest of the player may do with the terminals (see the top of this file). */
@@ -54,30 +51,6 @@ const START_STEPS: Array<{ phase: DisplayPhase; label: string }> = [
   { phase: "booting", label: "Boot" },
   { phase: "ready", label: "Ready" },
 ];
-
-const THEME = {
-  background: "#0f1419",
-  foreground: "#d7dde4",
-  cursor: "#e6b450",
-  cursorAccent: "#0f1419",
-  selectionBackground: "#33415588",
-  black: "#1c2430",
-  red: "#f07178",
-  green: "#aad94c",
-  yellow: "#e6b450",
-  blue: "#59c2ff",
-  magenta: "#d2a6ff",
-  cyan: "#95e6cb",
-  white: "#c7ccd1",
-  brightBlack: "#5c6773",
-  brightRed: "#ff8f8f",
-  brightGreen: "#c2f07a",
-  brightYellow: "#ffd173",
-  brightBlue: "#73d0ff",
-  brightMagenta: "#dfbfff",
-  brightCyan: "#b8f5e0",
-  brightWhite: "#f3f4f5",
-};
 
 const INITIAL_STATE: LinkState = {
   phase: "connecting",
@@ -306,7 +279,6 @@ export function TerminalPane({
             termKey={key}
             labId={labId}
             active={active === key}
-            conn={conn}
             panelId={`${base}-panel-${key}`}
             tabId={`${base}-tab-${key}`}
             hintId={hintId}
@@ -410,7 +382,6 @@ function TerminalView({
   termKey,
   labId,
   active,
-  conn,
   panelId,
   tabId,
   hintId,
@@ -424,7 +395,6 @@ function TerminalView({
   termKey: TerminalKey;
   labId: string;
   active: boolean;
-  conn: { socket: BerthSocket } | null;
   panelId: string;
   tabId: string;
   hintId: string;
@@ -442,24 +412,22 @@ function TerminalView({
 
   useEffect(() => {
     const host = hostRef.current;
-    if (!host || !conn) return;
+    if (!host) return;
     let cancelled = false;
-    const cleanups: Array<() => void> = [];
+    // The page's one socket (terminal-link.ts), held while this terminal lives, and connecting at
+    // once if it is not yet (it usually is: the catalog's click, or this page's first script).
+    const shared = labSocket();
+    if (!shared.socket.connected && !shared.socket.active) shared.socket.connect();
+    const cleanups: Array<() => void> = [() => shared.release()];
+    // Terminal 1 is usually made already, off screen, by the catalog this lab was opened from
+    // (terminal-factory.ts): it is moved here. Otherwise it is made now.
+    const spare = termKey === "1" ? takeSpareTerminal(host) : null;
+    const { term, fit } = spare ?? makeTerminal({ screenReader: prefs.current.screenReader });
+    if (spare) {
+      term.options.screenReaderMode = prefs.current.screenReader;
+      performance.mark(`berth:spare-taken:${termKey}`);
+    }
     performance.mark(`berth:terminal-created:${termKey}`);
-
-    const term = new Terminal({
-      theme: THEME,
-      fontFamily: 'ui-monospace, "SFMono-Regular", "Cascadia Mono", "DejaVu Sans Mono", Menlo, Consolas, monospace',
-      fontSize: 14,
-      lineHeight: 1.15,
-      cursorBlink: true,
-      scrollback: 5000,
-      convertEol: false,
-      screenReaderMode: prefs.current.screenReader,
-    });
-    const fit = new FitAddon();
-    term.loadAddon(fit);
-    term.loadAddon(new WebLinksAddon());
     // Start-up marks (test/bench/open-lab.ts): the first output parsed into the buffer, and drawn.
     const parsed = term.onWriteParsed(() => {
       if (term.buffer.active.length === 0) return;
@@ -492,7 +460,7 @@ function TerminalView({
       return true;
     });
 
-    term.open(host);
+    if (!spare) term.open(host);
     performance.mark(`berth:opened:${termKey}`);
     const textarea = term.textarea;
     if (textarea) {
@@ -529,25 +497,23 @@ function TerminalView({
       labId,
       termKey,
       terminal: term,
-      socket: conn.socket,
+      socket: shared.socket,
       onState: (next) => live.current.onState(termKey, next),
     });
     cleanups.push(() => link.dispose());
 
     // The renderer decides the cell size (WebGL rounds it to device pixels, the DOM renderer does
     // not), so it is chosen before the first fit and never changed but by a lost context.
-    try {
-      const webgl = new WebglAddon();
-      webgl.onContextLoss(() => {
+    const webgl = spare ? spare.webgl : loadWebgl(term);
+    if (webgl) {
+      const lost = webgl.onContextLoss(() => {
         webgl.dispose();
         live.current.onRenderer("dom");
         safeFit(); // the DOM renderer's cells are not the same size
       });
-      term.loadAddon(webgl);
-      live.current.onRenderer("webgl");
-    } catch {
-      live.current.onRenderer("dom");
+      cleanups.push(() => lost.dispose());
     }
+    live.current.onRenderer(webgl ? "webgl" : "dom");
 
     performance.mark(`berth:renderer:${termKey}`);
     whenFontsReady(() => {
@@ -576,7 +542,7 @@ function TerminalView({
     };
     // prefs and the ids are read once at creation; the callbacks through `live`.
     // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [conn, labId, termKey]);
+  }, [labId, termKey]);
 
   // A tab shown again may have missed a resize of the pane while it was hidden.
   useEffect(() => {

@@ -1,7 +1,7 @@
 // The catalog's share of "Open lab → first prompt": it is where labs are opened from, so it gets the
 // player ready before the click, in three steps of rising cost and certainty:
 //   1. the catalog is idle (its cards are shown): the player's code, xterm.js included, is
-//      fetched; the router prefetches the frames of the labs most likely opened (those in
+//      fetched, and terminal 1 made off screen for the player to take (terminal-factory.ts); the router prefetches the frames of the labs most likely opened (those in
 //      progress, the next one not started; the router itself prefetches the cards in view, the
 //      one pointed at first): the lab route's layout, a session lookup and the lab's existence on
 //      the server, its loading.tsx stopping the prefetch before the lab's text, progress or
@@ -25,49 +25,32 @@ let codeWarmed = false;
  * prefetches bring each lab's frame (Next keeps them for a while: a catalog shown again refreshes
  * them); the imports bring the heaviest of the player's scripts themselves (xterm.js, its WebGL
  * renderer, socket.io-client) once per page, which the bundler keeps in chunks of their own that
- * the player's page then finds in the cache, parsed and registered.
+ * the player's page then finds in the cache, parsed and registered; and terminal 1 is made, off
+ * screen, for the player to take (terminal-factory.ts). The returned cleanup (the catalog leaves)
+ * lets that spare terminal go unless the player takes it within a few seconds.
  */
 export function warmPlayerCode(router: Router, hrefs: readonly string[]): () => void {
   const run = () => {
     for (const href of hrefs) router.prefetch(href);
     warmLabConnection();
+    void import("./terminal-factory").then((m) => m.warmTerminal(), () => undefined);
     if (codeWarmed) return;
     codeWarmed = true;
-    void Promise.all([import("@xterm/xterm"), import("@xterm/addon-webgl"), import("./terminal-link")])
-      .then(([xterm, webgl]) => warmTerminalRenderer(xterm.Terminal, webgl.WebglAddon))
-      .catch(() => undefined);
+    void import("./terminal-link").catch(() => undefined);
   };
+  const release = () => void import("./terminal-factory").then((m) => m.releaseSpareTerminal(), () => undefined);
   if (typeof window.requestIdleCallback === "function") {
     const id = window.requestIdleCallback(run, { timeout: 300 });
-    return () => window.cancelIdleCallback(id);
+    return () => {
+      window.cancelIdleCallback(id);
+      release();
+    };
   }
   const timer = setTimeout(run, 200);
-  return () => clearTimeout(timer);
-}
-
-/**
- * The first terminal a page opens pays for the browser's first WebGL context and shader compiles
- * (tens to hundreds of ms on a software GPU). A throwaway terminal, opened off screen while the
- * catalog is idle and disposed at once, pays that before the click: the player's terminal then
- * finds the compiled programs in the browser's cache.
- */
-function warmTerminalRenderer(Terminal: typeof import("@xterm/xterm").Terminal, WebglAddon: typeof import("@xterm/addon-webgl").WebglAddon): void {
-  const host = document.createElement("div");
-  host.setAttribute("aria-hidden", "true");
-  host.style.cssText = "position:fixed;left:-10000px;top:0;width:400px;height:200px;visibility:hidden;pointer-events:none";
-  document.body.appendChild(host);
-  const term = new Terminal({ cols: 40, rows: 8, disableStdin: true });
-  try {
-    term.open(host);
-    term.loadAddon(new WebglAddon());
-    term.write("$ ");
-  } catch {
-    // No WebGL here: the player falls back to the DOM renderer anyway.
-  }
-  requestAnimationFrame(() => {
-    term.dispose();
-    host.remove();
-  });
+  return () => {
+    clearTimeout(timer);
+    release();
+  };
 }
 
 /** Step 2: a lab card is pointed at or focused. */

@@ -104,7 +104,7 @@ export function rememberTerminalSize(cols: number, rows: number): void {
   }
 }
 
-function rememberedTerminalSize(): { cols: number; rows: number } | null {
+export function rememberedTerminalSize(): { cols: number; rows: number } | null {
   try {
     const v = JSON.parse(localStorage.getItem(SIZE_KEY) ?? "null") as { cols: number; rows: number; width: number; height: number; dpr: number } | null;
     if (!v || v.width !== window.innerWidth || v.height !== window.innerHeight || v.dpr !== window.devicePixelRatio) return null;
