@@ -4,16 +4,21 @@
 // 127.0.0.2 are two addresses of one loopback), and the cross-site guard on state-changing requests.
 import { request } from "node:http";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { createNamespacesDriver } from "@berth/sandbox";
 import { startOrchestrator, type Orchestrator } from "../src/server.js";
 import type { OrchestratorConfig } from "../src/config.js";
 import { freshDataDir } from "./fresh-data-dir.js";
 
 const started: Orchestrator[] = [];
+// One sandbox driver for every orchestrator of this file, prepared by the first start: these tests
+// start Berth nine times for its accounts, never for a sandbox. (Handed in, it stays the file's.)
+const driver = createNamespacesDriver();
 afterEach(async () => {
   for (const b of started.splice(0)) await b.close();
 });
 afterAll(async () => {
   for (const b of started.splice(0)) await b.close();
+  await driver.close?.();
 });
 
 async function start(overrides: Partial<OrchestratorConfig> = {}, dataDir?: string) {
@@ -22,7 +27,7 @@ async function start(overrides: Partial<OrchestratorConfig> = {}, dataDir?: stri
   const b = await startOrchestrator({
     port: 0, host: "127.0.0.1", serveWeb: false, warmPoolSize: 0, registry: { enabled: false, root: "", port: 0 },
     instance: `acct${process.pid}`, admin: undefined, ...overrides,
-  });
+  }, { driver });
   started.push(b);
   return { berth: b, dataDir };
 }

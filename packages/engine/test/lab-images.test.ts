@@ -96,8 +96,11 @@ describe("each lab image runs", () => {
   it("berth/clock prints the date every second", async () => {
     const id = (await ok(["run", "-d", "berth/clock"])).trim();
     try {
-      await sleep(3500);
-      const lines = (await ok(["logs", id])).trim().split("\n");
+      // Two lines (a second apart) are enough: look until they are there rather than a fixed wait.
+      let lines: string[] = [];
+      for (const deadline = Date.now() + 15_000; lines.length < 2 && Date.now() < deadline; await sleep(250)) {
+        lines = (await ok(["logs", id])).trim().split("\n").filter(Boolean);
+      }
       expect(lines.length).toBeGreaterThanOrEqual(2);
       for (const l of lines) expect(l).toMatch(/\d\d:\d\d:\d\d/);
     } finally {

@@ -1,6 +1,7 @@
 // The sandboxes labkit's tests prove labs in: @berth/sandbox's default driver (namespaces), the one
-// `labkit test` and the orchestrator use, prepared once per test file (the first prepare() on a
-// machine builds the base root filesystem; later ones take about a second). As root.
+// `labkit test` and the orchestrator use, prepared once per test process: the system tier keeps
+// this module loaded from file to file (the first prepare() on a machine builds the base root
+// filesystem; later ones take about a second). As root.
 import type { SandboxDriver } from "@berth/sandbox";
 import { createSandboxRunner, namespacesDriver, type DisposableRunner } from "../src/runners/index.js";
 

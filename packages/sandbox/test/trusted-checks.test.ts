@@ -181,27 +181,36 @@ describe("trusted checks: what a root learner cannot influence", () => {
 
   it("a running check's script is nowhere in the sandbox's /proc: not in any cmdline, environ or open fd", async () => {
     const secret = `check-secret-${randomBytes(6).toString("hex")}`;
-    const script = `export MARK=${secret}\nsleep 10\n# ${secret}\necho done\n`;
+    // The check sleeps until the test has looked (then the host ends the sleep: the script goes on
+    // to its last line), so no fixed wait is paid; the sleep's length is only a safety net.
+    const marker = `sleep 60.${Math.floor(Math.random() * 1000) + 1000}`;
+    const script = `export MARK=${secret}\n${marker}\n# ${secret}\necho done\n`;
+    const endSleep = () => {
+      for (const pid of hostPidsWith(marker)) process.kill(pid, "SIGTERM");
+    };
     // The old way leaks it: the check's sleep inherits MARK, and its environ is root's to read.
-    const oldRun = agentCheck(client, script, 8000);
+    const oldRun = agentCheck(client, script, 90_000);
+    await waitFor(() => hostPidsWith(marker).length > 0);
     let oldScan = "";
     for (let i = 0; i < 10 && !oldScan.includes(secret); i++) {
-      await new Promise((r) => setTimeout(r, 300));
+      if (i > 0) await new Promise((r) => setTimeout(r, 300));
       oldScan = await learner(client, SCAN);
     }
     expect(oldScan).toContain(secret);
-    await oldRun;
+    endSleep();
+    expect((await oldRun).stdout).toBe("done\n");
 
-    const run = driver.execTrusted(id, script, { timeoutMs: 20_000 });
-    await waitFor(() => hostPidsWith("sleep 10").length > 0);
+    const run = driver.execTrusted(id, script, { timeoutMs: 90_000 });
+    await waitFor(() => hostPidsWith(marker).length > 0);
     const scan = await learner(client, SCAN);
     // (still running when the scan ended: it looked while the check ran)
-    expect(hostPidsWith("sleep 10").length).toBeGreaterThan(0);
+    expect(hostPidsWith(marker).length).toBeGreaterThan(0);
     // (the scan did look: it saw the agent, and read the learner's own processes)
     expect(scan).toContain("/opt/berth/agent.mjs");
     expect(scan).not.toContain(secret);
     // Nor in a file the learner can reach (the check wrote none; bash keeps small here-documents in pipes).
     expect(await learner(client, `grep -rlsF -- "$(printf '%s' '${secret.slice(0, 12)}')$(printf '%s' '${secret.slice(12)}')" /tmp /root /run /var/tmp /dev/shm; true`)).toBe("");
+    endSleep();
     const r = await run;
     expect(r.stdout.toString()).toBe("done\n");
   });
