@@ -84,9 +84,10 @@ describe("limit notices in the learner's terminal", () => {
 
   it("says so when the pids limit refuses a fork bomb, which stays contained", async () => {
     const id = (await berth!.db.sandbox.findFirstOrThrow({ where: { state: "running" } })).id;
-    // A real fork bomb that stops forking after 6 s, so the sandbox gets its processes back.
+    // A real fork bomb that stops forking after 3 s (it meets the limit within milliseconds), so
+    // the sandbox gets its processes back; the poll below waits for them to end.
     // (`timeout -s KILL` on its process group left survivors here: forks in flight.)
-    term!.type("bash -c 'bomb() { [ $SECONDS -lt 6 ] && { bomb | bomb & }; }; bomb' 2>/dev/null; sleep 8; echo bomb-over");
+    term!.type("bash -c 'bomb() { [ $SECONDS -lt 3 ] && { bomb | bomb & }; }; bomb' 2>/dev/null; sleep 3; echo bomb-over");
     let peak = 0;
     const deadline = Date.now() + 10_000;
     while (!/\[Berth\] New processes were refused: your sandbox reached its limit of 96 processes/.test(term!.text())) {

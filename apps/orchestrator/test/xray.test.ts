@@ -117,8 +117,7 @@ describe("the X-ray feed", () => {
       await sh(client, "rm -f /usr/local/bin/curl");
     }
     // Nobody watches now: within a poll the loop is gone (no feed left to ask the agent).
-    await sleep(2500);
-    expect((hub as unknown as { feeds: Map<string, unknown> }).feeds.size).toBe(0);
+    await expect.poll(() => (hub as unknown as { feeds: Map<string, unknown> }).feeds.size, { timeout: 2500, interval: 50 }).toBe(0);
   }, 60_000);
 
   it("serves source excerpts of the engine only", async () => {
