@@ -249,6 +249,9 @@ test("a lab opened from the catalog attaches its terminal with the click once th
     expect(await marks(page, "berth:spare-taken:1")).toBe(1);
     await expect(page.locator(".xterm")).toHaveCount(1);
     await expect(page.getByTestId("terminal-1").locator(".xterm")).toHaveCount(1);
+    // The player's scripts, loaded by the catalog before the click, were not loaded again.
+    const scripts = await page.evaluate(() => [...document.querySelectorAll("script[src]")].map((s) => s.getAttribute("src")));
+    expect(scripts.filter((src, i) => scripts.indexOf(src) !== i)).toEqual([]);
     await typeIn(page, "1", "echo adopted-$((6*7))");
     await waitFor(page, "1", /^adopted-42$/m);
     const adopted = await screen(page, "1");

@@ -58,7 +58,21 @@ export function warmLabConnection(): void {
   void import("./terminal-link").then((m) => m.warmLabSocket(), () => undefined);
 }
 
-/** Step 3: a lab card was clicked. */
+/** Step 3: a lab card was pressed or clicked. */
 export function openingLab(labId: string): void {
+  markLoadedScriptsAsync();
   void import("./terminal-link").then((m) => m.prepareLab(labId), () => undefined);
+}
+
+/**
+ * The player's scripts are in the page already (step 1's imports and the router's prefetch loaded
+ * them through the bundler's chunk loader), but the navigation would add each one again and the
+ * browser would run it again: 35-40 ms of the click's path here. React, which adds a route's
+ * scripts, skips a script already in the page only if it is a `<script async>` with the same src;
+ * the bundler's loader inserts its scripts without that attribute. Marking them async, which
+ * changes nothing for a script that is loaded or loading (inserted scripts run asynchronously
+ * anyway), lets React find them. Checked by test/e2e/terminals.spec.ts (no script twice).
+ */
+function markLoadedScriptsAsync(): void {
+  for (const script of document.querySelectorAll<HTMLScriptElement>('script[src^="/_next/static/"]:not([async])')) script.async = true;
 }
