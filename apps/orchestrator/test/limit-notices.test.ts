@@ -97,7 +97,8 @@ describe("limit notices in the learner's terminal", () => {
     }
     expect(peak).toBeLessThanOrEqual(LIMITS.pids);
     expect(peak).toBeGreaterThan(LIMITS.pids / 2); // it really did bomb
-    await term!.waitFor(/bomb-over/, 60_000);
+    // (the output line, not the echo of the typed command, which also holds the word)
+    await term!.waitFor(/^bomb-over\r?$/m, 60_000);
     // Contained, and over: the processes go back to what they were.
     await expect.poll(async () => (await driver.stats(id)).pids, { timeout: 60_000, interval: 500 }).toBeLessThan(LIMITS.pids / 2);
     term!.type("echo still-here");
