@@ -249,6 +249,8 @@ test("a lab opened from the catalog attaches its terminal with the click once th
     expect(await marks(page, "berth:spare-taken:1")).toBe(1);
     await expect(page.locator(".xterm")).toHaveCount(1);
     await expect(page.getByTestId("terminal-1").locator(".xterm")).toHaveCount(1);
+    // What the spare drew while it waited (the prompt's glyphs, terminal-factory.ts) was cleared.
+    expect(await text(page, "1")).not.toContain("abcdefghijklmnopqrstuvwxyz");
     // The player's scripts, loaded by the catalog before the click, were not loaded again.
     const scripts = await page.evaluate(() => [...document.querySelectorAll("script[src]")].map((s) => s.getAttribute("src")));
     expect(scripts.filter((src, i) => scripts.indexOf(src) !== i)).toEqual([]);

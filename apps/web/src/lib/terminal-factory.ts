@@ -86,7 +86,7 @@ export function loadWebgl(term: Terminal): WebglAddon | null {
 interface Spare {
   made: MadeTerminal;
   host: HTMLDivElement;
-  /** Drops the spare's own context-loss listener when the player takes it. */
+  /** Drops the spare's own listeners (and its glyph sample, if still there) when it is taken or disposed. */
   stopWatching: () => void;
 }
 
@@ -101,6 +101,28 @@ function offScreenHost(): HTMLDivElement {
   document.body.appendChild(host);
   return host;
 }
+
+/**
+ * Where the spare waits: in the viewport, so xterm draws it (it stops drawing a terminal that is
+ * off screen), but invisible, behind the page, out of the keyboard's and screen readers' way.
+ */
+function hiddenHost(): HTMLDivElement {
+  const host = document.createElement("div");
+  host.setAttribute("aria-hidden", "true");
+  host.inert = true;
+  host.style.cssText = "position:fixed;left:0;top:0;width:1000px;height:600px;opacity:0;z-index:-1;pointer-events:none;overflow:hidden;contain:strict";
+  document.body.appendChild(host);
+  return host;
+}
+
+/**
+ * The characters of the sandbox's prompt in its colours (bold green user@host, bold blue path:
+ * the PS1 of the sandbox's base image, packages/sandbox/src/rootfs/build.ts). The spare draws them
+ * once, so the WebGL renderer's glyph atlas has them before the lab's first prompt arrives: drawing
+ * them for the first time cost that prompt 30-60 ms here.
+ */
+const ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+const PROMPT_GLYPHS = `\x1b[1;32m${ALNUM}@-._\x1b[0m:\x1b[1;34m~/${ALNUM}-._\x1b[0m$# `;
 
 /**
  * Gets terminal 1 ready for the lab the catalog's learner is about to open. When the browser
@@ -118,7 +140,7 @@ export function warmTerminal(): void {
     return;
   }
   const size = rememberedTerminalSize();
-  const host = offScreenHost();
+  const host = size ? hiddenHost() : offScreenHost();
   const { term, fit } = makeTerminal({ screenReader: false });
   term.open(host);
   if (!size) {
@@ -133,7 +155,29 @@ export function warmTerminal(): void {
   term.resize(size.cols, size.rows);
   const webgl = loadWebgl(term);
   const lost = webgl?.onContextLoss(() => disposeSpareTerminal());
-  spare = { made: { term, fit, webgl }, host, stopWatching: () => lost?.dispose() };
+  // The prompt's glyphs, drawn once and cleared; a player taking the spare before that draw
+  // clears it itself (clearGlyphs).
+  let parsed = false;
+  term.write(PROMPT_GLYPHS, () => (parsed = true));
+  const drawn = term.onRender(() => clearGlyphs());
+  let cleared = false;
+  const clearGlyphs = () => {
+    if (cleared) return;
+    cleared = true;
+    drawn.dispose();
+    // Not parsed yet (writes are parsed on a later task): a reset queued behind it, so that
+    // nothing of the sample is left when what the player writes is parsed.
+    if (parsed) term.reset();
+    else term.write("\x1bc");
+  };
+  spare = {
+    made: { term, fit, webgl },
+    host,
+    stopWatching: () => {
+      lost?.dispose();
+      clearGlyphs();
+    },
+  };
   performance.mark("berth:spare-terminal");
 }
 
