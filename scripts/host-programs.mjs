@@ -49,6 +49,7 @@ export const HOST_PROGRAMS = [
   { program: "tar", pkg: "tar", need: "runtime", why: "mmdebstrap writes the Debian base tarballs with it; tests use it as the reference for the engine's own tar (the engine never runs it)" },
   { program: "cp", pkg: "coreutils", need: "runtime", why: "copies layers and volume contents" },
   { program: "mknod", pkg: "coreutils", need: "runtime", why: "overlayfs whiteouts (0/0 character devices) and device nodes of image layers" },
+  { program: "chattr", pkg: "e2fsprogs", need: "runtime", why: "spreads the engine's layer and snapshot directories over ext4's block groups (+T), so unpacking thousands of files stays fast" },
   { program: "mkfifo", pkg: "coreutils", need: "runtime", why: "fifos in archives the engine unpacks (layers, ADD, docker cp)" },
   { program: "gzip", pkg: "gzip", need: "runtime", why: "compressed build contexts and layers" },
   { program: "bzip2", pkg: "bzip2", need: "runtime", why: "bzip2-compressed build contexts" },

@@ -25,6 +25,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { extractLayerStream, streamLayerTar, writeLayerTar } from "./layers";
 import { treeUsage } from "../paths/usage";
+import { spreadSubdirectories } from "../snapshots/overlay";
 
 export interface ImageConfig {
   architecture: string;
@@ -197,6 +198,9 @@ export class ImageStore {
     this.layerdbDir = path.join(root, "image", "layerdb");
     this.blobsDir = path.join(root, "image", "blobs", "sha256");
     for (const d of [this.layersDir, this.configsDir, this.layerdbDir, this.blobsDir]) fs.mkdirSync(d, { recursive: true });
+    // Layers are unpacked in tmp/ (pull, load, commit) and renamed into place: each in a block group of its own.
+    fs.mkdirSync(path.join(root, "tmp"), { recursive: true });
+    spreadSubdirectories(path.join(root, "tmp"));
     this.repos = fs.existsSync(this.reposFile) ? JSON.parse(fs.readFileSync(this.reposFile, "utf8")) : {};
     this.repoDigests = fs.existsSync(this.digestsFile) ? JSON.parse(fs.readFileSync(this.digestsFile, "utf8")) : {};
   }

@@ -149,9 +149,10 @@ async function fetchLayer(store: ImageStore, client: RegistryClient, ref: Refere
     res = await client.openBlob(ref, l);
     const h = hasher();
     h.on("data", () => onBytes(h.bytes()));
-    const out = fs.createWriteStream(file);
-    const unpack = new PassThrough();
+    const out = fs.createWriteStream(file, { highWaterMark: 8 << 20 });
+    const unpack = new PassThrough({ highWaterMark: 8 << 20 });
     const tee = new Writable({
+      highWaterMark: 8 << 20,
       write(chunk: Buffer, _e, cb) {
         let waiting = 2;
         const next = () => --waiting === 0 && cb();
@@ -166,7 +167,7 @@ async function fetchLayer(store: ImageStore, client: RegistryClient, ref: Refere
       },
     });
     const gz = /gzip/.test(l.mediaType);
-    const tar = gz ? unpack.pipe(zlib.createGunzip()) : unpack;
+    const tar = gz ? unpack.pipe(zlib.createGunzip({ chunkSize: 1 << 20 })) : unpack;
     if (gz) unpack.on("error", (e) => tar.destroy(e));
     const [, { digest, size }] = await Promise.all([pipeline(res, h, tee), extractLayerStream(tar, dir)]);
     if (h.digest() !== l.digest) throw new EngineError(500, `filesystem layer verification failed for digest ${l.digest}`);

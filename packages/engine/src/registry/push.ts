@@ -7,9 +7,8 @@
 import fs from "node:fs";
 import { PassThrough, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import zlib from "node:zlib";
 import { layerTar } from "../images/archive";
-import { gzipFile, gzipStream, hasher, streamLayerTar } from "../images/layers";
+import { gzipBlocks, gzipFile, gzipStream, hasher, streamLayerTar } from "../images/layers";
 import type { Image, ImageStore, LayerBlob } from "../images/store";
 import { MT, RegistryClient, type Descriptor } from "./client";
 import { familiarName, type Reference } from "./reference";
@@ -98,10 +97,11 @@ async function streamLayer(store: ImageStore, client: RegistryClient, ref: Refer
   const hin = hasher();
   const hout = hasher();
   hin.on("data", () => onBytes(hin.bytes()));
-  const file = fs.createWriteStream(gzFile);
-  const body = new PassThrough();
+  const file = fs.createWriteStream(gzFile, { highWaterMark: 4 << 20 });
+  const body = new PassThrough({ highWaterMark: 4 << 20 });
   // Both ends of the tee are written before the PATCH can end, so hout has seen every byte.
-  const made = pipeline(t.stdout, hin, zlib.createGzip({ level: 6 }), hout, new Writable({
+  const made = pipeline(t.stdout, hin, gzipBlocks(), hout, new Writable({
+    highWaterMark: 4 << 20,
     write(chunk: Buffer, _e, cb) {
       let waiting = 2;
       const next = () => --waiting === 0 && cb();

@@ -188,6 +188,25 @@ export function markOpaque(dir: string): void {
   setAttributeSync(dir, `${OVERLAY_XATTR_PREFIX}opaque`, "y");
 }
 
+/**
+ * `chattr +T dir`: ext2/3/4's allocator (Orlov) is told that each directory made in `dir` starts
+ * a tree of its own, as a directory in the filesystem's root does, and places it in a block group
+ * with room and few directories instead of beside its parent. For the parents of layers and
+ * snapshots this matters where inodes are made and removed by the thousand: on an ext4 without
+ * a journal the allocator skips every inode of the group freed in the last minutes, one lookup
+ * each, for every file it makes, so unpacking 3000 files beside the 3000 a container just
+ * removed took ~1.5 s instead of ~0.1 s (docs/images.md). Elsewhere (another filesystem, no
+ * chattr in a sandbox's minimal root whose disk has a journal) it is a hint not taken: nothing
+ * depends on it.
+ */
+export function spreadSubdirectories(dir: string): void {
+  try {
+    execFileSync("chattr", ["+T", dir], { stdio: "ignore" });
+  } catch {
+    // not ext2/3/4, or chattr missing: the hint does not apply
+  }
+}
+
 // ---------- the Snapshotter ----------
 
 /** What the snapshotter needs of the image store: where a layer is, and how one is added. */
@@ -217,6 +236,7 @@ export class OverlaySnapshotter implements Snapshotter {
     private readonly layers: LayerStore,
   ) {
     fs.mkdirSync(root, { recursive: true });
+    spreadSubdirectories(root);
     for (const key of fs.readdirSync(root)) {
       const dir = path.join(root, key);
       try {
