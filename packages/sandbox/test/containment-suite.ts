@@ -104,16 +104,19 @@ export function containmentTests(t: DriverUnderTest): void {
       expect(one.signal === "SIGKILL" || one.exitCode === 137).toBe(true);
       expect(((await driver.stats(idA)).oomKills ?? 0)).toBeGreaterThan(before);
 
-      // Then hog after hog for two seconds, and watch the neighbour meanwhile.
+      // Then hog after hog for two seconds (times the scale), and watch the neighbour meanwhile;
+      // past the window, on until two hogs have ended (at most a minute more): a slow guest on a
+      // busy host fitted only one in the window, and the claim is about repeated kills.
       const afterOne = ((await driver.stats(idA)).oomKills ?? 0);
       let peak = 0;
       const window = t.hogWindowSeconds ?? 2 * scale;
-      const hogs = sh(a, `end=$((SECONDS+${window})); n=0; while [ $SECONDS -lt $end ]; do tail /dev/zero; n=$((n+1)); done; echo $n`, { timeoutMs: Math.max(30_000 * scale, (window + 60) * 1000) });
+      const cap = window + 60;
+      const hogs = sh(a, `end=$((SECONDS+${window})); cap=$((SECONDS+${cap})); n=0; while [ $SECONDS -lt $end ] || { [ $n -lt 2 ] && [ $SECONDS -lt $cap ]; }; do tail /dev/zero; n=$((n+1)); done; echo $n`, { timeoutMs: Math.max(30_000 * scale, (cap + 60) * 1000) });
       const { result, worstNeighbourMs, samples } = await watchNeighbour(hogs, async () => {
         peak = Math.max(peak, (await driver.stats(idA)).memoryBytes);
       });
       const kills = (((await driver.stats(idA)).oomKills ?? 0)) - afterOne;
-      console.log(`memory hog: ${result.stdout.trim()} hogs in ${window} s, ${kills} OOM kills; peak ${(peak / 1048576).toFixed(0)} MiB; neighbour exec worst ${worstNeighbourMs} ms over ${samples} samples`);
+      console.log(`memory hog: ${result.stdout.trim()} hogs in ${window} s or more, ${kills} OOM kills; peak ${(peak / 1048576).toFixed(0)} MiB; neighbour exec worst ${worstNeighbourMs} ms over ${samples} samples`);
       expect(result.exitCode).toBe(0); // the shell that started them survived: the hogs were the victims
       expect(kills).toBeGreaterThanOrEqual(2);
       expect(samples).toBeGreaterThanOrEqual(3);
