@@ -8,5 +8,9 @@ export default defineConfig({
   test: {
     include: ["packages/*/test/unit/**/*.test.ts"],
     testTimeout: 10_000,
+    // Workers keep their modules loaded from file to file (half the tier's time went to fresh
+    // workers importing the same packages again); test/vitest-setup.ts puts back what a file changed.
+    isolate: false,
+    setupFiles: ["test/vitest-setup.ts"],
   },
 });

@@ -1,7 +1,8 @@
-// Runs before every test file of the system tier (vitest.config.ts: setupFiles). The tier runs all
-// its files in one process, one after another, with modules kept loaded between them (isolate:
-// false), so nothing a file changes in the process may reach the next: its environment variables,
-// working directory and umask are put back once its last test (and afterAll hook) is done.
+// Runs before every test file of both vitest tiers (setupFiles in vitest.config.ts and
+// vitest.unit.config.ts). Their files share processes, modules kept loaded from one file to the
+// next (isolate: false; the system tier runs all of its files in one process), so nothing a file
+// changes in the process may reach the next: its environment variables, working directory and
+// umask are put back once its last test (and afterAll hook) is done.
 import { afterAll } from "vitest";
 
 const env = { ...process.env };
