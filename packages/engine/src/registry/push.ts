@@ -23,6 +23,17 @@ export async function pushImage(store: ImageStore, client: RegistryClient, image
   const order = diffIds.map((d, i) => ({ d, i })).reverse();
   for (const { d } of order) status(say, shortId(d), "Preparing");
 
+  // The registry is asked about every blob kept here at once (dockerd also checks its layers
+  // concurrently); the answers are taken in order below, so progress reads as before.
+  const asked = new Map<string, Promise<boolean>>();
+  for (const { d } of order) {
+    const kept = keptBlob(store, d);
+    if (!kept || asked.has(kept.digest)) continue;
+    const p = client.blobExists(ref, kept.digest);
+    p.catch(() => {}); // awaited in the loop; this only keeps a failure of one not reached from going unhandled
+    asked.set(kept.digest, p);
+  }
+
   const descriptors: Descriptor[] = new Array(diffIds.length);
   const wireDiffIds: string[] = [...diffIds];
   for (const { d, i } of order) {
@@ -40,7 +51,7 @@ export async function pushImage(store: ImageStore, client: RegistryClient, image
     wireDiffIds[i] = diffId;
     descriptors[i] = { mediaType: MT.layerGzip, size: blob.size, digest: blob.digest };
     try {
-      if (await client.blobExists(ref, blob.digest)) {
+      if (await (asked.get(blob.digest) ?? client.blobExists(ref, blob.digest))) {
         status(say, sid, "Layer already exists");
       } else {
         // Another repository on this registry may have it: ask for a mount first.
@@ -139,7 +150,7 @@ async function streamLayer(store: ImageStore, client: RegistryClient, ref: Refer
  * the blob lives in a temporary file the caller removes.
  */
 async function gzipBlob(store: ImageStore, diffId: string): Promise<{ blob: LayerBlob; file?: string; diffId: string }> {
-  const kept = store.layerBlobs(diffId).find((b) => b.stored && /gzip/.test(b.mediaType) && fs.existsSync(store.blobPath(b.digest)));
+  const kept = keptBlob(store, diffId);
   if (kept) return { blob: kept, diffId };
   const tar = store.tmpPath("push-tar");
   const gz = store.tmpPath("push-gz");
@@ -170,4 +181,9 @@ async function gzipBlob(store: ImageStore, diffId: string): Promise<{ blob: Laye
   } finally {
     fs.rmSync(tar, { force: true });
   }
+}
+
+/** The gzip blob of a layer kept here (as pulled, or as pushed before), if any. */
+function keptBlob(store: ImageStore, diffId: string): LayerBlob | undefined {
+  return store.layerBlobs(diffId).find((b) => b.stored && /gzip/.test(b.mediaType) && fs.existsSync(store.blobPath(b.digest)));
 }
