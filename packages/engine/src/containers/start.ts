@@ -189,12 +189,23 @@ export async function startContainer(env: StartEnv, c: Container): Promise<void>
     // 8. execve worked: the user's process is PID 1 of the container.
     shim.once("started", () => {
       mark("start: started (execve)");
+      // The container may have been removed while it started (`docker rm -f` beside a restart
+      // policy's restart): its snapshot is gone, and this listener must not throw (it would be
+      // the engine's uncaught exception). The start fails instead; the removal ends the process.
+      let snapshot: ReturnType<typeof rootfsOf>;
+      try {
+        snapshot = rootfsOf(env.snapshots, c.id);
+      } catch (e) {
+        if (settled) return;
+        settled = true;
+        return reject(e instanceof EngineError ? e : new EngineError(500, String(e)));
+      }
       Object.assign(r.State, { Status: "running", Running: true, Pid: hostPid, ExitCode: 0, StartedAt: new Date().toISOString() }); // FinishedAt keeps the last stop, as dockerd does
       r.recipe = buildRecipe({
         argv: shim.argv,
         reports: shim.reports,
         hostPid,
-        snapshot: rootfsOf(env.snapshots, c.id),
+        snapshot,
         cgroup: { version: cgroup.version, dirs: cgroup.dirs, writes: cgroup.writes, notes: cgroup.notes },
         hostname: cfg.Hostname,
         engineSteps: steps,
