@@ -288,6 +288,25 @@ test("an attach sent with the click at a size the terminal does not get is dropp
   }
 });
 
+test("the first lab a browser opens from the catalog takes the catalog's spare terminal too, at the terminal's own size", async ({ browser }) => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  try {
+    // No size remembered: no attach with the click, and a spare made at xterm's default size.
+    await signUp(page, berth.url, uniqueEmail("first-open"), "/");
+    await openFromCatalog(page, LAB);
+    await waitForPrompt(page);
+    expect(await marks(page, "berth:early-attach:1")).toBe(0);
+    expect(await marks(page, "berth:spare-taken:1")).toBe(1);
+    await settledSize(page, "1");
+    const s = await screen(page, "1");
+    await typeIn(page, "1", "echo size=$(tput cols)x$(tput lines)");
+    await waitFor(page, "1", new RegExp(`^size=${s!.cols}x${s!.rows}$`, "m"));
+  } finally {
+    await context.close();
+  }
+});
+
 test("sandbox endpoints: 401 without a session, 404 for a missing lab, state none before the first start", async ({ request }) => {
   expect((await request.get(`${berth.url}/api/labs/${LAB}/sandbox`)).status()).toBe(401);
   expect((await request.post(`${berth.url}/api/labs/${LAB}/sandbox/reset`)).status()).toBe(401);

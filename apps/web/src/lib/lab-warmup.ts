@@ -18,8 +18,6 @@
 
 type Router = { prefetch(href: string): void };
 
-let codeWarmed = false;
-
 /**
  * Step 1: when the browser has nothing better to do (or 300 ms after the cards show). The router's
  * prefetches bring each lab's frame (Next keeps them for a while: a catalog shown again refreshes
@@ -33,10 +31,8 @@ export function warmPlayerCode(router: Router, hrefs: readonly string[]): () => 
   const run = () => {
     for (const href of hrefs) router.prefetch(href);
     warmLabConnection();
+    // (terminal-factory brings xterm.js, its WebGL renderer and terminal-link, socket.io-client with it.)
     void import("./terminal-factory").then((m) => m.warmTerminal(), () => undefined);
-    if (codeWarmed) return;
-    codeWarmed = true;
-    void import("./terminal-link").catch(() => undefined);
   };
   const release = () => void import("./terminal-factory").then((m) => m.releaseSpareTerminal(), () => undefined);
   if (typeof window.requestIdleCallback === "function") {

@@ -93,15 +93,6 @@ interface Spare {
 let spare: Spare | null = null;
 let disposeTimer: ReturnType<typeof setTimeout> | null = null;
 
-/** An element laid out (fonts are measured, WebGL draws) but invisible and out of the way. */
-function offScreenHost(): HTMLDivElement {
-  const host = document.createElement("div");
-  host.setAttribute("aria-hidden", "true");
-  host.style.cssText = "position:fixed;left:-10000px;top:0;width:1000px;height:600px;visibility:hidden;pointer-events:none";
-  document.body.appendChild(host);
-  return host;
-}
-
 /**
  * Where the spare waits: in the viewport, so xterm draws it (it stops drawing a terminal that is
  * off screen), but invisible, behind the page, out of the keyboard's and screen readers' way.
@@ -125,12 +116,10 @@ const ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
 const PROMPT_GLYPHS = `\x1b[1;32m${ALNUM}@-._\x1b[0m:\x1b[1;34m~/${ALNUM}-._\x1b[0m$# `;
 
 /**
- * Gets terminal 1 ready for the lab the catalog's learner is about to open. When the browser
- * remembers terminal 1's size for a window like this one, that is the spare terminal, made at that
- * size (once: a spare already there is kept). Otherwise (the first lab opened in this browser, or
- * a window of another size, where the player would resize a spare anyway) a throwaway terminal is
- * opened with the WebGL renderer and disposed a frame later: it pays for the page's first WebGL
- * context and shader compiles, which the player's own terminal then finds in the browser's cache.
+ * Gets terminal 1 ready for the lab the catalog's learner is about to open: the spare terminal, made
+ * once (a spare already there is kept), at the size the player gave terminal 1 last time in a window
+ * like this one, or xterm's default when there is none (the first lab opened in this browser, or a
+ * window of another size): the player's fit then resizes it, which costs far less than making it.
  */
 export function warmTerminal(): void {
   if (spare) {
@@ -140,19 +129,10 @@ export function warmTerminal(): void {
     return;
   }
   const size = rememberedTerminalSize();
-  const host = size ? hiddenHost() : offScreenHost();
+  const host = hiddenHost();
   const { term, fit } = makeTerminal({ screenReader: false });
   term.open(host);
-  if (!size) {
-    loadWebgl(term);
-    term.write("$ ");
-    requestAnimationFrame(() => {
-      term.dispose();
-      host.remove();
-    });
-    return;
-  }
-  term.resize(size.cols, size.rows);
+  if (size) term.resize(size.cols, size.rows);
   const webgl = loadWebgl(term);
   const lost = webgl?.onContextLoss(() => disposeSpareTerminal());
   // The prompt's glyphs, drawn once and cleared; a player taking the spare before that draw

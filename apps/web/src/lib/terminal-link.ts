@@ -490,7 +490,8 @@ export class TerminalLink {
         for (const ev of e.events) {
           parseNextWriteNow(this.opts.terminal);
           if ("data" in ev && ev.data.reset) {
-            // Nothing was written to this new terminal yet, so the reset needs no ordering.
+            // Nothing this terminal shows yet needs keeping (a spare's glyph sample has its own
+            // reset queued behind it), so the reset needs no ordering.
             this.opts.terminal.reset();
             this.handleData({ ...ev.data, reset: false });
           } else if ("data" in ev) this.handleData(ev.data);
