@@ -250,16 +250,11 @@ export class SandboxManager {
     const recorded = this.db.sandbox.create({
       data: { id: info.id, userId, labId, driver: this.driver.name, hostname: info.hostname, state: "starting", createdAt: now, lastActiveAt: now, expiresAt },
     });
-    let sb: LearnerSandbox;
+    const written = Promise.all([owned, recorded]);
+    written.catch(() => undefined); // awaited below; this only covers a connect that throws first
+    const sb = await this.connect({ id: info.id, userId, labId, hostname: info.hostname, createdAt: now, expiresAt, ready: false }, warm);
     try {
-      sb = await this.connect({ id: info.id, userId, labId, hostname: info.hostname, createdAt: now, expiresAt, ready: false }, warm);
-    } finally {
-      // Settled either way (no unhandled rejection); their failures are thrown below.
-      await Promise.allSettled([owned, recorded]);
-    }
-    try {
-      await owned;
-      await recorded;
+      await written;
     } catch (err) {
       this.log.error({ sandbox: info.id, err: String(err) }, "hand-over failed");
       await this.end(info.id, "setup-failed");

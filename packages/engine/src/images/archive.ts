@@ -170,7 +170,6 @@ export async function saveImages(store: ImageStore, images: { image: Image; tags
   await new Promise<void>((resolve, reject) => out.end((e?: Error | null) => (e ? reject(e) : resolve())));
 }
 
-/** Wait until `out` takes more; rejects when it fails or is closed first (a client that went away). */
 /**
  * Each chunk of `s` as it was pushed. (A for-await over the stream itself reads everything
  * buffered at once, joined into a new buffer: one more copy of every byte of the layer, ~90 ms
@@ -221,6 +220,7 @@ async function* chunksOf(s: Readable): AsyncGenerator<Buffer> {
   }
 }
 
+/** Wait until `out` takes more; rejects when it fails or is closed first (a client that went away). */
 function drained(out: Writable): Promise<void> {
   return new Promise((resolve, reject) => {
     const settle = (e?: Error) => {

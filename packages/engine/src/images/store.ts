@@ -25,7 +25,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { extractLayerStream, streamLayerTar, writeLayerTar } from "./layers";
 import { treeUsage } from "../paths/usage";
-import { spreadSubdirectories } from "../snapshots/overlay";
+import { spreadSubdirectories } from "../paths/spread";
 
 export interface ImageConfig {
   architecture: string;

@@ -18,6 +18,7 @@ import { getAttributeSync, setAttributeSync } from "fs-xattr";
 import { EngineError } from "../errors";
 import type { ImageStore } from "../images/store";
 import type { Change, InitLayer, MountSpec, Snapshotter, SnapshotView } from "./snapshotter";
+import { spreadSubdirectories } from "../paths/spread";
 import { treeUsage } from "../paths/usage";
 
 export interface Snapshot {
@@ -188,25 +189,6 @@ export function markOpaque(dir: string): void {
   setAttributeSync(dir, `${OVERLAY_XATTR_PREFIX}opaque`, "y");
 }
 
-/**
- * `chattr +T dir`: ext2/3/4's allocator (Orlov) is told that each directory made in `dir` starts
- * a tree of its own, as a directory in the filesystem's root does, and places it in a block group
- * with room and few directories instead of beside its parent. For the parents of layers and
- * snapshots this matters where inodes are made and removed by the thousand: on an ext4 without
- * a journal the allocator skips every inode of the group freed in the last minutes, one lookup
- * each, for every file it makes, so unpacking 3000 files beside the 3000 a container just
- * removed took ~1.5 s instead of ~0.1 s (docs/images.md). Elsewhere (another filesystem, no
- * chattr in a sandbox's minimal root whose disk has a journal) it is a hint not taken: nothing
- * depends on it.
- */
-export function spreadSubdirectories(dir: string): void {
-  try {
-    execFileSync("chattr", ["+T", dir], { stdio: "ignore" });
-  } catch {
-    // not ext2/3/4, or chattr missing: the hint does not apply
-  }
-}
-
 // ---------- the Snapshotter ----------
 
 /** What the snapshotter needs of the image store: where a layer is, and how one is added. */
@@ -373,7 +355,7 @@ export class OverlaySnapshotter implements Snapshotter {
   }
 
   usage(key: string): { size: number; inodes: number } {
-    return usageOf(this.get(key).upper);
+    return treeUsage(this.get(key).upper);
   }
 
   async remove(key: string): Promise<void> {
@@ -383,6 +365,3 @@ export class OverlaySnapshotter implements Snapshotter {
     for (const p of s.owned) await fs.promises.rm(p, { recursive: true, force: true });
   }
 }
-
-/** Bytes under dir, each inode once (what Docker reports as SizeRw), and how many inodes. */
-export const usageOf = treeUsage;

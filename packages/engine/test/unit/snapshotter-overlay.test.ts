@@ -10,7 +10,8 @@ import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ImageStore } from "../../src/images/store";
-import { OverlaySnapshotter, usageOf } from "../../src/snapshots/overlay";
+import { treeUsage } from "../../src/paths/usage";
+import { OverlaySnapshotter } from "../../src/snapshots/overlay";
 
 let base: string;
 let images: ImageStore;
@@ -114,7 +115,7 @@ describe("OverlaySnapshotter without mounting", () => {
     fs.writeFileSync(path.join(dir, "d/f"), Buffer.alloc(1000));
     fs.linkSync(path.join(dir, "d/f"), path.join(dir, "g"));
     fs.symlinkSync("d/f", path.join(dir, "l"));
-    expect(usageOf(dir)).toEqual({ size: 1000 + "d/f".length, inodes: 3 });
-    expect(usageOf(path.join(base, "missing"))).toEqual({ size: 0, inodes: 0 });
+    expect(treeUsage(dir)).toEqual({ size: 1000 + "d/f".length, inodes: 3 });
+    expect(treeUsage(path.join(base, "missing"))).toEqual({ size: 0, inodes: 0 });
   });
 });
