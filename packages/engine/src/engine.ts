@@ -93,7 +93,7 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
   const registry = new RegistryClient({ mirror: opts.registryMirror });
   // Missing images come from the registries first (a build's FROM, a run of an image not here yet).
   const images = new ImageStore(root, registrySource(registry));
-  ensureBusyboxImage(images);
+  await ensureBusyboxImage(images);
   images.registerBuilder(DEBIAN_REFERENCES, buildDebianImage);
   // A shared store's images replace their builders (no mmdebstrap in a sandbox). The import runs
   // after the socket listens: `docker run busybox` never waits for it, and `docker run` of a shared

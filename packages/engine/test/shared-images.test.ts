@@ -24,7 +24,7 @@ beforeAll(async () => {
   const dir = path.join(shared, "tmp", "layer");
   makeBusyboxRootfs(dir);
   fs.writeFileSync(path.join(dir, "etc", "shared-marker"), "from the shared store\n");
-  diffId = store.addLayer(dir);
+  diffId = await store.addLayer(dir);
   const created = new Date().toISOString();
   const id = store.addImage({ architecture: "amd64", os: "linux", created, config: { Cmd: ["sh"] }, rootfs: { type: "layers", diff_ids: [diffId] }, history: [{ created }] });
   store.tag(id, "teach:shared");

@@ -27,7 +27,7 @@ export type LayerFiles = Record<string, string | typeof DIR | typeof WHITEOUT>;
 export interface SnapshotterFixture {
   snapshotter: Snapshotter;
   /** A layer the snapshotter can use as a parent; its diff id. */
-  layer(files: LayerFiles): string;
+  layer(files: LayerFiles): Promise<string>;
   /** A second snapshotter on the same state (an engine restart). */
   reopen(): Snapshotter;
   close(): Promise<void>;
@@ -71,7 +71,7 @@ export function snapshotterConformance(name: string, makeFixture: () => Promise<
     beforeAll(async () => {
       f = await makeFixture();
       s = f.snapshotter;
-      const base = f.layer({
+      const base = await f.layer({
         "etc/": DIR,
         "etc/passwd": "root:x:0:0:root:/root:/bin/sh\n",
         "etc/group": "root:x:0:\n",
@@ -83,7 +83,7 @@ export function snapshotterConformance(name: string, makeFixture: () => Promise<
         "opq/y": "y\n",
         "gone-below": "hidden by the layer above\n",
       });
-      const top = f.layer({
+      const top = await f.layer({
         "etc/": DIR,
         "etc/passwd": "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n",
         "gone-below": WHITEOUT,
@@ -278,7 +278,7 @@ function overlayFixture(): Promise<SnapshotterFixture> {
   return Promise.resolve({
     snapshotter: open(),
     reopen: open,
-    layer(files: LayerFiles): string {
+    async layer(files: LayerFiles): Promise<string> {
       // A layer in overlay form, as the store keeps them: a whiteout is a character device 0/0.
       const dir = path.join(base, `layer-${n++}`);
       fs.mkdirSync(dir);

@@ -48,7 +48,7 @@ export function makeBusyboxTarball(out: string): void {
 }
 
 /** Make busybox:latest in the store unless it is there already. Returns the image id. */
-export function ensureBusyboxImage(store: ImageStore): string {
+export async function ensureBusyboxImage(store: ImageStore): Promise<string> {
   const existing = store.resolve("busybox:latest");
   if (existing) return existing.id;
   const dir = path.join(store.root, "tmp", `busybox-${process.pid}`);

@@ -44,12 +44,13 @@ export function buildDebianImage(store: ImageStore, progress: (line: string) => 
       // An image has an empty /dev: the engine gives each container its own.
       for (const e of fs.readdirSync(path.join(dir, "dev"))) fs.rmSync(path.join(dir, "dev", e), { recursive: true, force: true });
       progress("Computing the layer digest");
-      const id = store.addBaseImage(dir, {
-        cmd: ["bash"],
-        createdBy: "berth: mmdebstrap --variant=minbase bookworm",
-        references: DEBIAN_REFERENCES,
-      });
-      resolve(id);
+      store
+        .addBaseImage(dir, {
+          cmd: ["bash"],
+          createdBy: "berth: mmdebstrap --variant=minbase bookworm",
+          references: DEBIAN_REFERENCES,
+        })
+        .then(resolve, reject);
     });
   });
 }

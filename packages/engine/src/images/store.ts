@@ -332,16 +332,25 @@ export class ImageStore {
     }
   }
 
-  /** Move an unpacked directory into the store under the digest of its tar; returns the diff id. */
-  addLayer(dir: string): string {
-    const tar = `${dir}.tar`;
-    tarDirectory(dir, tar);
-    const hex = fileSha256(tar);
-    const size = fs.statSync(tar).size;
-    fs.rmSync(tar);
+  /**
+   * Move an unpacked directory into the store under the digest of its tar; returns the diff id.
+   * The tar is hashed as it streams and never written: a build step's layer or the debian image
+   * (~180 MB) is made while the engine serves, and the walk hands the event loop back after each
+   * MiB, so `docker ps` in another terminal and the X-ray feed keep answering meanwhile.
+   */
+  async addLayer(dir: string): Promise<string> {
+    const t = streamLayerTar(dir);
+    const h = createHash("sha256");
+    let size = 0;
+    t.stdout.on("data", (c: Buffer) => {
+      h.update(c);
+      size += c.length;
+    });
+    await t.done;
+    const hex = h.digest("hex");
     this.recordLayerTarSize(`sha256:${hex}`, size, true);
     const dest = this.layerPath(hex);
-    if (fs.existsSync(dest)) fs.rmSync(dir, { recursive: true, force: true });
+    if (fs.existsSync(dest)) await fs.promises.rm(dir, { recursive: true, force: true });
     else fs.renameSync(dir, dest);
     return `sha256:${hex}`;
   }
@@ -357,8 +366,8 @@ export class ImageStore {
    * A base image made here rather than pulled (busybox, debian): one directory becomes its only
    * layer, with the usual PATH, the given Cmd and a history line saying how it was made.
    */
-  addBaseImage(dir: string, opts: { cmd: string[]; createdBy: string; references: readonly string[] }): string {
-    const diffId = this.addLayer(dir);
+  async addBaseImage(dir: string, opts: { cmd: string[]; createdBy: string; references: readonly string[] }): Promise<string> {
+    const diffId = await this.addLayer(dir);
     const created = new Date().toISOString();
     const id = this.addImage({
       architecture: "amd64",

@@ -17,7 +17,7 @@ let base: string;
 let images: ImageStore;
 let root: string;
 
-function layer(files: Record<string, string>): string {
+function layer(files: Record<string, string>): Promise<string> {
   const dir = fs.mkdtempSync(path.join(base, "layer-"));
   for (const [rel, text] of Object.entries(files)) {
     fs.mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
@@ -35,9 +35,9 @@ beforeEach(() => {
 afterEach(() => fs.rmSync(base, { recursive: true, force: true }));
 
 describe("OverlaySnapshotter without mounting", () => {
-  it("keeps snapshot.json: a second instance sees the same snapshots and views", () => {
+  it("keeps snapshot.json: a second instance sees the same snapshots and views", async () => {
     const a = new OverlaySnapshotter(root, images);
-    const p = layer({ "etc/passwd": "root:x:0:0::/root:/bin/sh\n" });
+    const p = await layer({ "etc/passwd": "root:x:0:0::/root:/bin/sh\n" });
     const v = a.prepare("c1", [p], { init: { dirs: ["proc"], files: ["etc/hostname"] } });
     expect(v.layers).toEqual([{ dir: path.join(root, "c1", "init"), diffId: null }, { dir: images.layerPath(p), diffId: p }]);
     expect(v.data).toEqual({ LowerDir: v.lower.join(":"), UpperDir: v.upper, WorkDir: v.work, MergedDir: v.merged });
@@ -48,16 +48,16 @@ describe("OverlaySnapshotter without mounting", () => {
     expect(b.readFile("c1", "etc/hostname")).toBe(""); // from the init layer, the topmost
   });
 
-  it("mountSpec: the overlay mount berth-shim makes, lower dirs topmost first", () => {
+  it("mountSpec: the overlay mount berth-shim makes, lower dirs topmost first", async () => {
     const s = new OverlaySnapshotter(root, images);
-    const bottom = layer({ a: "1" }), top = layer({ b: "2" });
+    const bottom = await layer({ a: "1" }), top = await layer({ b: "2" });
     const v = s.prepare("c2", [bottom, top]);
     const spec = s.mountSpec("c2");
     expect(spec).toMatchObject({ type: "overlay", source: "overlay", target: v.merged });
     expect(spec.options).toMatch(new RegExp(`^lowerdir=${images.layerPath(top)}:${images.layerPath(bottom)},upperdir=${v.upper},workdir=${v.work}`));
   });
 
-  it("a prepare that died before snapshot.json is cleaned up at the next start", () => {
+  it("a prepare that died before snapshot.json is cleaned up at the next start", async () => {
     fs.mkdirSync(path.join(root, "half/upper"), { recursive: true });
     const s = new OverlaySnapshotter(root, images);
     expect(s.list()).toEqual([]);
@@ -66,7 +66,7 @@ describe("OverlaySnapshotter without mounting", () => {
   });
 
   it("adopts an older engine's snapshot where its record says, and remove() deletes all of it", async () => {
-    const p = layer({ x: "x" });
+    const p = await layer({ x: "x" });
     const old = path.join(base, "state", "containers", "c3");
     const paths = { lower: [path.join(old, "init"), images.layerPath(p)], upper: path.join(old, "upper"), work: path.join(old, "work"), merged: path.join(old, "merged") };
     for (const d of [...paths.lower.slice(0, 1), paths.upper, paths.work, paths.merged]) fs.mkdirSync(d, { recursive: true });
@@ -83,9 +83,9 @@ describe("OverlaySnapshotter without mounting", () => {
     expect(fs.existsSync(images.layerPath(p))).toBe(true); // the image's layer is not the snapshot's
   });
 
-  it("diff: added and changed, parents of a change that exist below count as changed", () => {
+  it("diff: added and changed, parents of a change that exist below count as changed", async () => {
     const s = new OverlaySnapshotter(root, images);
-    const v = s.prepare("c4", [layer({ "etc/passwd": "a", "usr/bin/x": "x" })]);
+    const v = s.prepare("c4", [await layer({ "etc/passwd": "a", "usr/bin/x": "x" })]);
     // Written straight into the writable layer, as overlayfs would on a copy-up (no mount needed).
     fs.mkdirSync(path.join(v.upper, "etc"));
     fs.writeFileSync(path.join(v.upper, "etc/passwd"), "b");
@@ -99,7 +99,7 @@ describe("OverlaySnapshotter without mounting", () => {
     expect(s.readFile("c4", "etc/passwd")).toBeUndefined(); // changes of its own: only a mount can tell
   });
 
-  it("a refused prepare leaves nothing: an init path outside its layer", () => {
+  it("a refused prepare leaves nothing: an init path outside its layer", async () => {
     const s = new OverlaySnapshotter(root, images);
     expect(() => s.prepare("c5", [], { init: { dirs: [], files: ["../../escape"] } })).toThrow(/outside the layer/);
     expect(s.has("c5")).toBe(false);
@@ -109,7 +109,7 @@ describe("OverlaySnapshotter without mounting", () => {
     expect(s.readFile("c5", "etc/hostname")).toBe("");
   });
 
-  it("usage counts a hard-linked file once, and every inode", () => {
+  it("usage counts a hard-linked file once, and every inode", async () => {
     const dir = path.join(base, "u");
     fs.mkdirSync(path.join(dir, "d"), { recursive: true });
     fs.writeFileSync(path.join(dir, "d/f"), Buffer.alloc(1000));
