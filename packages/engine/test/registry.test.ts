@@ -133,6 +133,8 @@ describe("push and pull through docker-registry", () => {
     expect(out).toContain(`Digest: ${digest}`);
     expect(await ok(berth, ["image", "inspect", "-f", "{{.Id}}", `${addr}/teach/fromd:2`])).toBe(await ok(dockerd, ["image", "inspect", "-f", "{{.Id}}", `${addr}/teach/fromd:2`]));
     expect(await ok(berth, ["run", "--rm", `${addr}/teach/fromd:2`])).toBe("from-dockerd\n");
+    // Its size, counted as the layer was unpacked (no walk), is the one dockerd shows.
+    expect(await ok(berth, ["image", "inspect", "-f", "{{.Size}}", `${addr}/teach/fromd:2`])).toBe(await ok(dockerd, ["image", "inspect", "-f", "{{.Size}}", `${addr}/teach/fromd:2`]));
     // Pushing it from here to another repository mounts the blobs instead of uploading them.
     await ok(berth, ["tag", `${addr}/teach/fromd:2`, `${addr}/teach/copy:2`]);
     const copy = await ok(berth, ["push", `${addr}/teach/copy:2`]);

@@ -253,7 +253,7 @@ export async function loadImages(store: ImageStore, src: Readable, onLoaded?: (i
   fs.mkdirSync(work, { recursive: true });
   const json = new Map<string, Buffer>();
   const links = new Map<string, string>(); // member -> the member it links to
-  type Layer = { dir: string; file: string; digest: string; size: number } | Error;
+  type Layer = { dir: string; file: string; digest: string; size: number; usage?: number } | Error;
   const layers = new Map<string, Layer | undefined>(); // undefined while it is still arriving
   const open = new Set<number>(); // blob files being written
   try {
@@ -317,7 +317,7 @@ export async function loadImages(store: ImageStore, src: Readable, onLoaded?: (i
               failed = e as Error;
             }
           }
-          layers.set(name, failed ?? { dir, file, digest: `sha256:${h.digest("hex")}`, size });
+          layers.set(name, failed ?? { dir, file, digest: `sha256:${h.digest("hex")}`, size, usage: x.usage });
         },
       };
     };
@@ -353,11 +353,12 @@ export async function loadImages(store: ImageStore, src: Readable, onLoaded?: (i
         const got = layers.get(member(layer));
         if (!got) throw new Error(`invalid image archive: ${layer} is not a layer`);
         if (got instanceof Error) throw got;
-        const { dir, file, digest, size } = got;
+        const { dir, file, digest, size, usage } = got;
         if (store.hasLayer(expected)) continue;
         if (digest !== expected) throw new Error(`invalid image archive: ${layer} has digest ${digest}, but the config expects ${expected}`);
         store.adoptLayer(dir, digest);
         store.recordLayerTarSize(digest, size);
+        store.recordLayerUsage(digest, usage);
         // Keep the tar as it came: `docker save` and `docker push` give back these very bytes.
         store.recordLayerBlob(expected, { digest: expected, size, mediaType: LAYER_TAR }, file);
       }

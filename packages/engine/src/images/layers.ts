@@ -91,22 +91,24 @@ export async function extractLayerSized(file: string, dir: string, onProgress?: 
  * Unpack an uncompressed layer tar arriving on `src` into `dir` (made here), in overlay form, with
  * the strict extractor's "layer" rules (../tar/extract.ts: nothing climbs out, nothing is written
  * through the archive's own links, `.wh.` members become whiteouts and opaque markers); returns
- * the sha256 and size of the tar.
+ * the sha256 and size of the tar, and what the unpacked files hold (`usage`, the layer's size as
+ * Docker counts it; undefined when it must be walked).
  */
-export async function extractLayerStream(src: Readable, dir: string): Promise<{ digest: string; size: number }> {
+export async function extractLayerStream(src: Readable, dir: string): Promise<{ digest: string; size: number; usage?: number }> {
   fs.mkdirSync(dir, { recursive: true });
   const h = createHash("sha256");
   let size = 0;
+  let usage: number | undefined;
   try {
-    await extractStream(src, dir, { policy: "layer", what: "layer" }, (c) => {
+    ({ usage } = await extractStream(src, dir, { policy: "layer", what: "layer" }, (c) => {
       h.update(c);
       size += c.length;
-    });
+    }));
   } catch (e) {
     if (e instanceof UnsafeArchiveError) throw e;
     throw new Error(`could not unpack the layer: ${(e as Error).message}`);
   }
-  return { digest: `sha256:${h.digest("hex")}`, size };
+  return { digest: `sha256:${h.digest("hex")}`, size, usage };
 }
 
 const GZ_BLOCK = 1 << 20;

@@ -68,6 +68,8 @@ interface LayerDb {
   tarSize?: number;
   /** Its directory tars (our way) to exactly its diff id: it was made here, by commit or build. */
   madeHere?: boolean;
+  /** What its files hold (../paths/usage.ts), counted while it was unpacked: no walk for `docker images`. */
+  usage?: number;
 }
 
 /** A layer's blob as a registry (or an archive) knows it. */
@@ -254,6 +256,14 @@ export class ImageStore {
     return !!this.layerDb(diffId).madeHere;
   }
 
+  /** What the layer's files hold, counted as it was unpacked (undefined: not known, walked when asked). */
+  recordLayerUsage(diffId: string, usage: number | undefined): void {
+    if (usage === undefined) return;
+    this.sizes.set(diffId, usage);
+    const db = this.layerDb(diffId);
+    if (db.usage !== usage) this.writeLayerDb(diffId, { ...db, usage });
+  }
+
   recordLayerTarSize(diffId: string, size: number, madeHere = false): void {
     const db = this.layerDb(diffId);
     if (db.tarSize === size && (db.madeHere ?? false) === madeHere) return;
@@ -323,9 +333,10 @@ export class ImageStore {
     const dir = this.tmpPath("commit-layer");
     try {
       const t = streamLayerTar(src, dir);
-      const [{ digest, size }] = await Promise.all([extractLayerStream(t.stdout, dir), t.done]);
+      const [{ digest, size, usage }] = await Promise.all([extractLayerStream(t.stdout, dir), t.done]);
       this.adoptLayer(dir, digest);
       this.recordLayerTarSize(digest, size, true);
+      this.recordLayerUsage(digest, usage);
       return digest;
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
@@ -465,18 +476,19 @@ export class ImageStore {
     return diffId && this.hasLayer(diffId) ? this.layerSize(diffId) : 0;
   }
 
-  /** Size of one unpacked layer (cached). */
+  /** Size of one unpacked layer: as counted when it was unpacked, else walked once (cached). */
   layerSize(diffId: string): number {
-    if (!this.sizes.has(diffId)) this.sizes.set(diffId, treeUsage(this.layerPath(diffId)).size);
-    return this.sizes.get(diffId)!;
+    let size = this.sizes.get(diffId);
+    if (size === undefined) {
+      size = this.layerDb(diffId).usage ?? treeUsage(this.layerPath(diffId)).size;
+      this.sizes.set(diffId, size);
+    }
+    return size;
   }
 
   private imageSize(config: ImageConfig): number {
     let total = 0;
-    for (const d of config.rootfs.diff_ids) {
-      if (!this.sizes.has(d)) this.sizes.set(d, treeUsage(this.layerPath(d)).size);
-      total += this.sizes.get(d)!;
-    }
+    for (const d of config.rootfs.diff_ids) total += this.layerSize(d);
     return total;
   }
 }

@@ -86,7 +86,7 @@ export async function runPull(store: ImageStore, client: RegistryClient, plan: P
 
   // Downloads run three at a time, each unpacked as it arrives (and kept as the blob it came as);
   // the layers are then taken into the store in order, each announced as dockerd does.
-  const fetched = new Map<string, Promise<{ dir: string; file: string; diffId: string; size: number }>>();
+  const fetched = new Map<string, Promise<Awaited<ReturnType<typeof fetchLayer>>>>();
   const limit = limiter(CONCURRENT_DOWNLOADS);
   for (const { l } of missing) {
     if (fetched.has(l.digest)) continue;
@@ -102,7 +102,7 @@ export async function runPull(store: ImageStore, client: RegistryClient, plan: P
   }
   try {
     for (const { l, diffId } of missing) {
-      const { dir, file, diffId: got, size } = await fetched.get(l.digest)!;
+      const { dir, file, diffId: got, size, usage } = await fetched.get(l.digest)!;
       const sid = shortId(l.digest);
       if (store.hasLayer(diffId)) {
         status(say, sid, "Pull complete");
@@ -112,6 +112,7 @@ export async function runPull(store: ImageStore, client: RegistryClient, plan: P
       throttled(say, sid, "Extracting", l.size)(l.size);
       store.adoptLayer(dir, diffId);
       store.recordLayerTarSize(diffId, size);
+      store.recordLayerUsage(diffId, usage);
       // The blob is kept as it came: pushing or saving the layer gives back the same digests.
       store.recordLayerBlob(diffId, { digest: l.digest, size: l.size, mediaType: l.mediaType, repos: [repo] }, file);
       status(say, sid, "Pull complete");
@@ -141,7 +142,7 @@ export async function runPull(store: ImageStore, client: RegistryClient, plan: P
  * gunzip into tar (the unpacked layer), so that unpacking does not wait for the download. The
  * blob is checked against its descriptor; the caller checks the diff id.
  */
-async function fetchLayer(store: ImageStore, client: RegistryClient, ref: Reference, l: Descriptor, onBytes: (n: number) => void): Promise<{ dir: string; file: string; diffId: string; size: number }> {
+async function fetchLayer(store: ImageStore, client: RegistryClient, ref: Reference, l: Descriptor, onBytes: (n: number) => void): Promise<{ dir: string; file: string; diffId: string; size: number; usage?: number }> {
   const dir = store.tmpPath("layer");
   const file = store.tmpPath("blob");
   let res: Awaited<ReturnType<RegistryClient["openBlob"]>> | undefined;
@@ -169,9 +170,9 @@ async function fetchLayer(store: ImageStore, client: RegistryClient, ref: Refere
     const gz = /gzip/.test(l.mediaType);
     const tar = gz ? unpack.pipe(zlib.createGunzip({ chunkSize: 1 << 20 })) : unpack;
     if (gz) unpack.on("error", (e) => tar.destroy(e));
-    const [, { digest, size }] = await Promise.all([pipeline(res, h, tee), extractLayerStream(tar, dir)]);
+    const [, { digest, size, usage }] = await Promise.all([pipeline(res, h, tee), extractLayerStream(tar, dir)]);
     if (h.digest() !== l.digest) throw new EngineError(500, `filesystem layer verification failed for digest ${l.digest}`);
-    return { dir, file, diffId: digest, size };
+    return { dir, file, diffId: digest, size, usage };
   } catch (e) {
     res?.destroy();
     fs.rmSync(dir, { recursive: true, force: true });

@@ -68,6 +68,8 @@ export class Extractor {
   private readonly members = new Map<string, string>(); // non-directory member -> its host path (for hard links)
   private readonly checked = new Set<string>(); // "context"/"layer": directories already found to be real ones, not links
   count = 0;
+  private bytes = 0; // what the files hold, as ../paths/usage.ts counts it (links once, directories not)
+  private replaced = false; // something was written over: `bytes` counts what is gone too
 
   constructor(
     private readonly dest: string,
@@ -181,6 +183,7 @@ export class Extractor {
       }
       const existing = lstatOrNull(target);
       if (e.type === "dir" && existing?.isDirectory()) return false;
+      this.replaced = true;
       if (source === target) return false; // a link to itself
       this.remove(rel, target);
       create();
@@ -195,11 +198,13 @@ export class Extractor {
         let fd = -1;
         make(() => (fd = fs.openSync(target, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600)));
         this.members.set(rel, target);
+        this.bytes += e.size;
         return this.file(fd, e);
       }
       case "symlink":
         make(() => fs.symlinkSync(e.linkname, target));
         this.members.set(rel, target);
+        this.bytes += Buffer.byteLength(e.linkname); // a link's own size is its target's length
         this.chown(target, e, true);
         fs.lutimesSync(target, e.mtime, e.mtime);
         return;
@@ -226,6 +231,7 @@ export class Extractor {
 
   /** Remove what is at `rel` (and forget the directories checked below it). */
   private remove(rel: string, target: string): void {
+    if (lstatOrNull(target)) this.replaced = true;
     fs.rmSync(target, { recursive: true, force: true });
     for (const d of this.checked) if (d === rel || d.startsWith(`${rel}/`)) this.checked.delete(d);
   }
@@ -319,6 +325,14 @@ export class Extractor {
     if (r.status !== 0) throw new Error(`${this.what}: cannot make the whiteout for "${e.name}": ${(r.error?.message ?? r.stderr).trim()}`);
   }
 
+  /**
+   * Bytes the unpacked tree holds as Docker counts a layer's size (../paths/usage.ts), known without
+   * walking it; undefined when a member replaced another (the count would include what went).
+   */
+  get usage(): number | undefined {
+    return this.replaced ? undefined : this.bytes;
+  }
+
   /** After the last member: directories get their owner, mode, xattrs and times. */
   end(): void {
     for (const [dir, e] of this.dirs.reverse()) {
@@ -355,8 +369,8 @@ export function extractTar(file: string, dest: string, opts: ExtractOptions): nu
   return x.count;
 }
 
-/** Unpack a tar arriving on `src` into `dest`; `onBytes` sees every chunk (to hash or count it). */
-export async function extractStream(src: Readable, dest: string, opts: ExtractOptions, onBytes?: (chunk: Buffer) => void): Promise<number> {
+/** Unpack a tar arriving on `src` into `dest`; `onBytes` sees every chunk (to hash or count it). Returns the members written and the tree's size (Extractor.usage). */
+export async function extractStream(src: Readable, dest: string, opts: ExtractOptions, onBytes?: (chunk: Buffer) => void): Promise<{ count: number; usage?: number }> {
   const x = new Extractor(dest, opts);
   const parser = new TarParser((e) => x.entry(e), { what: x.what, afterEnd: opts.policy === "layer" ? "continue" : "stop" });
   for await (const chunk of src) {
@@ -365,5 +379,5 @@ export async function extractStream(src: Readable, dest: string, opts: ExtractOp
   }
   parser.end();
   x.end();
-  return x.count;
+  return { count: x.count, usage: x.usage };
 }

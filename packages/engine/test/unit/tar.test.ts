@@ -16,6 +16,7 @@ import { extractStream, extractTar, type ExtractOptions } from "../../src/tar/ex
 import { encodeHeader, padding, trailer, type TarEntry } from "../../src/tar/format";
 import { collect, walkTar } from "../../src/tar/reader";
 import { packTree, packTreeToFile } from "../../src/tar/writer";
+import { treeUsage } from "../../src/paths/usage";
 
 let base: string;
 let n = 0;
@@ -78,7 +79,9 @@ describe("the writer", () => {
     const first = await packed(d);
     expect(sha(await packed(d))).toBe(sha(first));
     const out = fresh("rt");
-    await extractStream(Readable.from([first]), out, { policy: "layer", what: "layer" });
+    const { usage } = await extractStream(Readable.from([first]), out, { policy: "layer", what: "layer" });
+    // The layer's size, counted while unpacking, is what a walk of the tree finds (links once, a symlink its target's length).
+    expect(usage).toBe(treeUsage(out).size);
     const again = await packed(out);
     expect(sha(again)).toBe(sha(first));
     // what came back: a hard link, the xattr, the setuid bit, the long name, the 3 MiB file
@@ -305,6 +308,16 @@ describe("the strict extractor", () => {
     expect(x.result).toBe("ok");
     expect(getAttributeSync(`${x.dest}/f`, "user.kept").toString()).toBe("yes");
     expect(() => getAttributeSync(`${x.dest}/f`, "user.overlay.redirect")).toThrow();
+  });
+
+  it("counts a layer's size only when no member replaced another", async () => {
+    const twice = archive(member("f", {}, "a long first version"), member("f", {}, "short"));
+    const out = fresh("twice");
+    const r = await extractStream(Readable.from([twice]), out, { policy: "layer", what: "layer" });
+    expect(fs.readFileSync(`${out}/f`, "utf8")).toBe("short");
+    expect(r.usage).toBeUndefined(); // 25 bytes were counted, 5 are there: the caller walks instead
+    const once = await extractStream(Readable.from([archive(member("f", {}, "short"), member("l", { type: "symlink", linkname: "f" }))]), fresh("once"), { policy: "layer", what: "layer" });
+    expect(once.usage).toBe(6);
   });
 
   it("reads on after the end-of-archive blocks in a layer, and applies the rules there too", async () => {
