@@ -22,10 +22,10 @@ async function main(argv: string[]): Promise<number> {
       await generateClients(log, { force: rest.includes("--force") });
       return 0;
     case "migrate":
-      await migrateDatabase(locateDatabase(), log);
+      await migrateDatabase(locateDatabase(process.env.DATABASE_URL, process.env), log);
       return 0;
     case "status": {
-      const db = locateDatabase();
+      const db = locateDatabase(process.env.DATABASE_URL, process.env);
       const { pending, modified } = await migrationStatus(db);
       log(`${redact(db.url)}: ${listMigrations(db.provider).length} migrations committed, ${pending.length} pending`);
       for (const m of pending) log(`  pending  ${m.name}`);
@@ -37,7 +37,7 @@ async function main(argv: string[]): Promise<number> {
         console.error(usage);
         return 64;
       }
-      await newMigration(rest[0]!, log);
+      await newMigration(rest[0]!, log, { databaseUrl: process.env.DATABASE_URL, pgBin: process.env.PG_BIN });
       return 0;
     }
     default:

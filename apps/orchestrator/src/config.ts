@@ -4,7 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { sandboxOptionsFromEnv, type SandboxEnvOptions } from "@berth/sandbox";
-import { stateDir } from "./db/location.js";
+import { locateDatabase, stateDir } from "./db/location.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const REPO_ROOT = path.resolve(here, "../../..");
@@ -29,7 +29,8 @@ export interface OrchestratorConfig {
   webDir: string;
   /** Serve the Next.js app too (off in API-only tests). */
   serveWeb: boolean;
-  databaseUrl: string | undefined;
+  /** DATABASE_URL, else the embedded SQLite file in the state directory (BERTH_DATA_DIR or .berth). */
+  databaseUrl: string;
   /** Sandboxes kept ready so "Start lab" hands one over at once. */
   warmPoolSize: number;
   /** Which sandbox driver makes learners' sandboxes (BERTH_SANDBOX_DRIVER: namespaces, uml, qemu). */
@@ -118,7 +119,7 @@ export function loadConfig(overrides: Partial<OrchestratorConfig> = {}): Orchest
     labsDir: process.env.BERTH_LABS_DIR ?? path.join(REPO_ROOT, "labs"),
     webDir: path.join(REPO_ROOT, "apps/web"),
     serveWeb: process.env.BERTH_SERVE_WEB !== "0",
-    databaseUrl: process.env.DATABASE_URL || undefined,
+    databaseUrl: locateDatabase(process.env.DATABASE_URL || undefined, process.env).url,
     warmPoolSize: intFromEnv("BERTH_WARM_POOL", 1),
     sandboxDriver: process.env.BERTH_SANDBOX_DRIVER?.trim() || "namespaces",
     sandboxOptions: sandboxOptionsFromEnv(process.env),
@@ -161,7 +162,7 @@ export function loadConfig(overrides: Partial<OrchestratorConfig> = {}): Orchest
     },
     admin: adminFromEnv(),
     setupLinkTtlMs: intFromEnv("BERTH_SETUP_LINK_MINUTES", 60) * 60_000,
-    labSecretFile: path.join(stateDir(), "lab-variables.key"),
+    labSecretFile: path.join(stateDir(process.env), "lab-variables.key"),
     ...overrides,
   };
 }

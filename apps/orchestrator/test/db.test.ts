@@ -195,7 +195,7 @@ function conformance(name: string, location: () => DatabaseLocation) {
 
 describe("SQLite (embedded default)", () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "berth-db-test-"));
-  const location = locateDatabase(`file:${path.join(dir, "berth.db")}`);
+  const location = locateDatabase(`file:${path.join(dir, "berth.db")}`, {});
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   it("defaults to <BERTH_DATA_DIR>/berth.db and recognises PostgreSQL URLs", () => {
@@ -207,7 +207,7 @@ describe("SQLite (embedded default)", () => {
     });
     expect(fs.statSync(path.join(dir, "state")).isDirectory()).toBe(true);
     expect(locateDatabase(undefined, { DATABASE_URL: "postgres://u:p@h/db" }).provider).toBe("postgresql");
-    expect(() => locateDatabase("mysql://u:secret@h/db")).toThrow(/Unsupported DATABASE_URL "mysql:\/\/u:\*\*\*@h\/db"/);
+    expect(() => locateDatabase("mysql://u:secret@h/db", {})).toThrow(/Unsupported DATABASE_URL "mysql:\/\/u:\*\*\*@h\/db"/);
   });
 
   it("refuses to open a database that is not migrated", async () => {
@@ -243,7 +243,7 @@ describe("SQLite (embedded default)", () => {
     const db = await openDatabase(url, { migrate: true });
     try {
       expect(await db.user.count()).toBe(0);
-      expect((await migrationStatus(locateDatabase(url))).pending).toEqual([]);
+      expect((await migrationStatus(locateDatabase(url, {}))).pending).toEqual([]);
     } finally {
       await closeDatabase(db);
     }
@@ -272,8 +272,8 @@ describe("PostgreSQL (a real server, started by this test)", () => {
   let server: TempPostgres;
   let location: DatabaseLocation;
   beforeAll(async () => {
-    server = await startTempPostgres();
-    location = locateDatabase(server.url);
+    server = await startTempPostgres({ binDir: process.env.PG_BIN });
+    location = locateDatabase(server.url, {});
   });
   afterAll(async () => {
     await server?.stop();
@@ -297,15 +297,8 @@ describe("PostgreSQL (a real server, started by this test)", () => {
     const sql = await diffMigrationsToSchema("postgresql", server.url);
     expect(isEmptyScript(sql), `prisma/schema.prisma differs from prisma/postgres/migrations; run new-migration:\n${sql}`).toBe(true);
     // The whole command, on this server (it would otherwise start one of its own).
-    const saved = process.env.DATABASE_URL;
-    process.env.DATABASE_URL = server.url;
     const lines: string[] = [];
-    try {
-      expect(await newMigration("nothing new", (l) => lines.push(l))).toBeNull();
-    } finally {
-      if (saved === undefined) delete process.env.DATABASE_URL;
-      else process.env.DATABASE_URL = saved;
-    }
+    expect(await newMigration("nothing new", (l) => lines.push(l), { databaseUrl: server.url })).toBeNull();
     expect(lines.at(-1)).toBe("no schema changes: nothing to write");
     // The shadow databases made for the diffs are gone.
     const db = await openDatabase(server.url);

@@ -19,7 +19,7 @@ function migratedTemplate(): Promise<string> {
   template ??= (async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), "berth-db-template-"));
     process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
-    await migrateDatabase(locateDatabase(`file:${path.join(dir, "berth.db")}`));
+    await migrateDatabase(locateDatabase(`file:${path.join(dir, "berth.db")}`, {}));
     return dir;
   })();
   // A failed attempt is not kept: the next caller tries again (and sees the error itself).

@@ -82,7 +82,8 @@ export interface NewMigration {
  * current prisma/schema.prisma. PostgreSQL needs a server for the diff: DATABASE_URL when it is a
  * PostgreSQL URL, else a temporary one (startTempPostgres). Returns null when nothing changed.
  */
-export async function newMigration(label: string, log: (line: string) => void = () => {}, now = new Date()): Promise<NewMigration | null> {
+export async function newMigration(label: string, log: (line: string) => void = () => {}, opts: { now?: Date; databaseUrl?: string; pgBin?: string } = {}): Promise<NewMigration | null> {
+  const now = opts.now ?? new Date();
   const slug = label.toLowerCase().replace(/[^a-z0-9]+/g, "_").replace(/^_+|_+$/g, "");
   if (!slug) throw new Error(`new-migration needs a name made of letters or digits, e.g. "add_cohorts" (got "${label}")`);
   const name = `${now.toISOString().replace(/\D/g, "").slice(0, 14)}_${slug}`;
@@ -91,7 +92,7 @@ export async function newMigration(label: string, log: (line: string) => void = 
 
   log("diffing the SQLite migrations against prisma/schema.prisma ...");
   const sqliteSql = await diffMigrationsToSchema("sqlite");
-  const postgresSql = await withPostgres(log, (url) => {
+  const postgresSql = await withPostgres(log, opts, (url) => {
     log(`diffing the PostgreSQL migrations against prisma/schema.prisma (shadow database on ${redact(url)}) ...`);
     return diffMigrationsToSchema("postgresql", url);
   });
@@ -111,11 +112,12 @@ export async function newMigration(label: string, log: (line: string) => void = 
   return { name, files };
 }
 
-async function withPostgres<T>(log: (line: string) => void, use: (url: string) => Promise<T>): Promise<T> {
-  const configured = process.env.DATABASE_URL ? locateDatabase(process.env.DATABASE_URL) : undefined;
+/** The configured PostgreSQL (`databaseUrl`), else a temporary server for as long as `use` runs. */
+async function withPostgres<T>(log: (line: string) => void, opts: { databaseUrl?: string; pgBin?: string }, use: (url: string) => Promise<T>): Promise<T> {
+  const configured = opts.databaseUrl ? locateDatabase(opts.databaseUrl, {}) : undefined;
   if (configured?.provider === "postgresql") return use(configured.url);
   log("starting a temporary PostgreSQL server for the diff ...");
-  const server = await startTempPostgres();
+  const server = await startTempPostgres({ binDir: opts.pgBin });
   try {
     return await use(server.url);
   } finally {

@@ -46,13 +46,13 @@ export interface OpenOptions {
 }
 
 /**
- * Opens the database at `url` (default: DATABASE_URL, else file:<BERTH_DATA_DIR or .berth>/berth.db).
+ * Opens the database at `url` (config.ts resolves it: DATABASE_URL, else file:<BERTH_DATA_DIR or .berth>/berth.db).
  * Throws when migrations are pending, unless `migrate: true` applies them.
  * postgres:// and postgresql:// URLs use @prisma/adapter-pg; file: URLs use better-sqlite3 in WAL
  * mode, with foreign keys enforced and a busy timeout.
  */
-export async function openDatabase(url?: string, options: OpenOptions = {}): Promise<Db> {
-  const location = locateDatabase(url);
+export async function openDatabase(url: string, options: OpenOptions = {}): Promise<Db> {
+  const location = locateDatabase(url, {});
   if (options.migrate) await migrateDatabase(location);
   else if (options.requireMigrated ?? true) await assertMigrated(location);
   if (location.provider === "postgresql") {

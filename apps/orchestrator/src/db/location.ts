@@ -1,4 +1,5 @@
-// Where the database lives: DATABASE_URL when set, otherwise an embedded SQLite file.
+// Where the database lives: DATABASE_URL when set, otherwise an embedded SQLite file. The
+// environment is passed in by the entry points (config.ts, scripts/db.ts); nothing here reads it.
 import fs from "node:fs";
 import path from "node:path";
 
@@ -18,7 +19,7 @@ export interface DatabaseLocation {
 }
 
 /** The state directory: BERTH_DATA_DIR, or <repo>/.berth. Created when missing. */
-export function stateDir(env: Record<string, string | undefined> = process.env): string {
+export function stateDir(env: Record<string, string | undefined>): string {
   const dir = path.resolve(env.BERTH_DATA_DIR || path.join(repoRoot, ".berth"));
   fs.mkdirSync(dir, { recursive: true });
   return dir;
@@ -29,7 +30,7 @@ export function stateDir(env: Record<string, string | undefined> = process.env):
  * provider. A relative `file:` path is made absolute against the current directory here, once,
  * because the Prisma CLI and the orchestrator may run from different directories.
  */
-export function locateDatabase(url?: string, env: Record<string, string | undefined> = process.env): DatabaseLocation {
+export function locateDatabase(url: string | undefined, env: Record<string, string | undefined>): DatabaseLocation {
   const raw = url || env.DATABASE_URL || `file:${path.join(stateDir(env), "berth.db")}`;
   if (/^postgres(ql)?:\/\//i.test(raw)) return { provider: "postgresql", url: raw };
   if (raw.startsWith("file:")) {

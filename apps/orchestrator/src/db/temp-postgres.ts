@@ -1,7 +1,7 @@
 // A throw-away PostgreSQL server: initdb into a temporary directory, started on a free port,
 // removed by stop(). Used by the tests (the same code runs against a real server, as in
 // production) and by `scripts/db.ts new-migration`, whose PostgreSQL diff needs a server for its
-// shadow database. Needs Debian's postgresql package (or PG_BIN naming a bin directory).
+// shadow database. Needs Debian's postgresql package (or `binDir`, which callers take from PG_BIN).
 //
 // initdb refuses to run as root, so when we are root the server runs as the `postgres` user.
 import { execFile } from "node:child_process";
@@ -20,8 +20,8 @@ export interface TempPostgres {
   stop(): Promise<void>;
 }
 
-export async function startTempPostgres(): Promise<TempPostgres> {
-  const bin = postgresBinDir();
+export async function startTempPostgres(opts: { binDir?: string } = {}): Promise<TempPostgres> {
+  const bin = opts.binDir || postgresBinDir();
   const owner = process.getuid?.() === 0 ? systemUser("postgres") : undefined;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "berth-pg-"));
   if (owner) fs.chownSync(dir, owner.uid, owner.gid);
@@ -47,9 +47,8 @@ export async function startTempPostgres(): Promise<TempPostgres> {
   return { url: `postgresql://berth@127.0.0.1:${port}/berth`, port, stop };
 }
 
-/** PG_BIN, or the newest /usr/lib/postgresql/<version>/bin (Debian's layout). */
+/** The newest /usr/lib/postgresql/<version>/bin (Debian's layout). */
 function postgresBinDir(): string {
-  if (process.env.PG_BIN) return process.env.PG_BIN;
   const root = "/usr/lib/postgresql";
   const versions = fs.existsSync(root) ? fs.readdirSync(root).filter((v) => /^\d+$/.test(v)).sort((a, b) => Number(b) - Number(a)) : [];
   const bin = versions.map((v) => path.join(root, v, "bin")).find((b) => fs.existsSync(path.join(b, "initdb")));
