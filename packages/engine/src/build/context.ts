@@ -10,19 +10,20 @@
  */
 import fs from "node:fs";
 import path from "node:path";
-import { extractTar } from "../tar/extract";
-import { compression, decompress } from "../tar/reader";
+import { extractStream } from "../tar/extract";
+import { compression, decompressAsync } from "../tar/reader";
 
-export function unpackContext(tarFile: string, dir: string): void {
+/** Unpack the uploaded context into `dir`, read a MiB at a time so the engine serves others meanwhile. */
+export async function unpackContext(tarFile: string, dir: string): Promise<void> {
   if (fs.statSync(tarFile).size === 0) return; // an empty body: an empty context
   let plain = tarFile;
   const kind = compression(tarFile);
   if (kind) {
     plain = `${tarFile}.plain`;
-    decompress(tarFile, kind, plain);
+    await decompressAsync(tarFile, kind, plain);
   }
   try {
-    extractTar(plain, dir, { policy: "context", what: "build context" });
+    await extractStream(fs.createReadStream(plain, { highWaterMark: 1 << 20 }), dir, { policy: "context", what: "build context" });
   } finally {
     if (plain !== tarFile) fs.rmSync(plain, { force: true });
   }

@@ -25,7 +25,7 @@ export async function handleBuild(ctx: Ctx, builder: Builder, images: ImageStore
   try {
     await pipeline(ctx.req, fs.createWriteStream(upload));
     try {
-      unpackContext(upload, context);
+      await unpackContext(upload, context);
     } catch (e) {
       throw new EngineError(400, e instanceof UnsafeArchiveError ? (e as Error).message : `invalid build context: ${(e as Error).message}`);
     }

@@ -4,7 +4,7 @@
  * body. Everything is synchronous per chunk, so a member's bytes are written as they pass and a
  * layer is never held in memory; the caller's stream paces the parser.
  */
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import type { Readable } from "node:stream";
@@ -186,6 +186,22 @@ export function compression(file: string): "gzip" | "bzip2" | "xz" | "zstd" | nu
   if (b.equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) return "xz";
   if (b.subarray(0, 4).equals(Buffer.from([0x28, 0xb5, 0x2f, 0xfd]))) return "zstd";
   return null;
+}
+
+/** decompress, off the event loop (a build context arrives while other clients are served). */
+export async function decompressAsync(file: string, kind: "gzip" | "bzip2" | "xz" | "zstd", out: string): Promise<void> {
+  const fd = fs.openSync(out, "w");
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const child = spawn(kind === "zstd" ? "zstd" : kind, ["-dc", file], { stdio: ["ignore", fd, "pipe"] });
+      let stderr = "";
+      child.stderr!.on("data", (c: Buffer) => void (stderr = (stderr + c.toString("utf8")).slice(-2000)));
+      child.on("error", (e) => reject(new UnsafeArchiveError(`cannot decompress ${path.basename(file)} (${kind}): ${e.message}`)));
+      child.on("close", (code) => (code === 0 ? resolve() : reject(new UnsafeArchiveError(`cannot decompress ${path.basename(file)} (${kind}): ${stderr.trim() || `exit ${code}`}`))));
+    });
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 /** Decompress into `out` with the system's tool; throws a readable error when it is not valid. */
