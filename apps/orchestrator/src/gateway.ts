@@ -118,6 +118,11 @@ export function createGateway(
 
   io.on("connection", (socket: BerthSocket) => {
     const attached = new Map<string, TerminalSession>();
+    // The newest term:attach of each terminal on this socket. The browser sends a second one while
+    // the first still waits for the sandbox (the click's attach at a remembered size the terminal
+    // did not get): both share this socket's viewer id, so only the newest may touch it.
+    const newestAttach = new Map<string, number>();
+    let attachCount = 0;
     // Aborted when the socket goes: a learner waiting in the sandbox queue leaves it.
     const gone = new AbortController();
     void socket.join(userRoom(socket.data.user.id));
@@ -144,6 +149,9 @@ export function createGateway(
       const parsed = TermAttach.safeParse(raw);
       if (!parsed.success) return ack({ ok: false, error: `bad term:attach: ${parsed.error.issues[0]?.message}` });
       const { labId, term, cols, rows } = parsed.data;
+      const seq = ++attachCount;
+      newestAttach.set(term, seq);
+      const superseded = () => newestAttach.get(term) !== seq;
       // The handshake's session may have ended since (another tab signed out, the database changed).
       const current = await sessions.fromRequest(socket.request).catch(() => null);
       if (!current || current.sessionId !== sessionId) {
@@ -159,7 +167,7 @@ export function createGateway(
       // input route) only below, and the browser holds keystrokes until the attach's answer.
       const shown: { early?: TerminalSession; preparing: boolean } = { preparing: false };
       const showEarly = (sb: LearnerSandbox) => {
-        if (shown.early || term !== "1" || sb.userId !== socket.data.user.id || sb.labId !== labId || sb.ready) return;
+        if (shown.early || superseded() || term !== "1" || sb.userId !== socket.data.user.id || sb.labId !== labId || sb.ready) return;
         const early = sb.terminals.get("1");
         if (!early) return;
         shown.early = early;
@@ -180,10 +188,15 @@ export function createGateway(
           return sandboxes.acquire(socket.data.user.id, labId, report, gone.signal);
         });
         stopWatching();
+        if (superseded()) return ack({ ok: false, error: "replaced by a newer attach of this terminal" });
         const session = await sandboxes.terminal(sb, term, cols, rows);
         // Gone while the sandbox came up (signed out, tab closed): attach nothing to a dead socket.
         if (socket.disconnected) return early()?.detach(socket.id);
-        attached.get(term)?.detach(socket.id);
+        // A newer attach of this terminal came meanwhile: it owns the viewer (whose id this one
+        // shares), and its size is the terminal's. The browser dropped this one already.
+        if (superseded()) return ack({ ok: false, error: "replaced by a newer attach of this terminal" });
+        const previous = attached.get(term);
+        if (previous !== session) previous?.detach(socket.id);
         attached.set(term, session);
         if (session === early()) {
           shown.preparing = false; // its screen is on the viewer's screen already; live bytes follow
@@ -209,7 +222,7 @@ export function createGateway(
         ack({ ok: true });
       } catch (err) {
         stopWatching();
-        early()?.detach(socket.id);
+        if (!superseded()) early()?.detach(socket.id);
         log.error({ err: String(err), labId }, "term:attach failed");
         report("error", err instanceof Error ? err.message : String(err));
         ack({ ok: false, error: err instanceof Error ? err.message : String(err) });

@@ -123,4 +123,20 @@ describe("terminal 1 while the lab's setup runs", () => {
     await acked;
     expect(berth.sandboxes.find(id, LAB)!.ready).toBe(true);
   });
+
+  it("a second attach while the first still waits (the click's, at a size the terminal did not get) owns the terminal", async () => {
+    // Both attaches share this socket's viewer: the first, done later, once detached the second's
+    // and the learner's typing went to a shell whose output reached no one.
+    const { socket } = await learnerAtWarmPool("early3");
+    let text = "";
+    socket.on("term:data", (m: { data: ArrayBuffer }) => (text += plain(Buffer.from(m.data).toString("utf8"))));
+    socket.emit("sandbox:prepare", { labId: LAB });
+    const answer = (cols: number, rows: number) =>
+      new Promise<{ ok: boolean; error?: string }>((resolve) => socket.emit("term:attach", { labId: LAB, term: "1", cols, rows }, resolve));
+    const [stale, fresh] = await Promise.all([answer(61, 13), answer(98, 27)]);
+    expect(stale).toEqual({ ok: false, error: "replaced by a newer attach of this terminal" });
+    expect(fresh).toEqual({ ok: true });
+    typeLine(socket, "echo size=$(tput cols)x$(tput lines)");
+    await expect.poll(() => text, { timeout: 10_000, interval: 50 }).toMatch(/^size=98x27\s*$/m);
+  });
 });
