@@ -152,6 +152,7 @@ export function createGateway(
       const seq = ++attachCount;
       newestAttach.set(term, seq);
       const superseded = () => newestAttach.get(term) !== seq;
+      const replaced = () => ack({ ok: false, error: "replaced by a newer attach of this terminal" });
       // The handshake's session may have ended since (another tab signed out, the database changed).
       const current = await sessions.fromRequest(socket.request).catch(() => null);
       if (!current || current.sessionId !== sessionId) {
@@ -188,13 +189,13 @@ export function createGateway(
           return sandboxes.acquire(socket.data.user.id, labId, report, gone.signal);
         });
         stopWatching();
-        if (superseded()) return ack({ ok: false, error: "replaced by a newer attach of this terminal" });
+        if (superseded()) return replaced();
         const session = await sandboxes.terminal(sb, term, cols, rows);
         // Gone while the sandbox came up (signed out, tab closed): attach nothing to a dead socket.
         if (socket.disconnected) return early()?.detach(socket.id);
         // A newer attach of this terminal came meanwhile: it owns the viewer (whose id this one
         // shares), and its size is the terminal's. The browser dropped this one already.
-        if (superseded()) return ack({ ok: false, error: "replaced by a newer attach of this terminal" });
+        if (superseded()) return replaced();
         const previous = attached.get(term);
         if (previous !== session) previous?.detach(socket.id);
         attached.set(term, session);

@@ -26,7 +26,7 @@ import { applyDockerignore } from "./context";
 import { combinedHash, copyTree, expandWildcards, hasWildcards, lstatOrNull, PathError, resolveInRoot, resolveOwner, sourceHash } from "./fsutil";
 import { DockerfileParseError, parseDockerfile, parseLine, type Instruction } from "./parser";
 import { expandWord, expandWords, ExpansionError, splitWords } from "./shell";
-import { extractTar } from "../tar/extract";
+import { extractStream } from "../tar/extract";
 import { UnsafeArchiveError } from "../tar/format";
 import { compression, decompress, looksLikeTar } from "../tar/reader";
 
@@ -781,7 +781,7 @@ class BuildRun {
       const intoDir = dest.endsWith("/") || dest.endsWith("/.") || dest === ".";
       for (const f of found) {
         const st = fs.lstatSync(f.abs);
-        if (kw === "ADD" && st.isFile() && this.addArchive(f.abs, merged, destAbs, owner)) continue;
+        if (kw === "ADD" && st.isFile() && (await this.addArchive(f.abs, merged, destAbs, owner))) continue;
         if (st.isDirectory()) {
           copyTree(f.abs, resolveInRoot(merged, destAbs, { mkdir: true, owner }), owner);
           continue;
@@ -818,7 +818,7 @@ class BuildRun {
   }
 
   /** ADD of a local archive (tar, or tar.gz/.bz2/.xz): unpacked into dest. False when it is not one. */
-  private addArchive(file: string, merged: string, destAbs: string, owner: { uid: number; gid: number }): boolean {
+  private async addArchive(file: string, merged: string, destAbs: string, owner: { uid: number; gid: number }): Promise<boolean> {
     const kind = compression(file);
     let plain = file;
     const tmp = path.join(this.images.root, "tmp", `add-${Date.now()}-${Math.random().toString(16).slice(2)}.tar`);
@@ -826,14 +826,15 @@ class BuildRun {
       if (kind) {
         fs.mkdirSync(path.dirname(tmp), { recursive: true });
         try {
-          decompress(file, kind, tmp);
+          await decompress(file, kind, tmp);
         } catch {
           return false; // compressed but not decompressible: copied as a file, as Docker does
         }
         plain = tmp;
       }
       if (!looksLikeTar(plain)) return false;
-      extractTar(plain, resolveInRoot(merged, destAbs, { mkdir: true, owner }), { policy: "image", owners: "keep", what: `ADD ${path.basename(file)}` });
+      const into = resolveInRoot(merged, destAbs, { mkdir: true, owner });
+      await extractStream(fs.createReadStream(plain, { highWaterMark: 1 << 20 }), into, { policy: "image", owners: "keep", what: `ADD ${path.basename(file)}` });
       return true;
     } finally {
       fs.rmSync(tmp, { force: true });

@@ -11,7 +11,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { extractStream } from "../tar/extract";
-import { compression, decompressAsync } from "../tar/reader";
+import { compression, decompress } from "../tar/reader";
 
 /** Unpack the uploaded context into `dir`, read a MiB at a time so the engine serves others meanwhile. */
 export async function unpackContext(tarFile: string, dir: string): Promise<void> {
@@ -20,7 +20,7 @@ export async function unpackContext(tarFile: string, dir: string): Promise<void>
   const kind = compression(tarFile);
   if (kind) {
     plain = `${tarFile}.plain`;
-    await decompressAsync(tarFile, kind, plain);
+    await decompress(tarFile, kind, plain);
   }
   try {
     await extractStream(fs.createReadStream(plain, { highWaterMark: 1 << 20 }), dir, { policy: "context", what: "build context" });

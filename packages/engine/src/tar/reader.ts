@@ -4,7 +4,7 @@
  * body. Everything is synchronous per chunk, so a member's bytes are written as they pass and a
  * layer is never held in memory; the caller's stream paces the parser.
  */
-import { execFileSync, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import type { Readable } from "node:stream";
@@ -188,8 +188,11 @@ export function compression(file: string): "gzip" | "bzip2" | "xz" | "zstd" | nu
   return null;
 }
 
-/** decompress, off the event loop (a build context arrives while other clients are served). */
-export async function decompressAsync(file: string, kind: "gzip" | "bzip2" | "xz" | "zstd", out: string): Promise<void> {
+/**
+ * Decompress into `out` with the system's tool, which the engine does not wait on (other clients
+ * are served meanwhile); throws a readable error when it is not valid.
+ */
+export async function decompress(file: string, kind: "gzip" | "bzip2" | "xz" | "zstd", out: string): Promise<void> {
   const fd = fs.openSync(out, "w");
   try {
     await new Promise<void>((resolve, reject) => {
@@ -204,14 +207,3 @@ export async function decompressAsync(file: string, kind: "gzip" | "bzip2" | "xz
   }
 }
 
-/** Decompress into `out` with the system's tool; throws a readable error when it is not valid. */
-export function decompress(file: string, kind: "gzip" | "bzip2" | "xz" | "zstd", out: string): void {
-  const fd = fs.openSync(out, "w");
-  try {
-    execFileSync(kind === "zstd" ? "zstd" : kind, ["-dc", file], { stdio: ["ignore", fd, "pipe"] });
-  } catch (e) {
-    throw new UnsafeArchiveError(`cannot decompress ${path.basename(file)} (${kind}): ${String((e as { stderr?: Buffer }).stderr ?? (e as Error).message).trim()}`);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
